@@ -1,0 +1,1 @@
+"""Every outside system behind one small module: git, dvc, GitHub, HTTP."""

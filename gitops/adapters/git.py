@@ -1,0 +1,184 @@
+"""git, through its command line. Failures become :class:`GitError` carrying git's stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.errors import GitError, RepoStateError
+
+# Commits made by the toolkit must not depend on the user's editor, pager or signing setup.
+_ENV_OVERRIDES = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"}
+
+
+def run(root: Path | str, *args: str, input: str | None = None, check: bool = True) -> str:
+    """Run ``git args`` in ``root`` and return stdout (text)."""
+    env = {**os.environ, **_ENV_OVERRIDES}
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=root, input=input, capture_output=True, text=True, env=env, check=False
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+    if check and proc.returncode != 0:
+        reason = (proc.stderr or proc.stdout).strip().splitlines()
+        tail = reason[-1] if reason else f"exit code {proc.returncode}"
+        raise GitError(f"git {args[0]} failed: {tail}")
+    return proc.stdout
+
+
+def find_root(start: Path | str = ".") -> Path:
+    """The top of the git work tree containing ``start``."""
+    start = Path(start)
+    if not start.exists():
+        raise RepoStateError(f"{start}: directory does not exist")
+    proc = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RepoStateError(
+            f"{start.resolve()} is not inside a git repository (run 'gitops init' to make one)"
+        )
+    return Path(proc.stdout.strip())
+
+
+def init(root: Path, branch: str = "main") -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    run(root, "init", "-q", "-b", branch)
+
+
+def head(root: Path) -> str | None:
+    """The commit HEAD points at, or None in a repository with no commits."""
+    out = run(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip()
+    return out or None
+
+
+def resolve(root: Path, ref: str) -> str:
+    out = run(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip()
+    if not out:
+        raise GitError(f"git reference '{ref}' does not exist in {root}")
+    return out
+
+
+def dirty_paths(root: Path) -> list[str]:
+    """Tracked files with uncommitted changes (staged or not); untracked files are not counted."""
+    out = run(root, "status", "--porcelain", "--untracked-files=no")
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def require_clean(root: Path, action: str) -> None:
+    dirty = dirty_paths(root)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise RepoStateError(
+            f"cannot {action}: the work tree has uncommitted changes ({shown}); commit or stash them first"
+        )
+
+
+def add(root: Path, paths: list[str]) -> None:
+    if paths:
+        run(root, "add", "--", *paths)
+
+
+def commit(root: Path, message: str, paths: list[str] | None = None) -> str:
+    """Commit the staged changes (or exactly ``paths``); return the new commit id."""
+    args = ["commit", "-q", "--no-verify", "-m", message]
+    if paths is not None:
+        args += ["--", *paths]
+    run(root, *args)
+    return run(root, "rev-parse", "HEAD").strip()
+
+
+def restore(root: Path, paths: list[str]) -> None:
+    """Put ``paths`` back as HEAD has them (unstaged and staged), deleting files HEAD lacks."""
+    if not paths:
+        return
+    tracked = run(root, "ls-files", "--", *paths).split()
+    run(root, "reset", "-q", "--", *paths, check=False)
+    if tracked and head(root):
+        run(root, "checkout", "-q", "HEAD", "--", *tracked, check=False)
+
+
+def user(root: Path) -> str:
+    """``Name <email>`` of the configured git user (the author of commits made now)."""
+    name = run(root, "config", "user.name", check=False).strip()
+    email = run(root, "config", "user.email", check=False).strip()
+    if not name:
+        raise RepoStateError("git user.name is not set (git config user.name 'Your Name')")
+    return f"{name} <{email}>" if email else name
+
+
+def ls_tree(root: Path, ref: str, prefix: str) -> list[str]:
+    """Files under ``prefix`` at ``ref``."""
+    out = run(root, "ls-tree", "-r", "--name-only", "-z", ref, "--", prefix)
+    return [p for p in out.split("\0") if p]
+
+
+def read_blobs(root: Path, specs: list[str]) -> dict[str, str | None]:
+    """Contents of many ``REF:path`` objects in one git process (None for a missing object)."""
+    if not specs:
+        return {}
+    env = {**os.environ, **_ENV_OVERRIDES}
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=root,
+        input=("\n".join(specs) + "\n").encode(),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    data, pos, result = proc.stdout, 0, {}
+    for spec in specs:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].decode()
+        pos = end + 1
+        if header.endswith(" missing") or header.endswith(" ambiguous"):
+            result[spec] = None
+            continue
+        size = int(header.rsplit(" ", 1)[1])
+        result[spec] = data[pos : pos + size].decode("utf-8", errors="replace")
+        pos += size + 1
+    return result
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    commit: str
+    author: str
+    email: str
+    date: str
+    subject: str
+    body: str
+    paths: tuple[str, ...]
+
+
+def log(root: Path, paths: list[str], max_count: int | None = None) -> list[LogEntry]:
+    """Commits touching ``paths``, newest first, with the files each changed among them."""
+    fmt = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1f"
+    args = ["log", f"--format={fmt}", "--name-only", "--no-renames"]
+    if max_count:
+        args.append(f"-n{max_count}")
+    out = run(root, *args, "--", *paths)
+    entries = []
+    for chunk in out.split("\x1e")[1:]:
+        fields = chunk.split("\x1f")
+        commit, author, email, date, subject, body = fields[:6]
+        files = tuple(p for p in fields[6].split("\n") if p.strip())
+        entries.append(LogEntry(commit, author, email, date, subject, body.strip(), files))
+    return entries
+
+
+def current_branch(root: Path) -> str | None:
+    out = run(root, "symbolic-ref", "--short", "-q", "HEAD", check=False).strip()
+    return out or None
+
+
+def push(root: Path, remote: str = "origin", refspec: str | None = None) -> None:
+    args = ["push", "-q", remote]
+    if refspec:
+        args.append(refspec)
+    run(root, *args)

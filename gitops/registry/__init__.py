@@ -1,0 +1,1 @@
+"""The registry: models, versions, aliases and data sets as YAML files under ``registry/``."""

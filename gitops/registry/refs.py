@@ -1,0 +1,70 @@
+"""Names and references: ``MODEL@v7``, ``MODEL@production``, ``reviews@latest``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gitops.errors import GitopsError
+
+VERSION_RE = re.compile(r"^v[1-9][0-9]*$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+RESERVED_MODEL_NAMES = {"datasets"}
+RESERVED_ALIASES = {"latest"}
+
+
+def is_version(text: str) -> bool:
+    return bool(VERSION_RE.match(text))
+
+
+def version_number(version: str) -> int:
+    return int(version[1:])
+
+
+def alias_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an alias, or None."""
+    if is_version(name) or re.match(r"^v[0-9]+$", name):
+        return f"alias '{name}' is shaped like a version id; choose a name such as 'staging'"
+    if name in RESERVED_ALIASES:
+        return f"alias '{name}' is reserved (it always means the newest version)"
+    if not ALIAS_RE.match(name):
+        return f"alias '{name}' must be lower-case letters, digits, '.', '_' or '-', starting with a letter"
+    return None
+
+
+def name_problem(name: str, what: str = "model") -> str | None:
+    if not NAME_RE.match(name):
+        return f"{what} name '{name}' must be lower-case letters, digits, '.', '_' or '-' (at most 64)"
+    if what == "model" and name in RESERVED_MODEL_NAMES:
+        return f"model name '{name}' is reserved"
+    return None
+
+
+@dataclass(frozen=True)
+class Ref:
+    """``name@ref``; ``ref`` is a version id, an alias, ``latest`` or None (the bare name)."""
+
+    name: str
+    ref: str | None = None
+
+    @property
+    def is_version(self) -> bool:
+        return self.ref is not None and is_version(self.ref)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.ref}" if self.ref else self.name
+
+
+def parse_ref(text: str, what: str = "model", require_ref: bool = False) -> Ref:
+    """Parse ``NAME[@REF]``; errors say what was expected."""
+    name, sep, ref = text.partition("@")
+    if problem := name_problem(name, what):
+        raise GitopsError(f"'{text}': {problem}")
+    if sep and not ref:
+        raise GitopsError(f"'{text}': nothing after '@' (expected {name}@v1 or {name}@<alias>)")
+    if require_ref and not ref:
+        raise GitopsError(f"'{text}': expected {what}@REF, for example {name}@v1 or {name}@production")
+    if ref and not is_version(ref) and ref != "latest" and alias_problem(ref):
+        raise GitopsError(f"'{text}': '{ref}' is neither a version (v1, v2, ...) nor an alias name")
+    return Ref(name, ref or None)
