@@ -1,0 +1,70 @@
+"""The ``gitops`` command line: thin commands over :mod:`gitops.api`.
+
+Each ``gitops/cli/<area>.py`` module defines ``register(group)``, which adds its commands. Modules
+import only click and light helpers at top level: heavy libraries load inside the api functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from gitops import __version__
+from gitops.errors import GitopsError
+
+# Command modules, in the order their commands appear in `gitops --help`.
+COMMAND_MODULES = ("registry", "data", "train", "evaluate", "github", "deploy", "demo")
+
+
+class GitopsGroup(click.Group):
+    """Runs a command and turns any :class:`GitopsError` into one sentence and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except GitopsError as exc:
+            if ctx.meta.get("gitops.debug"):
+                traceback.print_exc()
+            click.secho(f"Error: {exc}", err=True, fg="red")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # keep the registration order: it follows the workflow
+
+
+@click.group(cls=GitopsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="gitops")
+@click.option("--debug", is_flag=True, help="Show the full traceback when a command fails.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Model CI/CD as pull requests: a git + DVC model registry.
+
+    \b
+    Examples:
+      gitops init my-models          # a new GitOps repository
+      gitops show                    # models and their aliases
+      gitops show review-autocomplete@production
+      gitops demo                    # the whole loop, offline, on a tiny model
+    """
+    ctx.meta["gitops.debug"] = debug
+
+
+def _load_command_modules() -> None:
+    for name in COMMAND_MODULES:
+        module_name = f"gitops.cli.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # that area is not part of this build
+            raise
+        module.register(main)
+
+
+_load_command_modules()
