@@ -16,7 +16,7 @@ from gitops import __version__
 from gitops.errors import GitopsError
 
 # Command modules, in the order their commands appear in `gitops --help`.
-COMMAND_MODULES = ("registry", "data", "train", "evaluate", "github", "deploy", "demo")
+COMMAND_MODULES = ("registry", "data", "train", "convert", "evaluate", "report", "github", "deploy", "demo")
 
 
 class GitopsGroup(click.Group):
