@@ -239,7 +239,7 @@ def register(root: Path, model: str, path: Path, *, fmt: str = "hf", parent: str
                       created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat())
     paths = [store.model_file(model), f"{rel}.dvc", f"models/{model}/.gitignore"]
     with _transaction(root, paths, [dest, root / f"{rel}.dvc"]):
-        shutil.copytree(src, dest)
+        _copy_weights(src, dest)
         version.md5 = dvc.add(root, rel)
         m.versions[vid] = version
         store.write_model(root, m, new_version=version)
@@ -249,6 +249,16 @@ def register(root: Path, model: str, path: Path, *, fmt: str = "hf", parent: str
     if push:
         _push(root, [f"{rel}.dvc"], f"{model} {vid} was registered")
     return version
+
+
+def _copy_weights(src: Path, dest: Path) -> None:
+    try:
+        shutil.copytree(src, dest)
+    except shutil.Error as exc:
+        first = exc.args[0][0] if exc.args and exc.args[0] else ("?", "?", str(exc))
+        raise RegistryError(f"could not copy the weights: {first[0]}: {first[2]}") from None
+    except OSError as exc:
+        raise RegistryError(f"could not copy the weights from {src}: {exc.strerror or exc}") from None
 
 
 def _clear_leftovers(root: Path, rel: str) -> None:
