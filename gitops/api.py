@@ -13,23 +13,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitops import config, yamlio
+from gitops import yamlio
 from gitops.adapters import dvc, git
 from gitops.errors import GitopsError, NotFoundError, RegistryError
 from gitops.registry import codeowners as _codeowners
 from gitops.registry import refs, schema, store
-from gitops.registry.check import check as _check
-from gitops.registry.diff import RegistryDiff, diff_refs
-from gitops.registry.history import AliasEvent
-from gitops.registry.history import history as _history
 from gitops.registry.schema import Alias, Model, Version
-from gitops.scaffold import InitResult
-from gitops.scaffold import init as _init
+
+if TYPE_CHECKING:
+    from gitops.registry.diff import RegistryDiff
+    from gitops.registry.history import AliasEvent
+    from gitops.scaffold import InitResult
 
 __all__ = ["repo_root", "init", "show", "create_model", "register", "set_alias", "unset_alias", "check",
-           "diff", "history", "codeowners", "RegistryDiff", "AliasEvent"]
+           "diff", "history", "codeowners"]
 
 
 def repo_root(start: Path | str = ".") -> Path:
@@ -37,6 +36,8 @@ def repo_root(start: Path | str = ".") -> Path:
 
 
 def init(directory: Path, remote: str | None = None, repo: str | None = None) -> InitResult:
+    from gitops.scaffold import init as _init
+
     return _init(directory, remote=remote, repo=repo)
 
 
@@ -82,14 +83,20 @@ def _dataset_summary(ds: schema.Dataset) -> dict[str, Any]:
 
 def check(root: Path, base: str | None = None, remote: bool = False) -> list[str]:
     """Every problem in the registry (empty: all good)."""
+    from gitops.registry.check import check as _check
+
     return _check(root, base=base, remote=remote)
 
 
 def diff(root: Path, base: str, head: str) -> RegistryDiff:
+    from gitops.registry.diff import diff_refs
+
     return diff_refs(root, base, head)
 
 
 def history(root: Path, model: str, alias: str | None = None, limit: int | None = None) -> list[AliasEvent]:
+    from gitops.registry.history import history as _history
+
     reg = store.load(root)
     m = reg.model(model)
     if alias is not None and (problem := refs.alias_problem(alias)):
@@ -111,6 +118,8 @@ class CodeownersResult:
 
 
 def codeowners(root: Path, write: bool = False) -> CodeownersResult:
+    from gitops import config
+
     reg = store.load(root)
     cfg = config.load_config(root)
     text = _codeowners.render(reg, cfg.admins)
@@ -165,6 +174,8 @@ def create_model(root: Path, name: str, *, description: str = "", task: str = "t
     with _transaction(root, paths, [root / store.REGISTRY / name]):
         yamlio.write_atomic(root / rel, text)
         reg.models[name] = model
+        from gitops import config
+
         cfg = config.load_config(root)
         yamlio.write_atomic(root / _codeowners.CODEOWNERS, _codeowners.render(reg, cfg.admins))
         _commit_registry_change(root, paths, f"model {name}: create")

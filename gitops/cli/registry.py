@@ -62,13 +62,19 @@ def _print_registry(data: dict) -> None:
         click.echo("The registry is empty. Create a model: gitops model create NAME")
         return
     if data["models"]:
-        rows = [[m["name"], str(m["versions_count"]), m["latest"] or "-",
-                 ", ".join(f"{a}={v}" for a, v in m["aliases"].items()) or "-"] for m in data["models"]]
+        rows = [[m["name"], str(m["versions_count"]), m["latest"] or "-", _aliases_cell(m)] for m in data["models"]]
         click.echo(table(rows, ["MODEL", "VERSIONS", "LATEST", "ALIASES"]))
     if data["datasets"]:
         click.echo("")
         rows = [[d["name"], str(d["versions_count"]), d["latest"] or "-", str(d["rows"])] for d in data["datasets"]]
         click.echo(table(rows, ["DATA SET", "VERSIONS", "LATEST", "ROWS"]))
+
+
+def _aliases_cell(model: dict, shown: int = 4) -> str:
+    """Protected aliases first, then the rest; a long tail is counted, not printed."""
+    names = sorted(model["aliases"], key=lambda a: (a not in model["protected"], a not in ("staging",), a))
+    cell = ", ".join(f"{a}={model['aliases'][a]}" for a in names[:shown])
+    return (cell + (f", +{len(names) - shown} more" if len(names) > shown else "")) or "-"
 
 
 def _print_model(data: dict) -> None:
