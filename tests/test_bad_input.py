@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git_state, run_gitops
+from conftest import git_state, run_gitops
 
 MODEL = "review-autocomplete"
 
