@@ -82,6 +82,20 @@ def checkout(root: Path, targets: list[str] | None = None) -> None:
         repo.checkout(targets=targets, force=True)
 
 
+def changed(root: Path, targets: list[str]) -> list[str]:
+    """Tracked paths among ``targets`` whose files differ from their ``.dvc`` pointer (``dvc status``)."""
+    with _repo(root) as repo, contextlib.redirect_stdout(io.StringIO()):
+        status = repo.status(targets=targets)
+    out = []
+    for entries in status.values():
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if isinstance(entry, dict):
+                for outs in entry.values():
+                    if isinstance(outs, dict):
+                        out += [path for path, state in outs.items() if state != "unchanged"]
+    return sorted(set(out))
+
+
 def missing_on_remote(root: Path, targets: list[str] | None = None) -> list[str]:
     """Paths whose data the default remote lacks (``dvc status --cloud``)."""
     with _repo(root) as repo:
