@@ -54,3 +54,8 @@ def _ids(path, fmt):
     import pyarrow.parquet as pq
 
     return set(pq.read_table(path).column("id").to_pylist())
+
+
+def test_write_batches_rejects_more_batches_than_rows(tmp_path):
+    with pytest.raises(DataError, match="too few"):
+        corpus.write_batches(tmp_path, n=5000)

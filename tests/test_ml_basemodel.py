@@ -70,3 +70,28 @@ def test_build_refuses_non_empty_dir(tmp_path):
     (tmp_path / "x").write_text("keep me")
     with pytest.raises(TrainError, match="not empty"):
         basemodel.build_base_model(tmp_path, steps=1)
+
+
+@pytest.mark.slow
+def test_two_processes_build_once(tmp_path):
+    """The lock: two processes asking at once get the same model, and only one builds it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys, torch; torch.set_num_threads(1)\n"
+        "from gitops.ml import basemodel\n"
+        "built = []\n"
+        "p = basemodel.default_base_model(sys.argv[1], progress=lambda d, t: built.append(d),"
+        " recipe=basemodel.Recipe(steps=2, batch_size=4))\n"
+        "print(p, bool(built))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0][0] == outs[1][0]
+    assert sorted(o[1] for o in outs) == ["False", "True"]

@@ -124,3 +124,15 @@ def test_unconvertible_architecture(tmp_path):
                          num_attention_heads=2, intermediate_size=32)).save_pretrained(tmp_path / "b")
     with pytest.raises(ConvertError, match="could not convert"):
         convert_to_ct2(tmp_path / "b", tmp_path / "out", "int8")
+
+
+def test_corrupt_weights_are_a_clear_error(base_model_dir, tmp_path):  # noqa: F811
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in base_model_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "model.safetensors").write_bytes(b"\x00" * 100)  # a truncated download
+    with pytest.raises(NotFoundError, match="Cannot load model weights from"):
+        load_hf(bad)
+    with pytest.raises(ConvertError, match="could not convert"):
+        convert_to_ct2(bad, tmp_path / "out")

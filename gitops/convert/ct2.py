@@ -103,4 +103,4 @@ def _run_converter(src: Path, dst: Path, quantization: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the converter is an outside system: translate all
         # It raises ValueError for unsupported architectures, but also AttributeError/KeyError
         # when a transformers release renamed something the converter reads.
-        raise ConvertError(f"CTranslate2 could not convert {src}: {exc}") from exc
+        raise ConvertError(f"CTranslate2 could not convert {src} ({exc}).") from exc

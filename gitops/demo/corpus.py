@@ -148,7 +148,7 @@ def write_batches(out_dir: Path, n: int = 2, rows_per_batch: int | None = None,
     if n < 1 or (rows_per_batch is not None and rows_per_batch < 1):
         raise DataError("Batch count and rows per batch must be at least 1.")
     size = rows_per_batch or len(rows) // n
-    if size * n > len(rows):
+    if size < 1 or size * n > len(rows):
         raise DataError(f"The corpus has {len(rows)} rows, too few for {n} batches of {size}.")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

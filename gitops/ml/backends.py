@@ -234,7 +234,9 @@ def _open_ct2(path: Path, device: str, threads: int | None) -> CT2Backend:
 
 def ct2_quantization(path: Path) -> str | None:
     """The quantization a gitops-converted ct2 directory was written with, if recorded."""
-    meta = Path(path) / "gitops-convert.json"
+    from gitops.convert.ct2 import META_FILE
+
+    meta = Path(path) / META_FILE
     if meta.is_file():
         return json.loads(meta.read_text()).get("quantization")
     return None
