@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from gitops import yamlio
-from gitops.adapters.github import WRITE_PERMISSIONS, GitHub, Review
+from gitops.adapters.github import WRITE_PERMISSIONS, GitHub, PullInfo, Review
 from gitops.errors import GithubError, RegistryError
 from gitops.github import codeowners
 from gitops.registry import schema, store
@@ -143,7 +143,7 @@ def check_approvals(gh: GitHub, pr_number: int) -> ApprovalResult:
 
 
 def _judge(gh: GitHub, path: str, model: str, alias: str, model_owners: list[str],
-           owners_file: codeowners.Codeowners | None, pr, latest: dict[str, Review],
+           owners_file: codeowners.Codeowners | None, pr: PullInfo, latest: dict[str, Review],
            permissions: dict[str, str]) -> ProtectedChange:
     notes: list[str] = []
     rule = owners_file.rule_for(path) if owners_file else None

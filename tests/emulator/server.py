@@ -17,7 +17,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.emulator.state import REVIEW_EVENTS, SPEC_PATH, World, now
+from tests.emulator.state import REVIEW_EVENTS, SPEC_PATH, Pull, World, now
 
 # Statuses real GitHub sends on any route even where the description does not list them (a bad token,
 # a missing object). Their bodies are still validated, against basic-error.
@@ -123,10 +123,10 @@ class Emulator(World):
             self._server.server_close()
             self._server = None
 
-    def serve_forever(self, port: int, host: str = "127.0.0.1") -> None:
-        self.start(port, host, quiet=False)
-        assert self._thread is not None
-        self._thread.join()
+    def wait(self) -> None:
+        """Block until :meth:`stop` (the standalone server's main loop)."""
+        if self._thread is not None:
+            self._thread.join()
 
     # --- the WSGI app -----------------------------------------------------------------------------
 
@@ -136,6 +136,8 @@ class Emulator(World):
 
     def _respond(self, request: Request) -> Response:
         call = f"{request.method} {request.full_path.rstrip('?')}"
+        if request.path.startswith("/_emulator/"):
+            return self._control(request)
         with self.lock:
             self.calls.append(call)
             try:
@@ -151,6 +153,22 @@ class Emulator(World):
             except Exception as exc:
                 return self._violation(f"response to {call} breaks GitHub's contract: {_reason(exc)}")
             return response
+
+    def _control(self, request: Request) -> Response:
+        """Test-harness endpoints (not GitHub's): ``GET /_emulator/state`` shows what happened,
+        ``POST /_emulator/seed`` adds users, teams, pulls, reviews, comments (the --state format)."""
+        with self.lock:
+            if request.method == "POST" and request.path == "/_emulator/seed":
+                self.seed(request.get_json())
+                return self._json(200, {"ok": True})
+            if request.path == "/_emulator/state":
+                return self._json(200, {
+                    "violations": self.violations, "calls": self.calls, "statuses": self.statuses,
+                    "dispatches": self.dispatches, "check_runs": self.check_runs,
+                    "pulls": [vars(p) for p in self.pulls.values()],
+                    "comments": [vars(c) for c in self.comments.values()],
+                    "reviews": [vars(r) for r in self.reviews.values()]})
+        return self._json(404, {"message": "unknown emulator endpoint"})
 
     def _validate_response(self, request: Request, response: Response, status: int, body: Any) -> None:
         from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
@@ -344,7 +362,7 @@ class Emulator(World):
             return (org.lower(), slug.lower()) in self.teams
         return name in self.users
 
-    def _pull(self, number: int) -> Any:
+    def _pull(self, number: int) -> Pull:
         if number not in self.pulls:
             raise HttpError(404, "Not Found")
         return self.pulls[number]
