@@ -1,0 +1,86 @@
+"""``gitops promote``: move an alias on its own branch, as one commit, optionally as a pull request.
+
+Promotion is a pull request, not a push to main: the evaluation workflow comments on it, the
+approvals check guards protected aliases, and merging it is the deploy event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.adapters import git
+from gitops.errors import RepoStateError, RegistryError
+from gitops.registry import refs, store
+from gitops.registry.schema import Alias
+
+
+@dataclass
+class PromoteResult:
+    model: str
+    alias: str
+    version: str
+    previous: str | None  # the version the alias pointed to before, None for a new alias
+    branch: str
+    commit: str
+    path: str
+    pushed: bool = False
+    pr_number: int | None = None
+    pr_url: str | None = None
+
+
+def branch_name(model: str, alias: str, version: str) -> str:
+    return f"gitops/promote-{model}-{alias}-{version}"
+
+
+def pr_text(result: PromoteResult, note: str | None) -> tuple[str, str]:
+    """Title and body of the promotion pull request: what moves, from what, to what, and why."""
+    title = f"Promote {result.model} {result.version} to {result.alias}"
+    was = f"`{result.previous}`" if result.previous else "nothing (a new alias)"
+    body = [f"Moves **{result.model}@{result.alias}** from {was} to `{result.version}`.", "",
+            f"- file: `{result.path}`", f"- commit: `{result.commit[:12]}`"]
+    body += ["", f"Why: {note}"] if note else ["", "Why: no note given (`gitops promote --note`)."]
+    body += ["", "The evaluation workflow compares the candidate with the current version on this PR; "
+                 "a protected alias needs a code owner's approval (`gitops approvals`)."]
+    return title, "\n".join(body)
+
+
+def promote(root: Path, ref: str, alias: str, note: str | None = None) -> PromoteResult:
+    """Commit ``alias -> version of ref`` on a new branch made from HEAD; the work tree is left on
+    the branch it was on. HEAD (not the base branch) is the start so a version registered in a
+    local commit (the training workflow) travels with its promotion."""
+    root = git.find_root(root)
+    if problem := refs.alias_problem(alias):
+        raise RegistryError(problem)
+    git.require_clean(root, "promote")
+    model, version = store.load(root).resolve(ref)
+    previous = model.aliases[alias].version if alias in model.aliases else None
+    if previous == version.id:
+        raise RepoStateError(f"{model.name}@{alias} already points to {version.id}: nothing to promote")
+    branch = branch_name(model.name, alias, version.id)
+    if git.run(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).strip():
+        raise RepoStateError(f"branch {branch} already exists; delete it (git branch -D {branch}) or merge it")
+    start = git.current_branch(root) or git.head(root)
+    git.run(root, "checkout", "-q", "-b", branch)
+    try:
+        path = store.write_alias(root, model.name, Alias(name=alias, version=version.id, note=note))
+        git.add(root, [path])
+        message = f"Promote {model.name} {version.id} to {alias}\n\nwas: {previous or 'unset'}"
+        commit = git.commit(root, message + (f"\n\n{note}" if note else ""), [path])
+    finally:
+        git.run(root, "checkout", "-q", start, check=False)
+    return PromoteResult(model.name, alias, version.id, previous, branch, commit, path)
+
+
+def open_pull_request(root: Path, result: PromoteResult, note: str | None, base: str = "main",
+                      repo: str | None = None, remote: str = "origin") -> PromoteResult:
+    """Push the promotion branch to ``remote`` and open its pull request against ``base``."""
+    from gitops.adapters.github import connect
+
+    gh = connect(repo)  # fail on a missing token before pushing anything
+    git.push(git.find_root(root), remote, f"refs/heads/{result.branch}:refs/heads/{result.branch}")
+    result.pushed = True
+    title, body = pr_text(result, note)
+    pr = gh.create_pull(title, body, head=result.branch, base=base)
+    result.pr_number, result.pr_url = pr.number, pr.url
+    return result

@@ -1,0 +1,73 @@
+"""Sticky PR comments, the step summary, and the adapter's error sentences, against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitops.adapters.github import connect
+from gitops.errors import GithubError
+from gitops.github.comments import append_step_summary, post_sticky_comment
+from tests.github_fixtures import REPO, Site, github_env, site  # noqa: F401 - fixtures
+
+MARKER = "<!-- gitops-report model=review alias=staging -->"
+
+
+def test_sticky_comment_created_then_updated_in_place(site: Site, monkeypatch) -> None:
+    number = site.pull_request("staging-v3", {"registry/review/aliases/staging.yaml": "version: v3\n"}, "bob")
+    site.use(monkeypatch)
+    url, created = post_sticky_comment(None, number, MARKER, "loss 1.0")
+    assert created and url.endswith(f"/pull/{number}#issuecomment-{min(site.em.comments)}")
+    url2, created2 = post_sticky_comment(REPO, number, MARKER, f"{MARKER}\nloss 0.9")
+    assert (url2, created2) == (url, False)
+    [comment] = site.em.comments.values()
+    assert comment.author == "gitops-bot" and comment.body == f"{MARKER}\nloss 0.9"
+    # Another model's report is a different comment.
+    _, created3 = post_sticky_comment(None, number, MARKER.replace("review", "other"), "x")
+    assert created3 and len(site.em.comments) == 2
+
+
+def test_a_human_comment_copying_the_marker_is_not_updated(site: Site, monkeypatch) -> None:
+    number = site.pull_request("staging-v3", {"registry/review/aliases/staging.yaml": "version: v3\n"}, "bob")
+    human = site.em.add_comment(number, "alice", f"{MARKER}\nI pasted the marker")
+    site.use(monkeypatch)
+    _, created = post_sticky_comment(None, number, MARKER, "loss 1.0")
+    assert created
+    assert site.em.comments[human].body == f"{MARKER}\nI pasted the marker"
+
+
+def test_step_summary_appends_only_in_actions(tmp_path, monkeypatch) -> None:
+    assert append_step_summary("nothing") is None
+    target = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
+    append_step_summary("# one")
+    append_step_summary("two\n")
+    assert target.read_text() == "# one\ntwo\n"
+
+
+def test_github_errors_become_one_sentence(site: Site, monkeypatch) -> None:
+    with pytest.raises(GithubError, match="rejected the token"):
+        connect(REPO, token="wrong", base_url=site.url).login()
+    gh = connect(REPO, token=site.tokens["bob"], base_url=site.url)
+    with pytest.raises(GithubError, match=r"found nothing while reading pull request #99"):
+        gh.pull(99)
+    with pytest.raises(GithubError, match="cannot reach GitHub at http://127.0.0.1:9"):
+        connect(REPO, token="t", base_url="http://127.0.0.1:9").pull(1)
+    with pytest.raises(GithubError, match="GITHUB_TOKEN is not set"):
+        connect(REPO)
+    with pytest.raises(GithubError, match="GITHUB_REPOSITORY"):
+        connect(None, token="t")
+    site.use(monkeypatch)
+    monkeypatch.setenv("GITHUB_API_URL", site.url + "/")  # a trailing slash is fine
+    assert connect().login() == "gitops-bot"
+
+
+def test_statuses_dispatches_and_codeowners_errors(site: Site) -> None:
+    gh = connect(REPO, token=site.tokens["gitops-bot"], base_url=site.url)
+    head = site.commit_files("feature", {"x.txt": "x\n"})
+    gh.set_status(head, "failure", "gitops/approvals", "needs a code owner")
+    gh.dispatch("train", {"dataset": "reviews@v2"})
+    assert site.em.statuses[0]["state"] == "failure" and site.em.dispatches[0]["event_type"] == "train"
+    assert gh.codeowners_errors("main") == []
+    site.commit_files("main", {".github/CODEOWNERS": "*.py @nobody\n!x @acme/mlops\n"})
+    kinds = [(e["line"], e["kind"]) for e in gh.codeowners_errors("main")]
+    assert kinds == [(1, "Unknown owner"), (2, "Invalid pattern")]

@@ -1,0 +1,45 @@
+"""``gitops promote``: a branch with one commit moving the alias; with --pr, pushed and opened."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from gitops.cli import main
+from tests.github_fixtures import Site, git, github_env, site  # noqa: F401 - fixtures
+
+
+def test_promote_makes_a_local_branch_and_commit_only(site: Site) -> None:
+    head = git(site.work, "rev-parse", "HEAD")
+    res = CliRunner().invoke(main, ["promote", "review@v3", "--to", "staging", "-C", str(site.work)])
+    assert res.exit_code == 0, res.output
+    branch = "gitops/promote-review-staging-v3"
+    assert f"v2 -> v3 on branch {branch}" in res.output
+    assert git(site.work, "rev-parse", "HEAD") == head and git(site.work, "branch", "--show-current") == "main"
+    assert git(site.work, "show", f"{branch}:registry/review/aliases/staging.yaml") == "version: v3"
+    assert git(site.work, "diff", "--name-only", f"main...{branch}") == "registry/review/aliases/staging.yaml"
+    assert git(site.work, "ls-remote", "origin", branch) == ""  # nothing pushed
+    again = CliRunner().invoke(main, ["promote", "review@v3", "--to", "staging", "-C", str(site.work)])
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_promote_pr_opens_a_pull_request_with_the_alias_file(site: Site, monkeypatch) -> None:
+    site.use(monkeypatch)
+    res = CliRunner().invoke(main, ["promote", "review@staging", "--to", "production", "--pr",
+                                    "--note", "beats v1 on loss", "-C", str(site.work)])
+    assert res.exit_code == 0, res.output
+    [pull] = site.em.pulls.values()
+    assert pull.head == "gitops/promote-review-production-v2" and pull.base == "main"
+    assert pull.author == "gitops-bot" and f"Opened pull request #{pull.number}" in res.output
+    assert "from `v1` to `v2`" in pull.body and "Why: beats v1 on loss" in pull.body
+    files = site.em.changed_files(pull)
+    assert [(f["filename"], f["status"]) for f in files] == [("registry/review/aliases/production.yaml", "modified")]
+    assert site.em.blob(pull.head, "registry/review/aliases/production.yaml") == b"version: v2\nnote: beats v1 on loss\n"
+
+
+def test_promote_refuses_a_missing_version_and_a_no_op(site: Site) -> None:
+    res = CliRunner().invoke(main, ["promote", "review@v9", "--to", "staging", "-C", str(site.work)])
+    assert res.exit_code == 1 and "has no version v9" in res.output
+    res = CliRunner().invoke(main, ["promote", "review@v2", "--to", "staging", "-C", str(site.work)])
+    assert res.exit_code == 1 and "already points to v2" in res.output
+    res = CliRunner().invoke(main, ["promote", "review@v2", "--to", "v3", "-C", str(site.work)])
+    assert res.exit_code == 1 and "shaped like a version" in res.output
