@@ -27,8 +27,10 @@ for _code in list(range(0, 32)) + [0x7F, 0x85, 0x2028, 0x2029]:
 # - '_' emphasises only at a word boundary; "latency_p95_ms" stays readable in the raw Markdown.
 # - On GitHub "@name" notifies a user or team and "#12" cross-references issue 12 (an event there);
 #   GitHub looks for those after references are decoded, so a word joiner breaks them instead.
-_CONTEXT = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|(?<!\w)@|#(?=[0-9])")
-_MARKS = {"_": "\ue000", "@": "\ue001", "#": "\ue002"}
+# Each pattern starts with its literal character so the regex engine can skip ahead quickly.
+_CONTEXT = (("_", re.compile(r"_(?<![A-Za-z0-9]_)|_(?![A-Za-z0-9])"), "\ue000"),
+            ("@", re.compile(r"@(?<!\w@)"), "\ue001"),
+            ("#", re.compile(r"#(?=[0-9])"), "\ue002"))
 _UNMARK = {0xE000: "&#95;", 0xE001: "@\u2060", 0xE002: "#\u2060"}
 _SCRUB = {code: "\ufffd" for code in _UNMARK}
 _BASE.update(_UNMARK)
@@ -68,10 +70,17 @@ def cell(text: object, limit: int | None = None) -> Safe:
 
 
 def _mark(text: str) -> str:
-    return _CONTEXT.sub(lambda m: _MARKS[m.group()], text.translate(_SCRUB))
+    if "\ue000" in text or "\ue001" in text or "\ue002" in text:
+        text = text.translate(_SCRUB)
+    for char, pattern, mark in _CONTEXT:
+        if char in text:
+            text = pattern.sub(mark, text)
+    return text
 
 
 def marker_token(text: str) -> str:
     """A value that is safe inside the hidden marker comment: no spaces, no '--', no '>'."""
-    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._/@,+") else "_" for c in text)
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._/@,+-") else "_" for c in text)
+    while "--" in cleaned:  # "--" may not appear inside an HTML comment
+        cleaned = cleaned.replace("--", "-_")
     return cleaned or "_"

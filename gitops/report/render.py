@@ -13,7 +13,8 @@ names and no chart) and says so in the report, and as a last resort keeps only t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,19 @@ class RenderedReport:
     """The comment to post (``markdown``, within the limit) and the complete report."""
 
     markdown: str
-    full_markdown: str
-    truncated: bool
-    samples_shown: int
-    samples_total: int
-    verdict: str                  # pass when every section passes its gates
+    full: str | Callable[[], str] = field(repr=False)  # the complete report, rendered on first use
+    truncated: bool = False
+    samples_shown: int = 0
+    samples_total: int = 0
+    verdict: str = "pass"         # pass when every section passes its gates
+
+    @property
+    def full_markdown(self) -> str:
+        """Everything, nothing shortened. Rendered only when asked for: with thousands of long
+        samples it is megabytes, and most callers only post the comment."""
+        if callable(self.full):
+            self.full = self.full()
+        return self.full
 
     @property
     def chars(self) -> int:
@@ -110,9 +119,15 @@ def render_report(results: list[EvalResults], *, max_chars: int = GITHUB_COMMENT
         raise ReportError(f"the character limit {max_chars} is too small; use at least {MIN_CHARS}")
     total = sum(len(r.samples) for r in results)
     verdict = "pass" if all(r.verdict == "pass" for r in results) else "fail"
-    full = _render(results, _FULL, None, None)
-    if comment_length(full) <= max_chars:
-        return RenderedReport(full, full, False, total, total, verdict)
+    # Escaping never shortens text (beyond dropping carriage returns), so when the raw sample texts
+    # alone exceed the limit, rendering everything just to measure it would be wasted work.
+    raw = sum(len(t) - t.count("\r") for r in results for s in r.samples
+              for t in (s.prompt, s.candidate, s.reference or "", s.baseline or ""))
+    full: str | Callable[[], str] = lambda: _render(results, _FULL, None, None)
+    if raw <= max_chars:
+        full = full()
+        if comment_length(full) <= max_chars:
+            return RenderedReport(full, full, False, total, total, verdict)
     best: tuple[int, str] | None = None
     for level in _SHORTER:
         fitted = _fit_samples(results, level, max_chars, full_report_hint)
@@ -131,7 +146,10 @@ def _fit_samples(results: list[EvalResults], level: _Level, max_chars: int,
     """The most samples per section (and the markdown) that fit at ``level``; None if none fit.
     Rows are escaped once and reused, so the binary search costs only template joins."""
     rows = [views.sample_rows(r, level.cell) for r in results]
-    low, high, best = 0, max(len(r) for r in rows), None
+    text = _render(results, level, 0, hint, rows)
+    if comment_length(text) > max_chars:
+        return None  # not even without samples: the next level must give up more
+    low, high, best = 1, max(len(r) for r in rows), (0, text)
     while low <= high:
         k = (low + high) // 2
         text = _render(results, level, k, hint, rows)
@@ -166,6 +184,7 @@ def _render(results: list[EvalResults], level: _Level, count: int | None, hint: 
                 for r, r_rows in zip(results, rows)]
     shown = sum(len(s["rows"]) for s in sections)
     total = sum(len(r.samples) for r in results)
+    cuts = [views.shortened_strings(r, level.cell, level.text, count) for r in results]
     failing = sum(r.verdict == "fail" for r in results)
     context = {
         "marker": Safe(report_marker(results)),
@@ -175,12 +194,25 @@ def _render(results: list[EvalResults], level: _Level, count: int | None, hint: 
         "sections": sections,
         "level": level,
         "shortened": level is not _FULL,
-        "shown": shown,
-        "total": total,
-        "hint": hint,
+        "note": _note(level, shown, total, any(c[0] for c in cuts), any(c[1] for c in cuts), hint),
         "text_limit": level.text,
     }
     return _template().render(context)
+
+
+def _note(level: _Level, shown: int, total: int, cut_samples: bool, cut_text: bool, hint: str | None) -> Safe:
+    """The sentence that tells the reader what this comment leaves out."""
+    parts = [f"{shown:,} of {total:,} sample completions shown"]
+    if cut_samples:
+        parts.append(f"sample texts cut to {level.cell:,} characters")
+    if cut_text:
+        parts.append(f"other long texts cut to {level.text:,} characters")
+    if not level.curve and level.detail:
+        parts.append("training curves left out")
+    if not level.detail:
+        parts.append("only the verdicts kept")
+    text = "⚠️ **Shortened to fit a GitHub comment:** " + ", ".join(parts) + "."
+    return Safe(text + (" " + inline(hint, 300) if hint else ""))
 
 
 def _section(r: EvalResults, level: _Level, rows: list[Safe]) -> dict[str, Any]:
@@ -196,6 +228,8 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe]) -> dict[str, Any]:
         "chart": chart,
         "legend": views.chart_legend(r.candidate.training_curve) if chart else "",
         "sample_header": header,
+        "lineage": views.lineage_rows(r),
+        "environment": views.environment_parts(r.environment),
         "rows": rows,
     }
 

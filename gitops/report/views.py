@@ -4,10 +4,11 @@ sample rows, the training-curve chart. Numbers are formatted here; text from dat
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from gitops.eval.gates import format_number
-from gitops.eval.results import CurvePoint, EvalResults
+from gitops.eval.results import CurvePoint, Environment, EvalResults
 from gitops.report.escape import Safe, cell
 
 # Known metrics: label, which direction is better, unit. Order here is the order in the table.
@@ -162,3 +163,54 @@ def _drawable(curve: list[CurvePoint]) -> tuple[list[CurvePoint], list[str]]:
     if train:
         return train, ["train_loss"]
     return (evals, ["eval_loss"]) if evals else ([], [])
+
+
+def lineage_rows(results: EvalResults) -> list[tuple[str, str | None, str | None]]:
+    """(label, candidate value, baseline value) for the lineage table."""
+    c, b = results.candidate, results.baseline
+    rows = [("Format", _format(c.format, c.quantization), _format(b.format, b.quantization) if b else None)]
+    for key, label in (("dataset", "Data set"), ("base_model", "Base model"), ("parent", "Parent"),
+                       ("config_hash", "Config hash"), ("commit", "Commit"), ("created_at", "Created"),
+                       ("author", "Author")):
+        rows.append((label, getattr(c.lineage, key), getattr(b.lineage, key) if b else None))
+    rows.append(("md5", c.md5, b.md5 if b else None))
+    return rows
+
+
+def _format(fmt: str, quantization: str | None) -> str:
+    return f"{fmt} ({quantization})" if quantization else fmt
+
+
+def environment_parts(env: Environment) -> list[tuple[Safe, str]]:
+    """(label, value) pairs of what is known about where the evaluation ran; unknowns left out."""
+    parts: list[tuple[Safe, str]] = [(Safe(""), env.device)]
+    for key, label in (("python", "Python"), ("torch", "torch"), ("transformers", "transformers"),
+                       ("peft", "peft"), ("ctranslate2", "ctranslate2"), ("gitops", "gitops")):
+        if getattr(env, key) is not None:
+            parts.append((Safe(label + " "), getattr(env, key)))
+    if env.platform:
+        parts.append((Safe(""), env.platform))
+    return parts
+
+
+def shortened_strings(results: EvalResults, cell_limit: int | None, text_limit: int | None,
+                      count: int | None) -> tuple[bool, bool]:
+    """Whether any shown sample text, and any other string from data, is longer than its limit
+    (so the report says "long texts cut" only when something was cut)."""
+    cut_samples = cell_limit is not None and any(
+        len(t) > cell_limit for s in results.samples[:count]
+        for t in (s.prompt, s.candidate, s.reference or "", s.baseline or ""))
+    cut_text = text_limit is not None and any(len(t) > text_limit for t in _strings(results, skip="samples"))
+    return cut_samples, cut_text
+
+
+def _strings(value: object, skip: str = "") -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _strings(k) + _strings(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _strings(v)]
+    if dataclasses.is_dataclass(value):
+        return [t for f in dataclasses.fields(value) if f.name != skip for t in _strings(getattr(value, f.name))]
+    return []
