@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,11 @@ def test_environment_collect_reads_metadata_only():
     env = Environment.collect("cpu")
     assert env.device == "cpu" and env.python and env.gitops
     assert env.torch is None or env.torch[0].isdigit()
+    # Reading versions and rendering a report must not import the heavy libraries.
+    code = ("import sys; from gitops.eval.results import Environment, EvalResults; "
+            "from gitops.report.render import report_from_files; Environment.collect('cpu'); "
+            f"report_from_files([{str(GOLDEN / 'results-v3.json')!r}]); "
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'ctranslate2', 'dvc') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent,
+                   env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
