@@ -89,6 +89,12 @@ def test_missing_unknown_and_mistyped_keys_name_the_path():
     assert "candidate.training_curve must be a list" in error_for(doc)
 
 
+def test_value_rules_on_the_whole_document_read_as_a_sentence():
+    doc = load_doc("results-first.json")
+    doc["samples"][0]["baseline"] = "b"
+    assert error_for(doc) == "results.json: samples carry baseline completions, but there is no baseline"
+
+
 def test_hand_edited_verdict_is_caught():
     doc = load_doc("results-v2.json")
     doc["verdict"] = "pass"

@@ -38,7 +38,7 @@ class _Bad(Exception):
     """Internal: a value at ``path`` is wrong; turned into a ResultsError with the document's name."""
 
     def __init__(self, path: str, what: str) -> None:
-        super().__init__(f"{path} {what}")
+        super().__init__(f"{path} {what}" if path else what)
         self.path, self.what = path, what
 
 
@@ -121,7 +121,7 @@ def _decode(cls: type, data: dict[str, Any], path: str) -> Any:
     try:
         return cls(**kwargs)
     except ResultsError as exc:  # a value rule in __post_init__; give it the full path
-        raise _Bad(path or cls.__name__, exc.message) from None
+        raise _Bad(path, exc.message) from None
 
 
 class _Checked:
@@ -132,7 +132,7 @@ class _Checked:
             try:
                 value = _conform(getattr(self, f.name), _hints(type(self))[f.name], f.name, decode=False)
             except _Bad as exc:
-                raise ResultsError(f"{type(self).__name__}.{exc.path} {exc.what}") from None
+                raise ResultsError(f"{type(self).__name__}.{exc}") from None
             object.__setattr__(self, f.name, value)
         self._validate()
 
@@ -331,7 +331,7 @@ class EvalResults(_Checked):
         try:
             results = _decode(cls, body, "")
         except _Bad as exc:
-            raise ResultsError(f"{source}: {exc.path} {exc.what}") from None
+            raise ResultsError(f"{source}: {exc}") from None
         # verdict is derived; a stored one that disagrees means the document was edited by hand.
         if "verdict" in data and data["verdict"] != results.verdict:
             raise ResultsError(f"{source}: verdict says {_show(data['verdict'])}, but the gates say "
