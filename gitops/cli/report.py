@@ -1,0 +1,63 @@
+"""``gitops report``: results documents in, the Markdown a reviewer reads on a pull request out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from gitops.errors import GateFailed
+
+if TYPE_CHECKING:
+    from gitops.report.render import RenderedReport
+
+
+@click.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the comment-sized report here instead of printing it.")
+@click.option("--full-out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Also write the complete report (every sample, nothing shortened) here.")
+@click.option("--max-chars", type=int, default=65536, show_default=True,
+              help="Longest report to produce; GitHub rejects comments over 65,536 characters.")
+@click.option("--full-report-hint", metavar="TEXT",
+              help="A sentence added when the report was shortened, e.g. where the full report is.")
+@click.option("--check", is_flag=True,
+              help="Exit with status 3 after writing the report when any gate failed.")
+def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path | None, max_chars: int,
+                   full_report_hint: str | None, check: bool) -> None:
+    """Render evaluation results as a Markdown report (one section per results file).
+
+    \b
+    Examples:
+      gitops report results.json
+      gitops report v3.json v2.json --out report.md --full-out report-full.md
+      gitops report results.json --check   # exit 3 when a gate failed
+    """
+    from gitops.report.render import report_from_files
+    from gitops.yamlio import write_atomic
+
+    rendered = report_from_files(list(results), max_chars=max_chars, full_report_hint=full_report_hint)
+    if out is not None:
+        write_atomic(out, rendered.markdown)
+    else:
+        click.echo(rendered.markdown, nl=False)
+    if full_out is not None:
+        write_atomic(full_out, rendered.full_markdown)
+    click.echo(summary_line(rendered, out), err=True)
+    if check and rendered.verdict != "pass":
+        raise GateFailed("an evaluation gate failed; see the report")
+
+
+def summary_line(rendered: RenderedReport, out: Path | None) -> str:
+    """One line for the terminal: verdict, size, samples shown, where it went."""
+    icon = "✅ gates pass" if rendered.verdict == "pass" else "❌ a gate failed"
+    shortened = " (shortened)" if rendered.truncated else ""
+    where = f" -> {out}" if out is not None else ""
+    return (f"{icon}; report {rendered.chars:,} characters{shortened}, "
+            f"{rendered.samples_shown} of {rendered.samples_total} samples shown{where}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(report_command)

@@ -1,0 +1,118 @@
+"""Evaluation gates: a model's ``gates:`` list held against measured metrics. Pure functions.
+
+Semantics (also in docs/results-schema.md):
+
+- ``max: X`` / ``min: X``: the candidate's value must be ``<= X`` / ``>= X``. No baseline needed.
+- ``max_increase_pct: P``: candidate ``<= baseline + |baseline| * P / 100`` (perplexity may rise by
+  at most P %). ``max_decrease_pct: P``: candidate ``>= baseline - |baseline| * P / 100`` (tokens/s
+  may fall by at most P %). ``|baseline|`` keeps the direction right for negative metrics; a
+  baseline of 0 allows no change at all. A negative P demands an improvement.
+- A relative bound with no baseline model, or a baseline without that metric, is *skipped*: it
+  counts as passed and its message says why. Decision: the first candidate of a model has nothing
+  to compare with, and blocking it would make the first promotion impossible; the report shows the
+  skip so a reviewer sees the gate did not bite. Absolute bounds still apply.
+- A metric the candidate lacks (or measured as null, i.e. not finite) fails: a gate that cannot be
+  checked must not let a model through.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from gitops.eval.results import GateResult
+from gitops.registry.schema import GATE_BOUNDS, Gate
+
+# How each bound reads in a message, with the comparison the candidate must satisfy.
+_WORDS = {
+    "max": "at most",
+    "min": "at least",
+    "max_increase_pct": "may rise by at most",
+    "max_decrease_pct": "may fall by at most",
+}
+
+
+def format_number(value: float | None, digits: int = 4) -> str:
+    """A short, stable rendering for messages and reports: ``digits`` significant digits, no
+    exponent for everyday magnitudes, ``n/a`` for a missing value."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value != 0 and (abs(value) >= 1e7 or abs(value) < 1e-4):
+        return f"{value:.{digits - 1}e}"
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def format_pair(a: float, b: float) -> tuple[str, str]:
+    """Format two numbers with enough digits that different values never print the same (a failed
+    gate reading "12.65 > 12.65" would look like a bug)."""
+    for digits in range(4, 13):
+        left, right = format_number(a, digits), format_number(b, digits)
+        if left != right or a == b:
+            break
+    return left, right
+
+
+def describe_gate(metric: str, bound: str, threshold: float) -> str:
+    """``perplexity may rise by at most 2%`` — the gate as a reviewer reads it."""
+    unit = "%" if bound.endswith("_pct") else ""
+    return f"{metric} {_WORDS[bound]} {format_number(threshold)}{unit}"
+
+
+def evaluate_gates(gates: list[Gate], candidate: Mapping[str, float | None],
+                   baseline: Mapping[str, float | None] | None) -> list[GateResult]:
+    """Hold the candidate's metrics to every bound of every gate, in order.
+
+    ``baseline`` is None when there is no baseline model. Returns one :class:`GateResult` per
+    bound; the verdict is ``all(r.passed for r in results)``.
+    """
+    results = []
+    for gate in gates:
+        for bound in GATE_BOUNDS:
+            threshold = getattr(gate, bound)
+            if threshold is not None:
+                results.append(check_bound(gate.metric, bound, float(threshold), candidate, baseline))
+    return results
+
+
+def check_bound(metric: str, bound: str, threshold: float, candidate: Mapping[str, float | None],
+                baseline: Mapping[str, float | None] | None) -> GateResult:
+    """One bound of one gate; see the module docstring for the rules."""
+    what = describe_gate(metric, bound, threshold)
+    cand = _finite(candidate.get(metric))
+    base = _finite(baseline.get(metric)) if baseline is not None else None
+    relative = bound.endswith("_pct")
+
+    def result(passed: bool, message: str, limit: float | None = None, skipped: bool = False) -> GateResult:
+        return GateResult(metric=metric, bound=bound, threshold=threshold, passed=passed, message=message,
+                          candidate=cand, baseline=base, limit=limit, skipped=skipped)
+
+    if cand is None:
+        why = "has no finite value for" if metric in candidate else "has no metric"
+        return result(False, f"{what}: the candidate {why} '{metric}', so the gate cannot pass")
+    if relative and base is None:
+        why = ("there is no baseline to compare with" if baseline is None
+               else f"the baseline has no finite '{metric}' to compare with")
+        return result(True, f"{what}: skipped, {why}", skipped=True)
+    limit = _limit(bound, threshold, base)
+    upper = bound in ("max", "max_increase_pct")
+    passed = cand <= limit if upper else cand >= limit
+    sign = ("≤" if passed else ">") if upper else ("≥" if passed else "<")
+    context = f" (baseline {format_number(base)})" if relative else ""
+    shown_cand, shown_limit = format_pair(cand, limit)
+    return result(passed, f"{what}: {shown_cand} {sign} {shown_limit}{context}", limit)
+
+
+def _limit(bound: str, threshold: float, base: float | None) -> float:
+    if bound in ("max", "min"):
+        return threshold
+    assert base is not None
+    change = abs(base) * threshold / 100.0
+    return base + change if bound == "max_increase_pct" else base - change
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None

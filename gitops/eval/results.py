@@ -1,0 +1,369 @@
+"""The evaluation results document: what ``gitops eval`` writes and ``gitops report`` reads.
+
+Internal data, written by our own harness, so the shapes are plain dataclasses that check
+themselves (STYLE.md #5) instead of a schema library. One generic checker walks the type hints:
+it validates a dataclass built in code (``__post_init__``) and decodes a JSON document into
+dataclasses (``from_dict``) with the same rules, so the two paths cannot drift apart. Every field
+is documented in ``docs/results-schema.md``; change both together and bump ``SCHEMA_VERSION``
+when a change is not backwards compatible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Union
+
+from gitops.errors import EvalError
+from gitops.registry.schema import GATE_BOUNDS, Version
+
+SCHEMA_VERSION = 1
+
+
+class ResultsError(EvalError):
+    """A results document is malformed: wrong schema version, a missing key, a value of the wrong type."""
+
+
+# --- the generic checker -------------------------------------------------------------------------
+
+class _Bad(Exception):
+    """Internal: a value at ``path`` is wrong; turned into a ResultsError with the document's name."""
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(f"{path} {what}" if path else what)
+        self.path, self.what = path, what
+
+
+_KIND = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false"}
+
+
+def _conform(value: Any, hint: Any, path: str, decode: bool, nullable: bool = False) -> Any:
+    """Check ``value`` against the type ``hint`` and return it normalised (ints to floats, dicts to
+    dataclasses when ``decode``). Supports what the results shapes use and nothing more."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _conform(value, args[0], path, decode, nullable=True)
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if decode and isinstance(value, dict):
+            return _decode(hint, value, path)
+        raise _Bad(path, f"must be an object ({hint.__name__}), not {_show(value)}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise _Bad(path, f"must be a list, not {_show(value)}")
+        (item,) = typing.get_args(hint)
+        return [_conform(v, item, f"{path}[{i}]", decode) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Bad(path, f"must be an object, not {_show(value)}")
+        _, item = typing.get_args(hint)
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not k:
+                raise _Bad(path, f"keys must be non-empty strings, not {_show(k)}")
+            out[k] = _conform(v, item, f"{path}.{k}", decode)
+        return out
+    return _scalar(value, hint, path, nullable)
+
+
+def _scalar(value: Any, hint: type, path: str, nullable: bool) -> Any:
+    if hint is float:
+        # bool is an int in Python; a JSON true where a number belongs is a mistake, not 1.0.
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    or_null = " or null" if nullable else ""
+    raise _Bad(path, f"must be {_KIND.get(hint, hint.__name__)}{or_null}, not {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _decode(cls: type, data: dict[str, Any], path: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise _Bad(f"{path}.{key}" if path else key,
+                       f"is not a known key of {cls.__name__} (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise _Bad(sub, "is missing")
+            continue
+        kwargs[name] = _conform(data[name], _hints(cls)[name], sub, decode=True)
+    try:
+        return cls(**kwargs)
+    except ResultsError as exc:  # a value rule in __post_init__; give it the full path
+        raise _Bad(path, exc.message) from None
+
+
+class _Checked:
+    """Mixin: every field is checked against its type hint when the object is built."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            try:
+                value = _conform(getattr(self, f.name), _hints(type(self))[f.name], f.name, decode=False)
+            except _Bad as exc:
+                raise ResultsError(f"{type(self).__name__}.{exc}") from None
+            object.__setattr__(self, f.name, value)
+        self._validate()
+
+    def _validate(self) -> None:
+        """Value rules beyond types; raise ResultsError with one sentence."""
+
+
+# --- the shapes ----------------------------------------------------------------------------------
+
+@dataclass
+class DatasetInfo(_Checked):
+    """Which data the models were evaluated on."""
+
+    ref: str                      # reviews@v2
+    split: str = "test"
+    rows: int = 0                 # rows scored for loss/perplexity
+
+
+@dataclass
+class GenerationInfo(_Checked):
+    """How sample completions and latency were produced."""
+
+    max_new_tokens: int
+    greedy: bool = True
+    batch_size: int = 1
+    prompt_words: int = 8         # the first N words of a row are the prompt
+    samples: int = 0              # how many sample completions were generated
+
+
+@dataclass
+class Lineage(_Checked):
+    """Where a version came from (copied from the registry's version record)."""
+
+    parent: str | None = None
+    base_model: str | None = None
+    dataset: str | None = None
+    config_hash: str | None = None
+    commit: str | None = None
+    created_at: str | None = None
+    author: str | None = None
+
+
+@dataclass
+class CurvePoint(_Checked):
+    """One logged training step; either loss may be missing at a given step."""
+
+    step: int
+    train_loss: float | None = None
+    eval_loss: float | None = None
+
+
+@dataclass
+class ModelResult(_Checked):
+    """One evaluated model version and its measurements."""
+
+    ref: str                      # review-autocomplete@v3
+    version: str                  # v3
+    format: str                   # peft-lora, hf, ct2, prompt
+    md5: str | None = None
+    quantization: str | None = None
+    lineage: Lineage = field(default_factory=Lineage)
+    # Names to values. null = measured but no finite value (a diverged loss, for example).
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    training_curve: list[CurvePoint] = field(default_factory=list)
+
+    @classmethod
+    def from_version(cls, ref: str, version: Version, metrics: dict[str, float | None],
+                     training_curve: list[CurvePoint] | None = None) -> ModelResult:
+        """Build from a registry :class:`Version` (lineage copied from it) and fresh measurements."""
+        lineage = Lineage(parent=version.parent, base_model=version.base_model, dataset=version.dataset,
+                          config_hash=version.config_hash, commit=version.commit,
+                          created_at=version.created_at or None, author=version.author or None)
+        return cls(ref=ref, version=version.id, format=version.format, md5=version.md5,
+                   quantization=version.quantization, lineage=lineage, metrics=dict(metrics),
+                   training_curve=list(training_curve or []))
+
+
+@dataclass
+class Sample(_Checked):
+    """One prompt and what each model completed (baseline is null without a baseline)."""
+
+    prompt: str
+    candidate: str
+    reference: str | None = None
+    baseline: str | None = None
+
+
+@dataclass
+class GateResult(_Checked):
+    """The outcome of one bound of one gate (a gate with two bounds gives two results)."""
+
+    metric: str
+    bound: str                    # max, min, max_increase_pct, max_decrease_pct
+    threshold: float              # the number written in the gate
+    passed: bool
+    message: str
+    candidate: float | None = None
+    baseline: float | None = None
+    limit: float | None = None    # the absolute value the candidate was held to (null when skipped)
+    skipped: bool = False         # needed a baseline value that was not there; counts as passed
+
+    def _validate(self) -> None:
+        if self.bound not in GATE_BOUNDS:
+            raise ResultsError(f"bound '{self.bound}' is not one of {', '.join(GATE_BOUNDS)}")
+        if self.skipped and not self.passed:
+            raise ResultsError(f"gate on '{self.metric}' is skipped, so it must count as passed")
+
+
+@dataclass
+class Environment(_Checked):
+    """Where the evaluation ran; library versions are null when not installed."""
+
+    device: str
+    python: str | None = None
+    torch: str | None = None
+    transformers: str | None = None
+    peft: str | None = None
+    ctranslate2: str | None = None
+    gitops: str | None = None
+    platform: str | None = None
+
+    @classmethod
+    def collect(cls, device: str) -> Environment:
+        """The running interpreter's versions, read from package metadata (imports nothing heavy)."""
+        from importlib import metadata
+
+        from gitops import __version__
+
+        def version(dist: str) -> str | None:
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                return None
+
+        return cls(device=device, python=platform.python_version(), torch=version("torch"),
+                   transformers=version("transformers"), peft=version("peft"),
+                   ctranslate2=version("ctranslate2"), gitops=__version__,
+                   platform=f"{sys.platform}-{platform.machine()}")
+
+
+@dataclass
+class EvalResults(_Checked):
+    """One candidate evaluated (against an optional baseline) on one data set."""
+
+    created_at: str
+    model: str
+    dataset: DatasetInfo
+    generation: GenerationInfo
+    candidate: ModelResult
+    environment: Environment
+    alias: str | None = None      # the alias the candidate is proposed for
+    baseline: ModelResult | None = None
+    gates: list[GateResult] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def _validate(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ResultsError(f"schema_version must be {SCHEMA_VERSION}, not {self.schema_version}")
+        if not self.model:
+            raise ResultsError("model must not be empty")
+        if self.baseline is None and any(s.baseline is not None for s in self.samples):
+            raise ResultsError("samples carry baseline completions, but there is no baseline")
+
+    @property
+    def verdict(self) -> str:
+        """``pass`` when every gate passed (skipped gates count as passed), else ``fail``."""
+        return "pass" if all(g.passed for g in self.gates) else "fail"
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready document, ``schema_version`` first and the derived ``verdict`` included."""
+        body = dataclasses.asdict(self)
+        body.pop("schema_version")
+        return {"schema_version": self.schema_version, **body, "verdict": self.verdict}
+
+    def to_json(self) -> str:
+        # allow_nan=False: every number was checked finite, and NaN is not JSON.
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "results") -> EvalResults:
+        """Decode a parsed document; raise :class:`ResultsError` naming ``source`` and the key."""
+        if not isinstance(data, dict):
+            raise ResultsError(f"{source} must be a JSON object (a gitops results document)")
+        if "schema_version" not in data:
+            raise ResultsError(f"{source} has no schema_version; it is not a gitops results document")
+        version = data["schema_version"]
+        if version != SCHEMA_VERSION or isinstance(version, bool):
+            raise ResultsError(f"{source} has schema_version {_show(version)}, but this gitops reads only "
+                               f"version {SCHEMA_VERSION}; use the gitops version that wrote it")
+        body = {k: v for k, v in data.items() if k != "verdict"}
+        try:
+            results = _decode(cls, body, "")
+        except _Bad as exc:
+            raise ResultsError(f"{source}: {exc}") from None
+        # verdict is derived; a stored one that disagrees means the document was edited by hand.
+        if "verdict" in data and data["verdict"] != results.verdict:
+            raise ResultsError(f"{source}: verdict says {_show(data['verdict'])}, but the gates say "
+                               f"'{results.verdict}'")
+        return results
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "results") -> EvalResults:
+        """Parse a results document from JSON text."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ResultsError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                               f"{exc.msg})") from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EvalResults:
+        """Read a results file; a missing or unreadable file is a NotFoundError/ResultsError."""
+        from gitops.errors import NotFoundError
+
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFoundError(f"results file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ResultsError(f"cannot read results file {path}: {exc}") from None
+        return cls.from_json(text, str(path))
+
+    def save(self, path: str | Path) -> None:
+        """Write the document atomically (a half-written results file would fail the report)."""
+        from gitops.yamlio import write_atomic
+
+        write_atomic(Path(path), self.to_json())
