@@ -31,6 +31,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    # one embedded base model per test session (built in ~15 s), shared with tests/ml_fixtures.py
+    monkeypatch.setenv("GITOPS_CACHE_DIR", os.environ.get("GITOPS_TEST_CACHE_DIR")
+                       or str(tmp_path_factory.getbasetemp() / "gitops-cache"))
     for key in ("GITHUB_TOKEN", "GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_STEP_SUMMARY"):
         monkeypatch.delenv(key, raising=False)
     return home

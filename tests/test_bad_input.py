@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git_state, run_gitops
+from tests.conftest import git_state, run_gitops
 
 MODEL = "review-autocomplete"
 

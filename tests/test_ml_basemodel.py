@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
+from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 from gitops.demo.corpus import load_corpus
 from gitops.errors import TrainError

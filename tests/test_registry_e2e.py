@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import run_gitops
+from tests.conftest import run_gitops
 
 MODEL = "review-autocomplete"
 

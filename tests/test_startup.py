@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_gitops
+from tests.conftest import run_gitops
 
 HEAVY = ("torch", "transformers", "peft", "accelerate", "ctranslate2", "dvc", "github", "pyarrow")
 
