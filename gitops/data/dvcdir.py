@@ -51,7 +51,8 @@ def add_files(root: Path, rels: list[str]) -> str:
     """Track the new files ``rels`` (paths under ``data/``) and rewrite ``data.dvc``; return its md5."""
     pointer_path = root / POINTER
     if not pointer_path.exists():
-        return dvc_adapter.add(root, TARGET)
+        # absolute: DVC resolves targets against the process cwd, not the repo
+        return dvc_adapter.add(root, str(root / TARGET))
     from dvc_data.hashfile.db import add_update_tree
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.meta import Meta
