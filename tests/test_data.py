@@ -158,6 +158,9 @@ def test_incremental_pointer_equals_dvc_add(repo: Path, tmp_path: Path) -> None:
 
 
 def test_push_reaches_remote_and_a_fresh_clone_reads_without_pull(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(RepoStateError, match="no remote 'origin'"):
+        api.ingest(repo, [jsonl(tmp_path / "a.jsonl", reviews(0, 12))], "reviews", push=True)
+    assert not (repo / "data").exists()
     origin = tmp_path / "origin.git"
     git.run(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
     git.run(repo, "remote", "add", "origin", str(origin))

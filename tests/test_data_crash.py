@@ -114,3 +114,45 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
     assert git.dirty_paths(repo) == [] and not (repo / journal.JOURNAL).exists()
     print(outcomes)
     assert outcomes["before"] > 0 and outcomes["recovered"] > 0, outcomes  # kills did land mid-ingest
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at a chosen point (BaseException: nothing may catch and clean up)."""
+
+
+def test_first_ingest_killed_before_commit_rolls_back(repo: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    before = snapshot_light(repo)
+
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(git, "commit", die)  # everything is written and staged; the commit never happens
+    with pytest.raises(Killed):
+        api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")
+    assert (repo / "data.dvc").exists() and (repo / journal.JOURNAL).exists()
+    monkeypatch.undo()
+    assert journal.recover(repo) == "rolled back"
+    assert snapshot_light(repo) == before
+
+
+def test_killed_after_commit_rolls_forward(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(journal, "clear", die)  # the commit exists; the journal was not removed
+    with pytest.raises(Killed):
+        api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")
+    monkeypatch.undo()
+    head = git.head(repo)
+    assert journal.recover(repo) == "rolled forward"
+    assert git.head(repo) == head and git.dirty_paths(repo) == []
+    assert len(reader.read_rows(repo, "reviews")) == ROWS
+    assert api.ingest(repo, [batch_file(tmp_path, 0)], "reviews").version is None  # key cache healed
+
+
+def snapshot_light(root: Path) -> dict:
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                   if p.is_file() and ".git" not in p.parts and ".dvc" not in p.parts)
+    return {"head": git.head(root), "files": files, "dirty": git.dirty_paths(root),
+            "yaml": (root / "registry/datasets/reviews.yaml").read_text()}

@@ -157,6 +157,8 @@ def ingest(root: Path, files: list[Path], dataset: str, *, skip_invalid: bool = 
     recovered = journal.recover(root)
     ds = load_dataset(root, dataset)
     _require_clean(root, dataset)
+    if push:
+        _check_remotes(root)  # before anything: a push that cannot happen should not follow a commit
     say(f"validating {len(files)} file(s)")
     checked = rows.check_files([Path(f) for f in files], ds)
     result = IngestResult(dataset=dataset, version=None, invalid=len(checked.rejects), recovered=recovered)
@@ -223,9 +225,9 @@ def _nothing_message(ds: Dataset, checked: rows.Checked, result: IngestResult) -
             f"({result.duplicates} duplicates dropped); no new version")
 
 
-def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]], files: list[Path],
-                 result: IngestResult) -> None:
-    vid = f"v{max((refs.version_number(v) for v in ds.versions), default=0) + 1}"
+def _render_batch(ds: Dataset, new: list[tuple[str, dict[str, Any]]]
+                  ) -> tuple[str, list[tuple[str, str]], dict[str, int]]:
+    """The batch file's text (JSON Lines, each row with its ``split``), its key shard pairs and split counts."""
     counts = {name: 0 for name in ds.splits}
     lines, pairs = [], []
     for khash, row in new:
@@ -233,7 +235,14 @@ def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]],
         counts[split] += 1
         pairs.append((khash, split))
         lines.append(json.dumps({**row, "split": split}, ensure_ascii=False, separators=(",", ":")) + "\n")
-    body = "".join(lines)
+    return "".join(lines), pairs, counts
+
+
+def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]], files: list[Path],
+                 result: IngestResult) -> None:
+    """Write the batch and its shard, update data.dvc and the data set file, commit (all under the journal)."""
+    vid = f"v{max((refs.version_number(v) for v in ds.versions), default=0) + 1}"
+    body, pairs, counts = _render_batch(ds, new)
     sha = hashlib.sha256(body.encode("utf-8")).hexdigest()[:10]
     batch = f"data/{ds.name}/b{refs.version_number(vid):06d}-{sha}.jsonl"
     shard = keys.shard_path(batch)
@@ -262,13 +271,17 @@ def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]],
     result.message = f"{ds.name} {vid}: +{len(new)} rows ({split_text}); total {total}"
 
 
+def _check_remotes(root: Path) -> None:
+    if dvc_adapter.remote_url(root) is None:
+        raise RepoStateError(f"cannot --push: {root / '.dvc/config'} names no default DVC remote "
+                             "(dvc remote add -d storage URL)")
+    if "origin" not in git.run(root, "remote").split():
+        raise RepoStateError("cannot --push: git has no remote 'origin' (git remote add origin URL)")
+
+
 def _push(root: Path) -> None:
     dvc_adapter.push(root, [str(root / dvcdir.POINTER)])
-    remotes = git.run(root, "remote").split()
-    if "origin" not in remotes:
-        raise RepoStateError("data pushed to the DVC remote, but git has no remote 'origin' to push the commit to")
-    branch = git.current_branch(root)
-    git.push(root, "origin", branch)
+    git.push(root, "origin", git.current_branch(root))
 
 
 def _now() -> str:

@@ -59,6 +59,10 @@ def add_files(root: Path, rels: list[str]) -> str:
     from dvc_data.hashfile.tree import Tree
 
     pointer = dvc_adapter.read_pointer(pointer_path)
+    if not manifest_cached(root):  # e.g. a clone that never pulled: fetch the old tree first
+        dvc_adapter.pull(root, [str(pointer_path)])
+        if not manifest_cached(root):
+            raise DvcError(f"{POINTER}: the manifest {pointer['md5']} is in neither the DVC cache nor the remote")
     with _cache(root) as odb:
         tree = Tree.load(odb, HashInfo("md5", pointer["md5"]))
         size = int(pointer.get("size") or 0)
