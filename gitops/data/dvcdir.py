@@ -28,10 +28,18 @@ TARGET = "data"
 
 
 def manifest_cached(root: Path) -> bool:
-    """Whether the ``.dir`` manifest that ``data.dvc`` names is in the local DVC cache."""
+    """Whether the ``.dir`` manifest that ``data.dvc`` names is in the local DVC cache.
+
+    Read from the cache's layout (``files/md5/xx/rest``) without opening a DVC repo: this runs on
+    every ingest. A cache dir set in ``.dvc/config`` (``[cache] dir``, relative to ``.dvc/``) is honoured.
+    """
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read([root / ".dvc" / "config", root / ".dvc" / "config.local"])
+    cache = root / ".dvc" / cfg.get("cache", "dir", fallback="cache")
     md5 = dvc_adapter.read_pointer(root / POINTER)["md5"]
-    with _cache(root) as odb:
-        return odb.exists(md5)
+    return (cache / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 
 
 @contextlib.contextmanager
@@ -61,9 +69,9 @@ def add_files(root: Path, rels: list[str]) -> str:
     pointer = dvc_adapter.read_pointer(pointer_path)
     if not manifest_cached(root):  # e.g. a clone that never pulled: fetch the old tree first
         dvc_adapter.pull(root, [str(pointer_path)])
-        if not manifest_cached(root):
-            raise DvcError(f"{POINTER}: the manifest {pointer['md5']} is in neither the DVC cache nor the remote")
     with _cache(root) as odb:
+        if not odb.exists(pointer["md5"]):
+            raise DvcError(f"{POINTER}: the manifest {pointer['md5']} is in neither the DVC cache nor the remote")
         tree = Tree.load(odb, HashInfo("md5", pointer["md5"]))
         size = int(pointer.get("size") or 0)
         for rel in rels:
