@@ -76,4 +76,7 @@ def eval_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, ml
                      dataset="reviews@v1")
         convert_version(root, f"{MODEL}@v1", quantization="int8")
         api.set_alias(root, MODEL, "production", "v1")
+        from gitops.adapters import dvc
+
+        dvc.push(root)  # so a clone can pull weights and data, as CI does
     return EvalRepo(root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,21 @@ def test_tampered_weights_are_refused(eval_repo, tmp_path):  # noqa: F811
     assert "do not match the md5 the registry records" in result.stderr
     assert f"models/{MODEL}/v2" in result.stderr
     assert not out.exists()
+
+
+def test_a_fresh_clone_pulls_weights_and_data_through_dvc(eval_repo, tmp_path):  # noqa: F811
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(eval_repo.root), str(clone)], check=True)
+    assert not (clone / f"models/{MODEL}/v3").exists()
+    out = tmp_path / "results.json"
+    result = run_gitops("eval", f"{MODEL}@v3", "--no-baseline", "--out", str(out), *FAST, cwd=clone)
+    assert result.exit_code == 0, result.stderr
+    assert (clone / f"models/{MODEL}/v3/model.bin").is_file()
+    doc = EvalResults.load(out)
+    from gitops.registry import store
+
+    assert doc.candidate.md5 == store.load(clone).resolve(f"{MODEL}@v3")[1].md5
+    assert doc.dataset.ref == "reviews@v1" and doc.dataset.rows > 0
 
 
 def test_failed_gate_exits_3_after_writing_results(eval_repo, tmp_path):  # noqa: F811
