@@ -154,3 +154,14 @@ def test_version_without_dataset_asks_for_one(eval_repo, weights, monkeypatch): 
 @pytest.mark.parametrize("bad", ["--samples=-1", "--max-new-tokens=0", "--device=tpu"])
 def test_bad_options_are_usage_errors(eval_repo, bad):  # noqa: F811
     assert run_gitops("eval", f"{MODEL}@v1", bad, cwd=eval_repo.root).exit_code == 2
+
+
+def test_cuda_without_a_gpu_is_one_sentence(eval_repo, tmp_path):  # noqa: F811
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v1", "--no-baseline", "--device", "cuda")
+    assert result.exit_code == 1
+    assert "--device cuda was asked for, but torch sees no CUDA device on this machine" in result.stderr
+    assert not out.exists()

@@ -9,7 +9,7 @@ import click
 
 from gitops.cli.common import repo_option, root_of
 from gitops.cli.output import table
-from gitops.errors import GateFailed
+from gitops.errors import EvalError, GateFailed
 
 if TYPE_CHECKING:
     from gitops.eval.results import EvalResults
@@ -68,7 +68,10 @@ def eval_command(ref: str, baseline: str | None, no_baseline: bool, dataset: str
         results = evaluate(root, ref, baseline=plan.baseline, dataset=plan.dataset, split=split,
                            samples=samples, max_new_tokens=max_new_tokens, batch_size=batch_size,
                            device=device, max_rows=max_rows, threads=threads, alias=alias, progress=bar)
-    results.save(out)
+    try:
+        results.save(out)
+    except OSError as exc:
+        raise EvalError(f"cannot write the results to {out}: {exc.strerror or exc}") from None
     click.echo(summary(results))
     click.echo(f"Results written to {out}", err=True)
     if results.verdict != "pass":

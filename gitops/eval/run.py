@@ -148,6 +148,7 @@ def _evaluate_one(root: Path, reg: store.Registry, ref: str, texts: list[str], p
     if version.format not in ("hf", "peft-lora", "ct2"):
         raise EvalError(f"{model.name}@{version.id} has format '{version.format}', which gitops eval "
                         "cannot run (hf, peft-lora and ct2 can)")
+    _check_device(device, version.format)
     if progress is not None:
         progress("loading", 0, 1)
     path = materialize.version_files(root, model.name, version)
@@ -156,6 +157,24 @@ def _evaluate_one(root: Path, reg: store.Registry, ref: str, texts: list[str], p
         measured = harness.measure(backend, texts, prompts, config, weights_dir=path, progress=progress)
     result = ModelResult.from_version(ref, version, measured.metrics, read_curve(path))
     return result, measured
+
+
+def _check_device(device: str, fmt: str) -> None:
+    """Refuse ``cuda`` up front on a machine without it: the engines' own errors are not ours."""
+    if not device.startswith("cuda"):
+        return
+    if fmt == "ct2":
+        import ctranslate2
+
+        available = ctranslate2.get_cuda_device_count() > 0
+    else:
+        import torch
+
+        available = torch.cuda.is_available()
+    if not available:
+        engine = "CTranslate2" if fmt == "ct2" else "torch"
+        raise EvalError(f"--device {device} was asked for, but {engine} sees no CUDA device on this machine; "
+                        "use --device cpu")
 
 
 def _base_dir(root: Path, model: Model, version: Version) -> Path | None:
