@@ -51,19 +51,23 @@ class RegistryDiff:
         return out
 
     def evaluation_matrix(self) -> list[dict]:
-        """One entry per candidate: each alias moved to a version, else each new version."""
-        seen: set[tuple[str, str]] = set()
-        matrix = []
-        for move in self.alias_moves:
-            if move.new is not None:
-                seen.add((move.model, move.new))
-                matrix.append({"model": move.model, "version": move.new, "alias": move.alias,
-                               "ref": f"{move.model}@{move.new}"})
+        """One entry per candidate version: those an alias moved to, then other new versions.
+
+        A version that several aliases moved to is evaluated once; ``alias`` is the protected one
+        if any (its report matters most) and ``aliases`` lists them all."""
+        entries: dict[tuple[str, str], dict] = {}
+        for move in sorted(self.alias_moves, key=lambda m: not m.protected):
+            if move.new is None:
+                continue
+            entry = entries.setdefault((move.model, move.new), {
+                "model": move.model, "version": move.new, "alias": move.alias, "aliases": [],
+                "ref": f"{move.model}@{move.new}"})
+            entry["aliases"].append(move.alias)
         for nv in self.new_versions:
-            if (nv.model, nv.version) not in seen:
-                matrix.append({"model": nv.model, "version": nv.version, "alias": None,
-                               "ref": f"{nv.model}@{nv.version}"})
-        return matrix
+            entries.setdefault((nv.model, nv.version), {
+                "model": nv.model, "version": nv.version, "alias": None, "aliases": [],
+                "ref": f"{nv.model}@{nv.version}"})
+        return list(entries.values())
 
 
 def diff_registries(base: Registry, head: Registry, base_name: str = "base", head_name: str = "head"

@@ -12,7 +12,7 @@ from pathlib import Path
 from gitops import yamlio
 from gitops.adapters import git
 from gitops.errors import NotFoundError, RegistryError
-from gitops.registry import refs, schema
+from gitops.registry import cache, refs, schema
 from gitops.registry.schema import Alias, Dataset, Model, Problems, Version
 
 REGISTRY = "registry"
@@ -114,13 +114,15 @@ def load(root: Path, ref: str | None = None, strict: bool = True) -> Registry:
     leaves every problem in ``Registry.problems`` (what ``gitops check`` reports).
     """
     texts = _worktree_texts(root) if ref is None else _ref_texts(root, ref)
-    reg = parse_texts(texts)
+    reg = parse_texts(texts, cache.cache_dir(root))
     if strict:
         reg.raise_problems()
     return reg
 
 
-def parse_texts(texts: dict[str, str]) -> Registry:
+def parse_texts(texts: dict[str, str], cache_dir: Path | None = None) -> Registry:
+    """Validate registry files given as ``{relative path: text}`` (cached by content when a
+    ``cache_dir`` is given)."""
     reg = Registry(texts=texts)
     p = reg.problems
     alias_files: list[tuple[str, str, str]] = []
@@ -128,13 +130,15 @@ def parse_texts(texts: dict[str, str]) -> Registry:
         parts = rel.split("/")
         if len(parts) == 3 and parts[1] == DATASETS:
             stem = parts[2][: -len(".yaml")]
-            if (doc := _load(texts[rel], rel, p)) is not _BAD:
-                if (ds := schema.parse_dataset(doc, rel, stem, p)) is not None:
-                    reg.datasets[stem] = ds
+            ds = cache.cached(cache_dir, "dataset", texts[rel], lambda: _parse(
+                schema.parse_dataset, texts[rel], rel, stem, p), cache.dataset_from_dict)
+            if ds is not None:
+                reg.datasets[stem] = ds
         elif len(parts) == 3 and parts[2] == "model.yaml":
-            if (doc := _load(texts[rel], rel, p)) is not _BAD:
-                if (model := schema.parse_model(doc, rel, parts[1], p)) is not None:
-                    reg.models[model.name] = model
+            model = cache.cached(cache_dir, "model", texts[rel], lambda: _parse(
+                schema.parse_model, texts[rel], rel, parts[1], p), cache.model_from_dict)
+            if model is not None:
+                reg.models[model.name] = model
         elif len(parts) == 4 and parts[2] == "aliases":
             alias_files.append((rel, parts[1], parts[3][: -len(".yaml")]))
     for rel, model_name, alias_name in alias_files:
@@ -156,6 +160,11 @@ def parse_texts(texts: dict[str, str]) -> Registry:
 
 
 _BAD = object()
+
+
+def _parse(parser, text: str, rel: str, name: str, p: Problems):  # noqa: ANN001, ANN202
+    doc = _load(text, rel, p)
+    return None if doc is _BAD else parser(doc, rel, name, p)
 
 
 def _load(text: str, rel: str, p: Problems) -> object:

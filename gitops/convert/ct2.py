@@ -1,0 +1,106 @@
+"""Convert a model version to CTranslate2, the format the serving endpoint runs.
+
+A ``peft-lora`` adapter is merged into its base first (CTranslate2 has no adapters), then
+CTranslate2's own ``TransformersConverter`` writes the quantized model. The tokenizer files are
+copied next to it so the output directory is self-contained: serving and evaluation need nothing
+else.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from gitops.errors import ConvertError, GitopsError, NotFoundError
+
+# The weight types CTranslate2 can store; ``int8`` is the usual CPU serving choice.
+QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                 "float16", "bfloat16", "float32")
+SOURCE_FORMATS = ("hf", "peft-lora")
+META_FILE = "gitops-convert.json"
+
+
+def convert_to_ct2(src_dir: Path, out_dir: Path, quantization: str = "int8", *,
+                   fmt: str = "hf", base_dir: Path | None = None) -> Path:
+    """Convert ``src_dir`` (format ``fmt``) into a CTranslate2 model in ``out_dir``; returns it.
+
+    ``base_dir`` is the base model of a ``peft-lora`` adapter (default: the one its
+    ``adapter_config.json`` records). ``out_dir`` is replaced if it exists. Every failure is a
+    :class:`ConvertError` (or :class:`NotFoundError` for a missing input) saying why.
+    """
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    _check_args(src_dir, quantization, fmt)
+    if fmt == "peft-lora":
+        with tempfile.TemporaryDirectory(prefix="gitops-merge-") as tmp:
+            merged = _merge(src_dir, base_dir, Path(tmp))
+            return _convert_hf(merged, out_dir, quantization, fmt)
+    return _convert_hf(src_dir, out_dir, quantization, fmt)
+
+
+def _check_args(src_dir: Path, quantization: str, fmt: str) -> None:
+    if fmt == "ct2":
+        raise ConvertError(f"{src_dir} is already in CTranslate2 format; convert its source "
+                           "version (hf or peft-lora) instead.")
+    if fmt not in SOURCE_FORMATS:
+        raise ConvertError(f"Cannot convert format '{fmt}' to ct2; supported sources: "
+                           f"{', '.join(SOURCE_FORMATS)}.")
+    if quantization not in QUANTIZATIONS:
+        raise ConvertError(f"Unsupported quantization '{quantization}'; choose one of: "
+                           f"{', '.join(QUANTIZATIONS)}.")
+    if not src_dir.is_dir():
+        raise NotFoundError(f"Source directory {src_dir} does not exist.")
+    marker = "adapter_config.json" if fmt == "peft-lora" else "config.json"
+    if not (src_dir / marker).is_file():
+        raise ConvertError(f"{src_dir} has no {marker}, so it is not a '{fmt}' model.")
+
+
+def _merge(adapter_dir: Path, base_dir: Path | None, tmp: Path) -> Path:
+    from gitops.ml.loading import merge_adapter
+
+    try:
+        return merge_adapter(adapter_dir, base_dir, tmp / "merged")
+    except GitopsError as exc:
+        raise ConvertError(f"Cannot merge adapter {adapter_dir} before conversion: "
+                           f"{exc.message}") from exc
+
+
+def _convert_hf(src: Path, out_dir: Path, quantization: str, fmt: str) -> Path:
+    """Run CTranslate2's converter into a sibling temp dir, then move it into place."""
+    from gitops.ml.loading import copy_tokenizer_files
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        _run_converter(src, staging / "model", quantization)
+        copy_tokenizer_files(src, staging / "model")
+        _write_meta(staging / "model", quantization, fmt)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        (staging / "model").rename(out_dir)  # a crash never leaves a half-written out_dir
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def _write_meta(dst: Path, quantization: str, fmt: str) -> None:
+    """Record how the directory was made (the ct2 files themselves do not say)."""
+    import ctranslate2
+
+    meta = {"quantization": quantization, "source_format": fmt,
+            "ctranslate2": ctranslate2.__version__}
+    (dst / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _run_converter(src: Path, dst: Path, quantization: str) -> None:
+    try:
+        from ctranslate2.converters import TransformersConverter
+    except ImportError as exc:
+        raise ConvertError("CTranslate2 is not installed; install gitops-registry[ml].") from exc
+    try:
+        TransformersConverter(str(src)).convert(str(dst), quantization=quantization, force=True)
+    except Exception as exc:  # noqa: BLE001 - the converter is an outside system: translate all
+        # It raises ValueError for unsupported architectures, but also AttributeError/KeyError
+        # when a transformers release renamed something the converter reads.
+        raise ConvertError(f"CTranslate2 could not convert {src}: {exc}") from exc

@@ -1,0 +1,253 @@
+"""One interface for generation and scoring over every weight format (hf, peft-lora, ct2).
+
+Evaluation compares a candidate with a baseline that may be stored in another format, so both
+must see the same token ids and the same decoding rules: prompts are tokenized once, here, by
+the model's own tokenizer (OPT prepends ``</s>`` as BOS), decoding is greedy unless asked
+otherwise, and ``max_new_tokens`` counts only generated tokens. Scoring returns the summed
+negative log-likelihood in nats of every token after the first (the review's tokens and the
+closing ``</s>``), which agrees between hf and ct2 float32 to float rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.errors import ConfigError, EvalError, NotFoundError
+
+FORMATS = ("hf", "peft-lora", "ct2")
+SAMPLING_TOP_K = 50  # only used when greedy=False; the same for both engines
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One completion: the continuation only (prompt excluded), its token count without the
+    end token, and the wall time of the batch it was generated in."""
+
+    text: str
+    new_tokens: int
+    seconds: float
+
+
+class Backend:
+    """Shared batching, tokenization and timing; subclasses run one engine's forward passes."""
+
+    fmt = ""
+
+    def __init__(self, tokenizer, path: Path) -> None:
+        self.tokenizer = tokenizer
+        self.path = Path(path)
+        limit = getattr(tokenizer, "model_max_length", None) or 0
+        self.max_length = limit if 0 < limit < 1_000_000 else None  # None: no known limit
+
+    def generate(self, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16,
+                 greedy: bool = True) -> list[Generation]:
+        """Complete each prompt with at most ``max_new_tokens`` tokens, in batches."""
+        if max_new_tokens < 1 or batch_size < 1:
+            raise ConfigError("max_new_tokens and batch_size must be at least 1.")
+        keep = None if self.max_length is None else max(2, self.max_length - max_new_tokens)
+        ids = [self._prompt_ids(p, keep) for p in prompts]
+        out: list[Generation] = []
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start:start + batch_size]
+            t0 = time.perf_counter()
+            new = self._generate_ids(chunk, max_new_tokens, greedy)
+            seconds = time.perf_counter() - t0
+            out += [Generation(self.tokenizer.decode(seq, skip_special_tokens=True),
+                               len(seq), seconds) for seq in new]
+        return out
+
+    def score(self, texts: list[str], *, batch_size: int = 16) -> list[tuple[float, int]]:
+        """Per text: (sum of token negative log-likelihoods in nats, number of tokens scored)."""
+        if batch_size < 1:
+            raise ConfigError("batch_size must be at least 1.")
+        ids = [self._score_ids(t) for t in texts]
+        out: list[tuple[float, int]] = []
+        for start in range(0, len(ids), batch_size):
+            out += self._score_batch(ids[start:start + batch_size])
+        return out
+
+    def close(self) -> None:
+        """Release the model (memory, threads). The backend is unusable afterwards."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- tokenization shared by both engines, so they see identical ids --
+
+    def _with_bos(self, text: str) -> list[int]:
+        tok = self.tokenizer
+        ids = list(tok(text)["input_ids"])
+        if tok.bos_token_id is not None and (not ids or ids[0] != tok.bos_token_id):
+            ids.insert(0, tok.bos_token_id)
+        return ids
+
+    def _prompt_ids(self, prompt: str, keep: int | None) -> list[int]:
+        ids = self._with_bos(prompt)
+        if keep is not None and len(ids) > keep:  # keep BOS and the prompt's end
+            ids = ids[:1] + ids[len(ids) - keep + 1:]
+        return ids
+
+    def _score_ids(self, text: str) -> list[int]:
+        ids = self._with_bos(text)
+        eos = self.tokenizer.eos_token_id
+        if eos is not None and ids[-1] != eos:
+            ids.append(eos)
+        if self.max_length is not None:
+            ids = ids[:self.max_length]
+        return ids
+
+    def _cut_at_eos(self, seq: list[int]) -> list[int]:
+        eos = self.tokenizer.eos_token_id
+        return seq[:seq.index(eos)] if eos in seq else seq
+
+    def _generate_ids(self, batch: list[list[int]], max_new: int, greedy: bool) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _score_batch(self, batch: list[list[int]]) -> list[tuple[float, int]]:
+        raise NotImplementedError
+
+
+class HFBackend(Backend):
+    """transformers (and peft) models: left-padded batched ``generate``, one forward to score."""
+
+    def __init__(self, model, tokenizer, path: Path, fmt: str) -> None:
+        super().__init__(tokenizer, path)
+        self.model, self.fmt = model, fmt
+        self.device = next(model.parameters()).device
+
+    def _generate_ids(self, batch: list[list[int]], max_new: int, greedy: bool) -> list[list[int]]:
+        import torch
+        from transformers import GenerationConfig
+
+        pad = self.tokenizer.pad_token_id
+        input_ids, mask = _pad(batch, pad, left=True, device=self.device)
+        # An explicit config, so a generation_config.json saved with the weights cannot change
+        # the decoding rules between candidate and baseline.
+        cfg = GenerationConfig(max_new_tokens=max_new, do_sample=not greedy, num_beams=1,
+                               top_k=SAMPLING_TOP_K if not greedy else None, top_p=None,
+                               temperature=None if greedy else 1.0,
+                               pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+                               bos_token_id=self.tokenizer.bos_token_id)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask,
+                                      generation_config=cfg)
+        return [self._cut_at_eos(row.tolist()) for row in out[:, input_ids.shape[1]:]]
+
+    def _score_batch(self, batch: list[list[int]]) -> list[tuple[float, int]]:
+        import torch
+
+        # Right padding: positions start at 0 for every row, and causal attention never looks
+        # at the pads that follow a row's last token.
+        input_ids, mask = _pad(batch, self.tokenizer.pad_token_id, left=False, device=self.device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
+        logp = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None])[..., 0]
+        logp = logp * mask[:, 1:]
+        return [(-float(logp[i].sum()), len(seq) - 1) for i, seq in enumerate(batch)]
+
+    def close(self) -> None:
+        self.model = None
+
+
+class CT2Backend(Backend):
+    """CTranslate2 ``Generator``: ``generate_batch`` and ``score_batch`` on token strings."""
+
+    fmt = "ct2"
+
+    def __init__(self, generator, tokenizer, path: Path) -> None:
+        super().__init__(tokenizer, path)
+        self.generator = generator
+
+    def _tokens(self, ids: list[int]) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens(ids)
+
+    def _generate_ids(self, batch: list[list[int]], max_new: int, greedy: bool) -> list[list[int]]:
+        results = self.generator.generate_batch(
+            [self._tokens(ids) for ids in batch], max_length=max_new,
+            sampling_topk=1 if greedy else SAMPLING_TOP_K, beam_size=1,
+            include_prompt_in_result=False)  # max_length then counts new tokens only
+        return [self._cut_at_eos(list(r.sequences_ids[0])) for r in results]
+
+    def _score_batch(self, batch: list[list[int]]) -> list[tuple[float, int]]:
+        # score_batch does not score the first token (our BOS), like the hf path.
+        results = self.generator.score_batch([self._tokens(ids) for ids in batch],
+                                             max_input_length=0)
+        return [(-float(sum(r.log_probs)), len(r.log_probs)) for r in results]
+
+    def close(self) -> None:
+        if self.generator is not None:
+            self.generator.unload_model()
+        self.generator = None
+
+
+def open_backend(path: Path, fmt: str, *, base_dir: Path | None = None, device: str = "cpu",
+                 threads: int | None = None) -> Backend:
+    """Open the weights at ``path`` (format ``fmt``) for generation and scoring.
+
+    ``base_dir`` is a LoRA adapter's base (default: the one its config records). ``threads``
+    caps CPU threads (torch's global setting for hf/peft-lora; intra-op threads for ct2).
+    """
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown model format '{fmt}'; expected one of {', '.join(FORMATS)}.")
+    if not path.is_dir():
+        raise NotFoundError(f"Model directory {path} does not exist.")
+    if fmt == "ct2":
+        return _open_ct2(path, device, threads)
+    from gitops.ml.loading import load_hf, load_peft
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if fmt == "hf":
+        model, tok = load_hf(path, device)
+    else:
+        # Merge in memory: the same function as the adapter, and a plain model generates faster.
+        peft_model, tok = load_peft(path, base_dir, device)
+        model = peft_model.merge_and_unload().eval()
+    return HFBackend(model, tok, path, fmt)
+
+
+def _open_ct2(path: Path, device: str, threads: int | None) -> CT2Backend:
+    from gitops.ml.loading import load_tokenizer
+
+    if not (path / "model.bin").is_file():
+        raise NotFoundError(f"{path} has no model.bin; it is not a CTranslate2 model.")
+    if not (path / "tokenizer_config.json").is_file():
+        raise NotFoundError(f"{path} has no tokenizer files; convert it with gitops so they are "
+                            "copied next to the model.")
+    try:
+        import ctranslate2
+
+        generator = ctranslate2.Generator(str(path), device=device, intra_threads=threads or 0)
+    except (RuntimeError, ValueError) as exc:
+        raise EvalError(f"CTranslate2 cannot open {path} on {device}: {exc}") from exc
+    return CT2Backend(generator, load_tokenizer(path), path)
+
+
+def ct2_quantization(path: Path) -> str | None:
+    """The quantization a gitops-converted ct2 directory was written with, if recorded."""
+    meta = Path(path) / "gitops-convert.json"
+    if meta.is_file():
+        return json.loads(meta.read_text()).get("quantization")
+    return None
+
+
+def _pad(batch: list[list[int]], pad_id: int, *, left: bool, device):
+    import torch
+
+    width = max(len(x) for x in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, seq in enumerate(batch):
+        sl = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[i, sl] = torch.tensor(seq, dtype=torch.long)
+        mask[i, sl] = 1
+    return ids.to(device), mask.to(device)
