@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -44,7 +45,7 @@ def test_altered_body_rejected(receiver):
 def test_stale_timestamp_rejected_over_http(receiver):
     headers = signed_headers(SECRET, BODY, "d-4", now=time.time() - 3600)
     assert post(receiver.url, headers) == 401
-    assert "3600 s old" in receiver.rejected[0]
+    assert re.search(r"the webhook timestamp is 360[01] s old", receiver.rejected[0])
 
 
 def test_replay_rejected_over_http(receiver):
