@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,18 @@ def local_repositories(workflow: Path) -> list[str]:
     return mappings
 
 
+def preinstalled_gitops(scratch: Path) -> Path:
+    """A bin directory with a ``gitops`` that runs this checkout: what a self-hosted runner image
+    with gitops preinstalled offers (workflows use it when ``GITOPS_INSTALL_ML=preinstalled``)."""
+    bin_dir = scratch / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    launcher = bin_dir / "gitops"
+    launcher.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(SOURCE)!r})\n"
+                        "from gitops.cli import main\nmain()\n")
+    launcher.chmod(0o755)
+    return bin_dir
+
+
 def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, secrets: dict, workdir: Path,
             job: str | None = None, variables: dict | None = None, timeout_s: float = 120) -> ActResult:
     """Run ``workflow`` for one event in ``workdir`` (a git repo with an ``origin`` remote on GitHub,
@@ -64,7 +77,8 @@ def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, 
     for label in PLATFORMS:
         args += ["-P", f"{label}=-self-hosted"]
     args += local_repositories(workflow)
-    base_env = {"GITOPS_SOURCE": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts")}
+    base_env = {"GITOPS_SOURCE": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts"),
+                "PATH": f"{preinstalled_gitops(scratch)}:{os.environ['PATH']}"}
     for key, value in {**base_env, **env}.items():
         args += ["--env", f"{key}={value}"]
     for key, value in secrets.items():
