@@ -163,3 +163,11 @@ def test_nothing_moved(repo, receiver):
     write_config(repo.root, receiver.url)
     result = deploy(repo.root, repo.head, repo.head, env=ENV, sleep=Sleeps())
     assert result.deliveries == [] and receiver.attempts == 0
+
+
+def test_bad_config_points_at_the_line(repo, receiver, monkeypatch):
+    (repo.root / "gitops.yaml").write_text("deploy:\n  hooks:\n    - name: prod\n      url: ftp://x\n")
+    monkeypatch.chdir(repo.root)
+    out = CliRunner().invoke(main, ["deploy", "--base", repo.base, "--head", repo.head, "--dry-run"])
+    assert out.exit_code == 1
+    assert "gitops.yaml:4: deploy.hooks[0].url" in out.output and receiver.attempts == 0

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
+from gitops.cli.common import repo_option, root_of
 from gitops.cli.output import echo_json
-
-
-def _root() -> Path:
-    from gitops.adapters import git
-
-    return git.find_root(Path.cwd())
 
 
 def _describe(r) -> str:
@@ -29,7 +24,8 @@ def _describe(r) -> str:
 @click.option("--head", required=True, metavar="REF", help="Git ref after the change, e.g. the pushed commit.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent (payloads included); send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool) -> None:
+@repo_option
+def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Path) -> None:
     """Send signed deploy webhooks for hooked aliases that moved between two refs.
 
     Hooks are listed under deploy.hooks in gitops.yaml; each names the environment
@@ -47,8 +43,9 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool) -> None:
         if not as_json:
             click.echo(_describe(r), err=r.error is not None)
 
+    root = root_of(repo_dir)
     try:
-        result = deploy(_root(), base, head, dry_run=dry_run, on_result=show)
+        result = deploy(root, base, head, dry_run=dry_run, on_result=show)
     except DeployFailed as exc:
         if as_json:
             echo_json(_as_dict(exc.result))
@@ -69,7 +66,7 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool) -> None:
     elif not dry_run:
         lines = [f"Deployed {r.model}@{r.alias} = {r.version} (hook {r.hook})" for r in result.deliveries]
         try:  # the deploy is done: a chat failure is a warning, not a failed deploy
-            click.echo(notify("\n".join(lines), root=_root(), event="deploy").reason)
+            click.echo(notify("\n".join(lines), root=root, event="deploy").reason)
         except GitopsError as exc:
             click.echo(f"Warning: notification not sent: {exc}", err=True)
 
@@ -84,7 +81,8 @@ def _as_dict(result) -> dict:
 
 @click.command("notify")
 @click.option("--text", required=True, metavar="TEXT", help="The message to post.")
-def notify_cmd(text: str) -> None:
+@repo_option
+def notify_cmd(text: str, repo_dir: Path) -> None:
     """Post a message to the chat webhook configured in gitops.yaml.
 
     The webhook URL is read from the environment variable named by
@@ -96,7 +94,7 @@ def notify_cmd(text: str) -> None:
     """
     from gitops.deploy import notify
 
-    click.echo(notify(text, root=_root()).reason)
+    click.echo(notify(text, root=root_of(repo_dir)).reason)
 
 
 def register(group: click.Group) -> None:

@@ -250,26 +250,15 @@ def parse_notify(doc: Any, src: str, problems: Problems) -> NotifyConfig:
 
 
 def load(root: Path) -> tuple[DeployConfig, NotifyConfig]:
-    """Read the deploy and notify settings from ``root/gitops.yaml`` (missing file: none configured).
+    """The deploy and notify settings of ``root/gitops.yaml`` (missing file or sections: none).
 
-    Raises :class:`ConfigError` listing every problem when the sections are invalid.
+    Read through the repository's one loader, so every problem in the file is reported together.
     """
-    from gitops import yamlio
-    from gitops.errors import ConfigError, RegistryError
+    from gitops.config import load_config
 
-    path = root / "gitops.yaml"
-    if not path.exists():
-        return DeployConfig(), NotifyConfig()
-    try:
-        doc = yamlio.load_file(path, "gitops.yaml")
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    problems = Problems()
-    deploy, notify = parse_deploy(doc, "gitops.yaml", problems), parse_notify(doc, "gitops.yaml", problems)
-    if len(problems) == 1:
-        raise ConfigError(problems[0])
-    if problems:
-        raise ConfigError(f"gitops.yaml has {len(problems)} problems:", problems=list(problems))
+    cfg = load_config(root)
+    deploy = cfg.deploy if isinstance(cfg.deploy, DeployConfig) else DeployConfig()
+    notify = cfg.notify if isinstance(cfg.notify, NotifyConfig) else NotifyConfig()
     return deploy, notify
 
 
@@ -277,13 +266,6 @@ def repository(root: Path, env: dict[str, str]) -> str:
     """``owner/name`` for payloads: ``GITHUB_REPOSITORY`` (set in Actions), else ``github.repo``."""
     if env.get("GITHUB_REPOSITORY"):
         return env["GITHUB_REPOSITORY"]
-    from gitops import yamlio
-    from gitops.errors import RegistryError
+    from gitops.config import load_config
 
-    try:
-        doc = yamlio.load_file(root / "gitops.yaml", "gitops.yaml") if (root / "gitops.yaml").exists() else {}
-    except RegistryError:
-        return ""
-    github = doc.get("github") if isinstance(doc, dict) else None
-    repo = github.get("repo") if isinstance(github, dict) else None
-    return repo if isinstance(repo, str) else ""
+    return load_config(root).repo or ""
