@@ -23,9 +23,10 @@ def run(root: Path | str, *args: str, input: str | None = None, check: bool = Tr
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
     if check and proc.returncode != 0:
-        reason = (proc.stderr or proc.stdout).strip().splitlines()
-        tail = reason[-1] if reason else f"exit code {proc.returncode}"
-        raise GitError(f"git {args[0]} failed: {tail}")
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        key = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+        reason = (key or lines or [f"exit code {proc.returncode}"])[0]
+        raise GitError(f"git {args[0]} failed: {reason}")
     return proc.stdout
 
 
@@ -177,8 +178,8 @@ def current_branch(root: Path) -> str | None:
     return out or None
 
 
-def push(root: Path, remote: str = "origin", refspec: str | None = None) -> None:
-    args = ["push", "-q", remote]
-    if refspec:
-        args.append(refspec)
-    run(root, *args)
+def push(root: Path, remote: str = "origin", refspec: str = "HEAD") -> None:
+    """Push the current branch (HEAD) to ``remote``."""
+    if remote not in run(root, "remote").split():
+        raise GitError(f"git push failed: the repository has no remote '{remote}' (git remote add {remote} URL)")
+    run(root, "push", "-q", remote, refspec)

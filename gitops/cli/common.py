@@ -1,0 +1,30 @@
+"""Options and helpers shared by command modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+repo_option = click.option(
+    "-C", "--repo", "repo_dir", default=".", show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run as if gitops was started in this directory (any directory inside the GitOps repo).",
+)
+
+
+def root_of(repo_dir: Path) -> Path:
+    from gitops import api
+
+    return api.repo_root(repo_dir)
+
+
+def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, list[str]]:
+    """``alias=@org/team`` pairs (repeatable, owners comma-separated) into a mapping."""
+    out: dict[str, list[str]] = {}
+    for value in values:
+        key, sep, owners = value.partition("=")
+        if not sep or not key or not owners:
+            raise click.BadParameter(f"'{value}' must look like ALIAS=@org/team", param_hint=what)
+        out.setdefault(key, []).extend(o.strip() for o in owners.split(",") if o.strip())
+    return out

@@ -1,0 +1,309 @@
+"""Registry commands: init, show, model, register, alias, check, diff, history, codeowners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gitops.cli.common import parse_pairs, repo_option, root_of
+from gitops.cli.output import echo_json, table
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--remote", help="DVC remote URL or directory (default: DIRECTORY-dvc-storage beside it).")
+@click.option("--github-repo", help="owner/name of the GitHub repository, written to gitops.yaml.")
+def init(directory: Path, remote: str | None, github_repo: str | None) -> None:
+    """Scaffold a GitOps repository: git, DVC with a remote, registry/, workflows, CODEOWNERS.
+
+    \b
+    Examples:
+      gitops init my-models
+      gitops init . --remote s3://bucket/models --github-repo acme/models
+    """
+    from gitops import api
+
+    result = api.init(directory, remote=remote, repo=github_repo)
+    click.echo(f"Initialised a GitOps repository in {result.root}")
+    click.echo(f"  DVC remote: {result.remote}")
+    click.echo(f"  committed {len(result.files)} files ({result.commit[:8]})")
+    click.echo("Next: gitops model create NAME --protect production=@org/team")
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@repo_option
+def show(target: str | None, as_json: bool, repo_dir: Path) -> None:
+    """Show models and aliases; one model's versions (MODEL); one version (MODEL@REF).
+
+    \b
+    Examples:
+      gitops show
+      gitops show review-autocomplete
+      gitops show review-autocomplete@production --json
+    """
+    from gitops import api
+
+    data = api.show(root_of(repo_dir), target)
+    if as_json:
+        echo_json(data)
+    elif target is None:
+        _print_registry(data)
+    elif "@" in target:
+        _print_version(data)
+    else:
+        _print_model(data)
+
+
+def _print_registry(data: dict) -> None:
+    if not data["models"] and not data["datasets"]:
+        click.echo("The registry is empty. Create a model: gitops model create NAME")
+        return
+    if data["models"]:
+        rows = [[m["name"], str(m["versions_count"]), m["latest"] or "-",
+                 ", ".join(f"{a}={v}" for a, v in m["aliases"].items()) or "-"] for m in data["models"]]
+        click.echo(table(rows, ["MODEL", "VERSIONS", "LATEST", "ALIASES"]))
+    if data["datasets"]:
+        click.echo("")
+        rows = [[d["name"], str(d["versions_count"]), d["latest"] or "-", str(d["rows"])] for d in data["datasets"]]
+        click.echo(table(rows, ["DATA SET", "VERSIONS", "LATEST", "ROWS"]))
+
+
+def _print_model(data: dict) -> None:
+    click.echo(f"{data['name']}: {data['description'] or '(no description)'}")
+    if data["protected"]:
+        click.echo("protected: " + "; ".join(f"{a} by {' '.join(o)}" for a, o in data["protected"].items()))
+    rows = [[v["id"], v["format"] + (f"/{v['quantization']}" if v["quantization"] else ""), v["parent"] or "-",
+             v["dataset"] or "-", (v["created_at"] or "")[:19], ", ".join(v["aliases"])] for v in data["versions"]]
+    click.echo(table(rows, ["VERSION", "FORMAT", "PARENT", "DATA SET", "CREATED", "ALIASES"]))
+
+
+def _print_version(data: dict) -> None:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        elif value not in (None, "", []):
+            click.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+
+
+@click.group()
+def model() -> None:
+    """Create and manage models."""
+
+
+@model.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="What the model does, one line.")
+@click.option("--task", default="text-generation", show_default=True, help="The model's task.")
+@click.option("--owner", "owners", multiple=True, help="An owner of the model (@user, @org/team); repeatable.")
+@click.option("--protect", multiple=True, metavar="ALIAS=OWNERS",
+              help="Protect an alias: only these owners may approve moving it (repeatable).")
+@repo_option
+def model_create(name: str, description: str, task: str, owners: tuple[str, ...], protect: tuple[str, ...],
+                 repo_dir: Path) -> None:
+    """Create a model in the registry (and update CODEOWNERS for its protected aliases).
+
+    \b
+    Example:
+      gitops model create review-autocomplete --protect production=@acme/mlops
+    """
+    from gitops import api
+
+    created = api.create_model(root_of(repo_dir), name, description=description, task=task,
+                               owners=list(owners), protect=parse_pairs(protect, "--protect"))
+    click.echo(f"Created model '{created.name}'" + (
+        f" (protected: {', '.join(created.protected)})" if created.protected else ""))
+
+
+@click.command("register")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default="hf", show_default=True,
+              type=click.Choice(["peft-lora", "hf", "ct2", "prompt"]), help="Format of the weights.")
+@click.option("--parent", help="The version this one was derived from (v3).")
+@click.option("--base-model", help="Base model the weights were trained from (path, hub id or MODEL@REF).")
+@click.option("--dataset", help="Data set version it was trained on (reviews@v2).")
+@click.option("--metrics", type=click.Path(path_type=Path), help="JSON or YAML file of metric name: number.")
+@click.option("--quantization", help="Quantization of a ct2 version (int8, float16, ...).")
+@click.option("--note", help="A note stored with the version.")
+@click.option("--move", is_flag=True, help="Delete PATH once the version is committed.")
+@click.option("--push", is_flag=True, help="Also dvc push the weights and git push the commit.")
+@repo_option
+def register_version(model_name: str, path: Path, fmt: str, parent: str | None, base_model: str | None,
+             dataset: str | None, metrics: Path | None, quantization: str | None, note: str | None,
+             move: bool, push: bool, repo_dir: Path) -> None:
+    """Register a weights directory as the model's next version (tracked with DVC, committed).
+
+    \b
+    Example:
+      gitops register review-autocomplete out/merged --format hf --parent v2 --dataset reviews@v3
+    """
+    from gitops import api
+
+    version = api.register(root_of(repo_dir), model_name, path, fmt=fmt, parent=parent, base_model=base_model,
+                           dataset=dataset, metrics=metrics, quantization=quantization, note=note,
+                           move=move, push=push)
+    click.echo(f"Registered {model_name}@{version.id} ({version.format}, md5 {version.md5})"
+               + (" and pushed" if push else ""))
+
+
+@click.group()
+def alias() -> None:
+    """Move aliases (staging, production, ...) between versions."""
+
+
+@alias.command("set")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("alias_name", metavar="ALIAS")
+@click.argument("version")
+@click.option("--note", help="Why the alias moves; stored in the alias file and the commit.")
+@repo_option
+def alias_set(model_name: str, alias_name: str, version: str, note: str | None, repo_dir: Path) -> None:
+    """Point ALIAS of MODEL at VERSION (a version id or 'latest') and commit.
+
+    \b
+    Example:
+      gitops alias set review-autocomplete staging v3 --note "fresher data"
+    """
+    from gitops import api
+
+    change = api.set_alias(root_of(repo_dir), model_name, alias_name, version, note=note)
+    if not change.changed:
+        click.echo(f"{model_name}@{alias_name} already points to {change.new}; nothing to do.")
+        return
+    click.echo(f"{model_name}@{alias_name}: {change.old or 'none'} -> {change.new} ({change.commit[:8]})")
+    if change.protected:
+        click.echo("This alias is protected: a code owner must approve the pull request that carries it.")
+
+
+@alias.command("unset")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("alias_name", metavar="ALIAS")
+@repo_option
+def alias_unset(model_name: str, alias_name: str, repo_dir: Path) -> None:
+    """Remove ALIAS from MODEL and commit.
+
+    \b
+    Example:
+      gitops alias unset review-autocomplete canary
+    """
+    from gitops import api
+
+    change = api.unset_alias(root_of(repo_dir), model_name, alias_name)
+    click.echo(f"{model_name}@{alias_name}: {change.old} -> none ({change.commit[:8]})")
+
+
+@click.command()
+@click.option("--base", help="Git ref to compare with: released versions there must be unchanged.")
+@click.option("--remote", is_flag=True, help="Also check that the DVC remote holds every version's files.")
+@repo_option
+def check(base: str | None, remote: bool, repo_dir: Path) -> None:
+    """Validate the whole registry; exit 1 listing every problem.
+
+    \b
+    Examples:
+      gitops check
+      gitops check --base origin/main --remote
+    """
+    from gitops import api
+    from gitops.errors import RegistryError
+
+    problems = api.check(root_of(repo_dir), base=base, remote=remote)
+    if problems:
+        raise RegistryError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found:", problems=problems)
+    click.echo("The registry is valid." + (f" Released versions are unchanged since {base}." if base else ""))
+
+
+@click.command()
+@click.argument("base")
+@click.argument("head", default="HEAD")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (what workflows read).")
+@repo_option
+def diff(base: str, head: str, as_json: bool, repo_dir: Path) -> None:
+    """Alias moves and new versions between two git refs (HEAD may be WORKTREE).
+
+    \b
+    Examples:
+      gitops diff origin/main HEAD
+      gitops diff origin/main HEAD --json
+    """
+    from gitops import api
+
+    result = api.diff(root_of(repo_dir), base, head)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    if result.empty:
+        click.echo(f"No registry changes between {base} and {head}.")
+    for m in result.alias_moves:
+        flag = " (protected)" if m.protected else ""
+        click.echo(f"alias   {m.model}@{m.alias}: {m.old or 'none'} -> {m.new or 'none'}{flag}")
+    for v in result.new_versions:
+        click.echo(f"version {v.model}@{v.version} ({v.format}" + (f", parent {v.parent})" if v.parent else ")"))
+    for name in result.new_models:
+        click.echo(f"model   {name} (new)")
+
+
+@click.command()
+@click.argument("model_name", metavar="MODEL")
+@click.argument("alias_name", metavar="ALIAS", required=False)
+@click.option("-n", "--limit", type=int, help="Show at most this many moves.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@repo_option
+def history(model_name: str, alias_name: str | None, limit: int | None, as_json: bool, repo_dir: Path) -> None:
+    """Who moved which alias to which version, when, in which commit and PR (from git log).
+
+    \b
+    Examples:
+      gitops history review-autocomplete
+      gitops history review-autocomplete production
+    """
+    from dataclasses import asdict
+
+    from gitops import api
+
+    events = api.history(root_of(repo_dir), model_name, alias_name, limit)
+    if as_json:
+        echo_json([asdict(e) for e in events])
+        return
+    if not events:
+        click.echo(f"No alias of '{model_name}' has moved yet.")
+        return
+    rows = [[e.date[:19].replace("T", " "), e.alias, f"{e.old or 'none'} -> {e.new or 'none'}", e.author,
+             e.commit[:8], f"#{e.pr}" if e.pr else "-"] for e in events]
+    click.echo(table(rows, ["WHEN", "ALIAS", "MOVE", "BY", "COMMIT", "PR"]))
+
+
+@click.command()
+@click.option("--check", "mode", flag_value="check", help="Exit 1 if .github/CODEOWNERS is out of date.")
+@click.option("--write", "mode", flag_value="write", help="Rewrite .github/CODEOWNERS from the registry.")
+@repo_option
+def codeowners(mode: str | None, repo_dir: Path) -> None:
+    """Generate .github/CODEOWNERS from the protected aliases (prints it without an option).
+
+    \b
+    Examples:
+      gitops codeowners --check
+      gitops codeowners --write && git commit -am "CODEOWNERS"
+    """
+    from gitops import api
+    from gitops.errors import RegistryError
+
+    result = api.codeowners(root_of(repo_dir), write=mode == "write")
+    if mode is None:
+        click.echo(result.text, nl=False)
+    elif mode == "check" and not result.in_sync:
+        raise RegistryError(f"{result.path} is out of date; run 'gitops codeowners --write'")
+    elif mode == "check":
+        click.echo(f"{result.path} is up to date.")
+    else:
+        click.echo(f"Wrote {result.path}." if result.written else f"{result.path} was already up to date.")
+
+
+def register(group: click.Group) -> None:
+    for command in (init, show, model, register_version, alias, check, diff, history, codeowners):
+        group.add_command(command)
