@@ -1,42 +1,54 @@
-"""Fixtures for the train tests: a tiny OPT base model and a small review corpus, built locally.
+"""Fixtures for the train tests: the embedded tiny OPT base model and demo review texts.
 
-Until the `ml` branch's ``default_base_model`` is available this builds its own throwaway model
-(2 layers, hidden 32, BPE tokenizer trained on the corpus, vocab padded to a multiple of 8).
+The base model is built once per test session (about 20 s on one core), into ``$GITOPS_CACHE_DIR``
+when set (CI can keep it between runs), else a session temp dir.
 """
 
 from __future__ import annotations
 
-import random
+import os
+import sys
 from pathlib import Path
 
-ADJ = ["great", "poor", "solid", "flimsy", "lovely", "noisy", "handy", "cheap"]
-NOUN = ["battery", "screen", "kettle", "lamp", "charger", "blender", "case", "cable"]
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def corpus(n: int = 48, seed: int = 0) -> list[str]:
-    """Short review-like sentences (deterministic)."""
-    rnd = random.Random(seed)
-    return [f"the {rnd.choice(NOUN)} is {rnd.choice(ADJ)} and i {rnd.choice(['love', 'return'])} it"
-            for _ in range(n)]
-
-
-def build_tiny_opt(path: Path, texts: list[str]) -> Path:
-    """Save a tiny random OPT causal LM + fast tokenizer loadable with from_pretrained."""
+@pytest.fixture(scope="session")
+def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded default base model (gitops.ml.basemodel), built once per session."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import OPTConfig, OPTForCausalLM, PreTrainedTokenizerFast
 
-    torch.manual_seed(0)
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.decoder = decoders.BPEDecoder()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=96, special_tokens=["<pad>", "</s>", "<unk>"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
-                                   eos_token="</s>", bos_token="</s>")
-    vocab = ((len(fast) + 7) // 8) * 8
-    cfg = OPTConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=2,
-                    max_position_embeddings=64, word_embed_proj_dim=32, pad_token_id=fast.pad_token_id,
-                    bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, dropout=0.0)
-    OPTForCausalLM(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    from gitops.ml.basemodel import default_base_model
+
+    torch.set_num_threads(1)
+    cache = os.environ.get("GITOPS_CACHE_DIR")
+    return default_base_model(Path(cache) if cache else tmp_path_factory.mktemp("model-cache"))
+
+
+@pytest.fixture(scope="session")
+def review_texts() -> list[str]:
+    """80 demo review texts: 64 to train on, 16 to validate with."""
+    from gitops.demo.corpus import load_corpus
+
+    return [row["text"] for row in load_corpus()[:80]]
+
+
+def tiny_config(base: Path, dropout: float = 0.0, **trainer: object) -> dict:
+    """A config dict that trains in about a second on one CPU core."""
+    settings = {"batch_size": 8, "max_length": 32, "eval_steps": 2, "learning_rate": 3e-3, "seed": 7,
+                "max_steps": 6, "epochs": 3}
+    settings.update(trainer)
+    return {"base_model": str(base), "dataset": "reviews@latest", "output": {"model": "review-autocomplete"},
+            "adapter": {"r": 4, "alpha": 8, "dropout": dropout, "target_modules": ["q_proj", "v_proj"]},
+            "trainer": settings}
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a child python that imports this worktree's gitops, one thread per process."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
+            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+
+
+PYTHON = sys.executable

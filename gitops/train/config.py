@@ -269,12 +269,16 @@ def apply_overrides(doc: Any, overrides: list[str]) -> Any:
         dotted = dotted.strip()
         if not sep or not dotted:
             raise ConfigError(f"--set '{item}' must look like key.path=value, e.g. trainer.learning_rate=1e-4")
-        _leaf(dotted)
+        spec = _leaf(dotted)
         try:
             value = yamlio.loads(text, f"--set {dotted}") if text.strip() else None
         except RegistryError as exc:
-            raise ConfigError(str(exc)) from None
-        if isinstance(value, (dict, list)) and _leaf(dotted).kind != "list[str]":
+            if spec.kind != "str":
+                raise ConfigError(str(exc)) from None
+            value = text
+        if spec.kind == "str" and value is not None and not isinstance(value, str):
+            value = text.strip()  # `Review: {text}` reads as a mapping in YAML; a str key wants the text
+        if isinstance(value, (dict, list)) and spec.kind != "list[str]":
             raise ConfigError(f"--set {dotted}: expected a single value, not {_describe(value)}")
         node = doc
         parts = dotted.split(".")

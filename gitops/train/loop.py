@@ -118,10 +118,13 @@ def _loaders(tokenizer: Any, train_texts: list[str], valid_texts: list[str], cfg
     train_rows = _encode(tokenizer, train_texts, t.max_length)
     valid_rows = _encode(tokenizer, valid_texts, t.max_length) if valid_texts else []
     sampler = _sampler_cls()(len(train_rows), t.seed)
+    # Each DataLoader iterator draws a seed from its generator; with the global one that draw would
+    # shift the dropout RNG of a resumed run (its iterator starts after the RNG states are restored).
     train = torch.utils.data.DataLoader(train_rows, batch_size=t.batch_size, sampler=sampler,
-                                        collate_fn=_collate(pad_id))
+                                        collate_fn=_collate(pad_id), generator=torch.Generator().manual_seed(t.seed))
     valid = torch.utils.data.DataLoader(valid_rows, batch_size=t.batch_size, shuffle=False,
-                                        collate_fn=_collate(pad_id)) if valid_rows else None
+                                        collate_fn=_collate(pad_id),
+                                        generator=torch.Generator().manual_seed(t.seed)) if valid_rows else None
     return train, valid, sampler
 
 

@@ -56,23 +56,17 @@ class TrainRun:
 
 
 def resolve_dataset(root: Path, ref: str) -> str:
-    """``reviews@latest`` -> ``reviews@v3``; a missing data set or version is a NotFoundError."""
-    from gitops.registry import refs, store
+    """``reviews@latest`` -> ``reviews@v3``: the version recorded is the one actually read."""
+    from gitops.data.reader import resolve
+    from gitops.errors import GitopsError
 
     try:
-        parsed = refs.parse_ref(ref, "data set")
-    except Exception as exc:  # refs raises the generic GitopsError
+        dataset, version = resolve(root, ref)
+    except (NotFoundError, ConfigError):
+        raise
+    except GitopsError as exc:  # a malformed reference
         raise ConfigError(f"dataset: {exc}") from None
-    ds = store.load(root).dataset(parsed.name)
-    if parsed.ref in (None, "latest"):
-        latest = ds.latest()
-        if latest is None:
-            raise NotFoundError(f"data set '{ds.name}' has no versions yet; ingest a batch first")
-        return f"{ds.name}@{latest.id}"
-    if parsed.ref not in ds.versions:
-        raise NotFoundError(f"data set '{ds.name}' has no version {parsed.ref} "
-                            f"(versions: {', '.join(ds.versions) or 'none'})")
-    return f"{ds.name}@{parsed.ref}"
+    return f"{dataset.name}@{version.id}"
 
 
 def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
@@ -109,17 +103,19 @@ def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
 
 
 def read_split(root: Path, dataset_ref: str, split: str, template: str) -> list[str]:
-    """The texts of one split, formatted with the prompt template."""
-    from gitops.data.reader import read_texts
+    """The rows of one split, each formatted with the prompt template over its columns."""
+    from gitops.data.reader import read_rows, resolve
 
-    texts = read_texts(root, dataset_ref, split)
+    dataset, _ = resolve(root, dataset_ref)
     fields = configmod.template_fields(template)
-    if fields == ["text"] and template == "{text}":
-        return list(texts)
-    if set(fields) - {"text"}:
-        raise ConfigError(f"prompt.template uses {', '.join(sorted(set(fields) - {'text'}))}: "
-                          "only {text} (the data set's text field) is available to templates")
-    return [template.format(text=t) for t in texts]
+    columns = {"text", *dataset.columns}
+    if unknown := sorted(set(fields) - columns):
+        raise ConfigError(f"prompt.template uses {', '.join(unknown)}, which data set '{dataset.name}' does not "
+                          f"have (columns: {', '.join(dataset.columns)}; 'text' is the text field)")
+    texts = []
+    for row in read_rows(root, dataset_ref, split):
+        texts.append(template.format_map({**row, "text": row[dataset.text_field]}))
+    return texts
 
 
 def work_dir(root: Path, cfg: TrainConfig) -> Path:
