@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import warnings
+import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -170,8 +171,10 @@ def _save_checkpoint(accelerator: Any, out_dir: Path, state: TrainState) -> None
     """Write ``checkpoints/step-N`` (atomically: state file last, then rename) and drop older ones."""
     base = out_dir / CHECKPOINTS
     tmp = base / f"tmp-step-{state.step}"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
+    if accelerator.is_main_process:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)  # before the barrier: other ranks write their RNG states into it
     accelerator.wait_for_everyone()
     # accelerate warns on every save that the tied lm_head weight was not duplicated: expected here
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
@@ -194,8 +197,14 @@ def _make_accelerator(cfg: TrainConfig) -> Any:
 
     if problem := precision_problem(cfg.trainer.precision):
         raise TrainError(problem)
+    import torch
+
     mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.trainer.precision]
-    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=cfg.trainer.gradient_accumulation_steps)
+    # Several processes (torchrun, `accelerate launch`) on a machine without CUDA: accelerate only
+    # forms a gloo CPU group when told cpu=True, else each process would train alone.
+    cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=cfg.trainer.gradient_accumulation_steps,
+                       cpu=cpu)
 
 
 def _scheduler(optimizer: Any, total_steps: int) -> Any:
