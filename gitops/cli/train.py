@@ -42,7 +42,8 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
               repo: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
 
-    Runs on CPU, one GPU, or several processes: `accelerate launch -m gitops train CONFIG`.
+    Runs on CPU, one GPU, or several processes:
+    `accelerate launch --multi_gpu --num_processes 2 -m gitops train CONFIG`.
     The config's keys are described in docs/train-config.md.
 
     \b
