@@ -189,11 +189,16 @@ def _register(root: Path, run: TrainRun, *, alias: str | None, push: bool) -> Tr
     version = api.register(root, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
                            dataset=run.dataset, metrics=run.result.metrics, config=run.config,
                            config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)",
-                           move=True, push=push)
+                           move=True, push=push and not alias)
     run.version, run.commit = version.id, version.commit or commit
     run.path = version.path
     if alias:
         api.set_alias(root, run.model, alias, version.id, note=f"trained from {run.dataset}")
         run.alias = alias
+        if push:  # after the alias commit, so one push carries both commits
+            from gitops.adapters import dvc
+
+            dvc.push(root, [f"{version.path}.dvc"])
+            git.push(root)
     shutil.rmtree(run.result.out_dir, ignore_errors=True)  # registered: the checkpoints are done with
     return run
