@@ -74,6 +74,11 @@ def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
     (a ``peft-lora`` version to its base + adapter); anything else is a local dir or a hub id."""
     from gitops.registry import store
 
+    from gitops.registry import materialize
+
+    if base_model == materialize.EMBEDDED_BASE:
+        # The embedded default: built locally, recorded by name so any machine can rebuild it.
+        return BaseSpec(str(materialize.base_model_dir(root, base_model)), None, base_model, None)
     name, sep, _ = base_model.partition("@")
     registry = store.load(root)
     if not sep or name not in registry.models:
@@ -83,10 +88,7 @@ def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
                                 f"(models: {', '.join(sorted(registry.models)) or 'none yet'})")
         return BaseSpec(str(local) if local.exists() else base_model, None, base_model, None)
     model, version = registry.resolve(base_model)
-    weights = root / version.path
-    if not weights.exists():
-        raise NotFoundError(f"base_model {model.name}@{version.id}: {version.path} is not in the work tree; "
-                            f"run 'dvc pull {version.path}.dvc' first")
+    weights = materialize.version_files(root, model.name, version)  # pulled through DVC, md5 verified
     parent = version.id if model.name == output_model else None
     record = f"{model.name}@{version.id}"
     if version.format == "hf":
