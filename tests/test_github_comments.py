@@ -71,3 +71,27 @@ def test_statuses_dispatches_and_codeowners_errors(site: Site) -> None:
     site.commit_files("main", {".github/CODEOWNERS": "*.py @nobody\n!x @acme/mlops\n"})
     kinds = [(e["line"], e["kind"]) for e in gh.codeowners_errors("main")]
     assert kinds == [(1, "Unknown owner"), (2, "Invalid pattern")]
+
+
+def test_report_post_cli_creates_then_updates_one_comment(site: Site, monkeypatch, tmp_path) -> None:
+    """`gitops report RESULTS --post --pr N`: the real CLI, the real renderer, the emulator."""
+    from pathlib import Path
+
+    from tests.conftest import run_gitops
+
+    results = Path(__file__).parent / "golden" / "results-v3.json"
+    number = site.pull_request("staging-v3", {"registry/review/aliases/staging.yaml": "version: v3\n"}, "bob")
+    site.use(monkeypatch)
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    first = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r.md"))
+    assert first.exit_code == 0, first.stderr
+    assert f"Posted the report on PR #{number}" in first.stderr
+    second = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r.md"))
+    assert second.exit_code == 0 and "Updated the report" in second.stderr
+    [comment] = site.em.comments.values()
+    assert comment.body == (tmp_path / "r.md").read_text()
+    assert comment.body.startswith("<!-- gitops-report model=")
+    assert summary.read_text().count("<!-- gitops-report") == 2
+    usage = run_gitops("report", str(results), "--post")
+    assert usage.exit_code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -75,6 +76,16 @@ def test_register_alias_show_diff_history_check(gitops_repo: Path, tmp_path: Pat
     assert set(matrix) == {f"{MODEL}@v1", f"{MODEL}@v2"}
     assert matrix[f"{MODEL}@v2"]["alias"] == "production"  # protected first, evaluated once
     assert sorted(matrix[f"{MODEL}@v2"]["aliases"]) == ["production", "staging"]
+
+    out_file = tmp_path / "github_output"
+    os.environ["GITHUB_OUTPUT"] = str(out_file)
+    try:
+        assert run_gitops("diff", base, "HEAD", "--github-output", cwd=gitops_repo).exit_code == 0
+    finally:
+        del os.environ["GITHUB_OUTPUT"]
+    outputs = dict(line.split("=", 1) for line in out_file.read_text().splitlines())
+    assert json.loads(outputs["matrix"]) == d0["evaluate"] and outputs["count"] == "2"
+    assert json.loads(outputs["new_versions"]) == [f"{MODEL}@v1", f"{MODEL}@v2"]
 
     h = json.loads(run_gitops("history", MODEL, "production", "--json", cwd=gitops_repo).stdout)
     assert [(e["old"], e["new"]) for e in h] == [("v1", "v2"), (None, "v1")]

@@ -228,18 +228,23 @@ def check(base: str | None, remote: bool, repo_dir: Path) -> None:
 @click.argument("base")
 @click.argument("head", default="HEAD")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (what workflows read).")
+@click.option("--github-output", is_flag=True,
+              help="Also append matrix=, count=, new_versions= and alias_moves= (JSON) to $GITHUB_OUTPUT.")
 @repo_option
-def diff(base: str, head: str, as_json: bool, repo_dir: Path) -> None:
+def diff(base: str, head: str, as_json: bool, github_output: bool, repo_dir: Path) -> None:
     """Alias moves and new versions between two git refs (HEAD may be WORKTREE).
 
     \b
     Examples:
       gitops diff origin/main HEAD
       gitops diff origin/main HEAD --json
+      gitops diff "$BASE_SHA" "$GITHUB_SHA" --github-output   # in a workflow step
     """
     from gitops import api
 
     result = api.diff(root_of(repo_dir), base, head)
+    if github_output:
+        _write_github_output(result)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -252,6 +257,24 @@ def diff(base: str, head: str, as_json: bool, repo_dir: Path) -> None:
         click.echo(f"version {v.model}@{v.version} ({v.format}" + (f", parent {v.parent})" if v.parent else ")"))
     for name in result.new_models:
         click.echo(f"model   {name} (new)")
+
+
+def _write_github_output(result) -> None:  # noqa: ANN001
+    """Step outputs for ``strategy.matrix`` and later steps: one JSON value per line."""
+    import json
+    import os
+
+    from gitops.errors import RepoStateError
+
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        raise RepoStateError("--github-output needs $GITHUB_OUTPUT (it is set inside GitHub Actions)")
+    data = result.to_dict()
+    lines = {"matrix": json.dumps(data["evaluate"]), "count": str(len(data["evaluate"])),
+             "new_versions": json.dumps([f"{v['model']}@{v['version']}" for v in data["new_versions"]]),
+             "alias_moves": json.dumps(data["alias_moves"])}
+    with open(target, "a", encoding="utf-8") as fh:
+        fh.writelines(f"{k}={v}\n" for k, v in lines.items())
 
 
 @click.command()

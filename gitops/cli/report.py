@@ -25,8 +25,13 @@ if TYPE_CHECKING:
               help="A sentence added when the report was shortened, e.g. where the full report is.")
 @click.option("--check", is_flag=True,
               help="Exit with status 3 after writing the report when any gate failed.")
+@click.option("--post", is_flag=True,
+              help="Post the report as the sticky comment of pull request --pr (GITHUB_TOKEN, GITHUB_API_URL).")
+@click.option("--pr", "pr_number", type=int, help="Pull request number to comment on (with --post).")
+@click.option("--github-repo", help="owner/name (default: $GITHUB_REPOSITORY).")
 def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path | None, max_chars: int,
-                   full_report_hint: str | None, check: bool) -> None:
+                   full_report_hint: str | None, check: bool, post: bool, pr_number: int | None,
+                   github_repo: str | None) -> None:
     """Render evaluation results as a Markdown report (one section per results file).
 
     \b
@@ -34,9 +39,13 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
       gitops report results.json
       gitops report v3.json v2.json --out report.md --full-out report-full.md
       gitops report results.json --check   # exit 3 when a gate failed
+      gitops report results.json --post --pr 12   # one sticky comment per model and alias
     """
     from gitops.report.render import report_from_files
     from gitops.yamlio import write_atomic
+
+    if post and pr_number is None:
+        raise click.UsageError("--post needs --pr N")
 
     rendered = report_from_files(list(results), max_chars=max_chars, full_report_hint=full_report_hint)
     if out is not None:
@@ -46,6 +55,13 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
     if full_out is not None:
         write_atomic(full_out, rendered.full_markdown)
     click.echo(summary_line(rendered, out), err=True)
+    if post:
+        from gitops.github.comments import append_step_summary, post_sticky_comment
+
+        marker = rendered.markdown.split("\n", 1)[0]
+        url, created = post_sticky_comment(github_repo, pr_number, marker, rendered.markdown)
+        append_step_summary(rendered.markdown)
+        click.echo(f"{'Posted' if created else 'Updated'} the report on PR #{pr_number}: {url}", err=True)
     if check and rendered.verdict != "pass":
         raise GateFailed("an evaluation gate failed; see the report")
 

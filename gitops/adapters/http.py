@@ -1,0 +1,64 @@
+"""Plain HTTP POSTs (deploy webhooks, chat notifications), through ``requests``.
+
+The one border where HTTP failures become our errors: a connection failure or a timeout becomes
+:class:`HttpUnreachable` (a :class:`DeployError` that callers may retry); any HTTP status comes back
+as an :class:`HttpResponse` for the caller to judge. Messages name the host only, never the full
+URL, because webhook URLs (Slack's, for one) carry their secret in the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from gitops.errors import DeployError
+
+
+class HttpUnreachable(DeployError):
+    """The request got no HTTP answer: connection refused, DNS failure, TLS failure or a timeout."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    text: str
+    headers: dict[str, str]
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of ``url``, without any user:password part."""
+    return urlparse(url).netloc.rsplit("@", 1)[-1] or url[:40]
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+    """POST ``body`` to ``url`` and return the response, whatever its status.
+
+    Redirects are not followed: a redirected POST turns into a GET (and a signed body must reach
+    the URL configured), so a 3xx comes back to the caller as a failure to report.
+    """
+    import requests  # late: `gitops show` should not pay for it
+
+    host = host_of(url)
+    try:
+        resp = requests.post(url, data=body, headers=headers, timeout=timeout_s, allow_redirects=False)
+    except requests.Timeout:
+        raise HttpUnreachable(f"{host} did not answer within {timeout_s:g} s", timeout=True) from None
+    except requests.ConnectionError as exc:
+        raise HttpUnreachable(f"cannot connect to {host} ({_reason(exc)})") from None
+    except requests.RequestException as exc:
+        raise DeployError(f"request to {host} failed ({type(exc).__name__})") from None
+    # Cap the text kept: it only ever feeds an error message.
+    return HttpResponse(status=resp.status_code, text=resp.text[:500], headers=dict(resp.headers))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
+                   "No route to host", "CERTIFICATE_VERIFY_FAILED", "timed out"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__

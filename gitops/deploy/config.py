@@ -1,0 +1,271 @@
+"""The ``deploy:`` and ``notify:`` sections of ``gitops.yaml``: which alias moves fire which webhook.
+
+Shape (every key but ``name`` and ``url`` optional)::
+
+    deploy:
+      hooks:
+        - name: prod-endpoint
+          url: https://deploy.example.com/hooks/gitops
+          models: [review-autocomplete]      # default: every model
+          aliases: [production]              # default: [production]
+          secret_env: GITOPS_DEPLOY_SECRET   # the NAME of the env var holding the HMAC secret
+          payload: {model: "{model}", version: "{version}"}   # default: the full payload
+          timeout_s: 10
+          retries: 4
+    notify:
+      slack_webhook_env: SLACK_WEBHOOK_URL
+      on: [deploy, report]
+
+Secrets never live in the file: a hook names the environment variable that holds its secret, and a
+key that looks like an inline secret (``secret:``) is refused with a pointer to ``secret_env``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from gitops.registry import refs
+from gitops.registry.schema import Problems
+from gitops.yamlio import LineMap
+
+HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
+NOTIFY_KEYS = ("slack_webhook_env", "on")
+NOTIFY_EVENTS = ("deploy", "report")
+# The placeholders a payload template may use; each is documented in docs/deploy-webhooks.md.
+PLACEHOLDERS = ("event", "model", "alias", "version", "previous_version", "format", "quantization", "md5",
+                "dvc_file", "weights_path", "base_model", "commit", "base_commit", "repository", "protected",
+                "delivery")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HOOK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_SECRET_ENV = "GITOPS_DEPLOY_SECRET"
+
+
+@dataclass
+class Hook:
+    """One deploy webhook: where to POST, for which model aliases, signed with which secret."""
+
+    name: str
+    url: str
+    models: list[str] | None = None  # None: every model
+    aliases: list[str] = field(default_factory=lambda: ["production"])
+    secret_env: str = DEFAULT_SECRET_ENV
+    payload: Any = None  # None: the default payload
+    timeout_s: float = 10.0
+    retries: int = 4  # retries after the first attempt
+
+    def wants(self, model: str, alias: str) -> bool:
+        """Whether a move of ``model``'s ``alias`` fires this hook."""
+        return alias in self.aliases and (self.models is None or model in self.models)
+
+    @property
+    def host(self) -> str:
+        """The URL's host (and port): what messages show, since a URL path may carry a token."""
+        return urlparse(self.url).netloc.rsplit("@", 1)[-1]
+
+
+@dataclass
+class NotifyConfig:
+    """Where chat notifications go: the env var holding a Slack-compatible incoming-webhook URL."""
+
+    slack_webhook_env: str | None = None
+    on: list[str] = field(default_factory=lambda: list(NOTIFY_EVENTS))
+
+
+@dataclass
+class DeployConfig:
+    hooks: list[Hook] = field(default_factory=list)
+
+    def hooks_for(self, model: str, alias: str) -> list[Hook]:
+        return [h for h in self.hooks if h.wants(model, alias)]
+
+
+def url_problem(url: Any) -> str | None:
+    """Why ``url`` cannot be a webhook URL, or None."""
+    if not isinstance(url, str) or not url:
+        return "must be an http(s) URL"
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return f"'{_redact(url)}' must be an http:// or https:// URL with a host"
+    if parsed.password:
+        return "must not carry a password; put secrets in the environment variable named by secret_env"
+    return None
+
+
+def _redact(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc.rsplit('@', 1)[-1]}/..." if parsed.netloc else url[:40]
+
+
+def _names(value: Any, node: LineMap, key: str, src: str, p: Problems, what: str, check) -> list[str] | None:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        p.add(src, node, key, f"{what}.{key} must be a non-empty list of names")
+        return None
+    for v in value:
+        if problem := check(v):
+            p.add(src, node, key, f"{what}.{key}: {problem}")
+    return list(value)
+
+
+def _template_problems(template: Any) -> list[str]:
+    """Unknown or malformed ``{placeholders}`` anywhere in a payload template."""
+    found: list[str] = []
+    if isinstance(template, dict):
+        for k, v in template.items():
+            if not isinstance(k, str):
+                found.append(f"key {k!r} must be a string")
+            found += _template_problems(v)
+    elif isinstance(template, list):
+        for v in template:
+            found += _template_problems(v)
+    elif isinstance(template, str):
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            return [f"'{template}': {exc} (write '{{{{' for a literal brace)"]
+        for f in fields:
+            if f not in PLACEHOLDERS:
+                found.append(f"'{{{f}}}' is not a placeholder (known: {', '.join(PLACEHOLDERS)})")
+    return found
+
+
+def _parse_hook(raw: Any, index: int, hooks_node: Any, src: str, p: Problems) -> Hook | None:
+    what = f"deploy.hooks[{index}]"
+    if not isinstance(raw, LineMap):
+        p.add(src, hooks_node, "hooks", f"{what} must be a mapping with at least name and url")
+        return None
+    start = len(p)
+    if "secret" in raw:
+        p.add(src, raw, "secret", f"{what}: never write a secret into gitops.yaml; "
+                                  f"name its environment variable with secret_env instead")
+    for key in raw:
+        if key not in HOOK_KEYS and key != "secret":
+            p.add(src, raw, key, f"{what}: unknown key '{key}' (allowed: {', '.join(HOOK_KEYS)})")
+    for key in ("name", "url"):
+        if key not in raw:
+            p.add(src, raw, None, f"{what} is missing the required key '{key}'")
+    name = raw.get("name")
+    if "name" in raw and (not isinstance(name, str) or not HOOK_NAME_RE.match(name)):
+        p.add(src, raw, "name", f"{what}.name must be letters, digits, '.', '_' or '-'")
+    if "url" in raw and (problem := url_problem(raw["url"])):
+        p.add(src, raw, "url", f"{what}.url {problem}")
+    hook = Hook(name=str(name), url=str(raw.get("url")))
+    if raw.get("models") is not None:  # absent or null: every model
+        hook.models = _names(raw["models"], raw, "models", src, p, what, refs.name_problem)
+    if "aliases" in raw:
+        hook.aliases = _names(raw["aliases"], raw, "aliases", src, p, what, refs.alias_problem) or []
+    secret_env = raw.get("secret_env", DEFAULT_SECRET_ENV)
+    if not isinstance(secret_env, str) or not ENV_NAME_RE.match(secret_env):
+        p.add(src, raw, "secret_env", f"{what}.secret_env must be an environment variable name like "
+                                      f"{DEFAULT_SECRET_ENV}")
+    hook.secret_env = str(secret_env)
+    if "payload" in raw:
+        if not isinstance(raw["payload"], dict):
+            p.add(src, raw, "payload", f"{what}.payload must be a mapping (a JSON object template)")
+        for problem in _template_problems(raw["payload"]):
+            p.add(src, raw, "payload", f"{what}.payload: {problem}")
+        hook.payload = _plain(raw["payload"])
+    hook.timeout_s = _bounded(raw, "timeout_s", 10.0, 0.1, 300, src, p, what)
+    hook.retries = int(_bounded(raw, "retries", 4, 0, 20, src, p, what, integer=True))
+    return hook if len(p) == start else None
+
+
+def _bounded(raw: LineMap, key: str, default: float, low: float, high: float, src: str, p: Problems,
+             what: str, integer: bool = False) -> float:
+    value = raw.get(key, default)
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not low <= value <= high:
+        kind = "a whole number" if integer else "a number"
+        p.add(src, raw, key, f"{what}.{key} must be {kind} from {low:g} to {high:g}")
+        return default
+    return float(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parse_deploy(doc: Any, src: str, problems: Problems) -> DeployConfig:
+    """The ``deploy:`` section of the whole ``gitops.yaml`` document ``doc``; problems go to ``problems``."""
+    cfg = DeployConfig()
+    section = doc.get("deploy") if isinstance(doc, dict) else None
+    if section is None:
+        return cfg
+    if not isinstance(section, LineMap) or set(section) - {"hooks"}:
+        problems.add(src, doc, "deploy", "deploy must be a mapping with one key, hooks: [...]")
+        return cfg
+    hooks = section.get("hooks") or []
+    if not isinstance(hooks, list):
+        problems.add(src, section, "hooks", "deploy.hooks must be a list of hooks")
+        return cfg
+    seen: set[str] = set()
+    for i, raw in enumerate(hooks):
+        hook = _parse_hook(raw, i, section, src, problems)
+        if hook is None:
+            continue
+        if hook.name in seen:
+            problems.add(src, raw, "name", f"deploy.hooks[{i}]: the hook name '{hook.name}' is used twice")
+        seen.add(hook.name)
+        cfg.hooks.append(hook)
+    return cfg
+
+
+def parse_notify(doc: Any, src: str, problems: Problems) -> NotifyConfig:
+    """The ``notify:`` section of the whole ``gitops.yaml`` document ``doc``."""
+    cfg = NotifyConfig()
+    section = doc.get("notify") if isinstance(doc, dict) else None
+    if section is None:
+        return cfg
+    if not isinstance(section, LineMap):
+        problems.add(src, doc, "notify", "notify must be a mapping like {slack_webhook_env: SLACK_WEBHOOK_URL}")
+        return cfg
+    # YAML 1.1 reads a bare `on:` key as the boolean True (the same quirk as workflow files).
+    on_key = True if True in section and "on" not in section else "on"
+    for key in section:
+        if key not in NOTIFY_KEYS and key is not on_key:
+            problems.add(src, section, key, f"notify: unknown key '{key}' (allowed: {', '.join(NOTIFY_KEYS)})")
+    env = section.get("slack_webhook_env")
+    if env is not None and (not isinstance(env, str) or not ENV_NAME_RE.match(env)):
+        problems.add(src, section, "slack_webhook_env",
+                     "notify.slack_webhook_env must be the NAME of an environment variable, e.g. SLACK_WEBHOOK_URL")
+    else:
+        cfg.slack_webhook_env = env
+    on = section.get(on_key, list(NOTIFY_EVENTS))
+    on = [on] if isinstance(on, str) else on
+    if not isinstance(on, list) or any(e not in NOTIFY_EVENTS for e in on):
+        problems.add(src, section, on_key, f"notify.on must be a list of: {', '.join(NOTIFY_EVENTS)}")
+    else:
+        cfg.on = list(on)
+    return cfg
+
+
+def load(root: Path) -> tuple[DeployConfig, NotifyConfig]:
+    """The deploy and notify settings of ``root/gitops.yaml`` (missing file or sections: none).
+
+    Read through the repository's one loader, so every problem in the file is reported together.
+    """
+    from gitops.config import load_config
+
+    cfg = load_config(root)
+    deploy = cfg.deploy if isinstance(cfg.deploy, DeployConfig) else DeployConfig()
+    notify = cfg.notify if isinstance(cfg.notify, NotifyConfig) else NotifyConfig()
+    return deploy, notify
+
+
+def repository(root: Path, env: dict[str, str]) -> str:
+    """``owner/name`` for payloads: ``GITHUB_REPOSITORY`` (set in Actions), else ``github.repo``."""
+    if env.get("GITHUB_REPOSITORY"):
+        return env["GITHUB_REPOSITORY"]
+    from gitops.config import load_config
+
+    return load_config(root).repo or ""

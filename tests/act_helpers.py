@@ -1,0 +1,132 @@
+"""Run a real workflow file with ``act`` in host mode: no Docker, no network.
+
+Every job runs as a shell on this machine (``-P label=-self-hosted``) in a copy of ``workdir``
+(a git repository: act copies the work tree, ``.git`` included, and skips ``actions/checkout``).
+Remote actions cannot be downloaded, so each pinned ``uses: owner/repo@sha`` is mapped to a
+stand-in under ``tests/act-actions/<repo>``. What act learned us is written up in
+docs/workflows.md, "Running the workflows locally with act".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent.parent  # the gitops checkout under test
+STAND_INS = Path(__file__).resolve().parent / "act-actions"
+USES_RE = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+)/([\w.-]+)@([0-9a-f]{40})", re.M)
+# Labels our workflows run on; each becomes "this machine".
+PLATFORMS = ("ubuntu-latest", "self-hosted", "gpu")
+
+
+@dataclass
+class ActResult:
+    returncode: int
+    output: str  # the job/step log as text, one line per message
+    jobs_ran: set[str] = field(default_factory=set)  # job ids that ran (success or failure)
+    jobs_skipped: set[str] = field(default_factory=set)  # job ids skipped by their `if:`
+    jobs_failed: set[str] = field(default_factory=set)
+
+
+def act_available() -> bool:
+    return shutil.which("act") is not None
+
+
+def local_repositories(workflow: Path) -> list[str]:
+    """``--local-repository`` mappings for each pinned remote action that has a stand-in."""
+    mappings = []
+    for owner, repo, sha in sorted(set(USES_RE.findall(workflow.read_text()))):
+        stand_in = STAND_INS / repo
+        if stand_in.is_dir():
+            mappings += ["--local-repository", f"{owner}/{repo}@{sha}={stand_in}"]
+    return mappings
+
+
+def preinstalled_gitops(scratch: Path) -> Path:
+    """A bin directory with a ``gitops`` that runs this checkout: what a self-hosted runner image
+    with gitops preinstalled offers (workflows use it when ``GITOPS_INSTALL_ML=preinstalled``)."""
+    bin_dir = scratch / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    launcher = bin_dir / "gitops"
+    launcher.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(SOURCE)!r})\n"
+                        "from gitops.cli import main\nmain()\n")
+    launcher.chmod(0o755)
+    return bin_dir
+
+
+def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, secrets: dict, workdir: Path,
+            job: str | None = None, variables: dict | None = None, timeout_s: float = 120) -> ActResult:
+    """Run ``workflow`` for one event in ``workdir`` (a git repo with an ``origin`` remote on GitHub,
+    which is where act takes ``github.repository`` from) and report which jobs ran or were skipped.
+
+    ``env`` is passed with ``--env`` (e.g. ``GITHUB_API_URL`` to point gitops at an emulator);
+    ``secrets`` with ``-s``; ``variables`` (the ``vars`` context) with ``--var``.
+    """
+    scratch = workdir.parent / f".act-{workdir.name}"
+    scratch.mkdir(exist_ok=True)
+    event_file = scratch / "event.json"
+    event_file.write_text(json.dumps(event_payload))
+    args = ["act", event_name, "-e", str(event_file), "-W", str(workflow), "--json", "-v",
+            "--container-daemon-socket", "-"]
+    for label in PLATFORMS:
+        args += ["-P", f"{label}=-self-hosted"]
+    args += local_repositories(workflow)
+    base_env = {"GITOPS_SOURCE": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts"),
+                "PATH": f"{preinstalled_gitops(scratch)}:{os.environ['PATH']}"}
+    for key, value in {**base_env, **env}.items():
+        args += ["--env", f"{key}={value}"]
+    for key, value in secrets.items():
+        args += ["-s", f"{key}={value}"]
+    for key, value in (variables or {}).items():
+        args += ["--var", f"{key}={value}"]
+    if job:
+        args += ["-j", job]
+    # act keeps its copies of the work tree under $XDG_CACHE_HOME/act: one per test.
+    proc_env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
+    proc = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=timeout_s, env=proc_env)
+    return _parse(proc.returncode, proc.stdout + proc.stderr)
+
+
+def _parse(returncode: int, raw: str) -> ActResult:
+    result = ActResult(returncode=returncode, output="")
+    lines = []
+    for line in raw.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            lines.append(line)
+            continue
+        if not isinstance(entry, dict):
+            continue
+        job_id, outcome = entry.get("jobID"), entry.get("jobResult")
+        if job_id and outcome == "skipped":
+            result.jobs_skipped.add(job_id)
+        elif job_id and outcome:
+            result.jobs_ran.add(job_id)
+            if outcome != "success":
+                result.jobs_failed.add(job_id)
+        # debug lines carry act's whole environment dump: keep them out of the readable log
+        if entry.get("level") != "debug" or outcome:
+            prefix = f"[{entry.get('job', '')}] " if entry.get("job") else ""
+            lines.append(prefix + str(entry.get("msg", "")).rstrip("\n"))
+    result.output = "\n".join(lines)
+    return result
+
+
+def pull_request_event(number: int, head_repo: str, base_repo: str = "acme/models", *,
+                       base_sha: str = "", head_sha: str = "", base_ref: str = "main") -> dict:
+    """A minimal ``pull_request`` payload; ``head_repo != base_repo`` makes it a fork PR."""
+    return {
+        "action": "synchronize", "number": number,
+        "pull_request": {"number": number,
+                         "head": {"repo": {"full_name": head_repo}, "sha": head_sha, "ref": "feature"},
+                         "base": {"repo": {"full_name": base_repo}, "sha": base_sha, "ref": base_ref}},
+        "repository": {"full_name": base_repo, "name": base_repo.split("/")[1],
+                       "owner": {"login": base_repo.split("/")[0]}},
+    }

