@@ -24,7 +24,7 @@ from gitops import yamlio
 from gitops.adapters import dvc as dvc_adapter
 from gitops.adapters import git
 from gitops.data import dvcdir, journal, keys, rows
-from gitops.errors import DataError, RepoStateError
+from gitops.errors import DataError, NotFoundError, RepoStateError
 from gitops.registry import refs, schema, store
 from gitops.registry.schema import Dataset, DatasetVersion
 
@@ -147,13 +147,31 @@ def show_dataset(root: Path, name: str, rev: str | None = None) -> Dataset:
     """The data set as recorded in the work tree (or at git ``rev``)."""
     if rev is None:
         return load_dataset(root, name)
-    return store.load(root, ref=rev).dataset(name)
+    return dataset_at(root, name, rev)
+
+
+def dataset_at(root: Path, name: str, rev: str) -> Dataset:
+    """The data set as committed at git ``rev`` (only its own file is read and validated)."""
+    if problem := refs.name_problem(name, "data set"):
+        raise DataError(problem)
+    commit, rel = git.resolve(root, rev), store.dataset_file(name)
+    text = git.read_blobs(root, [f"{commit}:{rel}"])[f"{commit}:{rel}"]
+    if text is None:
+        raise NotFoundError(f"data set '{name}' does not exist at {rev} ({rel} is not in that commit)")
+    registry = store.parse_texts({rel: text})
+    registry.raise_problems()
+    return registry.datasets[name]
 
 
 def ingest(root: Path, files: list[Path], dataset: str, *, skip_invalid: bool = False, push: bool = False,
            progress: Progress | None = None) -> IngestResult:
     """Validate, dedupe, split and store ``files`` as one new version of ``dataset`` (see module doc)."""
-    say = progress or (lambda _msg: None)
+    with journal.locked(root):
+        return _ingest(root, files, dataset, skip_invalid, push, progress or (lambda _msg: None))
+
+
+def _ingest(root: Path, files: list[Path], dataset: str, skip_invalid: bool, push: bool, say: Progress
+            ) -> IngestResult:
     recovered = journal.recover(root)
     ds = load_dataset(root, dataset)
     _require_clean(root, dataset)

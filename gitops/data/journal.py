@@ -16,14 +16,37 @@ The DVC cache may keep an unreferenced object: harmless (``dvc gc`` collects it)
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gitops import yamlio
 from gitops.adapters import git
+from gitops.errors import RepoStateError
 
 JOURNAL = ".git/gitops/ingest.journal"
+LOCK = ".git/gitops/ingest.lock"
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold the ingest lock: one ingest per repository at a time. Recovery of a dead ingest is only
+    safe when no live one is running; an OS lock (flock) is released by the kernel even on SIGKILL."""
+    import fcntl
+
+    path = root / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RepoStateError(f"another ingest is running in {root} (it holds {LOCK}); wait for it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -57,7 +80,6 @@ def recover(root: Path) -> str | None:
         journal = Journal(**json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError):
         # The journal is written atomically, so this is not our crash; refuse to guess.
-        from gitops.errors import RepoStateError
         raise RepoStateError(f"{path}: unreadable ingest journal; inspect the repository and delete it") from None
     _remove_git_locks(root)
     if _committed(root, journal):
