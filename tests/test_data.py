@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gitops.adapters import dvc as dvc_adapter
 from gitops.adapters import git
 from gitops.cli import main
-from gitops.data import api, keys, reader
+from gitops.data import api, dsfile, keys, reader
 from gitops.errors import DataError, NotFoundError, RepoStateError
 from tests.data_fixtures import isolate_home, make_repo
 
@@ -114,6 +114,7 @@ def test_dedupe_across_and_within_batches_and_idempotence(repo: Path, tmp_path: 
 
     assert store.load(repo).dataset("reviews") == api.load_dataset(repo, "reviews")
     (repo / ".git/gitops/datasets/reviews.pickle").unlink()
+    dsfile._MEMO.clear()
     assert store.load(repo).dataset("reviews") == api.load_dataset(repo, "reviews")
     # the local key cache is only a cache: without it the versioned shards give the same answer
     (repo / ".git/gitops/keys/reviews.sqlite").unlink()

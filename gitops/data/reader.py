@@ -21,10 +21,10 @@ from gitops.registry.schema import Dataset, DatasetVersion
 
 def resolve(root: Path, ref: str, *, rev: str | None = None) -> tuple[Dataset, DatasetVersion]:
     """The data set and version ``ref`` names, as recorded at ``rev`` (work tree by default)."""
-    from gitops.data.api import dataset_at, load_dataset
+    from gitops.data import dsfile
 
     parsed = refs.parse_ref(ref, what="data set")
-    dataset = load_dataset(root, parsed.name) if rev is None else dataset_at(root, parsed.name, rev)
+    dataset = dsfile.load(root, parsed.name) if rev is None else dsfile.at_rev(root, parsed.name, rev)
     target = parsed.ref or "latest"
     if target == "latest":
         version = dataset.latest()
