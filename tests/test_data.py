@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gitops.adapters import dvc as dvc_adapter
 from gitops.adapters import git
 from gitops.cli import main
-from gitops.data import api, keys, reader
+from gitops.data import api, dsfile, keys, reader
 from gitops.errors import DataError, NotFoundError, RepoStateError
 from tests.data_fixtures import isolate_home, make_repo
 
@@ -114,6 +114,7 @@ def test_dedupe_across_and_within_batches_and_idempotence(repo: Path, tmp_path: 
 
     assert store.load(repo).dataset("reviews") == api.load_dataset(repo, "reviews")
     (repo / ".git/gitops/datasets/reviews.pickle").unlink()
+    dsfile._MEMO.clear()
     assert store.load(repo).dataset("reviews") == api.load_dataset(repo, "reviews")
     # the local key cache is only a cache: without it the versioned shards give the same answer
     (repo / ".git/gitops/keys/reviews.sqlite").unlink()
@@ -153,6 +154,10 @@ def test_incremental_pointer_equals_dvc_add(repo: Path, tmp_path: Path) -> None:
     for n in range(3):
         api.ingest(repo, [jsonl(tmp_path / f"{n}.jsonl", reviews(n * 4, n * 4 + 4))], "reviews")
     ours = (repo / "data.dvc").read_text()
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        assert dvc_repo.status() == {}  # DVC sees data/ and its cache as matching our pointer
     dvc_adapter.add(repo, str(repo / "data"))  # DVC's full re-walk must record exactly the same tree
     assert (repo / "data.dvc").read_text() == ours
 
@@ -225,3 +230,12 @@ def test_every_data_command_has_help_with_an_example() -> None:
         for param in cmd.params:
             if isinstance(param, click.Option):
                 assert param.help, f"{cmd.name} {param.name}"
+
+
+def test_one_ingest_at_a_time(repo: Path, tmp_path: Path) -> None:
+    from gitops.data import journal
+
+    with journal.locked(repo):
+        with pytest.raises(RepoStateError, match="another ingest is running"):
+            api.ingest(repo, [jsonl(tmp_path / "a.jsonl", reviews(0, 2))], "reviews")
+    assert api.ingest(repo, [jsonl(tmp_path / "a.jsonl", reviews(0, 2))], "reviews").version == "v1"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,7 +21,7 @@ from typing import Any
 from gitops import yamlio
 from gitops.adapters import dvc as dvc_adapter
 from gitops.adapters import git
-from gitops.data import dvcdir, journal, keys, rows
+from gitops.data import dsfile, dvcdir, journal, keys, rows
 from gitops.errors import DataError, RepoStateError
 from gitops.registry import refs, schema, store
 from gitops.registry.schema import Dataset, DatasetVersion
@@ -57,66 +55,8 @@ class IngestResult:
 
 
 def load_dataset(root: Path, name: str) -> Dataset:
-    """One data set from the work tree, fully validated.
-
-    Only its own file is parsed (ingest must not pay for the whole registry), and the parse is
-    remembered in ``.git/gitops/datasets/<name>.pickle`` keyed by the sha256 of the file's text:
-    parsing YAML with line numbers costs ~0.4 ms per version, which would make the 1,000th ingest
-    noticeably slower than the 10th, while hashing the text costs microseconds. Same text, same result.
-    """
-    if problem := refs.name_problem(name, "data set"):
-        raise DataError(problem)
-    rel = store.dataset_file(name)
-    if not (root / rel).is_file():
-        store.Registry().dataset(name)  # raises NotFoundError with the usual hint
-    text = (root / rel).read_text(encoding="utf-8")
-    cached = _cache_get(root, name, text)
-    if cached is not None:
-        return cached
-    registry = store.parse_texts({rel: text})
-    registry.raise_problems()
-    _cache_put(root, registry.datasets[name], text)
-    return registry.datasets[name]
-
-
-def _cache_path(root: Path, name: str) -> Path:
-    return root / ".git" / "gitops" / "datasets" / f"{name}.pickle"
-
-
-def _cache_get(root: Path, name: str, text: str) -> Dataset | None:
-    try:
-        digest, dataset = pickle.loads(_cache_path(root, name).read_bytes())
-    except Exception:  # no cache, or one from another version of the code: parse instead
-        return None
-    ok = digest == hashlib.sha256(text.encode("utf-8")).hexdigest() and isinstance(dataset, Dataset)
-    return dataset if ok else None
-
-
-def _cache_put(root: Path, dataset: Dataset, text: str) -> None:
-    path = _cache_path(root, dataset.name)
-    if not (root / ".git").is_dir():
-        return  # a worktree or submodule (.git is a file): no cache, just parse every time
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps((hashlib.sha256(text.encode("utf-8")).hexdigest(), dataset)))
-    os.replace(tmp, path)
-
-
-def _write_version(root: Path, dataset: Dataset, version: DatasetVersion) -> str:
-    """Add ``version`` to the data set file: appended as text when ``versions:`` ends the file (the
-    usual case, and O(1)), else the whole file is rewritten. Refreshes the parse cache."""
-    rel = store.dataset_file(dataset.name)
-    path = root / rel
-    text = path.read_text(encoding="utf-8")
-    if store._versions_is_last_block(text):
-        entry = yamlio.dumps({version.id: version.to_dict()})
-        text = text.rstrip("\n") + "\n" + "".join(f"  {line}\n" if line else "\n" for line in entry.splitlines())
-        yamlio.write_atomic(path, text)
-    else:
-        store.write_dataset(root, dataset)
-        text = path.read_text(encoding="utf-8")
-    _cache_put(root, dataset, text)
-    return rel
+    """One data set from the work tree, fully validated (parse cached by text hash, see :mod:`dsfile`)."""
+    return dsfile.load(root, name)
 
 
 def create_dataset(root: Path, name: str, columns: dict[str, str], text_field: str, key: list[str],
@@ -147,13 +87,23 @@ def show_dataset(root: Path, name: str, rev: str | None = None) -> Dataset:
     """The data set as recorded in the work tree (or at git ``rev``)."""
     if rev is None:
         return load_dataset(root, name)
-    return store.load(root, ref=rev).dataset(name)
+    return dataset_at(root, name, rev)
+
+
+def dataset_at(root: Path, name: str, rev: str) -> Dataset:
+    """The data set as committed at git ``rev``."""
+    return dsfile.at_rev(root, name, rev)
 
 
 def ingest(root: Path, files: list[Path], dataset: str, *, skip_invalid: bool = False, push: bool = False,
            progress: Progress | None = None) -> IngestResult:
     """Validate, dedupe, split and store ``files`` as one new version of ``dataset`` (see module doc)."""
-    say = progress or (lambda _msg: None)
+    with journal.locked(root):
+        return _ingest(root, files, dataset, skip_invalid, push, progress or (lambda _msg: None))
+
+
+def _ingest(root: Path, files: list[Path], dataset: str, skip_invalid: bool, push: bool, say: Progress
+            ) -> IngestResult:
     recovered = journal.recover(root)
     ds = load_dataset(root, dataset)
     _require_clean(root, dataset)
@@ -256,7 +206,7 @@ def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]],
     sources = ", ".join(Path(f).name for f in files)
     ds.versions[vid] = DatasetVersion(id=vid, rows=len(new), splits=counts, batch=batch, md5=md5, source=sources,
                                       total_rows=total, created_at=_now(), author=git.user(root))
-    _write_version(root, ds, ds.versions[vid])
+    dsfile.append_version(root, ds, ds.versions[vid])
     tracked = [p for p in tracked if (root / p).exists()]
     git.add(root, tracked)
     split_text = ", ".join(f"{n} {c}" for n, c in counts.items())
