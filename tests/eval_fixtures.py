@@ -4,7 +4,9 @@ converted to CTranslate2 int8 (v3, ct2). Every version goes through DVC like a u
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ COLUMNS = {"id": "string", "product": "string", "rating": "int", "text": "string
 # Generous gates that the tiny model passes; tests that need a failing gate write their own.
 GATES_YAML = ("gates:\n  - metric: perplexity\n    max_increase_pct: 50\n"
               "  - metric: latency_p95_ms\n    max: 60000\n")
+CURVE = [{"step": 10, "train_loss": 3.1, "eval_loss": None}, {"step": 20, "train_loss": 2.4, "eval_loss": 2.6}]
 FAST = ("--max-rows", "40", "--samples", "4", "--max-new-tokens", "8", "--batch-size", "8",
         "--threads", "1")
 
@@ -69,8 +72,10 @@ def eval_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, ml
         data_api.ingest(root, write_batches(tmp / "batches", n=1, rows_per_batch=300), "reviews")
         api.create_model(root, MODEL, description="test")
         _add_gates(root, GATES_YAML)
-        api.register(root, MODEL, base_model_dir, fmt="hf", base_model="gitops/tiny-opt",
-                     dataset="reviews@v1")
+        v1 = tmp / "v1"
+        shutil.copytree(base_model_dir, v1)
+        (v1 / "loss_curve.json").write_text(json.dumps(CURVE))  # what gitops train leaves there
+        api.register(root, MODEL, v1, fmt="hf", base_model="gitops/tiny-opt", dataset="reviews@v1")
         adapter = make_lora_adapter(base_model_dir, tmp / "adapter", steps=2, lr=0.002)
         api.register(root, MODEL, adapter, fmt="peft-lora", parent="v1", base_model="gitops/tiny-opt",
                      dataset="reviews@v1")
