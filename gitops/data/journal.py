@@ -1,8 +1,8 @@
 """A write-ahead journal that makes an ingest all-or-nothing, even under SIGKILL.
 
 Before an ingest changes anything it writes ``.git/gitops/ingest.journal``: the commit it starts
-from, the text of every tracked file it will change (or that the file did not exist) and the data
-files it will create. The journal is removed once the ingest's commit exists. Every ingest first
+from, which tracked files it will change (they are clean, so git holds their old text), the old
+text of the untracked ones it may touch (or that they did not exist) and the data files it creates. The journal is removed once the ingest's commit exists. Every ingest first
 calls :func:`recover`: if a journal is left over, the ingest that wrote it died, and
 
 * if HEAD moved to a commit that records the journal's version, it finished: roll forward (drop the
