@@ -256,3 +256,15 @@ def test_parquet_and_csv_problems_name_their_row(repo: Path, tmp_path: Path) -> 
     (tmp_path / "x.txt").write_text("x")
     with pytest.raises(DataError, match=r"unknown input format '\.txt'"):
         api.ingest(repo, [tmp_path / "x.txt"], "reviews")
+
+
+def test_ingest_in_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    api.ingest(repo, [jsonl(tmp_path / "a.jsonl", reviews(0, 5))], "reviews")
+    dvc_adapter.push(repo, [str(repo / "data.dvc")])
+    linked = tmp_path / "linked"
+    git.run(repo, "worktree", "add", "-q", "-b", "more-data", str(linked))
+    result = api.ingest(linked, [jsonl(tmp_path / "b.jsonl", reviews(3, 9))], "reviews")
+    assert result.version == "v2" and result.total_added == 4  # dedupe against the pulled key shard
+    assert git.run(repo, "rev-parse", "more-data").strip() == result.commit
+    assert (repo / ".git/worktrees/linked/gitops/keys/reviews.sqlite").is_file()
+    assert len(reader.read_rows(linked, "reviews")) == 9 and len(reader.read_rows(repo, "reviews")) == 5

@@ -78,7 +78,9 @@ def at_rev(root: Path, name: str, rev: str) -> Dataset:
 
 
 def _cache_path(root: Path, name: str) -> Path:
-    return root / ".git" / "gitops" / "datasets" / f"{name}.pickle"
+    from gitops.data.journal import state_path
+
+    return state_path(root, "datasets", f"{name}.pickle")
 
 
 def _cache_get(root: Path, name: str, digest: str) -> tuple[Dataset, bool] | None:
@@ -98,8 +100,6 @@ def _cache_get(root: Path, name: str, digest: str) -> tuple[Dataset, bool] | Non
 def _cache_put(root: Path, dataset: Dataset, digest: str, versions_last: bool) -> None:
     dataset = _copy(dataset)
     _MEMO[(str(root.resolve()), dataset.name)] = (digest, dataset, versions_last)
-    if not (root / ".git").is_dir():
-        return  # a linked worktree or submodule (.git is a file): memory only
     path = _cache_path(root, dataset.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
