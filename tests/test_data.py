@@ -239,3 +239,32 @@ def test_one_ingest_at_a_time(repo: Path, tmp_path: Path) -> None:
         with pytest.raises(RepoStateError, match="another ingest is running"):
             api.ingest(repo, [jsonl(tmp_path / "a.jsonl", reviews(0, 2))], "reviews")
     assert api.ingest(repo, [jsonl(tmp_path / "a.jsonl", reviews(0, 2))], "reviews").version == "v1"
+
+
+def test_parquet_and_csv_problems_name_their_row(repo: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq_file = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["ok", "ok"], "rating": [1.5, 2.0]}), pq_file)
+    with pytest.raises(DataError, match=r"bad\.parquet: row 1: column 'rating': 1\.5 is not a whole number"):
+        api.ingest(repo, [pq_file], "reviews")
+    csv_file = tmp_path / "short.csv"
+    csv_file.write_text("id,text,rating\na,fine,1\nb,no rating\n")
+    with pytest.raises(DataError, match=r"short\.csv:3: has 2 fields, the header has 3"):
+        api.ingest(repo, [csv_file], "reviews")
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(DataError, match=r"unknown input format '\.txt'"):
+        api.ingest(repo, [tmp_path / "x.txt"], "reviews")
+
+
+def test_ingest_in_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    api.ingest(repo, [jsonl(tmp_path / "a.jsonl", reviews(0, 5))], "reviews")
+    dvc_adapter.push(repo, [str(repo / "data.dvc")])
+    linked = tmp_path / "linked"
+    git.run(repo, "worktree", "add", "-q", "-b", "more-data", str(linked))
+    result = api.ingest(linked, [jsonl(tmp_path / "b.jsonl", reviews(3, 9))], "reviews")
+    assert result.version == "v2" and result.total_added == 4  # dedupe against the pulled key shard
+    assert git.run(repo, "rev-parse", "more-data").strip() == result.commit
+    assert (repo / ".git/worktrees/linked/gitops/keys/reviews.sqlite").is_file()
+    assert len(reader.read_rows(linked, "reviews")) == 9 and len(reader.read_rows(repo, "reviews")) == 5

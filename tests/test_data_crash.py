@@ -24,7 +24,7 @@ from gitops.adapters import git
 from gitops.data import api, journal, reader
 from tests.data_fixtures import isolate_home, make_repo, subprocess_env
 
-ROUNDS = 18
+ROUNDS = 25
 ROWS = 4
 
 

@@ -5,7 +5,7 @@ line numbers costs ~0.4 ms per version (0.4 s at 1,000) and rewriting it is as s
 the 1,000th ingest much slower than the 10th. So:
 
 * a new version is appended as text when ``versions:`` is the file's last block (the layout this
-  module writes), found by looking only at the file's tail;
+  module writes; known from the cached parse, so not re-scanned);
 * a parse is remembered, keyed by the sha256 of the exact text it came from (hashing costs ~1 ms
   per MB): in memory for this process, and in ``.git/gitops/datasets/<name>.pickle`` for the next.
   Same text, same result, so the cache can never disagree with a fresh parse (a test checks).
@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import re
 from pathlib import Path
 
 from gitops import yamlio
@@ -25,7 +26,8 @@ from gitops.errors import DataError, NotFoundError
 from gitops.registry import refs, store
 from gitops.registry.schema import Dataset, DatasetVersion
 
-_MEMO: dict[tuple[str, str], tuple[str, Dataset]] = {}
+_MEMO: dict[tuple[str, str], tuple[str, Dataset, bool]] = {}  # digest, parse, versions-is-last-block
+_TOP_LEVEL = re.compile(r"^[^\s#][^\n]*", re.MULTILINE)
 
 
 def _digest(text: str) -> str:
@@ -46,14 +48,20 @@ def load(root: Path, name: str) -> Dataset:
     if not (root / rel).is_file():
         store.Registry().dataset(name)  # raises NotFoundError with the usual hint
     text = (root / rel).read_text(encoding="utf-8")
+    return _copy(_parsed(root, name, text)[0])
+
+
+def _parsed(root: Path, name: str, text: str) -> tuple[Dataset, bool]:
+    """The parse of ``text`` and whether ``versions:`` is its last block, from the cache if possible."""
     digest = _digest(text)
     cached = _cache_get(root, name, digest)
     if cached is None:
+        rel = store.dataset_file(name)
         registry = store.parse_texts({rel: text})
         registry.raise_problems()
-        cached = registry.datasets[name]
-        _cache_put(root, cached, digest)
-    return _copy(cached)
+        cached = (registry.datasets[name], _versions_last(text))
+        _cache_put(root, cached[0], digest, cached[1])
+    return cached
 
 
 def at_rev(root: Path, name: str, rev: str) -> Dataset:
@@ -70,45 +78,39 @@ def at_rev(root: Path, name: str, rev: str) -> Dataset:
 
 
 def _cache_path(root: Path, name: str) -> Path:
-    return root / ".git" / "gitops" / "datasets" / f"{name}.pickle"
+    from gitops.data.journal import state_path
+
+    return state_path(root, "datasets", f"{name}.pickle")
 
 
-def _cache_get(root: Path, name: str, digest: str) -> Dataset | None:
+def _cache_get(root: Path, name: str, digest: str) -> tuple[Dataset, bool] | None:
     memo = _MEMO.get((str(root.resolve()), name))
     if memo and memo[0] == digest:
-        return memo[1]
+        return memo[1], memo[2]
     try:
-        stored, dataset = pickle.loads(_cache_path(root, name).read_bytes())
+        stored, dataset, last = pickle.loads(_cache_path(root, name).read_bytes())
     except Exception:  # no cache, or one from another version of the code: parse instead
         return None
     if stored != digest or not isinstance(dataset, Dataset):
         return None
-    _MEMO[(str(root.resolve()), name)] = (digest, dataset)
-    return dataset
+    _MEMO[(str(root.resolve()), name)] = (digest, dataset, bool(last))
+    return dataset, bool(last)
 
 
-def _cache_put(root: Path, dataset: Dataset, digest: str) -> None:
+def _cache_put(root: Path, dataset: Dataset, digest: str, versions_last: bool) -> None:
     dataset = _copy(dataset)
-    _MEMO[(str(root.resolve()), dataset.name)] = (digest, dataset)
-    if not (root / ".git").is_dir():
-        return  # a linked worktree or submodule (.git is a file): memory only
+    _MEMO[(str(root.resolve()), dataset.name)] = (digest, dataset, versions_last)
     path = _cache_path(root, dataset.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(pickle.dumps((digest, dataset)))
+    tmp.write_bytes(pickle.dumps((digest, dataset, versions_last)))
     os.replace(tmp, path)
 
 
 def _versions_last(text: str) -> bool:
-    """Whether the last top-level key of the YAML text is ``versions:`` (scans the tail only)."""
-    end = len(text)
-    while end > 0:
-        start = text.rfind("\n", 0, end - 1) + 1
-        line = text[start:end].rstrip("\n")
-        if line and not line[0].isspace() and not line.startswith("#"):
-            return line.rstrip() == "versions:"
-        end = start
-    return False
+    """Whether the last top-level line of the YAML text is ``versions:`` (computed once per parse)."""
+    top = _TOP_LEVEL.findall(text)
+    return bool(top) and top[-1].rstrip() == "versions:"
 
 
 def append_version(root: Path, dataset: Dataset, version: DatasetVersion) -> str:
@@ -120,12 +122,12 @@ def append_version(root: Path, dataset: Dataset, version: DatasetVersion) -> str
     rel = store.dataset_file(dataset.name)
     path = root / rel
     text = path.read_text(encoding="utf-8")
-    if _versions_last(text):
+    if _parsed(root, dataset.name, text)[1]:
         entry = yamlio.dumps({version.id: version.to_dict()})
         text = text.rstrip("\n") + "\n" + "".join(f"  {line}\n" if line else "\n" for line in entry.splitlines())
         yamlio.write_atomic(path, text)
     else:
         store.write_dataset(root, dataset)
         text = path.read_text(encoding="utf-8")
-    _cache_put(root, dataset, _digest(text))
+    _cache_put(root, dataset, _digest(text), True)
     return rel

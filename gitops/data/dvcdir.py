@@ -2,7 +2,7 @@
 
 ``dvc add data`` re-walks the whole directory on every call: it stats every file, looks each up in
 DVC's state db and checks each object in the cache. Measured here with 2,000 small files it takes
-~1.4 s, against well under a second for a handful, and it keeps growing with the data set.
+~1.4 s (CLI, warm) and it keeps growing with the data set; an ingest is ~40 ms without it.
 
 Batches are immutable and only ever added, so the new directory tree is the old tree plus the new
 files. :func:`add_files` does exactly that: it reads the previous ``.dir`` manifest from the cache,

@@ -1,8 +1,8 @@
 """A write-ahead journal that makes an ingest all-or-nothing, even under SIGKILL.
 
 Before an ingest changes anything it writes ``.git/gitops/ingest.journal``: the commit it starts
-from, the text of every tracked file it will change (or that the file did not exist) and the data
-files it will create. The journal is removed once the ingest's commit exists. Every ingest first
+from, which tracked files it will change (they are clean, so git holds their old text), the old
+text of the untracked ones it may touch (or that they did not exist) and the data files it creates. The journal is removed once the ingest's commit exists. Every ingest first
 calls :func:`recover`: if a journal is left over, the ingest that wrote it died, and
 
 * if HEAD moved to a commit that records the journal's version, it finished: roll forward (drop the
@@ -27,8 +27,21 @@ from gitops import yamlio
 from gitops.adapters import git
 from gitops.errors import RepoStateError
 
-JOURNAL = ".git/gitops/ingest.journal"
+JOURNAL = ".git/gitops/ingest.journal"  # where it lives in a plain clone (see state_path)
 LOCK = ".git/gitops/ingest.lock"
+
+
+def git_dir(root: Path) -> Path:
+    """The work tree's private git directory: ``.git``, or what a linked worktree's ``.git`` file names."""
+    dot = root / ".git"
+    if dot.is_dir():
+        return dot
+    return Path(git.run(root, "rev-parse", "--absolute-git-dir").strip())
+
+
+def state_path(root: Path, *parts: str) -> Path:
+    """A file of gitops' local state (journal, lock, caches): inside the git dir, never committed."""
+    return git_dir(root).joinpath("gitops", *parts)
 
 
 @contextlib.contextmanager
@@ -37,7 +50,7 @@ def locked(root: Path) -> Iterator[None]:
     safe when no live one is running; an OS lock (flock) is released by the kernel even on SIGKILL."""
     import fcntl
 
-    path = root / LOCK
+    path = state_path(root, "ingest.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         try:
@@ -60,7 +73,7 @@ class Journal:
     created: list[str] = field(default_factory=list)  # new files under data/
 
     def write(self, root: Path) -> None:
-        yamlio.write_atomic(root / JOURNAL, json.dumps(asdict(self), indent=1))
+        yamlio.write_atomic(state_path(root, "ingest.journal"), json.dumps(asdict(self), indent=1))
 
     @staticmethod
     def capture(root: Path, dataset: str, version: str, paths: list[str], created: list[str]) -> Journal:
@@ -76,12 +89,12 @@ class Journal:
 
 
 def clear(root: Path) -> None:
-    (root / JOURNAL).unlink(missing_ok=True)
+    state_path(root, "ingest.journal").unlink(missing_ok=True)
 
 
 def recover(root: Path) -> str | None:
     """Finish or undo an interrupted ingest; return what was done ("rolled back"/"rolled forward") or None."""
-    path = root / JOURNAL
+    path = state_path(root, "ingest.journal")
     if not path.is_file():
         return None
     try:
@@ -125,10 +138,12 @@ def _committed(root: Path, journal: Journal) -> bool:
 
 def _remove_git_locks(root: Path) -> None:
     """Lock files a killed ``git add``/``git commit`` (our child) left behind."""
-    gitdir = root / ".git"
+    gitdir = git_dir(root)
+    common = gitdir if (root / ".git").is_dir() else Path(
+        git.run(root, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
     branch = git.current_branch(root)
     candidates = [gitdir / "index.lock", gitdir / "HEAD.lock"]
     if branch:
-        candidates.append(gitdir / "refs" / "heads" / f"{branch}.lock")
+        candidates.append(common / "refs" / "heads" / f"{branch}.lock")
     for lock in candidates:
         lock.unlink(missing_ok=True)

@@ -57,7 +57,9 @@ class KeyIndex:
 
     def __init__(self, root: Path, dataset: Dataset) -> None:
         self.root, self.dataset = root, dataset
-        path = root / ".git" / "gitops" / "keys" / f"{dataset.name}.sqlite"
+        from gitops.data.journal import state_path
+
+        path = state_path(root, "keys", f"{dataset.name}.sqlite")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS keys (hash TEXT PRIMARY KEY, split TEXT)")
