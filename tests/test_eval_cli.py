@@ -69,10 +69,10 @@ def test_ct2_candidate_scores_like_its_hf_source(eval_repo, tmp_path):  # noqa: 
     # the int8 conversion of v1 scores the same rows close to v1 itself (CTranslate2's score_batch)
     assert math.isclose(doc.candidate.metrics["loss"], doc.baseline.metrics["loss"], rel_tol=0.1)
     assert doc.candidate.metrics["size_bytes"] < doc.baseline.metrics["size_bytes"]
-    # v1's weights dir carries the training curve; its conversion does not
+    # v1's weights dir carries the training curve, and `gitops convert` carries it into the variant
     assert [(p.step, p.train_loss, p.eval_loss) for p in doc.baseline.training_curve] == [
         (10, 3.1, None), (20, 2.4, 2.6)]
-    assert doc.candidate.training_curve == []
+    assert doc.candidate.training_curve == doc.baseline.training_curve
     # same prompts, greedy: the first sample prompt matches across candidate and baseline
     assert all(s.candidate is not None and s.baseline is not None for s in doc.samples)
 
