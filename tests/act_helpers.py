@@ -61,15 +61,20 @@ def preinstalled_gitops(scratch: Path) -> Path:
 
 
 def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, secrets: dict, workdir: Path,
-            job: str | None = None, variables: dict | None = None, timeout_s: float = 120) -> ActResult:
+            job: str | None = None, variables: dict | None = None, timeout_s: float = 120,
+            scratch: Path | None = None) -> ActResult:
     """Run ``workflow`` for one event in ``workdir`` (a git repo with an ``origin`` remote on GitHub,
     which is where act takes ``github.repository`` from) and report which jobs ran or were skipped.
 
     ``env`` is passed with ``--env`` (e.g. ``GITHUB_API_URL`` to point gitops at an emulator);
-    ``secrets`` with ``-s``; ``variables`` (the ``vars`` context) with ``--var``.
+    ``secrets`` with ``-s``; ``variables`` (the ``vars`` context) with ``--var``. ``scratch`` holds
+    act's copy of the work tree, the event and the artifacts (default: beside ``workdir``); give
+    each run its own when several runs share one ``workdir``.
+
+    Every step imports gitops from this checkout (``PYTHONPATH``), whatever ``gitops`` is installed.
     """
-    scratch = workdir.parent / f".act-{workdir.name}"
-    scratch.mkdir(exist_ok=True)
+    scratch = scratch or workdir.parent / f".act-{workdir.name}"
+    scratch.mkdir(parents=True, exist_ok=True)
     event_file = scratch / "event.json"
     event_file.write_text(json.dumps(event_payload))
     args = ["act", event_name, "-e", str(event_file), "-W", str(workflow), "--json", "-v",
@@ -77,7 +82,7 @@ def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, 
     for label in PLATFORMS:
         args += ["-P", f"{label}=-self-hosted"]
     args += local_repositories(workflow)
-    base_env = {"GITOPS_SOURCE": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts"),
+    base_env = {"GITOPS_SOURCE": str(SOURCE), "PYTHONPATH": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts"),
                 "PATH": f"{preinstalled_gitops(scratch)}:{os.environ['PATH']}"}
     for key, value in {**base_env, **env}.items():
         args += ["--env", f"{key}={value}"]
