@@ -152,7 +152,8 @@ def _commit_registry_change(root: Path, paths: list[str], message: str) -> str:
 
 
 def create_model(root: Path, name: str, *, description: str = "", task: str = "text-generation",
-                 owners: list[str] | None = None, protect: dict[str, list[str]] | None = None) -> Model:
+                 owners: list[str] | None = None, protect: dict[str, list[str]] | None = None,
+                 gates: list[dict[str, Any]] | None = None) -> Model:
     """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases)."""
     if problem := refs.name_problem(name):
         raise RegistryError(problem)
@@ -163,6 +164,8 @@ def create_model(root: Path, name: str, *, description: str = "", task: str = "t
     header = {"name": name, "description": description, "task": task, "owners": owners or []}
     if protect:
         header["protected"] = protect
+    if gates:
+        header["gates"] = gates
     text = yamlio.dumps(header) + "versions:\n"
     problems = schema.Problems()
     model = schema.parse_model(yamlio.loads(text, store.model_file(name)), store.model_file(name), name, problems)

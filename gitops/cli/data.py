@@ -1,0 +1,142 @@
+"""``gitops dataset create|show`` and ``gitops ingest``: parse, call :mod:`gitops.data.api`, print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gitops.cli.output import echo_json, table
+
+
+def _root() -> Path:
+    from gitops.adapters import git
+
+    return git.find_root(Path.cwd())
+
+
+def _pairs(values: tuple[str, ...], sep: str, what: str) -> list[tuple[str, str]]:
+    out = []
+    for value in values:
+        left, found, right = value.partition(sep)
+        if not found or not left or not right:
+            raise click.BadParameter(f"'{value}' is not {what}")
+        out.append((left.strip(), right.strip()))
+    return out
+
+
+@click.group("dataset")
+def dataset_group() -> None:
+    """Create and inspect data sets (schema, split rule, versions).
+
+    \b
+    Examples:
+      gitops dataset create reviews --column id:string --column text:string --text-field text --key id
+      gitops dataset show reviews
+    """
+
+
+@dataset_group.command("create")
+@click.argument("name")
+@click.option("--column", "columns", multiple=True, required=True, metavar="NAME:TYPE",
+              help="A column and its type (string, int, float, bool); repeat for each column.")
+@click.option("--text-field", required=True, help="The string column that holds the text to train on.")
+@click.option("--key", "key", multiple=True, required=True,
+              help="A column that identifies a row (repeat for a composite key); used to dedupe and split.")
+@click.option("--split", "splits", multiple=True, metavar="NAME=FRACTION",
+              help="A split and its fraction; repeat (default train=0.8 valid=0.1 test=0.1).")
+@click.option("--description", default="", help="One line saying what the data set holds.")
+def create_cmd(name: str, columns: tuple[str, ...], text_field: str, key: tuple[str, ...],
+               splits: tuple[str, ...], description: str) -> None:
+    """Create data set NAME: write registry/datasets/NAME.yaml and commit it.
+
+    \b
+    Example:
+      gitops dataset create reviews --column id:string --column text:string \\
+          --column rating:int --text-field text --key id \\
+          --split train=0.8 --split valid=0.1 --split test=0.1
+    """
+    from gitops.data import api
+
+    cols = dict(_pairs(columns, ":", "NAME:TYPE (e.g. text:string)"))
+    split_map = None
+    if splits:
+        try:
+            split_map = {k: float(v) for k, v in _pairs(splits, "=", "NAME=FRACTION (e.g. train=0.8)")}
+        except ValueError:
+            raise click.BadParameter("split fractions must be numbers, e.g. train=0.8") from None
+    ds = api.create_dataset(_root(), name, cols, text_field, list(key), split_map, description)
+    click.echo(f"Created data set '{ds.name}' (registry/datasets/{ds.name}.yaml); "
+               f"ingest with: gitops ingest FILE --dataset {ds.name}")
+
+
+@dataset_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the data set as JSON.")
+@click.option("--rev", default=None, help="Read the data set as recorded at this git ref.")
+def show_cmd(name: str, as_json: bool, rev: str | None) -> None:
+    """Show data set NAME: schema, and per version the rows per split and the batch file.
+
+    \b
+    Example:
+      gitops dataset show reviews
+      gitops dataset show reviews --json
+    """
+    from gitops.data import api
+
+    ds = api.show_dataset(_root(), name, rev)
+    versions = {vid: v.to_dict() for vid, v in ds.versions.items()}
+    if as_json:
+        echo_json({**ds.header_dict(), "versions": versions})
+        return
+    cols = ", ".join(f"{c}:{t}" for c, t in ds.columns.items())
+    click.echo(f"{ds.name}: {ds.description}" if ds.description else ds.name)
+    click.echo(f"  columns: {cols}; text: {ds.text_field}; key: {', '.join(ds.key)}")
+    click.echo("  splits: " + ", ".join(f"{k} {v:g}" for k, v in ds.splits.items()))
+    if not ds.versions:
+        click.echo("  no versions yet")
+        return
+    rows = [[vid, str(v.rows), *[str(v.splits.get(s, 0)) for s in ds.splits], str(v.total_rows or ""),
+             v.batch, v.created_at] for vid, v in ds.versions.items()]
+    click.echo(table(rows, ["version", "rows", *ds.splits, "total", "batch", "created"]))
+
+
+@click.command("ingest")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="The data set to add the rows to.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Keep the valid rows; write the invalid ones to FILE.rejects.jsonl beside each input.")
+@click.option("--push", is_flag=True, help="Then run 'dvc push' and 'git push'.")
+def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: bool) -> None:
+    """Validate, dedupe and split FILES (CSV, JSON Lines, Parquet) into a new version of a data set.
+
+    Refuses the whole batch when a row is invalid unless --skip-invalid. Rows whose key the data set
+    already holds are dropped; ingesting the same file twice adds nothing.
+
+    \b
+    Examples:
+      gitops ingest new.csv --dataset reviews
+      gitops ingest a.jsonl b.parquet --dataset reviews --skip-invalid --push
+    """
+    from gitops.data import api
+
+    def progress(message: str) -> None:
+        click.echo(f"... {message}", err=True)
+
+    result = api.ingest(_root(), list(files), dataset, skip_invalid=skip_invalid, push=push, progress=progress)
+    if result.recovered:
+        click.echo(f"An interrupted ingest was found and {result.recovered}.", err=True)
+    if result.invalid:
+        where = ", ".join(str(p) for p in result.rejects_paths)
+        click.echo(f"Skipped {result.invalid} invalid rows (written to {where}).", err=True)
+    if result.duplicates and result.version:
+        click.echo(f"Dropped {result.duplicates} duplicate rows.", err=True)
+    click.echo(result.message[0].upper() + result.message[1:] if result.message else "Done.")
+    if result.pushed:
+        click.echo("Pushed data to the DVC remote and the commit to origin.")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(dataset_group)
+    group.add_command(ingest_cmd)
+

@@ -1,0 +1,45 @@
+"""``gitops demo``: the whole loop on the embedded default, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--keep", "keep", type=click.Path(file_okay=False, path_type=Path),
+              help="Build the demo repository here and leave it to explore (must not exist yet).")
+@click.option("--max-steps", default=30, show_default=True, help="Training steps per fine-tuning run.")
+@click.option("--eval-rows", default=60, show_default=True, help="Holdout rows used by each evaluation.")
+def demo(keep: Path | None, max_steps: int, eval_rows: int) -> None:
+    """Run the whole loop offline on a tiny model: ingest, train, convert, evaluate, report.
+
+    A scratch GitOps repo with a local DVC remote; data set created; batch one ingested; v1
+    trained and made production; batch two ingested; v2 trained; v3 = CTranslate2 int8 of v2;
+    staging -> v3; v3 and v2 evaluated against production; report written; registry shown.
+
+    \b
+    Examples:
+      gitops demo
+      gitops demo --keep ./demo-repo && cd demo-repo && gitops history review-autocomplete
+    """
+    from gitops.cli.registry import _print_registry
+    from gitops.demo.loop import run_demo
+
+    result = run_demo(keep, max_steps=max_steps, eval_rows=eval_rows,
+                      say=lambda msg: click.secho(f"==> {msg}", err=True, fg="cyan"))
+    click.echo("")
+    for line in result.summary:
+        click.echo(line)
+    click.echo("")
+    _print_registry(result.registry)
+    click.echo("")
+    where = f"in {result.root}" if keep else "(in a temporary directory, now removed; use --keep DIR to explore)"
+    click.echo(f"Demo finished in {result.seconds:.0f} s {where}.")
+    if keep:
+        click.echo(f"Report: {result.report}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo)

@@ -1,0 +1,82 @@
+"""``gitops train``: declarative LoRA fine-tuning that registers a new model version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class _Bar:
+    """A tqdm bar on stderr, opened on the first step (only the main process ever calls it)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, step: int, total: int, last: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, initial=step - 1, desc="train", unit="step", dynamic_ncols=True)
+        self.bar.update(step - self.bar.n)
+        if last.get("eval_loss") is not None:
+            self.bar.set_postfix(train_loss=f"{last['train_loss']:.3f}", eval_loss=f"{last['eval_loss']:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@click.command("train")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set trainer.learning_rate=1e-4 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run of this same config from its last "
+                                             "checkpoint.")
+@click.option("--alias", metavar="ALIAS", help="Also point this alias (e.g. staging) at the new version.")
+@click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="Directory inside the GitOps repository.")
+def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
+              repo: Path) -> None:
+    """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
+
+    Runs on CPU, one GPU, or several processes:
+    `accelerate launch --multi_gpu --num_processes 2 -m gitops train CONFIG`.
+    The config's keys are described in docs/train-config.md.
+
+    \b
+    Examples:
+      gitops train train.yaml
+      gitops train train.yaml --set trainer.learning_rate=1e-4 --set trainer.epochs=2
+      gitops train train.yaml --resume --alias staging
+    """
+    from gitops.adapters import git
+    from gitops.train.pipeline import run_train
+
+    root = git.find_root(repo)
+    bar = _Bar()
+    try:
+        run = run_train(root, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
+    finally:
+        bar.close()
+    if run.version is None:
+        return  # a non-main process under accelerate launch: the main one reports
+    m = run.result.metrics
+    click.echo(f"Registered {run.model}@{run.version} (format hf) from {run.base_model} on {run.dataset}")
+    if run.result.resumed_from is not None:
+        click.echo(f"  resumed from step {run.result.resumed_from}")
+    click.echo(f"  steps {run.result.steps}  train_loss {m.get('train_loss')}  eval_loss {m.get('eval_loss')}  "
+               f"perplexity {m.get('perplexity')}")
+    click.echo(f"  {m.get('tokens_per_s')} tokens/s, {m.get('wall_time_s')} s on {run.result.num_processes} "
+               f"process(es)")
+    click.echo(f"  config hash {run.config_hash[:12]}  weights {run.path}")
+    if run.parent:
+        click.echo(f"  parent {run.parent}")
+    if run.alias:
+        click.echo(f"  alias {run.alias} -> {run.version}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(train_cmd)

@@ -1,0 +1,102 @@
+"""A write-ahead journal that makes an ingest all-or-nothing, even under SIGKILL.
+
+Before an ingest changes anything it writes ``.git/gitops/ingest.journal``: the commit it starts
+from, the text of every tracked file it will change (or that the file did not exist) and the data
+files it will create. The journal is removed once the ingest's commit exists. Every ingest first
+calls :func:`recover`: if a journal is left over, the ingest that wrote it died, and
+
+* if HEAD moved to a commit that records the journal's version, it finished: roll forward (drop the
+  journal; nothing else to do, the key cache heals itself);
+* otherwise roll back: stale git lock files are removed (their owner is dead: it was our child),
+  the tracked files get their old text back and are unstaged, the new data files are deleted.
+
+Files under ``data/`` are immutable and named by content, so deleting the new ones restores ``data/``.
+The DVC cache may keep an unreferenced object: harmless (``dvc gc`` collects it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gitops import yamlio
+from gitops.adapters import git
+
+JOURNAL = ".git/gitops/ingest.journal"
+
+
+@dataclass
+class Journal:
+    dataset: str
+    version: str
+    head: str | None
+    before: dict[str, str | None] = field(default_factory=dict)  # tracked path -> old text (None: absent)
+    created: list[str] = field(default_factory=list)  # new files under data/
+
+    def write(self, root: Path) -> None:
+        yamlio.write_atomic(root / JOURNAL, json.dumps(asdict(self), indent=1))
+
+    @staticmethod
+    def capture(root: Path, dataset: str, version: str, paths: list[str], created: list[str]) -> Journal:
+        """A journal holding the current text of ``paths`` (written before anything changes)."""
+        before = {p: (root / p).read_text(encoding="utf-8") if (root / p).is_file() else None for p in paths}
+        return Journal(dataset, version, git.head(root), before, created)
+
+
+def clear(root: Path) -> None:
+    (root / JOURNAL).unlink(missing_ok=True)
+
+
+def recover(root: Path) -> str | None:
+    """Finish or undo an interrupted ingest; return what was done ("rolled back"/"rolled forward") or None."""
+    path = root / JOURNAL
+    if not path.is_file():
+        return None
+    try:
+        journal = Journal(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError):
+        # The journal is written atomically, so this is not our crash; refuse to guess.
+        from gitops.errors import RepoStateError
+        raise RepoStateError(f"{path}: unreadable ingest journal; inspect the repository and delete it") from None
+    _remove_git_locks(root)
+    if _committed(root, journal):
+        clear(root)
+        return "rolled forward"
+    for rel, text in journal.before.items():
+        target = root / rel
+        if text is None:
+            target.unlink(missing_ok=True)
+        else:
+            yamlio.write_atomic(target, text)
+    git.run(root, "reset", "-q", "--", *journal.before, check=False)
+    for rel in journal.created:
+        target = root / rel
+        target.unlink(missing_ok=True)
+        for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    clear(root)
+    return "rolled back"
+
+
+def _committed(root: Path, journal: Journal) -> bool:
+    head = git.head(root)
+    if head is None or head == journal.head:
+        return False
+    from gitops.registry import store
+
+    rel = store.dataset_file(journal.dataset)
+    text = git.read_blobs(root, [f"{head}:{rel}"])[f"{head}:{rel}"] or ""
+    # cheap and sufficient: the version id appears as a key of 'versions' in the committed file
+    return f"\n  {journal.version}:\n" in text
+
+
+def _remove_git_locks(root: Path) -> None:
+    """Lock files a killed ``git add``/``git commit`` (our child) left behind."""
+    gitdir = root / ".git"
+    branch = git.current_branch(root)
+    candidates = [gitdir / "index.lock", gitdir / "HEAD.lock"]
+    if branch:
+        candidates.append(gitdir / "refs" / "heads" / f"{branch}.lock")
+    for lock in candidates:
+        lock.unlink(missing_ok=True)

@@ -1,0 +1,229 @@
+"""Reading input files (CSV, JSON Lines, Parquet) and checking every row against a data set's schema.
+
+Rows keep where they came from (file and line) so a bad row is reported as ``file:line: reason``.
+CSV values arrive as text and are converted to the declared column type; JSON and Parquet values must
+already have that type (an ``int`` column does not accept ``"3"`` from JSON: it would hide a broken
+producer).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops.errors import DataError
+from gitops.registry.schema import Dataset
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
+           ".pq": "parquet"}
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+_TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
+
+
+@dataclass
+class RawRow:
+    """One input row before validation: its place in the file and its values (or why it is unreadable)."""
+
+    source: str
+    line: int
+    values: dict[str, Any] | None
+    where: str = ""
+    problem: str | None = None
+
+    @property
+    def location(self) -> str:
+        return self.where or f"{self.source}:{self.line}"
+
+
+@dataclass
+class Reject:
+    """A row refused by validation, with the reason a user reads."""
+
+    source: str
+    line: int
+    location: str
+    reason: str
+    values: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.source, "line": self.line, "reason": self.reason, "row": self.values}
+
+
+@dataclass
+class Checked:
+    """Validation result of one or more files: typed good rows (with their origin) and rejects."""
+
+    good: list[tuple[RawRow, dict[str, Any]]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def file_format(path: Path) -> str:
+    """``csv``, ``jsonl`` or ``parquet`` from the file's extension."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown input format '{path.suffix}' (use .csv, .jsonl or .parquet)")
+    return fmt
+
+
+def read_file(path: Path) -> list[RawRow]:
+    """Every row of an input file, untyped, with its line (CSV, JSONL) or row number (Parquet)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    fmt = file_format(path)
+    try:
+        if fmt == "csv":
+            return _read_csv(path)
+        if fmt == "jsonl":
+            return _read_jsonl(path)
+        return _read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not valid CSV ({exc})") from None
+
+
+def _read_csv(path: Path) -> list[RawRow]:
+    rows = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return []
+        header = [h.strip() for h in header]
+        start = reader.line_num + 1
+        for fields in reader:
+            line, start = start, reader.line_num + 1  # a quoted field may span lines: report where it starts
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                rows.append(RawRow(str(path), line, None,
+                                   problem=f"has {len(fields)} fields, the header has {len(header)}"))
+                continue
+            rows.append(RawRow(str(path), line, dict(zip(header, fields))))
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[RawRow]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                rows.append(RawRow(str(path), number, None, problem=f"not valid JSON ({exc.msg})"))
+                continue
+            if not isinstance(value, dict):
+                rows.append(RawRow(str(path), number, None, problem="is not a JSON object"))
+                continue
+            rows.append(RawRow(str(path), number, value))
+    return rows
+
+
+def _read_parquet(path: Path) -> list[RawRow]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is in the ml extra
+        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    return [RawRow(str(path), i, row, where=f"{path}: row {i}")
+            for i, row in enumerate(table.to_pylist(), start=1)]
+
+
+def _convert(value: Any, typ: str, from_text: bool) -> tuple[Any, str | None]:
+    """``value`` as ``typ``, or the reason it is not one."""
+    if value is None or (from_text and value == "" and typ != "string"):
+        return None, "no value"
+    if typ == "string":
+        return (value, None) if isinstance(value, str) else (None, f"{value!r} is not a string")
+    if from_text:
+        text = value.strip()
+        if typ == "int":
+            return (int(text), None) if _INT_RE.match(text) else (None, f"'{value}' is not a whole number")
+        if typ == "float":
+            try:
+                number = float(text)
+            except ValueError:
+                return None, f"'{value}' is not a number"
+            return (number, None) if math.isfinite(number) else (None, f"'{value}' is not a finite number")
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE, None
+        return None, f"'{value}' is not true or false"
+    if typ == "bool":
+        return (value, None) if isinstance(value, bool) else (None, f"{value!r} is not true or false")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, f"{value!r} is not a number"
+    if typ == "int":
+        return (value, None) if isinstance(value, int) else (None, f"{value!r} is not a whole number")
+    return (float(value), None) if math.isfinite(value) else (None, f"{value!r} is not a finite number")
+
+
+def check_row(row: RawRow, dataset: Dataset) -> tuple[dict[str, Any] | None, str | None]:
+    """The row with typed values in schema order, or None and the first reason it is invalid."""
+    if row.values is None:
+        return None, row.problem or "unreadable row"
+    extra = [k for k in row.values if k not in dataset.columns]
+    if extra:
+        return None, f"unexpected column '{extra[0]}' (columns: {', '.join(dataset.columns)})"
+    from_text = row.source.lower().endswith(".csv")
+    typed: dict[str, Any] = {}
+    for col, typ in dataset.columns.items():
+        if col not in row.values:
+            return None, f"missing column '{col}'"
+        value, problem = _convert(row.values[col], typ, from_text)
+        if problem:
+            return None, f"column '{col}': {problem}"
+        typed[col] = value
+    text = typed.get(dataset.text_field)
+    if not isinstance(text, str) or not text.strip():
+        return None, f"empty text in '{dataset.text_field}'"
+    if any(isinstance(typed[k], str) and not typed[k].strip() for k in dataset.key):
+        return None, f"empty key ({', '.join(dataset.key)})"
+    return typed, None
+
+
+def check_files(paths: list[Path], dataset: Dataset) -> Checked:
+    """Read and validate every row of every file."""
+    result = Checked()
+    for path in paths:
+        for row in read_file(path):
+            typed, problem = check_row(row, dataset)
+            if problem is not None:
+                result.rejects.append(Reject(row.source, row.line, row.location, problem, row.values))
+            else:
+                result.good.append((row, typed))
+    return result
+
+
+def write_rejects(checked: Checked) -> list[Path]:
+    """Write each input's rejects as ``<file>.rejects.jsonl`` beside it; return the paths written."""
+    by_source: dict[str, list[Reject]] = {}
+    for rej in checked.rejects:
+        by_source.setdefault(rej.source, []).append(rej)
+    written = []
+    for source, rejects in by_source.items():
+        out = Path(source).with_name(Path(source).name + ".rejects.jsonl")
+        text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n" for r in rejects)
+        out.write_text(text, encoding="utf-8")
+        written.append(out)
+    return written
+
+
+def summary(rejects: list[Reject], shown: int = 5) -> tuple[str, list[str]]:
+    """One sentence and the first few bad rows, for an error or a report."""
+    files = sorted({r.source for r in rejects})
+    sentence = (f"{len(rejects)} invalid row{'s' if len(rejects) != 1 else ''} in {', '.join(files)} "
+                f"(first at {rejects[0].location}: {rejects[0].reason})")
+    lines = [f"{r.location}: {r.reason}" for r in rejects[:shown]]
+    if len(rejects) > shown:
+        lines.append(f"... and {len(rejects) - shown} more")
+    return sentence, lines

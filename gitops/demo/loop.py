@@ -1,0 +1,134 @@
+"""``gitops demo``: the whole loop on the embedded default, offline, on CPU.
+
+A scratch GitOps repo with a local DVC remote; a data set; batch one ingested; v1 trained and
+made ``production``; batch two ingested; v2 trained from production; v3 = CTranslate2 int8 of v2 and
+made ``staging``; v3 and v2 evaluated against production; the report written; the registry shown.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitops import yamlio
+from gitops.errors import GateFailed, RepoStateError
+from gitops.registry.materialize import EMBEDDED_BASE
+
+MODEL = "review-autocomplete"
+DATASET = "reviews"
+Say = Callable[[str], None]
+
+GATES = [
+    {"metric": "perplexity", "max_increase_pct": 10},
+    {"metric": "latency_p95_ms", "max": 500},
+]
+
+
+def train_config(max_steps: int) -> dict:
+    """The demo's declarative training config (what a user writes as train.yaml)."""
+    return {
+        "base_model": EMBEDDED_BASE,
+        "dataset": f"{DATASET}@latest",
+        "prompt": {"template": "{text}"},
+        "adapter": {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
+        "trainer": {"epochs": 1, "max_steps": max_steps, "batch_size": 16, "learning_rate": 3e-3,
+                    "eval_steps": max(max_steps // 2, 1), "seed": 0},
+        "output": {"model": MODEL},
+    }
+
+
+@dataclass
+class DemoResult:
+    root: Path
+    report: Path
+    verdicts: dict[str, str]
+    summary: list[str]
+    registry: dict
+    seconds: float
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+
+def run_demo(directory: Path | None = None, *, max_steps: int = 30, eval_rows: int = 60,
+             say: Say | None = None) -> DemoResult:
+    """Run the loop in ``directory`` (must not exist; default: a temporary one, deleted after)."""
+    say = say or (lambda _msg: None)
+    start = time.perf_counter()
+    keep = directory is not None
+    if keep and directory.exists() and any(directory.iterdir()):
+        raise RepoStateError(f"{directory} already exists and is not empty; choose a new directory for --keep")
+    work = Path(tempfile.mkdtemp(prefix="gitops-demo-"))
+    root = (directory or work / "repo").resolve()
+    try:
+        return _loop(root, work, max_steps, eval_rows, say, start)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            shutil.rmtree(work / "batches", ignore_errors=True)
+
+
+def _loop(root: Path, work: Path, max_steps: int, eval_rows: int, say: Say, start: float) -> DemoResult:
+    from gitops import api
+    from gitops.convert.run import convert_version
+    from gitops.data import api as data
+    from gitops.demo.corpus import write_batches
+    from gitops.eval.run import evaluate
+    from gitops.ml.basemodel import default_base_model
+    from gitops.report.render import render_report
+    from gitops.train.pipeline import run_train
+
+    steps: list[tuple[str, float]] = []
+
+    def step(message: str) -> None:
+        steps.append((message, time.perf_counter() - start))
+        say(message)
+
+    step("Building the embedded base model (cached after the first run)")
+    default_base_model()
+    step(f"Scaffolding a GitOps repository in {root}")
+    api.init(root, remote=str(root.parent / f"{root.name}-dvc-storage"))
+    api.create_model(root, MODEL, description="Review auto-suggest (OPT + LoRA)", owners=["@acme/ml"],
+                     protect={"production": ["@acme/mlops"]}, gates=GATES)
+    data.create_dataset(root, DATASET, {"id": "string", "product": "string", "rating": "int", "text": "string"},
+                        text_field="text", key=["id"], description="Product reviews (demo corpus)")
+    batches = write_batches(work / "batches", n=2)
+    config = root / "train.yaml"
+    yamlio.dump_file(config, train_config(max_steps))
+    from gitops.adapters import git
+
+    git.add(root, ["train.yaml"])
+    git.commit(root, "train.yaml: the declarative fine-tuning config", ["train.yaml"])
+
+    step(f"Ingesting batch one ({batches[0].name})")
+    data.ingest(root, [batches[0]], DATASET)
+    step("Training v1 (LoRA on the embedded base) and making it production")
+    run_train(root, config, alias="production")
+    step(f"Ingesting batch two ({batches[1].name})")
+    data.ingest(root, [batches[1]], DATASET)
+    step("Training v2 on the grown data set, continuing from production")
+    run_train(root, config, overrides=[f"base_model={MODEL}@production"])
+    step("Converting v2 to CTranslate2 int8 as v3 and pointing staging at it")
+    convert_version(root, f"{MODEL}@v2", quantization="int8", alias="staging")
+
+    results = []
+    for ref in (f"{MODEL}@staging", f"{MODEL}@v2"):
+        step(f"Evaluating {ref} against production")
+        try:
+            res = evaluate(root, ref, baseline=f"{MODEL}@production", max_rows=eval_rows, samples=6,
+                           alias="staging" if ref.endswith("staging") else None)
+        except GateFailed as exc:  # the results are still there: the report shows the failed gate
+            res = exc.results  # type: ignore[attr-defined]
+        out = root / f"results-{res.candidate.version}.json"
+        res.save(out)
+        results.append(res)
+    rendered = render_report(results)
+    report = root / "report.md"
+    report.write_text(rendered.markdown, encoding="utf-8")
+    step(f"Report written to {report}")
+    summary = [line for line in rendered.markdown.splitlines()[1:6] if line.strip()]
+    verdicts = {r.candidate.ref: r.verdict for r in results}
+    return DemoResult(root, report, verdicts, summary, api.show(root), time.perf_counter() - start, steps)

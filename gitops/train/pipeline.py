@@ -1,0 +1,206 @@
+"""``gitops train``: config -> data set version -> base model -> LoRA training -> registered version.
+
+The training itself is :func:`gitops.train.loop.train_model`; this module is the repository wiring:
+resolve the references, read the data, keep a resumable work dir, write the model card, register
+the new version with its lineage. Under ``accelerate launch`` every process runs this; only the main
+process writes files, registers and commits.
+
+What is registered: the merged model (format ``hf``). Every version is then self-contained: it loads
+with a plain ``from_pretrained``, converts to CTranslate2 directly, and evaluating it never needs a
+chain of bases resolved first. The LoRA adapter travels inside the version directory (``adapter/``)
+for anyone who wants the small diff. See docs/train-config.md.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops import yamlio
+from gitops.errors import ConfigError, NotFoundError, TrainError
+from gitops.train import card as cardmod
+from gitops.train import config as configmod
+from gitops.train.config import TrainConfig
+from gitops.train.loop import Progress, TrainResult, train_model
+
+RUNS_DIR = ".gitops/runs"
+RELEASE_FILES = ("metrics.json", "loss_curve.json")
+
+
+@dataclass
+class BaseSpec:
+    """What to load and what to record for ``base_model``."""
+
+    load_from: str  # a directory or hub id for from_pretrained
+    adapter: Path | None  # a parent's LoRA adapter to merge in first
+    record: str  # what the new version records as base_model
+    parent: str | None  # parent version id (same model only)
+
+
+@dataclass
+class TrainRun:
+    """The outcome of ``gitops train`` (on non-main processes, ``version`` is None)."""
+
+    model: str
+    version: str | None
+    dataset: str
+    base_model: str
+    parent: str | None
+    config: dict
+    config_hash: str
+    result: TrainResult
+    alias: str | None = None
+    path: str | None = None
+    commit: str | None = None
+
+
+def resolve_dataset(root: Path, ref: str) -> str:
+    """``reviews@latest`` -> ``reviews@v3``: the version recorded is the one actually read."""
+    from gitops.data.reader import resolve
+    from gitops.errors import GitopsError
+
+    try:
+        dataset, version = resolve(root, ref)
+    except (NotFoundError, ConfigError):
+        raise
+    except GitopsError as exc:  # a malformed reference
+        raise ConfigError(f"dataset: {exc}") from None
+    return f"{dataset.name}@{version.id}"
+
+
+def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
+    """Turn ``base_model`` into something loadable: a registry ref is resolved to its weights dir
+    (a ``peft-lora`` version to its base + adapter); anything else is a local dir or a hub id."""
+    from gitops.registry import store
+
+    from gitops.registry import materialize
+
+    if base_model == materialize.EMBEDDED_BASE:
+        # The embedded default: built locally, recorded by name so any machine can rebuild it.
+        return BaseSpec(str(materialize.base_model_dir(root, base_model)), None, base_model, None)
+    name, sep, _ = base_model.partition("@")
+    registry = store.load(root)
+    if not sep or name not in registry.models:
+        local = Path(base_model).expanduser()
+        if sep and not local.exists():
+            raise NotFoundError(f"base_model '{base_model}': no registry model '{name}' "
+                                f"(models: {', '.join(sorted(registry.models)) or 'none yet'})")
+        return BaseSpec(str(local) if local.exists() else base_model, None, base_model, None)
+    model, version = registry.resolve(base_model)
+    weights = materialize.version_files(root, model.name, version)  # pulled through DVC, md5 verified
+    parent = version.id if model.name == output_model else None
+    record = f"{model.name}@{version.id}"
+    if version.format == "hf":
+        return BaseSpec(str(weights), None, record, parent)
+    if version.format == "peft-lora":
+        if not version.base_model:
+            raise TrainError(f"base_model {record} is a LoRA adapter without a recorded base_model")
+        inner = resolve_base(root, version.base_model, output_model)
+        if inner.adapter is not None:
+            raise TrainError(f"base_model {record}: adapters on adapters are not supported")
+        return BaseSpec(inner.load_from, weights, record, parent)
+    raise TrainError(f"base_model {record} has format '{version.format}', which cannot be fine-tuned; "
+                     f"use an hf or peft-lora version (its parent, {version.parent or 'none'}, for example)")
+
+
+def read_split(root: Path, dataset_ref: str, split: str, template: str) -> list[str]:
+    """The rows of one split, each formatted with the prompt template over its columns."""
+    from gitops.data.reader import read_rows, resolve
+
+    dataset, _ = resolve(root, dataset_ref)
+    fields = configmod.template_fields(template)
+    columns = {"text", *dataset.columns}
+    if unknown := sorted(set(fields) - columns):
+        raise ConfigError(f"prompt.template uses {', '.join(unknown)}, which data set '{dataset.name}' does not "
+                          f"have (columns: {', '.join(dataset.columns)}; 'text' is the text field)")
+    texts = []
+    for row in read_rows(root, dataset_ref, split):
+        texts.append(template.format_map({**row, "text": row[dataset.text_field]}))
+    return texts
+
+
+def work_dir(root: Path, cfg: TrainConfig) -> Path:
+    """The run's work dir: one per effective config, so ``--resume`` finds the run it continues.
+    It ignores itself in git (a ``.gitignore`` of ``*``)."""
+    runs = root / RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    ignore = runs / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+    return runs / f"{cfg.output_model}-{cfg.config_hash()[:12]}"
+
+
+def effective_config(root: Path, cfg: TrainConfig) -> tuple[TrainConfig, BaseSpec]:
+    """The config as it actually runs: data set and registry base resolved to versions."""
+    base = resolve_base(root, cfg.base_model, cfg.output_model)
+    cfg.dataset = resolve_dataset(root, cfg.dataset)
+    cfg.base_model = base.record
+    return cfg, base
+
+
+def run_train(root: Path, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
+              alias: str | None = None, push: bool = False, progress: Progress | None = None) -> TrainRun:
+    """Train from a config file and register the result as a new version of ``output.model``."""
+    from gitops.registry import refs
+
+    cfg = configmod.load(Path(config_path), overrides)
+    if alias is not None and (problem := refs.alias_problem(alias)):
+        raise ConfigError(f"--alias: {problem}")
+    cfg, base = effective_config(root, cfg)
+    train = read_split(root, cfg.dataset, "train", cfg.template)
+    valid = read_split(root, cfg.dataset, "valid", cfg.template)
+    out = work_dir(root, cfg)
+    result = train_model(train, valid, base.load_from, cfg, out, resume=resume, progress=progress,
+                         base_adapter=base.adapter)
+    run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,
+                   parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result)
+    if not result.is_main_process:
+        return run
+    return _register(root, run, alias=alias, push=push)
+
+
+def release_dir(run: TrainRun, version: str | None, commit: str | None) -> Path:
+    """Assemble the version directory: merged weights at the top, ``adapter/``, metrics, curve,
+    effective config and the model card."""
+    out = run.result.out_dir
+    release = out / "release"
+    if release.exists():
+        shutil.rmtree(release)
+    shutil.copytree(run.result.merged_dir, release)
+    shutil.copytree(run.result.adapter_dir, release / "adapter")
+    for name in RELEASE_FILES:
+        shutil.copy2(out / name, release / name)
+    yamlio.dump_file(release / "train_config.yaml", run.config)
+    cardmod.write(cardmod.ModelCard(
+        model_name=run.model, base_model=run.base_model, dataset=run.dataset, config=run.config,
+        config_hash=run.config_hash, metrics=run.result.metrics, version=version,
+        parent=f"{run.model}@{run.parent}" if run.parent else None, commit=commit), release)
+    return release
+
+
+def _register(root: Path, run: TrainRun, *, alias: str | None, push: bool) -> TrainRun:
+    from gitops import api
+    from gitops.adapters import git
+    from gitops.registry import store
+
+    registry = store.load(root)
+    expected = registry.models[run.model].next_version_id() if run.model in registry.models else "v1"
+    commit = git.head(root)
+    release = release_dir(run, expected, commit)
+    version = api.register(root, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
+                           dataset=run.dataset, metrics=run.result.metrics, config=run.config,
+                           config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)",
+                           move=True, push=push and not alias)
+    run.version, run.commit = version.id, version.commit or commit
+    run.path = version.path
+    if alias:
+        api.set_alias(root, run.model, alias, version.id, note=f"trained from {run.dataset}")
+        run.alias = alias
+        if push:  # after the alias commit, so one push carries both commits
+            from gitops.adapters import dvc
+
+            dvc.push(root, [f"{version.path}.dvc"])
+            git.push(root)
+    shutil.rmtree(run.result.out_dir, ignore_errors=True)  # registered: the checkpoints are done with
+    return run

@@ -1,0 +1,54 @@
+"""Fixtures for the train tests: the embedded tiny OPT base model and demo review texts.
+
+The base model is built once per test session (about 20 s on one core), into ``$GITOPS_CACHE_DIR``
+when set (CI can keep it between runs), else a session temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded default base model (gitops.ml.basemodel), built once per session."""
+    import torch
+
+    from gitops.ml.basemodel import default_base_model
+
+    torch.set_num_threads(1)
+    cache = os.environ.get("GITOPS_CACHE_DIR")
+    return default_base_model(Path(cache) if cache else tmp_path_factory.mktemp("model-cache"))
+
+
+@pytest.fixture(scope="session")
+def review_texts() -> list[str]:
+    """80 demo review texts: 64 to train on, 16 to validate with."""
+    from gitops.demo.corpus import load_corpus
+
+    return [row["text"] for row in load_corpus()[:80]]
+
+
+def tiny_config(base: Path, dropout: float = 0.0, **trainer: object) -> dict:
+    """A config dict that trains in about a second on one CPU core."""
+    settings = {"batch_size": 8, "max_length": 32, "eval_steps": 2, "learning_rate": 3e-3, "seed": 7,
+                "max_steps": 6, "epochs": 3}
+    settings.update(trainer)
+    return {"base_model": str(base), "dataset": "reviews@latest", "output": {"model": "review-autocomplete"},
+            "adapter": {"r": 4, "alpha": 8, "dropout": dropout, "target_modules": ["q_proj", "v_proj"]},
+            "trainer": settings}
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a child python that imports this worktree's gitops, one thread per process."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
+            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+
+
+PYTHON = sys.executable
