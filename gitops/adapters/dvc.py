@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +30,24 @@ def _repo(root: Path) -> Iterator[Any]:
         raise DvcError("DVC is not installed (pip install dvc)") from None
     logging.getLogger("dvc").setLevel(logging.ERROR)
     try:
-        with Repo(str(root)) as repo:
+        # DVC resolves stage paths against the current directory: work from the repo root so
+        # callers (tests, `gitops -C DIR`, other processes' libraries) need not chdir themselves.
+        with _chdir(root), Repo(str(root)) as repo:
             yield repo
     except DvcException as exc:
         raise DvcError(f"dvc: {exc}") from None
     except GitopsError:
         raise
+
+
+@contextlib.contextmanager
+def _chdir(path: Path) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 def init(root: Path, remote_url: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -9,6 +10,9 @@ from gitops.adapters import git
 from gitops.errors import ConvertError
 from gitops.registry import materialize, store
 from gitops.registry.schema import Version
+
+# Written by `gitops train` next to the weights: the curve, final metrics, model card, config.
+CARRIED_FILES = ("loss_curve.json", "metrics.json", "README.md", "train_config.yaml")
 
 
 def convert_version(root: Path, ref: str, *, to: str = "ct2", quantization: str = "int8",
@@ -27,6 +31,9 @@ def convert_version(root: Path, ref: str, *, to: str = "ct2", quantization: str 
         raise ConvertError(f"{model.name}@{src.id}: its base model '{base}' is not available offline")
     with tempfile.TemporaryDirectory(prefix="gitops-convert-") as tmp:
         out = convert_to_ct2(src_dir, Path(tmp) / "ct2", quantization, fmt=src.format, base_dir=base)
+        for name in CARRIED_FILES:  # the variant keeps its source's training record
+            if (src_dir / name).is_file() and not (out / name).exists():
+                shutil.copy2(src_dir / name, out / name)
         version = api.register(
             root, model.name, out, fmt="ct2", quantization=quantization, parent=src.id,
             base_model=src.base_model, dataset=src.dataset, config=src.config, config_hash=src.config_hash,

@@ -21,7 +21,7 @@ from typing import Any
 from gitops import yamlio
 from gitops.adapters import dvc as dvc_adapter
 from gitops.adapters import git
-from gitops.data import dvcdir, journal, keys, rows
+from gitops.data import dsfile, dvcdir, journal, keys, rows
 from gitops.errors import DataError, RepoStateError
 from gitops.registry import refs, schema, store
 from gitops.registry.schema import Dataset, DatasetVersion
@@ -55,15 +55,8 @@ class IngestResult:
 
 
 def load_dataset(root: Path, name: str) -> Dataset:
-    """One data set from the work tree (only its file is parsed: ingest must not pay for the whole registry)."""
-    if problem := refs.name_problem(name, "data set"):
-        raise DataError(problem)
-    rel = store.dataset_file(name)
-    if not (root / rel).is_file():
-        store.Registry().dataset(name)  # raises NotFoundError with the usual hint
-    registry = store.parse_texts({rel: (root / rel).read_text(encoding="utf-8")})
-    registry.raise_problems()
-    return registry.datasets[name]
+    """One data set from the work tree, fully validated (parse cached by text hash, see :mod:`dsfile`)."""
+    return dsfile.load(root, name)
 
 
 def create_dataset(root: Path, name: str, columns: dict[str, str], text_field: str, key: list[str],
@@ -94,16 +87,28 @@ def show_dataset(root: Path, name: str, rev: str | None = None) -> Dataset:
     """The data set as recorded in the work tree (or at git ``rev``)."""
     if rev is None:
         return load_dataset(root, name)
-    return store.load(root, ref=rev).dataset(name)
+    return dataset_at(root, name, rev)
+
+
+def dataset_at(root: Path, name: str, rev: str) -> Dataset:
+    """The data set as committed at git ``rev``."""
+    return dsfile.at_rev(root, name, rev)
 
 
 def ingest(root: Path, files: list[Path], dataset: str, *, skip_invalid: bool = False, push: bool = False,
            progress: Progress | None = None) -> IngestResult:
     """Validate, dedupe, split and store ``files`` as one new version of ``dataset`` (see module doc)."""
-    say = progress or (lambda _msg: None)
+    with journal.locked(root):
+        return _ingest(root, files, dataset, skip_invalid, push, progress or (lambda _msg: None))
+
+
+def _ingest(root: Path, files: list[Path], dataset: str, skip_invalid: bool, push: bool, say: Progress
+            ) -> IngestResult:
     recovered = journal.recover(root)
     ds = load_dataset(root, dataset)
     _require_clean(root, dataset)
+    if push:
+        _check_remotes(root)  # before anything: a push that cannot happen should not follow a commit
     say(f"validating {len(files)} file(s)")
     checked = rows.check_files([Path(f) for f in files], ds)
     result = IngestResult(dataset=dataset, version=None, invalid=len(checked.rejects), recovered=recovered)
@@ -139,7 +144,7 @@ def _index(root: Path, ds: Dataset) -> keys.KeyIndex:
     index = keys.KeyIndex(root, ds)
     if not index.is_current():
         if index.missing_shards():
-            dvc_adapter.pull(root, [dvcdir.POINTER])  # a clone that has not pulled its data yet
+            dvc_adapter.pull(root, [str(root / dvcdir.POINTER)])  # a clone that has not pulled its data yet
         if missing := index.missing_shards():
             index.close()
             raise DataError(f"key shard {missing[0]} is missing from data/ and from the DVC remote")
@@ -170,9 +175,9 @@ def _nothing_message(ds: Dataset, checked: rows.Checked, result: IngestResult) -
             f"({result.duplicates} duplicates dropped); no new version")
 
 
-def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]], files: list[Path],
-                 result: IngestResult) -> None:
-    vid = f"v{max((refs.version_number(v) for v in ds.versions), default=0) + 1}"
+def _render_batch(ds: Dataset, new: list[tuple[str, dict[str, Any]]]
+                  ) -> tuple[str, list[tuple[str, str]], dict[str, int]]:
+    """The batch file's text (JSON Lines, each row with its ``split``), its key shard pairs and split counts."""
     counts = {name: 0 for name in ds.splits}
     lines, pairs = [], []
     for khash, row in new:
@@ -180,7 +185,14 @@ def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]],
         counts[split] += 1
         pairs.append((khash, split))
         lines.append(json.dumps({**row, "split": split}, ensure_ascii=False, separators=(",", ":")) + "\n")
-    body = "".join(lines)
+    return "".join(lines), pairs, counts
+
+
+def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]], files: list[Path],
+                 result: IngestResult) -> None:
+    """Write the batch and its shard, update data.dvc and the data set file, commit (all under the journal)."""
+    vid = f"v{max((refs.version_number(v) for v in ds.versions), default=0) + 1}"
+    body, pairs, counts = _render_batch(ds, new)
     sha = hashlib.sha256(body.encode("utf-8")).hexdigest()[:10]
     batch = f"data/{ds.name}/b{refs.version_number(vid):06d}-{sha}.jsonl"
     shard = keys.shard_path(batch)
@@ -194,7 +206,7 @@ def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]],
     sources = ", ".join(Path(f).name for f in files)
     ds.versions[vid] = DatasetVersion(id=vid, rows=len(new), splits=counts, batch=batch, md5=md5, source=sources,
                                       total_rows=total, created_at=_now(), author=git.user(root))
-    store.write_dataset(root, ds)
+    dsfile.append_version(root, ds, ds.versions[vid])
     tracked = [p for p in tracked if (root / p).exists()]
     git.add(root, tracked)
     split_text = ", ".join(f"{n} {c}" for n, c in counts.items())
@@ -209,13 +221,17 @@ def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]],
     result.message = f"{ds.name} {vid}: +{len(new)} rows ({split_text}); total {total}"
 
 
+def _check_remotes(root: Path) -> None:
+    if dvc_adapter.remote_url(root) is None:
+        raise RepoStateError(f"cannot --push: {root / '.dvc/config'} names no default DVC remote "
+                             "(dvc remote add -d storage URL)")
+    if "origin" not in git.run(root, "remote").split():
+        raise RepoStateError("cannot --push: git has no remote 'origin' (git remote add origin URL)")
+
+
 def _push(root: Path) -> None:
-    dvc_adapter.push(root, [dvcdir.POINTER])
-    remotes = git.run(root, "remote").split()
-    if "origin" not in remotes:
-        raise RepoStateError("data pushed to the DVC remote, but git has no remote 'origin' to push the commit to")
-    branch = git.current_branch(root)
-    git.push(root, "origin", branch)
+    dvc_adapter.push(root, [str(root / dvcdir.POINTER)])
+    git.push(root, "origin", git.current_branch(root))
 
 
 def _now() -> str:

@@ -8,7 +8,8 @@ calls :func:`recover`: if a journal is left over, the ingest that wrote it died,
 * if HEAD moved to a commit that records the journal's version, it finished: roll forward (drop the
   journal; nothing else to do, the key cache heals itself);
 * otherwise roll back: stale git lock files are removed (their owner is dead: it was our child),
-  the tracked files get their old text back and are unstaged, the new data files are deleted.
+  the tracked files are restored from HEAD and unstaged, the untracked ones get their old text back,
+  the new data files are deleted.
 
 Files under ``data/`` are immutable and named by content, so deleting the new ones restores ``data/``.
 The DVC cache may keep an unreferenced object: harmless (``dvc gc`` collects it).
@@ -16,14 +17,37 @@ The DVC cache may keep an unreferenced object: harmless (``dvc gc`` collects it)
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gitops import yamlio
 from gitops.adapters import git
+from gitops.errors import RepoStateError
 
 JOURNAL = ".git/gitops/ingest.journal"
+LOCK = ".git/gitops/ingest.lock"
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold the ingest lock: one ingest per repository at a time. Recovery of a dead ingest is only
+    safe when no live one is running; an OS lock (flock) is released by the kernel even on SIGKILL."""
+    import fcntl
+
+    path = root / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RepoStateError(f"another ingest is running in {root} (it holds {LOCK}); wait for it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -31,7 +55,8 @@ class Journal:
     dataset: str
     version: str
     head: str | None
-    before: dict[str, str | None] = field(default_factory=dict)  # tracked path -> old text (None: absent)
+    tracked: list[str] = field(default_factory=list)  # clean tracked files: restored from git
+    before: dict[str, str | None] = field(default_factory=dict)  # untracked ones: old text (None: absent)
     created: list[str] = field(default_factory=list)  # new files under data/
 
     def write(self, root: Path) -> None:
@@ -39,9 +64,15 @@ class Journal:
 
     @staticmethod
     def capture(root: Path, dataset: str, version: str, paths: list[str], created: list[str]) -> Journal:
-        """A journal holding the current text of ``paths`` (written before anything changes)."""
-        before = {p: (root / p).read_text(encoding="utf-8") if (root / p).is_file() else None for p in paths}
-        return Journal(dataset, version, git.head(root), before, created)
+        """A journal for changing ``paths`` (clean, or untracked) and creating ``created``.
+
+        Tracked files are clean (ingest checks), so git holds their old text: the journal stays
+        a few hundred bytes however large the data set file grows. Untracked ones are copied.
+        """
+        tracked = set(git.run(root, "ls-files", "--", *paths).split())
+        before = {p: (root / p).read_text(encoding="utf-8") if (root / p).is_file() else None
+                  for p in paths if p not in tracked}
+        return Journal(dataset, version, git.head(root), sorted(tracked), before, created)
 
 
 def clear(root: Path) -> None:
@@ -57,19 +88,20 @@ def recover(root: Path) -> str | None:
         journal = Journal(**json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError):
         # The journal is written atomically, so this is not our crash; refuse to guess.
-        from gitops.errors import RepoStateError
         raise RepoStateError(f"{path}: unreadable ingest journal; inspect the repository and delete it") from None
     _remove_git_locks(root)
     if _committed(root, journal):
         clear(root)
         return "rolled forward"
+    git.restore(root, journal.tracked)
     for rel, text in journal.before.items():
         target = root / rel
         if text is None:
             target.unlink(missing_ok=True)
         else:
             yamlio.write_atomic(target, text)
-    git.run(root, "reset", "-q", "--", *journal.before, check=False)
+    if journal.before:
+        git.run(root, "reset", "-q", "--", *journal.before, check=False)
     for rel in journal.created:
         target = root / rel
         target.unlink(missing_ok=True)

@@ -15,19 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import DataError, NotFoundError
-from gitops.registry import refs, store
+from gitops.registry import refs
 from gitops.registry.schema import Dataset, DatasetVersion
 
 
 def resolve(root: Path, ref: str, *, rev: str | None = None) -> tuple[Dataset, DatasetVersion]:
     """The data set and version ``ref`` names, as recorded at ``rev`` (work tree by default)."""
-    parsed = refs.parse_ref(ref, what="data set")
-    if rev is None:
-        from gitops.data.api import load_dataset
+    from gitops.data import dsfile
 
-        dataset = load_dataset(root, parsed.name)
-    else:
-        dataset = store.load(root, ref=rev).dataset(parsed.name)
+    parsed = refs.parse_ref(ref, what="data set")
+    dataset = dsfile.load(root, parsed.name) if rev is None else dsfile.at_rev(root, parsed.name, rev)
     target = parsed.ref or "latest"
     if target == "latest":
         version = dataset.latest()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitops import yamlio
-from gitops.errors import GateFailed, RepoStateError
+from gitops.errors import RepoStateError
 from gitops.registry.materialize import EMBEDDED_BASE
 
 MODEL = "review-autocomplete"
@@ -36,7 +36,7 @@ def train_config(max_steps: int) -> dict:
         "prompt": {"template": "{text}"},
         "adapter": {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
         "trainer": {"epochs": 1, "max_steps": max_steps, "batch_size": 16, "learning_rate": 3e-3,
-                    "eval_steps": max(max_steps // 2, 1), "seed": 0},
+                    "eval_steps": max(max_steps // 6, 1), "seed": 0},
         "output": {"model": MODEL},
     }
 
@@ -117,11 +117,7 @@ def _loop(root: Path, work: Path, max_steps: int, eval_rows: int, say: Say, star
     results = []
     for ref in (f"{MODEL}@staging", f"{MODEL}@v2"):
         step(f"Evaluating {ref} against production")
-        try:
-            res = evaluate(root, ref, baseline=f"{MODEL}@production", max_rows=eval_rows, samples=6,
-                           alias="staging" if ref.endswith("staging") else None)
-        except GateFailed as exc:  # the results are still there: the report shows the failed gate
-            res = exc.results  # type: ignore[attr-defined]
+        res = evaluate(root, ref, baseline=f"{MODEL}@production", max_rows=eval_rows, samples=6)
         out = root / f"results-{res.candidate.version}.json"
         res.save(out)
         results.append(res)

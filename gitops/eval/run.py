@@ -1,0 +1,224 @@
+"""``gitops eval``: a registered candidate (and its baseline) measured on a data set's holdout.
+
+Every version is loaded through its registry entry (:func:`gitops.registry.materialize.version_files`
+pulls it through DVC and refuses files that do not match the recorded md5), opened with the backend
+for its format, and measured by :mod:`gitops.eval.harness` with one fixed configuration, so the
+candidate and the baseline see the same rows, the same prompts and the same decoding rules. The
+model's gates are then held against the candidate. The library returns the results document; the
+CLI writes it and turns a failed gate into exit code 3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gitops.errors import EvalError, NotFoundError
+from gitops.eval import harness
+from gitops.eval.gates import evaluate_gates
+from gitops.eval.harness import MeasureConfig, Progress, Prompt
+from gitops.eval.results import (CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo,
+                                 ModelResult, Sample)
+from gitops.registry import materialize, refs, store
+from gitops.registry.schema import Model, Version
+
+AUTO = "auto"
+DEFAULT_BASELINE_ALIAS = "production"
+CURVE_FILE = "loss_curve.json"  # written by gitops train next to the weights
+
+
+@dataclass
+class EvalPlan:
+    """What an evaluation will compare, resolved before any model is loaded.
+
+    ``notes`` are sentences for the user (why there is no baseline, which data set was chosen).
+    """
+
+    model: str
+    candidate: str                # MODEL@REF as given
+    baseline: str | None          # MODEL@REF, or None for no baseline
+    dataset: str                  # NAME@vN, the concrete data set version
+    split: str
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_eval(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
+              split: str = "test") -> EvalPlan:
+    """Resolve the candidate, the baseline (``auto``: ``MODEL@production`` if that alias exists)
+    and the data set (default: the data set the candidate was trained on, at ``latest``)."""
+    reg = store.load(root)
+    model, version = reg.resolve(ref)
+    notes: list[str] = []
+    base_ref = _plan_baseline(model, version, baseline, notes)
+    if dataset is None:
+        if not version.dataset:
+            raise EvalError(f"{model.name}@{version.id} records no data set; choose one with "
+                            f"--dataset NAME@latest")
+        dataset = f"{refs.parse_ref(version.dataset, 'data set').name}@latest"
+        notes.append(f"data set: {dataset} (the candidate was trained on {version.dataset})")
+    resolved = _resolve_dataset(root, dataset)
+    return EvalPlan(model.name, ref, base_ref, resolved, split, notes)
+
+
+def _plan_baseline(model: Model, version: Version, baseline: str | None, notes: list[str]) -> str | None:
+    if baseline != AUTO:
+        if baseline is not None and refs.parse_ref(baseline, require_ref=True).name != model.name:
+            notes.append(f"baseline {baseline} is another model than {model.name}; gates compare them anyway")
+        return baseline
+    alias = model.aliases.get(DEFAULT_BASELINE_ALIAS)
+    if alias is None:
+        notes.append(f"no baseline: {model.name} has no '{DEFAULT_BASELINE_ALIAS}' alias yet "
+                     "(relative gates are skipped)")
+        return None
+    if alias.version == version.id:
+        notes.append(f"no baseline: the candidate is {model.name}@{DEFAULT_BASELINE_ALIAS} itself")
+        return None
+    return f"{model.name}@{DEFAULT_BASELINE_ALIAS}"
+
+
+def _resolve_dataset(root: Path, ref: str) -> str:
+    from gitops.data.reader import resolve
+
+    dataset, version = resolve(root, ref)
+    return f"{dataset.name}@{version.id}"
+
+
+def evaluate(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
+             split: str = "test", samples: int = 8, max_new_tokens: int = 16, batch_size: int = 16,
+             device: str = "cpu", max_rows: int | None = None, threads: int | None = None,
+             alias: str | None = None, progress: Progress | None = None) -> EvalResults:
+    """Evaluate ``ref`` (and its baseline) on ``split`` of the data set; return the results document.
+
+    ``max_rows`` caps the holdout rows scored (the first ones, in data set order). ``alias`` is the
+    alias the candidate is proposed for (default: the alias ``ref`` names, if it names one). Gates
+    are evaluated and recorded; raising :class:`GateFailed` is the caller's choice (the CLI does,
+    after writing the document).
+    """
+    if samples < 0 or max_new_tokens < 1 or batch_size < 1 or (max_rows is not None and max_rows < 1):
+        raise EvalError("samples must be >= 0, and max_new_tokens, batch_size and max_rows >= 1")
+    plan = plan_eval(root, ref, baseline=baseline, dataset=dataset, split=split)
+    texts = _holdout_texts(root, plan, max_rows)
+    prompts = harness.make_prompts(texts)
+    config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples)
+    reg = store.load(root)
+    cand, cand_done = _evaluate_one(root, reg, plan.candidate, texts, prompts, config, device, threads,
+                                    _prefixed(progress, "candidate"))
+    base, base_done = None, None
+    if plan.baseline is not None:
+        base, base_done = _evaluate_one(root, reg, plan.baseline, texts, prompts, config, device, threads,
+                                        _prefixed(progress, "baseline"))
+    model = reg.model(plan.model)
+    gates = evaluate_gates(model.gates, cand.metrics, base.metrics if base is not None else None)
+    shown = len(cand_done.completions)
+    sample_rows = [Sample(prompt=p.text, candidate=cand_done.completions[i], reference=p.reference,
+                          baseline=base_done.completions[i] if base_done is not None else None)
+                   for i, p in enumerate(prompts[:shown])]
+    parsed = refs.parse_ref(ref)
+    if alias is None and parsed.ref and not parsed.is_version and parsed.ref != "latest":
+        alias = parsed.ref
+    return EvalResults(
+        created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        model=plan.model, alias=alias,
+        dataset=DatasetInfo(ref=plan.dataset, split=split, rows=cand_done.rows),
+        generation=GenerationInfo(max_new_tokens=max_new_tokens, greedy=True, batch_size=batch_size,
+                                  prompt_words=harness.PROMPT_WORDS, samples=shown),
+        candidate=cand, baseline=base, gates=gates, samples=sample_rows,
+        environment=Environment.collect(_device_label(device)))
+
+
+def _holdout_texts(root: Path, plan: EvalPlan, max_rows: int | None) -> list[str]:
+    from gitops.data.reader import read_texts
+
+    texts = [t for t in read_texts(root, plan.dataset, plan.split) if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise EvalError(f"data set {plan.dataset} has no rows in split '{plan.split}'; ingest more data "
+                        "or choose another --split")
+    return texts[:max_rows] if max_rows is not None else texts
+
+
+def _evaluate_one(root: Path, reg: store.Registry, ref: str, texts: list[str], prompts: list[Prompt],
+                  config: MeasureConfig, device: str, threads: int | None,
+                  progress: Progress | None) -> tuple[ModelResult, harness.Measurement]:
+    """Load one version through DVC (md5-checked), measure it, close it."""
+    from gitops.ml.backends import open_backend
+
+    model, version = reg.resolve(ref)
+    if version.format not in ("hf", "peft-lora", "ct2"):
+        raise EvalError(f"{model.name}@{version.id} has format '{version.format}', which gitops eval "
+                        "cannot run (hf, peft-lora and ct2 can)")
+    _check_device(device, version.format)
+    if progress is not None:
+        progress("loading", 0, 1)
+    path = materialize.version_files(root, model.name, version)
+    base_dir = _base_dir(root, model, version)
+    with open_backend(path, version.format, base_dir=base_dir, device=device, threads=threads) as backend:
+        measured = harness.measure(backend, texts, prompts, config, weights_dir=path, progress=progress)
+    result = ModelResult.from_version(ref, version, measured.metrics, read_curve(path))
+    return result, measured
+
+
+def _check_device(device: str, fmt: str) -> None:
+    """Refuse ``cuda`` up front on a machine without it: the engines' own errors are not ours."""
+    if not device.startswith("cuda"):
+        return
+    if fmt == "ct2":
+        import ctranslate2
+
+        available = ctranslate2.get_cuda_device_count() > 0
+    else:
+        import torch
+
+        available = torch.cuda.is_available()
+    if not available:
+        engine = "CTranslate2" if fmt == "ct2" else "torch"
+        raise EvalError(f"--device {device} was asked for, but {engine} sees no CUDA device on this machine; "
+                        "use --device cpu")
+
+
+def _base_dir(root: Path, model: Model, version: Version) -> Path | None:
+    if version.format != "peft-lora":
+        return None
+    base = materialize.base_model_dir(root, version.base_model)
+    if base is not None and not isinstance(base, Path):
+        raise NotFoundError(f"{model.name}@{version.id}: its base model '{base}' is neither a registry "
+                            "version nor a local directory")
+    return base
+
+
+def read_curve(weights_dir: Path) -> list[CurvePoint]:
+    """The training curve saved next to the weights (``loss_curve.json``), or [] when absent or
+    unreadable: the curve is a nicety of the report, never a reason to fail an evaluation."""
+    path = Path(weights_dir) / CURVE_FILE
+    try:
+        points = json.loads(path.read_text(encoding="utf-8"))
+        return [CurvePoint(step=int(p["step"]), train_loss=_finite(p.get("train_loss")),
+                           eval_loss=_finite(p.get("eval_loss"))) for p in points]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
+def _finite(value: object) -> float | None:
+    import math
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _prefixed(progress: Progress | None, label: str) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda stage, done, total: progress(f"{label} {stage}", done, total)
+
+
+def _device_label(device: str) -> str:
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            return f"{device} ({torch.cuda.get_device_name(0)})"
+        except Exception:  # noqa: BLE001 - a label only; the backend reports real device errors
+            return device
+    return device

@@ -1,0 +1,158 @@
+"""An ingest killed at any moment (SIGKILL) leaves the repository as before or as after, never between.
+
+Each round runs ``python -m gitops ingest`` in its own process group, kills the group (the Python
+process and any git child, as a cancelled CI job or a power cut would) after a random delay, runs
+recovery, and checks the repository is exactly the old state or exactly the new one. A final re-run
+of every file must complete with the right row count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gitops.adapters import git
+from gitops.data import api, journal, reader
+from tests.data_fixtures import isolate_home, make_repo, subprocess_env
+
+ROUNDS = 18
+ROWS = 4
+
+
+def snapshot(root: Path) -> dict:
+    """HEAD, the data set file, data.dvc and every file under data/ (with content hashes)."""
+    data = {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted((root / "data").rglob("*")) if p.is_file()} if (root / "data").exists() else {}
+    return {"head": git.head(root), "yaml": (root / "registry/datasets/reviews.yaml").read_text(),
+            "pointer": (root / "data.dvc").read_text(), "data": data, "dirty": git.dirty_paths(root)}
+
+
+def check_before_or_after(root: Path, before: dict, rows_before: int) -> bool:
+    """True when the repo is in the 'after' state, False for 'before'; fails the test otherwise."""
+    now = snapshot(root)
+    assert now["dirty"] == [], now["dirty"]
+    if now["head"] == before["head"]:
+        assert now == before
+        return False
+    assert git.run(root, "rev-parse", "HEAD^").strip() == before["head"]
+    committed = git.read_blobs(root, [f"HEAD:{p}" for p in ("registry/datasets/reviews.yaml", "data.dvc")])
+    assert now["yaml"] == committed["HEAD:registry/datasets/reviews.yaml"]
+    assert now["pointer"] == committed["HEAD:data.dvc"]
+    latest = api.load_dataset(root, "reviews").latest()
+    from gitops.data import keys
+
+    added = set(now["data"]) - set(before["data"])
+    assert added == {latest.batch, keys.shard_path(latest.batch)}
+    assert {k: now["data"][k] for k in before["data"]} == before["data"]
+    assert len(reader.read_rows(root, "reviews")) == rows_before + ROWS
+    return True
+
+
+@pytest.fixture()
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    isolate_home(monkeypatch, tmp_path)
+    root = make_repo(tmp_path / "repo")
+    api.create_dataset(root, "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
+    return root
+
+
+def batch_file(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / f"batch{n:02d}.jsonl"
+    path.write_text("".join(json.dumps({"id": f"k{n}-{i}", "text": f"text {n} {i}", "rating": i + 1}) + "\n"
+                            for i in range(ROWS)))
+    return path
+
+
+def run_and_kill(root: Path, src: Path, delay: float) -> int | None:
+    proc = subprocess.Popen([sys.executable, "-m", "gitops", "ingest", str(src), "--dataset", "reviews"],
+                            cwd=root, env=subprocess_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path) -> None:
+    rng = random.Random(int(os.environ.get("GITOPS_CRASH_SEED", "7")))
+    api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")  # data.dvc exists: the incremental path runs
+    start = time.monotonic()
+    proc_start = time.monotonic()
+    assert run_and_kill(repo, batch_file(tmp_path, 1), 60) == 0  # an uninterrupted run, to time one
+    full = time.monotonic() - proc_start
+    rows, outcomes = 2 * ROWS, {"before": 0, "after": 0, "recovered": 0}
+    for n in range(2, ROUNDS + 2):
+        before = snapshot(repo)
+        # bias towards the end of the run, where files are written and the commit happens
+        delay = full * (rng.uniform(0.1, 1.1) if rng.random() < 0.4 else rng.uniform(0.55, 1.05))
+        run_and_kill(repo, batch_file(tmp_path, n), delay)
+        if journal.recover(repo):
+            outcomes["recovered"] += 1
+        after = check_before_or_after(repo, before, rows)
+        rows += ROWS if after else 0
+        outcomes["after" if after else "before"] += 1
+        if time.monotonic() - start > 50:
+            break
+    # a final run of everything completes and holds every row exactly once
+    files = [batch_file(tmp_path, n) for n in range(0, ROUNDS + 2)]
+    out = subprocess.run([sys.executable, "-m", "gitops", "ingest", *map(str, files), "--dataset", "reviews"],
+                         cwd=repo, env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ids = [r["id"] for r in reader.read_rows(repo, "reviews")]
+    assert len(ids) == len(set(ids)) == (ROUNDS + 2) * ROWS
+    assert git.dirty_paths(repo) == [] and not (repo / journal.JOURNAL).exists()
+    print(outcomes)
+    assert outcomes["before"] > 0 and outcomes["recovered"] > 0, outcomes  # kills did land mid-ingest
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at a chosen point (BaseException: nothing may catch and clean up)."""
+
+
+def test_first_ingest_killed_before_commit_rolls_back(repo: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    before = snapshot_light(repo)
+
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(git, "commit", die)  # everything is written and staged; the commit never happens
+    with pytest.raises(Killed):
+        api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")
+    assert (repo / "data.dvc").exists() and (repo / journal.JOURNAL).exists()
+    monkeypatch.undo()
+    assert journal.recover(repo) == "rolled back"
+    assert snapshot_light(repo) == before
+
+
+def test_killed_after_commit_rolls_forward(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(journal, "clear", die)  # the commit exists; the journal was not removed
+    with pytest.raises(Killed):
+        api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")
+    monkeypatch.undo()
+    head = git.head(repo)
+    assert journal.recover(repo) == "rolled forward"
+    assert git.head(repo) == head and git.dirty_paths(repo) == []
+    assert len(reader.read_rows(repo, "reviews")) == ROWS
+    assert api.ingest(repo, [batch_file(tmp_path, 0)], "reviews").version is None  # key cache healed
+
+
+def snapshot_light(root: Path) -> dict:
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                   if p.is_file() and ".git" not in p.parts and ".dvc" not in p.parts)
+    return {"head": git.head(root), "files": files, "dirty": git.dirty_paths(root),
+            "yaml": (root / "registry/datasets/reviews.yaml").read_text()}

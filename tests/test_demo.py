@@ -1,0 +1,48 @@
+"""`gitops demo`: the whole loop, offline, on the embedded default, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from gitops.eval.results import EvalResults
+from tests.conftest import run_gitops
+
+MODEL = "review-autocomplete"
+
+
+def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
+    repo = tmp_path / "demo"
+    result = run_gitops("demo", "--keep", str(repo), "--max-steps", "12", "--eval-rows", "30")
+    assert result.exit_code == 0, result.stderr
+    assert "Demo finished" in result.stdout and "production=v1, staging=v3" in result.stdout
+
+    shown = json.loads(run_gitops("show", MODEL, "--json", cwd=repo).stdout)
+    versions = {v["id"]: v for v in shown["versions"]}
+    assert versions["v1"]["dataset"] == "reviews@v1" and versions["v1"]["parent"] is None
+    assert versions["v2"]["dataset"] == "reviews@v2" and versions["v2"]["parent"] == "v1"
+    assert versions["v3"]["format"] == "ct2" and versions["v3"]["quantization"] == "int8"
+    assert versions["v3"]["parent"] == "v2"
+    assert shown["aliases"] == {"production": "v1", "staging": "v3"}
+
+    report = (repo / "report.md").read_text()
+    assert report.startswith("<!-- gitops-report model=review-autocomplete")
+    assert "@staging" in report and "@v2" in report and "xychart-beta" in report
+    for version in ("v3", "v2"):
+        res = EvalResults.load(repo / f"results-{version}.json")
+        assert res.baseline is not None and res.baseline.version == "v1"
+        assert res.candidate.metrics["perplexity"] > 1 and res.samples
+
+    assert run_gitops("check", cwd=repo).exit_code == 0
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True, text=True).stdout
+    assert "alias review-autocomplete staging: none -> v3" in log
+    history = json.loads(run_gitops("history", MODEL, "--json", cwd=repo).stdout)
+    assert {(e["alias"], e["new"]) for e in history} == {("production", "v1"), ("staging", "v3")}
+
+
+def test_demo_refuses_a_non_empty_keep_directory(tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    result = run_gitops("demo", "--keep", str(tmp_path / "busy"))
+    assert result.exit_code == 1 and "not empty" in result.stderr

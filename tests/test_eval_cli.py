@@ -1,0 +1,171 @@
+"""``gitops eval`` end to end: real registered versions of every format, real DVC, real data set."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_gitops
+from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
+from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
+
+from gitops.eval.results import EvalResults
+
+METRICS = {"loss", "perplexity", "latency_p50_ms", "latency_p95_ms", "tokens_per_s", "size_bytes"}
+
+
+def _eval(repo: EvalRepo, tmp_path: Path, *args: str):
+    out = tmp_path / "results.json"
+    result = run_gitops("eval", *args, "--out", str(out), *FAST, cwd=repo.root)
+    return result, out
+
+
+def _check_metrics(metrics: dict, weights: Path) -> None:
+    assert METRICS <= set(metrics)
+    assert 0 < metrics["loss"] < 20
+    assert math.isclose(metrics["perplexity"], math.exp(metrics["loss"]), rel_tol=1e-9)
+    assert 0 < metrics["latency_p50_ms"] <= metrics["latency_p95_ms"]
+    assert metrics["tokens_per_s"] > 0
+    assert metrics["size_bytes"] == sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
+
+
+def test_peft_lora_candidate_against_hf_production(eval_repo, tmp_path):  # noqa: F811
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v2")
+    assert result.exit_code == 0, result.stderr
+    assert "against review-autocomplete@production" in result.stderr
+    assert "data set: reviews@latest" in result.stderr
+    doc = EvalResults.load(out)
+    assert doc.dataset.ref == "reviews@v1" and doc.dataset.split == "test"
+    assert 0 < doc.dataset.rows <= 40
+    assert (doc.candidate.format, doc.candidate.version) == ("peft-lora", "v2")
+    assert (doc.baseline.format, doc.baseline.version) == ("hf", "v1")
+    assert doc.candidate.lineage.parent == "v1" and doc.candidate.md5.endswith(".dir")
+    _check_metrics(doc.candidate.metrics, eval_repo.root / f"models/{MODEL}/v2")
+    _check_metrics(doc.baseline.metrics, eval_repo.root / f"models/{MODEL}/v1")
+    # the adapter moved the weights: the two models do not score the holdout identically
+    assert doc.candidate.metrics["loss"] != doc.baseline.metrics["loss"]
+    assert len(doc.samples) == doc.generation.samples == 4
+    for s in doc.samples:
+        assert len(s.prompt.split()) == 6 and s.reference and s.baseline is not None
+    assert [(g.metric, g.bound, g.passed, g.skipped) for g in doc.gates] == [
+        ("perplexity", "max_increase_pct", True, False), ("latency_p95_ms", "max", True, False)]
+    assert doc.verdict == "pass"
+    assert json.loads(out.read_text())["schema_version"] == 1
+    report = run_gitops("report", str(out), cwd=eval_repo.root)
+    assert report.exit_code == 0, report.stderr
+    assert "review-autocomplete@v2" in report.stdout and doc.samples[0].prompt.split()[0] in report.stdout
+
+
+def test_ct2_candidate_scores_like_its_hf_source(eval_repo, tmp_path):  # noqa: F811
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--baseline", f"{MODEL}@v1")
+    assert result.exit_code == 0, result.stderr
+    doc = EvalResults.load(out)
+    assert (doc.candidate.format, doc.candidate.quantization) == ("ct2", "int8")
+    _check_metrics(doc.candidate.metrics, eval_repo.root / f"models/{MODEL}/v3")
+    # the int8 conversion of v1 scores the same rows close to v1 itself (CTranslate2's score_batch)
+    assert math.isclose(doc.candidate.metrics["loss"], doc.baseline.metrics["loss"], rel_tol=0.1)
+    assert doc.candidate.metrics["size_bytes"] < doc.baseline.metrics["size_bytes"]
+    # v1's weights dir carries the training curve; its conversion does not
+    assert [(p.step, p.train_loss, p.eval_loss) for p in doc.baseline.training_curve] == [
+        (10, 3.1, None), (20, 2.4, 2.6)]
+    assert doc.candidate.training_curve == []
+    # same prompts, greedy: the first sample prompt matches across candidate and baseline
+    assert all(s.candidate is not None and s.baseline is not None for s in doc.samples)
+
+
+def test_production_itself_has_no_default_baseline(eval_repo, tmp_path):  # noqa: F811
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@production")
+    assert result.exit_code == 0, result.stderr
+    assert "no baseline: the candidate is review-autocomplete@production itself" in result.stderr
+    doc = EvalResults.load(out)
+    assert doc.baseline is None and doc.alias == "production"
+    assert all(s.baseline is None for s in doc.samples)
+    assert doc.gates[0].skipped and doc.gates[0].passed  # relative gate: nothing to compare with
+
+
+def test_tampered_weights_are_refused(eval_repo, tmp_path):  # noqa: F811
+    target = eval_repo.root / f"models/{MODEL}/v2/adapter_config.json"
+    original = target.read_bytes()
+    try:
+        target.write_bytes(original + b"\n")
+        result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v2", "--no-baseline")
+    finally:
+        target.write_bytes(original)
+    assert result.exit_code == 1
+    assert "do not match the md5 the registry records" in result.stderr
+    assert f"models/{MODEL}/v2" in result.stderr
+    assert not out.exists()
+
+
+def test_a_fresh_clone_pulls_weights_and_data_through_dvc(eval_repo, tmp_path):  # noqa: F811
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(eval_repo.root), str(clone)], check=True)
+    assert not (clone / f"models/{MODEL}/v3").exists()
+    out = tmp_path / "results.json"
+    result = run_gitops("eval", f"{MODEL}@v3", "--no-baseline", "--out", str(out), *FAST, cwd=clone)
+    assert result.exit_code == 0, result.stderr
+    assert (clone / f"models/{MODEL}/v3/model.bin").is_file()
+    doc = EvalResults.load(out)
+    from gitops.registry import store
+
+    assert doc.candidate.md5 == store.load(clone).resolve(f"{MODEL}@v3")[1].md5
+    assert doc.dataset.ref == "reviews@v1" and doc.dataset.rows > 0
+
+
+def test_failed_gate_exits_3_after_writing_results(eval_repo, tmp_path):  # noqa: F811
+    model_yaml = eval_repo.root / "registry" / MODEL / "model.yaml"
+    original = model_yaml.read_text()
+    try:
+        model_yaml.write_text(original.replace("max: 60000", "max: 0.001"))
+        result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--no-baseline")
+    finally:
+        model_yaml.write_text(original)
+    assert result.exit_code == 3, result.stderr
+    assert "1 gate(s) failed: latency_p95_ms at most 0.001: " in result.stderr
+    doc = EvalResults.load(out)
+    assert doc.verdict == "fail"
+    [failed] = doc.failed_gates
+    assert (failed.metric, failed.bound, failed.threshold) == ("latency_p95_ms", "max", 0.001)
+    assert failed.candidate == doc.candidate.metrics["latency_p95_ms"]
+    report = run_gitops("report", str(out), "--check", cwd=eval_repo.root)
+    assert report.exit_code == 3
+    assert "latency_p95_ms" in report.stdout
+
+
+def test_unknown_dataset_and_missing_recorded_dataset(eval_repo, weights, tmp_path):  # noqa: F811
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v1", "--dataset", "nope@latest")
+    assert result.exit_code == 1 and "data set 'nope' does not exist" in result.stderr
+    result = run_gitops("eval", "other@v1", cwd=eval_repo.root)
+    assert result.exit_code == 1 and "model 'other' does not exist" in result.stderr
+
+
+def test_version_without_dataset_asks_for_one(eval_repo, weights, monkeypatch):  # noqa: F811
+    from gitops import api
+
+    root = eval_repo.root
+    monkeypatch.chdir(root)
+    api.create_model(root, "nodata")
+    api.register(root, "nodata", weights())
+    result = run_gitops("eval", "nodata@v1", cwd=root)
+    assert result.exit_code == 1
+    assert "nodata@v1 records no data set; choose one with --dataset NAME@latest" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["--samples=-1", "--max-new-tokens=0", "--device=tpu"])
+def test_bad_options_are_usage_errors(eval_repo, bad):  # noqa: F811
+    assert run_gitops("eval", f"{MODEL}@v1", bad, cwd=eval_repo.root).exit_code == 2
+
+
+def test_cuda_without_a_gpu_is_one_sentence(eval_repo, tmp_path):  # noqa: F811
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v1", "--no-baseline", "--device", "cuda")
+    assert result.exit_code == 1
+    assert "--device cuda was asked for, but torch sees no CUDA device on this machine" in result.stderr
+    assert not out.exists()
