@@ -93,6 +93,8 @@ def test_staging_pr_gets_one_sticky_report_comment(loop):
     assert first.returncode == 0, first.output[-5000:]
     assert {"plan", "eval", "report"} <= first.jobs_ran and not first.jobs_failed
     assert f"model:{MODEL} ref:{MODEL}@v2" in first.output  # the matrix from gitops diff --github-output
+    # production as of the PR's base commit, read by gitops eval --baseline-rev
+    assert f"baseline: {MODEL}@production as of {loop.base_sha} is {MODEL}@v1" in first.output
     (comment,) = loop.bot_comments(number)
     assert comment.body.startswith("<!-- gitops-report")
     assert f"{MODEL}@v2" in comment.body and f"{MODEL}@v1" in comment.body  # candidate vs production
