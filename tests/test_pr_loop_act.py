@@ -105,3 +105,25 @@ def test_staging_pr_gets_one_sticky_report_comment(loop):
     (comment,) = loop.bot_comments(number)
     assert comment.id == first_id and comment.body != first_body  # updated in place, newer results
     assert f"PATCH /repos/{REPO}/issues/comments/{first_id}" in loop.em.calls
+
+
+def test_baseline_is_production_as_of_the_base_commit(loop):
+    """What the eval step asks for (--baseline MODEL@production --baseline-rev BASE): on a PR that
+    moves production to v2 the baseline is still v1; before production existed there is none."""
+    from gitops.eval.run import plan_eval
+
+    loop.checkout(PRODUCTION_BRANCH)
+    plan = plan_eval(loop.work, f"{MODEL}@v2", baseline=f"{MODEL}@production", baseline_rev=loop.base_sha)
+    assert plan.baseline == f"{MODEL}@v1"
+    # plain MODEL@production at the PR's head would be the candidate itself
+    assert plan_eval(loop.work, f"{MODEL}@v2").baseline is None
+    before_production = _commit_with_subject(loop, f"register {MODEL} v1 (hf)")
+    plan = plan_eval(loop.work, f"{MODEL}@v2", baseline=f"{MODEL}@production", baseline_rev=before_production)
+    assert plan.baseline is None
+    assert f"no baseline: {MODEL}@production did not exist at {before_production}" in plan.notes[0]
+
+
+def _commit_with_subject(loop: Loop, subject: str) -> str:
+    from tests.prloop_fixtures import git
+
+    return git(loop.work, "log", "--format=%H", "-F", f"--grep={subject}", "main").splitlines()[0]
