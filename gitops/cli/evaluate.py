@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 @click.option("--alias", help="The alias the candidate is proposed for (default: the alias MODEL@REF names).")
 @repo_option
 def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_baseline: bool,
-                 dataset: str | None, split: str, out: Path, samples: int, max_new_tokens: int, batch_size: int, device: str,
-                 max_rows: int | None, threads: int | None, alias: str | None, repo_dir: Path) -> None:
+                 dataset: str | None, split: str, out: Path, samples: int, max_new_tokens: int,
+                 batch_size: int, device: str, max_rows: int | None, threads: int | None, alias: str | None,
+                 repo_dir: Path) -> None:
     """Evaluate a model version (and its baseline) on a data set's holdout split.
 
     Measures loss and perplexity, per-request latency (p50/p95), batched throughput and size, and
