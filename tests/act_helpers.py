@@ -15,6 +15,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,13 @@ class ActResult:
     jobs_ran: set[str] = field(default_factory=set)  # job ids that ran (success or failure)
     jobs_skipped: set[str] = field(default_factory=set)  # job ids skipped by their `if:`
     jobs_failed: set[str] = field(default_factory=set)
+    # (seconds since act started, job id or "", message) for every JSON log line, as it arrived
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def job_span(self, job_id: str) -> tuple[float, float] | None:
+        """When ``job_id``'s first and last log lines arrived (seconds since act started)."""
+        times = [t for t, job, _ in self.timeline if job == job_id]
+        return (min(times), max(times)) if times else None
 
 
 def act_available() -> bool:
@@ -61,15 +70,20 @@ def preinstalled_gitops(scratch: Path) -> Path:
 
 
 def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, secrets: dict, workdir: Path,
-            job: str | None = None, variables: dict | None = None, timeout_s: float = 120) -> ActResult:
+            job: str | None = None, variables: dict | None = None, timeout_s: float = 120,
+            scratch: Path | None = None) -> ActResult:
     """Run ``workflow`` for one event in ``workdir`` (a git repo with an ``origin`` remote on GitHub,
     which is where act takes ``github.repository`` from) and report which jobs ran or were skipped.
 
     ``env`` is passed with ``--env`` (e.g. ``GITHUB_API_URL`` to point gitops at an emulator);
-    ``secrets`` with ``-s``; ``variables`` (the ``vars`` context) with ``--var``.
+    ``secrets`` with ``-s``; ``variables`` (the ``vars`` context) with ``--var``. ``scratch`` holds
+    act's copy of the work tree, the event and the artifacts (default: beside ``workdir``); give
+    each run its own when several runs share one ``workdir``.
+
+    Every step imports gitops from this checkout (``PYTHONPATH``), whatever ``gitops`` is installed.
     """
-    scratch = workdir.parent / f".act-{workdir.name}"
-    scratch.mkdir(exist_ok=True)
+    scratch = scratch or workdir.parent / f".act-{workdir.name}"
+    scratch.mkdir(parents=True, exist_ok=True)
     event_file = scratch / "event.json"
     event_file.write_text(json.dumps(event_payload))
     args = ["act", event_name, "-e", str(event_file), "-W", str(workflow), "--json", "-v",
@@ -77,7 +91,7 @@ def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, 
     for label in PLATFORMS:
         args += ["-P", f"{label}=-self-hosted"]
     args += local_repositories(workflow)
-    base_env = {"GITOPS_SOURCE": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts"),
+    base_env = {"GITOPS_SOURCE": str(SOURCE), "PYTHONPATH": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts"),
                 "PATH": f"{preinstalled_gitops(scratch)}:{os.environ['PATH']}"}
     for key, value in {**base_env, **env}.items():
         args += ["--env", f"{key}={value}"]
@@ -89,14 +103,26 @@ def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, 
         args += ["-j", job]
     # act keeps its copies of the work tree under $XDG_CACHE_HOME/act: one per test.
     proc_env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
-    proc = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=timeout_s, env=proc_env)
-    return _parse(proc.returncode, proc.stdout + proc.stderr)
+    # Streamed, so each line gets the time it arrived (bench/pr_loop.py breaks a run down by job).
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=proc_env)
+    killer = threading.Timer(timeout_s, proc.kill)
+    killer.start()
+    try:
+        stamped = [(time.perf_counter() - start, line.rstrip("\n")) for line in proc.stdout]  # type: ignore[union-attr]
+        returncode = proc.wait()
+    finally:
+        killer.cancel()
+    if returncode < 0:
+        raise subprocess.TimeoutExpired(args, timeout_s)
+    return _parse(returncode, stamped)
 
 
-def _parse(returncode: int, raw: str) -> ActResult:
+def _parse(returncode: int, stamped: list[tuple[float, str]]) -> ActResult:
     result = ActResult(returncode=returncode, output="")
     lines = []
-    for line in raw.splitlines():
+    for at, line in stamped:
         try:
             entry = json.loads(line)
         except ValueError:
@@ -105,6 +131,7 @@ def _parse(returncode: int, raw: str) -> ActResult:
         if not isinstance(entry, dict):
             continue
         job_id, outcome = entry.get("jobID"), entry.get("jobResult")
+        result.timeline.append((at, job_id or "", str(entry.get("msg", ""))))
         if job_id and outcome == "skipped":
             result.jobs_skipped.add(job_id)
         elif job_id and outcome:

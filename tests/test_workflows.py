@@ -79,11 +79,13 @@ def test_security_defaults(name):
 def test_each_workflow_calls_its_gitops_commands():
     expect = {
         "registry-check.yml": ['gitops check --base "origin/${BASE}"', 'gitops approvals --pr "$PR"'],
-        "evaluate.yml": ['gitops diff "$BASE_SHA" "$GITHUB_SHA" --json', "dvc pull",
-                         'gitops eval "$MODEL@$VERSION"', 'gitops report "$results" --post --pr "$PR"'],
+        "evaluate.yml": ['gitops diff "$BASE_SHA" "$GITHUB_SHA" --github-output', 'gitops eval "$MODEL@$VERSION"',
+                         '--baseline "$MODEL@production" --baseline-rev "$BASE_SHA"',
+                         'gitops report "$results" --post --pr "$PR"'],
         "train.yml": ["gitops train train.yaml", "trainer.learning_rate=$LEARNING_RATE", "dvc push",
-                      "--to staging --pr"],
-        "convert.yml": ['gitops convert "$model@staging" --to ct2 --quantization int8', "--pr"],
+                      'gitops diff "$BEFORE" HEAD --github-output', 'gitops promote "$REF" --to staging --pr'],
+        "convert.yml": ['gitops convert "$MODEL@staging" --to ct2 --quantization int8',
+                        'gitops promote "$MODEL@latest" --to staging-ct2 --pr'],
         "deploy.yml": ['gitops deploy --base "$BEFORE" --head "$HEAD_SHA"'],
     }
     for name, snippets in expect.items():
@@ -98,6 +100,16 @@ def test_each_workflow_calls_its_gitops_commands():
     assert evaluate["eval"]["runs-on"] == ["self-hosted", "gpu"]
     assert evaluate["report"]["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert evaluate["eval"]["permissions"] == {"contents": "read"}
+
+
+def test_no_logic_hidden_in_shell():
+    """Steps call gitops; decisions live in gitops commands, not in inline scripts."""
+    for path in sorted(SCAFFOLD.glob("*.yml")):
+        for job_id, job in load(path)["jobs"].items():
+            for step in job["steps"]:
+                run = step.get("run", "")
+                for banned in ("python -c", "python3 -c", "sed ", "awk ", "jq "):
+                    assert banned not in run, f"{path.name} job {job_id}: {banned!r} in a run step"
 
 
 def test_scaffold_ships_in_the_package():

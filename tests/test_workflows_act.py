@@ -54,7 +54,7 @@ def test_evaluate_keeps_fork_prs_off_the_gpu_runner(gitops_repo, head_repo, gpu_
     assert "plan" in result.jobs_ran and "plan" not in result.jobs_failed, result.output[-3000:]
     if gpu_job_runs:
         # one matrix job per candidate from `gitops diff --json`; each runs (and fails here at
-        # dvc pull: the fixture has no weights)
+        # gitops eval: the fixture has no weights or data set)
         assert "eval" in result.jobs_ran
         assert "model:chat ref:chat@v3 version:v3" in result.output
         assert "model:other ref:other@v2 version:v2" in result.output

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 @click.argument("ref", metavar="MODEL@REF")
 @click.option("--baseline", metavar="MODEL@REF",
               help="What to compare with. Default: MODEL@production when that alias exists, else none.")
+@click.option("--baseline-rev", metavar="GIT_REF",
+              help="Resolve the baseline's alias as it was at this git ref (e.g. a PR's base commit).")
 @click.option("--no-baseline", is_flag=True, help="Evaluate the candidate alone.")
 @click.option("--dataset", metavar="NAME@REF",
               help="Data set version to evaluate on. Default: the candidate's training data set at latest.")
@@ -38,9 +40,10 @@ if TYPE_CHECKING:
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per model (default: all).")
 @click.option("--alias", help="The alias the candidate is proposed for (default: the alias MODEL@REF names).")
 @repo_option
-def eval_command(ref: str, baseline: str | None, no_baseline: bool, dataset: str | None, split: str,
-                 out: Path, samples: int, max_new_tokens: int, batch_size: int, device: str,
-                 max_rows: int | None, threads: int | None, alias: str | None, repo_dir: Path) -> None:
+def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_baseline: bool,
+                 dataset: str | None, split: str, out: Path, samples: int, max_new_tokens: int,
+                 batch_size: int, device: str, max_rows: int | None, threads: int | None, alias: str | None,
+                 repo_dir: Path) -> None:
     """Evaluate a model version (and its baseline) on a data set's holdout split.
 
     Measures loss and perplexity, per-request latency (p50/p95), batched throughput and size, and
@@ -52,6 +55,7 @@ def eval_command(ref: str, baseline: str | None, no_baseline: bool, dataset: str
       gitops eval review-autocomplete@v3                    # vs @production, on its data set
       gitops eval review-autocomplete@staging --baseline review-autocomplete@v1 --out v3.json
       gitops eval review-autocomplete@v3 --dataset reviews@v2 --max-rows 200 --device cuda
+      gitops eval review-autocomplete@v3 --baseline review-autocomplete@production --baseline-rev "$BASE_SHA"
     """
     from gitops.eval.run import AUTO, evaluate, plan_eval
 
@@ -59,7 +63,8 @@ def eval_command(ref: str, baseline: str | None, no_baseline: bool, dataset: str
         raise click.UsageError("--baseline and --no-baseline exclude each other")
     root = root_of(repo_dir)
     chosen = None if no_baseline else (baseline or AUTO)
-    plan = plan_eval(root, ref, baseline=chosen, dataset=dataset, split=split)
+    alias = alias or None  # a workflow passes --alias "" for a candidate that no alias names
+    plan = plan_eval(root, ref, baseline=chosen, dataset=dataset, split=split, baseline_rev=baseline_rev)
     for note in plan.notes:
         click.echo(note, err=True)
     against = f" against {plan.baseline}" if plan.baseline else ""

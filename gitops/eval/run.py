@@ -45,13 +45,19 @@ class EvalPlan:
 
 
 def plan_eval(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
-              split: str = "test") -> EvalPlan:
+              split: str = "test", baseline_rev: str | None = None) -> EvalPlan:
     """Resolve the candidate, the baseline (``auto``: ``MODEL@production`` if that alias exists)
-    and the data set (default: the data set the candidate was trained on, at ``latest``)."""
+    and the data set (default: the data set the candidate was trained on, at ``latest``).
+
+    ``baseline_rev``: read the baseline's alias as it was at this git ref (a PR's base commit), so a
+    PR that moves ``production`` is compared with the production it replaces."""
     reg = store.load(root)
     model, version = reg.resolve(ref)
     notes: list[str] = []
-    base_ref = _plan_baseline(model, version, baseline, notes)
+    if baseline_rev is not None and baseline is not None:
+        base_ref = _baseline_at(root, baseline_rev, model, version, baseline, notes)
+    else:
+        base_ref = _plan_baseline(model, version, baseline, notes)
     if dataset is None:
         if not version.dataset:
             raise EvalError(f"{model.name}@{version.id} records no data set; choose one with "
@@ -78,6 +84,24 @@ def _plan_baseline(model: Model, version: Version, baseline: str | None, notes: 
     return f"{model.name}@{DEFAULT_BASELINE_ALIAS}"
 
 
+def _baseline_at(root: Path, rev: str, model: Model, version: Version, baseline: str,
+                 notes: list[str]) -> str | None:
+    """Pin ``baseline`` to the version it named at git ref ``rev`` (versions are immutable, so that
+    version is still registered now). An alias that did not exist then means no baseline."""
+    if baseline == AUTO:
+        baseline = f"{model.name}@{DEFAULT_BASELINE_ALIAS}"
+    try:
+        old_model, old_version = store.load(root, ref=rev).resolve(baseline)
+    except NotFoundError:
+        notes.append(f"no baseline: {baseline} did not exist at {rev} (relative gates are skipped)")
+        return None
+    if old_model.name == model.name and old_version.id == version.id:
+        notes.append(f"no baseline: the candidate is {baseline} as of {rev}")
+        return None
+    notes.append(f"baseline: {baseline} as of {rev} is {old_model.name}@{old_version.id}")
+    return f"{old_model.name}@{old_version.id}"
+
+
 def _resolve_dataset(root: Path, ref: str) -> str:
     from gitops.data.reader import resolve
 
@@ -88,7 +112,8 @@ def _resolve_dataset(root: Path, ref: str) -> str:
 def evaluate(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
              split: str = "test", samples: int = 8, max_new_tokens: int = 16, batch_size: int = 16,
              device: str = "cpu", max_rows: int | None = None, threads: int | None = None,
-             alias: str | None = None, progress: Progress | None = None) -> EvalResults:
+             alias: str | None = None, progress: Progress | None = None,
+             baseline_rev: str | None = None) -> EvalResults:
     """Evaluate ``ref`` (and its baseline) on ``split`` of the data set; return the results document.
 
     ``max_rows`` caps the holdout rows scored (the first ones, in data set order). ``alias`` is the
@@ -98,7 +123,7 @@ def evaluate(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str 
     """
     if samples < 0 or max_new_tokens < 1 or batch_size < 1 or (max_rows is not None and max_rows < 1):
         raise EvalError("samples must be >= 0, and max_new_tokens, batch_size and max_rows >= 1")
-    plan = plan_eval(root, ref, baseline=baseline, dataset=dataset, split=split)
+    plan = plan_eval(root, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
     texts = _holdout_texts(root, plan, max_rows)
     prompts = harness.make_prompts(texts)
     config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples)
