@@ -5,7 +5,7 @@ by side in one run, alternating, best of ``--repeats``. Tokens/s counts the non-
 on, over the training loop's time (model loading and saving excluded for both, eval disabled for
 both by an ``eval_steps`` past the end). Prints both and the ratio gitops / plain (target >= 1.0 on CPU).
 
-    PYTHONPATH=. python bench/train_throughput.py --steps 40 --repeats 3
+    PYTHONPATH=. python bench/train_throughput.py --steps 80 --repeats 5
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def gitops_loop(texts: list[str], base: Path, cfg) -> float:  # type: ignore[no-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
