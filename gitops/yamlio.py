@@ -92,18 +92,19 @@ def load_file(path: Path, source: str | None = None) -> Any:
     return loads(text, source or str(path))
 
 
-def _plain(data: Any) -> Any:
+def plain(data: Any) -> Any:
+    """Plain dicts and lists in place of :class:`LineMap` and tuples (for dumping, hashing, JSON)."""
     if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items()}
+        return {k: plain(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return [_plain(v) for v in data]
+        return [plain(v) for v in data]
     return data
 
 
 def dumps(data: Any) -> str:
     """YAML text for people: block style, keys in the order given."""
     return yaml.dump(
-        _plain(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+        plain(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
     )
 
 

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from gitops.registry import refs
 from gitops.registry.schema import Problems
-from gitops.yamlio import LineMap
+from gitops.yamlio import LineMap, plain
 
 HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
 NOTIFY_KEYS = ("slack_webhook_env", "on")
@@ -170,7 +170,7 @@ def _parse_hook(raw: Any, index: int, hooks_node: Any, src: str, p: Problems) ->
             p.add(src, raw, "payload", f"{what}.payload must be a mapping (a JSON object template)")
         for problem in _template_problems(raw["payload"]):
             p.add(src, raw, "payload", f"{what}.payload: {problem}")
-        hook.payload = _plain(raw["payload"])
+        hook.payload = plain(raw["payload"])
     hook.timeout_s = _bounded(raw, "timeout_s", 10.0, 0.1, 300, src, p, what)
     hook.retries = int(_bounded(raw, "retries", 4, 0, 20, src, p, what, integer=True))
     return hook if len(p) == start else None
@@ -185,14 +185,6 @@ def _bounded(raw: LineMap, key: str, default: float, low: float, high: float, sr
         p.add(src, raw, key, f"{what}.{key} must be {kind} from {low:g} to {high:g}")
         return default
     return float(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def parse_deploy(doc: Any, src: str, problems: Problems) -> DeployConfig:

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gitops.registry import refs
-from gitops.yamlio import LineMap
+from gitops.yamlio import LineMap, plain
 
 FORMATS = ("peft-lora", "hf", "ct2", "prompt")
 QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
@@ -318,15 +318,7 @@ def parse_version(vid: Any, record: Any, parent_doc: LineMap, src: str, p: Probl
         return None
     return Version(id=vid, format=fmt, path=path, md5=md5, quantization=quant, parent=parent,
                    metrics={k: float(v) if isinstance(v, float) else v for k, v in metrics.items()},
-                   config=_plain(config), **strings)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+                   config=plain(config), **strings)
 
 
 # --- aliases/<alias>.yaml ------------------------------------------------------------------------
