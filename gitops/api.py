@@ -27,8 +27,40 @@ if TYPE_CHECKING:
     from gitops.registry.history import AliasEvent
     from gitops.scaffold import InitResult
 
+# The verbs of the other areas, re-exported lazily (PEP 562) so `import gitops.api` stays light:
+# each name resolves to the area's own typed function on first use.
+_AREA_VERBS = {
+    "create_dataset": ("gitops.data.api", "create_dataset"),
+    "show_dataset": ("gitops.data.api", "show_dataset"),
+    "ingest": ("gitops.data.api", "ingest"),
+    "read_rows": ("gitops.data.reader", "read_rows"),
+    "train": ("gitops.train.pipeline", "run_train"),
+    "convert": ("gitops.convert.run", "convert_version"),
+    "plan_eval": ("gitops.eval.run", "plan_eval"),
+    "evaluate": ("gitops.eval.run", "evaluate"),
+    "report": ("gitops.report.render", "report_from_files"),
+    "post_report": ("gitops.github.comments", "post_report"),
+    "promote": ("gitops.github.promote", "promote"),
+    "open_pull_request": ("gitops.github.promote", "open_pull_request"),
+    "approvals": ("gitops.github.approvals", "approvals"),
+    "deploy": ("gitops.deploy", "deploy"),
+    "notify": ("gitops.deploy", "notify"),
+    "demo": ("gitops.demo.loop", "run_demo"),
+}
+
 __all__ = ["repo_root", "init", "show", "create_model", "register", "set_alias", "unset_alias", "check",
-           "diff", "history", "codeowners"]
+           "diff", "history", "codeowners", *_AREA_VERBS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _AREA_VERBS:
+        raise AttributeError(f"module 'gitops.api' has no attribute '{name}'")
+    import importlib
+
+    module, attr = _AREA_VERBS[name]
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
 
 
 def repo_root(start: Path | str = ".") -> Path:

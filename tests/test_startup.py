@@ -35,3 +35,15 @@ def test_registry_commands_do_not_import_heavy_libraries(gitops_repo: Path, weig
     for args in (["show"], ["show", "m"], ["show", "m@production", "--json"], ["check"],
                  ["history", "m"], ["diff", "HEAD~1", "HEAD"], ["codeowners", "--check"], ["--help"]):
         assert loaded_heavy(gitops_repo, *args) == [], args
+
+
+def test_every_api_verb_resolves_to_its_area_function() -> None:
+    """`gitops.api` is the one facade: each lazily re-exported verb is the area's own function."""
+    import gitops.api as api
+
+    for name in api.__all__:
+        assert callable(getattr(api, name)), name
+    from gitops.data.api import ingest
+    from gitops.train.pipeline import run_train
+
+    assert api.ingest is ingest and api.train is run_train

@@ -28,10 +28,10 @@ def convert(ref: str, to: str, quantization: str, alias: str | None, push: bool,
     Example:
       gitops convert review-autocomplete@v2 --to ct2 --quantization int8
     """
-    from gitops.convert.run import convert_version
+    from gitops import api
 
     click.echo(f"Converting {ref} to {to} ({quantization}) ...", err=True)
-    version = convert_version(root_of(repo_dir), ref, to=to, quantization=quantization, alias=alias, push=push)
+    version = api.convert(root_of(repo_dir), ref, to=to, quantization=quantization, alias=alias, push=push)
     size = version.metrics.get("size_bytes", 0) / 1e6
     click.echo(f"Registered {ref.split('@')[0]}@{version.id} ({to}/{quantization}, parent {version.parent}, "
                f"{size:.1f} MB)" + (f"; {alias} -> {version.id}" if alias else ""))

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
+from gitops.cli.common import repo_option, root_of
 from gitops.cli.output import echo_json, table
-
-
-def _root() -> Path:
-    from gitops.adapters import git
-
-    return git.find_root(Path.cwd())
 
 
 def _pairs(values: tuple[str, ...], sep: str, what: str) -> list[tuple[str, str]]:
@@ -46,7 +41,8 @@ def dataset_group() -> None:
 @click.option("--split", "splits", multiple=True, metavar="NAME=FRACTION",
               help="A split and its fraction; repeat (default train=0.8 valid=0.1 test=0.1).")
 @click.option("--description", default="", help="One line saying what the data set holds.")
-def create_cmd(name: str, columns: tuple[str, ...], text_field: str, key: tuple[str, ...],
+@repo_option
+def create_cmd(repo_dir: Path, name: str, columns: tuple[str, ...], text_field: str, key: tuple[str, ...],
                splits: tuple[str, ...], description: str) -> None:
     """Create data set NAME: write registry/datasets/NAME.yaml and commit it.
 
@@ -56,7 +52,7 @@ def create_cmd(name: str, columns: tuple[str, ...], text_field: str, key: tuple[
           --column rating:int --text-field text --key id \\
           --split train=0.8 --split valid=0.1 --split test=0.1
     """
-    from gitops.data import api
+    from gitops import api
 
     cols = dict(_pairs(columns, ":", "NAME:TYPE (e.g. text:string)"))
     split_map = None
@@ -65,7 +61,7 @@ def create_cmd(name: str, columns: tuple[str, ...], text_field: str, key: tuple[
             split_map = {k: float(v) for k, v in _pairs(splits, "=", "NAME=FRACTION (e.g. train=0.8)")}
         except ValueError:
             raise click.BadParameter("split fractions must be numbers, e.g. train=0.8") from None
-    ds = api.create_dataset(_root(), name, cols, text_field, list(key), split_map, description)
+    ds = api.create_dataset(root_of(repo_dir), name, cols, text_field, list(key), split_map, description)
     click.echo(f"Created data set '{ds.name}' (registry/datasets/{ds.name}.yaml); "
                f"ingest with: gitops ingest FILE --dataset {ds.name}")
 
@@ -74,7 +70,8 @@ def create_cmd(name: str, columns: tuple[str, ...], text_field: str, key: tuple[
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the data set as JSON.")
 @click.option("--rev", default=None, help="Read the data set as recorded at this git ref.")
-def show_cmd(name: str, as_json: bool, rev: str | None) -> None:
+@repo_option
+def show_cmd(name: str, as_json: bool, rev: str | None, repo_dir: Path) -> None:
     """Show data set NAME: schema, and per version the rows per split and the batch file.
 
     \b
@@ -82,9 +79,9 @@ def show_cmd(name: str, as_json: bool, rev: str | None) -> None:
       gitops dataset show reviews
       gitops dataset show reviews --json
     """
-    from gitops.data import api
+    from gitops import api
 
-    ds = api.show_dataset(_root(), name, rev)
+    ds = api.show_dataset(root_of(repo_dir), name, rev)
     versions = {vid: v.to_dict() for vid, v in ds.versions.items()}
     if as_json:
         echo_json({**ds.header_dict(), "versions": versions})
@@ -107,7 +104,8 @@ def show_cmd(name: str, as_json: bool, rev: str | None) -> None:
 @click.option("--skip-invalid", is_flag=True,
               help="Keep the valid rows; write the invalid ones to FILE.rejects.jsonl beside each input.")
 @click.option("--push", is_flag=True, help="Then run 'dvc push' and 'git push'.")
-def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: bool) -> None:
+@repo_option
+def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: bool, repo_dir: Path) -> None:
     """Validate, dedupe and split FILES (CSV, JSON Lines, Parquet) into a new version of a data set.
 
     Refuses the whole batch when a row is invalid unless --skip-invalid. Rows whose key the data set
@@ -118,12 +116,12 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: 
       gitops ingest new.csv --dataset reviews
       gitops ingest a.jsonl b.parquet --dataset reviews --skip-invalid --push
     """
-    from gitops.data import api
+    from gitops import api
 
     def progress(message: str) -> None:
         click.echo(f"... {message}", err=True)
 
-    result = api.ingest(_root(), list(files), dataset, skip_invalid=skip_invalid, push=push, progress=progress)
+    result = api.ingest(root_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push, progress=progress)
     if result.recovered:
         click.echo(f"An interrupted ingest was found and {result.recovered}.", err=True)
     if result.invalid:

@@ -25,9 +25,9 @@ def demo(keep: Path | None, max_steps: int, eval_rows: int) -> None:
       gitops demo --keep ./demo-repo && cd demo-repo && gitops history review-autocomplete
     """
     from gitops.cli.registry import _print_registry
-    from gitops.demo.loop import run_demo
+    from gitops import api
 
-    result = run_demo(keep, max_steps=max_steps, eval_rows=eval_rows,
+    result = api.demo(keep, max_steps=max_steps, eval_rows=eval_rows,
                       say=lambda msg: click.secho(f"==> {msg}", err=True, fg="cyan"))
     click.echo("")
     for line in result.summary:

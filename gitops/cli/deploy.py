@@ -36,7 +36,8 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
       gitops deploy --base HEAD~1 --head HEAD --dry-run
       GITOPS_DEPLOY_SECRET=... gitops deploy --base "$BEFORE" --head "$SHA"
     """
-    from gitops.deploy import DeployFailed, deploy, notify
+    from gitops import api
+    from gitops.deploy import DeployFailed
     from gitops.errors import GitopsError
 
     def show(r) -> None:
@@ -45,7 +46,7 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
 
     root = root_of(repo_dir)
     try:
-        result = deploy(root, base, head, dry_run=dry_run, on_result=show)
+        result = api.deploy(root, base, head, dry_run=dry_run, on_result=show)
     except DeployFailed as exc:
         if as_json:
             echo_json(_as_dict(exc.result))
@@ -66,7 +67,7 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
     elif not dry_run:
         lines = [f"Deployed {r.model}@{r.alias} = {r.version} (hook {r.hook})" for r in result.deliveries]
         try:  # the deploy is done: a chat failure is a warning, not a failed deploy
-            click.echo(notify("\n".join(lines), root=root, event="deploy").reason)
+            click.echo(api.notify("\n".join(lines), root=root, event="deploy").reason)
         except GitopsError as exc:
             click.echo(f"Warning: notification not sent: {exc}", err=True)
 
@@ -92,9 +93,9 @@ def notify_cmd(text: str, repo_dir: Path) -> None:
     Example:
       SLACK_WEBHOOK_URL=https://hooks.slack.com/services/... gitops notify --text "v3 is live"
     """
-    from gitops.deploy import notify
+    from gitops import api
 
-    click.echo(notify(text, root=root_of(repo_dir)).reason)
+    click.echo(api.notify(text, root=root_of(repo_dir)).reason)
 
 
 def register(group: click.Group) -> None:

@@ -27,13 +27,13 @@ def promote_cmd(ref: str, alias: str, open_pr: bool, note: str | None, base: str
       gitops promote review-autocomplete@v3 --to staging
       gitops promote review-autocomplete@staging --to production --pr --note "beats v2 on loss"
     """
-    from gitops.github import promote
+    from gitops import api
 
-    result = promote.promote(root, ref, alias, note=note)
+    result = api.promote(root, ref, alias, note=note)
     click.echo(f"{result.model}@{result.alias}: {result.previous or 'unset'} -> {result.version} "
                f"on branch {result.branch} (commit {result.commit[:12]})")
     if open_pr:
-        result = promote.open_pull_request(root, result, note, base=base, repo=repo)
+        result = api.open_pull_request(root, result, note, base=base, repo=repo)
         click.echo(f"Opened pull request #{result.pr_number}: {result.pr_url}")
     else:
         click.echo(f"Push it and open a pull request: git push origin {result.branch} (or rerun with --pr)")
@@ -53,10 +53,9 @@ def approvals_cmd(pr_number: int, repo: str | None) -> None:
       gitops approvals --pr 42
       GITHUB_REPOSITORY=acme/models gitops approvals --pr "$PR_NUMBER"
     """
-    from gitops.adapters.github import connect
-    from gitops.github.approvals import check_approvals
+    from gitops import api
 
-    result = check_approvals(connect(repo), pr_number)
+    result = api.approvals(pr_number, repo)
     for line in result.lines():
         click.echo(line)
     if not result.ok:

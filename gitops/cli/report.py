@@ -41,13 +41,13 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
       gitops report results.json --check   # exit 3 when a gate failed
       gitops report results.json --post --pr 12   # one sticky comment per model and alias
     """
-    from gitops.report.render import report_from_files
+    from gitops import api
     from gitops.yamlio import write_atomic
 
     if post and pr_number is None:
         raise click.UsageError("--post needs --pr N")
 
-    rendered = report_from_files(list(results), max_chars=max_chars, full_report_hint=full_report_hint)
+    rendered = api.report(list(results), max_chars=max_chars, full_report_hint=full_report_hint)
     if out is not None:
         write_atomic(out, rendered.markdown)
     else:
@@ -56,11 +56,7 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
         write_atomic(full_out, rendered.full_markdown)
     click.echo(summary_line(rendered, out), err=True)
     if post:
-        from gitops.github.comments import append_step_summary, post_sticky_comment
-
-        marker = rendered.markdown.split("\n", 1)[0]
-        url, created = post_sticky_comment(github_repo, pr_number, marker, rendered.markdown)
-        append_step_summary(rendered.markdown)
+        url, created = api.post_report(rendered.markdown, pr_number, github_repo)
         click.echo(f"{'Posted' if created else 'Updated'} the report on PR #{pr_number}: {url}", err=True)
     if check and rendered.verdict != "pass":
         raise GateFailed("an evaluation gate failed; see the report")

@@ -53,12 +53,12 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml --resume --alias staging
     """
     from gitops.adapters import git
-    from gitops.train.pipeline import run_train
+    from gitops import api
 
     root = git.find_root(repo)
     bar = _Bar()
     try:
-        run = run_train(root, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
+        run = api.train(root, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
     finally:
         bar.close()
     if run.version is None:

@@ -183,3 +183,10 @@ def _permission(gh: GitHub, login: str) -> str:
         return gh.permission(login)
     except GithubError:
         return "none"  # not a user GitHub knows (a renamed account): cannot approve
+
+
+def approvals(pr_number: int, repo: str | None = None) -> ApprovalResult:
+    """:func:`check_approvals` on ``repo`` (default ``$GITHUB_REPOSITORY``) with the environment's token."""
+    from gitops.adapters.github import connect
+
+    return check_approvals(connect(repo), pr_number)

@@ -46,3 +46,12 @@ def append_step_summary(text: str) -> Path | None:
     with path.open("a", encoding="utf-8") as fh:
         fh.write(text if text.endswith("\n") else text + "\n")
     return path
+
+
+def post_report(markdown: str, pr_number: int, repo: GitHub | str | None = None) -> tuple[str, bool]:
+    """Post a rendered report (its first line is its marker) as the PR's sticky comment, and add it
+    to the Actions step summary. Returns the comment's URL and whether it was created."""
+    marker = markdown.split("\n", 1)[0]
+    url, created = post_sticky_comment(repo, pr_number, marker, markdown)
+    append_step_summary(markdown)
+    return url, created
