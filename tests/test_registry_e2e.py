@@ -172,3 +172,15 @@ def test_codeowners_write_and_check(gitops_repo: Path) -> None:
     owners = (gitops_repo / ".github/CODEOWNERS").read_text()
     assert f"/registry/{MODEL}/aliases/production.yaml @acme/admins" in owners
     assert run_gitops("check", cwd=gitops_repo).exit_code == 0
+
+
+def test_check_remote_names_versions_missing_from_the_dvc_remote(gitops_repo: Path, weights) -> None:
+    run_gitops("model", "create", MODEL, cwd=gitops_repo)
+    run_gitops("register", MODEL, str(weights()), cwd=gitops_repo)
+    r = run_gitops("check", "--remote", cwd=gitops_repo)
+    assert r.exit_code == 1 and "version v1: models/review-autocomplete/v1 is not on the DVC remote" in r.stderr
+    assert "1 problem found" in r.stderr
+    from gitops.adapters import dvc
+
+    dvc.push(gitops_repo)
+    assert run_gitops("check", "--remote", cwd=gitops_repo).exit_code == 0

@@ -72,9 +72,15 @@ def immutability_problems(base: Registry, head: Registry, base_name: str) -> lis
 
 
 def _remote_problems(root: Path, reg: Registry) -> list[str]:
-    targets = [f"{v.path}.dvc" for m in reg.models.values() for v in m.versions.values()
-               if (root / f"{v.path}.dvc").exists()]
-    if not targets:
+    """One line per version whose files the default DVC remote lacks."""
+    versions = [(m.name, v) for m in reg.models.values() for v in m.versions.values()
+                if (root / f"{v.path}.dvc").exists()]
+    if not versions:
         return []
-    missing = dvc.missing_on_remote(root, targets)
-    return [f"{path}: not on the DVC remote (run 'dvc push')" for path in missing]
+    missing = dvc.missing_on_remote(root, [f"{v.path}.dvc" for _, v in versions])
+    out = []
+    for model, v in versions:
+        if any(path == v.path or path.startswith(v.path + "/") for path in missing):
+            out.append(f"{store.model_file(model)}: version {v.id}: {v.path} is not on the DVC remote "
+                       f"(run 'dvc push {v.path}.dvc')")
+    return out
