@@ -132,9 +132,10 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(base_model_dir: Pat
 def test_two_process_accelerate_launch(base_model_dir: Path, review_texts: list[str], tmp_path: Path) -> None:
     script = _prepare(tmp_path, base_model_dir, review_texts, max_steps=None, epochs=1, eval_steps=2)
     out = tmp_path / "run"
-    # `accelerate launch --cpu` is single-process without MPI; torchrun starts 2 gloo processes that
-    # Accelerator picks up from the environment, as it does under `accelerate launch --multi_gpu`.
-    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+    # The real launcher. (`--cpu` alone stays single-process without MPI; `--multi_gpu` with no GPU
+    # starts 2 gloo processes on the CPU, which is the multi-process path a GPU box takes too.)
+    cmd = [PYTHON, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
            str(script), str(base_model_dir), str(out), "fast"]
     done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
