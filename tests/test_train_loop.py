@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops.train import card, config
+from gitops.train import config
 from gitops.train.loop import train_model
 from tests.train_fixtures import PYTHON, base_model_dir, review_texts, subprocess_env, tiny_config  # noqa: F401
 

