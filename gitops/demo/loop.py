@@ -125,6 +125,29 @@ def _loop(root: Path, work: Path, max_steps: int, eval_rows: int, say: Say, star
     report = root / "report.md"
     report.write_text(rendered.markdown, encoding="utf-8")
     step(f"Report written to {report}")
-    summary = [line for line in rendered.markdown.splitlines()[1:6] if line.strip()]
+    summary = [_summary_line(r) for r in results]
     verdicts = {r.candidate.ref: r.verdict for r in results}
     return DemoResult(root, report, verdicts, summary, api.show(root), time.perf_counter() - start, steps)
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _summary_line(res) -> str:  # noqa: ANN001 - an EvalResults
+    """``✅ m@staging (v3, ct2/int8) vs m@production (v1): perplexity 2.17 vs 2.18, ...; 2/2 gates pass``."""
+    cand, base = res.candidate, res.baseline
+    fmt = cand.format + (f"/{cand.quantization}" if cand.quantization else "")
+    parts = []
+    for key, label, unit, scale in (("perplexity", "perplexity", "", 1), ("latency_p95_ms", "p95", " ms", 1),
+                                    ("tokens_per_s", "tokens/s", "", 1), ("size_bytes", "size", " KiB", 1 / 1024)):
+        value = cand.metrics.get(key)
+        other = base.metrics.get(key) if base else None
+        if value is not None:
+            parts.append(f"{label} {_num(value * scale)}{unit}"
+                         + (f" vs {_num(other * scale)}{unit}" if other is not None else ""))
+    passed = sum(g.passed for g in res.gates)
+    icon = "✅" if res.verdict == "pass" else "❌"
+    against = f" vs {base.ref} ({base.version})" if base else ""
+    return (f"{icon} {cand.ref} ({cand.version}, {fmt}){against}: {', '.join(parts)}; "
+            f"{passed}/{len(res.gates)} gates pass")
