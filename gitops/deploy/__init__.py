@@ -7,21 +7,31 @@ Slack-compatible webhook. Configuration: the ``deploy:`` and ``notify:`` section
 
 from __future__ import annotations
 
-from gitops.deploy.config import DeployConfig, Hook, NotifyConfig, parse_deploy, parse_notify
-from gitops.deploy.notify import NotifyResult, notify
-from gitops.deploy.signing import (
-    BadBody,
-    BadSignature,
-    MissingHeader,
-    ReplayCache,
-    ReplayedDelivery,
-    StaleTimestamp,
-    WebhookRejected,
-    signature,
-    signed_headers,
-    verify,
-)
-from gitops.deploy.webhooks import DeliveryResult, DeployFailed, DeployResult, deploy, plan
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): `gitops check` reads gitops.yaml through deploy.config and must not
+# pay for the sender, the signer and the notifier it never calls.
+_EXPORTS = {
+    "config": ("DeployConfig", "Hook", "NotifyConfig", "parse_deploy", "parse_notify"),
+    "signing": ("BadBody", "BadSignature", "MissingHeader", "ReplayCache", "ReplayedDelivery", "StaleTimestamp",
+                "WebhookRejected", "signature", "signed_headers", "verify"),
+    "webhooks": ("DeliveryResult", "DeployFailed", "DeployResult", "deploy", "plan"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+# `notify` is both a submodule and its function: bind the function now, or importing the submodule
+# first would leave `gitops.deploy.notify` meaning the module. (notify.py needs only config.)
+from gitops.deploy.notify import NotifyResult, notify  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'gitops.deploy' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"gitops.deploy.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BadBody", "BadSignature", "DeliveryResult", "DeployConfig", "DeployFailed", "DeployResult", "Hook",
