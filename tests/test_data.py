@@ -173,8 +173,11 @@ def test_read_older_version_and_older_git_rev(repo: Path, tmp_path: Path) -> Non
 
 
 def test_incremental_pointer_equals_dvc_add(repo: Path, tmp_path: Path) -> None:
+    # a second data set whose name sorts before 'reviews/' ('-' < '/'): new entries land mid-manifest
+    api.create_dataset(repo, "reviews-2", COLUMNS, "text", ["id"])
     for n in range(3):
         api.ingest(repo, [jsonl(tmp_path / f"{n}.jsonl", reviews(n * 4, n * 4 + 4))], "reviews")
+        api.ingest(repo, [jsonl(tmp_path / f"{n}.jsonl", reviews(n * 4, n * 4 + 3))], "reviews-2")
     ours = (repo / "data.dvc").read_text()
     from dvc.repo import Repo
 
