@@ -112,13 +112,35 @@ def test_dedupe_across_and_within_batches_and_idempotence(repo: Path, tmp_path: 
     # versions are appended as text and the parse is cached: a full fresh parse must agree
     from gitops.registry import store
 
-    assert store.load(repo).dataset("reviews") == api.load_dataset(repo, "reviews")
-    (repo / ".git/gitops/datasets/reviews.pickle").unlink()
+    fresh = store.load(repo).dataset("reviews")
+    assert fresh == api.load_dataset(repo, "reviews")
+    dsfile._MEMO.clear()  # the next process: replays the append-only cache file
+    assert fresh == api.load_dataset(repo, "reviews")
+    (repo / ".git/gitops/datasets/reviews.cache").unlink()
     dsfile._MEMO.clear()
-    assert store.load(repo).dataset("reviews") == api.load_dataset(repo, "reviews")
+    assert fresh == api.load_dataset(repo, "reviews")
     # the local key cache is only a cache: without it the versioned shards give the same answer
     (repo / ".git/gitops/keys/reviews.sqlite").unlink()
     assert api.ingest(repo, [second], "reviews").version is None
+
+
+def test_caches_follow_a_reset_of_the_dataset_file(repo: Path, tmp_path: Path) -> None:
+    """The parse cache and key index are keyed by content: a reset history is neither stale nor a full re-parse."""
+    from gitops.registry import store
+
+    for n in range(3):
+        api.ingest(repo, [jsonl(tmp_path / f"{n}.jsonl", reviews(n * 10, n * 10 + 10))], "reviews")
+    cache = repo / ".git/gitops/datasets/reviews.cache"
+    size = cache.stat().st_size
+    git.run(repo, "reset", "-q", "--hard", "HEAD~1")
+    dsfile._MEMO.clear()
+    assert api.load_dataset(repo, "reviews") == store.load(repo).dataset("reviews")
+    assert list(api.load_dataset(repo, "reviews").versions) == ["v1", "v2"]
+    assert cache.stat().st_size < size  # the v3 line was dropped, not the whole file
+    again = api.ingest(repo, [jsonl(tmp_path / "new.jsonl", reviews(20, 25) + reviews(100, 103))], "reviews")
+    assert again.version == "v3" and again.total_added == 8 and again.duplicates == 0  # r20..r24 were in the old v3
+    dsfile._MEMO.clear()
+    assert api.load_dataset(repo, "reviews") == store.load(repo).dataset("reviews")
 
 
 def test_splits_are_stable_as_data_grows(repo: Path, tmp_path: Path) -> None:
@@ -151,8 +173,11 @@ def test_read_older_version_and_older_git_rev(repo: Path, tmp_path: Path) -> Non
 
 
 def test_incremental_pointer_equals_dvc_add(repo: Path, tmp_path: Path) -> None:
+    # a second data set whose name sorts before 'reviews/' ('-' < '/'): new entries land mid-manifest
+    api.create_dataset(repo, "reviews-2", COLUMNS, "text", ["id"])
     for n in range(3):
         api.ingest(repo, [jsonl(tmp_path / f"{n}.jsonl", reviews(n * 4, n * 4 + 4))], "reviews")
+        api.ingest(repo, [jsonl(tmp_path / f"{n}.jsonl", reviews(n * 4, n * 4 + 3))], "reviews-2")
     ours = (repo / "data.dvc").read_text()
     from dvc.repo import Repo
 

@@ -104,8 +104,11 @@ def restore(root: Path, paths: list[str]) -> None:
 
 def user(root: Path) -> str:
     """``Name <email>`` of the configured git user (the author of commits made now)."""
-    name = run(root, "config", "user.name", check=False).strip()
-    email = run(root, "config", "user.email", check=False).strip()
+    found: dict[str, str] = {}  # one git process; the last value of a key wins, as with 'git config KEY'
+    for line in run(root, "config", "--get-regexp", r"^user\.(name|email)$", check=False).splitlines():
+        key, _, value = line.partition(" ")
+        found[key] = value
+    name, email = found.get("user.name", "").strip(), found.get("user.email", "").strip()
     if not name:
         raise RepoStateError("git user.name is not set (git config user.name 'Your Name')")
     return f"{name} <{email}>" if email else name

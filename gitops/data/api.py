@@ -141,7 +141,7 @@ def _require_clean(root: Path, dataset: str) -> None:
 
 def _index(root: Path, ds: Dataset) -> keys.KeyIndex:
     """The key cache, rebuilt from the versioned shards when it does not match the data set."""
-    index = keys.KeyIndex(root, ds)
+    index = keys.KeyIndex(root, ds, dsfile.digest_of(root, ds.name))
     if not index.is_current():
         if index.missing_shards():
             dvc_adapter.pull(root, [str(root / dvcdir.POINTER)])  # a clone that has not pulled its data yet
@@ -191,24 +191,29 @@ def _render_batch(ds: Dataset, new: list[tuple[str, dict[str, Any]]]
 def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]], files: list[Path],
                  result: IngestResult) -> None:
     """Write the batch and its shard, update data.dvc and the data set file, commit (all under the journal)."""
-    vid = f"v{max((refs.version_number(v) for v in ds.versions), default=0) + 1}"
+    latest = ds.latest()
+    vid = f"v{refs.version_number(latest.id) + 1 if latest else 1}"
     body, pairs, counts = _render_batch(ds, new)
     sha = hashlib.sha256(body.encode("utf-8")).hexdigest()[:10]
     batch = f"data/{ds.name}/b{refs.version_number(vid):06d}-{sha}.jsonl"
     shard = keys.shard_path(batch)
     ds_rel = store.dataset_file(ds.name)
     tracked = [ds_rel, dvcdir.POINTER, ".gitignore"]
-    journal.Journal.capture(root, ds.name, vid, tracked, [batch, shard]).write(root)
+    plan = journal.Journal.capture(root, ds.name, vid, tracked, [batch, shard])
+    plan.write(root)
     yamlio.write_atomic(root / batch, body)
     yamlio.write_atomic(root / shard, keys.shard_text(pairs))
     md5 = dvcdir.add_files(root, [batch, shard])
-    total = sum(v.rows for v in ds.versions.values()) + len(new)
+    total = (latest.total_rows if latest and latest.total_rows is not None
+             else sum(v.rows for v in ds.versions.values())) + len(new)
     sources = ", ".join(Path(f).name for f in files)
     ds.versions[vid] = DatasetVersion(id=vid, rows=len(new), splits=counts, batch=batch, md5=md5, source=sources,
                                       total_rows=total, created_at=_now(), author=git.user(root))
     dsfile.append_version(root, ds, ds.versions[vid])
     tracked = [p for p in tracked if (root / p).exists()]
-    git.add(root, tracked)
+    # 'git commit -- paths' stages tracked files itself; a separate 'git add' would hash the grown
+    # data set file twice. Only the first ingest's new data.dvc/.gitignore need adding.
+    git.add(root, [p for p in tracked if p not in plan.tracked])
     split_text = ", ".join(f"{n} {c}" for n, c in counts.items())
     message = (f"data: ingest {ds.name} {vid}: +{len(new)} rows ({split_text}) from {sources}\n\n"
                f"{result.duplicates} duplicate and {result.invalid} invalid rows dropped; batch {batch}")
@@ -216,7 +221,7 @@ def _store_batch(root: Path, ds: Dataset, new: list[tuple[str, dict[str, Any]]],
     journal.clear(root)
     # After the commit: the cache only ever holds committed batches (it was made current in _dedupe).
     with keys.KeyIndex(root, ds) as index:
-        index.add_batch(batch, pairs)
+        index.add_batch(batch, pairs, dsfile.digest_of(root, ds.name))
     result.version, result.batch, result.rows_added = vid, batch, counts
     result.message = f"{ds.name} {vid}: +{len(new)} rows ({split_text}); total {total}"
 

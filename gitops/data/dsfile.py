@@ -7,7 +7,11 @@ the 1,000th ingest much slower than the 10th. So:
 * a new version is appended as text when ``versions:`` is the file's last block (the layout this
   module writes; known from the cached parse, so not re-scanned);
 * a parse is remembered, keyed by the sha256 of the exact text it came from (hashing costs ~1 ms
-  per MB): in memory for this process, and in ``.git/gitops/datasets/<name>.pickle`` for the next.
+  per MB): in memory for this process, and in ``.git/gitops/datasets/<name>.cache`` for the next.
+  That file is append-only, like the YAML: one JSON line with a full parse, then one line per
+  appended version naming the digest of the text before and after the append. So an ingest writes
+  one short line instead of re-serializing every version, and a load replays the chain up to the
+  line whose digest matches the text (a rolled-back ingest simply stops the replay one line early).
   Same text, same result, so the cache can never disagree with a fresh parse (a test checks).
 """
 
@@ -15,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
-import pickle
 import re
 from pathlib import Path
+from typing import Any
 
 from gitops import yamlio
 from gitops.adapters import git
@@ -28,10 +33,17 @@ from gitops.registry.schema import Dataset, DatasetVersion
 
 _MEMO: dict[tuple[str, str], tuple[str, Dataset, bool]] = {}  # digest, parse, versions-is-last-block
 _TOP_LEVEL = re.compile(r"^[^\s#][^\n]*", re.MULTILINE)
+_FORMAT = 1  # bump when the cache lines change meaning: an old file then simply misses
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def digest_of(root: Path, name: str) -> str | None:
+    """The digest of the text the last load/append of ``name`` in this process saw (None if none)."""
+    memo = _MEMO.get((str(root.resolve()), name))
+    return memo[0] if memo else None
 
 
 def _copy(dataset: Dataset) -> Dataset:
@@ -51,16 +63,17 @@ def load(root: Path, name: str) -> Dataset:
     return _copy(_parsed(root, name, text)[0])
 
 
-def _parsed(root: Path, name: str, text: str) -> tuple[Dataset, bool]:
-    """The parse of ``text`` and whether ``versions:`` is its last block, from the cache if possible."""
-    digest = _digest(text)
+def _parsed(root: Path, name: str, text: str, digest: str | None = None) -> tuple[Dataset, bool]:
+    """The parse of ``text`` (whose sha256 is ``digest``) and whether ``versions:`` is its last block,
+    from the cache if possible."""
+    digest = digest or _digest(text)
     cached = _cache_get(root, name, digest)
     if cached is None:
         rel = store.dataset_file(name)
         registry = store.parse_texts({rel: text})
         registry.raise_problems()
         cached = (registry.datasets[name], _versions_last(text))
-        _cache_put(root, cached[0], digest, cached[1])
+        _cache_snapshot(root, cached[0], digest, cached[1])
     return cached
 
 
@@ -80,31 +93,77 @@ def at_rev(root: Path, name: str, rev: str) -> Dataset:
 def _cache_path(root: Path, name: str) -> Path:
     from gitops.data.journal import state_path
 
-    return state_path(root, "datasets", f"{name}.pickle")
+    return state_path(root, "datasets", f"{name}.cache")
 
 
 def _cache_get(root: Path, name: str, digest: str) -> tuple[Dataset, bool] | None:
-    memo = _MEMO.get((str(root.resolve()), name))
+    key = (str(root.resolve()), name)
+    memo = _MEMO.get(key)
     if memo and memo[0] == digest:
         return memo[1], memo[2]
+    path = _cache_path(root, name)
     try:
-        stored, dataset, last = pickle.loads(_cache_path(root, name).read_bytes())
+        found = _replay(path.read_bytes(), digest)
     except Exception:  # no cache, or one from another version of the code: parse instead
         return None
-    if stored != digest or not isinstance(dataset, Dataset):
+    if found is None:
         return None
-    _MEMO[(str(root.resolve()), name)] = (digest, dataset, bool(last))
-    return dataset, bool(last)
+    dataset, last, end = found
+    if end < path.stat().st_size:  # lines past the match belong to a rolled-back ingest: drop them
+        os.truncate(path, end)
+    _MEMO[key] = (digest, dataset, last)
+    return dataset, last
 
 
-def _cache_put(root: Path, dataset: Dataset, digest: str, versions_last: bool) -> None:
+def _replay(data: bytes, digest: str) -> tuple[Dataset, bool, int] | None:
+    """The data set after the cache line whose digest is ``digest``, and the byte offset past that line."""
+    from gitops.registry.cache import dataset_from_dict
+
+    lines = data.split(b"\n")
+    head = json.loads(lines[0])
+    if head.get("format") != _FORMAT:
+        return None
+    at, dataset = head["digest"], dataset_from_dict(head["dataset"])
+    end = offset = len(lines[0]) + 1
+    match = (dataset.versions.copy(), head["last"], end) if at == digest else None
+    for line in lines[1:]:
+        offset += len(line) + 1
+        try:
+            entry = json.loads(line)
+        except ValueError:  # a torn last line (killed mid-append)
+            break
+        if entry.get("prev") != at:
+            break
+        version = DatasetVersion(**entry["version"])
+        dataset.versions[version.id] = version
+        at = entry["digest"]
+        if at == digest:
+            match = (dataset.versions.copy(), True, offset)
+    if match is None:
+        return None
+    return dataclasses.replace(dataset, versions=match[0]), bool(match[1]), match[2]
+
+
+def _cache_snapshot(root: Path, dataset: Dataset, digest: str, versions_last: bool) -> None:
+    """Remember a full parse (memo, and a fresh cache file replacing the old one atomically)."""
     dataset = _copy(dataset)
     _MEMO[(str(root.resolve()), dataset.name)] = (digest, dataset, versions_last)
+    head = {"format": _FORMAT, "digest": digest, "last": versions_last, "dataset": dataclasses.asdict(dataset)}
     path = _cache_path(root, dataset.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(pickle.dumps((digest, dataset, versions_last)))
+    tmp.write_text(json.dumps(head) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _cache_append(root: Path, dataset: Dataset, version: DatasetVersion, prev: str, digest: str) -> None:
+    """Remember ``version`` appended to the text ``prev`` (one line; cost independent of the data set)."""
+    _MEMO[(str(root.resolve()), dataset.name)] = (digest, _copy(dataset), True)
+    entry: dict[str, Any] = {"prev": prev, "digest": digest, "version": dataclasses.asdict(version)}
+    path = _cache_path(root, dataset.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
 
 
 def _versions_last(text: str) -> bool:
@@ -122,12 +181,13 @@ def append_version(root: Path, dataset: Dataset, version: DatasetVersion) -> str
     rel = store.dataset_file(dataset.name)
     path = root / rel
     text = path.read_text(encoding="utf-8")
-    if _parsed(root, dataset.name, text)[1]:
+    prev = _digest(text)
+    if _parsed(root, dataset.name, text, prev)[1]:
         entry = yamlio.dumps({version.id: version.to_dict()})
         text = text.rstrip("\n") + "\n" + "".join(f"  {line}\n" if line else "\n" for line in entry.splitlines())
         yamlio.write_atomic(path, text)
+        _cache_append(root, dataset, version, prev, _digest(text))
     else:
         store.write_dataset(root, dataset)
-        text = path.read_text(encoding="utf-8")
-    _cache_put(root, dataset, _digest(text), True)
+        _cache_snapshot(root, dataset, _digest(path.read_text(encoding="utf-8")), True)
     return rel

@@ -16,6 +16,7 @@ first ingest of a repository (no ``data.dvc`` yet) uses plain ``dvc add``, which
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -79,22 +80,72 @@ def add_files(root: Path, rels: list[str]) -> str:
     old = _object(cache, pointer["md5"])
     if not old.is_file():
         raise DvcError(f"{POINTER}: the manifest {pointer['md5']} is in neither the DVC cache nor the remote")
-    try:
-        entries = {e["relpath"]: e for e in json.loads(old.read_bytes())}
-    except (ValueError, KeyError, TypeError):
-        raise DvcError(f"{old}: the DVC manifest of data/ is corrupted") from None
-    size = int(pointer.get("size") or 0)
+    size, added = int(pointer.get("size") or 0), {}
     for rel in rels:
         data = (root / rel).read_bytes()
         md5 = hashlib.md5(data).hexdigest()  # DVC 3 'md5' is the plain md5 of the bytes
         _store(cache, md5, data)
-        relpath = Path(rel).relative_to(TARGET).as_posix()
-        if relpath not in entries:
-            size += len(data)
-        entries[relpath] = {"md5": md5, "relpath": relpath}
-    manifest = json.dumps([entries[k] for k in sorted(entries)], sort_keys=True).encode("utf-8")
+        added[Path(rel).relative_to(TARGET).as_posix()] = (md5, len(data))
+    old_text = old.read_bytes().decode("utf-8", errors="replace")
+    items = _plain_items(old_text, pointer.get("nfiles"), added)
+    if items is None:
+        items, size = _parsed_items(old, old_text, added, size)
+    else:
+        size += sum(n for _md5, n in added.values())
+    manifest = ("[" + ", ".join(items) + "]").encode("utf-8")
     oid = hashlib.md5(manifest).hexdigest() + ".dir"
     _store(cache, oid, manifest)
-    new = {"md5": oid, "size": size, "nfiles": len(entries), "hash": "md5", "path": TARGET}
+    new = {"md5": oid, "size": size, "nfiles": len(items), "hash": "md5", "path": TARGET}
     yamlio.write_atomic(pointer_path, yamlio.dumps({"outs": [new]}))
     return oid
+
+
+_HEAD = '{"md5": "'  # an entry as json.dumps(sort_keys=True) writes it: _HEAD md5 _MID relpath '"}'
+_MID = '", "relpath": "'
+_REL = len(_HEAD) + 32 + len(_MID)  # where the relpath starts in an entry
+
+
+def _entry(relpath: str, md5: str) -> str:
+    return json.dumps({"md5": md5, "relpath": relpath}, sort_keys=True)
+
+
+def _plain_items(text: str, nfiles: object, added: dict[str, tuple[str, int]]) -> list[str] | None:
+    """The manifest's entries as text with the new ones inserted in relpath order, without a JSON round trip.
+
+    Decoding and re-encoding 2,000 entries costs ~3 ms per ingest; splitting the text costs ~0.1 ms.
+    Only for the plain case (every relpath is plain ASCII without quotes or escapes, no entry is
+    replaced, the count matches the pointer's ``nfiles``): None sends anything else down the JSON path.
+    """
+    if "\\" in text or not text.startswith("[") or not text.endswith("]") or not isinstance(nfiles, int):
+        return None
+    if any(_entry(rel, md5)[_REL:] != rel + '"}' or not rel.isascii() for rel, (md5, _n) in added.items()):
+        return None
+    items = text[1:-1].split(", " + _HEAD)
+    if items == [""]:
+        items = []
+    if len(items) != nfiles:
+        return None
+    if items:
+        items[1:] = [_HEAD + item for item in items[1:]]
+    if not all(len(i) > _REL and i.startswith(_HEAD) and i[_REL - len(_MID):_REL] == _MID and i.endswith('"}')
+               for i in (items[:1] + items[-1:])):
+        return None
+    for rel, (md5, _n) in sorted(added.items()):
+        at = bisect.bisect_left(items, rel, key=lambda item: item[_REL:-2])
+        if at < len(items) and items[at][_REL:-2] == rel:
+            return None  # replacing an entry: let the JSON path handle it
+        items.insert(at, _entry(rel, md5))
+    return items
+
+
+def _parsed_items(old: Path, text: str, added: dict[str, tuple[str, int]], size: int) -> tuple[list[str], int]:
+    """The general path: decode the manifest, merge, re-encode each entry as ``dvc add`` would."""
+    try:
+        entries = {e["relpath"]: e for e in json.loads(text)}
+    except (ValueError, KeyError, TypeError):
+        raise DvcError(f"{old}: the DVC manifest of data/ is corrupted") from None
+    for relpath, (md5, n) in added.items():
+        if relpath not in entries:
+            size += n
+        entries[relpath] = {"md5": md5, "relpath": relpath}
+    return [json.dumps(entries[k], sort_keys=True) for k in sorted(entries)], size

@@ -55,8 +55,10 @@ def shard_text(entries: Iterable[tuple[str, str]]) -> str:
 class KeyIndex:
     """The local lookup cache of one data set's key hashes (see the module docstring)."""
 
-    def __init__(self, root: Path, dataset: Dataset) -> None:
-        self.root, self.dataset = root, dataset
+    def __init__(self, root: Path, dataset: Dataset, stamp: str | None = None) -> None:
+        """``stamp`` names the exact data set file text ``dataset`` was parsed from (its digest): once the
+        cache has been checked against a stamp, :meth:`is_current` for the same stamp is one lookup."""
+        self.root, self.dataset, self.stamp = root, dataset, stamp
         from gitops.data.journal import state_path
 
         path = state_path(root, "keys", f"{dataset.name}.sqlite")
@@ -64,6 +66,7 @@ class KeyIndex:
         self.db = sqlite3.connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS keys (hash TEXT PRIMARY KEY, split TEXT)")
         self.db.execute("CREATE TABLE IF NOT EXISTS batches (batch TEXT PRIMARY KEY)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
 
     def close(self) -> None:
         self.db.close()
@@ -75,9 +78,26 @@ class KeyIndex:
         self.close()
 
     def is_current(self) -> bool:
-        """True when the cache holds exactly the batches the data set's versions list."""
+        """True when the cache holds exactly the batches the data set's versions list.
+
+        Comparing the two sets costs ~1 ms at 1,000 batches, so a match is remembered under the
+        stamp and the next ingest (same text) only reads the stamp back.
+        """
+        if self.stamp is not None and self._stamp() == self.stamp:
+            return True
         held = {b for (b,) in self.db.execute("SELECT batch FROM batches")}
-        return held == {v.batch for v in self.dataset.versions.values()}
+        current = held == {v.batch for v in self.dataset.versions.values()}
+        if current:
+            with self.db:
+                self._set_stamp(self.stamp)
+        return current
+
+    def _stamp(self) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE name = 'stamp'").fetchone()
+        return row[0] if row else None
+
+    def _set_stamp(self, stamp: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
 
     def missing_shards(self) -> list[str]:
         return [shard_path(v.batch) for v in self.dataset.versions.values()
@@ -92,6 +112,7 @@ class KeyIndex:
                 text = (self.root / shard_path(version.batch)).read_text(encoding="utf-8")
                 pairs = [tuple(line.split(" ", 1)) for line in text.splitlines() if line]
                 self._insert(version.batch, pairs)
+            self._set_stamp(self.stamp)
 
     def _insert(self, batch: str, pairs: list[tuple[str, ...]]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", pairs)
@@ -106,7 +127,9 @@ class KeyIndex:
             found.update(h for (h,) in self.db.execute(f"SELECT hash FROM keys WHERE hash IN ({marks})", chunk))
         return found
 
-    def add_batch(self, batch: str, pairs: list[tuple[str, str]]) -> None:
-        """Record a committed batch (one transaction: the cache never holds half a batch)."""
+    def add_batch(self, batch: str, pairs: list[tuple[str, str]], stamp: str | None = None) -> None:
+        """Record a committed batch (one transaction: the cache never holds half a batch); ``stamp``
+        names the data set text that lists it (None: unknown, the next check compares the sets)."""
         with self.db:
             self._insert(batch, pairs)
+            self._set_stamp(stamp)
