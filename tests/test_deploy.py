@@ -171,3 +171,12 @@ def test_bad_config_points_at_the_line(repo, receiver, monkeypatch):
     out = CliRunner().invoke(main, ["deploy", "--base", repo.base, "--head", repo.head, "--dry-run"])
     assert out.exit_code == 1
     assert "gitops.yaml:4: deploy.hooks[0].url" in out.output and receiver.attempts == 0
+
+
+def test_a_branch_creating_push_deploys_every_hooked_alias(repo, receiver):
+    """GitHub sends `before` = 40 zeros when a push creates the branch: everything at head is new."""
+    write_config(repo.root, receiver.url, models=None, aliases=["production"])
+    result = deploy(repo.root, "0" * 40, repo.head, env=ENV, sleep=Sleeps())
+    sent = sorted((p["model"], p["alias"], p["version"], p["previous_version"]) for p in receiver.accepted)
+    assert sent == [("chat", "production", "v3", None), ("other", "production", "v1", None)]
+    assert result.base == "0" * 40

@@ -115,7 +115,8 @@ def plan(root: Path, base: str, head: str, hooks: list[Hook], *, repository: str
     and a dry-run result describing them."""
     from gitops.registry import diff, store
 
-    base_commit, head_commit = git.resolve(root, base), git.resolve(root, head)
+    head_commit = git.resolve(root, head)
+    base_commit = base if base == diff.NULL_SHA else git.resolve(root, base)
     changes = diff.diff_refs(root, base_commit, head_commit)
     registry = store.load(root, ref=head_commit)
     result = DeployResult(base=base_commit, head=head_commit, dry_run=True)

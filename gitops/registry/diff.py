@@ -93,8 +93,12 @@ def diff_registries(base: Registry, head: Registry, base_name: str = "base", hea
     return result
 
 
+NULL_SHA = "0" * 40  # what GitHub sends as `before` for a push that creates the branch
+
+
 def diff_refs(root: Path, base: str, head: str) -> RegistryDiff:
-    """Diff the registry at two git refs (``head`` may be ``WORKTREE`` for uncommitted files)."""
-    base_reg = store.load(root, ref=base)
+    """Diff the registry at two git refs (``head`` may be ``WORKTREE`` for uncommitted files;
+    ``base`` may be the all-zero SHA of a branch-creating push: everything at ``head`` is new)."""
+    base_reg = Registry() if base == NULL_SHA else store.load(root, ref=base)
     head_reg = store.load(root, ref=None if head == "WORKTREE" else head)
     return diff_registries(base_reg, head_reg, base, head)
