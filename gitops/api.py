@@ -187,6 +187,8 @@ def create_model(root: Path, name: str, *, description: str = "", task: str = "t
                  owners: list[str] | None = None, protect: dict[str, list[str]] | None = None,
                  gates: list[dict[str, Any]] | None = None) -> Model:
     """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases)."""
+    from gitops import config
+
     if problem := refs.name_problem(name):
         raise RegistryError(problem)
     git.require_clean(root, "create a model")
@@ -209,8 +211,6 @@ def create_model(root: Path, name: str, *, description: str = "", task: str = "t
     with _transaction(root, paths, [root / store.REGISTRY / name]):
         yamlio.write_atomic(root / rel, text)
         reg.models[name] = model
-        from gitops import config
-
         cfg = config.load_config(root)
         yamlio.write_atomic(root / _codeowners.CODEOWNERS, _codeowners.render(reg, cfg.admins))
         _commit_registry_change(root, paths, f"model {name}: create")
