@@ -163,5 +163,28 @@ def test_convert_when_the_staging_pr_merges(loop, trained):
     assert alias_at(loop, branch, "staging-ct2") == "v4"
 
 
+def test_convert_skips_a_staging_move_to_a_ct2_version(loop, trained):
+    """Merging the loop's PR that points staging at v2 (already ct2): convert.yml runs, converts
+    nothing, registers nothing and opens no PR."""
+    loop.checkout("main")
+    before = git(loop.work, "rev-parse", "HEAD")
+    api_set_alias(loop, "staging", "v2")
+    git(loop.work, "push", "-q", "origin", "main")
+    pulls_before = len(loop.em.pulls)
+
+    result = act(loop, "convert.yml", "push", push_event(before, git(loop.work, "rev-parse", "HEAD")), "convert-ct2")
+    assert result.returncode == 0, result.output[-5000:]
+    assert not result.jobs_failed, result.output[-3000:]
+    assert "new:v2" in result.output and "format:ct2" in result.output  # the matrix job ran, its steps did not
+    assert "Converting" not in result.output and "Registered" not in result.output
+    assert len(loop.em.pulls) == pulls_before
+
+
+def api_set_alias(loop: Loop, alias: str, version: str) -> None:
+    from gitops import api
+
+    api.set_alias(loop.work, MODEL, alias, version, note=f"{alias} -> {version}")
+
+
 def alias_at(loop: Loop, ref: str, alias: str) -> str:
     return yamlio.loads(git(loop.origin, "show", f"{ref}:registry/{MODEL}/aliases/{alias}.yaml"), "alias")["version"]
