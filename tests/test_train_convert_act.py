@@ -24,8 +24,17 @@ from pathlib import Path
 import pytest
 
 from gitops import yamlio
-from tests.act_helpers import run_act
-from tests.prloop_fixtures import MODEL, REPO, Loop, act_env, act_secrets, build_loop, git, isolated_environ
+from tests.act_helpers import ActResult, run_act
+from tests.prloop_fixtures import (
+    MODEL,
+    REPO,
+    Loop,
+    act_env,
+    act_secrets,
+    build_loop,
+    git,
+    isolated_environ,
+)
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 PREINSTALLED = {"GITOPS_INSTALL_ML": "preinstalled"}  # the GPU jobs use the launcher run_act puts on PATH
@@ -46,7 +55,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
     assert built.em.violations == [], "GitHub contract violations:\n" + "\n".join(built.em.violations)
 
 
-def act(loop: Loop, workflow: str, event_name: str, event: dict, run_name: str) -> object:
+def act(loop: Loop, workflow: str, event_name: str, event: dict, run_name: str) -> ActResult:
     return run_act(WORKFLOWS / workflow, event_name, event, env=act_env(loop), secrets=act_secrets(loop),
                    workdir=loop.work, scratch=loop.work.parent / f"act-{run_name}", variables=PREINSTALLED,
                    timeout_s=300)
