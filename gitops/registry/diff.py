@@ -20,6 +20,7 @@ class AliasMove:
     new: str | None  # None: the alias was removed
     protected: bool
     file: str
+    format: str | None = None  # the format of ``new`` (None when the alias was removed)
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,9 @@ def diff_registries(base: Registry, head: Registry, base_name: str = "base", hea
             new = new_model.aliases[alias].version if alias in new_model.aliases else None
             if old != new:
                 protected = alias in new_model.protected or bool(old_model and alias in old_model.protected)
+                fmt = new_model.versions[new].format if new in new_model.versions else None
                 result.alias_moves.append(AliasMove(name, alias, old, new, protected,
-                                                    store.alias_file(name, alias)))
+                                                    store.alias_file(name, alias), fmt))
     return result
 
 
