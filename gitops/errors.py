@@ -1,6 +1,36 @@
-"""The one error tree. Each error carries the sentence a user reads; the CLI maps it to an exit code."""
+"""The one error tree. Each error carries the sentence a user reads; the CLI maps it to an exit code.
+
+An error about a document may carry its :class:`Problem` list (file, line, key, message), so a
+caller that wants the parts reads them instead of splitting strings apart.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class Problem(str):
+    """One thing wrong with a document: where (``source``, ``line``, ``key``) and what (``message``).
+
+    It *is* its sentence, ``source:line: message`` (``source: message`` without a line), so it
+    prints, compares and joins like one; the parts stay available as attributes."""
+
+    source: str
+    line: int | None
+    key: str | None
+    message: str
+
+    def __new__(cls, source: str, line: int | None, key: str | None, message: str) -> Problem:
+        where = f"{source}:{line}" if line else source
+        self = super().__new__(cls, f"{where}: {message}" if where else message)
+        self.source, self.line, self.key, self.message = source, line, key, message
+        return self
+
+    def __repr__(self) -> str:
+        return f"Problem({str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple:
+        return (Problem, (self.source, self.line, self.key, self.message))
 
 
 class GitopsError(Exception):
@@ -8,10 +38,10 @@ class GitopsError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, problems: Sequence[Problem | str] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.problems = list(problems or [])
+        self.problems: list[Problem | str] = list(problems or [])
 
     def __str__(self) -> str:
         if not self.problems:
