@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from gitops.convert.ct2 import convert_to_ct2
-    from gitops.demo.corpus import load_corpus
+    from gitops.ml.corpus import load_corpus
     from gitops.eval.harness import make_prompts
 
     torch.set_num_threads(args.threads)

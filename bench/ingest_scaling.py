@@ -8,8 +8,9 @@ Load on a shared machine drifts over a run of minutes, so it then also measures 
 alternates ingests into a second repository holding 10 batches and into the big one (``--pairs``
 rounds) and prints the ratio of their medians, which drift cannot bias.
 
-It calls the library function ``gitops.data.api.ingest`` in one process, not the CLI, so that Python
-and DVC start-up (about a second per command, constant) does not hide the growth being measured.
+It calls the library verb ``gitops.api.ingest`` in one process, not the CLI, so that Python and DVC
+start-up (about a second per command, constant) does not hide the growth being measured. Each ingest
+gets a fresh Workspace, as each command does: nothing is carried over in memory between ingests.
 
     PYTHONPATH=. python bench/ingest_scaling.py [--batches 1000] [--rows 5]
 """
@@ -27,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gitops import api  # noqa: E402
 from gitops.adapters import git  # noqa: E402
-from gitops.data import api  # noqa: E402
 from tests.data_fixtures import GIT_ENV, make_repo  # noqa: E402
 
 
@@ -41,11 +42,11 @@ def main() -> int:
     os.environ.update(GIT_ENV)
     with tempfile.TemporaryDirectory(prefix="gitops-bench-") as tmp:
         root = make_repo(Path(tmp) / "repo")
-        api.create_dataset(root, "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
+        api.create_dataset(api.Workspace(root), "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
         times = ingest_many(root, Path(tmp), args.batches, args.rows)
         report(times, args.batches, root)
         small = make_repo(Path(tmp) / "small")
-        api.create_dataset(small, "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
+        api.create_dataset(api.Workspace(small), "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
         ingest_many(small, Path(tmp), 10, args.rows, quiet=True)
         side_by_side(small, root, Path(tmp), args)
     return 0
@@ -56,7 +57,7 @@ def ingest_one(root: Path, src: Path, b: int, rows: int) -> float:
     src.write_text("".join(json.dumps({"id": f"b{b}-{i}", "text": f"review {b} {i}", "rating": i % 5 + 1})
                            + "\n" for i in range(rows)))
     start = time.perf_counter()
-    result = api.ingest(root, [src], "reviews")
+    result = api.ingest(api.Workspace(root), [src], "reviews")
     elapsed = time.perf_counter() - start
     assert result.version is not None, result.message
     return elapsed
@@ -91,7 +92,7 @@ def at(times: list[float], n: int) -> float:
 
 def report(times: list[float], batches: int, root: Path) -> None:
     marks = [m for m in (10, 100, batches) if m <= batches]
-    print(f"ingest_scaling: {batches} ingests of small batches via gitops.data.api.ingest (library call, "
+    print(f"ingest_scaling: {batches} ingests of small batches via gitops.api.ingest (library call, "
           f"no CLI start-up); each figure is the median of 5 ingests around it")
     for m in marks:
         print(f"  ingest #{m:>5}: {at(times, m) * 1000:7.1f} ms")

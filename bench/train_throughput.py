@@ -49,7 +49,7 @@ def plain_loop(texts: list[str], base: Path, cfg) -> float:  # type: ignore[no-u
 
 
 def gitops_loop(texts: list[str], base: Path, cfg) -> float:  # type: ignore[no-untyped-def]
-    from gitops.train.loop import train_model
+    from gitops.train.lora import train_model
 
     with tempfile.TemporaryDirectory() as out:
         return train_model(texts, [], base, cfg, Path(out)).metrics["tokens_per_s"]
@@ -65,9 +65,9 @@ def main() -> None:
 
     import torch
 
-    from gitops.demo.corpus import load_corpus
+    from gitops.ml.corpus import load_corpus
     from gitops.ml.basemodel import default_base_model
-    from gitops.train import config
+    from gitops.train import train_config as config
 
     torch.set_num_threads(args.threads)
     base = default_base_model()

@@ -56,9 +56,8 @@ def eval_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, ml
     import torch
 
     from gitops import api
-    from gitops.convert.run import convert_version
-    from gitops.data import api as data_api
-    from gitops.demo.corpus import write_batches
+    from gitops.adapters.dvc import Dvc
+    from gitops.ml.corpus import write_batches
     from tests.ml_fixtures import make_lora_adapter
 
     torch.set_num_threads(1)
@@ -68,20 +67,20 @@ def eval_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, ml
         _isolate(mp, tmp / "home", Path(os.environ.get("GITOPS_TEST_CACHE_DIR") or ml_cache_dir))
         root = api.init(tmp / "repo", remote=str(tmp / "remote")).root
         mp.chdir(root)  # DVC resolves stage paths against the working directory
-        data_api.create_dataset(root, "reviews", COLUMNS, "text", ["id"])
-        data_api.ingest(root, write_batches(tmp / "batches", n=1, rows_per_batch=300), "reviews")
-        api.create_model(root, MODEL, description="test")
+        ws = api.Workspace(root)
+        api.create_dataset(ws, "reviews", COLUMNS, "text", ["id"])
+        api.ingest(ws, write_batches(tmp / "batches", n=1, rows_per_batch=300), "reviews")
+        api.create_model(ws, MODEL, description="test")
         _add_gates(root, GATES_YAML)
+        ws = api.Workspace(root)  # a new command: model.yaml was edited by hand
         v1 = tmp / "v1"
         shutil.copytree(base_model_dir, v1)
         (v1 / "loss_curve.json").write_text(json.dumps(CURVE))  # what gitops train leaves there
-        api.register(root, MODEL, v1, fmt="hf", base_model="gitops/tiny-opt", dataset="reviews@v1")
+        api.register(ws, MODEL, v1, fmt="hf", base_model="gitops/tiny-opt", dataset="reviews@v1")
         adapter = make_lora_adapter(base_model_dir, tmp / "adapter", steps=2, lr=0.002)
-        api.register(root, MODEL, adapter, fmt="peft-lora", parent="v1", base_model="gitops/tiny-opt",
+        api.register(ws, MODEL, adapter, fmt="peft-lora", parent="v1", base_model="gitops/tiny-opt",
                      dataset="reviews@v1")
-        convert_version(root, f"{MODEL}@v1", quantization="int8")
-        api.set_alias(root, MODEL, "production", "v1")
-        from gitops.adapters import dvc
-
-        dvc.push(root)  # so a clone can pull weights and data, as CI does
+        api.convert(ws, f"{MODEL}@v1", quantization="int8")
+        api.set_alias(ws, MODEL, "production", "v1")
+        Dvc(root).push()  # so a clone can pull weights and data, as CI does
     return EvalRepo(root)

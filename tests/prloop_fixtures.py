@@ -78,34 +78,31 @@ def _registry(work: Path) -> dict[str, float]:
     import time
 
     from gitops import api
-    from gitops.adapters import dvc
-    from gitops.convert.run import convert_version
+    from gitops.adapters.dvc import Dvc
     from gitops.ml.basemodel import default_base_model
 
     t0 = time.perf_counter()
     base = default_base_model()
     t1 = time.perf_counter()
     dataset = _dataset(work)
-    api.create_model(work, MODEL, description="review autocomplete", protect={"production": ["@acme/mlops"]})
-    api.register(work, MODEL, base, fmt="hf", base_model="gitops/tiny-opt", dataset=dataset,
+    ws = api.Workspace(work)
+    api.create_model(ws, MODEL, description="review autocomplete", protect={"production": ["@acme/mlops"]})
+    api.register(ws, MODEL, base, fmt="hf", base_model="gitops/tiny-opt", dataset=dataset,
                  note="the embedded default")
-    api.set_alias(work, MODEL, "production", "v1")
-    convert_version(work, f"{MODEL}@v1", to="ct2", quantization="int8")
-    dvc.push(work)
+    api.set_alias(ws, MODEL, "production", "v1")
+    api.convert(ws, f"{MODEL}@v1", to="ct2", quantization="int8")
+    Dvc(work).push()
     return {"base model": t1 - t0, "registry": time.perf_counter() - t1}
 
 
 def _dataset(work: Path) -> str | None:
-    """The demo reviews corpus (300 rows) as the data set ``reviews``, when the data commands exist."""
-    try:
-        from gitops.data import api as data_api
-    except ImportError:  # before the data branch is merged
-        return None
-    from gitops.demo.corpus import write_batches
+    """The demo reviews corpus (300 rows) as the data set ``reviews``."""
+    from gitops import api
+    from gitops.ml.corpus import write_batches
 
     columns = {"id": "string", "product": "string", "rating": "int", "text": "string"}
-    data_api.create_dataset(work, "reviews", columns, "text", ["id"])
-    data_api.ingest(work, write_batches(work.parent / "batches", n=1, rows_per_batch=300), "reviews")
+    api.create_dataset(api.Workspace(work), "reviews", columns, "text", ["id"])
+    api.ingest(api.Workspace(work), write_batches(work.parent / "batches", n=1, rows_per_batch=300), "reviews")
     return "reviews@v1"
 
 
@@ -113,7 +110,7 @@ def _branch(work: Path, branch: str, alias: str, version: str) -> None:
     from gitops import api
 
     git(work, "checkout", "-q", "-b", branch, "main")
-    api.set_alias(work, MODEL, alias, version, note=f"{alias} -> {version}")
+    api.set_alias(api.Workspace(work), MODEL, alias, version, note=f"{alias} -> {version}")
     git(work, "push", "-q", "origin", branch)
     git(work, "checkout", "-q", "main")
 

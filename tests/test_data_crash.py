@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from gitops import api
 from gitops.adapters import git
-from gitops.data import api, journal, reader
+from gitops.core.workspace import Workspace
+from gitops.data import batches, journal
 from tests.data_fixtures import isolate_home, make_repo, subprocess_env
 
 ROUNDS = 25
@@ -47,13 +49,13 @@ def check_before_or_after(root: Path, before: dict, rows_before: int) -> bool:
     committed = git.read_blobs(root, [f"HEAD:{p}" for p in ("registry/datasets/reviews.yaml", "data.dvc")])
     assert now["yaml"] == committed["HEAD:registry/datasets/reviews.yaml"]
     assert now["pointer"] == committed["HEAD:data.dvc"]
-    latest = api.load_dataset(root, "reviews").latest()
+    latest = Workspace(root).dataset("reviews").latest()
     from gitops.data import keys
 
     added = set(now["data"]) - set(before["data"])
     assert added == {latest.batch, keys.shard_path(latest.batch)}
     assert {k: now["data"][k] for k in before["data"]} == before["data"]
-    assert len(reader.read_rows(root, "reviews")) == rows_before + ROWS
+    assert len(batches.read_rows(Workspace(root), "reviews")) == rows_before + ROWS
     return True
 
 
@@ -61,7 +63,7 @@ def check_before_or_after(root: Path, before: dict, rows_before: int) -> bool:
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     isolate_home(monkeypatch, tmp_path)
     root = make_repo(tmp_path / "repo")
-    api.create_dataset(root, "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
+    api.create_dataset(Workspace(root), "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
     return root
 
 
@@ -86,7 +88,7 @@ def run_and_kill(root: Path, src: Path, delay: float) -> int | None:
 
 def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("GITOPS_CRASH_SEED", "7")))
-    api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")  # data.dvc exists: the incremental path runs
+    api.ingest(Workspace(repo), [batch_file(tmp_path, 0)], "reviews")  # data.dvc exists: the incremental path runs
     start = time.monotonic()
     proc_start = time.monotonic()
     assert run_and_kill(repo, batch_file(tmp_path, 1), 60) == 0  # an uninterrupted run, to time one
@@ -97,7 +99,7 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
         # bias towards the end of the run, where files are written and the commit happens
         delay = full * (rng.uniform(0.1, 1.1) if rng.random() < 0.4 else rng.uniform(0.55, 1.05))
         run_and_kill(repo, batch_file(tmp_path, n), delay)
-        if journal.recover(repo):
+        if journal.recover(Workspace(repo)):
             outcomes["recovered"] += 1
         after = check_before_or_after(repo, before, rows)
         rows += ROWS if after else 0
@@ -109,7 +111,7 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
     out = subprocess.run([sys.executable, "-m", "gitops", "ingest", *map(str, files), "--dataset", "reviews"],
                          cwd=repo, env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    ids = [r["id"] for r in reader.read_rows(repo, "reviews")]
+    ids = [r["id"] for r in batches.read_rows(Workspace(repo), "reviews")]
     assert len(ids) == len(set(ids)) == (ROUNDS + 2) * ROWS
     assert git.dirty_paths(repo) == [] and not (repo / journal.JOURNAL).exists()
     print(outcomes)
@@ -129,10 +131,10 @@ def test_first_ingest_killed_before_commit_rolls_back(repo: Path, tmp_path: Path
 
     monkeypatch.setattr(git, "commit", die)  # everything is written and staged; the commit never happens
     with pytest.raises(Killed):
-        api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")
+        api.ingest(Workspace(repo), [batch_file(tmp_path, 0)], "reviews")
     assert (repo / "data.dvc").exists() and (repo / journal.JOURNAL).exists()
     monkeypatch.undo()
-    assert journal.recover(repo) == "rolled back"
+    assert journal.recover(Workspace(repo)) == "rolled back"
     assert snapshot_light(repo) == before
 
 
@@ -142,13 +144,13 @@ def test_killed_after_commit_rolls_forward(repo: Path, tmp_path: Path, monkeypat
 
     monkeypatch.setattr(journal, "clear", die)  # the commit exists; the journal was not removed
     with pytest.raises(Killed):
-        api.ingest(repo, [batch_file(tmp_path, 0)], "reviews")
+        api.ingest(Workspace(repo), [batch_file(tmp_path, 0)], "reviews")
     monkeypatch.undo()
     head = git.head(repo)
-    assert journal.recover(repo) == "rolled forward"
+    assert journal.recover(Workspace(repo)) == "rolled forward"
     assert git.head(repo) == head and git.dirty_paths(repo) == []
-    assert len(reader.read_rows(repo, "reviews")) == ROWS
-    assert api.ingest(repo, [batch_file(tmp_path, 0)], "reviews").version is None  # key cache healed
+    assert len(batches.read_rows(Workspace(repo), "reviews")) == ROWS
+    assert api.ingest(Workspace(repo), [batch_file(tmp_path, 0)], "reviews").version is None  # key cache healed
 
 
 def snapshot_light(root: Path) -> dict:

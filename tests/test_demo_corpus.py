@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gitops.demo import corpus
+from gitops.ml import corpus
 from gitops.errors import DataError
 
 

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from gitops.cli import main
+from gitops.core.workspace import Workspace
 from gitops.deploy import DeployFailed, deploy
 from gitops.errors import DeployError
 from tests.deploy_fixtures import SECRET, _isolated_git, receiver, repo, write_config  # noqa: F401
@@ -24,7 +25,7 @@ class Sleeps(list):
 
 def test_delivery_succeeds_and_verifies(repo, receiver):
     write_config(repo.root, receiver.url)
-    result = deploy(repo.root, repo.base, repo.head, env=ENV, sleep=Sleeps())
+    result = deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=Sleeps())
     assert [(r.model, r.alias, r.version, r.previous, r.status, r.attempts) for r in result.deliveries] == [
         ("chat", "production", "v3", "v1", 200, 1)]
     assert receiver.rejected == []
@@ -44,7 +45,7 @@ def test_only_hooked_moved_aliases_are_sent(repo, receiver):
     # Hook every model's production and canary: chat@production moved, other@production did not,
     # other@canary is new, chat@staging moved but is not hooked, chat@beta was removed.
     write_config(repo.root, receiver.url, models=None, aliases=["production", "canary"])
-    result = deploy(repo.root, repo.base, repo.head, env=ENV, sleep=Sleeps())
+    result = deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=Sleeps())
     sent = sorted((p["model"], p["alias"], p["version"], p["previous_version"]) for p in receiver.accepted)
     assert sent == [("chat", "production", "v3", "v1"), ("other", "canary", "v2", None)]
     assert result.unhooked == ["chat@staging"]
@@ -55,7 +56,7 @@ def test_retries_on_503_then_succeeds(repo, receiver):
     write_config(repo.root, receiver.url)
     receiver.script = [503, 503]
     sleeps = Sleeps()
-    result = deploy(repo.root, repo.base, repo.head, env=ENV, sleep=sleeps)
+    result = deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=sleeps)
     assert receiver.attempts == 3
     assert result.deliveries[0].attempts == 3 and result.deliveries[0].status == 200
     assert sleeps == [1.0, 2.0]  # exponential backoff
@@ -70,7 +71,7 @@ def test_gives_up_after_retries_with_clear_error(repo, receiver):
     receiver.script = [502] * 10
     sleeps = Sleeps()
     with pytest.raises(DeployFailed) as err:
-        deploy(repo.root, repo.base, repo.head, env=ENV, sleep=sleeps)
+        deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=sleeps)
     assert receiver.attempts == 3 and sleeps == [1.0, 2.0]
     message = str(err.value)
     host = receiver.url.split("/")[2]
@@ -83,7 +84,7 @@ def test_4xx_is_not_retried(repo, receiver):
     receiver.secret = "the-receiver-has-another-secret"
     sleeps = Sleeps()
     with pytest.raises(DeployFailed, match="HTTP 401"):
-        deploy(repo.root, repo.base, repo.head, env=ENV, sleep=sleeps)
+        deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=sleeps)
     assert receiver.attempts == 1 and sleeps == []
     assert "does not match" in receiver.rejected[0]
 
@@ -92,7 +93,7 @@ def test_timeout_is_retried(repo, receiver):
     write_config(repo.root, receiver.url, timeout_s=0.5)
     receiver.script = ["sleep"]
     sleeps = Sleeps()
-    result = deploy(repo.root, repo.base, repo.head, env=ENV, sleep=sleeps)
+    result = deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=sleeps)
     assert result.deliveries[0].attempts == 2 and result.deliveries[0].ok
     assert sleeps == [1.0]
     assert receiver.accepted[0]["version"] == "v3"
@@ -107,13 +108,13 @@ def test_connection_refused_is_retried_then_fails(repo):
     write_config(repo.root, f"http://127.0.0.1:{port}/x", retries=2)
     sleeps = Sleeps()
     with pytest.raises(DeployFailed, match="cannot connect to 127.0.0.1"):
-        deploy(repo.root, repo.base, repo.head, env=ENV, sleep=sleeps)
+        deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=sleeps)
     assert sleeps == [1.0, 2.0]
 
 
 def test_dry_run_sends_nothing(repo, receiver):
     write_config(repo.root, receiver.url)
-    result = deploy(repo.root, repo.base, repo.head, dry_run=True, env={}, sleep=Sleeps())
+    result = deploy(Workspace(repo.root), repo.base, repo.head, dry_run=True, env={}, sleep=Sleeps())
     assert receiver.attempts == 0
     assert result.dry_run and [r.sent for r in result.deliveries] == [False]
     assert result.payloads[0]["version"] == "v3"
@@ -122,7 +123,7 @@ def test_dry_run_sends_nothing(repo, receiver):
 def test_missing_secret_sends_nothing(repo, receiver):
     write_config(repo.root, receiver.url)
     with pytest.raises(DeployError, match="TEST_DEPLOY_SECRET"):
-        deploy(repo.root, repo.base, repo.head, env={}, sleep=Sleeps())
+        deploy(Workspace(repo.root), repo.base, repo.head, env={}, sleep=Sleeps())
     assert receiver.attempts == 0
 
 
@@ -130,7 +131,7 @@ def test_payload_template(repo, receiver):
     template = {"service": "chat-api", "image": "{model}:{version}", "from": "{previous_version}",
                 "meta": {"sha": "{commit}", "quant": "{quantization}"}, "tags": ["{alias}"]}
     write_config(repo.root, receiver.url, payload=template)
-    deploy(repo.root, repo.base, repo.head, env=ENV, sleep=Sleeps())
+    deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=Sleeps())
     assert receiver.accepted == [{"service": "chat-api", "image": "chat:v3", "from": "v1",
                                   "meta": {"sha": repo.head, "quant": "int8"}, "tags": ["production"]}]
 
@@ -161,7 +162,7 @@ def test_cli_failure_exit_code(repo, receiver, monkeypatch):
 
 def test_nothing_moved(repo, receiver):
     write_config(repo.root, receiver.url)
-    result = deploy(repo.root, repo.head, repo.head, env=ENV, sleep=Sleeps())
+    result = deploy(Workspace(repo.root), repo.head, repo.head, env=ENV, sleep=Sleeps())
     assert result.deliveries == [] and receiver.attempts == 0
 
 
@@ -176,7 +177,7 @@ def test_bad_config_points_at_the_line(repo, receiver, monkeypatch):
 def test_a_branch_creating_push_deploys_every_hooked_alias(repo, receiver):
     """GitHub sends `before` = 40 zeros when a push creates the branch: everything at head is new."""
     write_config(repo.root, receiver.url, models=None, aliases=["production"])
-    result = deploy(repo.root, "0" * 40, repo.head, env=ENV, sleep=Sleeps())
+    result = deploy(Workspace(repo.root), "0" * 40, repo.head, env=ENV, sleep=Sleeps())
     sent = sorted((p["model"], p["alias"], p["version"], p["previous_version"]) for p in receiver.accepted)
     assert sent == [("chat", "production", "v3", None), ("other", "production", "v1", None)]
     assert result.base == "0" * 40

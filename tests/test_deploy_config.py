@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gitops import yamlio
-from gitops.deploy.config import parse_deploy, parse_notify
-from gitops.registry.schema import Problems
+from gitops.core.settings import parse_deploy, parse_notify
+from gitops.validation import Problems
 
 GOOD = """\
 deploy:

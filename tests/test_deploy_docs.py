@@ -6,6 +6,7 @@ import re
 import threading
 from pathlib import Path
 
+from gitops.core.workspace import Workspace
 from gitops.deploy import deploy
 from tests.deploy_fixtures import SECRET, _isolated_git, repo, write_config  # noqa: F401
 
@@ -24,7 +25,7 @@ def test_receiver_example(repo, monkeypatch, capsys):
     try:
         write_config(repo.root, f"http://127.0.0.1:{server.server_address[1]}/", secret_env="GITOPS_DEPLOY_SECRET")
         monkeypatch.setenv("GITOPS_DEPLOY_SECRET", SECRET)
-        result = deploy(repo.root, repo.base, repo.head, sleep=lambda s: None)
+        result = deploy(Workspace(repo.root), repo.base, repo.head, sleep=lambda s: None)
     finally:
         server.shutdown()
         server.server_close()

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from gitops.cli import main
-from gitops.deploy import NotifyConfig, notify
+from gitops.core.settings import NotifyConfig
+from gitops.deploy import notify
 from gitops.errors import DeployError
 from tests.deploy_fixtures import _isolated_git, git  # noqa: F401
 
@@ -43,16 +44,16 @@ CFG = NotifyConfig(slack_webhook_env="TEST_SLACK_URL", on=["deploy"])
 
 def test_sends_text(slack):
     url, received, _ = slack
-    result = notify("v3 is live", config=CFG, env={"TEST_SLACK_URL": url})
+    result = notify(None, "v3 is live", config=CFG, env={"TEST_SLACK_URL": url})
     assert result.sent and received == [{"text": "v3 is live"}]
     assert "token" not in result.reason
 
 
 def test_not_configured_is_a_noop(slack):
     _, received, _ = slack
-    assert not notify("x", config=NotifyConfig(), env={}).sent
-    assert "not set" in notify("x", config=CFG, env={}).reason
-    assert "are off" in notify("x", config=CFG, event="report", env={"TEST_SLACK_URL": slack[0]}).reason
+    assert not notify(None, "x", config=NotifyConfig(), env={}).sent
+    assert "not set" in notify(None, "x", config=CFG, env={}).reason
+    assert "are off" in notify(None, "x", config=CFG, event="report", env={"TEST_SLACK_URL": slack[0]}).reason
     assert received == []
 
 
@@ -60,7 +61,7 @@ def test_refused_raises_without_leaking_the_url(slack):
     url, _, status = slack
     status[0] = 403
     with pytest.raises(DeployError, match="HTTP 403") as err:
-        notify("x", config=CFG, env={"TEST_SLACK_URL": url})
+        notify(None, "x", config=CFG, env={"TEST_SLACK_URL": url})
     assert "token" not in str(err.value)
 
 

@@ -110,9 +110,9 @@ def test_a_fresh_clone_pulls_weights_and_data_through_dvc(eval_repo, tmp_path): 
     assert result.exit_code == 0, result.stderr
     assert (clone / f"models/{MODEL}/v3/model.bin").is_file()
     doc = EvalResults.load(out)
-    from gitops.registry import store
+    from gitops.core.workspace import Workspace
 
-    assert doc.candidate.md5 == store.load(clone).resolve(f"{MODEL}@v3")[1].md5
+    assert doc.candidate.md5 == Workspace(clone).registry().resolve(f"{MODEL}@v3")[1].md5
     assert doc.dataset.ref == "reviews@v1" and doc.dataset.rows > 0
 
 
@@ -148,8 +148,8 @@ def test_version_without_dataset_asks_for_one(eval_repo, weights, monkeypatch): 
 
     root = eval_repo.root
     monkeypatch.chdir(root)
-    api.create_model(root, "nodata")
-    api.register(root, "nodata", weights())
+    api.create_model(api.Workspace(root), "nodata")
+    api.register(api.Workspace(root), "nodata", weights())
     result = run_gitops("eval", "nodata@v1", cwd=root)
     assert result.exit_code == 1
     assert "nodata@v1 records no data set; choose one with --dataset NAME@latest" in result.stderr

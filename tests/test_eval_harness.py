@@ -86,7 +86,7 @@ def test_measure_refuses_empty_inputs(base_model_dir):  # noqa: F811
 
 
 def test_training_curve_is_read_when_present_and_ignored_when_broken(tmp_path):
-    from gitops.eval.run import read_curve
+    from gitops.eval.pipeline import read_curve
 
     (tmp_path / "loss_curve.json").write_text(
         '[{"step": 1, "train_loss": 2.5, "eval_loss": null}, {"step": 2, "train_loss": 2.0, "eval_loss": 2.2}]')

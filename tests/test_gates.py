@@ -8,7 +8,7 @@ import pytest
 
 from gitops.eval.gates import check_bound, describe_gate, evaluate_gates, format_number, format_pair
 from gitops.eval.results import GateResult
-from gitops.registry.schema import Gate
+from gitops.core.schema import Gate
 
 
 def one(gate: Gate, candidate: dict, baseline: dict | None) -> GateResult:

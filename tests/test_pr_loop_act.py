@@ -110,7 +110,10 @@ def test_staging_pr_gets_one_sticky_report_comment(loop):
 def test_baseline_is_production_as_of_the_base_commit(loop):
     """What the eval step asks for (--baseline MODEL@production --baseline-rev BASE): on a PR that
     moves production to v2 the baseline is still v1; before production existed there is none."""
-    from gitops.eval.run import plan_eval
+    from gitops import api
+
+    def plan_eval(work: Path, ref: str, **kwargs: object) -> object:
+        return api.plan_eval(api.Workspace(work), ref, **kwargs)
 
     loop.checkout(PRODUCTION_BRANCH)
     plan = plan_eval(loop.work, f"{MODEL}@v2", baseline=f"{MODEL}@production", baseline_rev=loop.base_sha)

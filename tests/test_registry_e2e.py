@@ -186,7 +186,7 @@ def test_check_remote_names_versions_missing_from_the_dvc_remote(gitops_repo: Pa
     r = run_gitops("check", "--remote", cwd=gitops_repo)
     assert r.exit_code == 1 and "version v1: models/review-autocomplete/v1 is not on the DVC remote" in r.stderr
     assert "1 problem found" in r.stderr
-    from gitops.adapters import dvc
+    from gitops.adapters.dvc import Dvc
 
-    dvc.push(gitops_repo)
+    Dvc(gitops_repo).push()
     assert run_gitops("check", "--remote", cwd=gitops_repo).exit_code == 0

@@ -13,7 +13,7 @@ import pytest
 from gitops.errors import EvalError, GitopsError, NotFoundError
 from gitops.eval.results import (SCHEMA_VERSION, CurvePoint, DatasetInfo, Environment, EvalResults,
                                  GateResult, GenerationInfo, ModelResult, ResultsError, Sample)
-from gitops.registry.schema import Version
+from gitops.core.schema import Version
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -25,8 +25,8 @@ def test_a_fresh_clone_reads_the_data_set_through_dvc(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     assert not (clone / "data").exists()  # data lives on the DVC remote, not in git
-    from gitops.data.reader import read_rows
+    from gitops import api
 
-    rows = read_rows(clone, "reviews@v1", "test")
+    rows = api.read_rows(api.Workspace(clone), "reviews@v1", "test")
     assert len(rows) == 144 and {r["split"] for r in rows} == {"test"}
     assert all(r["text"] and isinstance(r["rating"], int) for r in rows)

@@ -192,7 +192,7 @@ def test_convert_skips_a_staging_move_to_a_ct2_version(loop, trained):
 def api_set_alias(loop: Loop, alias: str, version: str) -> None:
     from gitops import api
 
-    api.set_alias(loop.work, MODEL, alias, version, note=f"{alias} -> {version}")
+    api.set_alias(api.Workspace(loop.work), MODEL, alias, version, note=f"{alias} -> {version}")
 
 
 def alias_at(loop: Loop, ref: str, alias: str) -> str:

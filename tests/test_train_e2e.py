@@ -11,7 +11,7 @@ import pytest
 
 from gitops import yamlio
 from gitops.train import card
-from gitops.train.config import config_hash
+from gitops.train.train_config import config_hash
 from tests.conftest import git_state, run_gitops
 from tests.train_fixtures import base_model_dir, tiny_config  # noqa: F401
 
@@ -23,14 +23,14 @@ MODEL = "review-autocomplete"
 def repo(gitops_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A GitOps repo with model review-autocomplete and data set reviews@v1 (120 demo reviews)."""
     from gitops import api
-    from gitops.data.api import create_dataset, ingest
-    from gitops.demo.corpus import load_corpus, write_csv
+    from gitops.ml.corpus import load_corpus, write_csv
 
     monkeypatch.chdir(gitops_repo)  # DVC resolves stage paths against the working directory
-    api.create_model(gitops_repo, MODEL, description="review autocompletion")
-    create_dataset(gitops_repo, "reviews", {"id": "string", "product": "string", "rating": "int", "text": "string"},
-                   "text", ["id"])
-    ingest(gitops_repo, [write_csv(load_corpus()[:120], tmp_path / "batch-1.csv")], "reviews")
+    ws = api.Workspace(gitops_repo)
+    api.create_model(ws, MODEL, description="review autocompletion")
+    api.create_dataset(ws, "reviews", {"id": "string", "product": "string", "rating": "int", "text": "string"},
+                       "text", ["id"])
+    api.ingest(ws, [write_csv(load_corpus()[:120], tmp_path / "batch-1.csv")], "reviews")
     return gitops_repo
 
 
@@ -49,9 +49,9 @@ def test_train_registers_a_version_with_lineage_and_card(repo: Path, base_model_
     res = run_gitops("train", str(cfg), "--set", "trainer.learning_rate=5e-3", "--alias", "staging", cwd=repo)
     assert res.exit_code == 0, res.stdout + res.stderr
     assert f"Registered {MODEL}@v1 (format hf)" in res.stdout and "alias staging -> v1" in res.stdout
-    from gitops.registry import store
+    from gitops.core.workspace import Workspace
 
-    model, v1 = store.load(repo).resolve(f"{MODEL}@staging")
+    model, v1 = Workspace(repo).registry().resolve(f"{MODEL}@staging")
     assert v1.id == "v1" and v1.format == "hf" and v1.parent is None
     assert v1.dataset == "reviews@v1"  # `latest` resolved to the version actually read
     assert v1.base_model == str(base_model_dir)
@@ -79,7 +79,7 @@ def test_train_registers_a_version_with_lineage_and_card(repo: Path, base_model_
     cfg2 = _write_config(repo, f"{MODEL}@staging")
     res = run_gitops("train", str(cfg2), cwd=repo)
     assert res.exit_code == 0, res.stdout + res.stderr
-    _, v2 = store.load(repo).resolve(f"{MODEL}@v2")
+    _, v2 = Workspace(repo).registry().resolve(f"{MODEL}@v2")
     assert v2.parent == "v1" and v2.base_model == f"{MODEL}@v1" and v2.config["base_model"] == f"{MODEL}@v1"
     assert card.read_front_matter(repo / v2.path / "README.md")["base_model"] == f"{MODEL}@v1"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops.train import config
-from gitops.train.loop import train_model
+from gitops.train import train_config as config
+from gitops.train.lora import train_model
 from tests.train_fixtures import PYTHON, base_model_dir, review_texts, subprocess_env, tiny_config  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -73,8 +73,8 @@ import json, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from gitops.train import config
-from gitops.train.loop import train_model
+from gitops.train import train_config as config
+from gitops.train.lora import train_model
 
 base, out, slow = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "slow"
 resume = len(sys.argv) > 4 and sys.argv[4] == "resume"

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitops.errors import GitopsError
-from gitops.registry import store
+from gitops.core import reader as store
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
                     st.text(max_size=12), st.sampled_from(["v1", "v2", "hf", "ct2", "../x", "production"]))

@@ -30,7 +30,7 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def review_texts() -> list[str]:
     """80 demo review texts: 64 to train on, 16 to validate with."""
-    from gitops.demo.corpus import load_corpus
+    from gitops.ml.corpus import load_corpus
 
     return [row["text"] for row in load_corpus()[:80]]
 

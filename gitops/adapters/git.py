@@ -45,6 +45,21 @@ def find_root(start: Path | str = ".") -> Path:
     return Path(proc.stdout.strip())
 
 
+def git_dir(root: Path) -> Path:
+    """The work tree's private git directory: ``.git``, or what a linked worktree's ``.git`` file names."""
+    dot = root / ".git"
+    if dot.is_dir():
+        return dot
+    return Path(run(root, "rev-parse", "--absolute-git-dir").strip())
+
+
+def common_dir(root: Path) -> Path:
+    """The git directory shared by all worktrees (where ``refs/heads`` live)."""
+    if (root / ".git").is_dir():
+        return root / ".git"
+    return Path(run(root, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+
+
 def init(root: Path, branch: str = "main") -> None:
     root.mkdir(parents=True, exist_ok=True)
     run(root, "init", "-q", "-b", branch)
@@ -160,10 +175,18 @@ class LogEntry:
     paths: tuple[str, ...]
 
 
-def log(root: Path, paths: list[str], max_count: int | None = None) -> list[LogEntry]:
-    """Commits touching ``paths``, newest first, with the files each changed among them."""
-    fmt = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1f"
-    args = ["log", f"--format={fmt}", "--name-only", "--no-renames"]
+_LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1f"
+
+
+def log(root: Path, paths: list[str], max_count: int | None = None, *, first_parent: bool = False
+        ) -> list[LogEntry]:
+    """Commits touching ``paths``, newest first, with the files each changed among them.
+
+    ``first_parent`` follows the first-parent line only, so a change merged through a pull request
+    is listed once, as the merge that landed it."""
+    args = ["log", f"--format={_LOG_FORMAT}", "--name-only", "--no-renames"]
+    if first_parent:
+        args += ["--first-parent", "--diff-merges=first-parent"]
     if max_count:
         args.append(f"-n{max_count}")
     out = run(root, *args, "--", *paths)
@@ -183,6 +206,87 @@ def current_branch(root: Path) -> str | None:
 
 def push(root: Path, remote: str = "origin", refspec: str = "HEAD") -> None:
     """Push the current branch (HEAD) to ``remote``."""
-    if remote not in run(root, "remote").split():
+    if remote not in remotes(root):
         raise GitError(f"git push failed: the repository has no remote '{remote}' (git remote add {remote} URL)")
     run(root, "push", "-q", remote, refspec)
+
+
+def remotes(root: Path) -> list[str]:
+    return run(root, "remote").split()
+
+
+def ls_files(root: Path, paths: list[str]) -> list[str]:
+    """Which of ``paths`` (or files under them) git tracks."""
+    return run(root, "ls-files", "--", *paths).split() if paths else []
+
+
+def branch_exists(root: Path, branch: str) -> bool:
+    return bool(run(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).strip())
+
+
+class Git:
+    """git bound to one work tree: what a :class:`~gitops.core.workspace.Workspace` hands to verbs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._git_dir: Path | None = None
+
+    def run(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        return run(self.root, *args, input=input, check=check)
+
+    @property
+    def git_dir(self) -> Path:
+        if self._git_dir is None:
+            self._git_dir = git_dir(self.root)
+        return self._git_dir
+
+    def common_dir(self) -> Path:
+        return common_dir(self.root)
+
+    def head(self) -> str | None:
+        return head(self.root)
+
+    def resolve(self, ref: str) -> str:
+        return resolve(self.root, ref)
+
+    def dirty_paths(self) -> list[str]:
+        return dirty_paths(self.root)
+
+    def require_clean(self, action: str) -> None:
+        require_clean(self.root, action)
+
+    def add(self, paths: list[str]) -> None:
+        add(self.root, paths)
+
+    def commit(self, message: str, paths: list[str] | None = None) -> str:
+        return commit(self.root, message, paths)
+
+    def restore(self, paths: list[str]) -> None:
+        restore(self.root, paths)
+
+    def user(self) -> str:
+        return user(self.root)
+
+    def ls_tree(self, ref: str, prefix: str) -> list[str]:
+        return ls_tree(self.root, ref, prefix)
+
+    def ls_files(self, paths: list[str]) -> list[str]:
+        return ls_files(self.root, paths)
+
+    def read_blobs(self, specs: list[str]) -> dict[str, str | None]:
+        return read_blobs(self.root, specs)
+
+    def log(self, paths: list[str], max_count: int | None = None, *, first_parent: bool = False) -> list[LogEntry]:
+        return log(self.root, paths, max_count, first_parent=first_parent)
+
+    def current_branch(self) -> str | None:
+        return current_branch(self.root)
+
+    def branch_exists(self, branch: str) -> bool:
+        return branch_exists(self.root, branch)
+
+    def remotes(self) -> list[str]:
+        return remotes(self.root)
+
+    def push(self, remote: str = "origin", refspec: str = "HEAD") -> None:
+        push(self.root, remote, refspec)

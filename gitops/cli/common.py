@@ -13,10 +13,11 @@ repo_option = click.option(
 )
 
 
-def root_of(repo_dir: Path) -> Path:
+def workspace_of(repo_dir: Path):  # noqa: ANN201 - a gitops.api.Workspace (imported lazily)
+    """The command's one Workspace: the GitOps repository containing ``repo_dir``."""
     from gitops import api
 
-    return api.repo_root(repo_dir)
+    return api.Workspace.open(repo_dir)
 
 
 def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""``gitops dataset create|show`` and ``gitops ingest``: parse, call :mod:`gitops.data.api`, print."""
+"""``gitops dataset create|show`` and ``gitops ingest``: parse, call the verb through :mod:`gitops.api`, print."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gitops.cli.common import repo_option, root_of
+from gitops.cli.common import repo_option, workspace_of
 from gitops.cli.output import echo_json, table
 
 
@@ -61,7 +61,7 @@ def create_cmd(repo_dir: Path, name: str, columns: tuple[str, ...], text_field: 
             split_map = {k: float(v) for k, v in _pairs(splits, "=", "NAME=FRACTION (e.g. train=0.8)")}
         except ValueError:
             raise click.BadParameter("split fractions must be numbers, e.g. train=0.8") from None
-    ds = api.create_dataset(root_of(repo_dir), name, cols, text_field, list(key), split_map, description)
+    ds = api.create_dataset(workspace_of(repo_dir), name, cols, text_field, list(key), split_map, description)
     click.echo(f"Created data set '{ds.name}' (registry/datasets/{ds.name}.yaml); "
                f"ingest with: gitops ingest FILE --dataset {ds.name}")
 
@@ -81,7 +81,7 @@ def show_cmd(name: str, as_json: bool, rev: str | None, repo_dir: Path) -> None:
     """
     from gitops import api
 
-    ds = api.show_dataset(root_of(repo_dir), name, rev)
+    ds = api.show_dataset(workspace_of(repo_dir), name, rev)
     versions = {vid: v.to_dict() for vid, v in ds.versions.items()}
     if as_json:
         echo_json({**ds.header_dict(), "versions": versions})
@@ -121,7 +121,7 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: 
     def progress(message: str) -> None:
         click.echo(f"... {message}", err=True)
 
-    result = api.ingest(root_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push, progress=progress)
+    result = api.ingest(workspace_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push, progress=progress)
     if result.recovered:
         click.echo(f"An interrupted ingest was found and {result.recovered}.", err=True)
     if result.invalid:

@@ -24,8 +24,8 @@ def demo(keep: Path | None, max_steps: int, eval_rows: int) -> None:
       gitops demo
       gitops demo --keep ./demo-repo && cd demo-repo && gitops history review-autocomplete
     """
-    from gitops.cli.registry import _print_registry
     from gitops import api
+    from gitops.cli.output import print_registry
 
     result = api.demo(keep, max_steps=max_steps, eval_rows=eval_rows,
                       say=lambda msg: click.secho(f"==> {msg}", err=True, fg="cyan"))
@@ -33,7 +33,7 @@ def demo(keep: Path | None, max_steps: int, eval_rows: int) -> None:
     for line in result.summary:
         click.echo(line)
     click.echo("")
-    _print_registry(result.registry)
+    print_registry(result.registry)
     click.echo("")
     where = f"in {result.root}" if keep else "(in a temporary directory, now removed; use --keep DIR to explore)"
     click.echo(f"Demo finished in {result.seconds:.0f} s {where}.")

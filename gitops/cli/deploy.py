@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gitops.cli.common import repo_option, root_of
+from gitops.cli.common import repo_option, workspace_of
 from gitops.cli.output import echo_json
 
 
@@ -44,9 +44,9 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
         if not as_json:
             click.echo(_describe(r), err=r.error is not None)
 
-    root = root_of(repo_dir)
+    ws = workspace_of(repo_dir)
     try:
-        result = api.deploy(root, base, head, dry_run=dry_run, on_result=show)
+        result = api.deploy(ws, base, head, dry_run=dry_run, on_result=show)
     except DeployFailed as exc:
         if as_json:
             echo_json(_as_dict(exc.result))
@@ -67,7 +67,7 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
     elif not dry_run:
         lines = [f"Deployed {r.model}@{r.alias} = {r.version} (hook {r.hook})" for r in result.deliveries]
         try:  # the deploy is done: a chat failure is a warning, not a failed deploy
-            click.echo(api.notify("\n".join(lines), root=root, event="deploy").reason)
+            click.echo(api.notify(ws, "\n".join(lines), event="deploy").reason)
         except GitopsError as exc:
             click.echo(f"Warning: notification not sent: {exc}", err=True)
 
@@ -95,7 +95,7 @@ def notify_cmd(text: str, repo_dir: Path) -> None:
     """
     from gitops import api
 
-    click.echo(api.notify(text, root=root_of(repo_dir)).reason)
+    click.echo(api.notify(workspace_of(repo_dir), text).reason)
 
 
 def register(group: click.Group) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitops.cli.common import repo_option, root_of
+from gitops.cli.common import repo_option, workspace_of
 from gitops.cli.output import table
 from gitops.errors import EvalError, GateFailed
 
@@ -58,22 +58,21 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
       gitops eval review-autocomplete@v3 --baseline review-autocomplete@production --baseline-rev "$BASE_SHA"
     """
     from gitops import api
-    from gitops.eval.run import AUTO
 
     if no_baseline and baseline:
         raise click.UsageError("--baseline and --no-baseline exclude each other")
-    root = root_of(repo_dir)
-    chosen = None if no_baseline else (baseline or AUTO)
+    ws = workspace_of(repo_dir)
+    chosen = None if no_baseline else (baseline or "auto")
     alias = alias or None  # a workflow passes --alias "" for a candidate that no alias names
-    plan = api.plan_eval(root, ref, baseline=chosen, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    plan = api.plan_eval(ws, ref, baseline=chosen, dataset=dataset, split=split, baseline_rev=baseline_rev)
     for note in plan.notes:
         click.echo(note, err=True)
     against = f" against {plan.baseline}" if plan.baseline else ""
     click.echo(f"Evaluating {ref}{against} on {plan.dataset} ({split}) ...", err=True)
     with _ProgressBar() as bar:
-        results = api.evaluate(root, ref, baseline=plan.baseline, dataset=plan.dataset, split=split,
-                           samples=samples, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                           device=device, max_rows=max_rows, threads=threads, alias=alias, progress=bar)
+        results = api.evaluate(ws, ref, plan=plan, split=split, samples=samples, max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, device=device, max_rows=max_rows, threads=threads,
+                               alias=alias, progress=bar)
     try:
         results.save(out)
     except OSError as exc:

@@ -29,11 +29,12 @@ def promote_cmd(ref: str, alias: str, open_pr: bool, note: str | None, base: str
     """
     from gitops import api
 
-    result = api.promote(root, ref, alias, note=note)
+    ws = api.Workspace.open(root)
+    result = api.promote(ws, ref, alias, note=note)
     click.echo(f"{result.model}@{result.alias}: {result.previous or 'unset'} -> {result.version} "
                f"on branch {result.branch} (commit {result.commit[:12]})")
     if open_pr:
-        result = api.open_pull_request(root, result, note, base=base, repo=repo)
+        result = api.open_pull_request(ws, result, note, base=base, repo=repo)
         click.echo(f"Opened pull request #{result.pr_number}: {result.pr_url}")
     else:
         click.echo(f"Push it and open a pull request: git push origin {result.branch} (or rerun with --pr)")

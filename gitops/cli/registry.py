@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from gitops.cli.common import parse_pairs, repo_option, root_of
-from gitops.cli.output import echo_json, table
+from gitops.cli.common import parse_pairs, repo_option, workspace_of
+from gitops.cli.output import echo_json, print_registry, table
 
 
 @click.command()
@@ -46,35 +46,15 @@ def show(target: str | None, as_json: bool, repo_dir: Path) -> None:
     """
     from gitops import api
 
-    data = api.show(root_of(repo_dir), target)
+    data = api.show(workspace_of(repo_dir), target)
     if as_json:
         echo_json(data)
     elif target is None:
-        _print_registry(data)
+        print_registry(data)
     elif "@" in target:
         _print_version(data)
     else:
         _print_model(data)
-
-
-def _print_registry(data: dict) -> None:
-    if not data["models"] and not data["datasets"]:
-        click.echo("The registry is empty. Create a model: gitops model create NAME")
-        return
-    if data["models"]:
-        rows = [[m["name"], str(m["versions_count"]), m["latest"] or "-", _aliases_cell(m)] for m in data["models"]]
-        click.echo(table(rows, ["MODEL", "VERSIONS", "LATEST", "ALIASES"]))
-    if data["datasets"]:
-        click.echo("")
-        rows = [[d["name"], str(d["versions_count"]), d["latest"] or "-", str(d["rows"])] for d in data["datasets"]]
-        click.echo(table(rows, ["DATA SET", "VERSIONS", "LATEST", "ROWS"]))
-
-
-def _aliases_cell(model: dict, shown: int = 4) -> str:
-    """Protected aliases first, then the rest; a long tail is counted, not printed."""
-    names = sorted(model["aliases"], key=lambda a: (a not in model["protected"], a not in ("staging",), a))
-    cell = ", ".join(f"{a}={model['aliases'][a]}" for a in names[:shown])
-    return (cell + (f", +{len(names) - shown} more" if len(names) > shown else "")) or "-"
 
 
 def _print_model(data: dict) -> None:
@@ -119,7 +99,7 @@ def model_create(name: str, description: str, task: str, owners: tuple[str, ...]
     """
     from gitops import api
 
-    created = api.create_model(root_of(repo_dir), name, description=description, task=task,
+    created = api.create_model(workspace_of(repo_dir), name, description=description, task=task,
                                owners=list(owners), protect=parse_pairs(protect, "--protect"))
     click.echo(f"Created model '{created.name}'" + (
         f" (protected: {', '.join(created.protected)})" if created.protected else ""))
@@ -150,7 +130,7 @@ def register_version(model_name: str, path: Path, fmt: str, parent: str | None, 
     """
     from gitops import api
 
-    version = api.register(root_of(repo_dir), model_name, path, fmt=fmt, parent=parent, base_model=base_model,
+    version = api.register(workspace_of(repo_dir), model_name, path, fmt=fmt, parent=parent, base_model=base_model,
                            dataset=dataset, metrics=metrics, quantization=quantization, note=note,
                            move=move, push=push)
     click.echo(f"Registered {model_name}@{version.id} ({version.format}, md5 {version.md5})"
@@ -177,7 +157,7 @@ def alias_set(model_name: str, alias_name: str, version: str, note: str | None, 
     """
     from gitops import api
 
-    change = api.set_alias(root_of(repo_dir), model_name, alias_name, version, note=note)
+    change = api.set_alias(workspace_of(repo_dir), model_name, alias_name, version, note=note)
     if not change.changed:
         click.echo(f"{model_name}@{alias_name} already points to {change.new}; nothing to do.")
         return
@@ -199,7 +179,7 @@ def alias_unset(model_name: str, alias_name: str, repo_dir: Path) -> None:
     """
     from gitops import api
 
-    change = api.unset_alias(root_of(repo_dir), model_name, alias_name)
+    change = api.unset_alias(workspace_of(repo_dir), model_name, alias_name)
     click.echo(f"{model_name}@{alias_name}: {change.old} -> none ({change.commit[:8]})")
 
 
@@ -218,7 +198,7 @@ def check(base: str | None, remote: bool, repo_dir: Path) -> None:
     from gitops import api
     from gitops.errors import RegistryError
 
-    problems = api.check(root_of(repo_dir), base=base, remote=remote)
+    problems = api.check(workspace_of(repo_dir), base=base, remote=remote)
     if problems:
         raise RegistryError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found:", problems=problems)
     click.echo("The registry is valid." + (f" Released versions are unchanged since {base}." if base else ""))
@@ -242,7 +222,7 @@ def diff(base: str, head: str, as_json: bool, github_output: bool, repo_dir: Pat
     """
     from gitops import api
 
-    result = api.diff(root_of(repo_dir), base, head)
+    result = api.diff(workspace_of(repo_dir), base, head)
     if github_output:
         _write_github_output(result)
     if as_json:
@@ -295,7 +275,7 @@ def history(model_name: str, alias_name: str | None, limit: int | None, as_json:
 
     from gitops import api
 
-    events = api.history(root_of(repo_dir), model_name, alias_name, limit)
+    events = api.history(workspace_of(repo_dir), model_name, alias_name, limit)
     if as_json:
         echo_json([asdict(e) for e in events])
         return
@@ -322,7 +302,7 @@ def codeowners(mode: str | None, repo_dir: Path) -> None:
     from gitops import api
     from gitops.errors import RegistryError
 
-    result = api.codeowners(root_of(repo_dir), write=mode == "write")
+    result = api.codeowners(workspace_of(repo_dir), write=mode == "write")
     if mode is None:
         click.echo(result.text, nl=False)
     elif mode == "check" and not result.in_sync:

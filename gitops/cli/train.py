@@ -52,13 +52,12 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml --set trainer.learning_rate=1e-4 --set trainer.epochs=2
       gitops train train.yaml --resume --alias staging
     """
-    from gitops.adapters import git
     from gitops import api
 
-    root = git.find_root(repo)
+    ws = api.Workspace.open(repo)
     bar = _Bar()
     try:
-        run = api.train(root, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
+        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
     finally:
         bar.close()
     if run.version is None:

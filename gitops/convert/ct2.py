@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 
 from gitops.errors import ConvertError, GitopsError, NotFoundError
+from gitops.ml.loading import CT2_META_FILE as META_FILE
 
 # The weight types CTranslate2 can store; ``int8`` is the usual CPU serving choice.
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
                  "float16", "bfloat16", "float32")
 SOURCE_FORMATS = ("hf", "peft-lora")
-META_FILE = "gitops-convert.json"
 
 
 def convert_to_ct2(src_dir: Path, out_dir: Path, quantization: str = "int8", *,

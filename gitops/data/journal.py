@@ -21,36 +21,24 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from gitops import yamlio
-from gitops.adapters import git
+from gitops.core import layout
+from gitops.core.workspace import Workspace
 from gitops.errors import RepoStateError
 
-JOURNAL = ".git/gitops/ingest.journal"  # where it lives in a plain clone (see state_path)
+JOURNAL = ".git/gitops/ingest.journal"  # where it lives in a plain clone (see Workspace.state_path)
 LOCK = ".git/gitops/ingest.lock"
 
 
-def git_dir(root: Path) -> Path:
-    """The work tree's private git directory: ``.git``, or what a linked worktree's ``.git`` file names."""
-    dot = root / ".git"
-    if dot.is_dir():
-        return dot
-    return Path(git.run(root, "rev-parse", "--absolute-git-dir").strip())
-
-
-def state_path(root: Path, *parts: str) -> Path:
-    """A file of gitops' local state (journal, lock, caches): inside the git dir, never committed."""
-    return git_dir(root).joinpath("gitops", *parts)
-
-
 @contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
+def locked(ws: Workspace) -> Iterator[None]:
     """Hold the ingest lock: one ingest per repository at a time. Recovery of a dead ingest is only
     safe when no live one is running; an OS lock (flock) is released by the kernel even on SIGKILL."""
     import fcntl
 
-    path = state_path(root, "ingest.lock")
+    root = ws.root
+    path = ws.state_path("ingest.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         try:
@@ -72,29 +60,29 @@ class Journal:
     before: dict[str, str | None] = field(default_factory=dict)  # untracked ones: old text (None: absent)
     created: list[str] = field(default_factory=list)  # new files under data/
 
-    def write(self, root: Path) -> None:
-        yamlio.write_atomic(state_path(root, "ingest.journal"), json.dumps(asdict(self), indent=1))
+    def write(self, ws: Workspace) -> None:
+        yamlio.write_atomic(ws.state_path("ingest.journal"), json.dumps(asdict(self), indent=1))
 
     @staticmethod
-    def capture(root: Path, dataset: str, version: str, paths: list[str], created: list[str]) -> Journal:
+    def capture(ws: Workspace, dataset: str, version: str, paths: list[str], created: list[str]) -> Journal:
         """A journal for changing ``paths`` (clean, or untracked) and creating ``created``.
 
         Tracked files are clean (ingest checks), so git holds their old text: the journal stays
         a few hundred bytes however large the data set file grows. Untracked ones are copied.
         """
-        tracked = set(git.run(root, "ls-files", "--", *paths).split())
-        before = {p: (root / p).read_text(encoding="utf-8") if (root / p).is_file() else None
+        tracked = set(ws.git.ls_files(paths))
+        before = {p: (ws.root / p).read_text(encoding="utf-8") if (ws.root / p).is_file() else None
                   for p in paths if p not in tracked}
-        return Journal(dataset, version, git.head(root), sorted(tracked), before, created)
+        return Journal(dataset, version, ws.git.head(), sorted(tracked), before, created)
 
 
-def clear(root: Path) -> None:
-    state_path(root, "ingest.journal").unlink(missing_ok=True)
+def clear(ws: Workspace) -> None:
+    ws.state_path("ingest.journal").unlink(missing_ok=True)
 
 
-def recover(root: Path) -> str | None:
+def recover(ws: Workspace) -> str | None:
     """Finish or undo an interrupted ingest; return what was done ("rolled back"/"rolled forward") or None."""
-    path = state_path(root, "ingest.journal")
+    path = ws.state_path("ingest.journal")
     if not path.is_file():
         return None
     try:
@@ -102,46 +90,44 @@ def recover(root: Path) -> str | None:
     except (ValueError, TypeError):
         # The journal is written atomically, so this is not our crash; refuse to guess.
         raise RepoStateError(f"{path}: unreadable ingest journal; inspect the repository and delete it") from None
-    _remove_git_locks(root)
-    if _committed(root, journal):
-        clear(root)
+    _remove_git_locks(ws)
+    if _committed(ws, journal):
+        clear(ws)
         return "rolled forward"
-    git.restore(root, journal.tracked)
+    ws.git.restore(journal.tracked)
     for rel, text in journal.before.items():
-        target = root / rel
+        target = ws.root / rel
         if text is None:
             target.unlink(missing_ok=True)
         else:
             yamlio.write_atomic(target, text)
     if journal.before:
-        git.run(root, "reset", "-q", "--", *journal.before, check=False)
+        ws.git.run("reset", "-q", "--", *journal.before, check=False)
     for rel in journal.created:
-        target = root / rel
+        target = ws.root / rel
         target.unlink(missing_ok=True)
         for tmp in target.parent.glob(f".{target.name}.*.tmp"):
             tmp.unlink(missing_ok=True)
-    clear(root)
+    clear(ws)
+    ws.forget()
     return "rolled back"
 
 
-def _committed(root: Path, journal: Journal) -> bool:
-    head = git.head(root)
+def _committed(ws: Workspace, journal: Journal) -> bool:
+    head = ws.git.head()
     if head is None or head == journal.head:
         return False
-    from gitops.registry import store
-
-    rel = store.dataset_file(journal.dataset)
-    text = git.read_blobs(root, [f"{head}:{rel}"])[f"{head}:{rel}"] or ""
+    rel = layout.dataset_file(journal.dataset)
+    text = ws.git.read_blobs([f"{head}:{rel}"])[f"{head}:{rel}"] or ""
     # cheap and sufficient: the version id appears as a key of 'versions' in the committed file
     return f"\n  {journal.version}:\n" in text
 
 
-def _remove_git_locks(root: Path) -> None:
+def _remove_git_locks(ws: Workspace) -> None:
     """Lock files a killed ``git add``/``git commit`` (our child) left behind."""
-    gitdir = git_dir(root)
-    common = gitdir if (root / ".git").is_dir() else Path(
-        git.run(root, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    branch = git.current_branch(root)
+    gitdir = ws.git.git_dir
+    common = ws.git.common_dir()
+    branch = ws.git.current_branch()
     candidates = [gitdir / "index.lock", gitdir / "HEAD.lock"]
     if branch:
         candidates.append(common / "refs" / "heads" / f"{branch}.lock")

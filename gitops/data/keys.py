@@ -7,7 +7,7 @@ The key index has two layers:
 
 * the versioned truth: one shard per batch, ``data/<name>/keys/<batch>.keys`` (one ``hash split``
   line per row), tracked by DVC with the batch itself; a clone gets it with ``dvc pull``;
-* a local lookup cache, ``.git/gitops/keys/<name>.sqlite``, so that deduping a batch costs a few
+* a local lookup cache, ``<git dir>/gitops/keys/<name>.sqlite``, so that deduping a batch costs a few
   indexed lookups instead of reading every shard. The cache records which batches it holds; when it
   disagrees with the data set (a fresh clone, a rolled-back ingest) it is rebuilt from the shards.
 """
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gitops.registry.schema import Dataset
+from gitops.core.schema import Dataset
 
 
 def key_hash(row: dict[str, Any], key: list[str]) -> str:
@@ -55,13 +55,11 @@ def shard_text(entries: Iterable[tuple[str, str]]) -> str:
 class KeyIndex:
     """The local lookup cache of one data set's key hashes (see the module docstring)."""
 
-    def __init__(self, root: Path, dataset: Dataset, stamp: str | None = None) -> None:
-        """``stamp`` names the exact data set file text ``dataset`` was parsed from (its digest): once the
-        cache has been checked against a stamp, :meth:`is_current` for the same stamp is one lookup."""
+    def __init__(self, path: Path, root: Path, dataset: Dataset, stamp: str | None = None) -> None:
+        """The cache in the sqlite file ``path`` for ``dataset`` of the work tree ``root``. ``stamp``
+        names the exact data set file text ``dataset`` was parsed from (its digest): once the cache
+        has been checked against a stamp, :meth:`is_current` for the same stamp is one lookup."""
         self.root, self.dataset, self.stamp = root, dataset, stamp
-        from gitops.data.journal import state_path
-
-        path = state_path(root, "keys", f"{dataset.name}.sqlite")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS keys (hash TEXT PRIMARY KEY, split TEXT)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import DataError
-from gitops.registry.schema import Dataset
+from gitops.core.schema import Dataset
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
            ".pq": "parquet"}

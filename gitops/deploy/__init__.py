@@ -10,10 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Loaded on first use (PEP 562): `gitops check` reads gitops.yaml through deploy.config and must not
-# pay for the sender, the signer and the notifier it never calls.
+# Loaded on first use (PEP 562): a command that only reads gitops.yaml (its hooks live in
+# gitops.core.settings) must not pay for the sender, the signer and the notifier.
 _EXPORTS = {
-    "config": ("DeployConfig", "Hook", "NotifyConfig", "parse_deploy", "parse_notify"),
     "signing": ("BadBody", "BadSignature", "MissingHeader", "ReplayCache", "ReplayedDelivery", "StaleTimestamp",
                 "WebhookRejected", "signature", "signed_headers", "verify"),
     "webhooks": ("DeliveryResult", "DeployFailed", "DeployResult", "deploy", "plan"),
@@ -21,7 +20,7 @@ _EXPORTS = {
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 # `notify` is both a submodule and its function: bind the function now, or importing the submodule
-# first would leave `gitops.deploy.notify` meaning the module. (notify.py needs only config.)
+# first would leave `gitops.deploy.notify` meaning the module.
 from gitops.deploy.notify import NotifyResult, notify  # noqa: E402
 
 
@@ -34,8 +33,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BadBody", "BadSignature", "DeliveryResult", "DeployConfig", "DeployFailed", "DeployResult", "Hook",
-    "MissingHeader", "NotifyConfig", "NotifyResult", "ReplayCache", "ReplayedDelivery", "StaleTimestamp",
-    "WebhookRejected", "deploy", "notify", "parse_deploy", "parse_notify", "plan", "signature",
-    "signed_headers", "verify",
+    "BadBody", "BadSignature", "DeliveryResult", "DeployFailed", "DeployResult", "MissingHeader", "NotifyResult",
+    "ReplayCache", "ReplayedDelivery", "StaleTimestamp", "WebhookRejected", "deploy", "notify", "plan",
+    "signature", "signed_headers", "verify",
 ]

@@ -10,11 +10,9 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-
 from gitops.adapters import http
-from gitops.deploy import config as deploy_config
-from gitops.deploy.config import NotifyConfig
+from gitops.core.settings import NotifyConfig, url_problem
+from gitops.core.workspace import Workspace
 from gitops.errors import DeployError
 
 TIMEOUT_S = 10.0
@@ -26,18 +24,18 @@ class NotifyResult:
     reason: str  # what happened, in one sentence a CLI can print
 
 
-def notify(text: str, *, root: Path | None = None, config: NotifyConfig | None = None, event: str | None = None,
+def notify(ws: Workspace | None, text: str, *, config: NotifyConfig | None = None, event: str | None = None,
            env: Mapping[str, str] | None = None) -> NotifyResult:
     """Post ``text`` to the configured chat webhook.
 
-    ``config`` defaults to ``root/gitops.yaml``'s ``notify:`` section. ``event`` (``deploy`` or
+    ``config`` defaults to the ``notify:`` section of the Workspace's ``gitops.yaml`` (none without one). ``event`` (``deploy`` or
     ``report``) sends only when listed in ``notify.on``; None always sends. Not configured, or the
     variable unset: nothing is sent and the reason says why (notifications never block a deploy).
     A webhook that refuses the message raises :class:`DeployError`.
     """
     env = os.environ if env is None else env
     if config is None:
-        config = deploy_config.load(root)[1] if root is not None else NotifyConfig()
+        config = ws.settings.notify if ws is not None else NotifyConfig()
     if not text.strip():
         raise DeployError("the notification text is empty")
     if not config.slack_webhook_env:
@@ -47,7 +45,7 @@ def notify(text: str, *, root: Path | None = None, config: NotifyConfig | None =
     url = env.get(config.slack_webhook_env, "")
     if not url:
         return NotifyResult(False, f"not sent: environment variable {config.slack_webhook_env} is not set")
-    if problem := deploy_config.url_problem(url):
+    if problem := url_problem(url):
         raise DeployError(f"{config.slack_webhook_env} {problem}")
     body = json.dumps({"text": text}).encode("utf-8")
     resp = http.post(url, body, {"Content-Type": "application/json", "User-Agent": "gitops-notify"}, TIMEOUT_S)

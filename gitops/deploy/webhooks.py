@@ -13,14 +13,15 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from gitops.adapters import git, http
-from gitops.deploy import config as deploy_config
-from gitops.deploy.config import Hook
+from gitops.adapters import http
+from gitops.core.settings import Hook
+from gitops.core.workspace import Workspace
 from gitops.deploy.signing import signed_headers
 from gitops.errors import DeployError
+from gitops.registry.changes import NULL_SHA
+from gitops.registry.diff import diff
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
@@ -109,16 +110,14 @@ def payload_values(model: str, alias: str, old: str | None, version: Any, *, com
     }
 
 
-def plan(root: Path, base: str, head: str, hooks: list[Hook], *, repository: str = ""
+def plan(ws: Workspace, base: str, head: str, hooks: list[Hook], *, repository: str = ""
          ) -> tuple[DeployResult, list[Delivery]]:
     """The deliveries ``gitops deploy`` would send for the alias moves from ``base`` to ``head``,
     and a dry-run result describing them."""
-    from gitops.registry import diff, store
-
-    head_commit = git.resolve(root, head)
-    base_commit = base if base == diff.NULL_SHA else git.resolve(root, base)
-    changes = diff.diff_refs(root, base_commit, head_commit)
-    registry = store.load(root, ref=head_commit)
+    head_commit = ws.git.resolve(head)
+    base_commit = base if base == NULL_SHA else ws.git.resolve(base)
+    changes = diff(ws, base_commit, head_commit)
+    registry = ws.registry_at(head_commit)
     result = DeployResult(base=base_commit, head=head_commit, dry_run=True)
     planned: list[Delivery] = []
     for move in changes.alias_moves:
@@ -189,7 +188,7 @@ def _snippet(text: str) -> str:
     return f": {text}" if text else ""
 
 
-def deploy(root: Path, base: str, head: str, *, dry_run: bool = False, env: Mapping[str, str] | None = None,
+def deploy(ws: Workspace, base: str, head: str, *, dry_run: bool = False, env: Mapping[str, str] | None = None,
            sleep: Callable[[float], None] = time.sleep, backoff_s: float = BACKOFF_BASE_S,
            on_result: Callable[[DeliveryResult], None] | None = None) -> DeployResult:
     """Send (or with ``dry_run`` only plan) the deploy webhooks for alias moves from ``base`` to ``head``.
@@ -199,8 +198,8 @@ def deploy(root: Path, base: str, head: str, *, dry_run: bool = False, env: Mapp
     delivery when any of them failed.
     """
     env = os.environ if env is None else env
-    hooks_cfg, _ = deploy_config.load(root)
-    result, planned = plan(root, base, head, hooks_cfg.hooks, repository=deploy_config.repository(root, dict(env)))
+    settings = ws.settings
+    result, planned = plan(ws, base, head, settings.deploy.hooks, repository=settings.repository(dict(env)))
     if dry_run or not planned:
         result.dry_run = dry_run
         return result

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 
 from gitops.eval.results import GateResult
-from gitops.registry.schema import GATE_BOUNDS, Gate
+from gitops.core.schema import GATE_BOUNDS, Gate
 
 # How each bound reads in a message, with the comparison the candidate must satisfy.
 _WORDS = {

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from gitops.errors import EvalError
-from gitops.registry.schema import GATE_BOUNDS, Version
+from gitops.core.schema import GATE_BOUNDS, Version
 
 SCHEMA_VERSION = 1
 

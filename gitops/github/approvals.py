@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 from gitops import yamlio
 from gitops.adapters.github import WRITE_PERMISSIONS, GitHub, PullInfo, Review
+from gitops.core import layout as store
+from gitops.core import schema
 from gitops.errors import GithubError, RegistryError
-from gitops.github import codeowners
-from gitops.registry import schema, store
+from gitops.github import codeowners_rules as codeowners
 
 ALIAS_PATH = re.compile(r"^registry/(?P<model>[^/]+)/aliases/(?P<alias>[^/]+)\.yaml$")
 

@@ -7,12 +7,11 @@ approvals check guards protected aliases, and merging it is the deploy event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from gitops.adapters import git
-from gitops.errors import RepoStateError, RegistryError
-from gitops.registry import refs, store
-from gitops.registry.schema import Alias
+from gitops.core import layout, refs
+from gitops.core.schema import Alias
+from gitops.core.workspace import Workspace
+from gitops.errors import RegistryError, RepoStateError
 
 
 @dataclass
@@ -45,40 +44,39 @@ def pr_text(result: PromoteResult, note: str | None) -> tuple[str, str]:
     return title, "\n".join(body)
 
 
-def promote(root: Path, ref: str, alias: str, note: str | None = None) -> PromoteResult:
+def promote(ws: Workspace, ref: str, alias: str, note: str | None = None) -> PromoteResult:
     """Commit ``alias -> version of ref`` on a new branch made from HEAD; the work tree is left on
     the branch it was on. HEAD (not the base branch) is the start so a version registered in a
     local commit (the training workflow) travels with its promotion."""
-    root = git.find_root(root)
     if problem := refs.alias_problem(alias):
         raise RegistryError(problem)
-    git.require_clean(root, "promote")
-    model, version = store.load(root).resolve(ref)
+    ws.git.require_clean("promote")
+    model, version = ws.registry().resolve(ref)
     previous = model.aliases[alias].version if alias in model.aliases else None
     if previous == version.id:
         raise RepoStateError(f"{model.name}@{alias} already points to {version.id}: nothing to promote")
     branch = branch_name(model.name, alias, version.id)
-    if git.run(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).strip():
+    if ws.git.branch_exists(branch):
         raise RepoStateError(f"branch {branch} already exists; delete it (git branch -D {branch}) or merge it")
-    start = git.current_branch(root) or git.head(root)
-    git.run(root, "checkout", "-q", "-b", branch)
+    start = ws.git.current_branch() or ws.git.head()
+    ws.git.run("checkout", "-q", "-b", branch)
     try:
-        path = store.write_alias(root, model.name, Alias(name=alias, version=version.id, note=note))
-        git.add(root, [path])
+        path = layout.write_alias(ws.root, model.name, Alias(name=alias, version=version.id, note=note))
         message = f"Promote {model.name} {version.id} to {alias}\n\nwas: {previous or 'unset'}"
-        commit = git.commit(root, message + (f"\n\n{note}" if note else ""), [path])
+        commit = ws.commit([path], message + (f"\n\n{note}" if note else ""))
     finally:
-        git.run(root, "checkout", "-q", start, check=False)
+        ws.git.run("checkout", "-q", start, check=False)
+        ws.forget()
     return PromoteResult(model.name, alias, version.id, previous, branch, commit, path)
 
 
-def open_pull_request(root: Path, result: PromoteResult, note: str | None, base: str = "main",
+def open_pull_request(ws: Workspace, result: PromoteResult, note: str | None, base: str = "main",
                       repo: str | None = None, remote: str = "origin") -> PromoteResult:
     """Push the promotion branch to ``remote`` and open its pull request against ``base``."""
     from gitops.adapters.github import connect
 
     gh = connect(repo)  # fail on a missing token before pushing anything
-    git.push(git.find_root(root), remote, f"refs/heads/{result.branch}:refs/heads/{result.branch}")
+    ws.git.push(remote, f"refs/heads/{result.branch}:refs/heads/{result.branch}")
     result.pushed = True
     title, body = pr_text(result, note)
     pr = gh.create_pull(title, body, head=result.branch, base=base)

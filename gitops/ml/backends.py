@@ -234,7 +234,7 @@ def _open_ct2(path: Path, device: str, threads: int | None) -> CT2Backend:
 
 def ct2_quantization(path: Path) -> str | None:
     """The quantization a gitops-converted ct2 directory was written with, if recorded."""
-    from gitops.convert.ct2 import META_FILE
+    from gitops.ml.loading import CT2_META_FILE as META_FILE
 
     meta = Path(path) / META_FILE
     if meta.is_file():

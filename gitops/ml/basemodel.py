@@ -50,7 +50,7 @@ class Recipe:
 
     def key(self) -> str:
         """Short hash of the recipe, the corpus bytes and the builder version."""
-        from gitops.demo.corpus import corpus_path
+        from gitops.ml.corpus import corpus_path
 
         h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())
         h.update(corpus_path().read_bytes())
@@ -122,7 +122,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _build(out_dir: Path, recipe: Recipe, progress: Progress | None) -> None:
     """Tokenizer, model, pre-training, save; the marker file is written last."""
-    from gitops.demo.corpus import load_corpus
+    from gitops.ml.corpus import load_corpus
 
     texts = [row["text"] for row in load_corpus()]
     tokenizer = train_tokenizer(texts, recipe.vocab_size, recipe.max_positions)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from gitops.errors import ConfigError, NotFoundError
 
+# Written by gitops' CTranslate2 conversion next to the model: how it was made (the ct2 files do not say).
+CT2_META_FILE = "gitops-convert.json"
 # Files that make a directory self-contained for AutoTokenizer (whichever ones exist are copied).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")

@@ -1,1 +1,2 @@
-"""The registry: models, versions, aliases and data sets as YAML files under ``registry/``."""
+"""The registry's verbs (one module each: show, create_model, register, alias, check, diff, history,
+codeowners) above their domain (changes, audit, codeowners_text)."""

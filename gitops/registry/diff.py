@@ -1,106 +1,15 @@
-"""What changed in the registry between two git refs: alias moves and new versions.
-
-Workflows use this (``gitops diff BASE HEAD --json``) to decide what to evaluate and what to deploy.
-"""
+"""``gitops diff``: alias moves and new versions between two git refs (what workflows act on)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
-from gitops.registry import refs, store
-from gitops.registry.store import Registry
+from gitops.core.reader import Registry
+from gitops.core.workspace import Workspace
+from gitops.registry.changes import NULL_SHA, RegistryDiff, diff_registries
 
 
-@dataclass(frozen=True)
-class AliasMove:
-    model: str
-    alias: str
-    old: str | None  # None: the alias is new
-    new: str | None  # None: the alias was removed
-    protected: bool
-    file: str
-    format: str | None = None  # the format of ``new`` (None when the alias was removed)
-
-
-@dataclass(frozen=True)
-class NewVersion:
-    model: str
-    version: str
-    format: str
-    parent: str | None
-    file: str
-
-
-@dataclass
-class RegistryDiff:
-    base: str
-    head: str
-    alias_moves: list[AliasMove] = field(default_factory=list)
-    new_versions: list[NewVersion] = field(default_factory=list)
-    new_models: list[str] = field(default_factory=list)
-    removed_models: list[str] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.alias_moves or self.new_versions or self.new_models or self.removed_models)
-
-    def to_dict(self) -> dict:
-        """The JSON workflows read; ``evaluate`` is the matrix of candidates to evaluate."""
-        out = asdict(self)
-        out["evaluate"] = self.evaluation_matrix()
-        return out
-
-    def evaluation_matrix(self) -> list[dict]:
-        """One entry per candidate version: those an alias moved to, then other new versions.
-
-        A version that several aliases moved to is evaluated once; ``alias`` is the protected one
-        if any (its report matters most) and ``aliases`` lists them all."""
-        entries: dict[tuple[str, str], dict] = {}
-        for move in sorted(self.alias_moves, key=lambda m: not m.protected):
-            if move.new is None:
-                continue
-            entry = entries.setdefault((move.model, move.new), {
-                "model": move.model, "version": move.new, "alias": move.alias, "aliases": [],
-                "ref": f"{move.model}@{move.new}"})
-            entry["aliases"].append(move.alias)
-        for nv in self.new_versions:
-            entries.setdefault((nv.model, nv.version), {
-                "model": nv.model, "version": nv.version, "alias": None, "aliases": [],
-                "ref": f"{nv.model}@{nv.version}"})
-        return list(entries.values())
-
-
-def diff_registries(base: Registry, head: Registry, base_name: str = "base", head_name: str = "head"
-                    ) -> RegistryDiff:
-    result = RegistryDiff(base=base_name, head=head_name)
-    result.new_models = sorted(set(head.models) - set(base.models))
-    result.removed_models = sorted(set(base.models) - set(head.models))
-    for name in sorted(head.models):
-        new_model = head.models[name]
-        old_model = base.models.get(name)
-        old_versions = old_model.versions if old_model else {}
-        for vid in sorted(set(new_model.versions) - set(old_versions), key=refs.version_number):
-            v = new_model.versions[vid]
-            result.new_versions.append(NewVersion(name, vid, v.format, v.parent, store.model_file(name)))
-        old_aliases = old_model.aliases if old_model else {}
-        for alias in sorted(set(new_model.aliases) | set(old_aliases)):
-            old = old_aliases[alias].version if alias in old_aliases else None
-            new = new_model.aliases[alias].version if alias in new_model.aliases else None
-            if old != new:
-                protected = alias in new_model.protected or bool(old_model and alias in old_model.protected)
-                fmt = new_model.versions[new].format if new in new_model.versions else None
-                result.alias_moves.append(AliasMove(name, alias, old, new, protected,
-                                                    store.alias_file(name, alias), fmt))
-    return result
-
-
-NULL_SHA = "0" * 40  # what GitHub sends as `before` for a push that creates the branch
-
-
-def diff_refs(root: Path, base: str, head: str) -> RegistryDiff:
+def diff(ws: Workspace, base: str, head: str) -> RegistryDiff:
     """Diff the registry at two git refs (``head`` may be ``WORKTREE`` for uncommitted files;
     ``base`` may be the all-zero SHA of a branch-creating push: everything at ``head`` is new)."""
-    base_reg = Registry() if base == NULL_SHA else store.load(root, ref=base)
-    head_reg = store.load(root, ref=None if head == "WORKTREE" else head)
+    base_reg = Registry() if base == NULL_SHA else ws.registry_at(base)
+    head_reg = ws.registry() if head == "WORKTREE" else ws.registry_at(head)
     return diff_registries(base_reg, head_reg, base, head)

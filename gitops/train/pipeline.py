@@ -1,6 +1,6 @@
 """``gitops train``: config -> data set version -> base model -> LoRA training -> registered version.
 
-The training itself is :func:`gitops.train.loop.train_model`; this module is the repository wiring:
+The training itself is :func:`gitops.train.lora.train_model`; this module is the repository wiring:
 resolve the references, read the data, keep a resumable work dir, write the model card, register
 the new version with its lineage. Under ``accelerate launch`` every process runs this; only the main
 process writes files, registers and commits.
@@ -18,11 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops import yamlio
-from gitops.errors import ConfigError, NotFoundError, TrainError
+from gitops.core import refs
+from gitops.core.materialize import version_files
+from gitops.core.schema import Dataset, DatasetVersion
+from gitops.core.workspace import Workspace
+from gitops.data import batches
+from gitops.errors import ConfigError, GitopsError, NotFoundError, TrainError
+from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
+from gitops.registry.alias import set_alias
+from gitops.registry.register import register
 from gitops.train import card as cardmod
-from gitops.train import config as configmod
-from gitops.train.config import TrainConfig
-from gitops.train.loop import Progress, TrainResult, train_model
+from gitops.train import train_config
+from gitops.train.lora import Progress, TrainResult, train_model
+from gitops.train.train_config import TrainConfig
 
 RUNS_DIR = ".gitops/runs"
 RELEASE_FILES = ("metrics.json", "loss_curve.json")
@@ -55,32 +63,24 @@ class TrainRun:
     commit: str | None = None
 
 
-def resolve_dataset(root: Path, ref: str) -> str:
-    """``reviews@latest`` -> ``reviews@v3``: the version recorded is the one actually read."""
-    from gitops.data.reader import resolve
-    from gitops.errors import GitopsError
-
+def resolve_dataset(ws: Workspace, ref: str) -> tuple[Dataset, DatasetVersion]:
+    """``reviews@latest`` -> the data set and its concrete version: the version recorded is the one read."""
     try:
-        dataset, version = resolve(root, ref)
+        return batches.resolve(ws, ref)
     except (NotFoundError, ConfigError):
         raise
     except GitopsError as exc:  # a malformed reference
         raise ConfigError(f"dataset: {exc}") from None
-    return f"{dataset.name}@{version.id}"
 
 
-def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
+def resolve_base(ws: Workspace, base_model: str, output_model: str) -> BaseSpec:
     """Turn ``base_model`` into something loadable: a registry ref is resolved to its weights dir
     (a ``peft-lora`` version to its base + adapter); anything else is a local dir or a hub id."""
-    from gitops.registry import store
-
-    from gitops.registry import materialize
-
-    if base_model == materialize.EMBEDDED_BASE:
+    if base_model == EMBEDDED_BASE:
         # The embedded default: built locally, recorded by name so any machine can rebuild it.
-        return BaseSpec(str(materialize.base_model_dir(root, base_model)), None, base_model, None)
+        return BaseSpec(str(base_model_dir(ws, base_model)), None, base_model, None)
     name, sep, _ = base_model.partition("@")
-    registry = store.load(root)
+    registry = ws.registry()
     if not sep or name not in registry.models:
         local = Path(base_model).expanduser()
         if sep and not local.exists():
@@ -88,7 +88,7 @@ def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
                                 f"(models: {', '.join(sorted(registry.models)) or 'none yet'})")
         return BaseSpec(str(local) if local.exists() else base_model, None, base_model, None)
     model, version = registry.resolve(base_model)
-    weights = materialize.version_files(root, model.name, version)  # pulled through DVC, md5 verified
+    weights = version_files(ws, model.name, version)  # pulled through DVC, md5 verified
     parent = version.id if model.name == output_model else None
     record = f"{model.name}@{version.id}"
     if version.format == "hf":
@@ -96,7 +96,7 @@ def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
     if version.format == "peft-lora":
         if not version.base_model:
             raise TrainError(f"base_model {record} is a LoRA adapter without a recorded base_model")
-        inner = resolve_base(root, version.base_model, output_model)
+        inner = resolve_base(ws, version.base_model, output_model)
         if inner.adapter is not None:
             raise TrainError(f"base_model {record}: adapters on adapters are not supported")
         return BaseSpec(inner.load_from, weights, record, parent)
@@ -104,20 +104,15 @@ def resolve_base(root: Path, base_model: str, output_model: str) -> BaseSpec:
                      f"use an hf or peft-lora version (its parent, {version.parent or 'none'}, for example)")
 
 
-def read_split(root: Path, dataset_ref: str, split: str, template: str) -> list[str]:
+def read_split(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: str, template: str) -> list[str]:
     """The rows of one split, each formatted with the prompt template over its columns."""
-    from gitops.data.reader import read_rows, resolve
-
-    dataset, _ = resolve(root, dataset_ref)
-    fields = configmod.template_fields(template)
+    fields = train_config.template_fields(template)
     columns = {"text", *dataset.columns}
     if unknown := sorted(set(fields) - columns):
         raise ConfigError(f"prompt.template uses {', '.join(unknown)}, which data set '{dataset.name}' does not "
                           f"have (columns: {', '.join(dataset.columns)}; 'text' is the text field)")
-    texts = []
-    for row in read_rows(root, dataset_ref, split):
-        texts.append(template.format_map({**row, "text": row[dataset.text_field]}))
-    return texts
+    return [template.format_map({**row, "text": row[dataset.text_field]})
+            for row in batches.rows_of(ws, dataset, version, split)]
 
 
 def work_dir(root: Path, cfg: TrainConfig) -> Path:
@@ -131,33 +126,34 @@ def work_dir(root: Path, cfg: TrainConfig) -> Path:
     return runs / f"{cfg.output_model}-{cfg.config_hash()[:12]}"
 
 
-def effective_config(root: Path, cfg: TrainConfig) -> tuple[TrainConfig, BaseSpec]:
+def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, BaseSpec, Dataset, DatasetVersion]:
     """The config as it actually runs: data set and registry base resolved to versions."""
-    base = resolve_base(root, cfg.base_model, cfg.output_model)
-    cfg.dataset = resolve_dataset(root, cfg.dataset)
+    base = resolve_base(ws, cfg.base_model, cfg.output_model)
+    dataset, version = resolve_dataset(ws, cfg.dataset)
+    cfg.dataset = f"{dataset.name}@{version.id}"
     cfg.base_model = base.record
-    return cfg, base
+    return cfg, base, dataset, version
 
 
-def run_train(root: Path, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
-              alias: str | None = None, push: bool = False, progress: Progress | None = None) -> TrainRun:
+def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
+          alias: str | None = None, push: bool = False, progress: Progress | None = None) -> TrainRun:
     """Train from a config file and register the result as a new version of ``output.model``."""
-    from gitops.registry import refs
-
-    cfg = configmod.load(Path(config_path), overrides)
+    cfg = train_config.read(Path(config_path), overrides)
     if alias is not None and (problem := refs.alias_problem(alias)):
         raise ConfigError(f"--alias: {problem}")
-    cfg, base = effective_config(root, cfg)
-    train = read_split(root, cfg.dataset, "train", cfg.template)
-    valid = read_split(root, cfg.dataset, "valid", cfg.template)
-    out = work_dir(root, cfg)
-    result = train_model(train, valid, base.load_from, cfg, out, resume=resume, progress=progress,
+    if push:
+        ws.check_push()
+    cfg, base, dataset, version = effective_config(ws, cfg)
+    train_texts = read_split(ws, dataset, version, "train", cfg.template)
+    valid_texts = read_split(ws, dataset, version, "valid", cfg.template)
+    out = work_dir(ws.root, cfg)
+    result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
                          base_adapter=base.adapter)
     run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,
                    parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result)
     if not result.is_main_process:
         return run
-    return _register(root, run, alias=alias, push=push)
+    return _register(ws, run, alias=alias, push=push)
 
 
 def release_dir(run: TrainRun, version: str | None, commit: str | None) -> Path:
@@ -179,28 +175,20 @@ def release_dir(run: TrainRun, version: str | None, commit: str | None) -> Path:
     return release
 
 
-def _register(root: Path, run: TrainRun, *, alias: str | None, push: bool) -> TrainRun:
-    from gitops import api
-    from gitops.adapters import git
-    from gitops.registry import store
-
-    registry = store.load(root)
+def _register(ws: Workspace, run: TrainRun, *, alias: str | None, push: bool) -> TrainRun:
+    registry = ws.registry()
     expected = registry.models[run.model].next_version_id() if run.model in registry.models else "v1"
-    commit = git.head(root)
+    commit = ws.git.head()
     release = release_dir(run, expected, commit)
-    version = api.register(root, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
-                           dataset=run.dataset, metrics=run.result.metrics, config=run.config,
-                           config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)",
-                           move=True, push=push and not alias)
+    version = register(ws, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
+                       dataset=run.dataset, metrics=run.result.metrics, config=run.config,
+                       config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)", move=True)
     run.version, run.commit = version.id, version.commit or commit
     run.path = version.path
     if alias:
-        api.set_alias(root, run.model, alias, version.id, note=f"trained from {run.dataset}")
+        set_alias(ws, run.model, alias, version.id, note=f"trained from {run.dataset}")
         run.alias = alias
-        if push:  # after the alias commit, so one push carries both commits
-            from gitops.adapters import dvc
-
-            dvc.push(root, [f"{version.path}.dvc"])
-            git.push(root)
+    if push:  # after the alias commit, so one push carries both commits
+        ws.push([f"{version.path}.dvc"], f"{run.model} {version.id} was registered")
     shutil.rmtree(run.result.out_dir, ignore_errors=True)  # registered: the checkpoints are done with
     return run

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gitops.errors import TrainError
-from gitops.train.config import TrainConfig
+from gitops.train.train_config import TrainConfig
 from gitops.train.modelio import load_base, precision_problem
 
 CHECKPOINTS = "checkpoints"

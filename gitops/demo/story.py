@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gitops import yamlio
 from gitops.errors import RepoStateError
-from gitops.registry.materialize import EMBEDDED_BASE
+from gitops.ml.bases import EMBEDDED_BASE
 
 MODEL = "review-autocomplete"
 DATASET = "reviews"
@@ -52,8 +52,8 @@ class DemoResult:
     steps: list[tuple[str, float]] = field(default_factory=list)
 
 
-def run_demo(directory: Path | None = None, *, max_steps: int = 30, eval_rows: int = 60,
-             say: Say | None = None) -> DemoResult:
+def demo(directory: Path | None = None, *, max_steps: int = 30, eval_rows: int = 60,
+         say: Say | None = None) -> DemoResult:
     """Run the loop in ``directory`` (must not exist; default: a temporary one, deleted after)."""
     say = say or (lambda _msg: None)
     start = time.perf_counter()
@@ -72,14 +72,18 @@ def run_demo(directory: Path | None = None, *, max_steps: int = 30, eval_rows: i
 
 
 def _loop(root: Path, work: Path, max_steps: int, eval_rows: int, say: Say, start: float) -> DemoResult:
-    from gitops import api
-    from gitops.convert.run import convert_version
-    from gitops.data import api as data
-    from gitops.demo.corpus import write_batches
-    from gitops.eval.run import evaluate
+    from gitops.convert.pipeline import convert
+    from gitops.core.workspace import Workspace
+    from gitops.data.create_dataset import create_dataset
+    from gitops.data.ingest import ingest
+    from gitops.eval.pipeline import evaluate
     from gitops.ml.basemodel import default_base_model
+    from gitops.ml.corpus import write_batches
+    from gitops.registry.create_model import create_model
+    from gitops.registry.show import show
     from gitops.report.render import render_report
-    from gitops.train.pipeline import run_train
+    from gitops.scaffold.init import init
+    from gitops.train.pipeline import train
 
     steps: list[tuple[str, float]] = []
 
@@ -90,34 +94,31 @@ def _loop(root: Path, work: Path, max_steps: int, eval_rows: int, say: Say, star
     step("Building the embedded base model (cached after the first run)")
     default_base_model()
     step(f"Scaffolding a GitOps repository in {root}")
-    api.init(root, remote=str(root.parent / f"{root.name}-dvc-storage"))
-    api.create_model(root, MODEL, description="Review auto-suggest (OPT + LoRA)", owners=["@acme/ml"],
-                     protect={"production": ["@acme/mlops"]}, gates=GATES)
-    data.create_dataset(root, DATASET, {"id": "string", "product": "string", "rating": "int", "text": "string"},
-                        text_field="text", key=["id"], description="Product reviews (demo corpus)")
+    ws = Workspace(init(root, remote=str(root.parent / f"{root.name}-dvc-storage")).root)
+    create_model(ws, MODEL, description="Review auto-suggest (OPT + LoRA)", owners=["@acme/ml"],
+                 protect={"production": ["@acme/mlops"]}, gates=GATES)
+    create_dataset(ws, DATASET, {"id": "string", "product": "string", "rating": "int", "text": "string"},
+                   text_field="text", key=["id"], description="Product reviews (demo corpus)")
     batches = write_batches(work / "batches", n=2)
     config = root / "train.yaml"
     yamlio.dump_file(config, train_config(max_steps))
-    from gitops.adapters import git
-
-    git.add(root, ["train.yaml"])
-    git.commit(root, "train.yaml: the declarative fine-tuning config", ["train.yaml"])
+    ws.commit(["train.yaml"], "train.yaml: the declarative fine-tuning config")
 
     step(f"Ingesting batch one ({batches[0].name})")
-    data.ingest(root, [batches[0]], DATASET)
+    ingest(ws, [batches[0]], DATASET)
     step("Training v1 (LoRA on the embedded base) and making it production")
-    run_train(root, config, alias="production")
+    train(ws, config, alias="production")
     step(f"Ingesting batch two ({batches[1].name})")
-    data.ingest(root, [batches[1]], DATASET)
+    ingest(ws, [batches[1]], DATASET)
     step("Training v2 on the grown data set, continuing from production")
-    run_train(root, config, overrides=[f"base_model={MODEL}@production"])
+    train(ws, config, overrides=[f"base_model={MODEL}@production"])
     step("Converting v2 to CTranslate2 int8 as v3 and pointing staging at it")
-    convert_version(root, f"{MODEL}@v2", quantization="int8", alias="staging")
+    convert(ws, f"{MODEL}@v2", quantization="int8", alias="staging")
 
     results = []
     for ref in (f"{MODEL}@staging", f"{MODEL}@v2"):
         step(f"Evaluating {ref} against production")
-        res = evaluate(root, ref, baseline=f"{MODEL}@production", max_rows=eval_rows, samples=6)
+        res = evaluate(ws, ref, baseline=f"{MODEL}@production", max_rows=eval_rows, samples=6)
         out = root / f"results-{res.candidate.version}.json"
         res.save(out)
         results.append(res)
@@ -127,7 +128,7 @@ def _loop(root: Path, work: Path, max_steps: int, eval_rows: int, say: Say, star
     step(f"Report written to {report}")
     summary = [_summary_line(r) for r in results]
     verdicts = {r.candidate.ref: r.verdict for r in results}
-    return DemoResult(root, report, verdicts, summary, api.show(root), time.perf_counter() - start, steps)
+    return DemoResult(root, report, verdicts, summary, show(ws), time.perf_counter() - start, steps)
 
 
 def _num(value: float) -> str:

@@ -1,6 +1,6 @@
-"""The ``deploy:`` and ``notify:`` sections of ``gitops.yaml``: which alias moves fire which webhook.
+"""``gitops.yaml``: repository settings (GitHub repo, runner labels, admins, deploy hooks, notify).
 
-Shape (every key but ``name`` and ``url`` optional)::
+Shape of the hook sections (every key but ``name`` and ``url`` optional)::
 
     deploy:
       hooks:
@@ -18,6 +18,8 @@ Shape (every key but ``name`` and ``url`` optional)::
 
 Secrets never live in the file: a hook names the environment variable that holds its secret, and a
 key that looks like an inline secret (``secret:``) is refused with a pointer to ``secret_env``.
+The whole file is read and checked here, once per Workspace, so every problem in it is reported
+together (``gitops check``) and the deploy and notify code receive parsed settings.
 """
 
 from __future__ import annotations
@@ -29,10 +31,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from gitops.registry import refs
-from gitops.registry.schema import Problems
+from gitops import yamlio
+from gitops.core import refs
+from gitops.core.schema import owners_of
+from gitops.errors import RegistryError
+from gitops.validation import Problems
 from gitops.yamlio import LineMap, plain
 
+SETTINGS_FILE = "gitops.yaml"
+TOP_KEYS = ("github", "runners", "admins", "deploy", "notify")
 HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
 NOTIFY_KEYS = ("slack_webhook_env", "on")
 NOTIFY_EVENTS = ("deploy", "report")
@@ -43,6 +50,20 @@ PLACEHOLDERS = ("event", "model", "alias", "version", "previous_version", "forma
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HOOK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_SECRET_ENV = "GITOPS_DEPLOY_SECRET"
+
+DEFAULT_TEXT = """\
+# gitops repository settings. See the README for every key.
+github:
+  repo: {repo}            # owner/name on GitHub (workflows also read GITHUB_REPOSITORY)
+runners:
+  gpu: [self-hosted, gpu]  # labels of the runner that trains and evaluates
+# People who own the GitOps machinery itself (.github/, gitops.yaml) in CODEOWNERS.
+# Empty: the owners of every protected alias.
+admins: []
+# Deploy webhooks fired when an alias listed here moves on the default branch.
+deploy:
+  hooks: []
+"""
 
 
 @dataclass
@@ -83,6 +104,83 @@ class DeployConfig:
     def hooks_for(self, model: str, alias: str) -> list[Hook]:
         return [h for h in self.hooks if h.wants(model, alias)]
 
+
+@dataclass
+class Settings:
+    """The parsed ``gitops.yaml`` (defaults when the file is missing)."""
+
+    repo: str | None = None
+    gpu_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu"])
+    admins: list[str] = field(default_factory=list)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    raw: dict = field(default_factory=dict)
+
+    def repository(self, env: dict[str, str]) -> str:
+        """``owner/name`` for payloads: ``GITHUB_REPOSITORY`` (set in Actions), else ``github.repo``."""
+        return env.get("GITHUB_REPOSITORY") or self.repo or ""
+
+
+def read(root: Path, problems: Problems | None = None) -> Settings:
+    """Read ``root/gitops.yaml``. With ``problems`` every problem is collected there and the
+    settings that parsed are returned; without, the first problems raise :class:`RegistryError`."""
+    path = root / SETTINGS_FILE
+    p = problems if problems is not None else Problems()
+    if not path.exists():
+        return Settings()
+    try:
+        doc = yamlio.load_file(path, SETTINGS_FILE)
+    except yamlio.YamlError as exc:
+        if problems is None:
+            raise
+        p.append(exc.problem)
+        return Settings()
+    before = len(p)
+    settings = parse(doc, SETTINGS_FILE, p)
+    if problems is None and len(p) > before:
+        found = p[before:]
+        raise RegistryError(found[0]) if len(found) == 1 else RegistryError(
+            f"{SETTINGS_FILE} has {len(found)} problems:", problems=found)
+    return settings
+
+
+def parse(doc: Any, src: str, p: Problems) -> Settings:
+    """The settings in a loaded ``gitops.yaml`` document; problems go to ``p``."""
+    cfg = Settings()
+    if doc is None:
+        return cfg
+    if not isinstance(doc, dict):
+        p.add(src, None, None, "gitops.yaml must be a mapping with keys: " + ", ".join(TOP_KEYS))
+        return cfg
+    cfg.raw = doc
+    for key in doc:
+        if key not in TOP_KEYS:
+            p.add(src, doc, key, f"unknown key '{key}' (allowed: {', '.join(TOP_KEYS)})")
+    github = doc.get("github") or {}
+    if not isinstance(github, dict) or set(github) - {"repo"}:
+        p.add(src, doc, "github", "github must be a mapping with 'repo: owner/name'")
+    else:
+        repo = github.get("repo")
+        if repo is not None and (not isinstance(repo, str) or repo.count("/") != 1):
+            p.add(src, github, "repo", f"github.repo '{repo}' must look like owner/name")
+        cfg.repo = repo
+    runners = doc.get("runners") or {}
+    if not isinstance(runners, dict) or set(runners) - {"gpu"} or not isinstance(runners.get("gpu", []), list):
+        p.add(src, doc, "runners", "runners must be a mapping like {gpu: [self-hosted, gpu]}")
+    elif runners.get("gpu"):
+        cfg.gpu_labels = [str(x) for x in runners["gpu"]]
+    if doc.get("admins"):
+        cfg.admins = owners_of(doc["admins"], doc, "admins", src, p, "admins")
+    cfg.deploy = parse_deploy(doc, src, p)
+    cfg.notify = parse_notify(doc, src, p)
+    return cfg
+
+
+def default_text(repo: str | None) -> str:
+    return DEFAULT_TEXT.format(repo=repo or "your-org/your-models")
+
+
+# --- deploy: and notify: -----------------------------------------------------------------------
 
 def url_problem(url: Any) -> str | None:
     """Why ``url`` cannot be a webhook URL, or None."""
@@ -239,25 +337,3 @@ def parse_notify(doc: Any, src: str, problems: Problems) -> NotifyConfig:
     else:
         cfg.on = list(on)
     return cfg
-
-
-def load(root: Path) -> tuple[DeployConfig, NotifyConfig]:
-    """The deploy and notify settings of ``root/gitops.yaml`` (missing file or sections: none).
-
-    Read through the repository's one loader, so every problem in the file is reported together.
-    """
-    from gitops.config import load_config
-
-    cfg = load_config(root)
-    deploy = cfg.deploy if isinstance(cfg.deploy, DeployConfig) else DeployConfig()
-    notify = cfg.notify if isinstance(cfg.notify, NotifyConfig) else NotifyConfig()
-    return deploy, notify
-
-
-def repository(root: Path, env: dict[str, str]) -> str:
-    """``owner/name`` for payloads: ``GITHUB_REPOSITORY`` (set in Actions), else ``github.repo``."""
-    if env.get("GITHUB_REPOSITORY"):
-        return env["GITHUB_REPOSITORY"]
-    from gitops.config import load_config
-
-    return load_config(root).repo or ""

@@ -1,28 +1,35 @@
 """``gitops eval``: a registered candidate (and its baseline) measured on a data set's holdout.
 
-Every version is loaded through its registry entry (:func:`gitops.registry.materialize.version_files`
+Every version is loaded through its registry entry (:func:`gitops.core.materialize.version_files`
 pulls it through DVC and refuses files that do not match the recorded md5), opened with the backend
 for its format, and measured by :mod:`gitops.eval.harness` with one fixed configuration, so the
 candidate and the baseline see the same rows, the same prompts and the same decoding rules. The
 model's gates are then held against the candidate. The library returns the results document; the
 CLI writes it and turns a failed gate into exit code 3.
+
+:func:`plan_eval` resolves everything (candidate, baseline, the data set version) once; the CLI
+shows the plan and hands it to :func:`evaluate`, so one command reads the registry once.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from gitops import timestamps
+from gitops.core import refs
+from gitops.core.materialize import version_files
+from gitops.core.schema import Dataset, DatasetVersion, Model, Version
+from gitops.core.workspace import Workspace
+from gitops.data import batches
 from gitops.errors import EvalError, NotFoundError
 from gitops.eval import harness
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
 from gitops.eval.results import (CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo,
                                  ModelResult, Sample)
-from gitops.registry import materialize, refs, store
-from gitops.registry.schema import Model, Version
+from gitops.ml.bases import base_model_dir
 
 AUTO = "auto"
 DEFAULT_BASELINE_ALIAS = "production"
@@ -42,20 +49,20 @@ class EvalPlan:
     dataset: str                  # NAME@vN, the concrete data set version
     split: str
     notes: list[str] = field(default_factory=list)
+    data: tuple[Dataset, DatasetVersion] | None = field(default=None, repr=False)  # what ``dataset`` names
 
 
-def plan_eval(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
+def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
               split: str = "test", baseline_rev: str | None = None) -> EvalPlan:
     """Resolve the candidate, the baseline (``auto``: ``MODEL@production`` if that alias exists)
     and the data set (default: the data set the candidate was trained on, at ``latest``).
 
     ``baseline_rev``: read the baseline's alias as it was at this git ref (a PR's base commit), so a
     PR that moves ``production`` is compared with the production it replaces."""
-    reg = store.load(root)
-    model, version = reg.resolve(ref)
+    model, version = ws.registry().resolve(ref)
     notes: list[str] = []
     if baseline_rev is not None and baseline is not None:
-        base_ref = _baseline_at(root, baseline_rev, model, version, baseline, notes)
+        base_ref = _baseline_at(ws, baseline_rev, model, version, baseline, notes)
     else:
         base_ref = _plan_baseline(model, version, baseline, notes)
     if dataset is None:
@@ -64,8 +71,8 @@ def plan_eval(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str
                             f"--dataset NAME@latest")
         dataset = f"{refs.parse_ref(version.dataset, 'data set').name}@latest"
         notes.append(f"data set: {dataset} (the candidate was trained on {version.dataset})")
-    resolved = _resolve_dataset(root, dataset)
-    return EvalPlan(model.name, ref, base_ref, resolved, split, notes)
+    data = batches.resolve(ws, dataset)
+    return EvalPlan(model.name, ref, base_ref, f"{data[0].name}@{data[1].id}", split, notes, data)
 
 
 def _plan_baseline(model: Model, version: Version, baseline: str | None, notes: list[str]) -> str | None:
@@ -84,14 +91,14 @@ def _plan_baseline(model: Model, version: Version, baseline: str | None, notes: 
     return f"{model.name}@{DEFAULT_BASELINE_ALIAS}"
 
 
-def _baseline_at(root: Path, rev: str, model: Model, version: Version, baseline: str,
+def _baseline_at(ws: Workspace, rev: str, model: Model, version: Version, baseline: str,
                  notes: list[str]) -> str | None:
     """Pin ``baseline`` to the version it named at git ref ``rev`` (versions are immutable, so that
     version is still registered now). An alias that did not exist then means no baseline."""
     if baseline == AUTO:
         baseline = f"{model.name}@{DEFAULT_BASELINE_ALIAS}"
     try:
-        old_model, old_version = store.load(root, ref=rev).resolve(baseline)
+        old_model, old_version = ws.registry_at(rev).resolve(baseline)
     except NotFoundError:
         notes.append(f"no baseline: {baseline} did not exist at {rev} (relative gates are skipped)")
         return None
@@ -102,20 +109,14 @@ def _baseline_at(root: Path, rev: str, model: Model, version: Version, baseline:
     return f"{old_model.name}@{old_version.id}"
 
 
-def _resolve_dataset(root: Path, ref: str) -> str:
-    from gitops.data.reader import resolve
-
-    dataset, version = resolve(root, ref)
-    return f"{dataset.name}@{version.id}"
-
-
-def evaluate(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
+def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
              split: str = "test", samples: int = 8, max_new_tokens: int = 16, batch_size: int = 16,
              device: str = "cpu", max_rows: int | None = None, threads: int | None = None,
              alias: str | None = None, progress: Progress | None = None,
-             baseline_rev: str | None = None) -> EvalResults:
+             baseline_rev: str | None = None, plan: EvalPlan | None = None) -> EvalResults:
     """Evaluate ``ref`` (and its baseline) on ``split`` of the data set; return the results document.
 
+    ``plan`` is what :func:`plan_eval` returned for these arguments (planned here when None).
     ``max_rows`` caps the holdout rows scored (the first ones, in data set order). ``alias`` is the
     alias the candidate is proposed for (default: the alias ``ref`` names, if it names one). Gates
     are evaluated and recorded; raising :class:`GateFailed` is the caller's choice (the CLI does,
@@ -123,18 +124,18 @@ def evaluate(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str 
     """
     if samples < 0 or max_new_tokens < 1 or batch_size < 1 or (max_rows is not None and max_rows < 1):
         raise EvalError("samples must be >= 0, and max_new_tokens, batch_size and max_rows >= 1")
-    plan = plan_eval(root, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
-    texts = _holdout_texts(root, plan, max_rows)
+    if plan is None:
+        plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    texts = _holdout_texts(ws, plan, max_rows)
     prompts = harness.make_prompts(texts)
     config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples)
-    reg = store.load(root)
-    cand, cand_done = _evaluate_one(root, reg, plan.candidate, texts, prompts, config, device, threads,
+    cand, cand_done = _evaluate_one(ws, plan.candidate, texts, prompts, config, device, threads,
                                     _prefixed(progress, "candidate"))
     base, base_done = None, None
     if plan.baseline is not None:
-        base, base_done = _evaluate_one(root, reg, plan.baseline, texts, prompts, config, device, threads,
+        base, base_done = _evaluate_one(ws, plan.baseline, texts, prompts, config, device, threads,
                                         _prefixed(progress, "baseline"))
-    model = reg.model(plan.model)
+    model = ws.registry().model(plan.model)
     gates = evaluate_gates(model.gates, cand.metrics, base.metrics if base is not None else None)
     shown = len(cand_done.completions)
     sample_rows = [Sample(prompt=p.text, candidate=cand_done.completions[i], reference=p.reference,
@@ -144,7 +145,7 @@ def evaluate(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str 
     if alias is None and parsed.ref and not parsed.is_version and parsed.ref != "latest":
         alias = parsed.ref
     return EvalResults(
-        created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        created_at=timestamps.utc_now(),
         model=plan.model, alias=alias,
         dataset=DatasetInfo(ref=plan.dataset, split=split, rows=cand_done.rows),
         generation=GenerationInfo(max_new_tokens=max_new_tokens, greedy=True, batch_size=batch_size,
@@ -153,31 +154,31 @@ def evaluate(root: Path, ref: str, *, baseline: str | None = AUTO, dataset: str 
         environment=Environment.collect(_device_label(device)))
 
 
-def _holdout_texts(root: Path, plan: EvalPlan, max_rows: int | None) -> list[str]:
-    from gitops.data.reader import read_texts
-
-    texts = [t for t in read_texts(root, plan.dataset, plan.split) if isinstance(t, str) and t.strip()]
+def _holdout_texts(ws: Workspace, plan: EvalPlan, max_rows: int | None) -> list[str]:
+    dataset, version = plan.data or batches.resolve(ws, plan.dataset)
+    texts = [row[dataset.text_field] for row in batches.rows_of(ws, dataset, version, plan.split)]
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise EvalError(f"data set {plan.dataset} has no rows in split '{plan.split}'; ingest more data "
                         "or choose another --split")
     return texts[:max_rows] if max_rows is not None else texts
 
 
-def _evaluate_one(root: Path, reg: store.Registry, ref: str, texts: list[str], prompts: list[Prompt],
+def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Prompt],
                   config: MeasureConfig, device: str, threads: int | None,
                   progress: Progress | None) -> tuple[ModelResult, harness.Measurement]:
     """Load one version through DVC (md5-checked), measure it, close it."""
     from gitops.ml.backends import open_backend
 
-    model, version = reg.resolve(ref)
+    model, version = ws.registry().resolve(ref)
     if version.format not in ("hf", "peft-lora", "ct2"):
         raise EvalError(f"{model.name}@{version.id} has format '{version.format}', which gitops eval "
                         "cannot run (hf, peft-lora and ct2 can)")
     _check_device(device, version.format)
     if progress is not None:
         progress("loading", 0, 1)
-    path = materialize.version_files(root, model.name, version)
-    base_dir = _base_dir(root, model, version)
+    path = version_files(ws, model.name, version)
+    base_dir = _base_dir(ws, model, version)
     with open_backend(path, version.format, base_dir=base_dir, device=device, threads=threads) as backend:
         measured = harness.measure(backend, texts, prompts, config, weights_dir=path, progress=progress)
     result = ModelResult.from_version(ref, version, measured.metrics, read_curve(path))
@@ -202,10 +203,10 @@ def _check_device(device: str, fmt: str) -> None:
                         "use --device cpu")
 
 
-def _base_dir(root: Path, model: Model, version: Version) -> Path | None:
+def _base_dir(ws: Workspace, model: Model, version: Version) -> Path | None:
     if version.format != "peft-lora":
         return None
-    base = materialize.base_model_dir(root, version.base_model)
+    base = base_model_dir(ws, version.base_model)
     if base is not None and not isinstance(base, Path):
         raise NotFoundError(f"{model.name}@{version.id}: its base model '{base}' is neither a registry "
                             "version nor a local directory")

@@ -1,0 +1,169 @@
+"""The one content cache of parsed registry files (model.yaml, data set files).
+
+Parsing a ``model.yaml`` with a thousand versions costs ~0.1 s; reading its validated form back as
+JSON costs a few ms. An entry is keyed by the file's content digest (sha256) plus a *fingerprint*
+of the code that validated it (the gitops version and the bytes of the schema, validation and YAML
+modules), so an edited file or an upgraded gitops can never see a stale parse. Only files that
+validated cleanly are cached (invalid ones are parsed again so their messages keep their lines);
+files under 4 KiB are not cached at all (parsing them is faster than a lookup).
+
+Layout: one *chain* file per registry file, ``<git dir>/gitops/cache/<hash of its path>.chain``.
+Line one is a snapshot (fingerprint, digest, plain data); each later line records one version
+appended to the text (``prev`` and ``digest`` of the text before and after, the version's plain
+fields), which is what ``gitops register`` and ``gitops ingest`` do. So the thousandth append costs
+one short line, not a rewrite, and a lookup replays the chain up to the line whose digest matches
+the text (a rolled-back append simply stops the replay one line early and is cut off). Same text,
+same result: the cache never disagrees with a fresh parse (a test checks).
+
+The cache stores plain data, never pickles or dataclass dumps: what it reads back is rebuilt
+through the schema's own constructors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = 2  # bump when the chain lines change meaning: an old file then simply misses
+MIN_SIZE = 4096
+
+
+def digest(text: str) -> str:
+    """The content key of a text (sha256; ~1 ms per MB)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_FINGERPRINT: str | None = None
+
+
+def fingerprint() -> str:
+    """The gitops version plus a hash of the code that decides what a parse returns."""
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        from gitops import __version__, validation, yamlio
+        from gitops.core import refs, schema
+
+        h = hashlib.sha256(__version__.encode())
+        for module in (schema, refs, validation, yamlio):
+            h.update(Path(module.__file__).read_bytes())
+        _FINGERPRINT = h.hexdigest()[:16]
+    return _FINGERPRINT
+
+
+@dataclass
+class Entry:
+    """A cached parse: the plain data, and whether ``versions:`` is the text's last block."""
+
+    data: dict[str, Any]
+    versions_last: bool
+
+
+class ContentCache:
+    """Parsed registry files by content, on disk under ``directory`` (None: a read-only or
+    bare checkout, where nothing is cached) and in memory for this Workspace."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._memory: dict[tuple[str, str], Entry] = {}
+
+    def _chain(self, rel: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / (hashlib.sha1(rel.encode()).hexdigest()[:20] + ".chain")
+
+    def get(self, rel: str, text: str, key: str, *, current: bool = True) -> Entry | None:
+        """The cached parse of ``text`` (whose digest is ``key``), or None. ``current``: the text is
+        the work tree's, so chain lines past it are from a rolled-back append and are cut off."""
+        found = self._memory.get((rel, key))
+        if found is not None or len(text) < MIN_SIZE:
+            return found
+        path = self._chain(rel)
+        if path is None:
+            return None
+        try:
+            raw = path.read_bytes()
+            found, end = _replay(raw, key)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # no cache, or one this code cannot read: parse instead
+        if found is None:
+            return None
+        if current and end < len(raw):  # lines past the match belong to a rolled-back append: drop them
+            try:
+                os.truncate(path, end)
+            except OSError:
+                pass
+        self._memory[(rel, key)] = found
+        return found
+
+    def put(self, rel: str, text: str, key: str, entry: Entry, *, persist: bool = True) -> None:
+        """Remember a full parse (``persist``: also on disk, replacing the chain: one snapshot line)."""
+        self._memory[(rel, key)] = entry
+        path = self._chain(rel)
+        if not persist or path is None or len(text) < MIN_SIZE:
+            return
+        head = {"format": FORMAT, "fingerprint": fingerprint(), "digest": key, "last": entry.versions_last,
+                "data": entry.data}
+        _write(path, json.dumps(head, separators=(",", ":")) + "\n", replace=True)
+
+    def append(self, rel: str, prev: str, key: str, text: str, version_id: str, fields: dict[str, Any]) -> None:
+        """Remember that ``version_id`` was appended to the text ``prev``, giving ``text`` (digest ``key``):
+        one line added to the chain (a snapshot when there is no chain yet)."""
+        before = self._memory.get((rel, prev))
+        if before is None:
+            return  # the parse of ``prev`` is unknown here: the next reader parses the new text
+        after = Entry({**before.data, "versions": {**before.data["versions"], version_id: fields}}, True)
+        path = self._chain(rel)
+        if path is None or len(text) < MIN_SIZE or not path.is_file():
+            self.put(rel, text, key, after)
+            return
+        self._memory[(rel, key)] = after
+        line = {"prev": prev, "digest": key, "id": version_id, "fields": fields}
+        _write(path, json.dumps(line, separators=(",", ":")) + "\n", replace=False)
+
+    def forget(self) -> None:
+        """Drop the in-memory layer (the disk layer is keyed by content and needs no forgetting)."""
+        self._memory.clear()
+
+
+def _replay(raw: bytes, key: str) -> tuple[Entry | None, int]:
+    """The entry after the chain line whose digest is ``key``, and the byte offset past that line."""
+    lines = raw.split(b"\n")
+    head = json.loads(lines[0])
+    if head.get("format") != FORMAT or head.get("fingerprint") != fingerprint():
+        return None, 0
+    data, at, offset = head["data"], head["digest"], len(lines[0]) + 1
+    if at == key:
+        return Entry(data, head["last"]), offset
+    versions = dict(data["versions"])
+    for line in lines[1:]:
+        try:
+            step = json.loads(line)
+        except ValueError:  # the end, or a torn last line (killed mid-append)
+            break
+        if step.get("prev") != at:
+            break
+        versions[step["id"]] = step["fields"]
+        at, offset = step["digest"], offset + len(line) + 1
+        if at == key:
+            return Entry({**data, "versions": versions}, True), offset
+    return None, 0
+
+
+def _write(path: Path, text: str, *, replace: bool) -> None:
+    """Write a chain (atomically when replacing; an append is one short write). A read-only
+    checkout still works, just slower."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if replace:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        else:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(text)
+    except OSError:
+        pass

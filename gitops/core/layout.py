@@ -1,0 +1,100 @@
+"""Where registry files live, and the writers that change them.
+
+Writers keep people's files readable: ``model.yaml`` and data set files gain a version by
+*appending* text when ``versions:`` is their last block (the layout gitops writes), so existing
+lines and comments are never rewritten and the thousandth version costs what the tenth did; the
+content cache learns the appended version in one line (:meth:`ContentCache.append`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gitops import yamlio
+from gitops.core import refs
+from gitops.core.cache import ContentCache, digest
+from gitops.core.schema import Alias, Dataset, Model
+
+REGISTRY = "registry"
+DATASETS = "datasets"
+
+
+def model_file(name: str) -> str:
+    return f"{REGISTRY}/{name}/model.yaml"
+
+
+def alias_file(model: str, alias: str) -> str:
+    return f"{REGISTRY}/{model}/aliases/{alias}.yaml"
+
+
+def aliases_dir(model: str) -> str:
+    return f"{REGISTRY}/{model}/aliases/"
+
+
+def dataset_file(name: str) -> str:
+    return f"{REGISTRY}/{DATASETS}/{name}.yaml"
+
+
+def version_dir(model: str, version: str) -> str:
+    return f"models/{model}/{version}"
+
+
+def versions_last(text: str) -> bool:
+    """Whether the last top-level line of the YAML text is ``versions:`` (read from the end: O(tail))."""
+    end = len(text)
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if line and not line[0].isspace() and line[0] != "#":
+            return line.rstrip() == "versions:"
+        end = start - 1
+    return False
+
+
+def _sorted_versions(versions: dict[str, Any]) -> dict[str, Any]:
+    return {vid: v.to_dict() for vid, v in sorted(versions.items(), key=lambda kv: refs.version_number(kv[0]))}
+
+
+def write_model(root: Path, model: Model) -> str:
+    """Write the whole ``model.yaml`` (header, then every version in order)."""
+    rel = model_file(model.name)
+    yamlio.dump_file(root / rel, {**model.header_dict(), "versions": _sorted_versions(model.versions)})
+    return rel
+
+
+def write_dataset(root: Path, dataset: Dataset) -> str:
+    """Write the whole data set file (header, then every version in order)."""
+    rel = dataset_file(dataset.name)
+    yamlio.dump_file(root / rel, {**dataset.header_dict(), "versions": _sorted_versions(dataset.versions)})
+    return rel
+
+
+def write_alias(root: Path, model: str, alias: Alias) -> str:
+    rel = alias_file(model, alias.name)
+    data: dict[str, object] = {"version": alias.version}
+    if alias.note:
+        data["note"] = alias.note
+    yamlio.dump_file(root / rel, data)
+    return rel
+
+
+def append_version(root: Path, cache: ContentCache, rel: str, version: Any, fields: dict[str, Any],
+                   rewrite: Callable[[], object]) -> str:
+    """Add ``version`` (a model or data set version; ``fields`` its plain data) to the file ``rel``;
+    return the digest of the new text.
+
+    Appended as text when ``versions:`` ends the file, else ``rewrite()`` writes the whole file
+    (once: the rewrite puts ``versions:`` last). Atomic either way."""
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    if not versions_last(text):
+        rewrite()
+        return digest(path.read_text(encoding="utf-8"))
+    entry = yamlio.dumps({version.id: version.to_dict()})
+    new = text.rstrip("\n") + "\n" + "".join(f"  {line}\n" if line else "\n" for line in entry.splitlines())
+    yamlio.write_atomic(path, new)
+    key = digest(new)
+    cache.append(rel, digest(text), key, new, version.id, fields)
+    return key

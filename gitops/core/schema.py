@@ -1,0 +1,487 @@
+"""Validated shapes of the files people edit under ``registry/``.
+
+Each ``parse_*`` function takes a loaded YAML document and returns a dataclass, or records every
+problem it finds in a :class:`Problems` list (file, line, key, message) and returns None. Records
+are described as specs (:mod:`gitops.validation`); checks that span keys (a parent that must
+exist, a text field that must be a column) follow in code. The loader is on the hot path of
+``gitops show``: a version record is one spec walk, about 5 us.
+
+``to_plain``/``from_plain`` give the plain data the content cache stores (:mod:`gitops.core.cache`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from gitops.core import refs
+from gitops.validation import REQUIRED, Field, Invalid, MapOf, Problems, Record, Scalar, Typed, validate
+from gitops.yamlio import LineMap
+
+FORMATS = ("peft-lora", "hf", "ct2", "prompt")
+QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+COLUMN_TYPES = ("string", "int", "float", "bool")
+OWNER_RE = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+GATE_BOUNDS = ("max", "min", "max_increase_pct", "max_decrease_pct")
+DEFAULT_SPLITS = {"train": 0.8, "valid": 0.1, "test": 0.1}
+
+
+@dataclass
+class Version:
+    id: str
+    format: str
+    path: str
+    md5: str
+    created_at: str = ""
+    author: str = ""
+    commit: str | None = None
+    parent: str | None = None
+    base_model: str | None = None
+    dataset: str | None = None
+    quantization: str | None = None
+    config: dict[str, Any] | None = None
+    config_hash: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": self.format, "path": self.path, "md5": self.md5}
+        for key in ("quantization", "parent", "base_model", "dataset", "config_hash", "config", "commit",
+                    "created_at", "author", "note"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                out[key] = value
+        if self.metrics:
+            out["metrics"] = dict(self.metrics)
+        return out
+
+
+@dataclass
+class Gate:
+    metric: str
+    max: float | None = None
+    min: float | None = None
+    max_increase_pct: float | None = None
+    max_decrease_pct: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, **{k: getattr(self, k) for k in GATE_BOUNDS if getattr(self, k) is not None}}
+
+
+@dataclass
+class Alias:
+    name: str
+    version: str
+    note: str | None = None
+
+
+@dataclass
+class Model:
+    name: str
+    description: str = ""
+    task: str = "text-generation"
+    owners: list[str] = field(default_factory=list)
+    protected: dict[str, list[str]] = field(default_factory=dict)
+    gates: list[Gate] = field(default_factory=list)
+    versions: dict[str, Version] = field(default_factory=dict)
+    aliases: dict[str, Alias] = field(default_factory=dict)
+
+    def latest(self) -> Version | None:
+        if not self.versions:
+            return None
+        return self.versions[max(self.versions, key=refs.version_number)]
+
+    def next_version_id(self) -> str:
+        return f"v{max((refs.version_number(v) for v in self.versions), default=0) + 1}"
+
+    def header_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "description": self.description, "task": self.task,
+                               "owners": list(self.owners)}
+        if self.protected:
+            out["protected"] = {k: list(v) for k, v in self.protected.items()}
+        if self.gates:
+            out["gates"] = [g.to_dict() for g in self.gates]
+        return out
+
+
+@dataclass
+class DatasetVersion:
+    id: str
+    rows: int
+    splits: dict[str, int]
+    batch: str
+    md5: str
+    source: str = ""
+    commit: str | None = None
+    created_at: str = ""
+    author: str = ""
+    total_rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"rows": self.rows, "splits": dict(self.splits), "batch": self.batch, "md5": self.md5}
+        for key in ("total_rows", "source", "commit", "created_at", "author"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                out[key] = value
+        return out
+
+
+@dataclass
+class Dataset:
+    name: str
+    columns: dict[str, str]
+    text_field: str
+    key: list[str]
+    splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
+    description: str = ""
+    versions: dict[str, DatasetVersion] = field(default_factory=dict)
+
+    def latest(self) -> DatasetVersion | None:
+        if not self.versions:
+            return None
+        return self.versions[max(self.versions, key=refs.version_number)]
+
+    def header_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "columns": dict(self.columns),
+                "text_field": self.text_field, "key": list(self.key), "splits": dict(self.splits)}
+
+
+# --- value rules ---------------------------------------------------------------------------------
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what metrics, gates and splits hold."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def safe_relpath(path: str) -> str | None:
+    """Why ``path`` may not be used as a repository path, or None when it is a plain relative path."""
+    if not path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        return f"'{path}' must be a path relative to the repository"
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if ".." in parts:
+        return f"'{path}' escapes the repository ('..' is not allowed)"
+    return None
+
+
+def owners_of(value: Any, doc: Any, key: Any, src: str, p: Problems, what: str) -> list[str]:
+    """The valid owners in ``value`` (a name or a list); every bad one is a problem."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+        p.add(src, doc, key, f"{what} must be a list of owners like '@org/team', '@user' or an e-mail")
+        return []
+    bad = [o for o in value if not OWNER_RE.match(o)]
+    for o in bad:
+        p.add(src, doc, key, f"{what}: '{o}' is not an owner ('@org/team', '@user' or an e-mail)")
+    return [o for o in value if o not in bad]
+
+
+def _one_of(name: str, allowed: tuple[str, ...]) -> Any:
+    return lambda v: None if v in allowed else f"{name} '{v}' is not one of {', '.join(allowed)}"
+
+
+def _path_rule(name: str) -> Any:
+    return lambda v: f"{name} {why}" if (why := safe_relpath(v)) else None
+
+
+def _md5_rule(v: str) -> str | None:
+    return None if MD5_RE.match(v) else f"md5 '{v}' is not an md5 (32 hex digits, '.dir' for directories)"
+
+
+def _parent_rule(v: str) -> str | None:
+    return None if refs.is_version(v) else "parent must be a version id like v1"
+
+
+def _metrics(value: Any) -> Any:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and is_number(v) for k, v in value.items()):
+        raise Invalid("metrics must map names to numbers")
+    return dict(value)
+
+
+class _Metrics(Scalar):
+    def conform(self, value: Any, path: str, ctx: Any, node: Any = None, key: Any = None) -> Any:
+        try:
+            return _metrics(value or {})
+        except Invalid as exc:
+            record = path.rsplit(".", 1)[0]
+            raise Invalid(f"{record}: {exc.message}", node, key, path) from None
+
+
+_TEXT = Scalar("str", nullable=True)
+_REGISTRY_WORDS = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
+                   "missing": "{record} is missing the required key '{key}'",
+                   "not_mapping": "{record} must be a mapping"}
+
+VERSION_SPEC = Record({
+    "format": Field(Scalar("str", rule=_one_of("format", FORMATS)), REQUIRED),
+    "path": Field(Scalar("str", rule=_path_rule("path")), REQUIRED),
+    "md5": Field(Scalar("str", rule=_md5_rule), REQUIRED),
+    "quantization": Field(Scalar("str", nullable=True, rule=_one_of("quantization", QUANTIZATIONS))),
+    "parent": Field(Scalar("str", nullable=True, label="a version id like v1", rule=_parent_rule)),
+    "base_model": Field(_TEXT), "dataset": Field(_TEXT),
+    "config": Field(Typed((dict,), "a mapping", nullable=True)),
+    "config_hash": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
+    "metrics": Field(_Metrics("number"), {}), "note": Field(_TEXT),
+}, what="version", **_REGISTRY_WORDS)
+VERSION_KEYS = tuple(VERSION_SPEC.fields)
+
+DATASET_VERSION_SPEC = Record({
+    "rows": Field(Scalar("int", minimum=0, label="a whole number"), REQUIRED),
+    "total_rows": Field(Scalar("int", minimum=0, nullable=True, label="a whole number")),
+    "splits": Field(MapOf(Scalar("int"), label="a mapping of split names to row counts"), REQUIRED),
+    "batch": Field(Scalar("str", rule=_path_rule("batch")), REQUIRED),
+    "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.match(v) else f"md5 '{v}' is not an md5"), REQUIRED),
+    "source": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
+}, what="data set version", **_REGISTRY_WORDS)
+DATASET_VERSION_KEYS = tuple(DATASET_VERSION_SPEC.fields)
+
+ALIAS_SPEC = Record({
+    "version": Field(Scalar("str", label="a version id like v1",
+                            rule=lambda v: None if refs.is_version(v) else f"version '{v}' must look like v1, v2, ..."),
+                     REQUIRED),
+    "note": Field(_TEXT),
+}, what="alias", **_REGISTRY_WORDS)
+
+MODEL_KEYS = ("name", "description", "task", "owners", "protected", "gates", "versions")
+DATASET_KEYS = ("name", "description", "columns", "text_field", "key", "splits", "versions")
+
+
+# --- model.yaml ----------------------------------------------------------------------------------
+
+def _keys(doc: LineMap, allowed: tuple[str, ...], required: tuple[str, ...], src: str, p: Problems,
+          what: str) -> None:
+    for key in doc:
+        if key not in allowed:
+            p.add(src, doc, key, f"unknown key '{key}' in {what} (allowed: {', '.join(allowed)})")
+    for key in required:
+        if key not in doc:
+            p.add(src, doc, None, f"{what} is missing the required key '{key}'")
+
+
+def _text(doc: LineMap, key: str, src: str, p: Problems, what: str) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        p.add(src, doc, key, f"{what}.{key} must be a string, not {type(value).__name__}")
+        return None
+    return value
+
+
+def parse_model(doc: Any, src: str, dirname: str, p: Problems) -> Model | None:
+    """``registry/<dirname>/model.yaml`` as a :class:`Model` (None, with problems in ``p``, if invalid)."""
+    start = len(p)
+    if not isinstance(doc, LineMap):
+        p.add(src, None, None, "model.yaml must be a mapping with keys: " + ", ".join(MODEL_KEYS))
+        return None
+    _keys(doc, MODEL_KEYS, ("name",), src, p, "model")
+    name = _text(doc, "name", src, p, "model") or dirname
+    if name != dirname:
+        p.add(src, doc, "name", f"name '{name}' does not match its directory 'registry/{dirname}'")
+    if problem := refs.name_problem(dirname):
+        p.add(src, doc, "name", problem)
+    model = Model(name=dirname, description=_text(doc, "description", src, p, "model") or "",
+                  task=_text(doc, "task", src, p, "model") or "text-generation")
+    if "owners" in doc:
+        model.owners = owners_of(doc["owners"], doc, "owners", src, p, "owners")
+    model.protected = _protected(doc.get("protected") or {}, doc, src, p)
+    model.gates = _parse_gates(doc.get("gates"), doc, src, p)
+    versions = doc.get("versions") or {}
+    if not isinstance(versions, dict):
+        p.add(src, doc, "versions", "versions must map version ids (v1, v2, ...) to version records")
+    else:
+        model.versions = _versions(versions, src, p)
+        for version in model.versions.values():
+            if version.parent and refs.is_version(version.parent) and version.parent not in model.versions:
+                p.add(src, versions.get(version.id), "parent",
+                      f"version {version.id}: parent {version.parent} does not exist")
+    return model if len(p) == start else None
+
+
+def _protected(protected: Any, doc: LineMap, src: str, p: Problems) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if not isinstance(protected, dict):
+        p.add(src, doc, "protected", "protected must map alias names to owners, e.g. production: ['@org/mlops']")
+        return out
+    for alias, owners in protected.items():
+        if problem := refs.alias_problem(str(alias)):
+            p.add(src, protected, alias, f"protected: {problem}")
+        if owners in (None, "", []):
+            p.add(src, protected, alias, f"protected alias '{alias}' needs at least one owner")
+            continue
+        out[str(alias)] = owners_of(owners, protected, alias, src, p, f"protected.{alias}")
+    return out
+
+
+def _versions(versions: LineMap, src: str, p: Problems) -> dict[str, Version]:
+    out: dict[str, Version] = {}
+    for vid, record in versions.items():
+        if not isinstance(vid, str) or not refs.is_version(vid):
+            p.add(src, versions, vid, f"version id '{vid}' must look like v1, v2, v3 ...")
+            continue
+        if not isinstance(record, LineMap):
+            p.add(src, versions, vid, f"version {vid} must be a mapping with format, path and md5")
+            continue
+        fields = validate(VERSION_SPEC, record, src, p, path=f"version {vid}")
+        if fields is not None:
+            out[vid] = Version(id=vid, **fields)
+    return out
+
+
+def _parse_gates(gates: Any, doc: LineMap, src: str, p: Problems) -> list[Gate]:
+    if gates is None:
+        return []
+    if not isinstance(gates, list):
+        p.add(src, doc, "gates", "gates must be a list like [{metric: perplexity, max_increase_pct: 2}]")
+        return []
+    out = []
+    for gate in gates:
+        if not isinstance(gate, LineMap) or not isinstance(gate.get("metric"), str):
+            p.add(src, gate if isinstance(gate, LineMap) else doc, None if isinstance(gate, LineMap) else "gates",
+                  "each gate needs 'metric' and one bound of: " + ", ".join(GATE_BOUNDS))
+            continue
+        _keys(gate, ("metric", *GATE_BOUNDS), ("metric",), src, p, "gate")
+        bounds = {k: gate[k] for k in GATE_BOUNDS if k in gate}
+        if not bounds:
+            p.add(src, gate, None, f"gate on '{gate['metric']}' has no bound (one of {', '.join(GATE_BOUNDS)})")
+        for k, v in bounds.items():
+            if not is_number(v):
+                p.add(src, gate, k, f"gate on '{gate['metric']}': {k} must be a number")
+        out.append(Gate(metric=gate["metric"], **{k: float(v) for k, v in bounds.items() if is_number(v)}))
+    return out
+
+
+# --- aliases/<alias>.yaml ------------------------------------------------------------------------
+
+def parse_alias(doc: Any, src: str, name: str, p: Problems) -> Alias | None:
+    if problem := refs.alias_problem(name):
+        p.add(src, None, None, problem)
+        return None
+    if not isinstance(doc, LineMap):
+        p.add(src, None, None, "an alias file must be a mapping with 'version' (and optionally 'note')")
+        return None
+    fields = validate(ALIAS_SPEC, doc, src, p, path=f"alias '{name}'")
+    return Alias(name=name, **fields) if fields is not None else None
+
+
+# --- datasets/<name>.yaml ------------------------------------------------------------------------
+
+def parse_dataset(doc: Any, src: str, stem: str, p: Problems) -> Dataset | None:
+    """``registry/datasets/<stem>.yaml`` as a :class:`Dataset` (None, with problems in ``p``, if invalid)."""
+    start = len(p)
+    if not isinstance(doc, LineMap):
+        p.add(src, None, None, "a data set file must be a mapping with keys: " + ", ".join(DATASET_KEYS))
+        return None
+    _keys(doc, DATASET_KEYS, ("name", "columns", "text_field", "key"), src, p, "data set")
+    name = _text(doc, "name", src, p, "data set")
+    if name is not None and name != stem:
+        p.add(src, doc, "name", f"name '{name}' does not match the file name '{stem}.yaml'")
+    if problem := refs.name_problem(stem, "data set"):
+        p.add(src, doc, "name", problem)
+    columns = _columns(doc, src, p)
+    text_field = _text(doc, "text_field", src, p, "data set")
+    if text_field is not None and columns and text_field not in columns:
+        p.add(src, doc, "text_field", f"text_field '{text_field}' is not one of the columns")
+    key = _key(doc, columns, src, p)
+    splits = doc.get("splits", DEFAULT_SPLITS)
+    if (not isinstance(splits, dict) or not splits or not all(is_number(v) and v >= 0 for v in splits.values())
+            or abs(sum(splits.values()) - 1.0) > 1e-6):
+        p.add(src, doc, "splits", "splits must map split names to fractions that add up to 1")
+        splits = {}
+    versions = _dataset_versions(doc, src, p)
+    description = _text(doc, "description", src, p, "data set") or ""
+    if len(p) != start:
+        return None
+    return Dataset(name=stem, description=description, columns={str(k): v for k, v in columns.items()},
+                   text_field=text_field, key=key, splits={str(k): float(v) for k, v in splits.items()},
+                   versions=versions)
+
+
+def _columns(doc: LineMap, src: str, p: Problems) -> dict:
+    columns = doc.get("columns")
+    if not isinstance(columns, dict) or not columns:
+        p.add(src, doc, "columns", f"columns must map column names to types ({', '.join(COLUMN_TYPES)})")
+        return {}
+    for col, typ in columns.items():
+        if typ not in COLUMN_TYPES:
+            p.add(src, columns, col, f"column '{col}': type '{typ}' is not one of {', '.join(COLUMN_TYPES)}")
+    return columns
+
+
+def _key(doc: LineMap, columns: dict, src: str, p: Problems) -> list[str]:
+    key = doc.get("key")
+    key = [key] if isinstance(key, str) else key
+    if "key" in doc and (not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key)):
+        p.add(src, doc, "key", "key must be a column name or a list of column names")
+        return []
+    for k in key or []:
+        if columns and k not in columns:
+            p.add(src, doc, "key", f"key column '{k}' is not one of the columns")
+    return list(key or [])
+
+
+def _dataset_versions(doc: LineMap, src: str, p: Problems) -> dict[str, DatasetVersion]:
+    versions = doc.get("versions") or {}
+    out: dict[str, DatasetVersion] = {}
+    if not isinstance(versions, dict):
+        p.add(src, doc, "versions", "versions must map version ids (v1, v2, ...) to records")
+        return out
+    for vid, record in versions.items():
+        if not isinstance(vid, str) or not refs.is_version(vid):
+            p.add(src, versions, vid, f"data set version id '{vid}' must look like v1, v2, ...")
+            continue
+        if not isinstance(record, LineMap):
+            p.add(src, versions, vid, f"data set version {vid} must be a mapping")
+            continue
+        fields = validate(DATASET_VERSION_SPEC, record, src, p, path=f"data set version {vid}")
+        if fields is not None:
+            out[vid] = dataset_version(vid, fields)
+    return out
+
+
+def dataset_version(vid: str, fields: dict[str, Any]) -> DatasetVersion:
+    """A :class:`DatasetVersion` from its conformed record (empty strings for absent text)."""
+    return DatasetVersion(id=vid, rows=fields["rows"], splits=dict(fields["splits"]), batch=fields["batch"],
+                          md5=fields["md5"], total_rows=fields.get("total_rows"),
+                          source=fields.get("source") or "", commit=fields.get("commit"),
+                          created_at=fields.get("created_at") or "", author=fields.get("author") or "")
+
+
+# --- plain data for the content cache ------------------------------------------------------------
+
+def model_to_plain(model: Model) -> dict[str, Any]:
+    """Plain data of a validated model (aliases excluded: they live in their own files)."""
+    return {"header": {**model.header_dict(), "gates": [g.to_dict() for g in model.gates]},
+            "versions": {vid: version_fields(v) for vid, v in model.versions.items()}}
+
+
+def version_fields(version: Version) -> dict[str, Any]:
+    """A version's fields except ``id``, as plain data (``Version(id=..., **fields)`` rebuilds it)."""
+    return {k: getattr(version, k) for k in VERSION_KEYS}
+
+
+def model_from_plain(data: dict[str, Any]) -> Model:
+    h = data["header"]
+    return Model(name=h["name"], description=h["description"], task=h["task"], owners=list(h["owners"]),
+                 protected={k: list(v) for k, v in h.get("protected", {}).items()},
+                 gates=[Gate(**g) for g in h.get("gates", [])],
+                 versions={vid: Version(id=vid, **f) for vid, f in data["versions"].items()})
+
+
+def dataset_to_plain(dataset: Dataset) -> dict[str, Any]:
+    return {"header": dataset.header_dict(),
+            "versions": {vid: dataset_version_fields(v) for vid, v in dataset.versions.items()}}
+
+
+def dataset_version_fields(version: DatasetVersion) -> dict[str, Any]:
+    return {k: getattr(version, k) for k in DATASET_VERSION_KEYS}
+
+
+def dataset_from_plain(data: dict[str, Any]) -> Dataset:
+    h = data["header"]
+    return Dataset(name=h["name"], description=h["description"], columns=dict(h["columns"]),
+                   text_field=h["text_field"], key=list(h["key"]), splits=dict(h["splits"]),
+                   versions={vid: DatasetVersion(id=vid, **f) for vid, f in data["versions"].items()})
+

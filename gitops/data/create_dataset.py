@@ -1,0 +1,34 @@
+"""``gitops dataset create``: a data set's schema and split rule, as its own committed file."""
+
+from __future__ import annotations
+
+from gitops import yamlio
+from gitops.core import layout, refs, schema
+from gitops.core.schema import Dataset
+from gitops.core.workspace import Workspace
+from gitops.errors import DataError
+from gitops.validation import Problems
+
+
+def create_dataset(ws: Workspace, name: str, columns: dict[str, str], text_field: str, key: list[str],
+                   splits: dict[str, float] | None = None, description: str = "") -> Dataset:
+    """Write ``registry/datasets/<name>.yaml`` with the schema and split rule, and commit it."""
+    rel = layout.dataset_file(name)
+    if problem := refs.name_problem(name, "data set"):
+        raise DataError(problem)
+    if (ws.root / rel).exists():
+        raise DataError(f"data set '{name}' already exists ({rel})")
+    dataset = Dataset(name=name, columns=dict(columns), text_field=text_field, key=list(key),
+                      splits=dict(splits or schema.DEFAULT_SPLITS), description=description)
+    if text_field in columns and columns[text_field] != "string":
+        raise DataError(f"text field '{text_field}' must be a string column, not {columns[text_field]}")
+    # Validate through the same parser that reads the file back, so both agree on what is legal.
+    problems = Problems()
+    schema.parse_dataset(yamlio.loads(yamlio.dumps(dataset.header_dict()), rel), rel, name, problems)
+    if problems:  # their lines are those of text never written: give the messages only
+        reasons = problems.messages()
+        raise DataError(f"data set '{name}' is invalid: {reasons[0]}", problems=reasons[1:])
+    with ws.transaction([rel], [ws.root / rel]):
+        layout.write_dataset(ws.root, dataset)
+        ws.commit([rel], f"data: create data set {name} ({', '.join(columns)}; key {', '.join(key)})")
+    return dataset

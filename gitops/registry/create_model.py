@@ -1,0 +1,44 @@
+"""``gitops model create``: a new ``registry/NAME/model.yaml``, with CODEOWNERS kept in sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gitops import yamlio
+from gitops.core import layout, refs, schema
+from gitops.core.schema import Model
+from gitops.core.workspace import Workspace
+from gitops.errors import RegistryError
+from gitops.registry import codeowners_text
+from gitops.validation import Problems
+
+
+def create_model(ws: Workspace, name: str, *, description: str = "", task: str = "text-generation",
+                 owners: list[str] | None = None, protect: dict[str, list[str]] | None = None,
+                 gates: list[dict[str, Any]] | None = None) -> Model:
+    """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases)."""
+    if problem := refs.name_problem(name):
+        raise RegistryError(problem)
+    ws.git.require_clean("create a model")
+    reg = ws.registry()
+    rel = layout.model_file(name)
+    if name in reg.models or (ws.root / rel).exists():
+        raise RegistryError(f"model '{name}' already exists ({rel})")
+    header: dict[str, Any] = {"name": name, "description": description, "task": task, "owners": owners or []}
+    if protect:
+        header["protected"] = protect
+    if gates:
+        header["gates"] = gates
+    text = yamlio.dumps(header) + "versions:\n"
+    problems = Problems()
+    model = schema.parse_model(yamlio.loads(text, rel), rel, name, problems)
+    if model is None:  # the problems' lines are those of text never written: give the messages only
+        raise RegistryError(problems[0].message, problems=problems if len(problems) > 1 else None)
+    paths = [rel, codeowners_text.CODEOWNERS]
+    models = {**reg.models, name: model}
+    with ws.transaction(paths, [ws.root / layout.REGISTRY / name]):
+        yamlio.write_atomic(ws.root / rel, text)
+        owners_text = codeowners_text.render(type(reg)(models=models), ws.settings.admins)
+        yamlio.write_atomic(ws.root / codeowners_text.CODEOWNERS, owners_text)
+        ws.commit(paths, f"model {name}: create")
+    return model

@@ -1,0 +1,247 @@
+"""The declarative train config: schema, defaults, ``--set`` overrides and the config hash.
+
+A config is written by people, so every problem is a :class:`ConfigError` that names the key and,
+when it came from the file, its line. The schema is one spec (:data:`SCHEMA`, checked by the
+project's one validator, :mod:`gitops.validation`) that validation, defaults, ``--set`` and
+``docs/train-config.md`` all follow, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops import yamlio
+from gitops.errors import ConfigError
+from gitops.validation import REQUIRED, Field, ListOf, Problems, Record, Scalar, Spec, validate
+from gitops.yamlio import LineMap
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+# PyYAML reads `1e-4` (no dot) as a string; a float field accepts such text when it is a number.
+_FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _float_text(text: str) -> Any:
+    return float(text) if _FLOAT_TEXT.match(text.strip()) else text
+
+
+def _int(default: Any, help: str, **rules: Any) -> Field:
+    return Field(Scalar("int", label="an integer", **rules), default, help)
+
+
+def _float(default: Any, help: str, **rules: Any) -> Field:
+    return Field(Scalar("float", label="a number", parse_text=_float_text, **rules), default, help)
+
+
+def _str(default: Any, help: str, **rules: Any) -> Field:
+    return Field(Scalar("str", label="a non-empty string", non_empty=True, **rules), default, help)
+
+
+SCHEMA = Record({
+    "base_model": _str(REQUIRED, "Model to fine-tune: a local directory, a hub id (online), or a registry "
+                                 "reference such as `review-autocomplete@production` to continue from."),
+    "dataset": _str(REQUIRED, "Registry data set reference, e.g. `reviews@latest` or `reviews@v2`."),
+    "prompt": Field(Record({
+        "template": _str("{text}", "`str.format` template over a row's columns; `{text}` is the "
+                                   "data set's text field (plain language-model fine-tuning)."),
+    })),
+    "adapter": Field(Record({
+        "type": _str("lora", "Adapter kind; only `lora` for now.", choices=("lora",)),
+        "r": _int(8, "LoRA rank.", minimum=1),
+        "alpha": _float(16.0, "LoRA scaling numerator (`lora_alpha`).", minimum=0),
+        "dropout": _float(0.05, "Dropout on the LoRA input.", minimum=0, maximum=1),
+        "target_modules": Field(ListOf(Scalar("str", non_empty=True, label="a non-empty name"),
+                                       label="a list of names", nullable=True, non_empty=True, single=True),
+                                None, "Module names to adapt, e.g. `[q_proj, v_proj]`; null lets peft pick "
+                                      "its default for the architecture."),
+    })),
+    "trainer": Field(Record({
+        "epochs": _int(1, "Passes over the train split.", minimum=1),
+        "learning_rate": _float(2e-4, "Peak AdamW learning rate (linear decay to 0).", minimum=0),
+        "batch_size": _int(8, "Rows per micro-batch on each process.", minimum=1),
+        "max_steps": _int(None, "Stop after this many optimizer steps (null: run all epochs).", minimum=1,
+                          nullable=True),
+        "seed": _int(42, "Seed for data order, LoRA init and dropout: same seed, same run."),
+        "eval_steps": _int(50, "Evaluate on the valid split and write a checkpoint every N optimizer steps.",
+                           minimum=1),
+        "gradient_accumulation_steps": _int(1, "Micro-batches per optimizer step.", minimum=1),
+        "precision": _str("fp32", "`fp32`; `bf16` (CPU or a GPU that supports it); `fp16` (CUDA GPU only).",
+                          choices=PRECISIONS),
+        "max_length": _int(256, "Tokens per row; longer rows are truncated.", minimum=8),
+    })),
+    "output": Field(Record({
+        "model": _str(REQUIRED, "Registry model name the new version is registered under."),
+    })),
+})
+
+
+@dataclass
+class AdapterConfig:
+    type: str = "lora"
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: list[str] | None = None
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 1
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    max_steps: int | None = None
+    seed: int = 42
+    eval_steps: int = 50
+    gradient_accumulation_steps: int = 1
+    precision: str = "fp32"
+    max_length: int = 256
+
+
+@dataclass
+class TrainConfig:
+    """A validated, fully defaulted train config."""
+
+    base_model: str
+    dataset: str
+    output_model: str
+    template: str = "{text}"
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    source: str = "<config>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective config in the file's shape (what is recorded and hashed)."""
+        return {
+            "base_model": self.base_model,
+            "dataset": self.dataset,
+            "prompt": {"template": self.template},
+            "adapter": dict(vars(self.adapter)),
+            "trainer": dict(vars(self.trainer)),
+            "output": {"model": self.output_model},
+        }
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of the effective config: equal configs, equal hashes."""
+        return config_hash(self.to_dict())
+
+
+def config_hash(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def template_fields(template: str) -> list[str]:
+    """Column names a ``str.format`` template uses; a malformed template is a ConfigError."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"prompt.template '{template}' is not a valid format string ({exc})") from None
+    bad = [n for n in names if not n or not n.isidentifier()]
+    if bad:
+        raise ConfigError(f"prompt.template '{template}' must name columns, like '{{text}}'")
+    return names
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+def _leaf(dotted: str) -> Spec:
+    """The schema spec a dotted key names; ConfigError naming the key when there is none."""
+    node: Any = SCHEMA
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, Record) or part not in node.fields:
+            scope = ".".join(parts[:i]) or "the top level"
+            allowed = ", ".join(node.fields) if isinstance(node, Record) else "none (it is a value)"
+            raise ConfigError(f"--set {dotted}: unknown key '{dotted}' (allowed in {scope}: {allowed})")
+        node = node.fields[part].spec
+    if isinstance(node, Record):
+        raise ConfigError(f"--set {dotted}: '{dotted}' is a section; set one of its keys, e.g. "
+                          f"{dotted}.{next(iter(node.fields))}=...")
+    return node
+
+
+def _describe(value: Any) -> str:
+    return "a mapping" if isinstance(value, dict) else f"a list {value!r}" if isinstance(value, list) else repr(value)
+
+
+def apply_overrides(doc: Any, overrides: list[str]) -> Any:
+    """Apply ``key.path=value`` overrides to a loaded config document (value read as a YAML scalar).
+
+    Overridden keys lose their file line, so their errors name ``--set`` instead.
+    """
+    if not isinstance(doc, dict):
+        return doc  # reported by validation
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        dotted = dotted.strip()
+        if not sep or not dotted:
+            raise ConfigError(f"--set '{item}' must look like key.path=value, e.g. trainer.learning_rate=1e-4")
+        spec = _leaf(dotted)
+        wants_text = isinstance(spec, Scalar) and spec.kind == "str"
+        try:
+            value = yamlio.loads(text, f"--set {dotted}") if text.strip() else None
+        except yamlio.YamlError as exc:
+            if not wants_text:
+                raise ConfigError(str(exc)) from None
+            value = text
+        if wants_text and value is not None and not isinstance(value, str):
+            value = text.strip()  # `Review: {text}` reads as a mapping in YAML; a str key wants the text
+        if isinstance(value, (dict, list)) and not isinstance(spec, ListOf):
+            raise ConfigError(f"--set {dotted}: expected a single value, not {_describe(value)}")
+        node = doc
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = LineMap()
+            node = node[part]
+        node[parts[-1]] = value
+        if isinstance(node, LineMap):
+            node.key_lines.pop(parts[-1], None)  # the value no longer comes from that line
+    return doc
+
+
+def parse(doc: Any, source: str = "<config>") -> TrainConfig:
+    """Validate a loaded config document; raise one ConfigError listing every problem."""
+    problems = Problems()
+    if doc is not None and not isinstance(doc, dict):
+        problems.add(source, None, None, f"the config must be a mapping with keys: {', '.join(SCHEMA.fields)}")
+        data = None
+    else:
+        data = validate(SCHEMA, doc, source, problems)
+    if data is not None:
+        try:
+            template_fields(data["prompt"]["template"])
+        except ConfigError as exc:
+            problems.add(source, (doc or {}).get("prompt"), "template", exc.message)
+    if problems:
+        if len(problems) == 1:
+            raise ConfigError(problems[0])
+        raise ConfigError(f"{source}: {len(problems)} problems in the train config:", problems=problems)
+    assert data is not None
+    return TrainConfig(base_model=data["base_model"], dataset=data["dataset"], output_model=data["output"]["model"],
+                       template=data["prompt"]["template"], adapter=AdapterConfig(**data["adapter"]),
+                       trainer=TrainerConfig(**data["trainer"]), source=source)
+
+
+def read(path: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read, override and validate a train config file."""
+    try:
+        doc = yamlio.load_file(path)
+    except yamlio.YamlError as exc:  # the YAML layer speaks of registry files; this is a config
+        raise ConfigError(str(exc)) from None
+    return parse(apply_overrides(doc, list(overrides or [])), str(path))
+
+
+def from_dict(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
+    """Validate a plain dict (a recorded effective config, a test's config)."""
+    return parse(yamlio.loads(yamlio.dumps(data), source), source)
+
+
+def schema_rows() -> list[tuple[str, Field]]:
+    """(dotted key, field) for every leaf, in schema order (used to write the docs)."""
+    return SCHEMA.leaves()
