@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from gitops.convert.ct2 import convert_to_ct2
-    from gitops.ml.corpus import load_corpus
     from gitops.eval.harness import make_prompts
+    from gitops.ml.corpus import load_corpus
 
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()  # keep the output to the table

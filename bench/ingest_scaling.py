@@ -32,6 +32,8 @@ from gitops import api  # noqa: E402
 from gitops.adapters import git  # noqa: E402
 from tests.data_fixtures import GIT_ENV, make_repo  # noqa: E402
 
+COLUMNS = {"id": "string", "text": "string", "rating": "int"}
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,11 +44,11 @@ def main() -> int:
     os.environ.update(GIT_ENV)
     with tempfile.TemporaryDirectory(prefix="gitops-bench-") as tmp:
         root = make_repo(Path(tmp) / "repo")
-        api.create_dataset(api.Workspace(root), "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
+        api.create_dataset(api.Workspace(root), "reviews", COLUMNS, "text", ["id"])
         times = ingest_many(root, Path(tmp), args.batches, args.rows)
         report(times, args.batches, root)
         small = make_repo(Path(tmp) / "small")
-        api.create_dataset(api.Workspace(small), "reviews", {"id": "string", "text": "string", "rating": "int"}, "text", ["id"])
+        api.create_dataset(api.Workspace(small), "reviews", COLUMNS, "text", ["id"])
         ingest_many(small, Path(tmp), 10, args.rows, quiet=True)
         side_by_side(small, root, Path(tmp), args)
     return 0

@@ -65,8 +65,8 @@ def main() -> None:
 
     import torch
 
-    from gitops.ml.corpus import load_corpus
     from gitops.ml.basemodel import default_base_model
+    from gitops.ml.corpus import load_corpus
     from gitops.train import train_config as config
 
     torch.set_num_threads(args.threads)

@@ -5,8 +5,9 @@ Registry files are written by people, so a loaded mapping remembers the line of 
 equal keys without a word; here a duplicate key is an error, because a duplicated version id in
 ``model.yaml`` would otherwise silently drop a version.
 
-The loader builds documents straight from libyaml's event stream (the C parser's events): no node graph is composed and no Python constructor walks it, which halves the cost of a
-``model.yaml`` with a thousand versions. Scalars are resolved with PyYAML's own implicit resolvers
+The loader builds documents straight from libyaml's event stream (the C parser's events): no node
+graph is composed and no Python constructor walks it, which halves the cost of a ``model.yaml`` with
+a thousand versions. Scalars are resolved with PyYAML's own implicit resolvers
 and ``SafeConstructor``, so values are exactly what ``yaml.safe_load`` gives. It refuses what
 registry files never need and attackers love: anchors and aliases (the "billion laughs"), merge
 keys, tags beyond the plain scalar ones; and it bounds size (16 MiB), nesting (64 levels) and the

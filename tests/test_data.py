@@ -143,7 +143,8 @@ def test_caches_follow_a_reset_of_the_dataset_file(repo: Path, tmp_path: Path,
     assert Workspace(repo).dataset("reviews") == fresh()
     assert list(Workspace(repo).dataset("reviews").versions) == ["v1", "v2"]
     assert chain.stat().st_size < size  # the v3 line was dropped, not the whole file
-    again = api.ingest(Workspace(repo), [jsonl(tmp_path / "new.jsonl", reviews(20, 25) + reviews(100, 103))], "reviews")
+    new = jsonl(tmp_path / "new.jsonl", reviews(20, 25) + reviews(100, 103))
+    again = api.ingest(Workspace(repo), [new], "reviews")
     assert again.version == "v3" and again.total_added == 8 and again.duplicates == 0  # r20..r24 were in the old v3
     assert Workspace(repo).dataset("reviews") == fresh()
 
@@ -173,8 +174,9 @@ def test_read_older_version_and_older_git_rev(repo: Path, tmp_path: Path) -> Non
         batches.read_rows(Workspace(repo), "reviews@v2", rev=rev1)
     with pytest.raises(NotFoundError, match="no split 'holdout'"):
         batches.read_rows(Workspace(repo), "reviews", "holdout")
-    assert batches.dataset_md5(Workspace(repo), "reviews@v1") == batches.dataset_md5(Workspace(repo), "reviews", rev=rev1)
-    assert batches.dataset_md5(Workspace(repo), "reviews@v1") != batches.dataset_md5(Workspace(repo), "reviews@v2")
+    ws = Workspace(repo)
+    assert batches.dataset_md5(ws, "reviews@v1") == batches.dataset_md5(ws, "reviews", rev=rev1)
+    assert batches.dataset_md5(ws, "reviews@v1") != batches.dataset_md5(ws, "reviews@v2")
 
 
 def test_incremental_pointer_equals_dvc_add(repo: Path, tmp_path: Path) -> None:
@@ -297,4 +299,5 @@ def test_ingest_in_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
     assert result.version == "v2" and result.total_added == 4  # dedupe against the pulled key shard
     assert git.run(repo, "rev-parse", "more-data").strip() == result.commit
     assert (repo / ".git/worktrees/linked/gitops/keys/reviews.sqlite").is_file()
-    assert len(batches.read_rows(Workspace(linked), "reviews")) == 9 and len(batches.read_rows(Workspace(repo), "reviews")) == 5
+    assert len(batches.read_rows(Workspace(linked), "reviews")) == 9
+    assert len(batches.read_rows(Workspace(repo), "reviews")) == 5

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gitops.ml import corpus
 from gitops.errors import DataError
+from gitops.ml import corpus
 
 
 def test_shipped_csv_matches_generator_and_schema():

@@ -56,9 +56,9 @@ def test_same_seed_same_run(base_model_dir: Path, review_texts: list[str], tmp_p
 
 
 def test_bad_precision_and_empty_data_are_train_errors(base_model_dir: Path, tmp_path: Path) -> None:
-    from gitops.errors import TrainError
-
     import torch
+
+    from gitops.errors import TrainError
     if not torch.cuda.is_available():
         with pytest.raises(TrainError, match="fp16 needs a CUDA GPU"):
             _run(base_model_dir, ["a review"] * 70, tmp_path, precision="fp16")

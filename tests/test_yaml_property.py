@@ -6,8 +6,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops.errors import GitopsError
 from gitops.core import reader as store
+from gitops.errors import GitopsError
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
                     st.text(max_size=12), st.sampled_from(["v1", "v2", "hf", "ct2", "../x", "production"]))

@@ -121,7 +121,8 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: 
     def progress(message: str) -> None:
         click.echo(f"... {message}", err=True)
 
-    result = api.ingest(workspace_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push, progress=progress)
+    result = api.ingest(workspace_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push,
+                        progress=progress)
     if result.recovered:
         click.echo(f"An interrupted ingest was found and {result.recovered}.", err=True)
     if result.invalid:

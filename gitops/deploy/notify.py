@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
 from gitops.adapters import http
 from gitops.core.settings import NotifyConfig, url_problem
 from gitops.core.workspace import Workspace
@@ -28,7 +29,8 @@ def notify(ws: Workspace | None, text: str, *, config: NotifyConfig | None = Non
            env: Mapping[str, str] | None = None) -> NotifyResult:
     """Post ``text`` to the configured chat webhook.
 
-    ``config`` defaults to the ``notify:`` section of the Workspace's ``gitops.yaml`` (none without one). ``event`` (``deploy`` or
+    ``config`` defaults to the ``notify:`` section of the Workspace's ``gitops.yaml`` (none without
+    a Workspace). ``event`` (``deploy`` or
     ``report``) sends only when listed in ``notify.on``; None always sends. Not configured, or the
     variable unset: nothing is sent and the reason says why (notifications never block a deploy).
     A webhook that refuses the message raises :class:`DeployError`.

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from gitops.eval.results import GateResult
 from gitops.core.schema import GATE_BOUNDS, Gate
+from gitops.eval.results import GateResult
 
 # How each bound reads in a message, with the comparison the candidate must satisfy.
 _WORDS = {

@@ -27,8 +27,7 @@ from gitops.errors import EvalError, NotFoundError
 from gitops.eval import harness
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
-from gitops.eval.results import (CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo,
-                                 ModelResult, Sample)
+from gitops.eval.results import CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo, ModelResult, Sample
 from gitops.ml.bases import base_model_dir
 
 AUTO = "auto"

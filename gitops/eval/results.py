@@ -22,8 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
-from gitops.errors import EvalError
 from gitops.core.schema import GATE_BOUNDS, Version
+from gitops.errors import EvalError
 
 SCHEMA_VERSION = 1
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gitops.errors import TrainError
-from gitops.train.train_config import TrainConfig
 from gitops.train.modelio import load_base, precision_problem
+from gitops.train.train_config import TrainConfig
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
