@@ -6,6 +6,9 @@ Builds, in a temporary directory:
   aliases moved 5 times each (100 more commits);
 - a gto repo with 1,000 version tags (``m@v0.0.N``), one commit each, and 20 stages assigned.
 Then times each command as a fresh process (what a user and a CI step pay), median of N runs.
+``show (cold)`` is the first ``gitops show`` of a fresh clone: the parse cache is deleted before each
+run, so model.yaml is parsed and validated from scratch. The verdict is judged on that cold row
+(a warm cache only hides the parser), and the warm row must meet the target too.
 
     python bench/cli_latency.py [--versions 1000] [--runs 5] [--gto-runs 2]
 """
@@ -112,8 +115,8 @@ def main() -> None:
               f"in {time.perf_counter() - t0:.1f} s\n")
         g, t = work / "gitops-repo", work / "gto-repo"
         cold = []
-        for _ in range(args.runs):  # the first command after model.yaml changed parses the YAML
-            shutil.rmtree(g / ".git" / "gitops-cache", ignore_errors=True)
+        for _ in range(args.runs):  # a fresh clone: no parse cache, model.yaml is parsed and validated
+            shutil.rmtree(g / ".git" / "gitops" / "cache", ignore_errors=True)
             cold.append(timed(g, gitops_cmd + ["show"], 1))
         gto_show = timed(t, gto_cmd + ["show"], args.gto_runs)
         rows = [
@@ -131,10 +134,11 @@ def main() -> None:
     for name, ours, theirs in rows:
         ratio = f"{theirs / ours:.0f}x" if theirs else "-"
         print(f"{name:<16}{ours:>12.3f}{theirs if theirs else float('nan'):>10.2f}{ratio:>14}")
-    show = rows[0]
-    verdict = "meets" if show[1] <= 0.3 and show[2] / show[1] >= 40 else "MISSES"
-    print(f"\ntarget: gitops show <= 0.3 s and >= 40x faster than gto show -> {verdict} "
-          f"({show[1]:.3f} s, {show[2] / show[1]:.0f}x)")
+    warm, cold_row = rows[0], rows[1]
+    meets = all(r[1] <= 0.3 and r[2] / r[1] >= 40 for r in (cold_row, warm))
+    print(f"\ntarget: the first gitops show of a fresh clone (cold) <= 0.3 s and >= 40x faster than gto show, "
+          f"warm as well -> {'meets' if meets else 'MISSES'} (cold {cold_row[1]:.3f} s, "
+          f"{cold_row[2] / cold_row[1]:.0f}x; warm {warm[1]:.3f} s, {warm[2] / warm[1]:.0f}x)")
 
 
 if __name__ == "__main__":

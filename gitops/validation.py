@@ -128,7 +128,14 @@ class Scalar(Spec):
     rule: Callable[[Any], str | None] | None = None
     parse_text: Callable[[str], Any] | None = None
 
+    def __post_init__(self) -> None:
+        # a plain string field checks nothing beyond its type: the common case, kept short
+        plain = self.kind == "str" and not (self.non_empty or self.choices or self.rule or self.parse_text)
+        object.__setattr__(self, "_plain_str", plain)
+
     def conform(self, value: Any, path: str, ctx: Context, node: Any = None, key: Any = None) -> Any:
+        if self._plain_str and value.__class__ is str:  # type: ignore[attr-defined]
+            return value
         if value is None:
             if self.nullable:
                 return None
@@ -258,37 +265,37 @@ class Record(Spec):
     not_mapping: str = "'{path}' must be a mapping with keys: {allowed}"
     keep_absent: bool = True  # absent optional keys get their default (False: left out)
 
+    def _say(self, template: str, path: str, key: Any, field_path: str) -> str:
+        return template.format(path=field_path, key=_clip(key), what=self.what, record=path or self.what,
+                               allowed=", ".join(self.fields))
+
     def conform(self, value: Any, path: str, ctx: Context, node: Any = None, key: Any = None) -> Any:
         if value is None:
             if self.nullable:
                 return None
             value = LineMap()
-        allowed = ", ".join(self.fields)
-        words = {"what": self.what, "record": path or self.what, "allowed": allowed}
         if not isinstance(value, dict):
-            raise Invalid(self.not_mapping.format(path=path, key=key, **words), node, key, path)
+            raise Invalid(self._say(self.not_mapping, path, key, path), node, key, path)
         prefix = f"{path}." if path else ""
         fields = self.fields
-        before = len(ctx.problems) if ctx.problems is not None else 0
+        problems = ctx.problems
+        before = len(problems) if problems is not None else 0
         for k in value:
             if k not in fields:
-                ctx.report(Invalid(self.unknown.format(path=f"{prefix}{k}", key=_clip(k), **words),
-                                   value, k, f"{prefix}{k}"))
+                ctx.report(Invalid(self._say(self.unknown, path, k, f"{prefix}{k}"), value, k, f"{prefix}{k}"))
         out: dict[str, Any] = {}
         for name, f in fields.items():
-            if name not in value:
-                if f.default is REQUIRED:
-                    ctx.report(Invalid(self.missing.format(path=f"{prefix}{name}", key=name, **words),
-                                       value, None, f"{prefix}{name}"))
-                elif self.keep_absent:
-                    out[name] = _fresh(f.default) if not isinstance(f.spec, Record) else \
-                        f.spec.conform(None, f"{prefix}{name}", ctx, value, name)
-                continue
-            try:
-                out[name] = f.spec.conform(value[name], f"{prefix}{name}", ctx, value, name)
-            except Invalid as exc:
-                ctx.report(exc)
-        if ctx.problems is not None and len(ctx.problems) != before:
+            if name in value:
+                try:
+                    out[name] = f.spec.conform(value[name], prefix + name, ctx, value, name)
+                except Invalid as exc:
+                    ctx.report(exc)
+            elif f.default is REQUIRED:
+                ctx.report(Invalid(self._say(self.missing, path, name, prefix + name), value, None, prefix + name))
+            elif self.keep_absent:
+                out[name] = (f.spec.conform(None, prefix + name, ctx, value, name) if isinstance(f.spec, Record)
+                             else _fresh(f.default))
+        if problems is not None and len(problems) != before:
             return None
         if self.build is None:
             return out

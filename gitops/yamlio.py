@@ -17,7 +17,6 @@ length of its messages.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ _RESOLVER = yaml.resolver.Resolver()
 _IMPLICIT = {first: resolvers + _RESOLVER.yaml_implicit_resolvers.get(None, [])
              for first, resolvers in _RESOLVER.yaml_implicit_resolvers.items() if first is not None}
 _WILDCARD = _RESOLVER.yaml_implicit_resolvers.get(None, [])
+assert not _WILDCARD  # PyYAML has none; the inline fast path in _build relies on it
+_SCALAR = ev.ScalarEvent
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _CONSTRUCTORS = _CONSTRUCTOR.yaml_constructors
 
@@ -89,6 +90,8 @@ def _resolve_plain(value: str) -> str:
 
 
 def _scalar(event: ev.ScalarEvent) -> Any:
+    if event.anchor is not None:
+        raise _Refused(f"anchors ('&{_clip(event.anchor)}') are not allowed", event.start_mark)
     tag = event.tag
     if tag is None or tag == "!":
         tag = _resolve_plain(event.value) if event.implicit[0] else _STR
@@ -139,10 +142,13 @@ def _build(text: str) -> Any:
         while True:
             event = next_event()
             cls = event.__class__
-            if cls is ev.ScalarEvent:
-                if event.anchor is not None:
-                    raise _Refused(f"anchors ('&{_clip(event.anchor)}') are not allowed", event.start_mark)
-                value = _scalar(event)
+            if cls is _SCALAR:
+                value = event.value
+                # the common case inline: an untagged scalar, quoted or plain with no resolver for its
+                # first character, is a string (what _scalar would say, without the call)
+                if event.tag is not None or event.anchor is not None or (
+                        event.implicit[0] and (value[:1] if value else "") in _IMPLICIT):
+                    value = _scalar(event)
             elif cls is ev.MappingStartEvent:
                 _open(event, _MAP, len(stack))
                 mapping = LineMap()
@@ -242,6 +248,8 @@ def dumps(data: Any) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a crash leaves the old file or the new one, never half."""
+    import tempfile  # late: reading commands never write, and tempfile costs ~10 ms to import
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -20,12 +20,10 @@ configuration it cannot honour goes through ``dvc add`` instead.
 from __future__ import annotations
 
 import bisect
-import configparser
 import contextlib
 import hashlib
 import io
 import json
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +39,8 @@ _OUT_KEYS = ("md5", "size", "nfiles", "hash", "path")  # DVC 3 writes a director
 @contextlib.contextmanager
 def _repo(root: Path) -> Iterator[Any]:
     """An open ``dvc.repo.Repo``; DVC failures become :class:`DvcError` with DVC's own reason."""
+    import logging
+
     try:
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
@@ -70,6 +70,8 @@ def _chdir(path: Path) -> Iterator[None]:
 
 def init(root: Path, remote_url: str | None = None) -> None:
     """``dvc init`` in a git repo, optionally with a default remote."""
+    import logging
+
     try:
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
@@ -103,6 +105,8 @@ class DvcConfig:
     ``%`` interpolation (DVC's own format has none: a URL like ``s3://b/a%20b`` is literal)."""
 
     def __init__(self, root: Path) -> None:
+        import configparser
+
         parser = configparser.ConfigParser(interpolation=None, strict=False)
         try:
             parser.read([root / ".dvc" / "config", root / ".dvc" / "config.local"], encoding="utf-8")

@@ -8,6 +8,7 @@ content cache learns the appended version in one line (:meth:`ContentCache.appen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,13 @@ def version_dir(model: str, version: str) -> str:
     return f"models/{model}/{version}"
 
 
+_TOP_LEVEL = re.compile(r"^[^\s#][^\n]*", re.MULTILINE)
+
+
 def versions_last(text: str) -> bool:
-    """Whether the last top-level line of the YAML text is ``versions:`` (read from the end: O(tail))."""
-    end = len(text)
-    while end > 0:
-        start = text.rfind("\n", 0, end) + 1
-        line = text[start:end]
-        if line and not line[0].isspace() and line[0] != "#":
-            return line.rstrip() == "versions:"
-        end = start - 1
-    return False
+    """Whether the last top-level line of the YAML text is ``versions:`` (the layout appends rely on)."""
+    top = _TOP_LEVEL.findall(text)
+    return bool(top) and top[-1].rstrip() == "versions:"
 
 
 def _sorted_versions(versions: dict[str, Any]) -> dict[str, Any]:

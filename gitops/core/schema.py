@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from gitops.core import refs
@@ -157,12 +156,14 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
 def safe_relpath(path: str) -> str | None:
     """Why ``path`` may not be used as a repository path, or None when it is a plain relative path."""
-    if not path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+    if not path or path[0] in "/\\" or _DRIVE.match(path):
         return f"'{path}' must be a path relative to the repository"
-    parts = PurePosixPath(path.replace("\\", "/")).parts
-    if ".." in parts:
+    if ".." in path and ".." in path.replace("\\", "/").split("/"):
         return f"'{path}' escapes the repository ('..' is not allowed)"
     return None
 

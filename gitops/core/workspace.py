@@ -16,15 +16,19 @@ import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitops.adapters import git as git_adapter
 from gitops.adapters.dvc import Dvc
 from gitops.adapters.git import Git
-from gitops.core import layout, reader, refs, settings
+from gitops.core import layout, reader, refs
 from gitops.core.cache import ContentCache, digest
 from gitops.core.reader import Registry
 from gitops.core.schema import Dataset
 from gitops.errors import DataError, GitopsError, NotFoundError, RepoStateError
+
+if TYPE_CHECKING:
+    from gitops.core.settings import Settings
 
 
 class Workspace:
@@ -34,7 +38,7 @@ class Workspace:
         self.root = Path(root)
         self.git = Git(self.root)
         self.dvc = Dvc(self.root)
-        self._settings: settings.Settings | None = None
+        self._settings: Settings | None = None
         self._cache: ContentCache | None = None
         self._registry: Registry | None = None
         self._at: dict[str, Registry] = {}
@@ -62,9 +66,11 @@ class Workspace:
         return self._cache
 
     @property
-    def settings(self) -> settings.Settings:
+    def settings(self) -> Settings:
         """``gitops.yaml``, parsed on first use (a problem in it raises RegistryError)."""
         if self._settings is None:
+            from gitops.core import settings  # late: most commands never read gitops.yaml
+
             self._settings = settings.read(self.root)
         return self._settings
 
