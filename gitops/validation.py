@@ -87,6 +87,7 @@ class Context:
     problems: Problems | None = None
     show: Callable[[Any], str] = show_python
     null_reads_empty: bool = True  # YAML: an empty value; JSON: null
+    decode: bool = True  # False: a record's value must already be its built object, not a mapping
 
     def report(self, exc: Invalid) -> None:
         if self.problems is None:
@@ -250,32 +251,37 @@ class Record(Spec):
     """A mapping with known keys. Nested records are fields whose spec is a Record.
 
     The message templates may use ``{key}`` (the bare key), ``{path}`` (dotted from the document
-    root), ``{record}`` (the record's own path, or ``what`` at the root), ``{what}`` and
-    ``{allowed}`` (its keys). ``build`` turns the
-    conformed dict into an object (a dataclass); an :class:`Invalid` it raises is reported at the
-    record. In collect mode a record with problems conforms to None.
+    root), ``{record}`` (the record's own path, or ``what`` at the root), ``{what}``, ``{allowed}``
+    (its keys) and ``{shown}`` (the wrong value). ``build`` turns the conformed dict into an object
+    (a dataclass): an object already built passes as it is, an :class:`Invalid` the build raises
+    is reported at the record (``build_error``). In collect mode a record with problems conforms
+    to None. ``keep_absent=False`` leaves absent optional keys out, so ``build``'s own defaults apply.
     """
 
     fields: Mapping[str, Field]
     what: str = ""
     nullable: bool = False
     build: Callable[..., Any] | None = None
+    cls: type | None = None  # the type ``build`` makes
     unknown: str = "unknown key '{path}' (allowed here: {allowed})"
     missing: str = "missing required key '{path}'"
     not_mapping: str = "'{path}' must be a mapping with keys: {allowed}"
-    keep_absent: bool = True  # absent optional keys get their default (False: left out)
+    build_error: str = "{message}"
+    keep_absent: bool = True
 
-    def _say(self, template: str, path: str, key: Any, field_path: str) -> str:
+    def _say(self, template: str, path: str, key: Any, field_path: str, shown: str = "") -> str:
         return template.format(path=field_path, key=_clip(key), what=self.what, record=path or self.what,
-                               allowed=", ".join(self.fields))
+                               allowed=", ".join(self.fields), shown=shown)
 
     def conform(self, value: Any, path: str, ctx: Context, node: Any = None, key: Any = None) -> Any:
         if value is None:
             if self.nullable:
                 return None
             value = LineMap()
-        if not isinstance(value, dict):
-            raise Invalid(self._say(self.not_mapping, path, key, path), node, key, path)
+        if self.cls is not None and isinstance(value, self.cls):
+            return value
+        if not isinstance(value, dict) or (not ctx.decode and self.cls is not None):
+            raise Invalid(self._say(self.not_mapping, path, key, path, ctx.show(value)), node, key, path)
         prefix = f"{path}." if path else ""
         fields = self.fields
         problems = ctx.problems
@@ -302,7 +308,8 @@ class Record(Spec):
         try:
             return self.build(**out)
         except Invalid as exc:
-            raise Invalid(exc.message, node, key, path) from None
+            message = self.build_error.format(path=path, message=exc.message).strip()
+            raise Invalid(message, node, key, path) from None
 
     def defaults(self) -> dict[str, Any]:
         """Every key with its default (nested records too); required keys are None."""
@@ -336,9 +343,11 @@ def validate(spec: Spec, value: Any, source: str, problems: Problems, *, path: s
         return None
 
 
-def conform(spec: Spec, value: Any, path: str = "", *, show: Callable[[Any], str] = show_json) -> Any:
-    """Strict mode: the conformed value, or :class:`Invalid` for the first problem."""
-    return spec.conform(value, path, Context("", None, show, null_reads_empty=False))
+def conform(spec: Spec, value: Any, path: str = "", *, show: Callable[[Any], str] = show_json,
+            decode: bool = True) -> Any:
+    """Strict mode: the conformed value, or :class:`Invalid` for the first problem. ``decode=False``:
+    values of records must already be built objects (checking an object made in code)."""
+    return spec.conform(value, path, Context("", None, show, null_reads_empty=False, decode=decode))
 
 
 __all__ = ["REQUIRED", "Context", "Field", "Invalid", "ListOf", "MapOf", "Problem", "Problems", "Record",

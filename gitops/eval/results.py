@@ -1,18 +1,18 @@
 """The evaluation results document: what ``gitops eval`` writes and ``gitops report`` reads.
 
 Internal data, written by our own harness, so the shapes are plain dataclasses that check
-themselves (STYLE.md #5) instead of a schema library. One generic checker walks the type hints:
-it validates a dataclass built in code (``__post_init__``) and decodes a JSON document into
-dataclasses (``from_dict``) with the same rules, so the two paths cannot drift apart. Every field
-is documented in ``docs/results-schema.md``; change both together and bump ``SCHEMA_VERSION``
-when a change is not backwards compatible.
+themselves (STYLE.md #5). The checks are the project's one validator (:mod:`gitops.validation`)
+in strict mode, its specs derived once from the dataclasses' type hints: the same spec validates
+an object built in code (``__post_init__``) and decodes a JSON document into dataclasses
+(``from_dict``), so the two paths cannot drift apart. Every field is documented in
+``docs/results-schema.md``; change both together and bump ``SCHEMA_VERSION`` when a change is not
+backwards compatible.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import sys
 import types
@@ -24,6 +24,7 @@ from typing import Any, Union
 
 from gitops.core.schema import GATE_BOUNDS, Version
 from gitops.errors import EvalError
+from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Record, Scalar, Spec, conform, show_json
 
 SCHEMA_VERSION = 1
 
@@ -32,71 +33,25 @@ class ResultsError(EvalError):
     """A results document is malformed: wrong schema version, a missing key, a value of the wrong type."""
 
 
-# --- the generic checker -------------------------------------------------------------------------
+# --- specs from type hints -----------------------------------------------------------------------
 
-class _Bad(Exception):
-    """Internal: a value at ``path`` is wrong; turned into a ResultsError with the document's name."""
-
-    def __init__(self, path: str, what: str) -> None:
-        super().__init__(f"{path} {what}" if path else what)
-        self.path, self.what = path, what
+_SCALARS = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
-_KIND = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false"}
-
-
-def _conform(value: Any, hint: Any, path: str, decode: bool, nullable: bool = False) -> Any:
-    """Check ``value`` against the type ``hint`` and return it normalised (ints to floats, dicts to
-    dataclasses when ``decode``). Supports what the results shapes use and nothing more."""
+@lru_cache(maxsize=None)
+def _spec(hint: Any) -> Spec:
+    """The validation spec of a type hint; supports what the results shapes use and nothing more."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _conform(value, args[0], path, decode, nullable=True)
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return dataclasses.replace(_spec(inner), nullable=True)  # type: ignore[type-var]
     if dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        if decode and isinstance(value, dict):
-            return _decode(hint, value, path)
-        raise _Bad(path, f"must be an object ({hint.__name__}), not {_show(value)}")
+        return _record(hint)
     if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise _Bad(path, f"must be a list, not {_show(value)}")
-        (item,) = typing.get_args(hint)
-        return [_conform(v, item, f"{path}[{i}]", decode) for i, v in enumerate(value)]
+        return ListOf(_spec(typing.get_args(hint)[0]))
     if origin is dict:
-        if not isinstance(value, dict):
-            raise _Bad(path, f"must be an object, not {_show(value)}")
-        _, item = typing.get_args(hint)
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str) or not k:
-                raise _Bad(path, f"keys must be non-empty strings, not {_show(k)}")
-            out[k] = _conform(v, item, f"{path}.{k}", decode)
-        return out
-    return _scalar(value, hint, path, nullable)
-
-
-def _scalar(value: Any, hint: type, path: str, nullable: bool) -> Any:
-    if hint is float:
-        # bool is an int in Python; a JSON true where a number belongs is a mistake, not 1.0.
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, hint):
-        return value
-    or_null = " or null" if nullable else ""
-    raise _Bad(path, f"must be {_KIND.get(hint, hint.__name__)}{or_null}, not {_show(value)}")
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    text = json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
+        return MapOf(_spec(typing.get_args(hint)[1]))
+    return Scalar(_SCALARS[hint])
 
 
 @lru_cache(maxsize=None)
@@ -104,35 +59,40 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _decode(cls: type, data: dict[str, Any], path: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            raise _Bad(f"{path}.{key}" if path else key,
-                       f"is not a known key of {cls.__name__} (known: {', '.join(fields)})")
-    kwargs = {}
-    for name, f in fields.items():
-        sub = f"{path}.{name}" if path else name
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise _Bad(sub, "is missing")
-            continue
-        kwargs[name] = _conform(data[name], _hints(cls)[name], sub, decode=True)
-    try:
-        return cls(**kwargs)
-    except ResultsError as exc:  # a value rule in __post_init__; give it the full path
-        raise _Bad(path, exc.message) from None
+def _record(cls: type) -> Record:
+    fields = {f.name: Field(_spec(_hints(cls)[f.name]),
+                            REQUIRED if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                            else None)
+              for f in dataclasses.fields(cls)}
+    return Record(fields, what=cls.__name__, build=_builder(cls), cls=cls, keep_absent=False,
+                  unknown="{path} is not a known key of {what} (known: {allowed})", missing="{path} is missing",
+                  not_mapping="{path} must be an object ({what}), not {shown}", build_error="{path} {message}")
+
+
+class _builder:
+    """Builds ``cls``; a value rule it breaks (:class:`ResultsError`) is reported where the record is."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __call__(self, **kwargs: Any) -> Any:
+        try:
+            return self.cls(**kwargs)
+        except ResultsError as exc:
+            raise Invalid(exc.message) from None
 
 
 class _Checked:
     """Mixin: every field is checked against its type hint when the object is built."""
 
     def __post_init__(self) -> None:
+        cls = type(self)
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             try:
-                value = _conform(getattr(self, f.name), _hints(type(self))[f.name], f.name, decode=False)
-            except _Bad as exc:
-                raise ResultsError(f"{type(self).__name__}.{exc}") from None
+                value = conform(_spec(_hints(cls)[f.name]), getattr(self, f.name), f"{cls.__name__}.{f.name}",
+                                decode=False)
+            except Invalid as exc:
+                raise ResultsError(exc.message) from None
             object.__setattr__(self, f.name, value)
         self._validate()
 
@@ -325,16 +285,16 @@ class EvalResults(_Checked):
             raise ResultsError(f"{source} has no schema_version; it is not a gitops results document")
         version = data["schema_version"]
         if version != SCHEMA_VERSION or isinstance(version, bool):
-            raise ResultsError(f"{source} has schema_version {_show(version)}, but this gitops reads only "
+            raise ResultsError(f"{source} has schema_version {show_json(version)}, but this gitops reads only "
                                f"version {SCHEMA_VERSION}; use the gitops version that wrote it")
         body = {k: v for k, v in data.items() if k != "verdict"}
         try:
-            results = _decode(cls, body, "")
-        except _Bad as exc:
-            raise ResultsError(f"{source}: {exc}") from None
+            results = conform(_spec(cls), body)
+        except Invalid as exc:
+            raise ResultsError(f"{source}: {exc.message}") from None
         # verdict is derived; a stored one that disagrees means the document was edited by hand.
         if "verdict" in data and data["verdict"] != results.verdict:
-            raise ResultsError(f"{source}: verdict says {_show(data['verdict'])}, but the gates say "
+            raise ResultsError(f"{source}: verdict says {show_json(data['verdict'])}, but the gates say "
                                f"'{results.verdict}'")
         return results
 
