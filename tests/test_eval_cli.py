@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -30,6 +31,26 @@ def _check_metrics(metrics: dict, weights: Path) -> None:
     assert 0 < metrics["latency_p50_ms"] <= metrics["latency_p95_ms"]
     assert metrics["tokens_per_s"] > 0
     assert metrics["size_bytes"] == sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
+
+
+def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_path, monkeypatch):  # noqa: F811
+    """One ``gitops eval`` (candidate, baseline, gates, data set) parses the registry once, each file
+    once, and resolves its data set once: the Workspace is built once and handed to every step."""
+    from gitops.core import reader, schema
+    from gitops.data import batches
+
+    calls = dict.fromkeys(["parse_texts", "parse_model", "parse_dataset", "resolve"], 0)
+    for module, name in ((reader, "parse_texts"), (schema, "parse_model"), (schema, "parse_dataset"),
+                         (batches, "resolve")):
+        def counting(*args, _real=getattr(module, name), _name=name, **kwargs):  # noqa: ANN202
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counting)
+    shutil.rmtree(eval_repo.root / ".git/gitops/cache", ignore_errors=True)  # nothing parsed before
+    result, _ = _eval(eval_repo, tmp_path, f"{MODEL}@v2")  # against @production, on its data set
+    assert result.exit_code == 0, result.stderr
+    assert calls == {"parse_texts": 1, "parse_model": 1, "parse_dataset": 1, "resolve": 1}
 
 
 def test_peft_lora_candidate_against_hf_production(eval_repo, tmp_path):  # noqa: F811

@@ -51,21 +51,23 @@ def versions_last(text: str) -> bool:
     return bool(top) and top[-1].rstrip() == "versions:"
 
 
-def _sorted_versions(versions: dict[str, Any]) -> dict[str, Any]:
-    return {vid: v.to_dict() for vid, v in sorted(versions.items(), key=lambda kv: refs.version_number(kv[0]))}
+def _text(header: dict[str, Any], versions: dict[str, Any]) -> str:
+    """Header, then ``versions:`` last (empty, it reads ``versions:`` so the next version is appended)."""
+    ordered = {vid: v.to_dict() for vid, v in sorted(versions.items(), key=lambda kv: refs.version_number(kv[0]))}
+    return yamlio.dumps({**header, "versions": ordered}) if ordered else yamlio.dumps(header) + "versions:\n"
 
 
 def write_model(root: Path, model: Model) -> str:
     """Write the whole ``model.yaml`` (header, then every version in order)."""
     rel = model_file(model.name)
-    yamlio.dump_file(root / rel, {**model.header_dict(), "versions": _sorted_versions(model.versions)})
+    yamlio.write_atomic(root / rel, _text(model.header_dict(), model.versions))
     return rel
 
 
 def write_dataset(root: Path, dataset: Dataset) -> str:
     """Write the whole data set file (header, then every version in order)."""
     rel = dataset_file(dataset.name)
-    yamlio.dump_file(root / rel, {**dataset.header_dict(), "versions": _sorted_versions(dataset.versions)})
+    yamlio.write_atomic(root / rel, _text(dataset.header_dict(), dataset.versions))
     return rel
 
 
@@ -84,7 +86,8 @@ def append_version(root: Path, cache: ContentCache, rel: str, version: Any, fiel
     return the digest of the new text.
 
     Appended as text when ``versions:`` ends the file, else ``rewrite()`` writes the whole file
-    (once: the rewrite puts ``versions:`` last). Atomic either way."""
+    (once: the rewrite puts ``versions:`` last; the next reader parses it and the cache follows).
+    Atomic either way."""
     path = root / rel
     text = path.read_text(encoding="utf-8")
     if not versions_last(text):
