@@ -95,6 +95,15 @@ def test_a_line_that_does_not_follow_the_chain_is_not_replayed(repo: Path) -> No
     assert same(cached(repo), fresh(repo)) and "v9" not in cached(repo).model(MODEL).versions
 
 
+def test_a_long_chain_starts_afresh_and_still_agrees(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "COMPACT_AFTER", 1)
+    (chain,) = chains(repo)
+    assert len(chain.read_text().splitlines()) == 4  # a snapshot and three appended versions
+    assert same(cached(repo), fresh(repo))
+    assert len(chain.read_text().splitlines()) == 1  # replaying three lines was too many: one snapshot now
+    assert same(cached(repo), fresh(repo))
+
+
 def test_a_torn_chain_is_read_up_to_the_tear(repo: Path) -> None:
     (chain,) = chains(repo)
     chain.write_text(chain.read_text()[:-20])  # killed mid-append: the last line is half written

@@ -30,19 +30,33 @@ def run(root: Path | str, *args: str, input: str | None = None, check: bool = Tr
     return proc.stdout
 
 
+# Environment variables that change where git finds the repository: with any of them set, ask git.
+_DISCOVERY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM")
+
+
 def find_root(start: Path | str = ".") -> Path:
-    """The top of the git work tree containing ``start``."""
+    """The top of the git work tree containing ``start``.
+
+    Found the way git finds it, by looking for ``.git`` (a directory, or the file of a linked
+    worktree) in ``start`` and its parents, without starting a git process: every command calls
+    this first. When the environment redirects git's discovery, git itself answers."""
     start = Path(start)
     if not start.exists():
         raise RepoStateError(f"{start}: directory does not exist")
-    proc = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RepoStateError(
-            f"{start.resolve()} is not inside a git repository (run 'gitops init' to make one)"
-        )
-    return Path(proc.stdout.strip())
+    if not any(name in os.environ for name in _DISCOVERY_ENV):
+        here = start.resolve()
+        for directory in (here, *here.parents):
+            dot = directory / ".git"
+            if dot.is_file() or (dot / "HEAD").is_file():
+                return directory
+            if directory.name == ".git" and (directory / "HEAD").is_file():
+                break  # inside a git directory, not a work tree: git refuses too
+    else:
+        proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True,
+                              check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return Path(proc.stdout.strip())
+    raise RepoStateError(f"{start.resolve()} is not inside a git repository (run 'gitops init' to make one)")
 
 
 def git_dir(root: Path) -> Path:

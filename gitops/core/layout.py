@@ -81,9 +81,9 @@ def write_alias(root: Path, model: str, alias: Alias) -> str:
 
 
 def append_version(root: Path, cache: ContentCache, rel: str, version: Any, fields: dict[str, Any],
-                   rewrite: Callable[[], object]) -> str:
+                   rewrite: Callable[[], object], prev: str | None = None) -> str:
     """Add ``version`` (a model or data set version; ``fields`` its plain data) to the file ``rel``;
-    return the digest of the new text.
+    return the digest of the new text. ``prev`` is the digest of the file as it is, when known.
 
     Appended as text when ``versions:`` ends the file, else ``rewrite()`` writes the whole file
     (once: the rewrite puts ``versions:`` last; the next reader parses it and the cache follows).
@@ -97,5 +97,5 @@ def append_version(root: Path, cache: ContentCache, rel: str, version: Any, fiel
     new = text.rstrip("\n") + "\n" + "".join(f"  {line}\n" if line else "\n" for line in entry.splitlines())
     yamlio.write_atomic(path, new)
     key = digest(new)
-    cache.append(rel, digest(text), key, new, version.id, fields)
+    cache.append(rel, prev or digest(text), key, new, version.id, fields)
     return key

@@ -83,7 +83,7 @@ def _ingest(ws: Workspace, files: list[Path], dataset: str, skip_invalid: bool, 
         result.message = _nothing_message(ds, checked, result)
         return result
     say(f"storing {len(new)} new rows")
-    _store_batch(ws, ds, new, files, result)
+    _store_batch(ws, ds, stamp, new, files, result)
     if push:
         say("pushing data and commit")
         ws.push([POINTER], f"{ds.name} {result.version} was ingested")
@@ -151,7 +151,7 @@ def _render_batch(ds: Dataset, new: list[tuple[str, dict[str, Any]]]
     return "".join(lines), pairs, counts
 
 
-def _store_batch(ws: Workspace, ds: Dataset, new: list[tuple[str, dict[str, Any]]], files: list[Path],
+def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[tuple[str, dict[str, Any]]], files: list[Path],
                  result: IngestResult) -> None:
     """Write the batch and its shard, update data.dvc and the data set file, commit (all under the journal)."""
     latest = ds.latest()
@@ -175,7 +175,7 @@ def _store_batch(ws: Workspace, ds: Dataset, new: list[tuple[str, dict[str, Any]
                              total_rows=total, created_at=timestamps.utc_now(), author=ws.git.user())
     ds.versions[vid] = version
     stamp = layout.append_version(root, ws.cache, ds_rel, version, schema.dataset_version_fields(version),
-                                  lambda: layout.write_dataset(root, ds))
+                                  lambda: layout.write_dataset(root, ds), prev=stamp)
     ws.forget()
     tracked = [p for p in tracked if (root / p).exists()]
     # 'git commit -- paths' stages tracked files itself; a separate 'git add' would hash the grown
