@@ -153,6 +153,25 @@ def test_killed_after_commit_rolls_forward(repo: Path, tmp_path: Path, monkeypat
     assert api.ingest(Workspace(repo), [batch_file(tmp_path, 0)], "reviews").version is None  # key cache healed
 
 
+def test_killed_between_gits_ref_update_and_its_index_write_rolls_forward_clean(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`git commit -- paths` moves HEAD, then writes the index: a kill between the two leaves the
+    commit made, the work tree committed, and the index still holding the old content."""
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise Killed
+
+    api.ingest(Workspace(repo), [batch_file(tmp_path, 0)], "reviews")
+    monkeypatch.setattr(journal, "clear", die)
+    with pytest.raises(Killed):
+        api.ingest(Workspace(repo), [batch_file(tmp_path, 1)], "reviews")
+    monkeypatch.undo()
+    paths = ["data.dvc", "registry/datasets/reviews.yaml"]
+    git.run(repo, "reset", "-q", "HEAD~1", "--", *paths)  # the index as the killed commit left it
+    assert sorted(git.dirty_paths(repo)) == paths
+    assert journal.recover(Workspace(repo)) == "rolled forward"
+    assert git.dirty_paths(repo) == [] and len(batches.read_rows(Workspace(repo), "reviews")) == 2 * ROWS
+
+
 def snapshot_light(root: Path) -> dict:
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                    if p.is_file() and ".git" not in p.parts and ".dvc" not in p.parts)

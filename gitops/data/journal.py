@@ -6,7 +6,8 @@ text of the untracked ones it may touch (or that they did not exist) and the dat
 calls :func:`recover`: if a journal is left over, the ingest that wrote it died, and
 
 * if HEAD moved to a commit that records the journal's version, it finished: roll forward (drop the
-  journal; nothing else to do, the key cache heals itself);
+  journal and bring the index of its files back to HEAD, which a kill between git's ref update and
+  its index write leaves behind; the key cache heals itself);
 * otherwise roll back: stale git lock files are removed (their owner is dead: it was our child),
   the tracked files are restored from HEAD and unstaged, the untracked ones get their old text back,
   the new data files are deleted.
@@ -92,6 +93,9 @@ def recover(ws: Workspace) -> str | None:
         raise RepoStateError(f"{path}: unreadable ingest journal; inspect the repository and delete it") from None
     _remove_git_locks(ws)
     if _committed(ws, journal):
+        # `git commit -- paths` moves HEAD before it writes the real index: a kill in between
+        # leaves the index at the old content. The work tree is what was committed; sync the index.
+        ws.git.run("reset", "-q", "--", *journal.tracked, *journal.before, check=False)
         clear(ws)
         return "rolled forward"
     ws.git.restore(journal.tracked)
