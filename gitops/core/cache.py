@@ -129,10 +129,6 @@ class ContentCache:
         line = {"prev": prev, "digest": key, "id": version_id, "fields": fields}
         _write(path, json.dumps(line, separators=(",", ":")) + "\n", replace=False)
 
-    def forget(self) -> None:
-        """Drop the in-memory layer (the disk layer is keyed by content and needs no forgetting)."""
-        self._memory.clear()
-
 
 def _replay(raw: bytes, key: str) -> tuple[Entry | None, int, int]:
     """The entry after the chain line whose digest is ``key``, the byte offset past that line, and
