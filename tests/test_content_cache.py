@@ -29,7 +29,8 @@ def fresh(root: Path) -> reader.Registry:
 
 
 def cached(root: Path) -> reader.Registry:
-    """The registry as the next command reads it (a new Workspace: the disk cache, no memory)."""
+    """The registry as the next command reads it (a new process and Workspace: the disk cache only)."""
+    cache.MEMORY.clear()
     return Workspace(root).registry()
 
 

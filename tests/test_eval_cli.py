@@ -36,7 +36,7 @@ def _check_metrics(metrics: dict, weights: Path) -> None:
 def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_path, monkeypatch):  # noqa: F811
     """One ``gitops eval`` (candidate, baseline, gates, data set) parses the registry once, each file
     once, and resolves its data set once: the Workspace is built once and handed to every step."""
-    from gitops.core import reader, schema
+    from gitops.core import cache, reader, schema
     from gitops.data import batches
 
     calls = dict.fromkeys(["parse_texts", "parse_model", "parse_dataset", "resolve"], 0)
@@ -47,7 +47,8 @@ def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_p
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(module, name, counting)
-    shutil.rmtree(eval_repo.root / ".git/gitops/cache", ignore_errors=True)  # nothing parsed before
+    shutil.rmtree(eval_repo.root / ".git/gitops/cache", ignore_errors=True)  # nothing parsed before:
+    cache.MEMORY.clear()  # a new process, a cold clone
     result, _ = _eval(eval_repo, tmp_path, f"{MODEL}@v2")  # against @production, on its data set
     assert result.exit_code == 0, result.stderr
     assert calls == {"parse_texts": 1, "parse_model": 1, "parse_dataset": 1, "resolve": 1}

@@ -18,7 +18,10 @@ found, so reading stays one JSON document plus a few lines. Same text, same resu
 never disagrees with a fresh parse (a test checks).
 
 The cache stores plain data, never pickles or dataclass dumps: what it reads back is rebuilt
-through the schema's own constructors.
+through the schema's own constructors. Entries read or parsed are also kept in memory for the
+rest of the process (:data:`MEMORY`, the last 64): keyed by content, they are as safe to share
+between Workspaces as the disk layer, so a process that opens many (a server, a benchmark, a
+test) does not replay a chain per Workspace.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT = 2  # bump when the chain lines change meaning: an old file then simply misses
+FORMAT = 3  # bump when the chain lines change meaning: an old file then simply misses
 MIN_SIZE = 4096
 COMPACT_AFTER = 64  # a lookup that replays more appended lines than this rewrites the chain as one snapshot
 
@@ -65,13 +69,40 @@ class Entry:
     versions_last: bool
 
 
+class Memory:
+    """The entries of this process, least recently used first out (keyed by path and digest)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], Entry] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def __setitem__(self, key: tuple[str, str], entry: Entry) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything: what a new process starts with."""
+        self._entries.clear()
+
+
+MEMORY = Memory(64)
+
+
 class ContentCache:
     """Parsed registry files by content, on disk under ``directory`` (None: a read-only or
-    bare checkout, where nothing is cached) and in memory for this Workspace."""
+    bare checkout, where nothing is written) and in this process's :data:`MEMORY`."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        self._memory: dict[tuple[str, str], Entry] = {}
+        self._memory = MEMORY
 
     def _chain(self, rel: str) -> Path | None:
         if self.directory is None:
@@ -104,6 +135,11 @@ class ContentCache:
                 pass
         return found
 
+    def versions_last(self, rel: str, key: str) -> bool | None:
+        """Whether ``versions:`` ends the text with digest ``key``, when this Workspace parsed it."""
+        entry = self._memory.get((rel, key))
+        return entry.versions_last if entry is not None else None
+
     def put(self, rel: str, text: str, key: str, entry: Entry, *, persist: bool = True) -> None:
         """Remember a full parse (``persist``: also on disk, replacing the chain: one snapshot line)."""
         self._memory[(rel, key)] = entry
@@ -114,7 +150,7 @@ class ContentCache:
                 "data": entry.data}
         _write(path, json.dumps(head, separators=(",", ":")) + "\n", replace=True)
 
-    def append(self, rel: str, prev: str, key: str, text: str, version_id: str, fields: dict[str, Any]) -> None:
+    def append(self, rel: str, prev: str, key: str, text: str, version_id: str, fields: list[Any]) -> None:
         """Remember that ``version_id`` was appended to the text ``prev``, giving ``text`` (digest ``key``):
         one line added to the chain (a snapshot when there is no chain yet)."""
         before = self._memory.get((rel, prev))

@@ -80,7 +80,7 @@ def write_alias(root: Path, model: str, alias: Alias) -> str:
     return rel
 
 
-def append_version(root: Path, cache: ContentCache, rel: str, version: Any, fields: dict[str, Any],
+def append_version(root: Path, cache: ContentCache, rel: str, version: Any, fields: list[Any],
                    rewrite: Callable[[], object], prev: str | None = None) -> str:
     """Add ``version`` (a model or data set version; ``fields`` its plain data) to the file ``rel``;
     return the digest of the new text. ``prev`` is the digest of the file as it is, when known.
@@ -90,12 +90,14 @@ def append_version(root: Path, cache: ContentCache, rel: str, version: Any, fiel
     Atomic either way."""
     path = root / rel
     text = path.read_text(encoding="utf-8")
-    if not versions_last(text):
+    prev = prev or digest(text)
+    last = cache.versions_last(rel, prev)  # known from the parse: no need to scan 250 KB again
+    if not (versions_last(text) if last is None else last):
         rewrite()
         return digest(path.read_text(encoding="utf-8"))
     entry = yamlio.dumps({version.id: version.to_dict()})
     new = text.rstrip("\n") + "\n" + "".join(f"  {line}\n" if line else "\n" for line in entry.splitlines())
     yamlio.write_atomic(path, new)
     key = digest(new)
-    cache.append(rel, prev or digest(text), key, new, version.id, fields)
+    cache.append(rel, prev, key, new, version.id, fields)
     return key
