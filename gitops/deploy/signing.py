@@ -159,7 +159,7 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str, *, tolerance_s:
     Raises a :class:`WebhookRejected` subclass naming the reason: a missing or malformed header, a
     signature that does not match the timestamp, delivery id, event and body (compared in constant
     time), a timestamp more than ``tolerance_s`` away from the clock, a body that is not a JSON
-    object or whose ``delivery``/``event`` differ from the headers, or a delivery id already in
+    object or whose ``delivery`` differs from the header, or a delivery id already in
     ``seen`` (recorded only once everything else passed). Any input gives a verdict, never a crash.
     """
     if not isinstance(secret, str) or not secret:
@@ -185,21 +185,22 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str, *, tolerance_s:
         when = "in the future" if skew > 0 else "old"
         raise StaleTimestamp(f"the webhook timestamp is {abs(skew):.0f} s {when} "
                              f"(tolerance {tolerance_s:g} s): refusing a stale or replayed delivery")
-    payload = _payload(bytes(body), delivery, event)
+    payload = _payload(bytes(body), delivery)
     if seen is not None and not seen.add(delivery, now):
         raise ReplayedDelivery(f"delivery {delivery} was already received: refusing a replay")
     return payload
 
 
-def _payload(body: bytes, delivery: str, event: str) -> dict[str, Any]:
-    """The JSON object in ``body``; its ``delivery`` and ``event``, when it has them, must be the headers'."""
+def _payload(body: bytes, delivery: str) -> dict[str, Any]:
+    """The JSON object in ``body``; its ``delivery``, when it has one, must be the header's (a payload
+    template may leave it out; the header is signed either way)."""
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
         raise BadBody("the webhook body is not JSON (or nests too deep)") from None
     if not isinstance(payload, dict):
         raise BadBody("the webhook body is not a JSON object")
-    for key, header, value in (("delivery", DELIVERY_HEADER, delivery), ("event", EVENT_HEADER, event)):
-        if key in payload and payload[key] != value:
-            raise BadBody(f"the body's '{key}' is not the {header} header's value: refusing a mixed-up delivery")
+    if "delivery" in payload and payload["delivery"] != delivery:
+        raise BadBody(f"the body's 'delivery' is not the {DELIVERY_HEADER} header's value: "
+                      "refusing a mixed-up delivery")
     return payload
