@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 import threading
@@ -41,6 +42,22 @@ class ActResult:
         """When ``job_id``'s first and last log lines arrived (seconds since act started)."""
         times = [t for t, job, _ in self.timeline if job == job_id]
         return (min(times), max(times)) if times else None
+
+
+def offline_environ() -> dict[str, str]:
+    """What every act run gets so that no workflow step can download, and the setup-python
+    stand-in builds its venv from the test interpreter (``tests/act-actions/setup-python``).
+
+    ``PIP_NO_INDEX`` and an empty ``PIP_FIND_LINKS`` (overriding any pip.conf) leave pip no place
+    to fetch from: a step that needs anything not installed fails, it does not download.
+    ``PIP_NO_WARN_CONFLICTS=0`` skips pip's after-install conflict scan over every distribution of
+    the test environment (~4 s of CPU per ``pip install`` here, hundreds of packages a fresh
+    setup-python would not have); pip reads a ``--no-*`` flag's variable inverted, so 0 means
+    "do not warn". The install itself is still real: it must find gitops-registry satisfied.
+    """
+    site_dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_NO_WARN_CONFLICTS": "0",
+            "GITOPS_TEST_PYTHON": sys.executable, "GITOPS_TEST_SITE": os.pathsep.join(site_dirs)}
 
 
 def act_available() -> bool:
@@ -92,7 +109,7 @@ def run_act(workflow: Path, event_name: str, event_payload: dict, *, env: dict, 
         args += ["-P", f"{label}=-self-hosted"]
     args += local_repositories(workflow)
     base_env = {"GITOPS_SOURCE": str(SOURCE), "PYTHONPATH": str(SOURCE), "ACT_ARTIFACT_DIR": str(scratch / "artifacts"),
-                "PATH": f"{preinstalled_gitops(scratch)}:{os.environ['PATH']}"}
+                "PATH": f"{preinstalled_gitops(scratch)}:{os.environ['PATH']}", **offline_environ()}
     for key, value in {**base_env, **env}.items():
         args += ["--env", f"{key}={value}"]
     for key, value in secrets.items():

@@ -127,6 +127,9 @@ def site(tmp_path: Path) -> Site:
         "bob": em.add_user("bob", permission="write"),       # not a code owner
         "carol": em.add_user("carol", permission="write"),   # in @acme/mlops, authors PRs
         "dave": em.add_user("dave", permission="read"),      # in @acme/mlops, read only
+        # GITOPS_READ_ORG_TOKEN: a machine user's PAT with read:org. The bot's token is Actions'
+        # GITHUB_TOKEN, which cannot read team membership (the emulator answers 403 as GitHub does).
+        "org-reader": em.add_user("org-reader", permission="read", scopes=("repo", "read:org")),
     }
     em.add_team("acme", "mlops", ["alice", "carol", "dave"])
     try:

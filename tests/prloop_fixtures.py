@@ -137,7 +137,9 @@ def build_loop(tmp: Path) -> Loop:
               "alice": em.add_user("alice", permission="admin"),   # @acme/mlops: may approve production
               "bob": em.add_user("bob", permission="write"),       # not a code owner
               "carol": em.add_user("carol", permission="write"),   # @acme/mlops
-              "dave": em.add_user("dave", permission="write")}     # not a code owner
+              "dave": em.add_user("dave", permission="write"),     # not a code owner
+              # GITOPS_READ_ORG_TOKEN: Actions' GITHUB_TOKEN cannot read team membership
+              "org-reader": em.add_user("org-reader", permission="read", scopes=("repo", "read:org"))}
     em.add_team("acme", "mlops", ["alice", "carol"])
     loop = Loop(work, origin, dvc_remote, em, url, tokens, base_sha, timings=timings)
     loop.pulls[STAGING_BRANCH] = em.open_pull(STAGING_BRANCH, "main", "Move staging to v2", "carol")
@@ -151,6 +153,8 @@ def act_env(loop: Loop) -> dict[str, str]:
 
 
 def act_secrets(loop: Loop) -> dict[str, str]:
-    """act turns the secret GITHUB_TOKEN into ``github.token``: the bot's token on the emulator."""
-    return {"GITHUB_TOKEN": loop.tokens["gitops-bot"]}
+    """act turns the secret GITHUB_TOKEN into ``github.token``: the bot's token on the emulator (an
+    installation token, which cannot read team membership); registry-check's approvals step uses
+    GITOPS_READ_ORG_TOKEN, a PAT with read:org, as a team would configure it."""
+    return {"GITHUB_TOKEN": loop.tokens["gitops-bot"], "GITOPS_READ_ORG_TOKEN": loop.tokens["org-reader"]}
 

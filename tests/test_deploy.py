@@ -37,7 +37,7 @@ def test_delivery_succeeds_and_verifies(repo, receiver):
         "weights_path": "models/chat/v3", "commit": repo.head, "base_commit": repo.base,
         "repository": "acme/models", "delivery": result.deliveries[0].delivery_id}
     headers, _ = receiver.requests[0]
-    assert headers["X-Gitops-Signature"].startswith("sha256=")
+    assert headers["X-Gitops-Signature"].startswith("v1=")
     assert headers["X-Gitops-Delivery"] == result.deliveries[0].delivery_id
 
 

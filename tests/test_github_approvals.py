@@ -14,12 +14,12 @@ STAGING = "registry/review/aliases/staging.yaml"
 
 
 def _check(site: Site, number: int):
-    return check_approvals(connect(REPO, token=site.tokens["gitops-bot"], base_url=site.url), number)
+    return check_approvals(connect(REPO, token=site.tokens["org-reader"], base_url=site.url), number)
 
 
 def test_protected_change_without_review_fails_and_names_owners(site: Site, monkeypatch) -> None:
     number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
-    site.use(monkeypatch)
+    site.use(monkeypatch, "org-reader")
     res = CliRunner().invoke(__import__("gitops.cli", fromlist=["main"]).main, ["approvals", "--pr", str(number)])
     assert res.exit_code == 1
     assert "who may approve: alice, carol." in res.output  # dave only reads; teams are expanded
@@ -44,7 +44,7 @@ def test_approval_by_the_author_does_not_count(site: Site) -> None:
 def test_owner_by_team_membership_passes(site: Site, monkeypatch) -> None:
     number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
     site.review("carol", number, "APPROVE")
-    site.use(monkeypatch)
+    site.use(monkeypatch, "org-reader")
     from gitops.cli import main
 
     res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
@@ -79,7 +79,7 @@ def test_later_changes_requested_overrides_approval(site: Site) -> None:
 
 def test_unprotected_change_passes_with_a_message(site: Site, monkeypatch) -> None:
     number = site.pull_request("staging-v3", {STAGING: "version: v3\n"}, author="bob")
-    site.use(monkeypatch)
+    site.use(monkeypatch, "org-reader")
     from gitops.cli import main
 
     res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
@@ -111,3 +111,31 @@ def test_unknown_team_is_a_github_error(site: Site) -> None:
     number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
     with pytest.raises(GithubError, match="team @acme/ghosts.*read:org"):
         _check(site, number)
+
+
+def test_the_default_github_token_cannot_expand_teams(site: Site, monkeypatch) -> None:
+    """With Actions' GITHUB_TOKEN alone the check cannot read @acme/mlops: it fails (exit 1) saying
+    which token it needs, rather than passing or naming nobody."""
+    from gitops.cli import main
+
+    number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
+    site.review("alice", number, "APPROVE")
+    site.use(monkeypatch)  # the bot: an installation token
+    res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "403" in res.output and "@acme/mlops" in res.output and "read:org" in res.output
+
+
+def test_a_file_list_github_may_have_cut_short_fails_closed(site: Site, monkeypatch) -> None:
+    """GitHub lists at most 3,000 files of a PR: 3,001 bulk files listed first hide the production
+    alias file. The check must not say "changes no protected alias": one sentence, exit 1."""
+    from gitops.cli import main
+    from tests.test_github_emulator import big_pull
+
+    number = big_pull(site, 3001, {PROD: "version: v2\n"})
+    site.use(monkeypatch, "org-reader")
+    res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
+    assert res.exit_code == 1, res.output
+    assert "changes no protected alias" not in res.output and "Traceback" not in res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert f"PR #{number} changes 3,002 files" in line and "at most 3,000" in line and "fails closed" in line

@@ -95,3 +95,35 @@ def test_report_post_cli_creates_then_updates_one_comment(site: Site, monkeypatc
     assert summary.read_text().count("<!-- gitops-report") == 2
     usage = run_gitops("report", str(results), "--post")
     assert usage.exit_code == 2
+
+
+def test_report_post_updates_the_oldest_bot_comment_and_never_a_humans(site: Site, monkeypatch, tmp_path) -> None:
+    """Two bot comments carry the report's marker (e.g. a crashed run posted twice) and a person
+    pasted it before both: `gitops report --post` updates the OLDEST bot comment in place and
+    leaves the newer bot comment and the person's comment as they were."""
+    from pathlib import Path
+
+    from tests.conftest import run_gitops
+
+    results = Path(__file__).parent / "golden" / "results-v3.json"
+    number = site.pull_request("staging-v3", {"registry/review/aliases/staging.yaml": "version: v3\n"}, "bob")
+    rendered = run_gitops("report", str(results), "--out", str(tmp_path / "r.md"))
+    assert rendered.exit_code == 0, rendered.stderr
+    report = (tmp_path / "r.md").read_text()
+    marker = report.split("\n", 1)[0]
+    assert marker.startswith("<!-- gitops-report")
+    human = site.em.add_comment(number, "alice", f"{marker}\nI copied the marker first")
+    oldest = site.em.add_comment(number, "gitops-bot", f"{marker}\nold results")
+    newer = site.em.add_comment(number, "gitops-bot", f"{marker}\nduplicate results")
+    other = site.em.add_comment(number, "gitops-bot", "<!-- gitops-report model=other alias=staging -->\nx")
+    assert human < oldest < newer < other  # the emulator lists comments oldest first, as GitHub does
+    site.use(monkeypatch)
+    result = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r2.md"))
+    assert result.exit_code == 0, result.stderr
+    assert "Updated the report" in result.stderr
+    comments = site.em.comments
+    assert comments[oldest].body == report
+    assert comments[newer].body == f"{marker}\nduplicate results"
+    assert comments[human].body == f"{marker}\nI copied the marker first"
+    assert comments[other].body.endswith("\nx") and len(comments) == 4  # nothing created
+    assert f"PATCH /repos/{REPO}/issues/comments/{oldest}" in site.em.calls

@@ -80,8 +80,19 @@ def make_checkable(repo) -> str:
     return git(repo.root, "rev-parse", "HEAD")
 
 
-def test_registry_check_smoke(gitops_repo):
+def shadow_pythons(bin_dir: Path) -> Path:
+    """``python``/``python3`` that fail loudly: put first on PATH, they prove a workflow run uses the
+    test interpreter (what the setup-python stand-in is given), not whatever Python PATH offers."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        (bin_dir / name).write_text("#!/bin/sh\necho 'the PATH python was used' >&2\nexit 97\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def test_registry_check_smoke(gitops_repo, tmp_path, monkeypatch):
     """The install and `gitops check --base origin/main` steps of registry-check.yml, for real."""
+    monkeypatch.setenv("PATH", f"{shadow_pythons(tmp_path / 'shadow')}:{os.environ['PATH']}")
     head = make_checkable(gitops_repo)
     event = pull_request_event(7, "acme/models", base_sha=gitops_repo.base, head_sha=head)
     result = run_act(WORKFLOWS / "registry-check.yml", "pull_request", event, env={}, secrets={},
@@ -91,3 +102,18 @@ def test_registry_check_smoke(gitops_repo):
     # `gitops approvals` runs next; it needs the GitHub API (GITHUB_API_URL -> the emulator).
     assert "Run Main Protected aliases need a code owner's approval" in result.output
     assert "registry-check" in result.jobs_ran
+    assert "Looking in indexes" not in result.output and "Looking in links" not in result.output  # offline
+    assert "the PATH python was used" not in result.output
+
+
+def test_act_runs_cannot_download(gitops_repo):
+    """A workflow asking pip for something the test environment lacks fails at once: no index, no
+    find-links (whatever pip.conf says), so no test can quietly depend on a download."""
+    event = pull_request_event(7, "acme/models", base_sha=gitops_repo.base, head_sha=gitops_repo.head)
+    result = run_act(WORKFLOWS / "registry-check.yml", "pull_request", event, env={}, secrets={},
+                     variables={"GITOPS_INSTALL": "gitops-registry==99.0"}, workdir=gitops_repo.root)
+    assert result.returncode != 0 and result.jobs_failed == {"registry-check"}
+    assert "Failure - Main Install gitops" in result.output, result.output[-3000:]
+    assert "No matching distribution found for gitops-registry==99.0" in result.output
+    assert "Looking in indexes" not in result.output and "Looking in links" not in result.output
+    assert "Run Main Check the registry" not in result.output  # nothing ran after the failed install

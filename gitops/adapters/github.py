@@ -34,6 +34,7 @@ class PullInfo:
     base_ref: str
     base_sha: str
     url: str
+    changed_files: int = 0  # GitHub's count, which the paginated file list may not reach (3,000 at most)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def _translated(action: str, base_url: str, hint: str = "") -> Iterator[None]:
                           f"cannot see it{'; ' + hint if hint else ''})") from None
     except github.GithubException as exc:
         message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
-        raise GithubError(f"GitHub answered {exc.status} while {action}: {message or 'no message'}") from None
+        why = f"; {hint}" if hint and exc.status == 403 else ""  # 403: the token lacks a permission
+        raise GithubError(f"GitHub answered {exc.status} while {action}: {message or 'no message'}{why}") from None
     except requests.exceptions.RequestException as exc:
         raise GithubError(f"cannot reach GitHub at {base_url} while {action}: {type(exc).__name__}") from None
 
@@ -196,7 +198,8 @@ class GitHub:
 
 def _pull_info(pr: Any) -> PullInfo:
     return PullInfo(number=pr.number, title=pr.title, author=pr.user.login, head_ref=pr.head.ref,
-                    head_sha=pr.head.sha, base_ref=pr.base.ref, base_sha=pr.base.sha, url=pr.html_url)
+                    head_sha=pr.head.sha, base_ref=pr.base.ref, base_sha=pr.base.sha, url=pr.html_url,
+                    changed_files=pr.changed_files or 0)
 
 
 def connect(repo: str | None = None, *, token: str | None = None, base_url: str | None = None,

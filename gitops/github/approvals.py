@@ -13,13 +13,16 @@ import re
 from dataclasses import dataclass, field
 
 from gitops import yamlio
-from gitops.adapters.github import WRITE_PERMISSIONS, GitHub, PullInfo, Review
+from gitops.adapters.github import WRITE_PERMISSIONS, ChangedFile, GitHub, PullInfo, Review
 from gitops.core import layout as store
 from gitops.core import schema
-from gitops.errors import GithubError, RegistryError
+from gitops.errors import ApprovalMissing, GithubError, RegistryError
 from gitops.github import codeowners_rules as codeowners
 
 ALIAS_PATH = re.compile(r"^registry/(?P<model>[^/]+)/aliases/(?P<alias>[^/]+)\.yaml$")
+# GitHub lists at most this many files of a pull request (GET .../pulls/{n}/files), whatever the PR
+# changes: beyond it a protected alias file could hide, so the check refuses to judge.
+MAX_LISTED_FILES = 3000
 
 
 @dataclass
@@ -126,7 +129,7 @@ def check_approvals(gh: GitHub, pr_number: int) -> ApprovalResult:
     pr = gh.pull(pr_number)
     result = ApprovalResult(pr=pr.number, author=pr.author, head_sha=pr.head_sha, changes=[])
     protected_cache: dict[str, dict[str, list[str]]] = {}
-    touched = {p for f in gh.pull_files(pr_number) for p in (f.path, f.previous_path) if p}
+    touched = {p for f in _all_files(gh, pr) for p in (f.path, f.previous_path) if p}
     candidates = []
     for path in sorted(touched):
         match = ALIAS_PATH.match(path)
@@ -141,6 +144,18 @@ def check_approvals(gh: GitHub, pr_number: int) -> ApprovalResult:
         change = _judge(gh, path, model, alias, protected_cache[model][alias], owners_file, pr, latest, permissions)
         result.changes.append(change)
     return result
+
+
+def _all_files(gh: GitHub, pr: PullInfo) -> list[ChangedFile]:
+    """Every file the pull request changes, or ApprovalMissing when GitHub's list may be cut short:
+    failing closed, since a protected alias file could be among the files not listed."""
+    files = gh.pull_files(pr.number) if pr.changed_files < MAX_LISTED_FILES else []
+    if pr.changed_files >= MAX_LISTED_FILES or len(files) < pr.changed_files or len(files) >= MAX_LISTED_FILES:
+        raise ApprovalMissing(
+            f"PR #{pr.number} changes {pr.changed_files:,} files and GitHub listed {len(files):,} of them "
+            f"(it lists at most {MAX_LISTED_FILES:,}), so the approvals check cannot see every changed file "
+            "and fails closed: split the pull request into smaller ones")
+    return files
 
 
 def _judge(gh: GitHub, path: str, model: str, alias: str, model_owners: list[str],

@@ -17,11 +17,12 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.emulator.state import REVIEW_EVENTS, SPEC_PATH, Pull, World, now
+from tests.emulator.state import MAX_PER_PAGE, MAX_PULL_FILES, REVIEW_EVENTS, SPEC_PATH, Pull, Token, World, now
 
 # Statuses real GitHub sends on any route even where the description does not list them (a bad token,
-# a missing object). Their bodies are still validated, against basic-error.
-UNDOCUMENTED_ERRORS = {401, 403, 404}
+# a missing permission, a missing object, an unknown commit in a write). Their bodies are still
+# validated, against basic-error.
+UNDOCUMENTED_ERRORS = {401, 403, 404, 422}
 R = "/repos/<owner>/<repo>"
 
 ROUTES = [
@@ -144,10 +145,13 @@ class Emulator(World):
                 self._api.validate_request(_openapi_request(request))
             except Exception as exc:  # openapi-core raises a family of errors; every one is a violation
                 return self._violation(f"request {call} breaks GitHub's contract: {_reason(exc)}")
-            status, body = self._route(request)
-            if self.response_hook is not None:
-                body = self.response_hook(call, body)
-            response = self._json(status, body)
+            try:
+                status, body, headers = self._route(request)
+                if self.response_hook is not None:
+                    body = self.response_hook(call, body)
+            except Exception as exc:  # a bug in the emulator or the test's setup, never an answer GitHub gives
+                return self._violation(f"internal error answering {call}: {_internal(exc)}")
+            response = self._json(status, body, headers)
             try:
                 self._validate_response(request, response, status, body)
             except Exception as exc:
@@ -186,31 +190,41 @@ class Emulator(World):
         return self._json(500, {"message": f"emulator: {reason}", "documentation_url": "https://docs.github.com"})
 
     @staticmethod
-    def _json(status: int, body: Any) -> Response:
+    def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
         if status == 204:
-            return Response(status=204)
-        return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8")
+            return Response(status=204, headers=headers)
+        return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8",
+                        headers=headers)
 
-    def _route(self, request: Request) -> tuple[int, Any]:
+    def _route(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        """(status, body, extra headers). Only :class:`HttpError` becomes an error answer: anything
+        else a handler raises (a KeyError, a git lookup that failed) propagates to :meth:`_respond`,
+        which records it as a violation, so an emulator bug fails the test instead of passing as 404."""
         try:
             endpoint, args = self._urls.bind_to_environ(request.environ).match()
             if "owner" in args and f"{args.pop('owner')}/{args.pop('repo')}".lower() != self.full_name.lower():
                 raise HttpError(404, "Not Found")
-            login = self._authenticate(request)
-            return getattr(self, f"_{endpoint}")(request, login, **args)
+            token = self._authenticate(request)
+            request.environ["emulator.token"] = token
+            answer = getattr(self, f"_{endpoint}")(request, token.login, **args)
+            return answer if len(answer) == 3 else (*answer, {})
         except HttpError as exc:
             return exc.status, {"message": exc.message, "documentation_url": "https://docs.github.com/rest",
-                                "status": str(exc.status)}
-        except LookupError:
-            return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}
+                                "status": str(exc.status)}, {}
 
-    def _authenticate(self, request: Request) -> str:
+    def _authenticate(self, request: Request) -> Token:
         header = request.headers.get("Authorization", "")
         token = header.split(" ", 1)[1] if " " in header else ""
-        for user in self.users.values():
-            if token and user.token == token:
-                return user.login
+        if token and token in self.tokens:
+            return self.tokens[token]
         raise HttpError(401, "Bad credentials")
+
+    def _commit(self, sha: str) -> str:
+        """``sha`` as a commit of the repository, or GitHub's 422 for an unknown one."""
+        try:
+            return self.sha(sha)
+        except LookupError:
+            raise HttpError(422, f"No commit found for SHA: {sha}") from None
 
     # --- handlers: each returns (status, JSON body) ------------------------------------------------
 
@@ -242,8 +256,20 @@ class Emulator(World):
     def _get_pull(self, request: Request, login: str, number: int) -> tuple[int, Any]:
         return 200, self.pull_obj(self._pull(number))
 
-    def _pull_files(self, request: Request, login: str, number: int) -> tuple[int, Any]:
-        return 200, self.changed_files(self._pull(number))
+    def _pull_files(self, request: Request, login: str, number: int) -> tuple[int, Any, dict[str, str]]:
+        """GitHub's limits: at most 3,000 files in all, ``per_page`` at most 100 (30 by default),
+        pages linked with a ``Link`` header; the pull request's ``changed_files`` keeps the real count."""
+        pull = self._pull(number)
+        per_page = min(max(_int_arg(request, "per_page", 30), 1), MAX_PER_PAGE)
+        page = max(_int_arg(request, "page", 1), 1)
+        listed = self.changed(pull)[:MAX_PULL_FILES]
+        chunk = listed[(page - 1) * per_page:page * per_page]
+        headers = {}
+        if page * per_page < len(listed):
+            base = f"{self.base_url}{request.path}?per_page={per_page}"
+            last = -(-len(listed) // per_page)
+            headers["Link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page={last}>; rel="last"'
+        return 200, self.diff_entries(pull, chunk), headers
 
     def _list_reviews(self, request: Request, login: str, number: int) -> tuple[int, Any]:
         self._pull(number)
@@ -293,6 +319,12 @@ class Emulator(World):
         return 200, body
 
     def _team_members(self, request: Request, login: str, org: str, slug: str) -> tuple[int, Any]:
+        token: Token = request.environ["emulator.token"]
+        if token.kind == "installation":
+            # An Actions GITHUB_TOKEN has repository permissions only; GitHub refuses organization data.
+            raise HttpError(403, "Resource not accessible by integration")
+        if not token.can_read_org():
+            raise HttpError(404, "Not Found")  # a classic PAT without read:org does not see the team
         members = self.teams.get((org.lower(), slug.lower()))
         if members is None:
             raise HttpError(404, "Not Found")
@@ -307,7 +339,7 @@ class Emulator(World):
         return 200, self.content_obj(path, ref, data)
 
     def _create_status(self, request: Request, login: str, sha: str) -> tuple[int, Any]:
-        self.sha(sha)
+        self._commit(sha)
         data = request.get_json()
         body = self.example("status")
         body.update(id=len(self.statuses) + 1, state=data["state"], description=data.get("description"),
@@ -319,7 +351,7 @@ class Emulator(World):
 
     def _create_check_run(self, request: Request, login: str) -> tuple[int, Any]:
         data = request.get_json()
-        self.sha(data["head_sha"])
+        self._commit(data["head_sha"])
         body = self.example("check-run-example-of-in-progress-conclusion")
         body.update(id=len(self.check_runs) + 1, name=data["name"], head_sha=data["head_sha"],
                     status=data.get("status", "queued"), conclusion=data.get("conclusion"))
@@ -377,6 +409,20 @@ def _grants(role: str, permission: str) -> bool:
 def _owner_error(path: str, line: int, column: int, source: str, kind: str) -> dict[str, Any]:
     return {"line": line, "column": column, "kind": kind, "source": source, "suggestion": None,
             "message": f"{kind} on line {line}:\n\n  {source}\n  {' ' * (column - 1)}^", "path": path}
+
+
+def _int_arg(request: Request, name: str, default: int) -> int:
+    value = request.args.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else default
+
+
+def _internal(exc: Exception) -> str:
+    """The exception and where it was raised (the innermost frame of the emulator's own code)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/tests/emulator/" in f.filename]
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+    return f"{type(exc).__name__}: {str(exc)[:300]}{where}"
 
 
 def _check_basic_error(body: Any) -> None:

@@ -34,12 +34,33 @@ def git(repo_dir: Path, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
+# GitHub lists at most this many files of a pull request, 100 per page at most (30 by default).
+MAX_PULL_FILES = 3000
+MAX_PER_PAGE = 100
+# Scopes of a personal access token (classic) when a test names none: what a gitops token needs.
+DEFAULT_PAT_SCOPES = ("repo", "read:org")
+
+
 @dataclass
 class User:
     login: str
     id: int
     token: str
     type: str = "User"
+
+
+@dataclass(frozen=True)
+class Token:
+    """Who a token acts for and what it may do. ``installation`` is an Actions ``GITHUB_TOKEN`` (a
+    GitHub App installation token: repository permissions only, no organization ones); ``pat`` is a
+    personal access token (classic) with OAuth ``scopes``."""
+
+    login: str
+    kind: str  # "installation" or "pat"
+    scopes: tuple[str, ...] = ()
+
+    def can_read_org(self) -> bool:
+        return self.kind == "pat" and bool({"read:org", "write:org", "admin:org"} & set(self.scopes))
 
 
 @dataclass
@@ -86,6 +107,7 @@ class World:
         self.base_url = "http://127.0.0.1"
         self.lock = threading.RLock()
         self.users: dict[str, User] = {}
+        self.tokens: dict[str, Token] = {}
         self.collaborators: dict[str, str] = {}
         self.teams: dict[tuple[str, str], list[str]] = {}
         self.pulls: dict[int, Pull] = {}
@@ -101,13 +123,28 @@ class World:
     # --- seeding (what tests and the JSON state file call) ----------------------------------------
 
     def add_user(self, login: str, token: str | None = None, type: str = "User",
-                 permission: str | None = None) -> str:
-        """Register a user (and its token); with ``permission``, also a collaborator. Returns the token."""
+                 permission: str | None = None, scopes: tuple[str, ...] | list[str] | None = None) -> str:
+        """Register a user (and its token); with ``permission``, also a collaborator. Returns the token.
+
+        A ``Bot`` user's token is the Actions ``GITHUB_TOKEN`` (an installation token); a person's is a
+        personal access token with ``scopes`` (default :data:`DEFAULT_PAT_SCOPES`).
+        """
         with self.lock:
             token = token or "tok-" + hashlib.sha1(login.encode()).hexdigest()[:20]
             self.users[login] = User(login=login, id=self._next_id(), token=token, type=type)
+            kind = "installation" if type == "Bot" else "pat"
+            self.tokens[token] = Token(login, kind, tuple(DEFAULT_PAT_SCOPES if scopes is None else scopes))
             if permission:
                 self.set_permission(login, permission)
+            return token
+
+    def add_token(self, login: str, scopes: tuple[str, ...] | list[str], token: str | None = None) -> str:
+        """Another personal access token (classic) of ``login`` with exactly ``scopes``; returns it."""
+        with self.lock:
+            if login not in self.users:
+                raise ValueError(f"unknown user {login}")
+            token = token or "pat-" + hashlib.sha1(f"{login} {sorted(scopes)}".encode()).hexdigest()[:20]
+            self.tokens[token] = Token(login, "pat", tuple(scopes))
             return token
 
     def set_permission(self, login: str, permission: str) -> None:
@@ -143,7 +180,8 @@ class World:
     def seed(self, data: dict[str, Any]) -> None:
         """Seed from a JSON document: users, teams, pulls, reviews, comments (see README.md)."""
         for user in data.get("users", []):
-            self.add_user(user["login"], user.get("token"), user.get("type", "User"), user.get("permission"))
+            self.add_user(user["login"], user.get("token"), user.get("type", "User"), user.get("permission"),
+                          user.get("scopes"))
         for team in data.get("teams", []):
             self.add_team(team["org"], team["slug"], team["members"])
         for pull in data.get("pulls", []):
@@ -175,22 +213,34 @@ class World:
         return proc.stdout if kind == "blob" else None
 
     def changed_files(self, pull: Pull) -> list[dict[str, Any]]:
-        """``git diff --name-status base...head`` with line counts, as GitHub's ``diff-entry`` list."""
+        """Every file ``base...head`` changes, as GitHub's ``diff-entry`` list (uncapped)."""
+        return self.diff_entries(pull, self.changed(pull))
+
+    def changed(self, pull: Pull) -> list[tuple[str, str, int, int, str]]:
+        """``(path, status, additions, deletions, blob sha)`` of every file ``base...head`` changes,
+        sorted by path as GitHub lists them; two ``git diff`` calls whatever the number of files."""
         base, head = self.sha(pull.base), self.sha(pull.head)
-        names = git(self.repo_dir, "diff", "--no-renames", "--name-status", f"{base}...{head}").splitlines()
+        raw = git(self.repo_dir, "diff", "--no-renames", "--raw", "--no-abbrev", "-z", f"{base}...{head}")
         counts = {}
-        for line in git(self.repo_dir, "diff", "--no-renames", "--numstat", f"{base}...{head}").splitlines():
-            added, deleted, path = line.split("\t", 2)
-            counts[path] = (int(added) if added != "-" else 0, int(deleted) if deleted != "-" else 0)
+        for line in git(self.repo_dir, "diff", "--no-renames", "--numstat", "-z", f"{base}...{head}").split("\0"):
+            if line:
+                added, deleted, path = line.split("\t", 2)
+                counts[path] = (int(added) if added != "-" else 0, int(deleted) if deleted != "-" else 0)
         status_names = {"A": "added", "D": "removed", "M": "modified", "T": "changed"}
+        fields = raw.split("\0")
         files = []
-        for line in names:
-            code, path = line.split("\t", 1)
-            added, deleted = counts.get(path, (0, 0))
-            ref = base if code == "D" else head
-            blob_sha = git(self.repo_dir, "rev-parse", f"{ref}:{path}").strip()
-            files.append(self.diff_entry(path, status_names.get(code[0], "modified"), added, deleted, blob_sha, head))
-        return files
+        for meta, path in zip(fields[0::2], fields[1::2]):
+            if not meta:
+                continue
+            _, _, old_sha, new_sha, code = meta.lstrip(":").split(" ")
+            blob_sha = old_sha if code == "D" else new_sha
+            files.append((path, status_names.get(code[0], "modified"), *counts.get(path, (0, 0)), blob_sha))
+        return sorted(files)
+
+    def diff_entries(self, pull: Pull, files: list[tuple[str, str, int, int, str]]) -> list[dict[str, Any]]:
+        head = self.sha(pull.head)
+        return [self.diff_entry(path, status, added, deleted, blob_sha, head)
+                for path, status, added, deleted, blob_sha in files]
 
     # --- response objects, from GitHub's examples -------------------------------------------------
 
@@ -225,7 +275,7 @@ class World:
     def pull_obj(self, pull: Pull, simple: bool = False) -> dict[str, Any]:
         obj = self.example("pull-request-simple-items")[0] if simple else self.example("pull-request")
         obj = json.loads(json.dumps(obj).replace("/1347", f"/{pull.number}"))
-        files = self.changed_files(pull)
+        files = self.changed(pull)  # changed_files counts them all, beyond the 3,000 the list shows
         obj.update(id=pull.number, number=pull.number, state=pull.state, title=pull.title, body=pull.body,
                    user=self.user_obj(pull.author), created_at=pull.created_at, updated_at=pull.created_at,
                    closed_at=None, merged_at=None, merge_commit_sha=None, assignee=None, assignees=[],
@@ -237,7 +287,7 @@ class World:
         if not simple:
             obj.update(merged=False, mergeable=True, mergeable_state="clean", merged_by=None, comments=0,
                        review_comments=0, commits=1, changed_files=len(files),
-                       additions=sum(f["additions"] for f in files), deletions=sum(f["deletions"] for f in files))
+                       additions=sum(f[2] for f in files), deletions=sum(f[3] for f in files))
         return obj
 
     def diff_entry(self, path: str, status: str, added: int, deleted: int, blob_sha: str, head: str) -> dict:
