@@ -36,4 +36,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = sorted(_WHERE)
+__all__ = ["DeployHandler", "DirSource", "Limits", "ModelSource", "Resolved", "ServeConfig", "ServerThread",
+           "create_app", "dir_md5", "make_server"]

@@ -24,7 +24,7 @@ DEFAULT_CONTEXT = 2048  # the prompt + completion bound when the tokenizer state
 class LoadedModel:
     """A backend plus the version it runs and a pin count (thread-safe)."""
 
-    def __init__(self, resolved: Resolved, backend: "Backend", *, load_seconds: float = 0.0) -> None:
+    def __init__(self, resolved: Resolved, backend: Backend, *, load_seconds: float = 0.0) -> None:
         self.resolved = resolved
         self.backend = backend
         self.load_seconds = load_seconds

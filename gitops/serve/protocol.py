@@ -239,7 +239,7 @@ def model_list(names: list[str], created: float) -> dict[str, Any]:
 def sse(data: dict[str, Any] | str) -> bytes:
     """One server-sent event: ``data: <json>`` and a blank line."""
     text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-    return f"data: {text}\n\n".encode("utf-8")
+    return f"data: {text}\n\n".encode()
 
 
 def now() -> int:

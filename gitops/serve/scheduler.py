@@ -105,6 +105,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._closing = False
         self.running = 0  # jobs inside the engine now
+        self.admitted = 0  # jobs ever accepted
         self._thread = threading.Thread(target=self._loop, name="gitops-serve-batcher", daemon=True)
         self._thread.start()
 
@@ -123,6 +124,7 @@ class Batcher:
             if len(self._queue) + len(jobs) > self.max_queue:
                 raise QueueFull()
             self._queue.extend(jobs)
+            self.admitted += len(jobs)
             self._cond.notify_all()
 
     def close(self, timeout: float = 30.0) -> bool:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from gitops.serve.app import ServeState
 
 
-def serve_state(request: Request) -> "ServeState":
+def serve_state(request: Request) -> ServeState:
     return request.app.state.serve
 
 
