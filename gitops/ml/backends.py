@@ -144,7 +144,14 @@ class Backend:
                 raise ConfigError(f"a prompt plus its new tokens needs {longest} positions; the "
                                   f"model has {self.max_length}.")
         rows = _Rows(list(max_new_tokens), self.tokenizer.eos_token_id, on_token)
-        if sampling.greedy or sampling.seed is None:
+        if on_token is None and (sampling.greedy or sampling.seed is None):
+            # Nobody watches the tokens: one call, rows cut afterwards (no per-token Python hook,
+            # which costs CTranslate2 a GIL round trip per token and row).
+            for row, seq in enumerate(self._generate_rows(batch, max(max_new_tokens), sampling)):
+                for token in seq:
+                    if rows.step(row, token):
+                        break
+        elif sampling.greedy or sampling.seed is None:
             self._generate_steps(batch, max(max_new_tokens), sampling, rows.step)
         else:
             for i, ids in enumerate(batch):  # each seeded row on its own generator
@@ -205,6 +212,18 @@ class Backend:
                          step: Callable[[int, int], bool]) -> None:
         """Sample one row reproducibly from ``sampling.seed``."""
         raise NotImplementedError
+
+    def _generate_rows(self, batch: list[list[int]], max_new: int, sampling: Sampling) -> list[list[int]]:
+        """Each row's new ids in one call (engines with a cheaper path than steps override this)."""
+        out: list[list[int]] = [[] for _ in batch]
+        eos = self.tokenizer.eos_token_id
+
+        def collect(row: int, token: int) -> bool:
+            out[row].append(token)
+            return token == eos
+
+        self._generate_steps(batch, max_new, sampling, collect)
+        return out
 
 
 class HFBackend(Backend):
@@ -317,6 +336,13 @@ class CT2Backend(Backend):
             sampling_topp=sampling.top_p, sampling_temperature=sampling.temperature or 1.0,
             include_prompt_in_result=False,
             callback=lambda s: step(s.batch_id, s.token_id))
+
+    def _generate_rows(self, batch: list[list[int]], max_new: int, sampling: Sampling) -> list[list[int]]:
+        results = self.generator.generate_batch(
+            [self._tokens(ids) for ids in batch], max_length=max_new, beam_size=1,
+            sampling_topk=1 if sampling.greedy else 0, sampling_topp=sampling.top_p,
+            sampling_temperature=sampling.temperature or 1.0, include_prompt_in_result=False)
+        return [list(r.sequences_ids[0]) for r in results]
 
     def _generate_seeded(self, ids: list[int], max_new: int, sampling: Sampling,
                          step: Callable[[int, int], bool]) -> None:
