@@ -46,7 +46,7 @@ async def handle(request: Request) -> Response:
         await _collect(jobs)
     except APIError as exc:
         return error_response(request, exc)
-    choices = [protocol.choice(j.index, j.text.text, j.finish_reason) for j in jobs]
+    choices = [protocol.choice(j.index, j.output, j.finish_reason) for j in jobs]
     usage = _account(request, model, jobs)
     return JSONResponse(protocol.completion(_cid(), protocol.now(), model.label, model.md5, choices, usage),
                         headers=headers)

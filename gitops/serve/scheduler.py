@@ -43,7 +43,10 @@ class Job:
         self.model, self.index, self.ids = model, index, ids
         self.max_tokens, self.sampling, self.deadline = max_tokens, sampling, deadline
         self.stream, self._loop, self.events = stream, loop, events
-        self.text = TextStream(model.backend.decode, stop)
+        # Only streams and stop strings need the text token by token; the others are decoded once.
+        self.incremental = stream or bool(stop)
+        self.text = TextStream(model.backend.decode, stop) if self.incremental else None
+        self.output = ""
         self.completion_tokens = 0
         self.finish_reason: str | None = None
         self.cancelled = False  # set by the handler: timed out or client gone
@@ -64,21 +67,28 @@ class Job:
         if self.expired():
             self.cancelled = True
             return True
-        self.completion_tokens += 1
+        if self.text is None:
+            return False
         delta = self.text.push(token)
         if delta and self.stream:
             self._post(("delta", self.index, delta))
         return self.text.stopped
 
-    def finish(self) -> None:
-        """Worker thread: generation is over for this row."""
+    def finish(self, tokens: list[int]) -> None:
+        """Worker thread: generation is over for this row; ``tokens`` are its new ids."""
         if self.cancelled:
             self.fail(TimeoutError("the request ran past its deadline"))
             return
-        delta = self.text.finish()
-        if delta and self.stream:
-            self._post(("delta", self.index, delta))
-        hit_length = self.completion_tokens >= self.max_tokens and not self.text.stopped
+        self.completion_tokens = len(tokens)
+        stopped = False
+        if self.text is None:
+            self.output = self.model.backend.decode(tokens)
+        else:
+            delta = self.text.finish()
+            if delta and self.stream:
+                self._post(("delta", self.index, delta))
+            self.output, stopped = self.text.text, self.text.stopped
+        hit_length = self.completion_tokens >= self.max_tokens and not stopped
         self.finish_reason = "length" if hit_length else "stop"
         self._post(("done", self.index, self))
 
@@ -167,7 +177,7 @@ class Batcher:
         for job in batch:
             if job.expired():  # its deadline passed in the queue, or its client left
                 job.cancelled = True
-                job.finish()
+                job.finish([])
             else:
                 live.append(job)
         try:
@@ -183,13 +193,16 @@ class Batcher:
     @staticmethod
     def _generate(jobs: list[Job]) -> None:
         backend = jobs[0].model.backend
+        # The per-token hook costs a GIL round trip per token and row: only when a job streams or
+        # has stop strings (deadlines are then checked per token too; otherwise before the call).
+        watch = any(j.incremental for j in jobs)
         try:
-            backend.generate_tokens([j.ids for j in jobs], [j.max_tokens for j in jobs],
-                                    sampling=jobs[0].sampling,
-                                    on_token=lambda row, token: jobs[row].on_token(token))
+            tokens = backend.generate_tokens(
+                [j.ids for j in jobs], [j.max_tokens for j in jobs], sampling=jobs[0].sampling,
+                on_token=(lambda row, token: jobs[row].on_token(token)) if watch else None)
         except Exception as exc:  # noqa: BLE001 - an engine failure fails this batch, not the server
             for job in jobs:
                 job.fail(exc)
             return
-        for job in jobs:
-            job.finish()
+        for job, new in zip(jobs, tokens):
+            job.finish(new)
