@@ -147,6 +147,8 @@ def test_deploy_target_failure_lets_the_retry_in(toy_versions):  # noqa: F811
         calls = []
 
         def flaky(payload):
+            if payload.get("boom"):
+                raise KeyError("a bug in the target")
             calls.append(payload)
             if len(calls) == 1:
                 raise GitError("git fetch failed: the remote hung up")
@@ -158,6 +160,8 @@ def test_deploy_target_failure_lets_the_retry_in(toy_versions):  # noqa: F811
         assert first.status_code == 503 and first.headers["retry-after"] == "1"
         assert "remote hung up" in first.json()["error"]["message"]
         assert live.deploy(body, delivery="d-retry", now=sent + 1).status_code == 202  # the sender's retry
+        bug = live.deploy({"boom": True})  # an unexpected failure still answers in the error shape
+        assert bug.status_code == 500 and bug.json()["error"]["code"] == "internal_error"
 
 
 def test_shutdown_drains_requests_in_flight(base_model_dir, tmp_path):  # noqa: F811

@@ -29,7 +29,7 @@ from gitops.serve.metrics import CONTENT_TYPE, ServeMetrics
 from gitops.serve.protocol import APIError, Limits, model_list
 from gitops.serve.scheduler import Batcher
 from gitops.serve.source import ModelSource, model_name
-from gitops.serve.web import api_error, http_error, read_body, serve_state
+from gitops.serve.web import api_error, http_error, internal_error, read_body, serve_state
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,8 @@ def create_app(config: ServeConfig, source: ModelSource, *, deploy: DeployHandle
         Route("/hooks/deploy", deploy_hook, methods=["POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, APIError: api_error})
+                    exception_handlers={HTTPException: http_error, APIError: api_error,
+                                        Exception: internal_error})
     app.state.serve = state
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app

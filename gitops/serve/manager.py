@@ -168,6 +168,9 @@ class ModelManager:
 
     def _swap(self, model: LoadedModel) -> None:
         with self._lock:
+            if self._stopping:  # closed while this load ran: nothing may serve it any more
+                model.retire()
+                return
             old, self._current = self._current, model
             self.swaps += 1 if old is not None else 0
             self._last_error = None

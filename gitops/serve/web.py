@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
@@ -12,6 +13,8 @@ from gitops.serve.protocol import APIError
 
 if TYPE_CHECKING:
     from gitops.serve.app import ServeState
+
+log = logging.getLogger("gitops.serve")
 
 
 def serve_state(request: Request) -> ServeState:
@@ -47,3 +50,11 @@ async def read_body(request: Request, limit: int) -> bytes:
                            code="request_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unexpected still answers in OpenAI's shape (the traceback goes to the log)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc,
+              extra={"fields": {"path": request.url.path}})
+    return error_response(request, APIError(500, "The server failed to handle this request.",
+                                            type="server_error", code="internal_error"))
