@@ -222,3 +222,25 @@ def test_metrics_and_access_log(live, client, caplog):
     from gitops.serve.logs import JsonFormatter
 
     assert json.loads(JsonFormatter().format(lines[0]))["path"] == "/v1/completions"
+
+
+def test_the_server_modules_import_no_heavy_library():
+    """`gitops serve --help` and the app itself start light; the engines load with the model."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, gitops.serve.app, gitops.serve.server; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'ctranslate2', 'dvc'}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_docs_example_runs(toy_versions, capsys):  # noqa: F811
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
+    code = re.search(r"## Running it.*?```python\n(.*?)```", doc, re.S).group(1)
+    assert '"models/review-autocomplete/v7"' in code
+    exec(code.replace('"models/review-autocomplete/v7"', repr(str(toy_versions["toy@v1"]))), {})
+    assert re.fullmatch(r"review-autocomplete@v7 ' .+'\n", capsys.readouterr().out)

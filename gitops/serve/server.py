@@ -53,6 +53,22 @@ class ServerThread:
             time.sleep(0.01)
         return self
 
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Poll ``/readyz`` until it answers 200 (the first model loads in the background)."""
+        import urllib.error
+        import urllib.request
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=5) as resp:
+                    if resp.status == 200:
+                        return True
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        return False
+
     def stop(self, timeout: float = 60.0) -> bool:
         """Graceful shutdown; True when the server thread ended within ``timeout``."""
         self.server.should_exit = True
