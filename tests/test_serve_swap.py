@@ -39,6 +39,13 @@ class Clients:
                 except httpx.HTTPError as exc:
                     self.log[i].append((t0, time.monotonic(), 0, repr(exc)))
 
+    def wait_all_served(self, label: str, timeout: float = 30.0) -> None:
+        """Until every client's latest answer came from ``label`` (each got at least one)."""
+        end = time.monotonic() + timeout
+        while not all(log and log[-1][3] == label for log in self.log):
+            assert time.monotonic() < end, f"not every client was served by {label}"
+            time.sleep(0.01)
+
     def __enter__(self) -> Clients:
         for t in self.threads:
             t.start()
@@ -54,15 +61,15 @@ def test_three_swaps_under_load_fail_no_request(toy_versions):  # noqa: F811
     with live_server(toy_versions) as live:
         old_models, seen_at = [], {}
         with Clients(live.url, 6) as clients:
-            time.sleep(0.3)
+            clients.wait_all_served("toy@v1")
             for k in (2, 3, 4):
                 old_models.append(live.state.manager.current)
                 live.source.point("toy@production", f"toy@v{k}")
                 assert live.deploy().status_code == 202
                 seen_at[k] = live.wait_version(f"toy@v{k}")
-                time.sleep(0.3)
+                clients.wait_all_served(f"toy@v{k}")
         requests = [r for log in clients.log for r in log]
-        assert len(requests) > 60
+        assert len(requests) >= 24  # each client was served by each version
         assert [r for r in requests if r[2] != 200] == []  # zero failed requests
         order = {f"toy@v{k}": k for k in range(1, 5)}
         assert {r[3] for r in requests} == set(order)  # every version served, nothing else

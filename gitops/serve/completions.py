@@ -35,9 +35,11 @@ async def handle(request: Request) -> Response:
         return error_response(request, exc)
     try:
         jobs = _admit(request, req, model)
-    except APIError as exc:
+    except BaseException as exc:  # not queued: nothing else will release the pins
         model.unpin(len(req.prompts))
-        return error_response(request, exc)
+        if isinstance(exc, APIError):
+            return error_response(request, exc)
+        raise
     headers = {VERSION_HEADER: f"{model.label}; md5={model.md5}", "X-Request-Id": request.state.request_id}
     if req.stream:
         return StreamingResponse(_stream(request, req, model, jobs), media_type="text/event-stream",
