@@ -204,3 +204,22 @@ def test_shutdown_drains_requests_in_flight(base_model_dir, tmp_path):  # noqa: 
         assert model.closed and batcher.depth == 0
         with pytest.raises(httpx.ConnectError):
             httpx.get(live.url + "/healthz", timeout=2)
+
+
+def test_a_lora_version_swaps_in_merged(toy_versions, base_model_dir, tmp_path):  # noqa: F811
+    """ct2 -> a peft-lora adapter (merged into its base on load, run by transformers)."""
+    from gitops.ml.backends import open_backend
+    from tests.ml_fixtures import make_lora_adapter
+
+    adapter = make_lora_adapter(base_model_dir, tmp_path / "adapter", steps=2)
+    with open_backend(adapter, "peft-lora", base_dir=base_model_dir, threads=1) as backend:
+        [expected] = backend.generate([PROMPT], max_new_tokens=12)
+    with live_server({"toy@v1": toy_versions["toy@v1"]}) as live:
+        live.source.add("toy@v5", adapter, "peft-lora", base_dir=base_model_dir)
+        live.source.point("toy@production", "toy@v5")
+        live.deploy()
+        live.wait_version("toy@v5")
+        assert live.status()["format"] == "peft-lora"
+        resp = live.client.post("/v1/completions", json={"model": "toy", "prompt": PROMPT, "max_tokens": 12,
+                                                         "temperature": 0})
+        assert resp.json()["model"] == "toy@v5" and resp.json()["choices"][0]["text"] == expected.text

@@ -88,7 +88,8 @@ def open_model(resolved: Resolved, *, threads: int | None = None, device: str = 
     from gitops.ml.backends import open_backend
 
     t0 = time.perf_counter()
-    backend = open_backend(resolved.path, resolved.fmt, device=device, threads=threads)
+    backend = open_backend(resolved.path, resolved.fmt, base_dir=resolved.base_dir, device=device,
+                           threads=threads)
     try:
         backend.generate_tokens([backend.encode(WARMUP_PROMPT)], [2])
     except BaseException:

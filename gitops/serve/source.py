@@ -27,13 +27,15 @@ SERVABLE_FORMATS = ("ct2", "hf", "peft-lora")
 class Resolved:
     """One servable version: what was asked (``ref``), what it is (``version_label`` such as
     ``review-autocomplete@v7`` and the DVC ``md5`` of its files), where its files are and their
-    format (``ct2`` runs on CTranslate2, ``hf``/``peft-lora`` on transformers)."""
+    format (``ct2`` runs on CTranslate2, ``hf``/``peft-lora`` on transformers; a LoRA adapter is
+    merged into ``base_dir``, default the base its adapter config records)."""
 
     ref: str
     version_label: str
     md5: str
     path: Path
     fmt: str
+    base_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.fmt not in SERVABLE_FORMATS:
@@ -86,12 +88,13 @@ class DirSource:
         self._entries: dict[str, Resolved] = {}
         self._lock = threading.Lock()
 
-    def add(self, label: str, path: Path, fmt: str, *, md5: str | None = None) -> Resolved:
+    def add(self, label: str, path: Path, fmt: str, *, md5: str | None = None,
+            base_dir: Path | None = None) -> Resolved:
         """Register version ``label`` (e.g. ``toy@v2``) at ``path``; also resolvable as ``label``."""
         path = Path(path)
         if not path.is_dir():
             raise NotFoundError(f"Model directory {path} does not exist.")
-        entry = Resolved(label, label, md5 or dir_md5(path), path, fmt)
+        entry = Resolved(label, label, md5 or dir_md5(path), path, fmt, base_dir)
         with self._lock:
             self._entries[label] = entry
         return entry
@@ -114,4 +117,4 @@ class DirSource:
         if actual != entry.md5:
             raise IntegrityError(f"{entry.version_label}: the files in {entry.path} have md5 {actual}, "
                                  f"not the recorded {entry.md5}; refusing to load them")
-        return Resolved(ref, entry.version_label, entry.md5, entry.path, entry.fmt)
+        return Resolved(ref, entry.version_label, entry.md5, entry.path, entry.fmt, entry.base_dir)
