@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,52 @@ class Generation:
     text: str
     new_tokens: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings shared by one batch: greedy when ``temperature`` is 0, else sampling from
+    the whole distribution scaled by ``temperature`` and cut to the nucleus ``top_p`` (no top-k, the
+    OpenAI semantics). ``seed`` makes a sampled completion reproducible: each seeded row is sampled
+    on its own generator, whatever else is in the batch."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+GREEDY = Sampling()
+
+TokenCallback = Callable[[int, int], bool]
+"""``on_token(row, token_id)``: called in order for each generated token but the end token; True
+stops that row (a stop string matched, the client went away, its deadline passed)."""
+
+
+class _Rows:
+    """Per-row bookkeeping for :meth:`Backend.generate_tokens`: collects ids, enforces each row's
+    own ``max_new_tokens``, ends a row at the end token, forwards tokens to the callback."""
+
+    def __init__(self, limits: list[int], eos: int | None, on_token: TokenCallback | None) -> None:
+        self.limits, self.eos, self.on_token = limits, eos, on_token
+        self.tokens: list[list[int]] = [[] for _ in limits]
+        self.done = [False] * len(limits)
+
+    def step(self, row: int, token: int) -> bool:
+        """Take ``token`` for ``row``; True when the row is finished (now or before)."""
+        if self.done[row]:
+            return True
+        if token == self.eos:
+            self.done[row] = True
+            return True
+        self.tokens[row].append(token)
+        stop = self.on_token is not None and bool(self.on_token(row, token))
+        if stop or len(self.tokens[row]) >= self.limits[row]:
+            self.done[row] = True
+        return self.done[row]
 
 
 class Backend:
@@ -68,6 +115,49 @@ class Backend:
         for start in range(0, len(ids), batch_size):
             out += self._score_batch(ids[start:start + batch_size])
         return out
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids generation starts from (BOS first), untruncated: a server checks the
+        length itself and refuses what does not fit instead of cutting the prompt silently."""
+        return self._with_bos(text)
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of generated ids, special tokens dropped (as :meth:`generate` decodes)."""
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def generate_tokens(self, batch: list[list[int]], max_new_tokens: list[int], *,
+                        sampling: Sampling = GREEDY,
+                        on_token: TokenCallback | None = None) -> list[list[int]]:
+        """Continue each row of prompt ids (from :meth:`encode`) in one engine batch.
+
+        Rows have their own ``max_new_tokens``; ``on_token`` sees each token as it is generated
+        (streaming) and may end its row early. Returns each row's new ids, end token excluded.
+        Prompt plus new tokens must fit the model's context (``max_length``).
+        """
+        if len(max_new_tokens) != len(batch) or not batch:
+            raise ConfigError("generate_tokens needs one max_new_tokens per row, and a row.")
+        if min(max_new_tokens) < 1 or min(len(ids) for ids in batch) < 1:
+            raise ConfigError("every row needs a prompt token and max_new_tokens of at least 1.")
+        if self.max_length is not None:
+            longest = max(len(ids) + n for ids, n in zip(batch, max_new_tokens))
+            if longest > self.max_length:
+                raise ConfigError(f"a prompt plus its new tokens needs {longest} positions; the "
+                                  f"model has {self.max_length}.")
+        rows = _Rows(list(max_new_tokens), self.tokenizer.eos_token_id, on_token)
+        if on_token is None and (sampling.greedy or sampling.seed is None):
+            # Nobody watches the tokens: one call, rows cut afterwards (no per-token Python hook,
+            # which costs CTranslate2 a GIL round trip per token and row).
+            for row, seq in enumerate(self._generate_rows(batch, max(max_new_tokens), sampling)):
+                for token in seq:
+                    if rows.step(row, token):
+                        break
+        elif sampling.greedy or sampling.seed is None:
+            self._generate_steps(batch, max(max_new_tokens), sampling, rows.step)
+        else:
+            for i, ids in enumerate(batch):  # each seeded row on its own generator
+                self._generate_seeded(ids, max_new_tokens[i], sampling,
+                                      lambda _row, token, i=i: rows.step(i, token))
+        return rows.tokens
 
     def close(self) -> None:
         """Release the model (memory, threads). The backend is unusable afterwards."""
@@ -112,6 +202,29 @@ class Backend:
     def _score_batch(self, batch: list[list[int]]) -> list[tuple[float, int]]:
         raise NotImplementedError
 
+    def _generate_steps(self, batch: list[list[int]], max_new: int, sampling: Sampling,
+                        step: Callable[[int, int], bool]) -> None:
+        """Run one batch, calling ``step(row, token)`` per generated token (end token included);
+        a True answer ends that row."""
+        raise NotImplementedError
+
+    def _generate_seeded(self, ids: list[int], max_new: int, sampling: Sampling,
+                         step: Callable[[int, int], bool]) -> None:
+        """Sample one row reproducibly from ``sampling.seed``."""
+        raise NotImplementedError
+
+    def _generate_rows(self, batch: list[list[int]], max_new: int, sampling: Sampling) -> list[list[int]]:
+        """Each row's new ids in one call (engines with a cheaper path than steps override this)."""
+        out: list[list[int]] = [[] for _ in batch]
+        eos = self.tokenizer.eos_token_id
+
+        def collect(row: int, token: int) -> bool:
+            out[row].append(token)
+            return token == eos
+
+        self._generate_steps(batch, max_new, sampling, collect)
+        return out
+
 
 class HFBackend(Backend):
     """transformers (and peft) models: left-padded batched ``generate``, one forward to score."""
@@ -151,6 +264,41 @@ class HFBackend(Backend):
         logp = logp * mask[:, 1:]
         return [(-float(logp[i].sum()), len(seq) - 1) for i, seq in enumerate(batch)]
 
+    def _generate_steps(self, batch: list[list[int]], max_new: int, sampling: Sampling,
+                        step: Callable[[int, int], bool]) -> None:
+        import torch
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+        class PerToken(StoppingCriteria):
+            """generate() calls this after every step with the ids so far: the per-token hook,
+            and a per-row stop (the answer marks rows finished; the others go on)."""
+
+            def __call__(self, input_ids, scores, **kwargs):
+                last = input_ids[:, -1].tolist()
+                return torch.tensor([step(i, t) for i, t in enumerate(last)],
+                                    dtype=torch.bool, device=input_ids.device)
+
+        pad = self.tokenizer.pad_token_id
+        input_ids, mask = _pad(batch, pad, left=True, device=self.device)
+        cfg = GenerationConfig(max_new_tokens=max_new, num_beams=1, do_sample=not sampling.greedy,
+                               temperature=None if sampling.greedy else sampling.temperature,
+                               top_p=None if sampling.greedy else sampling.top_p,
+                               top_k=None if sampling.greedy else 0,
+                               pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+                               bos_token_id=self.tokenizer.bos_token_id)
+        with torch.inference_mode():
+            self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=cfg,
+                                stopping_criteria=StoppingCriteriaList([PerToken()]))
+
+    def _generate_seeded(self, ids: list[int], max_new: int, sampling: Sampling,
+                         step: Callable[[int, int], bool]) -> None:
+        import torch
+
+        # generate() samples from torch's global generator; one row alone draws the same numbers
+        # for the same seed. Callers run one batch at a time per backend.
+        torch.manual_seed(sampling.seed)
+        self._generate_steps([ids], max_new, sampling, step)
+
     def close(self) -> None:
         self.model = None
 
@@ -179,6 +327,38 @@ class CT2Backend(Backend):
         results = self.generator.score_batch([self._tokens(ids) for ids in batch],
                                              max_input_length=0)
         return [(-float(sum(r.log_probs)), len(r.log_probs)) for r in results]
+
+    def _generate_steps(self, batch: list[list[int]], max_new: int, sampling: Sampling,
+                        step: Callable[[int, int], bool]) -> None:
+        self.generator.generate_batch(
+            [self._tokens(ids) for ids in batch], max_length=max_new, beam_size=1,
+            sampling_topk=1 if sampling.greedy else 0,  # 0: the whole distribution
+            sampling_topp=sampling.top_p, sampling_temperature=sampling.temperature or 1.0,
+            include_prompt_in_result=False,
+            callback=lambda s: step(s.batch_id, s.token_id))
+
+    def _generate_rows(self, batch: list[list[int]], max_new: int, sampling: Sampling) -> list[list[int]]:
+        results = self.generator.generate_batch(
+            [self._tokens(ids) for ids in batch], max_length=max_new, beam_size=1,
+            sampling_topk=1 if sampling.greedy else 0, sampling_topp=sampling.top_p,
+            sampling_temperature=sampling.temperature or 1.0, include_prompt_in_result=False)
+        return [list(r.sequences_ids[0]) for r in results]
+
+    def _generate_seeded(self, ids: list[int], max_new: int, sampling: Sampling,
+                         step: Callable[[int, int], bool]) -> None:
+        # CTranslate2 seeds each of its worker threads once (set_random_seed does not reset a
+        # thread already used), so a seed cannot be honoured through generate_batch: sample here
+        # from the logits of forward_batch, one full forward per token (slower, no KV cache).
+        import numpy as np
+
+        rng = np.random.default_rng(sampling.seed)
+        seq = list(ids)
+        for _ in range(max_new):
+            logits = np.asarray(self.generator.forward_batch([seq]))[0, -1].astype(np.float64)
+            token = _sample(logits, sampling, rng)
+            if step(0, token):
+                return
+            seq.append(token)
 
     def close(self) -> None:
         if self.generator is not None:
@@ -240,6 +420,19 @@ def ct2_quantization(path: Path) -> str | None:
     if meta.is_file():
         return json.loads(meta.read_text()).get("quantization")
     return None
+
+
+def _sample(logits, sampling: Sampling, rng) -> int:
+    """One token from ``softmax(logits / temperature)`` cut to the nucleus ``top_p``."""
+    import numpy as np
+
+    z = logits / sampling.temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    keep = int(np.searchsorted(np.cumsum(p[order]), sampling.top_p)) + 1  # the token crossing top_p too
+    chosen = order[:keep]
+    return int(rng.choice(chosen, p=p[chosen] / p[chosen].sum()))
 
 
 def _pad(batch: list[list[int]], pad_id: int, *, left: bool, device):

@@ -1,0 +1,161 @@
+"""``POST /v1/completions``: validate, pin the current model, queue one job per prompt, answer.
+
+The model is pinned at admission, so the version named in the ``X-Gitops-Version`` header (sent
+before the first streamed byte) is the version that generates every token of the answer, even if
+a swap happens meanwhile. Tokens are counted with that model's own tokenizer, and a prompt that
+does not fit its context is refused (413), never cut silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from gitops.serve import protocol
+from gitops.serve.engine import LoadedModel
+from gitops.serve.logs import VERSION_HEADER
+from gitops.serve.protocol import APIError, CompletionRequest
+from gitops.serve.scheduler import Closed, Job, QueueFull
+from gitops.serve.web import error_response, read_body, serve_state
+
+
+async def handle(request: Request) -> Response:
+    state = serve_state(request)
+    request.state.request_id = uuid.uuid4().hex[:16]
+    try:
+        body = await read_body(request, state.config.limits.max_body_bytes)
+        req = protocol.parse_completion(body, state.config.limits)
+        model = state.acquire(len(req.prompts))
+    except APIError as exc:
+        return error_response(request, exc)
+    try:
+        jobs = _admit(request, req, model)
+    except BaseException as exc:  # not queued: nothing else will release the pins
+        model.unpin(len(req.prompts))
+        if isinstance(exc, APIError):
+            return error_response(request, exc)
+        raise
+    headers = {VERSION_HEADER: f"{model.label}; md5={model.md5}", "X-Request-Id": request.state.request_id}
+    if req.stream:
+        return StreamingResponse(_stream(request, req, model, jobs), media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
+    try:
+        await _collect(jobs)
+    except APIError as exc:
+        return error_response(request, exc)
+    choices = [protocol.choice(j.index, j.output, j.finish_reason) for j in jobs]
+    usage = _account(request, model, jobs)
+    return JSONResponse(protocol.completion(_cid(), protocol.now(), model.label, model.md5, choices, usage),
+                        headers=headers)
+
+
+def _admit(request: Request, req: CompletionRequest, model: LoadedModel) -> list[Job]:
+    """Check the request against the pinned model, make its jobs and queue them (all or none)."""
+    state = serve_state(request)
+    if req.model not in (state.name, state.config.ref, model.label):
+        raise APIError(404, f"The model '{req.model}' does not exist; this server serves "
+                            f"'{state.name}' (now {model.label}).", param="model", code="model_not_found")
+    if req.max_tokens >= model.context:
+        raise protocol.bad("max_tokens", f"'max_tokens' is {req.max_tokens}; {model.label} has a context "
+                                         f"of {model.context} tokens, prompt included.")
+    ids = [model.backend.encode(p) for p in req.prompts]
+    longest = max(len(i) for i in ids)
+    if longest + req.max_tokens > model.context:
+        raise APIError(413, f"This model's maximum context length is {model.context} tokens; the prompt "
+                            f"has {longest} tokens and max_tokens asks for {req.max_tokens} more.",
+                       param="prompt", code="context_length_exceeded")
+    loop, events = asyncio.get_running_loop(), asyncio.Queue()
+    deadline = time.monotonic() + state.config.request_timeout_s
+    jobs = [Job(model, i, p, req.max_tokens, req.sampling, req.stop, deadline, stream=req.stream,
+                loop=loop, events=events) for i, p in enumerate(ids)]
+    try:
+        state.batcher.submit(jobs)
+    except QueueFull:
+        raise APIError(429, "The server's queue is full; retry after a moment.", type="rate_limit_error",
+                       code="queue_full", headers=state.retry_after()) from None
+    except Closed:
+        raise APIError(503, "The server is shutting down; retry shortly.", type="server_error",
+                       code="unavailable", headers=state.retry_after()) from None
+    request.state.jobs = jobs
+    return jobs
+
+
+async def _events(jobs: list[Job]) -> AsyncIterator[tuple]:
+    """The jobs' events until every one is done; a deadline or engine failure raises APIError."""
+    events: asyncio.Queue = jobs[0].events
+    pending = {j.index for j in jobs}
+    deadline = jobs[0].deadline
+    try:
+        while pending:
+            left = deadline - time.monotonic()
+            try:
+                kind, index, value = await asyncio.wait_for(events.get(), max(left, 0.0) + 0.5)
+            except asyncio.TimeoutError:
+                raise _timeout() from None
+            if kind == "error":
+                raise _timeout() if isinstance(value, TimeoutError) else APIError(
+                    500, f"The engine failed: {type(value).__name__}: {value}", type="server_error",
+                    code="engine_error")
+            if kind == "done":
+                pending.discard(index)
+            yield kind, index, value
+    finally:
+        if pending:  # timed out, failed, or the client went away: stop the other rows too
+            for job in jobs:
+                job.cancel()
+
+
+def _timeout() -> APIError:
+    return APIError(504, "The request ran past the server's timeout.", type="server_error", code="timeout")
+
+
+async def _collect(jobs: list[Job]) -> None:
+    async for _event in _events(jobs):
+        pass
+
+
+async def _stream(request: Request, req: CompletionRequest, model: LoadedModel,
+                  jobs: list[Job]) -> AsyncIterator[bytes]:
+    """Server-sent events: a chunk per piece of text, one with each finish_reason, optionally the
+    usage, then ``[DONE]``. An error after the headers went out is sent as an ``error`` event."""
+    cid, created = _cid(), protocol.now()
+
+    def chunk(choices: list[dict], usage: dict | None = None) -> bytes:
+        body = protocol.completion(cid, created, model.label, model.md5, choices, None)
+        if usage is not None:
+            body["usage"] = usage
+        return protocol.sse(body)
+
+    try:
+        async for kind, index, value in _events(jobs):
+            if kind == "delta":
+                yield chunk([protocol.choice(index, value, None)])
+            else:
+                yield chunk([protocol.choice(index, "", value.finish_reason)])
+        usage = _account(request, model, jobs)
+        if req.include_usage:
+            yield chunk([], usage)
+    except APIError as exc:
+        request.state.error_type = exc.type
+        yield protocol.sse(exc.body())
+    yield protocol.sse("[DONE]")
+
+
+def _account(request: Request, model: LoadedModel, jobs: list[Job]) -> dict[str, int]:
+    """Usage of the whole request, recorded for the access log and the token counters."""
+    state = serve_state(request)
+    prompt = sum(len(j.ids) for j in jobs)
+    completion = sum(j.completion_tokens for j in jobs)
+    request.state.prompt_tokens, request.state.completion_tokens = prompt, completion
+    state.metrics.prompt_tokens.labels(model.label).inc(prompt)
+    state.metrics.completion_tokens.labels(model.label).inc(completion)
+    return protocol.usage(prompt, completion)
+
+
+def _cid() -> str:
+    return protocol.completion_id()

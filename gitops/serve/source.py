@@ -1,0 +1,120 @@
+"""Where the server gets a model from: the one seam between serving and the registry.
+
+The server knows a reference (``review-autocomplete@production``) and asks a :class:`ModelSource`
+which exact version that is and where its verified files lie. The registry-backed source (resolve
+the alias at a commit, ``dvc pull``, check the md5) lives with the Workspace; :class:`DirSource`
+maps references to local directories for tests and benchmarks. ``resolve`` may be slow (it may
+pull weights) and may raise: the server calls it off the request path and keeps the old model
+when it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
+
+SERVABLE_FORMATS = ("ct2", "hf", "peft-lora")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One servable version: what was asked (``ref``), what it is (``version_label`` such as
+    ``review-autocomplete@v7`` and the DVC ``md5`` of its files), where its files are and their
+    format (``ct2`` runs on CTranslate2, ``hf``/``peft-lora`` on transformers; a LoRA adapter is
+    merged into ``base_dir``, default the base its adapter config records)."""
+
+    ref: str
+    version_label: str
+    md5: str
+    path: Path
+    fmt: str
+    base_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.fmt not in SERVABLE_FORMATS:
+            raise ConfigError(f"{self.version_label} has format '{self.fmt}'; the server runs "
+                              f"{', '.join(SERVABLE_FORMATS)}.")
+
+
+class ModelSource(Protocol):
+    """Turns a reference into a verified version on disk."""
+
+    def resolve(self, ref: str) -> Resolved:
+        """The version ``ref`` names now, its files present and verified; raises a
+        :class:`~gitops.errors.GitopsError` (e.g. :class:`IntegrityError`) when it cannot."""
+        ...
+
+
+def model_name(ref: str) -> str:
+    """``review-autocomplete`` of ``review-autocomplete@production``."""
+    return ref.split("@", 1)[0]
+
+
+def dir_md5(path: Path) -> str:
+    """DVC's md5 of a directory (``<md5 of the manifest>.dir``): the manifest lists each file's
+    md5 and relative path, sorted by path, as ``dvc add`` writes it, so a registry md5 compares."""
+    path = Path(path)
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in filenames:
+            file = Path(dirpath) / name
+            digest = hashlib.md5()
+            with open(file, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            entries.append({"md5": digest.hexdigest(), "relpath": file.relative_to(path).as_posix()})
+    entries.sort(key=lambda e: e["relpath"])
+    manifest = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return hashlib.md5(manifest).hexdigest() + ".dir"
+
+
+class DirSource:
+    """A :class:`ModelSource` over local directories: ``ref -> Resolved``, movable like an alias.
+
+    Each entry records the md5 its directory had when it was added; ``resolve`` recomputes it and
+    raises :class:`IntegrityError` when the files changed since, as the registry source does
+    against the md5 the registry records.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Resolved] = {}
+        self._lock = threading.Lock()
+
+    def add(self, label: str, path: Path, fmt: str, *, md5: str | None = None,
+            base_dir: Path | None = None) -> Resolved:
+        """Register version ``label`` (e.g. ``toy@v2``) at ``path``; also resolvable as ``label``."""
+        path = Path(path)
+        if not path.is_dir():
+            raise NotFoundError(f"Model directory {path} does not exist.")
+        entry = Resolved(label, label, md5 or dir_md5(path), path, fmt, base_dir)
+        with self._lock:
+            self._entries[label] = entry
+        return entry
+
+    def point(self, ref: str, label: str) -> None:
+        """Make ``ref`` (an alias such as ``toy@production``) name the version ``label``."""
+        with self._lock:
+            if label not in self._entries:
+                raise NotFoundError(f"No version {label} was added to this source.")
+            self._entries[ref] = self._entries[label]
+
+    def resolve(self, ref: str) -> Resolved:
+        with self._lock:
+            entry = self._entries.get(ref)
+        if entry is None:
+            raise NotFoundError(f"{ref} names no version in this source.")
+        if not entry.path.is_dir():
+            raise NotFoundError(f"{entry.version_label}: its directory {entry.path} is gone.")
+        actual = dir_md5(entry.path)
+        if actual != entry.md5:
+            raise IntegrityError(f"{entry.version_label}: the files in {entry.path} have md5 {actual}, "
+                                 f"not the recorded {entry.md5}; refusing to load them")
+        return Resolved(ref, entry.version_label, entry.md5, entry.path, entry.fmt, entry.base_dir)
