@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -11,13 +11,11 @@ from starlette.responses import JSONResponse
 
 from gitops.serve.protocol import APIError
 
-if TYPE_CHECKING:
-    from gitops.serve.app import ServeState
-
 log = logging.getLogger("gitops.serve")
 
 
-def serve_state(request: Request) -> ServeState:
+def serve_state(request: Request) -> Any:
+    """The app's ``ServeState`` (typed loosely: app.py builds it and imports this module)."""
     return request.app.state.serve
 
 
