@@ -19,7 +19,7 @@ from gitops.core import refs, schema
 from gitops.core.cache import ContentCache, Entry, digest
 from gitops.core.layout import DATASETS, REGISTRY, model_file, versions_last
 from gitops.core.schema import Dataset, Model, Version
-from gitops.errors import NotFoundError, RegistryError
+from gitops.errors import NotFoundError, RegistryError, shown
 from gitops.validation import Problems
 
 
@@ -85,11 +85,22 @@ def worktree_texts(root: Path) -> dict[str, str]:
     for pattern in ("*/model.yaml", "*/aliases/*.yaml", f"{DATASETS}/*.yaml"):
         for path in base.glob(pattern):
             rel = path.relative_to(root).as_posix()
+            require_plain_file(path, rel)
             try:
                 texts[rel] = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 texts[rel] = "\0"  # reported as invalid YAML below
     return texts
+
+
+def require_plain_file(path: Path, rel: str) -> None:
+    """A registry file is a regular file of bounded size: a link to ``/dev/zero`` or to a file outside
+    the repository must not be read."""
+    if path.is_symlink() or not path.is_file():
+        raise RegistryError(f"{shown(rel)}: registry files must be regular files, not links or devices")
+    if path.stat().st_size > yamlio.MAX_BYTES:
+        raise RegistryError(f"{shown(rel)}: larger than {yamlio.MAX_BYTES // (1024 * 1024)} MiB; refusing to "
+                            "read it")
 
 
 def ref_texts(git: Git, commit: str) -> dict[str, str]:

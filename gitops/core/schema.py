@@ -176,7 +176,7 @@ def owners_of(value: Any, doc: Any, key: Any, src: str, p: Problems, what: str) 
     if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
         p.add(src, doc, key, f"{what} must be a list of owners like '@org/team', '@user' or an e-mail")
         return []
-    bad = [o for o in value if not OWNER_RE.match(o)]
+    bad = [o for o in value if not OWNER_RE.fullmatch(o)]
     for o in bad:
         p.add(src, doc, key, f"{what}: '{o}' is not an owner ('@org/team', '@user' or an e-mail)")
     return [o for o in value if o not in bad]
@@ -191,7 +191,7 @@ def _path_rule(name: str) -> Any:
 
 
 def _md5_rule(v: str) -> str | None:
-    return None if MD5_RE.match(v) else f"md5 '{v}' is not an md5 (32 hex digits, '.dir' for directories)"
+    return None if MD5_RE.fullmatch(v) else f"md5 '{v}' is not an md5 (32 hex digits, '.dir' for directories)"
 
 
 def _parent_rule(v: str) -> str | None:
@@ -236,7 +236,7 @@ DATASET_VERSION_SPEC = Record({
     "total_rows": Field(Scalar("int", minimum=0, nullable=True, label="a whole number")),
     "splits": Field(MapOf(Scalar("int"), label="a mapping of split names to row counts"), REQUIRED),
     "batch": Field(Scalar("str", rule=_path_rule("batch")), REQUIRED),
-    "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.match(v) else f"md5 '{v}' is not an md5"), REQUIRED),
+    "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.fullmatch(v) else f"md5 '{v}' is not an md5"), REQUIRED),
     "source": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
 }, what="data set version", **_REGISTRY_WORDS)
 DATASET_VERSION_KEYS = tuple(DATASET_VERSION_SPEC.fields)

@@ -249,7 +249,7 @@ def _parse_hook(raw: Any, index: int, hooks_node: Any, src: str, p: Problems) ->
         if key not in raw:
             p.add(src, raw, None, f"{what} is missing the required key '{key}'")
     name = raw.get("name")
-    if "name" in raw and (not isinstance(name, str) or not HOOK_NAME_RE.match(name)):
+    if "name" in raw and (not isinstance(name, str) or not HOOK_NAME_RE.fullmatch(name)):
         p.add(src, raw, "name", f"{what}.name must be letters, digits, '.', '_' or '-'")
     if "url" in raw and (problem := url_problem(raw["url"])):
         p.add(src, raw, "url", f"{what}.url {problem}")
@@ -259,7 +259,7 @@ def _parse_hook(raw: Any, index: int, hooks_node: Any, src: str, p: Problems) ->
     if "aliases" in raw:
         hook.aliases = _names(raw["aliases"], raw, "aliases", src, p, what, refs.alias_problem) or []
     secret_env = raw.get("secret_env", DEFAULT_SECRET_ENV)
-    if not isinstance(secret_env, str) or not ENV_NAME_RE.match(secret_env):
+    if not isinstance(secret_env, str) or not ENV_NAME_RE.fullmatch(secret_env):
         p.add(src, raw, "secret_env", f"{what}.secret_env must be an environment variable name like "
                                       f"{DEFAULT_SECRET_ENV}")
     hook.secret_env = str(secret_env)
@@ -325,7 +325,7 @@ def parse_notify(doc: Any, src: str, problems: Problems) -> NotifyConfig:
         if key not in NOTIFY_KEYS and key is not on_key:
             problems.add(src, section, key, f"notify: unknown key '{key}' (allowed: {', '.join(NOTIFY_KEYS)})")
     env = section.get("slack_webhook_env")
-    if env is not None and (not isinstance(env, str) or not ENV_NAME_RE.match(env)):
+    if env is not None and (not isinstance(env, str) or not ENV_NAME_RE.fullmatch(env)):
         problems.add(src, section, "slack_webhook_env",
                      "notify.slack_webhook_env must be the NAME of an environment variable, e.g. SLACK_WEBHOOK_URL")
     else:

@@ -148,7 +148,7 @@ def _convert(value: Any, typ: str, from_text: bool) -> tuple[Any, str | None]:
     if from_text:
         text = value.strip()
         if typ == "int":
-            return (int(text), None) if _INT_RE.match(text) else (None, f"'{value}' is not a whole number")
+            return (int(text), None) if _INT_RE.fullmatch(text) else (None, f"'{value}' is not a whole number")
         if typ == "float":
             try:
                 number = float(text)

@@ -27,7 +27,7 @@ _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def _float_text(text: str) -> Any:
-    return float(text) if _FLOAT_TEXT.match(text.strip()) else text
+    return float(text) if _FLOAT_TEXT.fullmatch(text.strip()) else text
 
 
 def _int(default: Any, help: str, **rules: Any) -> Field:
