@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+QUOTE_LIMIT = 80  # characters of a user's value quoted in a message (a 100 KB name is never echoed whole)
+
+
+def shown(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` as a message may quote it: control characters escaped (a name ending in a newline
+    reads ``production\\n``), at most ``limit`` characters (longer ends in ``...``)."""
+    if isinstance(value, int) and value.bit_length() > 256:  # str() of a 5,000-digit int raises
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = str(value)[: limit + 1]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class Problem(str):
     """One thing wrong with a document: where (``source``, ``line``, ``key``) and what (``message``).
@@ -21,7 +34,8 @@ class Problem(str):
     message: str
 
     def __new__(cls, source: str, line: int | None, key: str | None, message: str) -> Problem:
-        where = f"{source}:{line}" if line else source
+        where = shown(source, 200) if source else ""
+        where = f"{where}:{line}" if line else where
         self = super().__new__(cls, f"{where}: {message}" if where else message)
         self.source, self.line, self.key, self.message = source, line, key, message
         return self

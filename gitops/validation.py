@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gitops.errors import Problem
+from gitops.errors import Problem, shown
 from gitops.yamlio import LineMap, plain
 
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
@@ -59,6 +60,8 @@ def show_python(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return f"a list {_short(repr(value))}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"int {shown(value, 40)}"  # repr() of a 5,000-digit int raises
     return f"{type(value).__name__} {_short(repr(value))}"
 
 
@@ -68,7 +71,24 @@ def show_json(value: Any) -> str:
         return "null"
     if isinstance(value, (dict, list)):
         return type(value).__name__
+    if isinstance(value, int) and not isinstance(value, bool):
+        return shown(value, 40)
     return _short(json.dumps(value, default=str))
+
+
+_FLOAT_MAX_INT = int(sys.float_info.max)
+
+
+def finite_number(value: Any) -> bool:
+    """A finite int or float, not a bool, that ``float()`` can hold: a 400-digit int is not one
+    (``math.isfinite`` would raise OverflowError on it)."""
+    if value.__class__ is float:
+        return math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return -_FLOAT_MAX_INT <= value <= _FLOAT_MAX_INT
+    return math.isfinite(value)
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -76,7 +96,7 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 def _clip(key: Any, limit: int = 80) -> str:
-    return _short(str(key), limit)
+    return shown(key, limit)
 
 
 @dataclass
@@ -115,8 +135,8 @@ class Scalar(Spec):
     """A str, int, float (finite; ints become floats) or bool, with optional rules.
 
     ``rule(value)`` returns why a well-typed value is still wrong (or None; the message is prefixed
-    with the record the value is in); ``parse_text`` turns a string into the type first when it can
-    (a float written as ``1e-4``, which YAML reads as text).
+    with the record the value is in, or with its own key when ``say_path``); ``parse_text`` turns a
+    string into the type first when it can (a float written as ``1e-4``, which YAML reads as text).
     """
 
     kind: str  # "str", "int", "float", "number" (int or float, kept as is), "bool"
@@ -128,6 +148,7 @@ class Scalar(Spec):
     non_empty: bool = False
     rule: Callable[[Any], str | None] | None = None
     parse_text: Callable[[str], Any] | None = None
+    say_path: bool = False  # a rule's message starts with the value's own dotted key, not its record's
 
     def __post_init__(self) -> None:
         # a plain string field checks nothing beyond its type: the common case, kept short
@@ -151,7 +172,7 @@ class Scalar(Spec):
         elif kind == "int":
             ok = isinstance(value, int) and not isinstance(value, bool)
         else:  # float / number
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = finite_number(value)
             if ok and kind == "float":
                 value = float(value)
         if not ok:
@@ -159,13 +180,14 @@ class Scalar(Spec):
             or_null = " or null" if self.nullable and not ctx.null_reads_empty else ""
             raise Invalid(f"{path} must be {label}{or_null}, not {ctx.show(value)}", node, key, path)
         if self.choices is not None and value not in self.choices:
-            raise Invalid(f"{path} must be one of {', '.join(map(str, self.choices))}, not '{value}'", node, key, path)
+            raise Invalid(f"{path} must be one of {', '.join(map(str, self.choices))}, not '{shown(value)}'",
+                          node, key, path)
         if self.minimum is not None and value < self.minimum:
-            raise Invalid(f"{path} must be at least {_num(self.minimum)}, not {value}", node, key, path)
+            raise Invalid(f"{path} must be at least {_num(self.minimum)}, not {shown(value)}", node, key, path)
         if self.maximum is not None and value > self.maximum:
-            raise Invalid(f"{path} must be at most {_num(self.maximum)}, not {value}", node, key, path)
+            raise Invalid(f"{path} must be at most {_num(self.maximum)}, not {shown(value)}", node, key, path)
         if self.rule is not None and (why := self.rule(value)):
-            record = path.rsplit(".", 1)[0] if "." in path else ""
+            record = path if self.say_path else path.rsplit(".", 1)[0] if "." in path else ""
             raise Invalid(f"{record}: {why}" if record else why, node, key, path)
         return value
 
@@ -270,8 +292,8 @@ class Record(Spec):
     keep_absent: bool = True
 
     def _say(self, template: str, path: str, key: Any, field_path: str, shown: str = "") -> str:
-        return template.format(path=field_path, key=_clip(key), what=self.what, record=path or self.what,
-                               allowed=", ".join(self.fields), shown=shown)
+        return template.format(path=_clip(field_path, 120), key=_clip(key), what=self.what,
+                               record=_clip(path, 120) or self.what, allowed=", ".join(self.fields), shown=shown)
 
     def conform(self, value: Any, path: str, ctx: Context, node: Any = None, key: Any = None) -> Any:
         if value is None:
@@ -351,4 +373,4 @@ def conform(spec: Spec, value: Any, path: str = "", *, show: Callable[[Any], str
 
 
 __all__ = ["REQUIRED", "Context", "Field", "Invalid", "ListOf", "MapOf", "Problem", "Problems", "Record",
-           "Scalar", "Spec", "Typed", "conform", "line_of", "show_json", "show_python", "validate"]
+           "Scalar", "Spec", "Typed", "conform", "finite_number", "line_of", "show_json", "show_python", "validate"]

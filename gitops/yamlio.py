@@ -24,6 +24,7 @@ import yaml
 from yaml import events as ev
 
 from gitops.errors import Problem, RegistryError
+from gitops.jsonio import TooLarge, read_bounded, size_text
 
 _Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -200,7 +201,7 @@ def _build(text: str) -> Any:
 def loads(text: str, source: str) -> Any:
     """Parse YAML text; ``source`` names the file in errors (:class:`YamlError`, a RegistryError)."""
     if len(text) > MAX_BYTES:
-        raise YamlError(source, None, f"larger than {MAX_BYTES // (1024 * 1024)} MiB; refusing to parse it")
+        raise YamlError(source, None, f"larger than {size_text(MAX_BYTES)}; refusing to parse it")
     try:
         return _build(text)
     except _Refused as exc:
@@ -216,17 +217,22 @@ def loads(text: str, source: str) -> Any:
         raise YamlError(source, None, f"not valid YAML ({_clip(exc)})") from None
 
 
-def load_file(path: Path, source: str | None = None) -> Any:
-    """Read and parse one YAML file (at most :data:`MAX_BYTES`)."""
+def load_file(path: Path, source: str | None = None, *, max_bytes: int = MAX_BYTES) -> Any:
+    """Read and parse one YAML file of at most ``max_bytes`` (read bounded, so a device or a pipe
+    that never ends is refused too)."""
     name = source or str(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise YamlError(name, None, f"larger than {MAX_BYTES // (1024 * 1024)} MiB; refusing to parse it")
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, max_bytes, name).decode("utf-8")
+    except TooLarge:
+        raise YamlError(name, None, f"larger than {size_text(max_bytes)}; refusing to parse it") from None
     except FileNotFoundError:
         raise YamlError(name, None, "file not found") from None
+    except IsADirectoryError:
+        raise YamlError(name, None, "a directory, not a file") from None
     except UnicodeDecodeError:
         raise YamlError(name, None, "not UTF-8 text") from None
+    except OSError as exc:
+        raise YamlError(name, None, f"cannot be read ({_clip(exc.strerror or exc)})") from None
     return loads(text, name)
 
 

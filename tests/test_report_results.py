@@ -102,7 +102,7 @@ def test_hand_edited_verdict_is_caught():
 
 
 def test_not_json_and_missing_file(tmp_path):
-    with pytest.raises(ResultsError, match=r"r.json is not valid JSON \(line 1, column 2"):
+    with pytest.raises(ResultsError, match=r"r.json:1: not valid JSON \(.*, column 2\)"):
         EvalResults.from_json("{oops", "r.json")
     with pytest.raises(ResultsError, match="not valid JSON"):
         EvalResults.from_json('{"schema_version": 1, "x": NaN', "r.json")

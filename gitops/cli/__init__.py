@@ -15,6 +15,11 @@ import click
 from gitops import __version__
 from gitops.errors import GitopsError
 
+# Every error a user reads is bounded, whatever the library put in it: a 100 KB value must never be
+# echoed whole, nor ten thousand problems listed (the library clips what it quotes; this is the net).
+MAX_ERROR_LINE = 500
+MAX_ERROR_LINES = 60
+
 # Command modules, in the order their commands appear in `gitops --help`.
 COMMAND_MODULES = ("registry", "data", "train", "convert", "evaluate", "report", "github", "deploy", "demo")
 
@@ -28,14 +33,27 @@ class GitopsGroup(click.Group):
         except GitopsError as exc:
             if ctx.meta.get("gitops.debug"):
                 traceback.print_exc()
-            click.secho(f"Error: {exc}", err=True, fg="red")
+            click.secho(f"Error: {bounded(str(exc))}", err=True, fg="red")
             sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # usage errors quote the user's values too
+            exc.message = bounded(exc.message)
+            raise
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # keep the registration order: it follows the workflow
+
+
+def bounded(message: str) -> str:
+    """``message`` with each line at most :data:`MAX_ERROR_LINE` characters and at most
+    :data:`MAX_ERROR_LINES` lines (the rest counted, not printed)."""
+    lines = message.split("\n", MAX_ERROR_LINES)
+    more = message.count("\n") + 1 - MAX_ERROR_LINES if len(lines) > MAX_ERROR_LINES else 0
+    out = [line if len(line) <= MAX_ERROR_LINE else line[: MAX_ERROR_LINE - 3] + "..."
+           for line in lines[:MAX_ERROR_LINES]]
+    return "\n".join(out + ([f"  ... and {more} more lines"] if more else []))
 
 
 @click.group(cls=GitopsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -19,7 +19,7 @@ from gitops.core import refs, schema
 from gitops.core.cache import ContentCache, Entry, digest
 from gitops.core.layout import DATASETS, REGISTRY, model_file, versions_last
 from gitops.core.schema import Dataset, Model, Version
-from gitops.errors import NotFoundError, RegistryError
+from gitops.errors import NotFoundError, RegistryError, shown
 from gitops.validation import Problems
 
 
@@ -41,7 +41,7 @@ class Registry:
     def model(self, name: str) -> Model:
         if name not in self.models:
             known = ", ".join(sorted(self.models)) or "none yet"
-            raise NotFoundError(f"model '{name}' does not exist (models: {known})")
+            raise NotFoundError(f"model '{shown(name)}' does not exist (models: {known})")
         return self.models[name]
 
     def dataset(self, name: str) -> Dataset:
@@ -63,17 +63,17 @@ class Registry:
         if not refs.is_version(target):
             if target not in model.aliases:
                 known = ", ".join(sorted(model.aliases)) or "none"
-                raise NotFoundError(f"model '{model.name}' has no alias '{target}' (aliases: {known})")
+                raise NotFoundError(f"model '{model.name}' has no alias '{shown(target)}' (aliases: {known})")
             target = model.aliases[target].version
         if target not in model.versions:
-            raise NotFoundError(f"model '{model.name}' has no version {target}")
+            raise NotFoundError(f"model '{model.name}' has no version {shown(target)}")
         return model, model.versions[target]
 
 
 def dataset_not_found(name: str, known: dict[str, Any] | None = None) -> NotFoundError:
     names = ", ".join(sorted(known or {})) or "none yet"
-    return NotFoundError(f"data set '{name}' does not exist (data sets: {names}); "
-                         f"create it with 'gitops dataset create {name}'")
+    return NotFoundError(f"data set '{shown(name)}' does not exist (data sets: {names}); "
+                         f"create it with 'gitops dataset create {shown(name)}'")
 
 
 def worktree_texts(root: Path) -> dict[str, str]:
@@ -85,11 +85,22 @@ def worktree_texts(root: Path) -> dict[str, str]:
     for pattern in ("*/model.yaml", "*/aliases/*.yaml", f"{DATASETS}/*.yaml"):
         for path in base.glob(pattern):
             rel = path.relative_to(root).as_posix()
+            require_plain_file(path, rel)
             try:
                 texts[rel] = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 texts[rel] = "\0"  # reported as invalid YAML below
     return texts
+
+
+def require_plain_file(path: Path, rel: str) -> None:
+    """A registry file is a regular file of bounded size: a link to ``/dev/zero`` or to a file outside
+    the repository must not be read."""
+    if path.is_symlink() or not path.is_file():
+        raise RegistryError(f"{shown(rel)}: registry files must be regular files, not links or devices")
+    if path.stat().st_size > yamlio.MAX_BYTES:
+        raise RegistryError(f"{shown(rel)}: larger than {yamlio.MAX_BYTES // (1024 * 1024)} MiB; refusing to "
+                            "read it")
 
 
 def ref_texts(git: Git, commit: str) -> dict[str, str]:
@@ -130,12 +141,13 @@ def _attach_alias(reg: Registry, texts: dict[str, str], rel: str, model_name: st
         return
     if model_name not in reg.models:
         if model_file(model_name) not in texts:
-            p.add(rel, None, None, f"alias of model '{model_name}', which has no {model_file(model_name)}")
+            p.add(rel, None, None,
+                  f"alias of model '{shown(model_name)}', which has no {shown(model_file(model_name), 200)}")
         return
     model = reg.models[model_name]
     if alias.version not in model.versions:
         p.add(rel, None, None,
-              f"alias '{alias.name}' of '{model_name}' points to {alias.version}, which does not exist")
+              f"alias '{alias.name}' of '{shown(model_name)}' points to {alias.version}, which does not exist")
         return
     model.aliases[alias.name] = alias
 

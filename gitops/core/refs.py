@@ -5,17 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gitops.errors import GitopsError
+from gitops.errors import GitopsError, shown
 
-VERSION_RE = re.compile(r"^v[1-9][0-9]*$")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+# Checked with ``fullmatch``: ``re.match`` with ``$`` accepts a trailing newline, and an alias named
+# "production\n" once became the file "production\n.yaml".
+VERSION_RE = re.compile(r"v[1-9][0-9]*")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+ALIAS_RE = re.compile(r"[a-z][a-z0-9._-]{0,63}")
 RESERVED_MODEL_NAMES = {"datasets"}
 RESERVED_ALIASES = {"latest"}
 
 
 def is_version(text: str) -> bool:
-    return bool(VERSION_RE.match(text))
+    return bool(VERSION_RE.fullmatch(text))
 
 
 def version_number(version: str) -> int:
@@ -24,18 +26,19 @@ def version_number(version: str) -> int:
 
 def alias_problem(name: str) -> str | None:
     """Why ``name`` cannot be an alias, or None."""
-    if is_version(name) or re.match(r"^v[0-9]+$", name):
-        return f"alias '{name}' is shaped like a version id; choose a name such as 'staging'"
+    if is_version(name) or re.fullmatch(r"v[0-9]+", name):
+        return f"alias '{shown(name)}' is shaped like a version id; choose a name such as 'staging'"
     if name in RESERVED_ALIASES:
         return f"alias '{name}' is reserved (it always means the newest version)"
-    if not ALIAS_RE.match(name):
-        return f"alias '{name}' must be lower-case letters, digits, '.', '_' or '-', starting with a letter"
+    if not ALIAS_RE.fullmatch(name):
+        return (f"alias '{shown(name)}' must be lower-case letters, digits, '.', '_' or '-', starting with a "
+                "letter (at most 64)")
     return None
 
 
 def name_problem(name: str, what: str = "model") -> str | None:
-    if not NAME_RE.match(name):
-        return f"{what} name '{name}' must be lower-case letters, digits, '.', '_' or '-' (at most 64)"
+    if not NAME_RE.fullmatch(name):
+        return f"{what} name '{shown(name)}' must be lower-case letters, digits, '.', '_' or '-' (at most 64)"
     if what == "model" and name in RESERVED_MODEL_NAMES:
         return f"model name '{name}' is reserved"
     return None
@@ -60,11 +63,11 @@ def parse_ref(text: str, what: str = "model", require_ref: bool = False) -> Ref:
     """Parse ``NAME[@REF]``; errors say what was expected."""
     name, sep, ref = text.partition("@")
     if problem := name_problem(name, what):
-        raise GitopsError(f"'{text}': {problem}")
+        raise GitopsError(f"'{shown(text)}': {problem}")
     if sep and not ref:
         raise GitopsError(f"'{text}': nothing after '@' (expected {name}@v1 or {name}@<alias>)")
     if require_ref and not ref:
         raise GitopsError(f"'{text}': expected {what}@REF, for example {name}@v1 or {name}@production")
     if ref and not is_version(ref) and ref != "latest" and alias_problem(ref):
-        raise GitopsError(f"'{text}': '{ref}' is neither a version (v1, v2, ...) nor an alias name")
+        raise GitopsError(f"'{shown(text)}': '{shown(ref)}' is neither a version (v1, v2, ...) nor an alias name")
     return Ref(name, ref or None)

@@ -12,13 +12,13 @@ exist, a text field that must be a column) follow in code. The loader is on the 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.core import refs
-from gitops.validation import REQUIRED, Field, Invalid, MapOf, Problems, Record, Scalar, Typed, validate
+from gitops.errors import shown
+from gitops.validation import REQUIRED, Field, Invalid, MapOf, Problems, Record, Scalar, Typed, finite_number, validate
 from gitops.yamlio import LineMap
 
 FORMATS = ("peft-lora", "hf", "ct2", "prompt")
@@ -153,8 +153,8 @@ class Dataset:
 # --- value rules ---------------------------------------------------------------------------------
 
 def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool): what metrics, gates and splits hold."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool) that fits a float: what metrics, gates and splits hold."""
+    return finite_number(value)
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -163,9 +163,9 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 def safe_relpath(path: str) -> str | None:
     """Why ``path`` may not be used as a repository path, or None when it is a plain relative path."""
     if not path or path[0] in "/\\" or _DRIVE.match(path):
-        return f"'{path}' must be a path relative to the repository"
+        return f"'{shown(path)}' must be a path relative to the repository"
     if ".." in path and ".." in path.replace("\\", "/").split("/"):
-        return f"'{path}' escapes the repository ('..' is not allowed)"
+        return f"'{shown(path)}' escapes the repository ('..' is not allowed)"
     return None
 
 
@@ -176,14 +176,14 @@ def owners_of(value: Any, doc: Any, key: Any, src: str, p: Problems, what: str) 
     if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
         p.add(src, doc, key, f"{what} must be a list of owners like '@org/team', '@user' or an e-mail")
         return []
-    bad = [o for o in value if not OWNER_RE.match(o)]
+    bad = [o for o in value if not OWNER_RE.fullmatch(o)]
     for o in bad:
-        p.add(src, doc, key, f"{what}: '{o}' is not an owner ('@org/team', '@user' or an e-mail)")
+        p.add(src, doc, key, f"{what}: '{shown(o)}' is not an owner ('@org/team', '@user' or an e-mail)")
     return [o for o in value if o not in bad]
 
 
 def _one_of(name: str, allowed: tuple[str, ...]) -> Any:
-    return lambda v: None if v in allowed else f"{name} '{v}' is not one of {', '.join(allowed)}"
+    return lambda v: None if v in allowed else f"{shown(name)} '{shown(v)}' is not one of {', '.join(allowed)}"
 
 
 def _path_rule(name: str) -> Any:
@@ -191,7 +191,9 @@ def _path_rule(name: str) -> Any:
 
 
 def _md5_rule(v: str) -> str | None:
-    return None if MD5_RE.match(v) else f"md5 '{v}' is not an md5 (32 hex digits, '.dir' for directories)"
+    if MD5_RE.fullmatch(v):
+        return None
+    return f"md5 '{shown(v)}' is not an md5 (32 hex digits, '.dir' for directories)"
 
 
 def _parent_rule(v: str) -> str | None:
@@ -236,14 +238,16 @@ DATASET_VERSION_SPEC = Record({
     "total_rows": Field(Scalar("int", minimum=0, nullable=True, label="a whole number")),
     "splits": Field(MapOf(Scalar("int"), label="a mapping of split names to row counts"), REQUIRED),
     "batch": Field(Scalar("str", rule=_path_rule("batch")), REQUIRED),
-    "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.match(v) else f"md5 '{v}' is not an md5"), REQUIRED),
+    "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.fullmatch(v) else f"md5 '{shown(v)}' is not an md5"),
+                 REQUIRED),
     "source": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
 }, what="data set version", **_REGISTRY_WORDS)
 DATASET_VERSION_KEYS = tuple(DATASET_VERSION_SPEC.fields)
 
 ALIAS_SPEC = Record({
     "version": Field(Scalar("str", label="a version id like v1",
-                            rule=lambda v: None if refs.is_version(v) else f"version '{v}' must look like v1, v2, ..."),
+                            rule=lambda v: None if refs.is_version(v) else
+                            f"version '{shown(v)}' must look like v1, v2, ..."),
                      REQUIRED),
     "note": Field(_TEXT),
 }, what="alias", **_REGISTRY_WORDS)
@@ -258,16 +262,16 @@ def _keys(doc: LineMap, allowed: tuple[str, ...], required: tuple[str, ...], src
           what: str) -> None:
     for key in doc:
         if key not in allowed:
-            p.add(src, doc, key, f"unknown key '{key}' in {what} (allowed: {', '.join(allowed)})")
+            p.add(src, doc, key, f"unknown key '{shown(key)}' in {what} (allowed: {', '.join(allowed)})")
     for key in required:
         if key not in doc:
-            p.add(src, doc, None, f"{what} is missing the required key '{key}'")
+            p.add(src, doc, None, f"{what} is missing the required key '{shown(key)}'")
 
 
 def _text(doc: LineMap, key: str, src: str, p: Problems, what: str) -> str | None:
     value = doc.get(key)
     if value is not None and not isinstance(value, str):
-        p.add(src, doc, key, f"{what}.{key} must be a string, not {type(value).__name__}")
+        p.add(src, doc, key, f"{what}.{shown(key)} must be a string, not {type(value).__name__}")
         return None
     return value
 
@@ -281,7 +285,7 @@ def parse_model(doc: Any, src: str, dirname: str, p: Problems) -> Model | None:
     _keys(doc, MODEL_KEYS, ("name",), src, p, "model")
     name = _text(doc, "name", src, p, "model") or dirname
     if name != dirname:
-        p.add(src, doc, "name", f"name '{name}' does not match its directory 'registry/{dirname}'")
+        p.add(src, doc, "name", f"name '{shown(name)}' does not match its directory 'registry/{shown(dirname)}'")
     if problem := refs.name_problem(dirname):
         p.add(src, doc, "name", problem)
     model = Model(name=dirname, description=_text(doc, "description", src, p, "model") or "",
@@ -311,9 +315,9 @@ def _protected(protected: Any, doc: LineMap, src: str, p: Problems) -> dict[str,
         if problem := refs.alias_problem(str(alias)):
             p.add(src, protected, alias, f"protected: {problem}")
         if owners in (None, "", []):
-            p.add(src, protected, alias, f"protected alias '{alias}' needs at least one owner")
+            p.add(src, protected, alias, f"protected alias '{shown(alias)}' needs at least one owner")
             continue
-        out[str(alias)] = owners_of(owners, protected, alias, src, p, f"protected.{alias}")
+        out[str(alias)] = owners_of(owners, protected, alias, src, p, f"protected.{shown(alias)}")
     return out
 
 
@@ -321,10 +325,10 @@ def _versions(versions: LineMap, src: str, p: Problems) -> dict[str, Version]:
     out: dict[str, Version] = {}
     for vid, record in versions.items():
         if not isinstance(vid, str) or not refs.is_version(vid):
-            p.add(src, versions, vid, f"version id '{vid}' must look like v1, v2, v3 ...")
+            p.add(src, versions, vid, f"version id '{shown(vid)}' must look like v1, v2, v3 ...")
             continue
         if not isinstance(record, LineMap):
-            p.add(src, versions, vid, f"version {vid} must be a mapping with format, path and md5")
+            p.add(src, versions, vid, f"version {shown(vid)} must be a mapping with format, path and md5")
             continue
         fields = validate(VERSION_SPEC, record, src, p, path=f"version {vid}")
         if fields is not None:
@@ -347,10 +351,11 @@ def _parse_gates(gates: Any, doc: LineMap, src: str, p: Problems) -> list[Gate]:
         _keys(gate, ("metric", *GATE_BOUNDS), ("metric",), src, p, "gate")
         bounds = {k: gate[k] for k in GATE_BOUNDS if k in gate}
         if not bounds:
-            p.add(src, gate, None, f"gate on '{gate['metric']}' has no bound (one of {', '.join(GATE_BOUNDS)})")
+            p.add(src, gate, None,
+                  f"gate on '{shown(gate['metric'])}' has no bound (one of {', '.join(GATE_BOUNDS)})")
         for k, v in bounds.items():
             if not is_number(v):
-                p.add(src, gate, k, f"gate on '{gate['metric']}': {k} must be a number")
+                p.add(src, gate, k, f"gate on '{shown(gate['metric'])}': {shown(k)} must be a number")
         out.append(Gate(metric=gate["metric"], **{k: float(v) for k, v in bounds.items() if is_number(v)}))
     return out
 
@@ -364,7 +369,7 @@ def parse_alias(doc: Any, src: str, name: str, p: Problems) -> Alias | None:
     if not isinstance(doc, LineMap):
         p.add(src, None, None, "an alias file must be a mapping with 'version' (and optionally 'note')")
         return None
-    fields = validate(ALIAS_SPEC, doc, src, p, path=f"alias '{name}'")
+    fields = validate(ALIAS_SPEC, doc, src, p, path=f"alias '{shown(name)}'")
     return Alias(name=name, **fields) if fields is not None else None
 
 
@@ -379,13 +384,13 @@ def parse_dataset(doc: Any, src: str, stem: str, p: Problems) -> Dataset | None:
     _keys(doc, DATASET_KEYS, ("name", "columns", "text_field", "key"), src, p, "data set")
     name = _text(doc, "name", src, p, "data set")
     if name is not None and name != stem:
-        p.add(src, doc, "name", f"name '{name}' does not match the file name '{stem}.yaml'")
+        p.add(src, doc, "name", f"name '{shown(name)}' does not match the file name '{shown(stem)}.yaml'")
     if problem := refs.name_problem(stem, "data set"):
         p.add(src, doc, "name", problem)
     columns = _columns(doc, src, p)
     text_field = _text(doc, "text_field", src, p, "data set")
     if text_field is not None and columns and text_field not in columns:
-        p.add(src, doc, "text_field", f"text_field '{text_field}' is not one of the columns")
+        p.add(src, doc, "text_field", f"text_field '{shown(text_field)}' is not one of the columns")
     key = _key(doc, columns, src, p)
     splits = doc.get("splits", DEFAULT_SPLITS)
     if (not isinstance(splits, dict) or not splits or not all(is_number(v) and v >= 0 for v in splits.values())
@@ -408,7 +413,8 @@ def _columns(doc: LineMap, src: str, p: Problems) -> dict:
         return {}
     for col, typ in columns.items():
         if typ not in COLUMN_TYPES:
-            p.add(src, columns, col, f"column '{col}': type '{typ}' is not one of {', '.join(COLUMN_TYPES)}")
+            p.add(src, columns, col,
+                  f"column '{shown(col)}': type '{shown(typ)}' is not one of {', '.join(COLUMN_TYPES)}")
     return columns
 
 
@@ -420,7 +426,7 @@ def _key(doc: LineMap, columns: dict, src: str, p: Problems) -> list[str]:
         return []
     for k in key or []:
         if columns and k not in columns:
-            p.add(src, doc, "key", f"key column '{k}' is not one of the columns")
+            p.add(src, doc, "key", f"key column '{shown(k)}' is not one of the columns")
     return list(key or [])
 
 
@@ -432,10 +438,10 @@ def _dataset_versions(doc: LineMap, src: str, p: Problems) -> dict[str, DatasetV
         return out
     for vid, record in versions.items():
         if not isinstance(vid, str) or not refs.is_version(vid):
-            p.add(src, versions, vid, f"data set version id '{vid}' must look like v1, v2, ...")
+            p.add(src, versions, vid, f"data set version id '{shown(vid)}' must look like v1, v2, ...")
             continue
         if not isinstance(record, LineMap):
-            p.add(src, versions, vid, f"data set version {vid} must be a mapping")
+            p.add(src, versions, vid, f"data set version {shown(vid)} must be a mapping")
             continue
         fields = validate(DATASET_VERSION_SPEC, record, src, p, path=f"data set version {vid}")
         if fields is not None:

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 from gitops import yamlio
 from gitops.core import refs
 from gitops.core.schema import owners_of
-from gitops.errors import RegistryError
+from gitops.errors import RegistryError, shown
 from gitops.validation import Problems
 from gitops.yamlio import LineMap, plain
 
@@ -50,6 +50,7 @@ PLACEHOLDERS = ("event", "model", "alias", "version", "previous_version", "forma
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HOOK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_SECRET_ENV = "GITOPS_DEPLOY_SECRET"
+MAX_URL = 2048
 
 DEFAULT_TEXT = """\
 # gitops repository settings. See the README for every key.
@@ -155,14 +156,14 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
     cfg.raw = doc
     for key in doc:
         if key not in TOP_KEYS:
-            p.add(src, doc, key, f"unknown key '{key}' (allowed: {', '.join(TOP_KEYS)})")
+            p.add(src, doc, key, f"unknown key '{shown(key)}' (allowed: {', '.join(TOP_KEYS)})")
     github = doc.get("github") or {}
     if not isinstance(github, dict) or set(github) - {"repo"}:
         p.add(src, doc, "github", "github must be a mapping with 'repo: owner/name'")
     else:
         repo = github.get("repo")
         if repo is not None and (not isinstance(repo, str) or repo.count("/") != 1):
-            p.add(src, github, "repo", f"github.repo '{repo}' must look like owner/name")
+            p.add(src, github, "repo", f"github.repo '{shown(repo)}' must look like owner/name")
         cfg.repo = repo
     runners = doc.get("runners") or {}
     if not isinstance(runners, dict) or set(runners) - {"gpu"} or not isinstance(runners.get("gpu", []), list):
@@ -186,8 +187,15 @@ def url_problem(url: Any) -> str | None:
     """Why ``url`` cannot be a webhook URL, or None."""
     if not isinstance(url, str) or not url:
         return "must be an http(s) URL"
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    if len(url) > MAX_URL:
+        return f"is longer than {MAX_URL} characters"
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - a port that is not a number raises here, not when sending
+        hostname = parsed.hostname
+    except ValueError as exc:  # an unclosed IPv6 bracket, a port out of range
+        return f"is not a valid URL ({shown(exc)})"  # the URL itself is not echoed: it may carry a token
+    if parsed.scheme not in ("http", "https") or not hostname:
         return f"'{_redact(url)}' must be an http:// or https:// URL with a host"
     if parsed.password:
         return "must not carry a password; put secrets in the environment variable named by secret_env"
@@ -196,18 +204,18 @@ def url_problem(url: Any) -> str | None:
 
 def _redact(url: str) -> str:
     parsed = urlparse(url)
-    return f"{parsed.scheme}://{parsed.netloc.rsplit('@', 1)[-1]}/..." if parsed.netloc else url[:40]
+    return shown(f"{parsed.scheme}://{parsed.netloc.rsplit('@', 1)[-1]}/..." if parsed.netloc else url[:40])
 
 
 def _names(value: Any, node: LineMap, key: str, src: str, p: Problems, what: str, check) -> list[str] | None:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        p.add(src, node, key, f"{what}.{key} must be a non-empty list of names")
+        p.add(src, node, key, f"{what}.{shown(key)} must be a non-empty list of names")
         return None
     for v in value:
         if problem := check(v):
-            p.add(src, node, key, f"{what}.{key}: {problem}")
+            p.add(src, node, key, f"{what}.{shown(key)}: {problem}")
     return list(value)
 
 
@@ -217,19 +225,23 @@ def _template_problems(template: Any) -> list[str]:
     if isinstance(template, dict):
         for k, v in template.items():
             if not isinstance(k, str):
-                found.append(f"key {k!r} must be a string")
+                found.append(f"key {shown(repr(k))} must be a string")
             found += _template_problems(v)
     elif isinstance(template, list):
         for v in template:
             found += _template_problems(v)
     elif isinstance(template, str):
         try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+            fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
         except ValueError as exc:
-            return [f"'{template}': {exc} (write '{{{{' for a literal brace)"]
-        for f in fields:
+            return [f"'{shown(template)}': {exc} (write '{{{{' for a literal brace)"]
+        for f, spec, conv in fields:
             if f not in PLACEHOLDERS:
-                found.append(f"'{{{f}}}' is not a placeholder (known: {', '.join(PLACEHOLDERS)})")
+                found.append(f"'{{{shown(f)}}}' is not a placeholder (known: {', '.join(PLACEHOLDERS)})")
+            elif spec or conv:
+                # '{model:>200000000}' would build a 200 MB string per delivery; nothing needs a format spec
+                found.append(f"'{shown(template)}': write the plain placeholder '{{{f}}}' (no conversion or "
+                             "format spec such as '!r' or ':>10')")
     return found
 
 
@@ -244,12 +256,12 @@ def _parse_hook(raw: Any, index: int, hooks_node: Any, src: str, p: Problems) ->
                                   f"name its environment variable with secret_env instead")
     for key in raw:
         if key not in HOOK_KEYS and key != "secret":
-            p.add(src, raw, key, f"{what}: unknown key '{key}' (allowed: {', '.join(HOOK_KEYS)})")
+            p.add(src, raw, key, f"{what}: unknown key '{shown(key)}' (allowed: {', '.join(HOOK_KEYS)})")
     for key in ("name", "url"):
         if key not in raw:
-            p.add(src, raw, None, f"{what} is missing the required key '{key}'")
+            p.add(src, raw, None, f"{what} is missing the required key '{shown(key)}'")
     name = raw.get("name")
-    if "name" in raw and (not isinstance(name, str) or not HOOK_NAME_RE.match(name)):
+    if "name" in raw and (not isinstance(name, str) or not HOOK_NAME_RE.fullmatch(name)):
         p.add(src, raw, "name", f"{what}.name must be letters, digits, '.', '_' or '-'")
     if "url" in raw and (problem := url_problem(raw["url"])):
         p.add(src, raw, "url", f"{what}.url {problem}")
@@ -259,7 +271,7 @@ def _parse_hook(raw: Any, index: int, hooks_node: Any, src: str, p: Problems) ->
     if "aliases" in raw:
         hook.aliases = _names(raw["aliases"], raw, "aliases", src, p, what, refs.alias_problem) or []
     secret_env = raw.get("secret_env", DEFAULT_SECRET_ENV)
-    if not isinstance(secret_env, str) or not ENV_NAME_RE.match(secret_env):
+    if not isinstance(secret_env, str) or not ENV_NAME_RE.fullmatch(secret_env):
         p.add(src, raw, "secret_env", f"{what}.secret_env must be an environment variable name like "
                                       f"{DEFAULT_SECRET_ENV}")
     hook.secret_env = str(secret_env)
@@ -280,7 +292,7 @@ def _bounded(raw: LineMap, key: str, default: float, low: float, high: float, sr
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or not low <= value <= high:
         kind = "a whole number" if integer else "a number"
-        p.add(src, raw, key, f"{what}.{key} must be {kind} from {low:g} to {high:g}")
+        p.add(src, raw, key, f"{what}.{shown(key)} must be {kind} from {low:g} to {high:g}")
         return default
     return float(value)
 
@@ -304,7 +316,7 @@ def parse_deploy(doc: Any, src: str, problems: Problems) -> DeployConfig:
         if hook is None:
             continue
         if hook.name in seen:
-            problems.add(src, raw, "name", f"deploy.hooks[{i}]: the hook name '{hook.name}' is used twice")
+            problems.add(src, raw, "name", f"deploy.hooks[{i}]: the hook name '{shown(hook.name)}' is used twice")
         seen.add(hook.name)
         cfg.hooks.append(hook)
     return cfg
@@ -323,9 +335,10 @@ def parse_notify(doc: Any, src: str, problems: Problems) -> NotifyConfig:
     on_key = True if True in section and "on" not in section else "on"
     for key in section:
         if key not in NOTIFY_KEYS and key is not on_key:
-            problems.add(src, section, key, f"notify: unknown key '{key}' (allowed: {', '.join(NOTIFY_KEYS)})")
+            problems.add(src, section, key,
+                         f"notify: unknown key '{shown(key)}' (allowed: {', '.join(NOTIFY_KEYS)})")
     env = section.get("slack_webhook_env")
-    if env is not None and (not isinstance(env, str) or not ENV_NAME_RE.match(env)):
+    if env is not None and (not isinstance(env, str) or not ENV_NAME_RE.fullmatch(env)):
         problems.add(src, section, "slack_webhook_env",
                      "notify.slack_webhook_env must be the NAME of an environment variable, e.g. SLACK_WEBHOOK_URL")
     else:

@@ -108,6 +108,7 @@ class Workspace:
         path = self.root / rel
         if not path.is_file():
             raise reader.dataset_not_found(name)
+        reader.require_plain_file(path, rel)
         text = path.read_text(encoding="utf-8")
         return reader.read_dataset_text(rel, text, name, self.cache), digest(text)
 

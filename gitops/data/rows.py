@@ -12,16 +12,21 @@ import csv
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitops import jsonio
 from gitops.core.schema import Dataset
-from gitops.errors import DataError
+from gitops.errors import DataError, shown
+from gitops.validation import finite_number
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
            ".pq": "parquet"}
-_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+MAX_FILE_BYTES = 256 * 1024 * 1024  # one input file; every row of it is held in memory while it is checked
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # an int column holds what Parquet, pandas and torch call int64
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
 
 
@@ -75,6 +80,9 @@ def read_file(path: Path) -> list[RawRow]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     fmt = file_format(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise DataError(f"{path}: larger than {jsonio.size_text(MAX_FILE_BYTES)}; split it into smaller "
+                        "batches and ingest each")
     try:
         if fmt == "csv":
             return _read_csv(path)
@@ -95,6 +103,9 @@ def _read_csv(path: Path) -> list[RawRow]:
         if header is None:
             return []
         header = [h.strip() for h in header]
+        if twice := _twice(header):
+            # csv.DictReader-like zipping keeps the last of two equal columns: refuse, do not guess
+            raise DataError(f"{path}:{reader.line_num}: column '{shown(twice[0])}' appears twice in the header")
         start = reader.line_num + 1
         for fields in reader:
             line, start = start, reader.line_num + 1  # a quoted field may span lines: report where it starts
@@ -108,6 +119,11 @@ def _read_csv(path: Path) -> list[RawRow]:
     return rows
 
 
+def _twice(names: list[str]) -> list[str]:
+    """The names that appear more than once, sorted."""
+    return sorted(name for name, n in Counter(names).items() if n > 1)
+
+
 def _read_jsonl(path: Path) -> list[RawRow]:
     rows = []
     with path.open(encoding="utf-8") as fh:
@@ -115,9 +131,9 @@ def _read_jsonl(path: Path) -> list[RawRow]:
             if not text.strip():
                 continue
             try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                rows.append(RawRow(str(path), number, None, problem=f"not valid JSON ({exc.msg})"))
+                value = jsonio.loads(text, str(path), number)
+            except jsonio.JsonError as exc:
+                rows.append(RawRow(str(path), number, None, problem=exc.reason))
                 continue
             if not isinstance(value, dict):
                 rows.append(RawRow(str(path), number, None, problem="is not a JSON object"))
@@ -134,7 +150,9 @@ def _read_parquet(path: Path) -> list[RawRow]:
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({shown(exc, 200)})") from None
+    if twice := _twice(table.column_names):
+        raise DataError(f"{path}: column '{shown(twice[0])}' appears twice in the Parquet schema")
     return [RawRow(str(path), i, row, where=f"{path}: row {i}")
             for i, row in enumerate(table.to_pylist(), start=1)]
 
@@ -144,27 +162,46 @@ def _convert(value: Any, typ: str, from_text: bool) -> tuple[Any, str | None]:
     if value is None or (from_text and value == "" and typ != "string"):
         return None, "no value"
     if typ == "string":
-        return (value, None) if isinstance(value, str) else (None, f"{value!r} is not a string")
+        return (value, None) if isinstance(value, str) else (None, f"{_show(value)} is not a string")
     if from_text:
-        text = value.strip()
-        if typ == "int":
-            return (int(text), None) if _INT_RE.match(text) else (None, f"'{value}' is not a whole number")
-        if typ == "float":
-            try:
-                number = float(text)
-            except ValueError:
-                return None, f"'{value}' is not a number"
-            return (number, None) if math.isfinite(number) else (None, f"'{value}' is not a finite number")
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE, None
-        return None, f"'{value}' is not true or false"
+        return _from_text(value, typ)
     if typ == "bool":
-        return (value, None) if isinstance(value, bool) else (None, f"{value!r} is not true or false")
+        return (value, None) if isinstance(value, bool) else (None, f"{_show(value)} is not true or false")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None, f"{value!r} is not a number"
+        return None, f"{_show(value)} is not a number"
     if typ == "int":
-        return (value, None) if isinstance(value, int) else (None, f"{value!r} is not a whole number")
-    return (float(value), None) if math.isfinite(value) else (None, f"{value!r} is not a finite number")
+        if not isinstance(value, int):
+            return None, f"{_show(value)} is not a whole number"
+        return (value, None) if INT_MIN <= value <= INT_MAX else (None, f"{_show(value)} is out of range (int64)")
+    return (float(value), None) if finite_number(value) else (None, f"{_show(value)} is not a finite number")
+
+
+def _from_text(value: str, typ: str) -> tuple[Any, str | None]:
+    """A CSV field (text) as ``typ``, or why it is not one."""
+    text = value.strip()
+    if typ == "int":
+        if not _INT_RE.fullmatch(text):
+            return None, f"'{shown(value)}' is not a whole number"
+        if len(text.lstrip("+-")) > 19:  # before int(): 4,300+ digits raise, and int64 has 19
+            return None, f"'{shown(value)}' is out of range (int64)"
+        number = int(text)
+        return (number, None) if INT_MIN <= number <= INT_MAX else (None, f"'{shown(value)}' is out of range (int64)")
+    if typ == "float":
+        try:
+            number = float(text)
+        except ValueError:
+            return None, f"'{shown(value)}' is not a number"
+        return (number, None) if math.isfinite(number) else (None, f"'{shown(value)}' is not a finite number")
+    if text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE, None
+    return None, f"'{shown(value)}' is not true or false"
+
+
+def _show(value: Any) -> str:
+    """A JSON value as a rejection quotes it: short, whatever its size or depth."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    return shown(value) if isinstance(value, int) and not isinstance(value, bool) else shown(repr(value))
 
 
 def check_row(row: RawRow, dataset: Dataset) -> tuple[dict[str, Any] | None, str | None]:
@@ -173,7 +210,7 @@ def check_row(row: RawRow, dataset: Dataset) -> tuple[dict[str, Any] | None, str
         return None, row.problem or "unreadable row"
     extra = [k for k in row.values if k not in dataset.columns]
     if extra:
-        return None, f"unexpected column '{extra[0]}' (columns: {', '.join(dataset.columns)})"
+        return None, f"unexpected column '{shown(extra[0])}' (columns: {', '.join(dataset.columns)})"
     from_text = row.source.lower().endswith(".csv")
     typed: dict[str, Any] = {}
     for col, typ in dataset.columns.items():

@@ -13,17 +13,16 @@ shows the plan and hands it to :func:`evaluate`, so one command reads the regist
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops import timestamps
+from gitops import jsonio, timestamps
 from gitops.core import refs
 from gitops.core.materialize import version_files
 from gitops.core.schema import Dataset, DatasetVersion, Model, Version
 from gitops.core.workspace import Workspace
 from gitops.data import batches
-from gitops.errors import EvalError, NotFoundError
+from gitops.errors import EvalError, GitopsError, NotFoundError
 from gitops.eval import harness
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
@@ -217,10 +216,10 @@ def read_curve(weights_dir: Path) -> list[CurvePoint]:
     unreadable: the curve is a nicety of the report, never a reason to fail an evaluation."""
     path = Path(weights_dir) / CURVE_FILE
     try:
-        points = json.loads(path.read_text(encoding="utf-8"))
+        points = jsonio.load_file(path, jsonio.MAX_BYTES)
         return [CurvePoint(step=int(p["step"]), train_loss=_finite(p.get("train_loss")),
                            eval_loss=_finite(p.get("eval_loss"))) for p in points]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (GitopsError, OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
 
 

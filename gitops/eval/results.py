@@ -22,11 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
+from gitops import jsonio
 from gitops.core.schema import GATE_BOUNDS, Version
-from gitops.errors import EvalError
+from gitops.errors import EvalError, shown
 from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Record, Scalar, Spec, conform, show_json
 
 SCHEMA_VERSION = 1
+MAX_RESULTS_BYTES = 64 * 1024 * 1024  # samples included, a results document is a few MB at most
 
 
 class ResultsError(EvalError):
@@ -302,10 +304,9 @@ class EvalResults(_Checked):
     def from_json(cls, text: str, source: str = "results") -> EvalResults:
         """Parse a results document from JSON text."""
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                               f"{exc.msg})") from None
+            data = jsonio.loads(text, source)
+        except jsonio.JsonError as exc:
+            raise ResultsError(str(exc)) from None
         return cls.from_dict(data, source)
 
     @classmethod
@@ -315,11 +316,13 @@ class EvalResults(_Checked):
 
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = jsonio.read_bounded(path, MAX_RESULTS_BYTES).decode("utf-8")
         except FileNotFoundError:
             raise NotFoundError(f"results file {path} does not exist") from None
+        except jsonio.TooLarge as exc:
+            raise ResultsError(str(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ResultsError(f"cannot read results file {path}: {exc}") from None
+            raise ResultsError(f"cannot read results file {path}: {shown(exc, 200)}") from None
         return cls.from_json(text, str(path))
 
     def save(self, path: str | Path) -> None:

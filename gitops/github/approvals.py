@@ -132,7 +132,7 @@ def check_approvals(gh: GitHub, pr_number: int) -> ApprovalResult:
     touched = {p for f in _all_files(gh, pr) for p in (f.path, f.previous_path) if p}
     candidates = []
     for path in sorted(touched):
-        match = ALIAS_PATH.match(path)
+        match = ALIAS_PATH.fullmatch(path)
         if match and match["alias"] in _protected_aliases(gh, match["model"], pr.base_ref, protected_cache):
             candidates.append((path, match["model"], match["alias"]))
     if not candidates:

@@ -42,7 +42,7 @@ class Codeowners:
         """The rule that decides ``path``'s owners: the last one that matches."""
         path = path.lstrip("/")
         for rule in reversed(self.rules):
-            if rule.regex.match(path):
+            if rule.regex.fullmatch(path):
                 return rule
         return None
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gitops.adapters.dvc import read_pointer
 from gitops.core import layout, settings
 from gitops.core.reader import Registry
 from gitops.core.workspace import Workspace
-from gitops.errors import GitopsError, Problem
+from gitops.errors import GitopsError, Problem, shown
 from gitops.registry import codeowners_text
 from gitops.registry.changes import immutability_problems
 from gitops.validation import Problems
@@ -16,6 +18,7 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     """All problems found; an empty list means the registry is sound."""
     reg = ws.registry(strict=False)
     problems = Problems(reg.problems)
+    problems += stray_alias_files(ws.root)
     cfg = settings.read(ws.root, problems)
     problems += _pointer_problems(ws, reg)
     if base is not None:
@@ -26,6 +29,23 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     if remote:
         problems += _remote_problems(ws, reg)
     return list(problems)
+
+
+def stray_alias_files(root: Path) -> list[Problem]:
+    """Entries of ``registry/<model>/aliases/`` that gitops does not read. Only ``<alias>.yaml`` is an
+    alias, so a ``production.yml`` or ``production.YAML`` beside ``production.yaml`` would look like a
+    change to a reviewer and say nothing to gitops: refuse anything else."""
+    out = []
+    for entry in sorted((root / layout.REGISTRY).glob("*/aliases/*")):
+        rel = entry.relative_to(root).as_posix()
+        if entry.is_symlink() or not entry.is_file():
+            out.append(Problem(rel, None, None, "only .yaml files belong among the aliases, and only regular "
+                               "files (this is a link or a directory); remove it"))
+        elif not entry.name.endswith(".yaml"):
+            stem = entry.name.split(".", 1)[0] or "ALIAS"
+            out.append(Problem(rel, None, None, f"only .yaml files are aliases, so gitops ignores this one; "
+                               f"rename it to {shown(stem)}.yaml or remove it"))
+    return out
 
 
 def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:

@@ -7,16 +7,17 @@ repository is left exactly as it was.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from gitops import timestamps, yamlio
+from gitops import jsonio, timestamps, yamlio
 from gitops.core import layout, refs, schema
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
-from gitops.errors import NotFoundError, RegistryError
+from gitops.errors import NotFoundError, RegistryError, shown
+
+MAX_METRICS_BYTES = 1024 * 1024  # a metrics file is a handful of numbers
 
 
 def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: str | None = None,
@@ -65,20 +66,21 @@ def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: 
 
 
 def read_metrics(path: Path) -> dict[str, float]:
-    """A metrics file (JSON, or YAML) of ``name: number``."""
+    """A metrics file (JSON, or YAML) of ``name: number``, at most :data:`MAX_METRICS_BYTES`."""
+    if not path.exists():
+        raise NotFoundError(f"metrics file {path} does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"metrics file {path} does not exist") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yamlio.loads(text, str(path))
-    except json.JSONDecodeError as exc:
-        raise RegistryError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if path.suffix == ".json":
+            data = jsonio.load_file(path, MAX_METRICS_BYTES)
+        else:
+            data = yamlio.load_file(path, max_bytes=MAX_METRICS_BYTES)
+    except (jsonio.JsonError, jsonio.TooLarge, yamlio.YamlError) as exc:
+        raise RegistryError(str(exc)) from None
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: metrics must be a mapping of names to numbers")
     bad = [k for k, v in data.items() if not schema.is_number(v)]
     if bad:
-        raise RegistryError(f"{path}: metric '{bad[0]}' is not a number")
+        raise RegistryError(f"{path}: metric '{shown(bad[0])}' is not a number")
     return {str(k): v for k, v in data.items()}
 
 

@@ -93,7 +93,7 @@ def report_marker(results: list[EvalResults]) -> str:
 
 def find_marker(body: str) -> tuple[str, str | None] | None:
     """``(model, alias)`` of a report's marker when ``body`` starts with one, else None."""
-    match = _MARKER_RE.match(body.split("\n", 1)[0])
+    match = _MARKER_RE.fullmatch(body.split("\n", 1)[0])
     if not match:
         return None
     return match.group(1), None if match.group(2) == "-" else match.group(2)

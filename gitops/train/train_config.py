@@ -17,17 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from gitops import yamlio
-from gitops.errors import ConfigError
+from gitops.core import refs
+from gitops.errors import ConfigError, GitopsError, shown
 from gitops.validation import REQUIRED, Field, ListOf, Problems, Record, Scalar, Spec, validate
 from gitops.yamlio import LineMap
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a page of YAML; anything larger is not one
+MAX_TEXT = 1024  # characters of a string value (a base model path, a module name)
+MAX_TEMPLATE = 4096
+_MANY = 10**9  # steps and epochs: far beyond any run, small enough for every counter downstream
 # PyYAML reads `1e-4` (no dot) as a string; a float field accepts such text when it is a number.
 _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def _float_text(text: str) -> Any:
-    return float(text) if _FLOAT_TEXT.match(text.strip()) else text
+    return float(text) if _FLOAT_TEXT.fullmatch(text.strip()) else text
 
 
 def _int(default: Any, help: str, **rules: Any) -> Field:
@@ -39,43 +44,76 @@ def _float(default: Any, help: str, **rules: Any) -> Field:
 
 
 def _str(default: Any, help: str, **rules: Any) -> Field:
-    return Field(Scalar("str", label="a non-empty string", non_empty=True, **rules), default, help)
+    rules.setdefault("rule", _text_rule(MAX_TEXT))
+    return Field(Scalar("str", label="a non-empty string", non_empty=True, say_path=True, **rules), default, help)
+
+
+def _text_rule(limit: int) -> Any:
+    def rule(value: str) -> str | None:
+        if len(value) > limit:
+            return f"is {len(value):,} characters long; at most {limit:,}"
+        if not value.isprintable():
+            return f"'{shown(value)}' holds control characters"
+        return None
+
+    return rule
+
+
+def _name_rule(value: str) -> str | None:
+    """``output.model`` becomes a path (the work dir, ``models/NAME/vN``): a registry name, nothing else."""
+    return _text_rule(MAX_TEXT)(value) or refs.name_problem(value)
+
+
+def _dataset_rule(value: str) -> str | None:
+    if why := _text_rule(MAX_TEXT)(value):
+        return why
+    try:
+        refs.parse_ref(value, "data set")
+    except GitopsError as exc:
+        return exc.message
+    return None
 
 
 SCHEMA = Record({
     "base_model": _str(REQUIRED, "Model to fine-tune: a local directory, a hub id (online), or a registry "
                                  "reference such as `review-autocomplete@production` to continue from."),
-    "dataset": _str(REQUIRED, "Registry data set reference, e.g. `reviews@latest` or `reviews@v2`."),
+    "dataset": _str(REQUIRED, "Registry data set reference, e.g. `reviews@latest` or `reviews@v2`.",
+                    rule=_dataset_rule),
     "prompt": Field(Record({
         "template": _str("{text}", "`str.format` template over a row's columns; `{text}` is the "
-                                   "data set's text field (plain language-model fine-tuning)."),
+                                   "data set's text field (plain language-model fine-tuning). Plain "
+                                   "`{column}` fields only: no conversions or format specs.",
+                         rule=_text_rule(MAX_TEMPLATE)),
     })),
     "adapter": Field(Record({
         "type": _str("lora", "Adapter kind; only `lora` for now.", choices=("lora",)),
-        "r": _int(8, "LoRA rank.", minimum=1),
-        "alpha": _float(16.0, "LoRA scaling numerator (`lora_alpha`).", minimum=0),
+        "r": _int(8, "LoRA rank (1 to 4096).", minimum=1, maximum=4096),
+        "alpha": _float(16.0, "LoRA scaling numerator (`lora_alpha`, 0 to 1e6).", minimum=0, maximum=1e6),
         "dropout": _float(0.05, "Dropout on the LoRA input.", minimum=0, maximum=1),
-        "target_modules": Field(ListOf(Scalar("str", non_empty=True, label="a non-empty name"),
+        "target_modules": Field(ListOf(Scalar("str", non_empty=True, label="a non-empty name", say_path=True,
+                                              rule=_text_rule(256)),
                                        label="a list of names", nullable=True, non_empty=True, single=True),
                                 None, "Module names to adapt, e.g. `[q_proj, v_proj]`; null lets peft pick "
                                       "its default for the architecture."),
     })),
     "trainer": Field(Record({
-        "epochs": _int(1, "Passes over the train split.", minimum=1),
-        "learning_rate": _float(2e-4, "Peak AdamW learning rate (linear decay to 0).", minimum=0),
-        "batch_size": _int(8, "Rows per micro-batch on each process.", minimum=1),
+        "epochs": _int(1, "Passes over the train split.", minimum=1, maximum=_MANY),
+        "learning_rate": _float(2e-4, "Peak AdamW learning rate (linear decay to 0; at most 10).", minimum=0,
+                                maximum=10),
+        "batch_size": _int(8, "Rows per micro-batch on each process.", minimum=1, maximum=65536),
         "max_steps": _int(None, "Stop after this many optimizer steps (null: run all epochs).", minimum=1,
-                          nullable=True),
-        "seed": _int(42, "Seed for data order, LoRA init and dropout: same seed, same run."),
+                          maximum=_MANY, nullable=True),
+        "seed": _int(42, "Seed for data order, LoRA init and dropout: same seed, same run (0 to 2^32-1).",
+                     minimum=0, maximum=2**32 - 1),
         "eval_steps": _int(50, "Evaluate on the valid split and write a checkpoint every N optimizer steps.",
-                           minimum=1),
-        "gradient_accumulation_steps": _int(1, "Micro-batches per optimizer step.", minimum=1),
+                           minimum=1, maximum=_MANY),
+        "gradient_accumulation_steps": _int(1, "Micro-batches per optimizer step.", minimum=1, maximum=65536),
         "precision": _str("fp32", "`fp32`; `bf16` (CPU or a GPU that supports it); `fp16` (CUDA GPU only).",
                           choices=PRECISIONS),
-        "max_length": _int(256, "Tokens per row; longer rows are truncated.", minimum=8),
+        "max_length": _int(256, "Tokens per row; longer rows are truncated.", minimum=8, maximum=1 << 20),
     })),
     "output": Field(Record({
-        "model": _str(REQUIRED, "Registry model name the new version is registered under."),
+        "model": _str(REQUIRED, "Registry model name the new version is registered under.", rule=_name_rule),
     })),
 })
 
@@ -136,15 +174,22 @@ def config_hash(data: dict[str, Any]) -> str:
 
 
 def template_fields(template: str) -> list[str]:
-    """Column names a ``str.format`` template uses; a malformed template is a ConfigError."""
+    """Column names a ``str.format`` template uses; a malformed template is a ConfigError.
+
+    Only plain ``{column}`` fields: a conversion (``{text!z}``) or format spec (``{text:d}``) fails on
+    the first row, after the data was read, and a width (``{text:>200000000}``) builds a string of
+    that size for every row."""
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]
     except ValueError as exc:
-        raise ConfigError(f"prompt.template '{template}' is not a valid format string ({exc})") from None
-    bad = [n for n in names if not n or not n.isidentifier()]
-    if bad:
-        raise ConfigError(f"prompt.template '{template}' must name columns, like '{{text}}'")
-    return names
+        raise ConfigError(f"prompt.template '{shown(template)}' is not a valid format string ({exc})") from None
+    if any(not n or not n.isidentifier() for n, _, _ in fields):
+        raise ConfigError(f"prompt.template '{shown(template)}' must name columns, like '{{text}}'")
+    if odd := [n for n, spec, conv in fields if spec or conv]:
+        raise ConfigError(f"prompt.template '{shown(template)}': write the plain column '{{{odd[0]}}}' (no "
+                          "conversion or format spec such as '!r' or ':>10')")
+    return [n for n, _, _ in fields]
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -157,7 +202,8 @@ def _leaf(dotted: str) -> Spec:
         if not isinstance(node, Record) or part not in node.fields:
             scope = ".".join(parts[:i]) or "the top level"
             allowed = ", ".join(node.fields) if isinstance(node, Record) else "none (it is a value)"
-            raise ConfigError(f"--set {dotted}: unknown key '{dotted}' (allowed in {scope}: {allowed})")
+            raise ConfigError(f"--set {shown(dotted)}: unknown key '{shown(dotted)}' (allowed in {shown(scope)}: "
+                              f"{allowed})")
         node = node.fields[part].spec
     if isinstance(node, Record):
         raise ConfigError(f"--set {dotted}: '{dotted}' is a section; set one of its keys, e.g. "
@@ -180,7 +226,8 @@ def apply_overrides(doc: Any, overrides: list[str]) -> Any:
         dotted, sep, text = item.partition("=")
         dotted = dotted.strip()
         if not sep or not dotted:
-            raise ConfigError(f"--set '{item}' must look like key.path=value, e.g. trainer.learning_rate=1e-4")
+            raise ConfigError(f"--set '{shown(item)}' must look like key.path=value, e.g. "
+                              "trainer.learning_rate=1e-4")
         spec = _leaf(dotted)
         wants_text = isinstance(spec, Scalar) and spec.kind == "str"
         try:
@@ -231,7 +278,7 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
 def read(path: Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read, override and validate a train config file."""
     try:
-        doc = yamlio.load_file(path)
+        doc = yamlio.load_file(path, max_bytes=MAX_CONFIG_BYTES)
     except yamlio.YamlError as exc:  # the YAML layer speaks of registry files; this is a config
         raise ConfigError(str(exc)) from None
     return parse(apply_overrides(doc, list(overrides or [])), str(path))
