@@ -33,6 +33,10 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
         res = EvalResults.load(repo / f"results-{version}.json")
         assert res.baseline is not None and res.baseline.version == "v1"
         assert res.candidate.metrics["perplexity"] > 1 and res.samples
+    converted = EvalResults.load(repo / "results-v3.json")
+    assert converted.parent.version == "v2" and converted.candidate.training_curve == []
+    assert "### What the conversion cost: v3 against its parent v2" in report
+    assert "int8 cost vs v2: perplexity " in result.stdout
 
     assert run_gitops("check", cwd=repo).exit_code == 0
     log = subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True, text=True).stdout

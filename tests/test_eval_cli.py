@@ -75,27 +75,61 @@ def test_peft_lora_candidate_against_hf_production(eval_repo, tmp_path):  # noqa
     assert [(g.metric, g.bound, g.passed, g.skipped) for g in doc.gates] == [
         ("perplexity", "max_increase_pct", True, False), ("latency_p95_ms", "max", True, False)]
     assert doc.verdict == "pass"
-    assert json.loads(out.read_text())["schema_version"] == 1
+    assert json.loads(out.read_text())["schema_version"] == 2
+    assert doc.parent is None and [c.against for c in doc.comparisons] == ["baseline"]  # trained: no parent
+    loss = doc.comparison("baseline").deltas["loss"]
+    assert loss.delta == pytest.approx(doc.candidate.metrics["loss"] - doc.baseline.metrics["loss"])
+    assert (loss.unit, loss.units) == ("rows", doc.dataset.rows) and loss.low <= loss.delta <= loss.high
+    assert doc.environment.threads == 1  # FAST passes --threads 1
     report = run_gitops("report", str(out), cwd=eval_repo.root)
     assert report.exit_code == 0, report.stderr
     assert "review-autocomplete@v2" in report.stdout and doc.samples[0].prompt.split()[0] in report.stdout
 
 
-def test_ct2_candidate_scores_like_its_hf_source(eval_repo, tmp_path):  # noqa: F811
-    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--baseline", f"{MODEL}@v1")
+def test_ct2_candidate_is_compared_with_its_parent_and_shows_no_curve(eval_repo, tmp_path):  # noqa: F811
+    """v3 is the int8 conversion of v1: against production (v2 here) and against its parent v1, on the
+    same rows with the same settings; it was never trained, so it has no curve, though v1 has one."""
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--baseline", f"{MODEL}@v2")
     assert result.exit_code == 0, result.stderr
+    assert "parent: review-autocomplete@v1 (v3 is a ct2 conversion of it" in result.stderr
+    assert "parent loss" in result.stderr  # its own measurement (progress stage)
     doc = EvalResults.load(out)
     assert (doc.candidate.format, doc.candidate.quantization) == ("ct2", "int8")
     _check_metrics(doc.candidate.metrics, eval_repo.root / f"models/{MODEL}/v3")
+    assert (doc.parent.ref, doc.parent.version, doc.parent.format) == (f"{MODEL}@v1", "v1", "hf")
+    _check_metrics(doc.parent.metrics, eval_repo.root / f"models/{MODEL}/v1")
     # the int8 conversion of v1 scores the same rows close to v1 itself (CTranslate2's score_batch)
-    assert math.isclose(doc.candidate.metrics["loss"], doc.baseline.metrics["loss"], rel_tol=0.1)
-    assert doc.candidate.metrics["size_bytes"] < doc.baseline.metrics["size_bytes"]
-    # v1's weights dir carries the training curve, and `gitops convert` carries it into the variant
-    assert [(p.step, p.train_loss, p.eval_loss) for p in doc.baseline.training_curve] == [
-        (10, 3.1, None), (20, 2.4, 2.6)]
-    assert doc.candidate.training_curve == doc.baseline.training_curve
-    # same prompts, greedy: the first sample prompt matches across candidate and baseline
+    assert math.isclose(doc.candidate.metrics["loss"], doc.parent.metrics["loss"], rel_tol=0.1)
+    vs_parent = doc.comparison("parent").deltas
+    assert vs_parent["size_bytes"].method == "exact" and vs_parent["size_bytes"].delta < 0
+    assert vs_parent["perplexity"].delta == pytest.approx(
+        doc.candidate.metrics["perplexity"] - doc.parent.metrics["perplexity"])
+    assert vs_parent["perplexity"].low <= vs_parent["perplexity"].delta <= vs_parent["perplexity"].high
+    assert doc.comparison("baseline").version == "v2"
+    assert doc.parent.training_curve[-1].step == 20  # v1's own curve, read from its directory
+    assert doc.candidate.training_curve == []
+    assert not (eval_repo.root / f"models/{MODEL}/v3/loss_curve.json").exists()
+    assert "CTranslate2 int8 conversion of v1, not trained." in (
+        eval_repo.root / f"models/{MODEL}/v3/README.md").read_text()
+    report = run_gitops("report", str(out), cwd=eval_repo.root)
+    assert report.exit_code == 0, report.stderr
+    assert "### What the conversion cost: v3 against its parent v1" in report.stdout
+    assert "v3 is a CTranslate2 int8 conversion of v1, not trained" in report.stdout
+    assert "Training curve" not in report.stdout and "xychart" not in report.stdout
     assert all(s.candidate is not None and s.baseline is not None for s in doc.samples)
+
+
+def test_a_parent_that_is_the_baseline_is_measured_once(eval_repo, tmp_path):  # noqa: F811
+    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--baseline", f"{MODEL}@production")
+    assert result.exit_code == 0, result.stderr
+    assert "parent loss" not in result.stderr  # no progress stage for a parent: the baseline's numbers serve
+    doc = EvalResults.load(out)
+    assert doc.baseline.version == doc.parent.version == "v1" and doc.parent.ref == f"{MODEL}@v1"
+    assert doc.parent.metrics == doc.baseline.metrics
+    assert doc.comparison("parent").deltas == doc.comparison("baseline").deltas
+    quiet, out2 = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--no-baseline", "--no-parent")
+    assert quiet.exit_code == 0, quiet.stderr
+    assert EvalResults.load(out2).parent is None and EvalResults.load(out2).comparisons == []
 
 
 def test_production_itself_has_no_default_baseline(eval_repo, tmp_path):  # noqa: F811

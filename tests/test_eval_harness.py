@@ -95,3 +95,13 @@ def test_training_curve_is_read_when_present_and_ignored_when_broken(tmp_path):
     (tmp_path / "loss_curve.json").write_text("{not json")
     assert read_curve(tmp_path) == []
     assert read_curve(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("cpus,threads", [(1, 1), (2, 1), (3, 1), (6, 3), (8, 4), (64, 4)])
+def test_default_threads_is_half_the_usable_cpus_at_most_four(monkeypatch, cpus, threads):
+    import os
+
+    from gitops.eval import pipeline
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
+    assert pipeline.default_threads() == threads

@@ -50,7 +50,7 @@ def test_bad_input_is_one_clear_sentence(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 7}', encoding="utf-8")
     result = invoke(str(bad))
-    assert result.exit_code == 1 and "has schema_version 7, but this gitops reads only version 1" in result.stderr
+    assert result.exit_code == 1 and "has schema_version 7, but this gitops reads only version 2" in result.stderr
     small = invoke(str(GOLDEN / "results-v3.json"), "--max-chars", "10")
     assert small.exit_code == 1 and "too small; use at least 1000" in small.stderr
     assert invoke().exit_code == 2  # RESULTS is required: a usage error

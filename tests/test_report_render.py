@@ -50,6 +50,7 @@ def hostile_samples(n: int, with_baseline: bool = True) -> list[Sample]:
     ("report-v3.md", ["v3"]),
     ("report-multi.md", ["v3", "v2"]),
     ("report-first.md", ["first"]),
+    ("report-ct2.md", ["ct2"]),
 ])
 def test_golden_reports(name, which):
     rendered = render_report([results(w) for w in which])
@@ -75,9 +76,15 @@ def test_report_reads_right():
     assert first == "<!-- gitops-report model=review-autocomplete alias=staging -->"
     assert verdict == ("## ✅ review-autocomplete@v3 for staging: 3/3 gates pass against "
                        "review-autocomplete@production (v1)")
-    assert "| Perplexity | lower | 9.984 | 11.16 | ▼ -1.172 (-10.5%), better |" in text
-    assert "| Tokens/s | higher | 790.1 | 812.5 | ▼ -22.4 (-2.8%), worse |" in text
+    assert "| Perplexity | lower | 9.984 | 11.16 | ▼ -1.172 (-10.5%) [-1.573, -0.762], better |" in text
+    # the interval holds zero: no word either way, however the point estimate leans
+    assert "| Tokens/s | higher | 790.1 | 812.5 | ▼ -22.4 (-2.8%) [-61, +15.2], no significant change |" in text
+    assert "| Latency p95 | lower | 70.2 ms | 63.9 ms | ▲ +6.3 ms (+9.9%) [+0.8, +12.1] ms, worse |" in text
+    assert "| Size | lower | 2.394 MiB | 2.289 MiB | ▲ +107.4 KiB (+4.6%), exact, worse |" in text
     assert "| exact_match |  | 0.31 | n/a |  |" in text
+    assert "paired bootstrap (1,000 resamples, seed 0)" in text
+    assert "Environment: cuda (NVIDIA H100 80GB HBM3) · 4 threads per model · Python" in text
+    assert "What the conversion cost" not in text  # a trained candidate has no parent comparison
     assert "xychart-beta" in text and "First line: train loss; second line: eval loss." in text
     failing = render_report([results("v2")]).markdown
     assert failing.split("\n")[1].startswith("## ❌ review-autocomplete@v2 for staging: 1 of 3 gates failed")
@@ -92,8 +99,9 @@ def test_multi_report_has_one_marker_and_a_section_per_candidate():
     assert rendered.verdict == "fail"
     assert rendered.markdown.split("\n")[1] == "## ❌ gitops evaluation: 1 of 2 candidates fail their gates"
     assert rendered.markdown.count("\n### ✅ ") == 1 and rendered.markdown.count("\n### ❌ ") == 1
-    # overall + v3 (verdict, metrics, gates, lineage, curve) + v2 (the same, without a curve)
-    assert counts["headings"] == 1 + 5 + 4
+    # overall + v3 (verdict, metrics, gates, lineage, curve) + v2 (ct2: verdict, metrics, what the
+    # conversion cost, gates, lineage; no curve)
+    assert counts["headings"] == 1 + 5 + 5
     assert report_marker([results("v3"), results("first")]) == \
         "<!-- gitops-report model=review-autocomplete alias=staging -->"
 

@@ -29,7 +29,7 @@ def error_for(doc: object) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("name", ["results-v3.json", "results-v2.json", "results-first.json"])
+@pytest.mark.parametrize("name", ["results-v3.json", "results-v2.json", "results-first.json", "results-ct2.json"])
 def test_round_trip_is_exact(name, tmp_path):
     text = (GOLDEN / name).read_text(encoding="utf-8")
     results = EvalResults.from_json(text, name)
@@ -50,8 +50,8 @@ def test_document_shape_and_derived_verdict():
 
 def test_wrong_or_missing_schema_version():
     doc = load_doc()
-    doc["schema_version"] = 2
-    assert error_for(doc) == ("results.json has schema_version 2, but this gitops reads only version 1; "
+    doc["schema_version"] = 1  # a document from before intervals and parents
+    assert error_for(doc) == ("results.json has schema_version 1, but this gitops reads only version 2; "
                               "use the gitops version that wrote it")
     doc["schema_version"] = True
     assert "schema_version true" in error_for(doc)

@@ -8,6 +8,7 @@ import click
 
 from gitops.cli.common import repo_option, workspace_of
 from gitops.cli.output import echo_json, table
+from gitops.core.schema import NORMALIZE_STEPS
 
 
 def _pairs(values: tuple[str, ...], sep: str, what: str) -> list[tuple[str, str]]:
@@ -40,17 +41,26 @@ def dataset_group() -> None:
               help="A column that identifies a row (repeat for a composite key); used to dedupe and split.")
 @click.option("--split", "splits", multiple=True, metavar="NAME=FRACTION",
               help="A split and its fraction; repeat (default train=0.8 valid=0.1 test=0.1).")
+@click.option("--split-column", metavar="NAME",
+              help="An input column naming each row's split (e.g. 'split' holding train/valid/test): rows keep "
+                   "the split it names; rows without a value are split by key hash. Not one of --column.")
+@click.option("--normalize", "normalize", multiple=True, type=click.Choice(NORMALIZE_STEPS),
+              help="A text normalisation step applied at ingest to every string value, before dedupe and split; "
+                   "repeat, applied in order (e.g. --normalize html_unescape --normalize strip).")
 @click.option("--description", default="", help="One line saying what the data set holds.")
 @repo_option
 def create_cmd(repo_dir: Path, name: str, columns: tuple[str, ...], text_field: str, key: tuple[str, ...],
-               splits: tuple[str, ...], description: str) -> None:
+               splits: tuple[str, ...], split_column: str | None, normalize: tuple[str, ...],
+               description: str) -> None:
     """Create data set NAME: write registry/datasets/NAME.yaml and commit it.
 
     \b
-    Example:
+    Examples:
       gitops dataset create reviews --column id:string --column text:string \\
           --column rating:int --text-field text --key id \\
           --split train=0.8 --split valid=0.1 --split test=0.1
+      gitops dataset create reviews --column id:string --column text:string --text-field text \\
+          --key id --split-column split --normalize html_unescape --normalize strip
     """
     from gitops import api
 
@@ -61,7 +71,8 @@ def create_cmd(repo_dir: Path, name: str, columns: tuple[str, ...], text_field: 
             split_map = {k: float(v) for k, v in _pairs(splits, "=", "NAME=FRACTION (e.g. train=0.8)")}
         except ValueError:
             raise click.BadParameter("split fractions must be numbers, e.g. train=0.8") from None
-    ds = api.create_dataset(workspace_of(repo_dir), name, cols, text_field, list(key), split_map, description)
+    ds = api.create_dataset(workspace_of(repo_dir), name, cols, text_field, list(key), split_map, description,
+                            split_column=split_column, normalize=list(normalize))
     click.echo(f"Created data set '{ds.name}' (registry/datasets/{ds.name}.yaml); "
                f"ingest with: gitops ingest FILE --dataset {ds.name}")
 
@@ -89,7 +100,10 @@ def show_cmd(name: str, as_json: bool, rev: str | None, repo_dir: Path) -> None:
     cols = ", ".join(f"{c}:{t}" for c, t in ds.columns.items())
     click.echo(f"{ds.name}: {ds.description}" if ds.description else ds.name)
     click.echo(f"  columns: {cols}; text: {ds.text_field}; key: {', '.join(ds.key)}")
-    click.echo("  splits: " + ", ".join(f"{k} {v:g}" for k, v in ds.splits.items()))
+    click.echo("  splits: " + ", ".join(f"{k} {v:g}" for k, v in ds.splits.items())
+               + (f"; a row's split column '{ds.split_column}' decides first" if ds.split_column else ""))
+    if ds.normalize:
+        click.echo("  normalize: " + ", ".join(ds.normalize))
     if not ds.versions:
         click.echo("  no versions yet")
         return
@@ -103,17 +117,26 @@ def show_cmd(name: str, as_json: bool, rev: str | None, repo_dir: Path) -> None:
 @click.option("--dataset", required=True, help="The data set to add the rows to.")
 @click.option("--skip-invalid", is_flag=True,
               help="Keep the valid rows; write the invalid ones to FILE.rejects.jsonl beside each input.")
+@click.option("--delimiter", metavar="CHAR",
+              help="Read every input that is not .jsonl/.parquet as text delimited by CHAR ('tab' for a tab). "
+                   "Default: by extension (.csv comma, .tsv tab, .psv pipe).")
 @click.option("--push", is_flag=True, help="Then run 'dvc push' and 'git push'.")
 @repo_option
-def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: bool, repo_dir: Path) -> None:
-    """Validate, dedupe and split FILES (CSV, JSON Lines, Parquet) into a new version of a data set.
+def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, delimiter: str | None, push: bool,
+               repo_dir: Path) -> None:
+    """Validate, dedupe and split FILES (CSV, TSV, any delimited text, JSON Lines, Parquet) into a new
+    version of a data set.
 
     Refuses the whole batch when a row is invalid unless --skip-invalid. Rows whose key the data set
-    already holds are dropped; ingesting the same file twice adds nothing.
+    already holds are dropped; ingesting the same file twice adds nothing. A key's split never
+    changes: a row whose key is already in the data set is dropped even when it names another split.
+    A header whose first cell is empty (the index pandas writes) has that column ignored.
 
     \b
     Examples:
       gitops ingest new.csv --dataset reviews
+      gitops ingest export.tsv --dataset reviews
+      gitops ingest export.txt --delimiter ';' --dataset reviews
       gitops ingest a.jsonl b.parquet --dataset reviews --skip-invalid --push
     """
     from gitops import api
@@ -122,6 +145,7 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: 
         click.echo(f"... {message}", err=True)
 
     result = api.ingest(workspace_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push,
+                        delimiter=delimiter,
                         progress=progress)
     if result.recovered:
         click.echo(f"An interrupted ingest was found and {result.recovered}.", err=True)
@@ -130,6 +154,9 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, push: 
         click.echo(f"Skipped {result.invalid} invalid rows (written to {where}).", err=True)
     if result.duplicates and result.version:
         click.echo(f"Dropped {result.duplicates} duplicate rows.", err=True)
+    if result.split_conflicts:
+        click.echo(f"{result.split_conflicts} of the dropped rows named another split than the one their key "
+                   "already has; a key's split never changes, so each kept its recorded split.", err=True)
     click.echo(result.message[0].upper() + result.message[1:] if result.message else "Done.")
     if result.pushed:
         click.echo("Pushed data to the DVC remote and the commit to origin.")

@@ -37,24 +37,31 @@ if TYPE_CHECKING:
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="Where the models run.")
 @click.option("--max-rows", type=click.IntRange(min=1), help="Score at most this many holdout rows.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads per model (default: all).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads every model runs with, recorded in the results (default: half the CPUs, "
+                   "at least 1, at most 4; see docs/eval.md#threads), e.g. --threads 2.")
+@click.option("--no-parent", is_flag=True,
+              help="Do not measure a converted (ct2) candidate's parent, so the report shows no conversion cost.")
 @click.option("--alias", help="The alias the candidate is proposed for (default: the alias MODEL@REF names).")
 @repo_option
 def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_baseline: bool,
                  dataset: str | None, split: str, out: Path, samples: int, max_new_tokens: int,
-                 batch_size: int, device: str, max_rows: int | None, threads: int | None, alias: str | None,
-                 repo_dir: Path) -> None:
+                 batch_size: int, device: str, max_rows: int | None, threads: int | None, no_parent: bool,
+                 alias: str | None, repo_dir: Path) -> None:
     """Evaluate a model version (and its baseline) on a data set's holdout split.
 
     Measures loss and perplexity, per-request latency (p50/p95), batched throughput and size, and
-    records sample completions. The model's gates are checked: when one fails, the results are
-    still written and the exit status is 3. See docs/eval.md.
+    records sample completions. A converted (ct2) candidate is also compared with its parent, to
+    show what the conversion cost. Every delta carries a paired bootstrap confidence interval.
+    The model's gates are checked: when one fails, the results are still written and the exit
+    status is 3. See docs/eval.md.
 
     \b
     Examples:
       gitops eval review-autocomplete@v3                    # vs @production, on its data set
       gitops eval review-autocomplete@staging --baseline review-autocomplete@v1 --out v3.json
       gitops eval review-autocomplete@v3 --dataset reviews@v2 --max-rows 200 --device cuda
+      gitops eval review-autocomplete@v4 --threads 2          # a ct2 version: also vs its parent
       gitops eval review-autocomplete@v3 --baseline review-autocomplete@production --baseline-rev "$BASE_SHA"
     """
     from gitops import api
@@ -64,7 +71,8 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
     ws = workspace_of(repo_dir)
     chosen = None if no_baseline else (baseline or "auto")
     alias = alias or None  # a workflow passes --alias "" for a candidate that no alias names
-    plan = api.plan_eval(ws, ref, baseline=chosen, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    plan = api.plan_eval(ws, ref, baseline=chosen, dataset=dataset, split=split, baseline_rev=baseline_rev,
+                         parent=not no_parent)
     for note in plan.notes:
         click.echo(note, err=True)
     against = f" against {plan.baseline}" if plan.baseline else ""
@@ -115,16 +123,15 @@ class _ProgressBar:
 
 
 def summary(results: EvalResults) -> str:
-    """Metrics side by side, then one line per gate."""
+    """Metrics side by side (candidate, baseline, parent), then one line per gate."""
     from gitops.eval.gates import format_number
 
+    others = [m for m in (results.baseline, results.parent) if m is not None]
     cand = results.candidate.metrics
-    base = results.baseline.metrics if results.baseline else {}
-    names = list(cand) + [n for n in base if n not in cand]
-    headers = ["metric", results.candidate.ref] + ([results.baseline.ref] if results.baseline else [])
-    rows = [[n, format_number(cand.get(n))] + ([format_number(base.get(n))] if results.baseline else [])
-            for n in names]
-    lines = [table(rows, headers)]
+    names = list(cand) + [n for m in others for n in m.metrics if n not in cand]
+    headers = ["metric", results.candidate.ref] + [m.ref for m in others]
+    rows = [[n, format_number(cand.get(n))] + [format_number(m.metrics.get(n)) for m in others] for n in names]
+    lines = [table(rows, headers), f"threads: {results.environment.threads}"]
     for gate in results.gates:
         mark = "skip" if gate.skipped else ("pass" if gate.passed else "FAIL")
         lines.append(f"[{mark}] {gate.message}")

@@ -1,11 +1,16 @@
-"""``gitops convert``: make a CTranslate2 variant of a registered version and register it."""
+"""``gitops convert``: make a CTranslate2 variant of a registered version and register it.
+
+The variant carries none of its source's training record (curve, metrics, card): it gets its own
+card saying it is a conversion and was not trained (:mod:`gitops.convert.variant_card`).
+"""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
+from gitops.convert import variant_card
 from gitops.core.materialize import version_files
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
@@ -13,9 +18,6 @@ from gitops.errors import ConvertError
 from gitops.ml.bases import base_model_dir
 from gitops.registry.alias import set_alias
 from gitops.registry.register import register
-
-# Written by `gitops train` next to the weights: the curve, final metrics, model card, config.
-CARRIED_FILES = ("loss_curve.json", "metrics.json", "README.md", "train_config.yaml")
 
 
 def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "int8",
@@ -35,9 +37,7 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
         raise ConvertError(f"{model.name}@{src.id}: its base model '{base}' is not available offline")
     with tempfile.TemporaryDirectory(prefix="gitops-convert-") as tmp:
         out = convert_to_ct2(src_dir, Path(tmp) / "ct2", quantization, fmt=src.format, base_dir=base)
-        for name in CARRIED_FILES:  # the variant keeps its source's training record
-            if (src_dir / name).is_file() and not (out / name).exists():
-                shutil.copy2(src_dir / name, out / name)
+        variant_card.write(out, model.name, src, quantization, _version("ctranslate2"))
         version = register(
             ws, model.name, out, fmt="ct2", quantization=quantization, parent=src.id,
             base_model=src.base_model, dataset=src.dataset, config=src.config, config_hash=src.config_hash,
@@ -48,3 +48,10 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
     if push:
         ws.push([f"{version.path}.dvc"], f"{model.name} {version.id} was registered")
     return version
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None

@@ -18,7 +18,7 @@ from typing import Any
 
 from gitops.core import refs
 from gitops.errors import shown
-from gitops.validation import REQUIRED, Field, Invalid, MapOf, Problems, Record, Scalar, Typed, finite_number, validate
+from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Problems, Record, Scalar, Typed, finite_number, validate
 from gitops.yamlio import LineMap
 
 FORMATS = ("peft-lora", "hf", "ct2", "prompt")
@@ -28,6 +28,10 @@ OWNER_RE = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|[^@\s]+@[
 MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 GATE_BOUNDS = ("max", "min", "max_increase_pct", "max_decrease_pct")
 DEFAULT_SPLITS = {"train": 0.8, "valid": 0.1, "test": 0.1}
+# Text normalisation steps a data set may name (``normalize:``), applied in the order written to every
+# string value at ingest; gitops.data.normalize holds what each one does.
+NORMALIZE_STEPS = ("html_unescape", "strip", "collapse_whitespace", "nfc")
+SPLIT_KEY = "split"  # every stored row carries its split under this key, so no column may be named so
 
 
 @dataclass
@@ -120,13 +124,16 @@ class DatasetVersion:
     created_at: str = ""
     author: str = ""
     total_rows: int | None = None
+    # How the rows were prepared, as the data set said when they were ingested (None: not used).
+    split_column: str | None = None
+    normalize: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"rows": self.rows, "splits": dict(self.splits), "batch": self.batch, "md5": self.md5}
-        for key in ("total_rows", "source", "commit", "created_at", "author"):
+        for key in ("total_rows", "split_column", "normalize", "source", "commit", "created_at", "author"):
             value = getattr(self, key)
-            if value not in (None, ""):
-                out[key] = value
+            if value not in (None, "", []):
+                out[key] = list(value) if isinstance(value, list) else value
         return out
 
 
@@ -139,6 +146,10 @@ class Dataset:
     splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
     description: str = ""
     versions: dict[str, DatasetVersion] = field(default_factory=dict)
+    # An input column naming each row's split (the team's own holdout); rows without a value fall
+    # back to the key hash. Not one of ``columns``: it is consumed at ingest.
+    split_column: str | None = None
+    normalize: list[str] = field(default_factory=list)  # NORMALIZE_STEPS, in the order applied
 
     def latest(self) -> DatasetVersion | None:
         if not self.versions:
@@ -146,8 +157,13 @@ class Dataset:
         return self.versions[max(self.versions, key=refs.version_number)]
 
     def header_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "columns": dict(self.columns),
-                "text_field": self.text_field, "key": list(self.key), "splits": dict(self.splits)}
+        out: dict[str, Any] = {"name": self.name, "description": self.description, "columns": dict(self.columns),
+                               "text_field": self.text_field, "key": list(self.key), "splits": dict(self.splits)}
+        if self.split_column:
+            out["split_column"] = self.split_column
+        if self.normalize:
+            out["normalize"] = list(self.normalize)
+        return out
 
 
 # --- value rules ---------------------------------------------------------------------------------
@@ -196,6 +212,10 @@ def _md5_rule(v: str) -> str | None:
     return f"md5 '{shown(v)}' is not an md5 (32 hex digits, '.dir' for directories)"
 
 
+def _normalize_rule(v: str) -> str | None:
+    return None if v in NORMALIZE_STEPS else f"normalize step '{v}' is not one of {', '.join(NORMALIZE_STEPS)}"
+
+
 def _parent_rule(v: str) -> str | None:
     return None if refs.is_version(v) else "parent must be a version id like v1"
 
@@ -240,6 +260,9 @@ DATASET_VERSION_SPEC = Record({
     "batch": Field(Scalar("str", rule=_path_rule("batch")), REQUIRED),
     "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.fullmatch(v) else f"md5 '{shown(v)}' is not an md5"),
                  REQUIRED),
+    "split_column": Field(_TEXT),
+    "normalize": Field(ListOf(Scalar("str", rule=_normalize_rule), label="a list of normalisation steps",
+                              nullable=True)),
     "source": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
 }, what="data set version", **_REGISTRY_WORDS)
 DATASET_VERSION_KEYS = tuple(DATASET_VERSION_SPEC.fields)
@@ -253,7 +276,8 @@ ALIAS_SPEC = Record({
 }, what="alias", **_REGISTRY_WORDS)
 
 MODEL_KEYS = ("name", "description", "task", "owners", "protected", "gates", "versions")
-DATASET_KEYS = ("name", "description", "columns", "text_field", "key", "splits", "versions")
+DATASET_KEYS = ("name", "description", "columns", "text_field", "key", "splits", "split_column", "normalize",
+                "versions")
 
 
 # --- model.yaml ----------------------------------------------------------------------------------
@@ -397,13 +421,15 @@ def parse_dataset(doc: Any, src: str, stem: str, p: Problems) -> Dataset | None:
             or abs(sum(splits.values()) - 1.0) > 1e-6):
         p.add(src, doc, "splits", "splits must map split names to fractions that add up to 1")
         splits = {}
+    split_column = _split_column(doc, columns, src, p)
+    normalize = _normalize(doc, src, p)
     versions = _dataset_versions(doc, src, p)
     description = _text(doc, "description", src, p, "data set") or ""
     if len(p) != start:
         return None
     return Dataset(name=stem, description=description, columns={str(k): v for k, v in columns.items()},
                    text_field=text_field, key=key, splits={str(k): float(v) for k, v in splits.items()},
-                   versions=versions)
+                   versions=versions, split_column=split_column, normalize=normalize)
 
 
 def _columns(doc: LineMap, src: str, p: Problems) -> dict:
@@ -415,7 +441,37 @@ def _columns(doc: LineMap, src: str, p: Problems) -> dict:
         if typ not in COLUMN_TYPES:
             p.add(src, columns, col,
                   f"column '{shown(col)}': type '{shown(typ)}' is not one of {', '.join(COLUMN_TYPES)}")
+        if col == SPLIT_KEY:
+            p.add(src, columns, col, f"column '{SPLIT_KEY}' is reserved: every stored row carries its split "
+                  f"there (to take each row's split from an input column, name it in split_column instead)")
     return columns
+
+
+def _split_column(doc: LineMap, columns: dict, src: str, p: Problems) -> str | None:
+    value = doc.get("split_column")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        p.add(src, doc, "split_column", "split_column must be the name of the input column that holds each "
+              "row's split")
+        return None
+    if value in columns:
+        p.add(src, doc, "split_column", f"split_column '{value}' must not be one of the columns: it is read "
+              "at ingest to choose each row's split, not stored as data")
+    return value
+
+
+def _normalize(doc: LineMap, src: str, p: Problems) -> list[str]:
+    value = doc.get("normalize")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        p.add(src, doc, "normalize", f"normalize must be a list of steps ({', '.join(NORMALIZE_STEPS)})")
+        return []
+    for step in value:
+        if why := _normalize_rule(step):
+            p.add(src, doc, "normalize", why)
+    return list(value)
 
 
 def _key(doc: LineMap, columns: dict, src: str, p: Problems) -> list[str]:
@@ -454,7 +510,8 @@ def dataset_version(vid: str, fields: dict[str, Any]) -> DatasetVersion:
     return DatasetVersion(id=vid, rows=fields["rows"], splits=dict(fields["splits"]), batch=fields["batch"],
                           md5=fields["md5"], total_rows=fields.get("total_rows"),
                           source=fields.get("source") or "", commit=fields.get("commit"),
-                          created_at=fields.get("created_at") or "", author=fields.get("author") or "")
+                          created_at=fields.get("created_at") or "", author=fields.get("author") or "",
+                          split_column=fields.get("split_column"), normalize=fields.get("normalize"))
 
 
 # --- plain data for the content cache ------------------------------------------------------------
@@ -498,5 +555,6 @@ def dataset_from_plain(data: dict[str, Any]) -> Dataset:
     h = data["header"]
     return Dataset(name=h["name"], description=h["description"], columns=dict(h["columns"]),
                    text_field=h["text_field"], key=list(h["key"]), splits=dict(h["splits"]),
-                   versions={vid: DatasetVersion(vid, *f) for vid, f in data["versions"].items()})
+                   versions={vid: DatasetVersion(vid, *f) for vid, f in data["versions"].items()},
+                   split_column=h.get("split_column"), normalize=list(h.get("normalize", [])))
 

@@ -1,11 +1,16 @@
 """``gitops ingest``: validate, dedupe, split and store a batch as a new data set version.
 
-An ingest is: recover any interrupted ingest, validate every row, drop rows whose key the data set
-already holds (local key cache, see :mod:`gitops.data.keys`) and duplicates inside the batch, split
-by key hash, write one immutable batch file plus its key shard under ``data/<name>/``, update
+An ingest is: recover any interrupted ingest, validate (and normalise) every row, drop rows whose key
+the data set already holds (local key cache, see :mod:`gitops.data.keys`) and duplicates inside the
+batch, split (the split a row names in the data set's split column, else the key hash), write one
+immutable batch file plus its key shard under ``data/<name>/``, update
 ``data.dvc`` incrementally (:meth:`gitops.adapters.dvc.Dvc.add_to_dir`), append a version to
 ``registry/datasets/<name>.yaml`` and commit. A journal (:mod:`gitops.data.journal`) makes the whole
 thing all-or-nothing.
+
+The split of a key is decided once, by the first batch that brings it, and never changes: a later
+row with a known key is a duplicate and is dropped, even when it names another split (it is counted
+in ``split_conflicts`` so the user is told).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 from gitops import timestamps, yamlio
 from gitops.core import layout, refs, schema
-from gitops.core.schema import Dataset, DatasetVersion
+from gitops.core.schema import SPLIT_KEY, Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
 from gitops.data import journal, keys, rows
 from gitops.errors import DataError, RepoStateError
@@ -37,6 +42,8 @@ class IngestResult:
     version: str | None
     rows_added: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    split_conflicts: int = 0      # duplicates that named another split than their key has (kept as it was)
+    split_named: int = 0          # new rows whose split came from the split column
     invalid: int = 0
     rejects_paths: list[Path] = field(default_factory=list)
     batch: str | None = None
@@ -55,21 +62,25 @@ class IngestResult:
 
 
 def ingest(ws: Workspace, files: list[Path], dataset: str, *, skip_invalid: bool = False, push: bool = False,
-           progress: Progress | None = None) -> IngestResult:
-    """Validate, dedupe, split and store ``files`` as one new version of ``dataset`` (see module doc)."""
+           delimiter: str | None = None, progress: Progress | None = None) -> IngestResult:
+    """Validate, dedupe, split and store ``files`` as one new version of ``dataset`` (see module doc).
+
+    ``delimiter`` (one character, or ``tab``) reads every file that is not JSON Lines or Parquet as
+    text with that delimiter (default: by extension, ``.csv`` ``,``, ``.tsv`` tab, ``.psv`` ``|``)."""
     with journal.locked(ws):
-        return _ingest(ws, files, dataset, skip_invalid, push, progress or (lambda _msg: None))
+        return _ingest(ws, files, dataset, skip_invalid, push, delimiter, progress or (lambda _msg: None))
 
 
-def _ingest(ws: Workspace, files: list[Path], dataset: str, skip_invalid: bool, push: bool, say: Progress
-            ) -> IngestResult:
+def _ingest(ws: Workspace, files: list[Path], dataset: str, skip_invalid: bool, push: bool, delimiter: str | None,
+            say: Progress) -> IngestResult:
+    delimiter = rows.parse_delimiter(delimiter) if delimiter is not None else None
     recovered = journal.recover(ws)
     ds, stamp = ws.read_dataset(dataset)
     _require_clean(ws, dataset)
     if push:
         ws.check_push()  # before anything: a push that cannot happen should not follow a commit
     say(f"validating {len(files)} file(s)")
-    checked = rows.check_files([Path(f) for f in files], ds)
+    checked = rows.check_files([Path(f) for f in files], ds, delimiter)
     result = IngestResult(dataset=dataset, version=None, invalid=len(checked.rejects), recovered=recovered)
     if checked.rejects and not skip_invalid:
         sentence, lines = rows.summary(checked.rejects)
@@ -78,7 +89,7 @@ def _ingest(ws: Workspace, files: list[Path], dataset: str, skip_invalid: bool, 
     if checked.rejects:
         result.rejects_paths = rows.write_rejects(checked)
     say("checking keys against the data set")
-    new, result.duplicates = _dedupe(ws, ds, stamp, checked.good)
+    new, result.duplicates, result.split_conflicts = _dedupe(ws, ds, stamp, checked.good)
     if not new:
         result.message = _nothing_message(ds, checked, result)
         return result
@@ -115,20 +126,39 @@ def _index(ws: Workspace, ds: Dataset, stamp: str) -> keys.KeyIndex:
     return index
 
 
+@dataclass
+class _New:
+    """A row new to the data set: its key hash, its values, its split and whether the row named it."""
+
+    khash: str
+    row: dict[str, Any]
+    split: str
+    named: bool
+
+
 def _dedupe(ws: Workspace, ds: Dataset, stamp: str, good: list[tuple[rows.RawRow, dict[str, Any]]]
-            ) -> tuple[list[tuple[str, dict[str, Any]]], int]:
-    """Rows whose key is new to the data set and to this batch, each with its key hash."""
-    hashed = [(keys.key_hash(row, ds.key), row) for _raw, row in good]
-    seen: set[str] = set()
-    unique = []
-    for khash, row in hashed:
-        if khash not in seen:
-            seen.add(khash)
-            unique.append((khash, row))
+            ) -> tuple[list[_New], int, int]:
+    """Rows whose key is new to the data set and to this batch, the number of duplicates dropped, and
+    how many of those named another split than their key has (in the data set, or earlier in the batch)."""
+    first: dict[str, _New] = {}
+    dropped: list[tuple[str, str | None]] = []  # (key hash, split the row named) of every row dropped
+    for _raw, typed in good:
+        named = typed.get(SPLIT_KEY)
+        row = {k: v for k, v in typed.items() if k != SPLIT_KEY} if SPLIT_KEY in typed else typed
+        khash = keys.key_hash(row, ds.key)
+        if khash in first:
+            dropped.append((khash, named))
+        else:
+            first[khash] = _New(khash, row, named or keys.split_for(khash, ds.splits), named is not None)
     with _index(ws, ds, stamp) as index:
-        known = index.known([h for h, _ in unique])
-    new = [(h, row) for h, row in unique if h not in known]
-    return new, len(hashed) - len(new)
+        recorded = index.splits_of(list(first))
+    for khash, item in first.items():
+        if khash in recorded:
+            dropped.append((khash, item.split if item.named else None))
+    conflicts = sum(1 for khash, named in dropped
+                    if named is not None and named != recorded.get(khash, first[khash].split))
+    new = [item for khash, item in first.items() if khash not in recorded]
+    return new, len(good) - len(new), conflicts
 
 
 def _nothing_message(ds: Dataset, checked: rows.Checked, result: IngestResult) -> str:
@@ -138,20 +168,19 @@ def _nothing_message(ds: Dataset, checked: rows.Checked, result: IngestResult) -
             f"({result.duplicates} duplicates dropped); no new version")
 
 
-def _render_batch(ds: Dataset, new: list[tuple[str, dict[str, Any]]]
-                  ) -> tuple[str, list[tuple[str, str]], dict[str, int]]:
+def _render_batch(ds: Dataset, new: list[_New]) -> tuple[str, list[tuple[str, str]], dict[str, int]]:
     """The batch file's text (JSON Lines, each row with its ``split``), its key shard pairs and split counts."""
     counts = {name: 0 for name in ds.splits}
     lines, pairs = [], []
-    for khash, row in new:
-        split = keys.split_for(khash, ds.splits)
-        counts[split] += 1
-        pairs.append((khash, split))
-        lines.append(json.dumps({**row, "split": split}, ensure_ascii=False, separators=(",", ":")) + "\n")
+    for item in new:
+        counts[item.split] += 1
+        pairs.append((item.khash, item.split))
+        lines.append(json.dumps({**item.row, SPLIT_KEY: item.split}, ensure_ascii=False, separators=(",", ":"))
+                     + "\n")
     return "".join(lines), pairs, counts
 
 
-def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[tuple[str, dict[str, Any]]], files: list[Path],
+def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files: list[Path],
                  result: IngestResult) -> None:
     """Write the batch and its shard, update data.dvc and the data set file, commit (all under the journal)."""
     latest = ds.latest()
@@ -172,7 +201,8 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[tuple[str, di
              else sum(v.rows for v in ds.versions.values())) + len(new)
     sources = ", ".join(Path(f).name for f in files)
     version = DatasetVersion(id=vid, rows=len(new), splits=counts, batch=batch, md5=md5, source=sources,
-                             total_rows=total, created_at=timestamps.utc_now(), author=ws.git.user())
+                             total_rows=total, created_at=timestamps.utc_now(), author=ws.git.user(),
+                             split_column=ds.split_column, normalize=list(ds.normalize) or None)
     ds.versions[vid] = version
     stamp = layout.append_version(root, ws.cache, ds_rel, version, schema.dataset_version_fields(version),
                                   lambda: layout.write_dataset(root, ds), prev=stamp)
@@ -184,12 +214,17 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[tuple[str, di
     split_text = ", ".join(f"{n} {c}" for n, c in counts.items())
     message = (f"data: ingest {ds.name} {vid}: +{len(new)} rows ({split_text}) from {sources}\n\n"
                f"{result.duplicates} duplicate and {result.invalid} invalid rows dropped; batch {batch}")
+    if result.split_conflicts:
+        message += (f"\n\n{result.split_conflicts} of the duplicates named another split than their key "
+                    "already has; a key's split never changes")
     result.commit = ws.git.commit(message, tracked)
     journal.clear(ws)
     # After the commit: the cache only ever holds committed batches (it was made current in _dedupe).
     with _key_index(ws, ds, None) as index:
         index.add_batch(batch, pairs, stamp)
     result.version, result.batch, result.rows_added = vid, batch, counts
-    result.message = f"{ds.name} {vid}: +{len(new)} rows ({split_text}); total {total}"
+    result.split_named = sum(item.named for item in new)
+    named = f"; {result.split_named} kept the split named in '{ds.split_column}'" if ds.split_column else ""
+    result.message = f"{ds.name} {vid}: +{len(new)} rows ({split_text}{named}); total {total}"
 
 

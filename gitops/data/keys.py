@@ -118,11 +118,15 @@ class KeyIndex:
 
     def known(self, hashes: list[str]) -> set[str]:
         """The subset of ``hashes`` already in the data set (indexed lookups, cost ~ len(hashes))."""
-        found: set[str] = set()
+        return set(self.splits_of(hashes))
+
+    def splits_of(self, hashes: list[str]) -> dict[str, str]:
+        """The recorded split of each of ``hashes`` the data set already holds."""
+        found: dict[str, str] = {}
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(h for (h,) in self.db.execute(f"SELECT hash FROM keys WHERE hash IN ({marks})", chunk))
+            found.update(self.db.execute(f"SELECT hash, split FROM keys WHERE hash IN ({marks})", chunk))
         return found
 
     def add_batch(self, batch: str, pairs: list[tuple[str, str]], stamp: str | None = None) -> None:

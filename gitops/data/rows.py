@@ -1,9 +1,14 @@
-"""Reading input files (CSV, JSON Lines, Parquet) and checking every row against a data set's schema.
+"""Reading input files (delimited text, JSON Lines, Parquet) and checking every row against a data set's schema.
 
 Rows keep where they came from (file and line) so a bad row is reported as ``file:line: reason``.
-CSV values arrive as text and are converted to the declared column type; JSON and Parquet values must
-already have that type (an ``int`` column does not accept ``"3"`` from JSON: it would hide a broken
-producer).
+Delimited text (CSV, TSV, PSV, or any delimiter given) arrives as text and is converted to the
+declared column type; JSON and Parquet values must already have that type (an ``int`` column does
+not accept ``"3"`` from JSON: it would hide a broken producer).
+
+Delimited files are read as pandas and spreadsheets write them: RFC 4180 quoting, an optional UTF-8
+byte order mark, and a header whose first cell may be empty. That empty cell is the index pandas
+writes with ``DataFrame.to_csv()``: its column is row numbers, not data, and is ignored. Any other
+empty header cell is an error.
 """
 
 from __future__ import annotations
@@ -13,17 +18,21 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitops import jsonio
-from gitops.core.schema import Dataset
+from gitops.core.schema import SPLIT_KEY, Dataset
+from gitops.data.normalize import normalizer
 from gitops.errors import DataError, shown
 from gitops.validation import finite_number
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
-           ".pq": "parquet"}
+FORMATS = {".csv": "delimited", ".tsv": "delimited", ".tab": "delimited", ".psv": "delimited",
+           ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".psv": "|"}
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "pipe": "|", "semicolon": ";"}
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 MAX_FILE_BYTES = 256 * 1024 * 1024  # one input file; every row of it is held in memory while it is checked
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # an int column holds what Parquet, pandas and torch call int64
@@ -39,6 +48,7 @@ class RawRow:
     values: dict[str, Any] | None
     where: str = ""
     problem: str | None = None
+    from_text: bool = False  # values are text to convert (delimited files), not typed (JSON, Parquet)
 
     @property
     def location(self) -> str:
@@ -67,55 +77,72 @@ class Checked:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def file_format(path: Path) -> str:
-    """``csv``, ``jsonl`` or ``parquet`` from the file's extension."""
-    fmt = FORMATS.get(path.suffix.lower())
+def parse_delimiter(text: str) -> str:
+    """The one-character delimiter ``text`` names (``tab`` or ``\\t`` for a tab, ``;``, ``|`` ...)."""
+    value = DELIMITER_NAMES.get(text.lower(), text)
+    if len(value) != 1 or value in '"\r\n' or value.isalnum():
+        raise DataError(f"delimiter {text!r} must be one character (or 'tab'), not a letter, digit, quote "
+                        "or line break")
+    return value
+
+
+def file_format(path: Path, delimiter: str | None = None) -> tuple[str, str | None]:
+    """How to read ``path``: ``("delimited", delimiter)``, ``("jsonl", None)`` or ``("parquet", None)``.
+
+    The extension decides (.csv, .tsv/.tab, .psv, .jsonl, .parquet); a ``delimiter`` reads every file
+    that is not JSON Lines or Parquet as delimited text with that delimiter (a ``.txt``, a ``;`` CSV)."""
+    suffix = path.suffix.lower()
+    fmt = FORMATS.get(suffix)
+    if delimiter is not None and fmt not in ("jsonl", "parquet"):
+        return "delimited", delimiter
     if fmt is None:
-        raise DataError(f"{path}: unknown input format '{path.suffix}' (use .csv, .jsonl or .parquet)")
-    return fmt
+        raise DataError(f"{path}: unknown input format '{path.suffix}' (use .csv, .tsv, .psv, .jsonl or "
+                        ".parquet, or give a delimiter for other delimited text)")
+    return fmt, DELIMITERS.get(suffix)
 
 
-def read_file(path: Path) -> list[RawRow]:
-    """Every row of an input file, untyped, with its line (CSV, JSONL) or row number (Parquet)."""
+def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
+    """Every row of an input file, untyped, with its line (delimited, JSONL) or row number (Parquet)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    fmt = file_format(path)
+    fmt, delim = file_format(path, delimiter)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(f"{path}: larger than {jsonio.size_text(MAX_FILE_BYTES)}; split it into smaller "
                         "batches and ingest each")
     try:
-        if fmt == "csv":
-            return _read_csv(path)
+        if fmt == "delimited":
+            return _read_delimited(path, delim or ",")
         if fmt == "jsonl":
             return _read_jsonl(path)
         return _read_parquet(path)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except csv.Error as exc:
-        raise DataError(f"{path}: not valid CSV ({exc})") from None
+        raise DataError(f"{path}: not valid delimited text ({exc})") from None
 
 
-def _read_csv(path: Path) -> list[RawRow]:
+def _read_delimited(path: Path, delimiter: str) -> list[RawRow]:
     rows = []
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a byte order mark is dropped
+        reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             return []
-        header = [h.strip() for h in header]
+        header, index = _header(path, [h.strip() for h in header])
         if twice := _twice(header):
             # csv.DictReader-like zipping keeps the last of two equal columns: refuse, do not guess
             raise DataError(f"{path}:{reader.line_num}: column '{shown(twice[0])}' appears twice in the header")
+        width = len(header) + index
         start = reader.line_num + 1
         for fields in reader:
             line, start = start, reader.line_num + 1  # a quoted field may span lines: report where it starts
             if not any(f.strip() for f in fields):
                 continue
-            if len(fields) != len(header):
-                rows.append(RawRow(str(path), line, None,
-                                   problem=f"has {len(fields)} fields, the header has {len(header)}"))
+            if len(fields) != width:
+                rows.append(RawRow(str(path), line, None, problem=f"has {len(fields)} fields, the header has {width}",
+                                   from_text=True))
                 continue
-            rows.append(RawRow(str(path), line, dict(zip(header, fields))))
+            rows.append(RawRow(str(path), line, dict(zip(header, fields[index:])), from_text=True))
     return rows
 
 
@@ -124,9 +151,19 @@ def _twice(names: list[str]) -> list[str]:
     return sorted(name for name, n in Counter(names).items() if n > 1)
 
 
+def _header(path: Path, header: list[str]) -> tuple[list[str], int]:
+    """The column names, and 1 when the first (empty) column is pandas' index, to be ignored."""
+    index = int(len(header) > 1 and header[0] == "")
+    names = header[index:]
+    if "" in names:
+        raise DataError(f"{path}: header cell {names.index('') + 1 + index} is empty; name every column "
+                        "(only the first cell may be empty: that is the index pandas writes, and it is ignored)")
+    return names, index
+
+
 def _read_jsonl(path: Path) -> list[RawRow]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
@@ -204,36 +241,62 @@ def _show(value: Any) -> str:
     return shown(value) if isinstance(value, int) and not isinstance(value, bool) else shown(repr(value))
 
 
-def check_row(row: RawRow, dataset: Dataset) -> tuple[dict[str, Any] | None, str | None]:
-    """The row with typed values in schema order, or None and the first reason it is invalid."""
+def check_row(row: RawRow, dataset: Dataset, clean: Callable[[str], str] | None = None
+              ) -> tuple[dict[str, Any] | None, str | None]:
+    """The row with typed values in schema order, or None and the first reason it is invalid.
+
+    ``clean`` (the data set's normalisation) is applied to every string value first. When the data
+    set names a split column, the row also carries ``split``: the split it names, or None for
+    "decide by the key hash"."""
     if row.values is None:
         return None, row.problem or "unreadable row"
-    extra = [k for k in row.values if k not in dataset.columns]
+    split_column = dataset.split_column
+    extra = [k for k in row.values if k not in dataset.columns and k != split_column]
     if extra:
         return None, f"unexpected column '{shown(extra[0])}' (columns: {', '.join(dataset.columns)})"
-    from_text = row.source.lower().endswith(".csv")
     typed: dict[str, Any] = {}
     for col, typ in dataset.columns.items():
         if col not in row.values:
             return None, f"missing column '{col}'"
-        value, problem = _convert(row.values[col], typ, from_text)
+        value, problem = _convert(row.values[col], typ, row.from_text)
         if problem:
             return None, f"column '{col}': {problem}"
-        typed[col] = value
+        typed[col] = clean(value) if clean is not None and isinstance(value, str) else value
     text = typed.get(dataset.text_field)
     if not isinstance(text, str) or not text.strip():
         return None, f"empty text in '{dataset.text_field}'"
     if any(isinstance(typed[k], str) and not typed[k].strip() for k in dataset.key):
         return None, f"empty key ({', '.join(dataset.key)})"
+    if split_column:
+        split, problem = _named_split(row.values.get(split_column), list(dataset.splits))
+        if problem:
+            return None, f"column '{split_column}': {problem}"
+        typed[SPLIT_KEY] = split
     return typed, None
 
 
-def check_files(paths: list[Path], dataset: Dataset) -> Checked:
-    """Read and validate every row of every file."""
+def _named_split(value: Any, splits: list[str]) -> tuple[str | None, str | None]:
+    """The split a split-column value names (None when empty), or why it names none."""
+    if value is None:
+        return None, None
+    if not isinstance(value, str):
+        return None, f"{str(value)[:40]!r} is not a split name"
+    name = value.strip()
+    if not name:
+        return None, None
+    if name not in splits:
+        return None, (f"'{value[:40]}' is not a split of this data set ({', '.join(splits)}; leave it empty "
+                      "to split by key hash)")
+    return name, None
+
+
+def check_files(paths: list[Path], dataset: Dataset, delimiter: str | None = None) -> Checked:
+    """Read and validate every row of every file (``delimiter``: see :func:`file_format`)."""
     result = Checked()
+    clean = normalizer(dataset.normalize)
     for path in paths:
-        for row in read_file(path):
-            typed, problem = check_row(row, dataset)
+        for row in read_file(path, delimiter):
+            typed, problem = check_row(row, dataset, clean)
             if problem is not None:
                 result.rejects.append(Reject(row.source, row.line, row.location, problem, row.values))
             else:

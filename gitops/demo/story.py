@@ -151,4 +151,16 @@ def _summary_line(res) -> str:  # noqa: ANN001 - an EvalResults
     icon = "✅" if res.verdict == "pass" else "❌"
     against = f" vs {base.ref} ({base.version})" if base else ""
     return (f"{icon} {cand.ref} ({cand.version}, {fmt}){against}: {', '.join(parts)}; "
-            f"{passed}/{len(res.gates)} gates pass")
+            f"{passed}/{len(res.gates)} gates pass{_conversion_cost(res)}")
+
+
+def _conversion_cost(res) -> str:  # noqa: ANN001 - an EvalResults
+    """``; int8 cost vs v2: perplexity +0.4% [-0.1%, +0.9%]`` for a converted candidate."""
+    comp, parent = res.comparison("parent"), res.parent
+    delta = comp.deltas.get("perplexity") if comp else None
+    ref = parent.metrics.get("perplexity") if parent else None
+    if delta is None or delta.delta is None or not ref:
+        return ""
+    interval = f" [{delta.low / ref:+.1%}, {delta.high / ref:+.1%}]" if delta.low is not None else ""
+    return (f"; {res.candidate.quantization or 'conversion'} cost vs {parent.version}: perplexity "
+            f"{delta.delta / ref:+.1%}{interval}")

@@ -13,6 +13,8 @@ shows the plan and hands it to :func:`evaluate`, so one command reads the regist
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import EvalError, GitopsError, NotFoundError
 from gitops.eval import harness
+from gitops.eval.compare import compare, statistics
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
 from gitops.eval.results import CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo, ModelResult, Sample
@@ -32,6 +35,23 @@ from gitops.ml.bases import base_model_dir
 AUTO = "auto"
 DEFAULT_BASELINE_ALIAS = "production"
 CURVE_FILE = "loss_curve.json"  # written by gitops train next to the weights
+MAX_DEFAULT_THREADS = 4
+UNTRAINED_FORMATS = ("ct2",)   # made by conversion: no training curve of their own
+
+
+def default_threads() -> int:
+    """Half the CPUs this process may run on, at least 1 and at most 4 (docs/eval.md#threads).
+
+    Why not all: torch gains almost nothing from a second thread at batch size 1, and when its
+    intra-op threads outnumber the free cores (a CI runner running two jobs, a laptop) they spin and
+    stall, which slows the hf side far more than CTranslate2 and makes latency depend on the load.
+    Half the logical CPUs is the physical cores on an SMT machine; past 4 threads these small models
+    gain little. The number is recorded in the results so runs compare like with like."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_THREADS, cpus // 2))
 
 
 @dataclass
@@ -47,13 +67,15 @@ class EvalPlan:
     dataset: str                  # NAME@vN, the concrete data set version
     split: str
     notes: list[str] = field(default_factory=list)
+    parent: str | None = None     # MODEL@vN: a converted candidate's source, measured too
     data: tuple[Dataset, DatasetVersion] | None = field(default=None, repr=False)  # what ``dataset`` names
 
 
 def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
-              split: str = "test", baseline_rev: str | None = None) -> EvalPlan:
-    """Resolve the candidate, the baseline (``auto``: ``MODEL@production`` if that alias exists)
-    and the data set (default: the data set the candidate was trained on, at ``latest``).
+              split: str = "test", baseline_rev: str | None = None, parent: bool = True) -> EvalPlan:
+    """Resolve the candidate, the baseline (``auto``: ``MODEL@production`` if that alias exists),
+    the data set (default: the data set the candidate was trained on, at ``latest``) and, for a
+    converted candidate, its parent (unless ``parent`` is False).
 
     ``baseline_rev``: read the baseline's alias as it was at this git ref (a PR's base commit), so a
     PR that moves ``production`` is compared with the production it replaces."""
@@ -70,7 +92,13 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
         dataset = f"{refs.parse_ref(version.dataset, 'data set').name}@latest"
         notes.append(f"data set: {dataset} (the candidate was trained on {version.dataset})")
     data = batches.resolve(ws, dataset)
-    return EvalPlan(model.name, ref, base_ref, f"{data[0].name}@{data[1].id}", split, notes, data)
+    parent_ref = None
+    if parent and version.format in UNTRAINED_FORMATS and version.parent:
+        parent_ref = f"{model.name}@{version.parent}"
+        notes.append(f"parent: {parent_ref} ({version.id} is a {version.format} conversion of it; measured too, "
+                     "to show what the conversion cost)")
+    return EvalPlan(model.name, ref, base_ref, f"{data[0].name}@{data[1].id}", split, notes, data=data,
+                    parent=parent_ref)
 
 
 def _plan_baseline(model: Model, version: Version, baseline: str | None, notes: list[str]) -> str | None:
@@ -112,27 +140,42 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
              device: str = "cpu", max_rows: int | None = None, threads: int | None = None,
              alias: str | None = None, progress: Progress | None = None,
              baseline_rev: str | None = None, plan: EvalPlan | None = None) -> EvalResults:
-    """Evaluate ``ref`` (and its baseline) on ``split`` of the data set; return the results document.
+    """Evaluate ``ref`` (and its baseline, and a converted candidate's parent) on ``split`` of the
+    data set; return the results document.
 
     ``plan`` is what :func:`plan_eval` returned for these arguments (planned here when None).
-    ``max_rows`` caps the holdout rows scored (the first ones, in data set order). ``alias`` is the
-    alias the candidate is proposed for (default: the alias ``ref`` names, if it names one). Gates
-    are evaluated and recorded; raising :class:`GateFailed` is the caller's choice (the CLI does,
-    after writing the document).
+    ``max_rows`` caps the holdout rows scored (the first ones, in data set order). ``threads`` is
+    the CPU thread count of every model (default :func:`default_threads`). ``alias`` is the alias
+    the candidate is proposed for (default: the alias ``ref`` names, if it names one). Gates are
+    evaluated and recorded; raising :class:`GateFailed` is the caller's choice (the CLI does, after
+    writing the document).
     """
     if samples < 0 or max_new_tokens < 1 or batch_size < 1 or (max_rows is not None and max_rows < 1):
         raise EvalError("samples must be >= 0, and max_new_tokens, batch_size and max_rows >= 1")
+    if threads is not None and threads < 1:
+        raise EvalError("threads must be at least 1")
     if plan is None:
         plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    threads = threads or default_threads()
     texts = _holdout_texts(ws, plan, max_rows)
     prompts = harness.make_prompts(texts)
     config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples)
-    cand, cand_done = _evaluate_one(ws, plan.candidate, texts, prompts, config, device, threads,
-                                    _prefixed(progress, "candidate"))
-    base, base_done = None, None
-    if plan.baseline is not None:
-        base, base_done = _evaluate_one(ws, plan.baseline, texts, prompts, config, device, threads,
-                                        _prefixed(progress, "baseline"))
+
+    def run(target: str, label: str) -> tuple[ModelResult, harness.Measurement]:
+        return _evaluate_one(ws, target, texts, prompts, config, device, threads, _prefixed(progress, label))
+
+    cand, cand_done = run(plan.candidate, "candidate")
+    base, base_done = run(plan.baseline, "baseline") if plan.baseline is not None else (None, None)
+    par, par_done = (None, None)
+    if plan.parent is not None:  # the baseline may be the parent itself: measure it once
+        if base is not None and _same_version(ws, plan.baseline, plan.parent):
+            par, par_done = dataclasses.replace(base, ref=plan.parent), base_done
+        else:
+            par, par_done = run(plan.parent, "parent")
+    stats = statistics()
+    comparisons = [compare(against, other.version, cand_done, done, stats)
+                   for against, other, done in (("baseline", base, base_done), ("parent", par, par_done))
+                   if other is not None and done is not None]
     model = ws.registry().model(plan.model)
     gates = evaluate_gates(model.gates, cand.metrics, base.metrics if base is not None else None)
     shown = len(cand_done.completions)
@@ -148,8 +191,16 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         dataset=DatasetInfo(ref=plan.dataset, split=split, rows=cand_done.rows),
         generation=GenerationInfo(max_new_tokens=max_new_tokens, greedy=True, batch_size=batch_size,
                                   prompt_words=harness.PROMPT_WORDS, samples=shown),
-        candidate=cand, baseline=base, gates=gates, samples=sample_rows,
-        environment=Environment.collect(_device_label(device)))
+        candidate=cand, baseline=base, parent=par, comparisons=comparisons, statistics=stats,
+        gates=gates, samples=sample_rows, environment=Environment.collect(_device_label(device), threads))
+
+
+def _same_version(ws: Workspace, a: str | None, b: str) -> bool:
+    """Whether two references name the same version of the same model."""
+    if a is None:
+        return False
+    (ma, va), (mb, vb) = ws.registry().resolve(a), ws.registry().resolve(b)
+    return (ma.name, va.id) == (mb.name, vb.id)
 
 
 def _holdout_texts(ws: Workspace, plan: EvalPlan, max_rows: int | None) -> list[str]:
@@ -179,7 +230,8 @@ def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Promp
     base_dir = _base_dir(ws, model, version)
     with open_backend(path, version.format, base_dir=base_dir, device=device, threads=threads) as backend:
         measured = harness.measure(backend, texts, prompts, config, weights_dir=path, progress=progress)
-    result = ModelResult.from_version(ref, version, measured.metrics, read_curve(path))
+    curve = [] if version.format in UNTRAINED_FORMATS else read_curve(path)  # never trained: no curve
+    result = ModelResult.from_version(ref, version, measured.metrics, curve)
     return result, measured
 
 

@@ -27,7 +27,9 @@ from gitops.core.schema import GATE_BOUNDS, Version
 from gitops.errors import EvalError, shown
 from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Record, Scalar, Spec, conform, show_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+COMPARED_WITH = ("baseline", "parent")
+DELTA_METHODS = ("bootstrap", "exact")
 MAX_RESULTS_BYTES = 64 * 1024 * 1024  # samples included, a results document is a few MB at most
 
 
@@ -173,6 +175,66 @@ class ModelResult(_Checked):
 
 
 @dataclass
+class Delta(_Checked):
+    """One metric of the candidate minus the same metric of a model it is compared with, and the
+    confidence interval of that difference (see docs/results-schema.md#delta)."""
+
+    delta: float | None               # candidate - other; null when either value is missing or not finite
+    low: float | None = None          # the interval; both null when there is none
+    high: float | None = None
+    method: str = "bootstrap"         # bootstrap: paired over `units`; exact: no sampling noise (size)
+    unit: str | None = None           # what was resampled: rows, requests, batches
+    units: int = 0                    # how many paired units
+
+    def _validate(self) -> None:
+        if self.method not in DELTA_METHODS:
+            raise ResultsError(f"method '{self.method}' is not one of {', '.join(DELTA_METHODS)}")
+        if (self.low is None) != (self.high is None):
+            raise ResultsError("low and high must both be numbers or both be null")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ResultsError(f"low {self.low} is above high {self.high}")
+        if self.method == "exact" and self.low is not None:
+            raise ResultsError("an exact delta has no interval (low and high must be null)")
+
+    @property
+    def direction(self) -> int:
+        """+1 or -1 when the change is real (the interval excludes zero; an exact delta is not
+        zero), 0 when it is not shown to be (the interval holds zero, or there is none)."""
+        if self.method == "exact":
+            return 0 if not self.delta else (1 if self.delta > 0 else -1)
+        if self.low is None or self.high is None:
+            return 0
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+
+@dataclass
+class Comparison(_Checked):
+    """The candidate against one other model measured on the same rows with the same settings."""
+
+    against: str                      # baseline or parent: which of the document's models
+    version: str                      # that model's version, v1
+    deltas: dict[str, Delta] = field(default_factory=dict)
+
+    def _validate(self) -> None:
+        if self.against not in COMPARED_WITH:
+            raise ResultsError(f"against '{self.against}' is not one of {', '.join(COMPARED_WITH)}")
+
+
+@dataclass
+class Statistics(_Checked):
+    """How every interval in the document was computed."""
+
+    method: str = "paired bootstrap, percentile interval"
+    resamples: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+
+    def _validate(self) -> None:
+        if self.resamples < 1 or not 0 < self.confidence < 1:
+            raise ResultsError("resamples must be at least 1 and confidence between 0 and 1")
+
+
+@dataclass
 class Sample(_Checked):
     """One prompt and what each model completed (baseline is null without a baseline)."""
 
@@ -208,6 +270,7 @@ class Environment(_Checked):
     """Where the evaluation ran; library versions are null when not installed."""
 
     device: str
+    threads: int | None = None    # CPU threads each model ran with (torch intra-op / CTranslate2 intra_threads)
     python: str | None = None
     torch: str | None = None
     transformers: str | None = None
@@ -217,7 +280,7 @@ class Environment(_Checked):
     platform: str | None = None
 
     @classmethod
-    def collect(cls, device: str) -> Environment:
+    def collect(cls, device: str, threads: int | None = None) -> Environment:
         """The running interpreter's versions, read from package metadata (imports nothing heavy)."""
         from importlib import metadata
 
@@ -229,7 +292,7 @@ class Environment(_Checked):
             except metadata.PackageNotFoundError:
                 return None
 
-        return cls(device=device, python=platform.python_version(), torch=version("torch"),
+        return cls(device=device, threads=threads, python=platform.python_version(), torch=version("torch"),
                    transformers=version("transformers"), peft=version("peft"),
                    ctranslate2=version("ctranslate2"), gitops=__version__,
                    platform=f"{sys.platform}-{platform.machine()}")
@@ -247,6 +310,9 @@ class EvalResults(_Checked):
     environment: Environment
     alias: str | None = None      # the alias the candidate is proposed for
     baseline: ModelResult | None = None
+    parent: ModelResult | None = None  # a converted candidate's source version, measured the same way
+    comparisons: list[Comparison] = field(default_factory=list)
+    statistics: Statistics = field(default_factory=Statistics)
     gates: list[GateResult] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
@@ -258,6 +324,19 @@ class EvalResults(_Checked):
             raise ResultsError("model must not be empty")
         if self.baseline is None and any(s.baseline is not None for s in self.samples):
             raise ResultsError("samples carry baseline completions, but there is no baseline")
+        seen = set()
+        for comp in self.comparisons:
+            other = self.baseline if comp.against == "baseline" else self.parent
+            if other is None or other.version != comp.version:
+                raise ResultsError(f"a comparison against the {comp.against} {comp.version} needs that "
+                                   f"{comp.against} in the document")
+            if comp.against in seen:
+                raise ResultsError(f"two comparisons against the {comp.against}")
+            seen.add(comp.against)
+
+    def comparison(self, against: str) -> Comparison | None:
+        """The comparison with the ``baseline`` or the ``parent``, if the document has one."""
+        return next((c for c in self.comparisons if c.against == against), None)
 
     @property
     def verdict(self) -> str:

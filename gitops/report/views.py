@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from gitops.eval.gates import format_number
-from gitops.eval.results import CurvePoint, Environment, EvalResults
+from gitops.eval.results import CurvePoint, Delta, Environment, EvalResults, ModelResult
 from gitops.report.escape import Safe, cell
 
 # Known metrics: label, which direction is better, unit. Order here is the order in the table.
@@ -21,6 +21,7 @@ KNOWN_METRICS: dict[str, tuple[str, str, str]] = {
     "size_bytes": ("Size", "lower", "bytes"),
 }
 CHART_MAX_POINTS = 50
+_SINGULAR = {"rows": "row", "requests": "request", "batches": "batch"}
 
 
 @dataclass
@@ -30,13 +31,18 @@ class MetricRow:
     better: str          # lower, higher or ""
     candidate: str
     baseline: str
-    change: str
+    change: Safe         # made by us from numbers and known units only, so its brackets stay readable
 
 
-def metric_rows(results: EvalResults) -> list[MetricRow]:
-    """One row per metric of either model: known metrics first, then the rest in document order."""
+def metric_rows(results: EvalResults, against: str = "baseline") -> list[MetricRow]:
+    """One row per metric of the candidate or the model it is compared with (``baseline`` or
+    ``parent``): known metrics first, then the rest in document order. The change carries the
+    delta's confidence interval from the document's comparison."""
+    other: ModelResult | None = getattr(results, against)
+    comparison = results.comparison(against)
+    deltas = comparison.deltas if comparison is not None else {}
     cand = results.candidate.metrics
-    base = results.baseline.metrics if results.baseline else {}
+    base = other.metrics if other is not None else {}
     names = [m for m in KNOWN_METRICS if m in cand or m in base]
     names += [m for m in list(cand) + list(base) if m not in KNOWN_METRICS and m not in names]
     hinted = _directions_from_gates(results)
@@ -45,8 +51,8 @@ def metric_rows(results: EvalResults) -> list[MetricRow]:
         label, better, unit = KNOWN_METRICS.get(name, (name, hinted.get(name, ""), ""))
         c, b = cand.get(name), base.get(name)
         rows.append(MetricRow(name=name, label=label, better=better, candidate=_value(c, unit),
-                              baseline=_value(b, unit) if results.baseline else "—",
-                              change=_change(c, b, better, unit)))
+                              baseline=_value(b, unit) if other is not None else "—",
+                              change=Safe(_change(c, b, better, unit, deltas.get(name)))))
     return rows
 
 
@@ -75,22 +81,44 @@ def _bytes(value: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _change(cand: float | None, base: float | None, better: str, unit: str) -> str:
-    """``▼ -0.19 (-1.5%), better``: the arrow is the direction, the word says whether that is good."""
+def _change(cand: float | None, base: float | None, better: str, unit: str, delta: Delta | None = None) -> str:
+    """``▼ -0.19 (-1.5%) [-0.3, -0.08], better``: the arrow is the direction, the brackets the 95%
+    interval of the change, and the word says whether that is good only when the interval excludes
+    zero (else "no significant change"). An exact delta (size) has no interval."""
     if cand is None or base is None:
         return ""
-    delta = cand - base
-    if delta == 0:
+    diff = cand - base
+    interval = delta is not None and delta.low is not None and delta.high is not None
+    if diff == 0 and not (interval and (delta.low, delta.high) != (0, 0)):
         return "= no change"
-    arrow = "▲" if delta > 0 else "▼"
-    amount = _value(abs(delta), unit)
-    text = f"{arrow} {'+' if delta > 0 else '-'}{amount}"
-    if base != 0:
-        text += f" ({delta / abs(base) * 100:+.1f}%)"
+    text = ("▲ " if diff > 0 else "▼ " if diff < 0 else "= ") + _signed(diff, unit)
+    if base != 0 and diff != 0:
+        text += f" ({diff / abs(base) * 100:+.1f}%)"
+    if delta is None:  # no comparison recorded for this metric: its direction alone
+        return text + (f", {_word(1 if diff > 0 else -1, better)}" if better else "")
+    if delta.method == "exact":
+        return text + ", exact" + (f", {_word(delta.direction, better)}" if better else "")
+    if not interval:
+        word = _SINGULAR.get(delta.unit, delta.unit) if delta.units == 1 else delta.unit
+        count = f" ({delta.units} {word})" if delta.unit else ""
+        return text + f", no interval{count}: not judged"
+    text += f" [{_signed(delta.low, unit, bare=True)}, {_signed(delta.high, unit, bare=True)}]"
+    text += f" {unit}" if unit else ""
     if better:
-        good = (delta < 0) == (better == "lower")
-        text += ", better" if good else ", worse"
-    return text
+        return f"{text}, {_word(delta.direction, better)}"
+    return text + (", significant change" if delta.direction else ", no significant change")
+
+
+def _word(direction: int, better: str) -> str:
+    if direction == 0:
+        return "no significant change"
+    return "better" if (direction < 0) == (better == "lower") else "worse"
+
+
+def _signed(value: float, unit: str, bare: bool = False) -> str:
+    """``+2.8 ms``, ``-107.4 KiB``, ``-0.111``; ``bare`` leaves the unit out."""
+    sign = "+" if value > 0 else "-" if value < 0 else ""
+    return sign + (format_number(abs(value)) if bare else _value(abs(value), unit))
 
 
 def sample_header(results: EvalResults) -> tuple[Safe, int]:
@@ -165,6 +193,27 @@ def _drawable(curve: list[CurvePoint]) -> tuple[list[CurvePoint], list[str]]:
     return (evals, ["eval_loss"]) if evals else ([], [])
 
 
+def interval_note(results: EvalResults) -> str | None:
+    """The sentence under a metrics table that says how its intervals were made (None: no intervals)."""
+    if not results.comparisons:
+        return None
+    st = results.statistics
+    return (f"Change: candidate minus the other model, with its {st.confidence:.0%} confidence interval in "
+            f"brackets, from a paired bootstrap ({st.resamples:,} resamples, seed {st.seed}) over the same "
+            "holdout rows (loss, perplexity), requests (latency) and batches (tokens/s); size is exact. "
+            "It says better or worse only when the interval excludes zero.")
+
+
+def conversion_line(results: EvalResults) -> str | None:
+    """What a converted candidate is, in one sentence (None for a trained one)."""
+    c = results.candidate
+    if c.format != "ct2":
+        return None
+    made = f"CTranslate2 {c.quantization} conversion" if c.quantization else "CTranslate2 conversion"
+    source = f" of {c.lineage.parent}" if c.lineage.parent else ""
+    return f"{c.version} is a {made}{source}, not trained: it has no training curve of its own."
+
+
 def lineage_rows(results: EvalResults) -> list[tuple[str, str | None, str | None]]:
     """(label, candidate value, baseline value) for the lineage table."""
     c, b = results.candidate, results.baseline
@@ -184,6 +233,8 @@ def _format(fmt: str, quantization: str | None) -> str:
 def environment_parts(env: Environment) -> list[tuple[Safe, str]]:
     """(label, value) pairs of what is known about where the evaluation ran; unknowns left out."""
     parts: list[tuple[Safe, str]] = [(Safe(""), env.device)]
+    if env.threads is not None:
+        parts.append((Safe(""), f"{env.threads} thread{'s' if env.threads != 1 else ''} per model"))
     for key, label in (("python", "Python"), ("torch", "torch"), ("transformers", "transformers"),
                        ("peft", "peft"), ("ctranslate2", "ctranslate2"), ("gitops", "gitops")):
         if getattr(env, key) is not None:
