@@ -93,6 +93,8 @@ CASES: dict[str, Case] = {
                                  {"out:in.jsonl": '{"id": "n1", "text": "bad \\ud800 text", "rating": 1}\n'}),
     "jsonl 100,000-deep nesting": Case(INGEST, ("in.jsonl:2", "nested deeper"),
                                       {"out:in.jsonl": ROW + "\n" + "[" * 100_000 + "]" * 100_000 + "\n"}),
+    "input file name too long for the file system": Case(["ingest", "x" * 5000, "--dataset", DATASET],
+                                                         ("xxxx", "cannot read it"), {}),
     "jsonl 400-digit number": Case(INGEST, ("in.jsonl:1", "400 digits"),
                                    {"out:in.jsonl": ROW.replace("3", "9" * 400) + "\n"}),
     "jsonl int beyond int64 in an int column": Case(INGEST, ("in.jsonl:1", "rating", "int64"),

@@ -103,8 +103,12 @@ def file_format(path: Path, delimiter: str | None = None) -> tuple[str, str | No
 
 def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
     """Every row of an input file, untyped, with its line (delimited, JSONL) or row number (Parquet)."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a name too long for the file system, say: pathlib passes that on
+        raise DataError(f"{shown(str(path), 200)}: cannot read it ({exc.strerror or exc})") from None
+    if not found:
+        raise DataError(f"{shown(str(path), 200)}: file not found")
     fmt, delim = file_format(path, delimiter)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(f"{path}: larger than {jsonio.size_text(MAX_FILE_BYTES)}; split it into smaller "
