@@ -39,7 +39,13 @@ from gitops.validation import Problems
 from gitops.yamlio import LineMap, plain
 
 SETTINGS_FILE = "gitops.yaml"
-TOP_KEYS = ("github", "runners", "admins", "deploy", "notify")
+TOP_KEYS = ("github", "runners", "admins", "admin_paths", "deploy", "notify")
+# What decides deploys besides gitops.yaml's own keys: CODEOWNERS (in any place GitHub reads it)
+# and everything under .github/ (the workflows and any local action they use). The generated
+# CODEOWNERS gives these, and the ``admin_paths`` of gitops.yaml, to the admins, and ``gitops
+# approvals`` requires an admin's approval for a change to any of them.
+MACHINERY_PATHS = ("/.github/", "/CODEOWNERS", "/docs/CODEOWNERS", "/gitops.yaml")
+MAX_ADMIN_PATHS = 64
 HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
 NOTIFY_KEYS = ("slack_webhook_env", "on")
 NOTIFY_EVENTS = ("deploy", "report")
@@ -57,9 +63,12 @@ github:
   repo: {repo}            # owner/name on GitHub (workflows also read GITHUB_REPOSITORY)
 runners:
   gpu: [self-hosted, gpu]  # labels of the runner that trains and evaluates
-# People who own the GitOps machinery itself (.github/, gitops.yaml) in CODEOWNERS.
-# Empty: the owners of every protected alias.
+# People who own the GitOps machinery itself (.github/, gitops.yaml) in CODEOWNERS; a change to
+# it, or to a model's protected/gates settings, needs one of them. Empty: the owners of every
+# protected alias.
 admins: []
+# More paths only the admins may change (CODEOWNERS patterns), e.g. [/scripts/deploy/].
+admin_paths: []
 # Deploy webhooks fired when an alias listed here moves on the default branch.
 deploy:
   hooks: []
@@ -112,6 +121,7 @@ class Settings:
     repo: str | None = None
     gpu_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu"])
     admins: list[str] = field(default_factory=list)
+    admin_paths: list[str] = field(default_factory=list)  # CODEOWNERS patterns the admins own too
     deploy: DeployConfig = field(default_factory=DeployConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     raw: dict = field(default_factory=dict)
@@ -171,9 +181,37 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
         cfg.gpu_labels = [str(x) for x in runners["gpu"]]
     if doc.get("admins"):
         cfg.admins = owners_of(doc["admins"], doc, "admins", src, p, "admins")
+    if doc.get("admin_paths") is not None:
+        cfg.admin_paths = _admin_paths(doc["admin_paths"], doc, src, p)
     cfg.deploy = parse_deploy(doc, src, p)
     cfg.notify = parse_notify(doc, src, p)
     return cfg
+
+
+def guarded_paths(settings: Settings) -> list[str]:
+    """Every path pattern the admins own: the machinery, then the repository's ``admin_paths``."""
+    return list(dict.fromkeys([*MACHINERY_PATHS, *settings.admin_paths]))
+
+
+def admin_path_problem(pattern: Any) -> str | None:
+    """Why ``pattern`` cannot be a CODEOWNERS path pattern, or None."""
+    if not isinstance(pattern, str) or not pattern or len(pattern) > 200:
+        return "must be a path pattern of 1 to 200 characters, like /scripts/ or /deploy/*.sh"
+    if any(c.isspace() for c in pattern) or pattern[0] in "!#" or "[" in pattern or "***" in pattern:
+        return (f"'{pattern}' is not a CODEOWNERS pattern GitHub reads (no spaces, no leading '!' or '#', "
+                "no [ ] ranges)")
+    return None
+
+
+def _admin_paths(value: Any, doc: LineMap, src: str, p: Problems) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_ADMIN_PATHS:
+        p.add(src, doc, "admin_paths", f"admin_paths must be a list of at most {MAX_ADMIN_PATHS} path patterns")
+        return []
+    for pattern in value:
+        if problem := admin_path_problem(pattern):
+            p.add(src, doc, "admin_paths", f"admin_paths: {problem}")
+            return []
+    return [str(v) for v in value]
 
 
 def default_text(repo: str | None) -> str:
