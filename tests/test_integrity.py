@@ -146,3 +146,19 @@ def test_without_the_cache_the_files_must_make_the_recorded_manifest(eval_repo, 
     config.write_text(config.read_text() + " ")
     with pytest.raises(IntegrityError, match=f"{MODEL}@v1: .* not in the DVC cache"):
         version_files(ws, model.name, v1)
+
+
+def test_a_tampered_cached_base_model_is_refused(eval_repo, base_model_dir, tmp_path, monkeypatch):  # noqa: F811
+    """The embedded base in the cache (``~/.cache/gitops`` on a runner) is hashed on every use: a
+    LoRA version evaluated on a base whose config someone edited is refused in one sentence."""
+    cache = tmp_path / "cache"
+    shutil.copytree(base_model_dir, cache / base_model_dir.name)
+    monkeypatch.setenv("GITOPS_CACHE_DIR", str(cache))
+    config = cache / base_model_dir.name / "config.json"
+    config.write_text(config.read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 1'))
+    out = tmp_path / "results.json"
+    result = run_gitops("eval", f"{MODEL}@v2", "--no-baseline", "--out", str(out), *FAST, cwd=eval_repo.root)
+    assert result.exit_code == 1, result.stderr
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert "cached base model" in line and "config.json" in line and "delete" in line
+    assert "Traceback" not in result.stderr and not out.exists()
