@@ -34,7 +34,8 @@ SETTINGS = f"""\
 github:
   repo: acme/models
 runners:
-  gpu: [self-hosted, gpu]
+  gpu: [self-hosted, gpu, ephemeral]
+  trusted: [self-hosted, gpu, trusted]
 admins: ['@acme/mlops']
 admin_paths: [/gitops/, /pyproject.toml, /.ci/]
 deploy:
@@ -91,7 +92,8 @@ BYPASSES = [
         "gitops.yaml": _settings("admins: ['@acme/mlops']", "admins: ['@acme/mlops', '@bob']")}, "gitops.yaml"),
     ("admins emptied", {"gitops.yaml": _settings("admins: ['@acme/mlops']", "admins: []")}, "gitops.yaml"),
     ("jobs move to another runner", {
-        "gitops.yaml": _settings("gpu: [self-hosted, gpu]", "gpu: [self-hosted, bobs-box]")}, "gitops.yaml"),
+        "gitops.yaml": _settings("trusted: [self-hosted, gpu, trusted]",
+                                                 "trusted: [self-hosted, bobs-box]")}, "gitops.yaml"),
     ("the toolkit's own paths unguarded", {
         "gitops.yaml": _settings("admin_paths: [/gitops/, /pyproject.toml, /.ci/]\n", "")}, "gitops.yaml"),
     ("gitops.yaml deleted", {"gitops.yaml": None}, "gitops.yaml"),

@@ -61,8 +61,9 @@ DEFAULT_TEXT = """\
 # gitops repository settings. See the README for every key.
 github:
   repo: {repo}            # owner/name on GitHub (workflows also read GITHUB_REPOSITORY)
-runners:
-  gpu: [self-hosted, gpu]  # labels of the runner that trains and evaluates
+runners:  # the labels the workflows run on (docs/workflows.md: runner groups, ephemeral runners)
+  gpu: [self-hosted, gpu, ephemeral]     # evaluates pull requests (their code): fresh for every job
+  trusted: [self-hosted, gpu, trusted]   # trains and converts, holding write credentials
 # People who own the GitOps machinery itself (.github/, gitops.yaml) in CODEOWNERS; a change to
 # it, or to a model's protected/gates settings, needs one of them. Empty: the owners of every
 # protected alias.
@@ -119,7 +120,10 @@ class Settings:
     """The parsed ``gitops.yaml`` (defaults when the file is missing)."""
 
     repo: str | None = None
-    gpu_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu"])
+    # Where pull requests are evaluated (PR code runs there) and where jobs holding write credentials
+    # run: two label sets, so one runner never serves both (see docs/workflows.md).
+    gpu_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu", "ephemeral"])
+    trusted_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu", "trusted"])
     admins: list[str] = field(default_factory=list)
     admin_paths: list[str] = field(default_factory=list)  # CODEOWNERS patterns the admins own too
     deploy: DeployConfig = field(default_factory=DeployConfig)
@@ -174,11 +178,7 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
         if repo is not None and (not isinstance(repo, str) or repo.count("/") != 1):
             p.add(src, github, "repo", f"github.repo '{repo}' must look like owner/name")
         cfg.repo = repo
-    runners = doc.get("runners") or {}
-    if not isinstance(runners, dict) or set(runners) - {"gpu"} or not isinstance(runners.get("gpu", []), list):
-        p.add(src, doc, "runners", "runners must be a mapping like {gpu: [self-hosted, gpu]}")
-    elif runners.get("gpu"):
-        cfg.gpu_labels = [str(x) for x in runners["gpu"]]
+    _parse_runners(doc, cfg, src, p)
     if doc.get("admins"):
         cfg.admins = owners_of(doc["admins"], doc, "admins", src, p, "admins")
     if doc.get("admin_paths") is not None:
@@ -186,6 +186,22 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
     cfg.deploy = parse_deploy(doc, src, p)
     cfg.notify = parse_notify(doc, src, p)
     return cfg
+
+
+def _parse_runners(doc: LineMap, cfg: Settings, src: str, p: Problems) -> None:
+    runners = doc.get("runners") or {}
+    shape = ("runners must be a mapping like {gpu: [self-hosted, gpu, ephemeral], "
+             "trusted: [self-hosted, gpu, trusted]}")
+    if not isinstance(runners, dict) or set(runners) - {"gpu", "trusted"} or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in runners.values()):
+        p.add(src, doc, "runners", shape)
+        return
+    cfg.gpu_labels = list(runners.get("gpu") or cfg.gpu_labels)
+    cfg.trusted_labels = list(runners.get("trusted") or cfg.trusted_labels)
+    if set(cfg.trusted_labels) <= set(cfg.gpu_labels) or set(cfg.gpu_labels) <= set(cfg.trusted_labels):
+        p.add(src, runners, "trusted", "runners.trusted and runners.gpu must each have a label the other lacks, "
+                                       "or a job for one could run on the other's runner (a runner takes any "
+                                       "job whose labels it all has)")
 
 
 def guarded_paths(settings: Settings) -> list[str]:
