@@ -143,3 +143,37 @@ def test_registry_check_never_runs_the_pull_requests_files(gitops_repo, tmp_path
     assert "PR CODE RAN" not in result.output, result.output[-3000:]
     assert "Success - Main Install gitops" in result.output, result.output[-3000:]
     assert "Success - Main Check the registry against the base branch" in result.output, result.output[-3000:]
+
+
+def _toolkit(root: Path, version: str, approvals: str) -> None:
+    """A minimal "repository that holds the toolkit": gitops/github/approvals.py and a pyproject."""
+    (root / "gitops" / "github").mkdir(parents=True, exist_ok=True)
+    (root / "gitops" / "github" / "approvals.py").write_text(approvals)
+    (root / "toolkit_marker.py").write_text(f"VERSION = {version!r}\n")
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "acme-toolkit"\nversion = "{version}"\n'
+        '[tool.setuptools]\npy-modules = ["toolkit_marker"]\n')
+
+
+def test_registry_check_installs_the_base_commits_toolkit(gitops_repo):
+    """Issue 9, item 4: in a repository that holds the toolkit, the required check installs the
+    BASE commit's toolkit (a pull request that rewrites the approvals check is judged by the old
+    one), never the head's."""
+    make_checkable(gitops_repo)
+    _toolkit(gitops_repo.root, "1.0", "# the approvals check as merged\n")
+    git(gitops_repo.root, "add", "-A")
+    git(gitops_repo.root, "commit", "-q", "-m", "the toolkit")
+    base = git(gitops_repo.root, "rev-parse", "HEAD")
+    git(gitops_repo.root, "update-ref", "refs/remotes/origin/main", base)
+    _toolkit(gitops_repo.root, "2.0", TRAP)  # the pull request rewrites the check
+    git(gitops_repo.root, "add", "-A")
+    git(gitops_repo.root, "commit", "-q", "-m", "approve everything")
+    head = git(gitops_repo.root, "rev-parse", "HEAD")
+    event = pull_request_event(7, "acme/models", base_sha=base, head_sha=head)
+    # Offline: the build backend comes from the test environment, not from the index.
+    result = run_act(WORKFLOWS / "registry-check.yml", "pull_request", event, env={"PIP_NO_BUILD_ISOLATION": "0"},
+                     secrets={}, workdir=gitops_repo.root, job="registry-check")
+    assert "Successfully installed acme-toolkit-1.0" in result.output, result.output[-3000:]
+    assert "acme-toolkit-2.0" not in result.output and "PR CODE RAN" not in result.output
+    assert "Success - Main Install gitops" in result.output, result.output[-3000:]
