@@ -25,7 +25,7 @@ SOURCE = Path(__file__).resolve().parent.parent  # the gitops checkout under tes
 STAND_INS = Path(__file__).resolve().parent / "act-actions"
 USES_RE = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+)/([\w.-]+)@([0-9a-f]{40})", re.M)
 # Labels our workflows run on; each becomes "this machine".
-PLATFORMS = ("ubuntu-latest", "self-hosted", "gpu")
+PLATFORMS = ("ubuntu-latest", "self-hosted", "gpu", "trusted", "ephemeral")
 
 
 @dataclass

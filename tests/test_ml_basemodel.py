@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -95,3 +96,29 @@ def test_two_processes_build_once(tmp_path):
     assert all(p.returncode == 0 for p in procs)
     assert outs[0][0] == outs[1][0]
     assert sorted(o[1] for o in outs) == ["False", "True"]
+
+
+def test_the_cache_is_verified_on_every_use(tmp_path):
+    """The marker lists every file's md5; a changed or added file is refused naming it, and a build
+    from before manifests (a marker without one) is rebuilt, not trusted."""
+    from gitops.errors import IntegrityError
+
+    recipe = basemodel.Recipe(steps=2, batch_size=4)
+    path = basemodel.default_base_model(tmp_path, recipe=recipe)
+    assert basemodel.default_base_model(tmp_path, recipe=recipe) == path
+    injected = path / "pytorch_model.bin"
+    injected.write_bytes(b"a pickle that would run code")
+    with pytest.raises(IntegrityError, match=r"pytorch_model\.bin changed\); refusing to use it: delete .* to "
+                                             r"rebuild it\."):
+        basemodel.default_base_model(tmp_path, recipe=recipe)
+    injected.unlink()
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(IntegrityError, match=r"model\.safetensors changed"):
+        basemodel.default_base_model(tmp_path, recipe=recipe)
+    old = json.loads((path / basemodel.MARKER).read_text())
+    del old["files"]
+    (path / basemodel.MARKER).write_text(json.dumps(old))  # what builds before manifests wrote
+    steps = []
+    again = basemodel.default_base_model(tmp_path, recipe=recipe, progress=lambda d, t: steps.append(d))
+    assert again == path and steps and "files" in json.loads((path / basemodel.MARKER).read_text())

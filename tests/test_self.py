@@ -21,6 +21,19 @@ def test_this_repository_is_a_valid_gitops_repo() -> None:
     assert run_gitops("codeowners", "--check", cwd=ROOT).exit_code == 0
 
 
+def test_the_code_that_runs_the_required_check_is_code_owned() -> None:
+    """This repository holds the toolkit, so a pull request could rewrite the approvals check, the
+    build or the CI scripts: CODEOWNERS gives them, and the machinery, to the admins."""
+    from gitops.github.codeowners_rules import parse
+
+    owners = parse((ROOT / ".github" / "CODEOWNERS").read_text())
+    for path in ("gitops/github/approvals.py", "gitops/cli/github.py", "pyproject.toml", ".ci/run",
+                 ".github/workflows/registry-check.yml", ".github/actions/x/action.yml", ".github/CODEOWNERS",
+                 "gitops.yaml"):
+        assert owners.owners_of(path) == ["@gitops-dev/mlops"], path
+    assert owners.owners_of("registry/review-autocomplete/aliases/staging.yaml") == []
+
+
 def test_a_fresh_clone_reads_the_data_set_through_dvc(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)

@@ -94,9 +94,106 @@ def test_each_workflow_calls_its_gitops_commands():
     env = deploy["jobs"]["deploy"]["steps"][-1]["env"]
     assert env["BEFORE"] == "${{ github.event.before }}" and env["HEAD_SHA"] == "${{ github.sha }}"
     evaluate = load(SCAFFOLD / "evaluate.yml")["jobs"]
-    assert evaluate["eval"]["runs-on"] == ["self-hosted", "gpu"]
+    assert evaluate["eval"]["runs-on"] == ["self-hosted", "gpu", "ephemeral"]
     assert evaluate["report"]["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert evaluate["eval"]["permissions"] == {"contents": "read"}
+
+
+def _jobs():
+    for name in NAMES:
+        doc = load(SCAFFOLD / name)
+        for job_id, job in doc["jobs"].items():
+            yield name, doc, job_id, job
+
+
+def test_jobs_holding_write_credentials_never_share_a_runner_with_pull_request_code():
+    """Issue 9, item 5: train and convert push with a write token; eval runs a pull request's code.
+    On self-hosted runners they ask for label sets that exclude each other (a runner takes any job
+    whose labels it all has), matching ``runners`` in gitops.yaml (this repository's and the default)."""
+    from gitops.core import settings
+
+    trusted, untrusted = set(), set()
+    for name, doc, job_id, job in _jobs():
+        labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+        if "self-hosted" not in labels:
+            continue
+        writes = "write" in job["permissions"].values() or "secrets.GITOPS_PR_TOKEN" in json.dumps(job)
+        pr_code = "pull_request" in doc["on"]
+        assert writes != pr_code, f"{name} {job_id}: a job either holds write credentials or runs PR code"
+        (trusted if writes else untrusted).add(tuple(labels))
+    assert trusted == {("self-hosted", "gpu", "trusted")} and untrusted == {("self-hosted", "gpu", "ephemeral")}
+    for cfg in (settings.read(ROOT), settings.Settings()):
+        assert (tuple(cfg.trusted_labels), tuple(cfg.gpu_labels)) == (*trusted, *untrusted)
+
+
+def _runners(text: str):
+    from gitops import yamlio
+    from gitops.core import settings
+    from gitops.validation import Problems
+
+    p = Problems()
+    return settings.parse(yamlio.loads(text, "gitops.yaml"), "gitops.yaml", p), list(p)
+
+
+@pytest.mark.parametrize("text", [
+    "runners:\n  gpu: [self-hosted, gpu]\n  trusted: [self-hosted, gpu]\n",  # the same runner serves both
+    "runners:\n  gpu: [self-hosted, gpu]\n",  # a trusted runner (default labels) takes the PR jobs
+    "runners:\n  trusted: [self-hosted, gpu]\n",  # every trusted job fits the ephemeral runner
+    "runners:\n  gpu: [self-hosted, gpu, trusted, ephemeral]\n",  # PR code on a trusted runner
+])
+def test_runner_label_sets_that_would_share_a_runner_are_refused(text):
+    """A runner takes any job whose labels it all has: if one set holds the other, a job holding
+    write credentials could land where pull request code runs (or the reverse)."""
+    _, problems = _runners(text)
+    assert len(problems) == 1 and "must each have a label the other lacks" in problems[0], problems
+    assert problems[0].startswith("gitops.yaml:"), problems
+
+
+def test_runner_labels_parse_and_bad_shapes_are_one_sentence():
+    cfg, problems = _runners("runners:\n  gpu: [self-hosted, a100, pr]\n  trusted: [self-hosted, a100, deploy]\n")
+    assert problems == [] and (cfg.gpu_labels, cfg.trusted_labels) == (
+        ["self-hosted", "a100", "pr"], ["self-hosted", "a100", "deploy"])
+    for bad in ("runners:\n  cpu: [x]\n", "runners: [gpu]\n", "runners:\n  gpu: self-hosted\n",
+                "runners:\n  gpu: [{a: 1}]\n"):
+        _, problems = _runners(bad)
+        assert len(problems) == 1 and "runners must be a mapping like" in problems[0], (bad, problems)
+
+
+def _pyproject_version() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_installs_are_pinned_and_never_import_the_checkout():
+    """Issue 9, item 4: what the workflows install from the index is pinned to this release (the
+    override variables stay), and every `python -m` runs isolated (`-I`), so a pip/ or gitops/ at
+    the root of a pull request's checkout is never imported."""
+    version = _pyproject_version()
+    defaults = set()
+    for path in sorted(SCAFFOLD.glob("*.yml")):
+        text = path.read_text()
+        defaults |= set(re.findall(r"\$\{GITOPS_INSTALL(?:_ML)?:-([^}]*)\}", text))
+        assert not re.search(r"python3? -m ", text), f"{path.name}: python -m without -I"
+        assert "PYTHONPATH" not in text and "GITHUB_WORKSPACE\" >> \"$GITHUB_PATH" not in text
+    assert defaults == {f"gitops-registry=={version}", f"gitops-registry[ml]=={version}"}
+
+
+def test_the_required_check_always_reports_and_runs_the_base_code():
+    """Issue 9, items 4 and 13: registry-check has no paths filter (a required check a filter skips
+    stays pending forever), installs outside the checkout, and in a repository that holds the
+    toolkit installs the BASE commit's toolkit, never the pull request's."""
+    doc = load(SCAFFOLD / "registry-check.yml")
+    for event in ("pull_request", "pull_request_review"):
+        assert event in doc["on"]
+        assert not set(doc["on"][event] or {}) & {"paths", "paths-ignore", "branches-ignore"}, event
+    steps = {s.get("name"): s for s in doc["jobs"]["registry-check"]["steps"]}
+    install = steps["Install gitops (never the pull request's)"]
+    assert install["working-directory"] == "${{ runner.temp }}"
+    assert 'git -C "$GITHUB_WORKSPACE" archive "$BASE_SHA"' in install["run"]
+    assert install["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    installs = set(re.findall(r"pip install (.+)", install["run"]))
+    assert installs == {"./gitops-base", f"${{GITOPS_INSTALL:-gitops-registry=={_pyproject_version()}}}"}
 
 
 def test_no_logic_hidden_in_shell():

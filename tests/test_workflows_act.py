@@ -117,3 +117,63 @@ def test_act_runs_cannot_download(gitops_repo):
     assert "No matching distribution found for gitops-registry==99.0" in result.output
     assert "Looking in indexes" not in result.output and "Looking in links" not in result.output
     assert "Run Main Check the registry" not in result.output  # nothing ran after the failed install
+
+
+TRAP = "import sys\nprint('PR CODE RAN: ' + __name__)\nsys.exit(0)\n"
+# Modules a pull request could plant at the root of its checkout: `python -m pip` (or `-m venv`)
+# run there would import them before the real ones, since `-m` puts the current directory first.
+TRAPS = ("pip/__init__.py", "pip/__main__.py", "venv/__init__.py", "venv/__main__.py", "gitops/__init__.py",
+         "gitops/__main__.py", "gitops/cli/__init__.py", "sitecustomize.py", "usercustomize.py")
+
+
+def test_registry_check_never_runs_the_pull_requests_files(gitops_repo, tmp_path):
+    """The required check is installed and run without the PR's checkout on sys.path or PATH:
+    modules the PR plants at its root (a fake pip, a fake gitops) never run."""
+    make_checkable(gitops_repo)
+    for rel in TRAPS:
+        path = gitops_repo.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(TRAP)
+    git(gitops_repo.root, "add", "-A")
+    git(gitops_repo.root, "commit", "-q", "-m", "a pull request that plants modules")
+    head = git(gitops_repo.root, "rev-parse", "HEAD")
+    event = pull_request_event(7, "acme/models", base_sha=gitops_repo.base, head_sha=head)
+    result = run_act(WORKFLOWS / "registry-check.yml", "pull_request", event, env={}, secrets={},
+                     workdir=gitops_repo.root)
+    assert "PR CODE RAN" not in result.output, result.output[-3000:]
+    assert "Success - Main Install gitops" in result.output, result.output[-3000:]
+    assert "Success - Main Check the registry against the base branch" in result.output, result.output[-3000:]
+
+
+def _toolkit(root: Path, version: str, approvals: str) -> None:
+    """A minimal "repository that holds the toolkit": gitops/github/approvals.py and a pyproject."""
+    (root / "gitops" / "github").mkdir(parents=True, exist_ok=True)
+    (root / "gitops" / "github" / "approvals.py").write_text(approvals)
+    (root / "toolkit_marker.py").write_text(f"VERSION = {version!r}\n")
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "acme-toolkit"\nversion = "{version}"\n'
+        '[tool.setuptools]\npy-modules = ["toolkit_marker"]\n')
+
+
+def test_registry_check_installs_the_base_commits_toolkit(gitops_repo):
+    """Issue 9, item 4: in a repository that holds the toolkit, the required check installs the
+    BASE commit's toolkit (a pull request that rewrites the approvals check is judged by the old
+    one), never the head's."""
+    make_checkable(gitops_repo)
+    _toolkit(gitops_repo.root, "1.0", "# the approvals check as merged\n")
+    git(gitops_repo.root, "add", "-A")
+    git(gitops_repo.root, "commit", "-q", "-m", "the toolkit")
+    base = git(gitops_repo.root, "rev-parse", "HEAD")
+    git(gitops_repo.root, "update-ref", "refs/remotes/origin/main", base)
+    _toolkit(gitops_repo.root, "2.0", TRAP)  # the pull request rewrites the check
+    git(gitops_repo.root, "add", "-A")
+    git(gitops_repo.root, "commit", "-q", "-m", "approve everything")
+    head = git(gitops_repo.root, "rev-parse", "HEAD")
+    event = pull_request_event(7, "acme/models", base_sha=base, head_sha=head)
+    # Offline: the build backend comes from the test environment, not from the index.
+    result = run_act(WORKFLOWS / "registry-check.yml", "pull_request", event, env={"PIP_NO_BUILD_ISOLATION": "0"},
+                     secrets={}, workdir=gitops_repo.root, job="registry-check")
+    assert "Successfully installed acme-toolkit-1.0" in result.output, result.output[-3000:]
+    assert "acme-toolkit-2.0" not in result.output and "PR CODE RAN" not in result.output
+    assert "Success - Main Install gitops" in result.output, result.output[-3000:]

@@ -100,6 +100,40 @@ def read_pointer(path: Path) -> dict[str, Any]:
     return dict(outs[0])
 
 
+def file_md5(path: Path) -> str:
+    """The md5 DVC 3 records for one file: the plain md5 of its bytes, read in 1 MiB blocks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_md5s(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative POSIX path -> md5), hashed from its bytes now."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            out[path.relative_to(root).as_posix()] = file_md5(path)
+    return out
+
+
+def manifest_bytes(md5s: dict[str, str]) -> bytes:
+    """The ``.dir`` manifest ``dvc add`` writes for these files (sorted by relative path, as DVC sorts)."""
+    return ("[" + ", ".join(_entry(rel, md5s[rel]) for rel in sorted(md5s)) + "]").encode("utf-8")
+
+
+def manifest_entries(data: bytes) -> dict[str, str] | None:
+    """The files a ``.dir`` manifest lists (relative path -> md5); None if it is not one."""
+    try:
+        entries = json.loads(data)
+        return {e["relpath"]: e["md5"] for e in entries}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class DvcConfig:
     """What gitops needs from ``.dvc/config`` (+ ``config.local``), read without DVC and without
     ``%`` interpolation (DVC's own format has none: a URL like ``s3://b/a%20b`` is literal)."""
@@ -192,6 +226,17 @@ class Dvc:
     def object_path(self, md5: str) -> Path:
         """Where DVC 3 keeps the object with this md5 (``files/md5/ab/cdef...``)."""
         return self.config.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
+
+    def cached_object(self, md5: str) -> Path | None:
+        """The local cache's object with this md5 (a file's or a ``.dir`` manifest's), if present."""
+        path = self.object_path(md5)
+        return path if path.is_file() else None
+
+    def drop_objects(self, md5s: list[str]) -> None:
+        """Remove these objects from the local cache (a corrupted download), so the next pull
+        fetches them again instead of trusting the bad copy under the good name."""
+        for md5 in md5s:
+            self.object_path(md5).unlink(missing_ok=True)
 
     def manifest_cached(self, pointer: str) -> bool:
         """Whether the ``.dir`` manifest that ``pointer`` names is in the local cache."""

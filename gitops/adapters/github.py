@@ -166,6 +166,19 @@ class GitHub:
                 raise GithubError(f"{path} at {ref} is a directory, not a file")
             return base64.b64decode(content.content or "").decode("utf-8", errors="replace")
 
+    def list_dir(self, path: str, ref: str) -> list[str] | None:
+        """The names of the subdirectories of directory ``path`` at ``ref``; None when it does not exist."""
+        import github
+
+        with self._doing(f"listing {path} at {ref}"):
+            try:
+                content = self._repo.get_contents(path, ref=ref)
+            except github.UnknownObjectException:
+                return None
+            if not isinstance(content, list):
+                raise GithubError(f"{path} at {ref} is a file, not a directory")
+            return sorted(c.name for c in content if c.type == "dir")
+
     def create_pull(self, title: str, body: str, head: str, base: str) -> PullInfo:
         with self._doing(f"opening a pull request from {head} into {base}"):
             return _pull_info(self._repo.create_pull(title=title, body=body, head=head, base=base))

@@ -39,7 +39,13 @@ from gitops.validation import Problems
 from gitops.yamlio import LineMap, plain
 
 SETTINGS_FILE = "gitops.yaml"
-TOP_KEYS = ("github", "runners", "admins", "deploy", "notify")
+TOP_KEYS = ("github", "runners", "admins", "admin_paths", "deploy", "notify")
+# What decides deploys besides gitops.yaml's own keys: CODEOWNERS (in any place GitHub reads it)
+# and everything under .github/ (the workflows and any local action they use). The generated
+# CODEOWNERS gives these, and the ``admin_paths`` of gitops.yaml, to the admins, and ``gitops
+# approvals`` requires an admin's approval for a change to any of them.
+MACHINERY_PATHS = ("/.github/", "/CODEOWNERS", "/docs/CODEOWNERS", "/gitops.yaml")
+MAX_ADMIN_PATHS = 64
 HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
 NOTIFY_KEYS = ("slack_webhook_env", "on")
 NOTIFY_EVENTS = ("deploy", "report")
@@ -56,11 +62,15 @@ DEFAULT_TEXT = """\
 # gitops repository settings. See the README for every key.
 github:
   repo: {repo}            # owner/name on GitHub (workflows also read GITHUB_REPOSITORY)
-runners:
-  gpu: [self-hosted, gpu]  # labels of the runner that trains and evaluates
-# People who own the GitOps machinery itself (.github/, gitops.yaml) in CODEOWNERS.
-# Empty: the owners of every protected alias.
+runners:  # the labels the workflows run on (docs/workflows.md: runner groups, ephemeral runners)
+  gpu: [self-hosted, gpu, ephemeral]     # evaluates pull requests (their code): fresh for every job
+  trusted: [self-hosted, gpu, trusted]   # trains and converts, holding write credentials
+# People who own the GitOps machinery itself (.github/, gitops.yaml) in CODEOWNERS; a change to
+# it, or to a model's protected/gates settings, needs one of them. Empty: the owners of every
+# protected alias.
 admins: []
+# More paths only the admins may change (CODEOWNERS patterns), e.g. [/scripts/deploy/].
+admin_paths: []
 # Deploy webhooks fired when an alias listed here moves on the default branch.
 deploy:
   hooks: []
@@ -111,8 +121,12 @@ class Settings:
     """The parsed ``gitops.yaml`` (defaults when the file is missing)."""
 
     repo: str | None = None
-    gpu_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu"])
+    # Where pull requests are evaluated (PR code runs there) and where jobs holding write credentials
+    # run: two label sets, so one runner never serves both (see docs/workflows.md).
+    gpu_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu", "ephemeral"])
+    trusted_labels: list[str] = field(default_factory=lambda: ["self-hosted", "gpu", "trusted"])
     admins: list[str] = field(default_factory=list)
+    admin_paths: list[str] = field(default_factory=list)  # CODEOWNERS patterns the admins own too
     deploy: DeployConfig = field(default_factory=DeployConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     raw: dict = field(default_factory=dict)
@@ -165,16 +179,56 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
         if repo is not None and (not isinstance(repo, str) or repo.count("/") != 1):
             p.add(src, github, "repo", f"github.repo '{shown(repo)}' must look like owner/name")
         cfg.repo = repo
-    runners = doc.get("runners") or {}
-    if not isinstance(runners, dict) or set(runners) - {"gpu"} or not isinstance(runners.get("gpu", []), list):
-        p.add(src, doc, "runners", "runners must be a mapping like {gpu: [self-hosted, gpu]}")
-    elif runners.get("gpu"):
-        cfg.gpu_labels = [str(x) for x in runners["gpu"]]
+    _parse_runners(doc, cfg, src, p)
     if doc.get("admins"):
         cfg.admins = owners_of(doc["admins"], doc, "admins", src, p, "admins")
+    if doc.get("admin_paths") is not None:
+        cfg.admin_paths = _admin_paths(doc["admin_paths"], doc, src, p)
     cfg.deploy = parse_deploy(doc, src, p)
     cfg.notify = parse_notify(doc, src, p)
     return cfg
+
+
+def _parse_runners(doc: LineMap, cfg: Settings, src: str, p: Problems) -> None:
+    runners = doc.get("runners") or {}
+    shape = ("runners must be a mapping like {gpu: [self-hosted, gpu, ephemeral], "
+             "trusted: [self-hosted, gpu, trusted]}")
+    if not isinstance(runners, dict) or set(runners) - {"gpu", "trusted"} or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in runners.values()):
+        p.add(src, doc, "runners", shape)
+        return
+    cfg.gpu_labels = list(runners.get("gpu") or cfg.gpu_labels)
+    cfg.trusted_labels = list(runners.get("trusted") or cfg.trusted_labels)
+    if set(cfg.trusted_labels) <= set(cfg.gpu_labels) or set(cfg.gpu_labels) <= set(cfg.trusted_labels):
+        p.add(src, runners, "trusted", "runners.trusted and runners.gpu must each have a label the other lacks, "
+                                       "or a job for one could run on the other's runner (a runner takes any "
+                                       "job whose labels it all has)")
+
+
+def guarded_paths(settings: Settings) -> list[str]:
+    """Every path pattern the admins own: the machinery, then the repository's ``admin_paths``."""
+    return list(dict.fromkeys([*MACHINERY_PATHS, *settings.admin_paths]))
+
+
+def admin_path_problem(pattern: Any) -> str | None:
+    """Why ``pattern`` cannot be a CODEOWNERS path pattern, or None."""
+    if not isinstance(pattern, str) or not pattern or len(pattern) > 200:
+        return "must be a path pattern of 1 to 200 characters, like /scripts/ or /deploy/*.sh"
+    if any(c.isspace() for c in pattern) or pattern[0] in "!#" or "[" in pattern or "***" in pattern:
+        return (f"'{pattern}' is not a CODEOWNERS pattern GitHub reads (no spaces, no leading '!' or '#', "
+                "no [ ] ranges)")
+    return None
+
+
+def _admin_paths(value: Any, doc: LineMap, src: str, p: Problems) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_ADMIN_PATHS:
+        p.add(src, doc, "admin_paths", f"admin_paths must be a list of at most {MAX_ADMIN_PATHS} path patterns")
+        return []
+    for pattern in value:
+        if problem := admin_path_problem(pattern):
+            p.add(src, doc, "admin_paths", f"admin_paths: {problem}")
+            return []
+    return [str(v) for v in value]
 
 
 def default_text(repo: str | None) -> str:

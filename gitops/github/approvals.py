@@ -1,10 +1,13 @@
-"""The ``approvals`` required check: a move of a protected alias needs a code owner's approval.
+"""The ``approvals`` required check: a move of a protected alias needs a code owner's approval, and
+a change to what decides deploys needs an admin's.
 
-GitHub's own "Require review from Code Owners" does the same when branch protection is on; this
-check makes the rule visible and testable, names who may approve, and also holds where branch
-protection is not available. Everything it trusts is read from the pull request's BASE branch
-(model.yaml's ``protected`` list, CODEOWNERS), so a pull request cannot unprotect an alias and move
-it in one go.
+GitHub's own "Require review from Code Owners" does the same for paths when branch protection is
+on; this check makes the rule visible and testable, names who may approve, also holds where branch
+protection is not available, and covers what CODEOWNERS cannot own: the ``protected`` and ``gates``
+lines of ``model.yaml`` and the meaning of ``gitops.yaml`` (:mod:`gitops.github.guard`). Everything
+it trusts is read from the pull request's BASE branch (model.yaml's ``protected`` list, CODEOWNERS,
+the admins), so a pull request cannot unprotect an alias, or re-point a deploy hook, and move the
+alias in one go.
 """
 
 from __future__ import annotations
@@ -12,12 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gitops import yamlio
 from gitops.adapters.github import WRITE_PERMISSIONS, ChangedFile, GitHub, PullInfo, Review
 from gitops.core import layout as store
-from gitops.core import schema
-from gitops.errors import ApprovalMissing, GithubError, RegistryError
-from gitops.github import codeowners_rules as codeowners
+from gitops.errors import ApprovalMissing, GithubError
+from gitops.github.guard import Base, guarded_changes
 
 ALIAS_PATH = re.compile(r"^registry/(?P<model>[^/]+)/aliases/(?P<alias>[^/]+)\.yaml$")
 # GitHub lists at most this many files of a pull request (GET .../pulls/{n}/files), whatever the PR
@@ -27,19 +28,37 @@ MAX_LISTED_FILES = 3000
 
 @dataclass
 class ProtectedChange:
-    """One changed alias file that the base branch protects, and what was found for it."""
+    """One changed file that the base branch protects, and what was found for it: a protected
+    alias (``model``, ``alias``; its code owners approve) or something that decides deploys
+    (``what`` changed in it; the admins approve)."""
 
     path: str
     model: str
     alias: str
-    owners: list[str]  # as written in CODEOWNERS (or model.yaml when CODEOWNERS has no rule)
-    eligible: list[str]  # logins that may approve: owners, teams expanded, minus the author
+    owners: list[str]  # as written in CODEOWNERS (or model.yaml / gitops.yaml when it has no rule)
+    eligible: list[str] = field(default_factory=list)  # who may approve: owners, teams expanded, minus the author
     approved_by: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    what: str = ""  # for a guarded file: what changed in it ("deploy changed", "deleted")
 
     @property
     def ok(self) -> bool:
         return bool(self.approved_by)
+
+    @property
+    def guarded(self) -> bool:
+        """A change to what decides deploys (an admin approves), not an alias move."""
+        return bool(self.what)
+
+    def line(self, head_sha: str) -> str:
+        role = "admin" if self.guarded else "code owner"
+        if self.ok:
+            return f"{self.path}: approved by {', '.join(self.approved_by)} ({role})."
+        who = ", ".join(self.eligible) or f"nobody (no {role} other than the author has write access)"
+        what = (f"{self.what}; it decides what deploys, so it" if self.guarded
+                else f"protected alias '{self.alias}' of '{self.model}'")
+        return (f"{self.path}: {what} needs an approval of commit {head_sha[:12]} by an {role} "
+                f"({' '.join(self.owners) or 'none'}); who may approve: {who}.").replace("by an code", "by a code")
 
 
 @dataclass
@@ -56,24 +75,19 @@ class ApprovalResult:
     def lines(self) -> list[str]:
         """What the check prints: one line per protected change, then the verdict."""
         if not self.changes:
-            return [f"PR #{self.pr} changes no protected alias: no code owner approval needed."]
+            return [f"PR #{self.pr} changes no protected alias and nothing that decides deploys: "
+                    "no approval needed."]
         out = []
         for c in self.changes:
-            who = ", ".join(c.eligible) or "nobody (no code owner other than the author has write access)"
-            if c.ok:
-                out.append(f"{c.path}: approved by {', '.join(c.approved_by)} (code owner).")
-            else:
-                out.append(f"{c.path}: protected alias '{c.alias}' of '{c.model}' needs an approval of "
-                           f"commit {self.head_sha[:12]} by a code owner ({' '.join(c.owners) or 'none'}); "
-                           f"who may approve: {who}.")
+            out.append(c.line(self.head_sha))
             out += [f"  note: {n}" for n in c.notes]
         return out
 
     def summary(self) -> str:
         missing = [c.path for c in self.changes if not c.ok]
         if not missing:
-            return f"PR #{self.pr}: every protected alias change has a code owner's approval"
-        return f"PR #{self.pr} moves a protected alias without a code owner's approval: {', '.join(missing)}"
+            return f"PR #{self.pr}: every protected change has its owners' approval"
+        return f"PR #{self.pr} changes what is protected without a code owner's approval: {', '.join(missing)}"
 
 
 def latest_reviews(reviews: list[Review]) -> dict[str, Review]:
@@ -85,29 +99,6 @@ def latest_reviews(reviews: list[Review]) -> dict[str, Review]:
             continue
         latest[review.author] = review
     return latest
-
-
-def _protected_aliases(gh: GitHub, model: str, base: str, cache: dict[str, dict[str, list[str]]]) -> dict:
-    if model not in cache:
-        rel = store.model_file(model)
-        text = gh.file_text(rel, base)
-        if text is None:
-            cache[model] = {}  # a model new in this PR: nothing on the base branch protects it
-        else:
-            problems = schema.Problems()
-            parsed = schema.parse_model(yamlio.loads(text, f"{rel} (at {base})"), rel, model, problems)
-            if parsed is None:
-                raise RegistryError(f"{rel} on the base branch {base} is invalid: {problems[0]}")
-            cache[model] = parsed.protected
-    return cache[model]
-
-
-def _read_codeowners(gh: GitHub, base: str) -> codeowners.Codeowners | None:
-    for location in codeowners.LOCATIONS:
-        text = gh.file_text(location, base)
-        if text is not None:
-            return codeowners.parse(text, location)
-    return None
 
 
 def _expand(gh: GitHub, owners: list[str], notes: list[str]) -> list[str]:
@@ -125,25 +116,40 @@ def _expand(gh: GitHub, owners: list[str], notes: list[str]) -> list[str]:
 
 
 def check_approvals(gh: GitHub, pr_number: int) -> ApprovalResult:
-    """Decide whether pull request ``pr_number`` may merge as far as protected aliases go."""
+    """Decide whether pull request ``pr_number`` may merge as far as protected aliases, and the
+    files and settings that decide deploys, go."""
     pr = gh.pull(pr_number)
     result = ApprovalResult(pr=pr.number, author=pr.author, head_sha=pr.head_sha, changes=[])
-    protected_cache: dict[str, dict[str, list[str]]] = {}
+    base = Base(gh, pr.base_ref)
     touched = {p for f in _all_files(gh, pr) for p in (f.path, f.previous_path) if p}
-    candidates = []
     for path in sorted(touched):
         match = ALIAS_PATH.fullmatch(path)
-        if match and match["alias"] in _protected_aliases(gh, match["model"], pr.base_ref, protected_cache):
-            candidates.append((path, match["model"], match["alias"]))
-    if not candidates:
+        if match and match["alias"] in base.protected(match["model"]):
+            result.changes.append(_alias_change(path, match["model"], match["alias"], base))
+    guarded = guarded_changes(gh, pr, touched, base)
+    admins = base.admins() if guarded else []
+    result.changes += [ProtectedChange(g.path, "", "", list(admins), notes=list(base.notes), what=g.what)
+                       for g in guarded if admins]  # no admins and nothing protected: nothing to guard
+    if not result.changes:
         return result
-    owners_file = _read_codeowners(gh, pr.base_ref)
     latest = latest_reviews(gh.reviews(pr_number))
     permissions: dict[str, str] = {}
-    for path, model, alias in candidates:
-        change = _judge(gh, path, model, alias, protected_cache[model][alias], owners_file, pr, latest, permissions)
-        result.changes.append(change)
+    for change in result.changes:
+        _judge(gh, change, pr, latest, permissions)
     return result
+
+
+def _alias_change(path: str, model: str, alias: str, base: Base) -> ProtectedChange:
+    """A protected alias's change, owned by CODEOWNERS' rule for its file on the base branch (or
+    model.yaml's owners when CODEOWNERS has none)."""
+    owners_file = base.codeowners
+    rule = owners_file.rule_for(path) if owners_file else None
+    if rule is not None and rule.owners:
+        return ProtectedChange(path, model, alias, list(rule.owners))
+    where = "no CODEOWNERS file" if owners_file is None else f"no owner for it in {owners_file.source}"
+    return ProtectedChange(path, model, alias, list(base.protected(model)[alias]),
+                           notes=[f"{where} on {base.ref}; using the owners in {store.model_file(model)} "
+                                  "(run 'gitops codeowners --write')"])
 
 
 def _all_files(gh: GitHub, pr: PullInfo) -> list[ChangedFile]:
@@ -158,40 +164,27 @@ def _all_files(gh: GitHub, pr: PullInfo) -> list[ChangedFile]:
     return files
 
 
-def _judge(gh: GitHub, path: str, model: str, alias: str, model_owners: list[str],
-           owners_file: codeowners.Codeowners | None, pr: PullInfo, latest: dict[str, Review],
-           permissions: dict[str, str]) -> ProtectedChange:
-    notes: list[str] = []
-    rule = owners_file.rule_for(path) if owners_file else None
-    if rule is not None and rule.owners:
-        owners = list(rule.owners)
-    else:
-        owners = list(model_owners)
-        where = "no CODEOWNERS file" if owners_file is None else f"no owner for it in {owners_file.source}"
-        notes.append(f"{where} on {pr.base_ref}; using the owners in {store.model_file(model)} "
-                     "(run 'gitops codeowners --write')")
-    logins = _expand(gh, owners, notes)
-    eligible = []
-    for login in logins:
+def _judge(gh: GitHub, change: ProtectedChange, pr: PullInfo, latest: dict[str, Review],
+           permissions: dict[str, str]) -> None:
+    """Fill in who may approve ``change`` and who did, for the head commit."""
+    for login in _expand(gh, change.owners, change.notes):
         if login == pr.author:
             continue  # GitHub never counts an author's approval of their own pull request
         if login not in permissions:
             permissions[login] = _permission(gh, login)
         if permissions[login] in WRITE_PERMISSIONS:
-            eligible.append(login)
+            change.eligible.append(login)
         else:
-            notes.append(f"{login} is a code owner but has '{permissions[login]}' access, not write")
-    change = ProtectedChange(path, model, alias, owners, eligible, notes=notes)
-    for login in eligible:
+            change.notes.append(f"{login} is a code owner but has '{permissions[login]}' access, not write")
+    for login in change.eligible:
         review = latest.get(login)
         if review is None or review.state != "APPROVED":
             continue
         if review.commit_id != pr.head_sha:
-            notes.append(f"{login} approved an older commit ({review.commit_id[:12]}); the head is "
-                         f"{pr.head_sha[:12]}")
+            change.notes.append(f"{login} approved an older commit ({review.commit_id[:12]}); the head is "
+                                f"{pr.head_sha[:12]}")
             continue
         change.approved_by.append(login)
-    return change
 
 
 def _permission(gh: GitHub, login: str) -> str:

@@ -9,6 +9,11 @@ directory that the real ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokeniz
 Building is deterministic for a given seed and cached per parameter set; a build goes to a
 temporary directory that is renamed into place, under a file lock, so a crash never leaves a half
 model and two processes never build the same one twice.
+
+The cache is not trusted blindly: the marker written last holds the md5 of every file of the build,
+and every use hashes the files again. A file changed, added or removed since the build (a shared
+runner's cache written to by a job that ran a pull request's code, a disk error) is refused with
+one sentence naming it; a cache built before manifests existed is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from gitops.errors import TrainError
+from gitops.errors import IntegrityError, TrainError
 
 Progress = Callable[[int, int], None]
 """``progress(done_steps, total_steps)``: called during pre-training so a CLI can draw a bar."""
@@ -75,17 +80,17 @@ def default_base_model(cache_dir: Path | None = None, progress: Progress | None 
     recipe = recipe or Recipe()
     root = _cache_root(cache_dir)
     target = root / f"base-model-{recipe.key()}"
-    if (target / MARKER).is_file():
+    if _verified(target):
         return target
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root / f"base-model-{recipe.key()}.lock"):
-        if (target / MARKER).is_file():  # another process built it while we waited
+        if _verified(target):  # another process built it while we waited
             return target
         tmp = Path(tempfile.mkdtemp(prefix=".base-model-", dir=root))
         try:
             _build(tmp, recipe, progress)
             tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-            if target.exists():  # a stale, unfinished directory from an older crash
+            if target.exists():  # stale: unfinished (a crash), or built before manifests existed
                 shutil.rmtree(target)
             os.replace(tmp, target)
         finally:
@@ -102,6 +107,27 @@ def build_base_model(out_dir: Path, *, seed: int = 0, steps: int = 300,
     out_dir.mkdir(parents=True, exist_ok=True)
     _build(out_dir, Recipe(seed=seed, steps=steps), progress)
     return out_dir
+
+
+def _verified(target: Path) -> bool:
+    """Whether ``target`` holds a finished build whose files are exactly those its marker lists.
+    False: nothing usable is there (absent, unfinished, or built before manifests: rebuild it).
+    A finished build whose files changed raises :class:`IntegrityError`."""
+    from gitops.adapters.dvc import tree_md5s
+
+    try:
+        marker = json.loads((target / MARKER).read_text())
+        expected = marker["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    found = tree_md5s(target)
+    found.pop(MARKER, None)
+    if not isinstance(expected, dict) or found == expected:
+        return isinstance(expected, dict)
+    changed = sorted(r for r in set(found) | set(expected) if found.get(r) != expected.get(r))
+    raise IntegrityError(f"The cached base model in {target} does not match the manifest written when it was "
+                         f"built ({', '.join(changed[:5])}{' and more' if len(changed) > 5 else ''} changed); "
+                         f"refusing to use it: delete {target} to rebuild it.")
 
 
 @contextmanager
@@ -130,7 +156,10 @@ def _build(out_dir: Path, recipe: Recipe, progress: Progress | None) -> None:
     _pretrain(model, tokenizer, texts, recipe, progress)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / MARKER).write_text(json.dumps({"recipe": asdict(recipe), "key": recipe.key()},
+    from gitops.adapters.dvc import tree_md5s
+
+    files = tree_md5s(out_dir)  # the manifest every later use checks (see the module docstring)
+    (out_dir / MARKER).write_text(json.dumps({"recipe": asdict(recipe), "key": recipe.key(), "files": files},
                                              indent=2) + "\n")
 
 

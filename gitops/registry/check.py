@@ -23,7 +23,7 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     problems += _pointer_problems(ws, reg)
     if base is not None:
         problems += immutability_problems(ws.registry_at(base, strict=False), reg, base)
-    if not reg.problems and not codeowners_text.in_sync(ws.root, reg, cfg.admins):
+    if not reg.problems and not codeowners_text.in_sync(ws.root, reg, cfg.admins, cfg.admin_paths):
         problems.append(Problem("", None, None, f"{codeowners_text.CODEOWNERS} is out of sync with the protected "
                                 "aliases (run 'gitops codeowners --write')"))
     if remote:

@@ -19,7 +19,7 @@ class CodeownersResult:
 
 def codeowners(ws: Workspace, write: bool = False) -> CodeownersResult:
     """The CODEOWNERS text the registry implies, whether the file matches, and (``write``) fix it."""
-    text = codeowners_text.render(ws.registry(), ws.settings.admins)
+    text = codeowners_text.render(ws.registry(), ws.settings.admins, ws.settings.admin_paths)
     in_sync = codeowners_text.current(ws.root) == text
     if write and not in_sync:
         yamlio.write_atomic(ws.root / codeowners_text.CODEOWNERS, text)

@@ -38,7 +38,8 @@ def create_model(ws: Workspace, name: str, *, description: str = "", task: str =
     models = {**reg.models, name: model}
     with ws.transaction(paths, [ws.root / layout.REGISTRY / name]):
         yamlio.write_atomic(ws.root / rel, text)
-        owners_text = codeowners_text.render(type(reg)(models=models), ws.settings.admins)
+        owners_text = codeowners_text.render(type(reg)(models=models), ws.settings.admins,
+                                                  ws.settings.admin_paths)
         yamlio.write_atomic(ws.root / codeowners_text.CODEOWNERS, owners_text)
         ws.commit(paths, f"model {name}: create")
     return model

@@ -19,6 +19,10 @@ validating GitHub's own examples against GitHub's own schemas; all are logged wh
    (:data:`EXAMPLE_REPAIRS`), or dropped when they cannot be valid (:data:`EXAMPLE_DROPS`). The emulator
    builds its responses from these examples, so a bad example would read as an emulator bug. The
    script refuses to write a subset in which any example still fails.
+3. A ``oneOf`` with a ``discriminator`` whose members include an array (``GET .../contents/{path}``:
+   a directory is a ``content-directory`` array, a file a ``content-file`` object): a discriminator
+   reads a property of an object, so every directory listing would fail. The discriminator is
+   removed there; the members' ``type`` enums still let exactly one of them match.
 """
 
 from __future__ import annotations
@@ -112,6 +116,25 @@ def admit_null_in_nullable_enums(node: object, log: list[str], where: str = "#")
             admit_null_in_nullable_enums(value, log, f"{where}/{i}")
 
 
+def drop_discriminators_over_arrays(spec: dict, log: list[str]) -> None:
+    """Fix-up 3: a ``oneOf`` + ``discriminator`` with an array member loses the discriminator."""
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            members = node.get("oneOf")
+            if "discriminator" in node and isinstance(members, list) and any(
+                    (_lookup(spec, m["$ref"]) if "$ref" in m else m).get("type") == "array" for m in members):
+                del node["discriminator"]
+                log.append(f"dropped a discriminator over an array member at {where}")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(spec, "#")
+
+
 # Fix-up 2: GitHub's own examples that fail GitHub's own schemas, repaired with the value GitHub really
 # sends today (the emulator builds its responses from these examples). Keyed by example component.
 EXAMPLE_REPAIRS: dict[str, list[tuple[str, object]]] = {
@@ -127,8 +150,8 @@ EXAMPLE_REPAIRS: dict[str, list[tuple[str, object]]] = {
     # collaborator.role_name is required.
     "repository-collaborator-permission-response-if-user-has-admin-permissions": [("user/role_name", "admin")],
 }
-# Examples that cannot be valid at all: a directory listing is an array, but the schema's discriminator
-# (`type`) needs an object. We only serve files, so the example is dropped.
+# Examples the emulator does not need: a directory listing (it builds listings itself from git; the
+# example failed the discriminator that fix-up 3 now removes).
 EXAMPLE_DROPS = {"content-file-response-if-content-is-a-directory"}
 
 
@@ -195,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     subset = prune(spec)
     log: list[str] = []
     admit_null_in_nullable_enums(subset, log)
+    drop_discriminators_over_arrays(subset, log)
     failing = repair_examples(subset, log)
     prune_unused_examples(subset)
     for line in log:

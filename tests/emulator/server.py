@@ -334,9 +334,12 @@ class Emulator(World):
     def _contents(self, request: Request, login: str, path: str) -> tuple[int, Any]:
         ref = request.args.get("ref") or self.default_branch
         data = self.blob(ref, path)
-        if data is None:
+        if data is not None:
+            return 200, self.content_obj(path, ref, data)
+        entries = self.tree(ref, path)
+        if entries is None:
             raise HttpError(404, "Not Found")
-        return 200, self.content_obj(path, ref, data)
+        return 200, self.directory_obj(path, ref, entries)
 
     def _create_status(self, request: Request, login: str, sha: str) -> tuple[int, Any]:
         self._commit(sha)

@@ -212,6 +212,21 @@ class World:
         kind = git(self.repo_dir, "cat-file", "-t", f"{ref}:{path}").strip()
         return proc.stdout if kind == "blob" else None
 
+    def tree(self, ref: str, path: str) -> list[tuple[str, str, str, int]] | None:
+        """``(name, type, sha, size)`` of each entry of directory ``path`` at ``ref`` (None: not a directory)."""
+        proc = subprocess.run(["git", "ls-tree", "-l", "-z", f"{ref}:{path.strip('/')}"], cwd=self.repo_dir,
+                              capture_output=True, check=False, text=True)
+        if proc.returncode != 0:
+            return None
+        entries = []
+        for line in proc.stdout.split("\0"):
+            if line:
+                meta, name = line.split("\t", 1)
+                mode, kind, sha, size = meta.split()
+                kind = "symlink" if mode == "120000" else {"blob": "file", "tree": "dir"}.get(kind, "submodule")
+                entries.append((name, kind, sha, int(size) if size.isdigit() else 0))
+        return entries
+
     def changed_files(self, pull: Pull) -> list[dict[str, Any]]:
         """Every file ``base...head`` changes, as GitHub's ``diff-entry`` list (uncapped)."""
         return self.diff_entries(pull, self.changed(pull))
@@ -316,6 +331,21 @@ class World:
                    commit_id=review.commit_id, submitted_at=review.submitted_at, html_url=html,
                    pull_request_url=pull_url, _links={"html": {"href": html}, "pull_request": {"href": pull_url}})
         return obj
+
+    def directory_obj(self, path: str, ref: str, entries: list[tuple[str, str, str, int]]) -> list[dict[str, Any]]:
+        """A directory as GitHub's ``content-directory``: one item per entry, without contents."""
+        api = f"{self.base_url}/repos/{self.full_name}"
+        items = []
+        for name, kind, sha, size in entries:
+            rel = f"{path.strip('/')}/{name}"
+            url = f"{api}/contents/{rel}?ref={ref}"
+            html = f"https://github.com/{self.full_name}/{'tree' if kind == 'dir' else 'blob'}/{ref}/{rel}"
+            git_url = f"{api}/git/{'trees' if kind == 'dir' else 'blobs'}/{sha}"
+            download = f"https://raw.githubusercontent.com/{self.full_name}/{ref}/{rel}" if kind == "file" else None
+            items.append({"type": kind, "size": size, "name": name, "path": rel, "sha": sha, "url": url,
+                          "git_url": git_url, "html_url": html, "download_url": download,
+                          "_links": {"self": url, "git": git_url, "html": html}})
+        return items
 
     def content_obj(self, path: str, ref: str, data: bytes) -> dict[str, Any]:
         obj = self.example("content-file-response-if-content-is-a-file")
