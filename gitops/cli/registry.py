@@ -130,11 +130,15 @@ def register_version(model_name: str, path: Path, fmt: str, parent: str | None, 
     """
     from gitops import api
 
-    version = api.register(workspace_of(repo_dir), model_name, path, fmt=fmt, parent=parent, base_model=base_model,
-                           dataset=dataset, metrics=metrics, quantization=quantization, note=note,
-                           move=move, push=push)
-    click.echo(f"Registered {model_name}@{version.id} ({version.format}, md5 {version.md5})"
-               + (" and pushed" if push else ""))
+    result = api.register(workspace_of(repo_dir), model_name, path, fmt=fmt, parent=parent, base_model=base_model,
+                          dataset=dataset, metrics=metrics, quantization=quantization, note=note,
+                          move=move, push=push)
+    version, pushed = result.version, " and pushed" if push else ""
+    if result.created:
+        click.echo(f"Registered {model_name}@{version.id} ({version.format}, md5 {version.md5}){pushed}")
+    else:
+        click.echo(f"{model_name}@{version.id} already holds these weights with this lineage (md5 {version.md5}); "
+                   f"nothing committed{pushed}")
 
 
 @click.group()
