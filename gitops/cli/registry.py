@@ -124,6 +124,9 @@ def register_version(model_name: str, path: Path, fmt: str, parent: str | None, 
              move: bool, push: bool, repo_dir: Path) -> None:
     """Register a weights directory as the model's next version (tracked with DVC, committed).
 
+    The same weights with the same lineage as an existing version are that version: nothing is
+    committed, so re-running a register that was interrupted never makes a duplicate.
+
     \b
     Example:
       gitops register review-autocomplete out/merged --format hf --parent v2 --dataset reviews@v3
