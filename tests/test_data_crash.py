@@ -24,7 +24,7 @@ from gitops.adapters import git
 from gitops.core import journal
 from gitops.core.workspace import Workspace
 from gitops.data import batches
-from tests.crash_fixtures import gitops_cmd
+from tests.crash_fixtures import gitops_cmd, left_locks
 from tests.crash_fixtures import run_and_kill as run_and_kill_cmd
 from tests.data_fixtures import isolate_home, make_repo, subprocess_env
 
@@ -96,12 +96,14 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
     proc_start = time.monotonic()
     assert run_and_kill(repo, batch_file(tmp_path, 1), 60) == 0  # an uninterrupted run, to time one
     full = time.monotonic() - proc_start
-    rows, outcomes = 2 * ROWS, {"before": 0, "after": 0, "recovered": 0}
+    rows, outcomes = 2 * ROWS, {"rounds": 0, "killed": 0, "before": 0, "after": 0, "recovered": 0, "left git lock": 0}
     for n in range(2, ROUNDS + 2):
         before = snapshot(repo)
         # bias towards the end of the run, where files are written and the commit happens
         delay = full * (rng.uniform(0.1, 1.1) if rng.random() < 0.4 else rng.uniform(0.55, 1.05))
-        run_and_kill(repo, batch_file(tmp_path, n), delay)
+        outcomes["rounds"] += 1
+        outcomes["killed"] += run_and_kill(repo, batch_file(tmp_path, n), delay) is None
+        outcomes["left git lock"] += bool(left_locks(repo))
         if recover(repo):
             outcomes["recovered"] += 1
         after = check_before_or_after(repo, before, rows)
@@ -117,7 +119,7 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
     ids = [r["id"] for r in batches.read_rows(Workspace(repo), "reviews")]
     assert len(ids) == len(set(ids)) == (ROUNDS + 2) * ROWS
     assert git.dirty_paths(repo) == [] and not (repo / JOURNAL).exists()
-    print(outcomes)
+    print(outcomes, f"(one uninterrupted run: {full:.1f} s, loop: {time.monotonic() - start:.0f} s)")
     assert outcomes["before"] > 0 and outcomes["recovered"] > 0, outcomes  # kills did land mid-ingest
 
 
