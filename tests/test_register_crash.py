@@ -277,6 +277,29 @@ def test_a_git_left_running_by_a_killed_register_keeps_everyone_out(repo: Path, 
     assert_one_new_version(repo, before, src)
 
 
+def test_a_journal_that_head_no_longer_matches_is_not_guessed_at(repo: Path, tmp_path: Path) -> None:
+    """Killed before its commit, then someone committed by hand: neither rolling back nor forward is
+    safe (either could lose that work), so every committing command refuses, naming the journal."""
+    src = weights(tmp_path, 1)
+    assert run_killed_at(repo, "gitops.adapters.git:commit", "before", *register_args(src)).returncode == -9
+    git.run(repo, "commit", "-q", "--allow-empty", "-m", "someone else's commit")
+    left = snapshot(repo)
+    out = run_cli(repo, *register_args(src))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "journal.json: an interrupted register m v2 started at commit" in out.stderr, out.stderr
+    assert "which does not hold its change" in out.stderr
+    assert snapshot(repo) == left and (repo / ".git/gitops/journal.json").exists()
+
+
+def test_an_unreadable_journal_is_refused_in_one_sentence(repo: Path, tmp_path: Path) -> None:
+    (repo / ".git/gitops/journal.json").write_text("{not json")
+    before = snapshot(repo)
+    out = run_cli(repo, *register_args(weights(tmp_path, 1)))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "journal.json: unreadable gitops journal; inspect the repository" in out.stderr, out.stderr
+    assert snapshot(repo) == before
+
+
 def test_one_writer_at_a_time_across_verbs(repo: Path, tmp_path: Path) -> None:
     with Workspace(repo).writing("ingest"):
         with pytest.raises(RepoStateError, match=r"another ingest is running in .* \(pid \d+"):
