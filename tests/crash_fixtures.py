@@ -59,7 +59,7 @@ def run_killed_at(root: Path, target: str, when: str, *args: str) -> subprocess.
     """``gitops ARGS`` that SIGKILLs itself ``when`` ("before"/"after") ``target`` ("module:attr") runs."""
     module, attr = target.split(":")
     return subprocess.run([sys.executable, "-c", _KILL_AT, module, attr, when, *args], cwd=root,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=120, start_new_session=True)
+                          env=subprocess_env(), capture_output=True, text=True, timeout=120, start_new_session=True, check=False)
 
 
 def kill_in_git(root: Path, state: str) -> Path:
@@ -87,4 +87,4 @@ def wait_for(path: Path, timeout: float = 60) -> None:
 def run_cli(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m gitops ARGS`` to the end, in its own process group (a hook may kill that group)."""
     return subprocess.run(gitops_cmd(*args), cwd=root, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=timeout, start_new_session=True)
+                          timeout=timeout, start_new_session=True, check=False)

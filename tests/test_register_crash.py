@@ -29,7 +29,15 @@ from gitops.adapters import git
 from gitops.core import journal
 from gitops.core.workspace import Workspace
 from gitops.errors import RepoStateError
-from tests.crash_fixtures import gitops_cmd, kill_in_git, left_locks, run_and_kill, run_cli, run_killed_at, wait_for
+from tests.crash_fixtures import (
+    gitops_cmd,
+    kill_in_git,
+    left_locks,
+    run_and_kill,
+    run_cli,
+    run_killed_at,
+    wait_for,
+)
 from tests.data_fixtures import isolate_home, make_repo, subprocess_env
 
 MODEL = "m"
