@@ -122,5 +122,5 @@ def test_one_cache_for_models_and_data_sets(repo: Path, tmp_path: Path) -> None:
     assert {json.loads(p.read_text().splitlines()[-1]).get("id") for p in chains(repo)} == {"v1", "v3"}
     state = {p.relative_to(repo / ".git").as_posix() for p in (repo / ".git").iterdir()
              if "gitops" in p.name} | {p.name for p in (repo / ".git/gitops").iterdir()}
-    assert state == {"gitops", "cache", "keys", "ingest.lock"}  # no second parse cache anywhere
+    assert state == {"gitops", "cache", "keys", "write.lock"}  # no second parse cache anywhere
     assert same(cached(repo), fresh(repo))

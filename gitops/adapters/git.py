@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,14 +14,29 @@ from gitops.errors import GitError, RepoStateError
 # Commits made by the toolkit must not depend on the user's editor, pager or signing setup.
 _ENV_OVERRIDES = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"}
 
+# Descriptors every git child inherits (the write lock, see gitops.core.journal): while one is held,
+# git's background maintenance runs in the foreground, so no detached grandchild keeps it for minutes.
+_INHERITED: set[int] = set()
+_FOREGROUND = ("-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false")
+
+
+@contextlib.contextmanager
+def children_inherit(fd: int) -> Iterator[None]:
+    """Every git process started inside this block inherits ``fd`` (an flock stays held while any lives)."""
+    _INHERITED.add(fd)
+    try:
+        yield
+    finally:
+        _INHERITED.discard(fd)
+
 
 def run(root: Path | str, *args: str, input: str | None = None, check: bool = True) -> str:
     """Run ``git args`` in ``root`` and return stdout (text)."""
     env = {**os.environ, **_ENV_OVERRIDES}
+    argv = ["git", *(_FOREGROUND if _INHERITED else ()), *args]
     try:
-        proc = subprocess.run(
-            ["git", *args], cwd=root, input=input, capture_output=True, text=True, env=env, check=False
-        )
+        proc = subprocess.run(argv, cwd=root, input=input, capture_output=True, text=True, env=env, check=False,
+                              pass_fds=tuple(_INHERITED))
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
     if check and proc.returncode != 0:
@@ -234,6 +251,41 @@ def ls_files(root: Path, paths: list[str]) -> list[str]:
     return run(root, "ls-files", "--", *paths).split() if paths else []
 
 
+def lock_files(root: Path, gitdir: Path | None = None) -> list[Path]:
+    """Lock files a git add/commit/reset killed in this work tree leaves behind (index, HEAD, the branch)."""
+    gitdir = gitdir or git_dir(root)
+    candidates = [gitdir / "index.lock", gitdir / "HEAD.lock"]
+    try:
+        head_ref = (gitdir / "HEAD").read_text(encoding="utf-8").strip()  # no git process: every verb asks
+    except OSError:
+        head_ref = ""
+    if head_ref.startswith("ref: refs/"):
+        candidates.append(common_dir(root) / f"{head_ref[5:]}.lock")
+    return [p for p in candidates if p.exists()]
+
+
+def live_git_processes(root: Path) -> list[int] | None:
+    """Pids of running git processes whose directory is inside ``root`` (Linux: ``/proc``); None
+    where the system cannot tell. Processes of other users are invisible, as to ``ps``."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cwd").exists():
+        return None
+    top = Path(root).resolve()
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith("git"):
+                continue
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:  # gone, a zombie, or not ours to see
+            continue
+        if cwd == top or top in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
 def branch_exists(root: Path, branch: str) -> bool:
     return bool(run(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).strip())
 
@@ -298,6 +350,12 @@ class Git:
 
     def branch_exists(self, branch: str) -> bool:
         return branch_exists(self.root, branch)
+
+    def lock_files(self) -> list[Path]:
+        return lock_files(self.root, self.git_dir)
+
+    def live_processes(self) -> list[int] | None:
+        return live_git_processes(self.root)
 
     def remotes(self) -> list[str]:
         return remotes(self.root)

@@ -17,7 +17,16 @@ def workspace_of(repo_dir: Path):  # noqa: ANN201 - a gitops.api.Workspace (impo
     """The command's one Workspace: the GitOps repository containing ``repo_dir``."""
     from gitops import api
 
-    return api.Workspace.open(repo_dir)
+    ws = api.Workspace.open(repo_dir)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # at the end, failed or not: what settling a killed command's leftovers did
+        ctx.call_on_close(lambda: _say_recovered(ws))
+    return ws
+
+
+def _say_recovered(ws) -> None:  # noqa: ANN001 - a gitops.api.Workspace
+    for sentence in ws.recovered:
+        click.echo(f"{sentence[0].upper()}{sentence[1:]}.", err=True)
 
 
 def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, list[str]]:

@@ -147,8 +147,6 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, delimi
     result = api.ingest(workspace_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push,
                         delimiter=delimiter,
                         progress=progress)
-    if result.recovered:
-        click.echo(f"An interrupted ingest was found and {result.recovered}.", err=True)
     if result.invalid:
         where = ", ".join(str(p) for p in result.rejects_paths)
         click.echo(f"Skipped {result.invalid} invalid rows (written to {where}).", err=True)

@@ -124,17 +124,24 @@ def register_version(model_name: str, path: Path, fmt: str, parent: str | None, 
              move: bool, push: bool, repo_dir: Path) -> None:
     """Register a weights directory as the model's next version (tracked with DVC, committed).
 
+    The same weights with the same lineage as an existing version are that version: nothing is
+    committed, so re-running a register that was interrupted never makes a duplicate.
+
     \b
     Example:
       gitops register review-autocomplete out/merged --format hf --parent v2 --dataset reviews@v3
     """
     from gitops import api
 
-    version = api.register(workspace_of(repo_dir), model_name, path, fmt=fmt, parent=parent, base_model=base_model,
-                           dataset=dataset, metrics=metrics, quantization=quantization, note=note,
-                           move=move, push=push)
-    click.echo(f"Registered {model_name}@{version.id} ({version.format}, md5 {version.md5})"
-               + (" and pushed" if push else ""))
+    result = api.register(workspace_of(repo_dir), model_name, path, fmt=fmt, parent=parent, base_model=base_model,
+                          dataset=dataset, metrics=metrics, quantization=quantization, note=note,
+                          move=move, push=push)
+    version, pushed = result.version, " and pushed" if push else ""
+    if result.created:
+        click.echo(f"Registered {model_name}@{version.id} ({version.format}, md5 {version.md5}){pushed}")
+    else:
+        click.echo(f"{model_name}@{version.id} already holds these weights with this lineage (md5 {version.md5}); "
+                   f"nothing committed{pushed}")
 
 
 @click.group()

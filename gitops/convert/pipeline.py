@@ -27,7 +27,8 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
 
     if to != "ct2":
         raise ConvertError(f"cannot convert to '{to}'; supported: ct2")
-    ws.git.require_clean("register a converted version")
+    with ws.writing("convert"):  # settle a killed command first; the lock is not held while converting
+        ws.git.require_clean("register a converted version")
     if push:
         ws.check_push()
     model, src = ws.registry().resolve(ref)
@@ -42,7 +43,7 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
             ws, model.name, out, fmt="ct2", quantization=quantization, parent=src.id,
             base_model=src.base_model, dataset=src.dataset, config=src.config, config_hash=src.config_hash,
             metrics={"size_bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file())},
-            note=f"CTranslate2 {quantization} conversion of {src.id}", push=False)
+            note=f"CTranslate2 {quantization} conversion of {src.id}", push=False).version
     if alias:
         set_alias(ws, model.name, alias, version.id, note=f"{quantization} variant of {src.id}")
     if push:

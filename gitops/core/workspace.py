@@ -4,7 +4,9 @@ dvc's ``Repo`` and gto's ``GitRegistry`` are the examples. A Workspace holds the
 DVC adapters bound to it (``.dvc/config`` read once), the settings (``gitops.yaml``, read once,
 on first use), a memoised registry reader with the one content cache behind it, and the one push
 sequence. Verbs take it as their first argument instead of a root they would re-derive state from;
-writers go through :meth:`Workspace.transaction`, which forgets the memo when they are done.
+a verb that commits holds :meth:`Workspace.writing` (the write lock; what a killed verb left is
+settled first) and changes files inside :meth:`Workspace.transaction` (the write-ahead journal of
+:mod:`gitops.core.journal`), which forgets the memo when it is done.
 
     ws = Workspace.open(".")
     ws.registry().resolve("review-autocomplete@production")
@@ -13,7 +15,6 @@ writers go through :meth:`Workspace.transaction`, which forgets the memo when th
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from gitops.adapters import git as git_adapter
 from gitops.adapters.dvc import Dvc
 from gitops.adapters.git import Git
-from gitops.core import layout, reader, refs
+from gitops.core import journal, layout, reader, refs
 from gitops.core.cache import ContentCache, digest
 from gitops.core.reader import Registry
 from gitops.core.schema import Dataset
@@ -42,6 +43,9 @@ class Workspace:
         self._cache: ContentCache | None = None
         self._registry: Registry | None = None
         self._at: dict[str, Registry] = {}
+        self._lock: journal.WriteLock | None = None
+        self._entry: journal.Journal | None = None
+        self.recovered: list[str] = []  # what settling a killed verb's leftovers did, in sentences
 
     @classmethod
     def open(cls, path: Path | str = ".") -> Workspace:
@@ -135,26 +139,66 @@ class Workspace:
         self._settings = None
 
     @contextlib.contextmanager
-    def transaction(self, tracked: list[str], created: list[Path] | None = None) -> Iterator[None]:
-        """Change files: on any failure put ``tracked`` paths back as HEAD has them and delete the
-        ``created`` paths; either way the memo is forgotten afterwards."""
+    def writing(self, verb: str) -> Iterator[str | None]:
+        """Hold the write lock for one committing ``verb`` ("register", "ingest", ...): one writer per
+        work tree, refused at once while another runs. Taking it first settles what a killed verb
+        left (its journal, stale git locks); yields "rolled back"/"rolled forward", or None. A verb
+        called inside another's block (train calls register) shares the lock."""
+        if self._lock is not None:
+            yield None
+            return
+        self._lock = journal.WriteLock.acquire(self.state_path(journal.LOCK), self.root, verb)
         try:
-            yield
-        except BaseException:
-            for path in created or []:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-            self.git.restore(tracked)
-            raise
+            settled = journal.recover(self.git, self.state_path(journal.JOURNAL))
+            if settled:
+                self.forget()
+                self.recovered.append(f"an interrupted {settled[0]} was found and {settled[1]}")
+            yield settled[1] if settled else None
         finally:
-            self.forget()
+            lock, self._lock = self._lock, None
+            lock.release()
+
+    @contextlib.contextmanager
+    def transaction(self, tracked: list[str], created: list[Path] | None = None, what: str = "change"
+                    ) -> Iterator[None]:
+        """Change the files ``tracked`` (paths relative to the root; clean or untracked) and create
+        ``created``, all or nothing: the journal is written before the first change, so an error or
+        Ctrl-C here, or a SIGKILL anywhere, ends with the files as HEAD has them, or with the commit
+        :meth:`commit` made. ``what`` names the change for the user. Either way the memo is forgotten."""
+        with self.writing(what):
+            path = self.state_path(journal.JOURNAL)
+            rels = [p.relative_to(self.root).as_posix() for p in created or []]
+            self._entry = journal.begin(self.git, path, what, tracked, rels)
+            try:
+                yield
+                if self._entry is not None:  # no commit (alias set --no-commit): what was written stays
+                    journal.clear(path)
+            except (Exception, KeyboardInterrupt):
+                if self._entry is not None:  # not committed yet: nothing of it may stay
+                    with contextlib.suppress(GitopsError):  # cannot settle now: the next command will
+                        journal.undo(self.git, path, self._entry)
+                raise
+            finally:
+                self._entry = None
+                self.forget()
 
     def commit(self, paths: list[str], message: str) -> str:
-        """Stage and commit exactly ``paths``; the new commit id."""
-        self.git.add(paths)
-        return self.git.commit(message, paths=paths)
+        """Commit exactly ``paths`` (new ones are staged first); the new commit id. Inside a
+        transaction the journal is sealed first and dropped once the commit exists."""
+        entry = self._entry
+        if entry is None:
+            self.git.add(paths)
+            return self.git.commit(message, paths=paths)
+        # 'git commit -- paths' takes tracked files from the work tree itself (staging a grown data
+        # set file first would hash it twice); only new files need adding, and vanished new ones dropping.
+        paths = [p for p in paths if p in entry.tracked or (self.root / p).exists()]
+        path = self.state_path(journal.JOURNAL)
+        journal.seal(self.git, path, entry, paths)
+        self.git.add([p for p in paths if p not in entry.tracked])
+        sha = self.git.commit(message, paths=paths)
+        journal.clear(path)
+        self._entry = None
+        return sha
 
     # --- pushing ----------------------------------------------------------------------------------
 

@@ -1,2 +1,2 @@
 """Data sets: the verbs (create_dataset, ingest, show_dataset) above their domain (rows, keys,
-journal, batches)."""
+batches)."""

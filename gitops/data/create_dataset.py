@@ -21,8 +21,6 @@ def create_dataset(ws: Workspace, name: str, columns: dict[str, str], text_field
     rel = layout.dataset_file(name)
     if problem := refs.name_problem(name, "data set"):
         raise DataError(problem)
-    if (ws.root / rel).exists():
-        raise DataError(f"data set '{name}' already exists ({rel})")
     dataset = Dataset(name=name, columns=dict(columns), text_field=text_field, key=list(key),
                       splits=dict(splits or schema.DEFAULT_SPLITS), description=description,
                       split_column=split_column, normalize=list(normalize or []))
@@ -34,7 +32,10 @@ def create_dataset(ws: Workspace, name: str, columns: dict[str, str], text_field
     if problems:  # their lines are those of text never written: give the messages only
         reasons = problems.messages()
         raise DataError(f"data set '{name}' is invalid: {reasons[0]}", problems=reasons[1:])
-    with ws.transaction([rel], [ws.root / rel]):
-        layout.write_dataset(ws.root, dataset)
-        ws.commit([rel], f"data: create data set {name} ({', '.join(columns)}; key {', '.join(key)})")
+    with ws.writing("dataset create"):
+        if (ws.root / rel).exists():  # checked once a killed command's leftovers are settled
+            raise DataError(f"data set '{name}' already exists ({rel})")
+        with ws.transaction([rel], what=f"dataset create {name}"):
+            layout.write_dataset(ws.root, dataset)
+            ws.commit([rel], f"data: create data set {name} ({', '.join(columns)}; key {', '.join(key)})")
     return dataset

@@ -5,8 +5,9 @@ the data set already holds (local key cache, see :mod:`gitops.data.keys`) and du
 batch, split (the split a row names in the data set's split column, else the key hash), write one
 immutable batch file plus its key shard under ``data/<name>/``, update
 ``data.dvc`` incrementally (:meth:`gitops.adapters.dvc.Dvc.add_to_dir`), append a version to
-``registry/datasets/<name>.yaml`` and commit. A journal (:mod:`gitops.data.journal`) makes the whole
-thing all-or-nothing.
+``registry/datasets/<name>.yaml`` and commit. The write-ahead journal every committing verb shares
+(:mod:`gitops.core.journal`) makes the whole thing all-or-nothing, even under SIGKILL: the next
+command rolls a killed ingest back or forward before it does anything else.
 
 The split of a key is decided once, by the first batch that brings it, and never changes: a later
 row with a known key is a duplicate and is dropped, even when it names another split (it is counted
@@ -26,7 +27,7 @@ from gitops import timestamps, yamlio
 from gitops.core import layout, refs, schema
 from gitops.core.schema import SPLIT_KEY, Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
-from gitops.data import journal, keys, rows
+from gitops.data import keys, rows
 from gitops.errors import DataError, RepoStateError
 
 Progress = Callable[[str], None]
@@ -67,21 +68,22 @@ def ingest(ws: Workspace, files: list[Path], dataset: str, *, skip_invalid: bool
 
     ``delimiter`` (one character, or ``tab``) reads every file that is not JSON Lines or Parquet as
     text with that delimiter (default: by extension, ``.csv`` ``,``, ``.tsv`` tab, ``.psv`` ``|``)."""
-    with journal.locked(ws):
-        return _ingest(ws, files, dataset, skip_invalid, push, delimiter, progress or (lambda _msg: None))
+    delimiter = rows.parse_delimiter(delimiter) if delimiter is not None else None
+    with ws.writing("ingest") as recovered:
+        result = _ingest(ws, files, dataset, skip_invalid, push, delimiter, progress or (lambda _msg: None))
+        result.recovered = recovered
+        return result
 
 
 def _ingest(ws: Workspace, files: list[Path], dataset: str, skip_invalid: bool, push: bool, delimiter: str | None,
             say: Progress) -> IngestResult:
-    delimiter = rows.parse_delimiter(delimiter) if delimiter is not None else None
-    recovered = journal.recover(ws)
     ds, stamp = ws.read_dataset(dataset)
     _require_clean(ws, dataset)
     if push:
         ws.check_push()  # before anything: a push that cannot happen should not follow a commit
     say(f"validating {len(files)} file(s)")
     checked = rows.check_files([Path(f) for f in files], ds, delimiter)
-    result = IngestResult(dataset=dataset, version=None, invalid=len(checked.rejects), recovered=recovered)
+    result = IngestResult(dataset=dataset, version=None, invalid=len(checked.rejects))
     if checked.rejects and not skip_invalid:
         sentence, lines = rows.summary(checked.rejects)
         raise DataError(f"{sentence}; nothing was ingested (use --skip-invalid to keep the valid rows)",
@@ -182,7 +184,7 @@ def _render_batch(ds: Dataset, new: list[_New]) -> tuple[str, list[tuple[str, st
 
 def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files: list[Path],
                  result: IngestResult) -> None:
-    """Write the batch and its shard, update data.dvc and the data set file, commit (all under the journal)."""
+    """Write the batch and its shard, update data.dvc and the data set file, commit (all in one transaction)."""
     latest = ds.latest()
     vid = f"v{refs.version_number(latest.id) + 1 if latest else 1}"
     body, pairs, counts = _render_batch(ds, new)
@@ -190,35 +192,27 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files:
     batch = f"data/{ds.name}/b{refs.version_number(vid):06d}-{sha}.jsonl"
     shard = keys.shard_path(batch)
     ds_rel = layout.dataset_file(ds.name)
-    tracked = [ds_rel, POINTER, ".gitignore"]
-    plan = journal.Journal.capture(ws, ds.name, vid, tracked, [batch, shard])
-    plan.write(ws)
     root = ws.root
-    yamlio.write_atomic(root / batch, body)
-    yamlio.write_atomic(root / shard, keys.shard_text(pairs))
-    md5 = ws.dvc.add_to_dir(POINTER, TARGET, [batch, shard])
-    total = (latest.total_rows if latest and latest.total_rows is not None
-             else sum(v.rows for v in ds.versions.values())) + len(new)
     sources = ", ".join(Path(f).name for f in files)
-    version = DatasetVersion(id=vid, rows=len(new), splits=counts, batch=batch, md5=md5, source=sources,
-                             total_rows=total, created_at=timestamps.utc_now(), author=ws.git.user(),
-                             split_column=ds.split_column, normalize=list(ds.normalize) or None)
-    ds.versions[vid] = version
-    stamp = layout.append_version(root, ws.cache, ds_rel, version, schema.dataset_version_fields(version),
-                                  lambda: layout.write_dataset(root, ds), prev=stamp)
-    ws.forget()
-    tracked = [p for p in tracked if (root / p).exists()]
-    # 'git commit -- paths' stages tracked files itself; a separate 'git add' would hash the grown
-    # data set file twice. Only the first ingest's new data.dvc/.gitignore need adding.
-    ws.git.add([p for p in tracked if p not in plan.tracked])
     split_text = ", ".join(f"{n} {c}" for n, c in counts.items())
-    message = (f"data: ingest {ds.name} {vid}: +{len(new)} rows ({split_text}) from {sources}\n\n"
-               f"{result.duplicates} duplicate and {result.invalid} invalid rows dropped; batch {batch}")
-    if result.split_conflicts:
-        message += (f"\n\n{result.split_conflicts} of the duplicates named another split than their key "
-                    "already has; a key's split never changes")
-    result.commit = ws.git.commit(message, tracked)
-    journal.clear(ws)
+    with ws.transaction([ds_rel, POINTER, ".gitignore"], [root / batch, root / shard], f"ingest {ds.name} {vid}"):
+        yamlio.write_atomic(root / batch, body)
+        yamlio.write_atomic(root / shard, keys.shard_text(pairs))
+        md5 = ws.dvc.add_to_dir(POINTER, TARGET, [batch, shard])
+        total = (latest.total_rows if latest and latest.total_rows is not None
+                 else sum(v.rows for v in ds.versions.values())) + len(new)
+        version = DatasetVersion(id=vid, rows=len(new), splits=counts, batch=batch, md5=md5, source=sources,
+                                 total_rows=total, created_at=timestamps.utc_now(), author=ws.git.user(),
+                                 split_column=ds.split_column, normalize=list(ds.normalize) or None)
+        ds.versions[vid] = version
+        stamp = layout.append_version(root, ws.cache, ds_rel, version, schema.dataset_version_fields(version),
+                                      lambda: layout.write_dataset(root, ds), prev=stamp)
+        message = (f"data: ingest {ds.name} {vid}: +{len(new)} rows ({split_text}) from {sources}\n\n"
+                   f"{result.duplicates} duplicate and {result.invalid} invalid rows dropped; batch {batch}")
+        if result.split_conflicts:
+            message += (f"\n\n{result.split_conflicts} of the duplicates named another split than their key "
+                        "already has; a key's split never changes")
+        result.commit = ws.commit([ds_rel, POINTER, ".gitignore"], message)
     # After the commit: the cache only ever holds committed batches (it was made current in _dedupe).
     with _key_index(ws, ds, None) as index:
         index.add_batch(batch, pairs, stamp)

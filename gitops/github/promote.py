@@ -50,6 +50,11 @@ def promote(ws: Workspace, ref: str, alias: str, note: str | None = None) -> Pro
     local commit (the training workflow) travels with its promotion."""
     if problem := refs.alias_problem(alias):
         raise RegistryError(problem)
+    with ws.writing("promote"):
+        return _promote(ws, ref, alias, note)
+
+
+def _promote(ws: Workspace, ref: str, alias: str, note: str | None) -> PromoteResult:
     ws.git.require_clean("promote")
     model, version = ws.registry().resolve(ref)
     previous = model.aliases[alias].version if alias in model.aliases else None

@@ -19,11 +19,7 @@ def create_model(ws: Workspace, name: str, *, description: str = "", task: str =
     """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases)."""
     if problem := refs.name_problem(name):
         raise RegistryError(problem)
-    ws.git.require_clean("create a model")
-    reg = ws.registry()
     rel = layout.model_file(name)
-    if name in reg.models or (ws.root / rel).exists():
-        raise RegistryError(f"model '{name}' already exists ({rel})")
     header: dict[str, Any] = {"name": name, "description": description, "task": task, "owners": owners or []}
     if protect:
         header["protected"] = protect
@@ -34,12 +30,17 @@ def create_model(ws: Workspace, name: str, *, description: str = "", task: str =
     model = schema.parse_model(yamlio.loads(text, rel), rel, name, problems)
     if model is None:  # the problems' lines are those of text never written: give the messages only
         raise RegistryError(problems[0].message, problems=problems if len(problems) > 1 else None)
-    paths = [rel, codeowners_text.CODEOWNERS]
-    models = {**reg.models, name: model}
-    with ws.transaction(paths, [ws.root / layout.REGISTRY / name]):
-        yamlio.write_atomic(ws.root / rel, text)
-        owners_text = codeowners_text.render(type(reg)(models=models), ws.settings.admins,
-                                                  ws.settings.admin_paths)
-        yamlio.write_atomic(ws.root / codeowners_text.CODEOWNERS, owners_text)
-        ws.commit(paths, f"model {name}: create")
+    with ws.writing("model create"):  # first settle a killed command (its model.yaml may be half made)
+        ws.git.require_clean("create a model")
+        reg = ws.registry()
+        if name in reg.models or (ws.root / rel).exists():
+            raise RegistryError(f"model '{name}' already exists ({rel})")
+        paths = [rel, codeowners_text.CODEOWNERS]
+        folder = ws.root / layout.REGISTRY / name
+        with ws.transaction(paths, [] if folder.exists() else [folder], f"model create {name}"):
+            yamlio.write_atomic(ws.root / rel, text)
+            owners_text = codeowners_text.render(type(reg)(models={**reg.models, name: model}),
+                                                 ws.settings.admins, ws.settings.admin_paths)
+            yamlio.write_atomic(ws.root / codeowners_text.CODEOWNERS, owners_text)
+            ws.commit(paths, f"model {name}: create")
     return model

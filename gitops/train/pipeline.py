@@ -176,13 +176,15 @@ def release_dir(run: TrainRun, version: str | None, commit: str | None) -> Path:
 
 
 def _register(ws: Workspace, run: TrainRun, *, alias: str | None, push: bool) -> TrainRun:
-    registry = ws.registry()
-    expected = registry.models[run.model].next_version_id() if run.model in registry.models else "v1"
-    commit = ws.git.head()
-    release = release_dir(run, expected, commit)
-    version = register(ws, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
-                       dataset=run.dataset, metrics=run.result.metrics, config=run.config,
-                       config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)", move=True)
+    with ws.writing("train"):  # the version id the release names is the one register will take
+        registry = ws.registry()
+        expected = registry.models[run.model].next_version_id() if run.model in registry.models else "v1"
+        commit = ws.git.head()
+        release = release_dir(run, expected, commit)
+        version = register(ws, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
+                           dataset=run.dataset, metrics=run.result.metrics, config=run.config,
+                           config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)",
+                           move=True).version
     run.version, run.commit = version.id, version.commit or commit
     run.path = version.path
     if alias:
