@@ -108,7 +108,7 @@ def test_failed_loads_keep_the_old_model_serving(toy_versions, toy_ct2, tmp_path
             live.source.point("toy@production", label)
             answer = live.deploy()  # the sender hears the failure, refused for good (a retry cannot help)
             assert answer.status_code == 422 and why in answer.json()["error"]["message"], answer.text
-            assert "toy@v1 still serves" in answer.json()["error"]["message"]
+            assert "Not deployed, toy@v1 still serves" in answer.json()["error"]["message"]
             live.wait_idle()
             ready = live.client.get("/readyz")
             assert ready.status_code == 200, ready.text  # still ready: the old model serves

@@ -16,7 +16,8 @@ from gitops import __version__
 from gitops.errors import GitopsError
 
 # Command modules, in the order their commands appear in `gitops --help`.
-COMMAND_MODULES = ("registry", "data", "train", "convert", "evaluate", "report", "github", "deploy", "demo")
+COMMAND_MODULES = ("registry", "data", "train", "convert", "evaluate", "report", "github", "deploy", "serve",
+                   "demo")
 
 
 class GitopsGroup(click.Group):

@@ -68,6 +68,7 @@ class DeliveryResult:
     attempts: int = 0
     status: int | None = None
     error: str | None = None
+    answer: str | None = None  # what the receiver said it did ("deployed", "already deployed" ...)
 
     @property
     def ok(self) -> bool:
@@ -183,7 +184,7 @@ def send(delivery: Delivery, secret: str, *, sleep: Callable[[float], None] = ti
         else:
             result.status, retry_after = resp.status, resp.headers.get("Retry-After")
             if 200 <= resp.status < 300:  # the only success: the receiver says it is deployed
-                result.error = None
+                result.error, result.answer = None, _answer(resp)
                 return result
             result.error = f"{hook.host} answered HTTP {resp.status}" + _snippet(resp.text)
             if resp.status < 500 and resp.status not in RETRIED_4XX:
@@ -194,8 +195,28 @@ def send(delivery: Delivery, secret: str, *, sleep: Callable[[float], None] = ti
     return result
 
 
+def _answer(resp: http.HttpResponse) -> str | None:
+    """The receiver's word on a 2xx: a JSON body's ``status`` (``gitops serve``), else the reason phrase."""
+    try:
+        status = json.loads(resp.text).get("status") if resp.text.lstrip().startswith("{") else None
+    except (ValueError, AttributeError):
+        status = None
+    text = status if isinstance(status, str) else resp.reason
+    return " ".join(text.split())[:60] or None
+
+
 def _snippet(text: str) -> str:
-    text = " ".join(text.split())[:120]
+    """What the receiver said, for the error line: an error body's message (OpenAI's shape
+    ``{"error": {"message": ...}}`` or ``{"message": ...}``), else the text; bounded."""
+    try:
+        body = json.loads(text) if text.lstrip().startswith("{") else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        if isinstance(inner.get("message"), str):
+            text = inner["message"]
+    text = " ".join(text.split())[:240]
     return f": {text}" if text else ""
 
 

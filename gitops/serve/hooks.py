@@ -146,8 +146,8 @@ class DeliveryDesk:
         current = self.manager.current
         serving = f"{current.label} still serves" if current else "nothing serves yet"
         refused = isinstance(ticket.error, REFUSALS)
-        raise APIError(422 if refused else 503, f"The deploy of {event.version or ticket.ref} failed ({serving}): "
-                       f"{event.error}", type="invalid_request_error" if refused else "server_error",
+        raise APIError(422 if refused else 503, f"Not deployed, {serving}: {event.error}",
+                       type="invalid_request_error" if refused else "server_error",
                        code="load_refused" if refused else "load_failed",
                        headers=None if refused else self.retry_after)
 
