@@ -43,16 +43,15 @@ NAME = "bench"
 
 
 def run_gitops_server(versions: list[str], port: int, threads: int, max_batch: int) -> None:
-    from gitops.deploy import ReplayCache, verify
     from gitops.serve import DeployHandler, DirSource, ServeConfig, create_app, make_server
+    from gitops.serve.hooks import Decision, signed_verifier
 
     source = DirSource()
     for i, path in enumerate(versions, 1):
         source.add(f"{NAME}@v{i}", Path(path), "ct2")
     source.point(f"{NAME}@production", f"{NAME}@v1")
-    seen = ReplayCache()
     # The bench's deploys name the version to swap to; the real target reads the registry instead.
-    hook = DeployHandler(lambda h, b: verify(h, b, SECRET, seen=seen), lambda p: f"{NAME}@{p['version']}")
+    hook = DeployHandler(signed_verifier(SECRET), lambda p, serving: Decision(f"{NAME}@{p['version']}"))
     app = create_app(ServeConfig(f"{NAME}@production", threads=threads, max_batch=max_batch,
                                  max_queue=1024), source, deploy=hook)
     make_server(app, port=port).run()

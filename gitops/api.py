@@ -42,6 +42,7 @@ _EXPORTS = {
     "approvals": "gitops.github.approvals",
     "deploy": "gitops.deploy.webhooks",
     "notify": "gitops.deploy.notify",
+    "serve": "gitops.serve.launch",
     "demo": "gitops.demo.story",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from gitops.deploy import ReplayCache, WebhookRejected, verify
 
 SECRET = "s3cret-for-tests"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "deploy-webhooks.md"
 
 MODEL_YAML = """\
 name: {name}
@@ -168,3 +170,11 @@ def receiver():
     yield state
     server.shutdown()
     server.server_close()
+
+
+def receiver_example() -> tuple[str, str]:
+    """The receiver example of docs/deploy-webhooks.md: its code but the last line, and that line
+    (which starts serving forever)."""
+    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    lines = code.strip().splitlines()
+    return "\n".join(lines[:-1]) + "\n", lines[-1]

@@ -1,14 +1,15 @@
 """Fixtures for the serving tests: the toy model converted to CTranslate2 int8 once, distinct
 "versions" of it, and a real server on 127.0.0.1 (uvicorn in a thread) behind real HTTP clients.
 
-The deploy verifier is built here, on the deploy package's public ``verify`` and
-``signed_headers``, exactly as the server's caller will inject it.
+The deploy hook is wired as ``gitops serve`` wires it: the signed verifier, a durable delivery
+store, and a target that follows the one alias (here the DirSource already points it).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gitops.deploy import DeliveryStore
 from gitops.serve import DeployHandler, DirSource, ServeConfig, ServerThread, create_app
+from gitops.serve.hooks import Decision, signed_verifier
 from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 SECRET = "serve-test-secret"
@@ -45,25 +48,6 @@ def make_version(src: Path, dst: Path, label: str) -> Path:
 def toy_versions(toy_ct2, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("versions")
     return {f"toy@v{i}": make_version(toy_ct2, root / f"v{i}", f"toy@v{i}") for i in range(1, 5)}
-
-
-class Verifier:
-    """``verify(headers, body)`` on the deploy package's public verify(), with a replay cache."""
-
-    def __init__(self, secret: str = SECRET) -> None:
-        from gitops.deploy import ReplayCache
-
-        self.secret, self.seen = secret, ReplayCache()
-
-    def __call__(self, headers, body: bytes) -> dict:
-        from gitops.deploy import verify
-
-        return verify(headers, body, self.secret, seen=self.seen)
-
-    def forget(self, headers) -> None:
-        delivery = {k.lower(): v for k, v in headers.items()}.get("x-gitops-delivery")
-        if delivery:
-            self.seen.discard(delivery)
 
 
 def signed(body: dict, *, secret: str = SECRET, now: float | None = None,
@@ -111,28 +95,30 @@ class Live:
         assert self.state.manager.wait_idle(timeout), self.status()
 
 
-def deploy_target(payload: dict) -> str | None:
-    """Phase A's stand-in for "what does the registry say now": the followed alias, when the
-    delivery is about it (the source already points it at the new version)."""
+def deploy_target(payload: dict, serving) -> Decision:
+    """The DirSource stand-in for "what does the registry say at this commit": the followed alias,
+    when the delivery is about it (the test has already pointed it at the new version)."""
     if (payload.get("model"), payload.get("alias")) != ("toy", "production"):
-        return None
-    return REF
+        return Decision(None, "another model or alias")
+    return Decision(REF)
 
 
 @contextmanager
-def live_server(versions: dict[str, Path], *, fmt: str = "ct2", first: str = "toy@v1",
-                wait: bool = True, **config) -> Iterator[Live]:
-    """Serve ``REF`` (pointing at ``first``) with ``config`` overrides; shut down gracefully after."""
+def live_server(versions: dict[str, Path], *, fmt: str = "ct2", first: str = "toy@v1", wait: bool = True,
+                store: Path | None = None, wait_s: float = 8.0, opener=None, **config) -> Iterator[Live]:
+    """Serve ``REF`` (pointing at ``first``) with ``config`` overrides; shut down gracefully after.
+    ``store``: the delivery store's file (default: a fresh one)."""
     source = DirSource()
     for label, path in versions.items():
         source.add(label, path, fmt)
     if first in versions:
         source.point(REF, first)
-    verifier = Verifier()
-    app = create_app(ServeConfig(REF, threads=1, **config), source,
-                     deploy=DeployHandler(verifier, deploy_target, verifier.forget))
-    with ServerThread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
-        live = Live(srv, app, source, client)
-        if wait:
-            live.wait_idle(120)
-        yield live
+    with tempfile.TemporaryDirectory(prefix="serve-deliveries-") as tmp, \
+            DeliveryStore(store or Path(tmp) / "deliveries.sqlite") as deliveries:
+        handler = DeployHandler(signed_verifier(SECRET), deploy_target, deliveries, wait_s=wait_s)
+        app = create_app(ServeConfig(REF, threads=1, **config), source, deploy=handler, opener=opener)
+        with ServerThread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+            live = Live(srv, app, source, client)
+            if wait:
+                live.wait_idle(120)
+            yield live

@@ -16,7 +16,12 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
     repo = tmp_path / "demo"
     result = run_gitops("demo", "--keep", str(repo), "--max-steps", "12", "--eval-rows", "30")
     assert result.exit_code == 0, result.stderr
-    assert "Demo finished" in result.stdout and "production=v1, staging=v3" in result.stdout
+    assert "Demo finished" in result.stdout and "production=v3, staging=v3" in result.stdout
+    # the story ends on the live endpoint: asked before and after staging is promoted and deployed
+    out = result.stdout
+    assert "Live endpoint http://127.0.0.1:" in out and "'The chocolate tour was excellent,'" in out
+    assert "before  review-autocomplete@v1: '" in out and "after   review-autocomplete@v3: '" in out
+    assert "promoted review-autocomplete@production: v1 -> v3; gitops deploy: HTTP 200 deployed" in out
 
     shown = json.loads(run_gitops("show", MODEL, "--json", cwd=repo).stdout)
     versions = {v["id"]: v for v in shown["versions"]}
@@ -24,7 +29,7 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
     assert versions["v2"]["dataset"] == "reviews@v2" and versions["v2"]["parent"] == "v1"
     assert versions["v3"]["format"] == "ct2" and versions["v3"]["quantization"] == "int8"
     assert versions["v3"]["parent"] == "v2"
-    assert shown["aliases"] == {"production": "v1", "staging": "v3"}
+    assert shown["aliases"] == {"production": "v3", "staging": "v3"}
 
     report = (repo / "report.md").read_text()
     assert report.startswith("<!-- gitops-report model=review-autocomplete")
@@ -41,8 +46,12 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
     assert run_gitops("check", cwd=repo).exit_code == 0
     log = subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True, text=True).stdout
     assert "alias review-autocomplete staging: none -> v3" in log
+    assert "alias review-autocomplete production: v1 -> v3" in log and "a deploy hook for the demo" in log
     history = json.loads(run_gitops("history", MODEL, "--json", cwd=repo).stdout)
-    assert {(e["alias"], e["new"]) for e in history} == {("production", "v1"), ("staging", "v3")}
+    assert {(e["alias"], e["new"]) for e in history} == {("production", "v1"), ("staging", "v3"),
+                                                         ("production", "v3")}
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
+    assert len(worktrees.splitlines()) == 1, worktrees  # the server's private worktree is gone
 
 
 def test_demo_refuses_a_non_empty_keep_directory(tmp_path: Path) -> None:

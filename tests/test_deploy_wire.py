@@ -99,7 +99,8 @@ def test_what_gitops_deploy_sends_matches_the_documented_signature(repo, recorde
     ((headers, body),) = received
     assert headers["Content-Type"] == "application/json" and headers["X-Gitops-Event"] == "alias.moved"
     assert before - 1 <= int(headers["X-Gitops-Timestamp"]) <= time.time() + 1
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+    # a stable id (docs: uuid5 of hook, model, alias, version, head commit): a version-5 UUID
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
                         headers["X-Gitops-Delivery"])
     # the body: compact UTF-8 JSON whose delivery is the header's
     payload = json.loads(body)

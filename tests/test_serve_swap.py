@@ -1,8 +1,10 @@
 """Live swaps over real HTTP: zero failed requests across swaps, failed loads keep the old model,
-the deploy hook refuses what the verifier refuses, and shutdown drains."""
+the deploy hook refuses what the verifier refuses and acts on each delivery once (also across a
+restart), and shutdown drains."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -65,7 +67,8 @@ def test_three_swaps_under_load_fail_no_request(toy_versions):  # noqa: F811
             for k in (2, 3, 4):
                 old_models.append(live.state.manager.current)
                 live.source.point("toy@production", f"toy@v{k}")
-                assert live.deploy().status_code == 202
+                answer = live.deploy()  # answered once the new version serves
+                assert answer.status_code == 200 and answer.json()["version"] == f"toy@v{k}", answer.text
                 seen_at[k] = live.wait_version(f"toy@v{k}")
                 clients.wait_all_served(f"toy@v{k}")
         requests = [r for log in clients.log for r in log]
@@ -103,7 +106,9 @@ def test_failed_loads_keep_the_old_model_serving(toy_versions, toy_ct2, tmp_path
         (tampered / "model.bin").write_bytes((tampered / "model.bin").read_bytes()[:-4] + b"\0\0\0\0")
         for label, why in (("toy@v5", "cannot open"), ("toy@v6", "not the recorded")):
             live.source.point("toy@production", label)
-            assert live.deploy().status_code == 202
+            answer = live.deploy()  # the sender hears the failure, refused for good (a retry cannot help)
+            assert answer.status_code == 422 and why in answer.json()["error"]["message"], answer.text
+            assert "Not deployed, toy@v1 still serves" in answer.json()["error"]["message"]
             live.wait_idle()
             ready = live.client.get("/readyz")
             assert ready.status_code == 200, ready.text  # still ready: the old model serves
@@ -132,10 +137,12 @@ def test_deploy_hook_refuses_what_the_verifier_refuses(toy_versions):  # noqa: F
             (live.client.post("/hooks/deploy", content=b"{}"), 400, "X-Gitops-Timestamp"),
         ]
         first = live.deploy(delivery="d-1", now=time.time())
-        assert first.status_code == 202 and first.json()["ref"] == "toy@production"
-        live.wait_version("toy@v2")
+        assert first.status_code == 200 and first.json()["ref"] == "toy@production", first.text
+        assert first.json()["status"] == "deployed" and first.json()["version"] == "toy@v2"
         live.source.point("toy@production", "toy@v1")
-        cases.append((live.deploy(delivery="d-1"), 409, "already received"))  # replayed delivery id
+        replay = live.deploy(delivery="d-1")  # a replayed (or retried) delivery acts no more
+        assert replay.status_code == 200 and replay.json()["status"] == "already deployed"
+        assert replay.json()["version"] == "toy@v2"
         cases.append((live.client.post("/hooks/deploy", content=b"x" * 70_000), 413, "limit"))
         for resp, status, words in cases:
             assert resp.status_code == status, resp.text
@@ -150,23 +157,24 @@ def test_deploy_target_failure_lets_the_retry_in(toy_versions):  # noqa: F811
     from gitops.errors import GitError
 
     with live_server({"toy@v1": toy_versions["toy@v1"]}) as live:
-        handler = live.state.deploy
+        handler = live.state.desk.handler
         calls = []
 
-        def flaky(payload):
+        def flaky(payload, serving):
             if payload.get("boom"):
                 raise KeyError("a bug in the target")
             calls.append(payload)
             if len(calls) == 1:
                 raise GitError("git fetch failed: the remote hung up")
-            return handler.target(payload)
+            return handler.target(payload, serving)
 
-        live.state.deploy = type(handler)(handler.verify, flaky, handler.forget)
+        live.state.desk.handler = dataclasses.replace(handler, target=flaky)
         body, sent = {"model": "toy", "alias": "production"}, time.time()
         first = live.deploy(body, delivery="d-retry", now=sent)
         assert first.status_code == 503 and first.headers["retry-after"] == "1"
         assert "remote hung up" in first.json()["error"]["message"]
-        assert live.deploy(body, delivery="d-retry", now=sent + 1).status_code == 202  # the sender's retry
+        retry = live.deploy(body, delivery="d-retry", now=sent + 1)  # the sender's retry is let in
+        assert retry.status_code == 200 and retry.json()["status"] == "deployed" and len(calls) == 2
         bug = live.deploy({"boom": True})  # an unexpected failure still answers in the error shape
         assert bug.status_code == 500 and bug.json()["error"]["code"] == "internal_error"
 
@@ -223,3 +231,50 @@ def test_a_lora_version_swaps_in_merged(toy_versions, base_model_dir, tmp_path):
         resp = live.client.post("/v1/completions", json={"model": "toy", "prompt": PROMPT, "max_tokens": 12,
                                                          "temperature": 0})
         assert resp.json()["model"] == "toy@v5" and resp.json()["choices"][0]["text"] == expected.text
+
+
+def test_a_slow_load_answers_in_progress_and_then_deployed(toy_versions, tmp_path):  # noqa: F811
+    """A load longer than the hook's wait: the attempt and a retry hear 409 + Retry-After, the
+    delivery is not recorded done; once the swap is in, the next attempt hears "deployed"."""
+    from gitops.serve.engine import open_model
+
+    gate = threading.Event()
+
+    def slow_opener(resolved):
+        if resolved.version_label == "toy@v2":
+            assert gate.wait(30)
+        return open_model(resolved, threads=1)
+
+    store = tmp_path / "deliveries.sqlite"
+    two = {k: toy_versions[k] for k in ("toy@v1", "toy@v2")}
+    with live_server(two, store=store, wait_s=0.3, opener=slow_opener) as live:
+        live.source.point("toy@production", "toy@v2")
+        first = live.deploy(delivery="d-slow")
+        retry = live.deploy(delivery="d-slow")
+        for answer in (first, retry):
+            assert answer.status_code == 409 and answer.headers["retry-after"] == "1", answer.text
+            assert answer.json()["error"]["code"] == "in_progress"
+        assert live.status()["version"] == "toy@v1"
+        gate.set()
+        live.wait_version("toy@v2")
+        done = live.deploy(delivery="d-slow")
+        assert done.status_code == 200 and done.json()["version"] == "toy@v2"
+        assert done.json()["status"] in ("deployed", "already deployed")
+        assert live.status()["swaps"] == 1
+
+
+def test_a_restarted_server_remembers_what_it_deployed(toy_versions, tmp_path):  # noqa: F811
+    """The same delivery after a restart is answered from the durable store: nothing is resolved,
+    loaded or swapped again, even though the source now names another version."""
+    store = tmp_path / "deliveries.sqlite"
+    versions = {k: toy_versions[k] for k in ("toy@v1", "toy@v2", "toy@v3")}
+    with live_server(versions, store=store) as live:
+        live.source.point("toy@production", "toy@v2")
+        assert live.deploy(delivery="d-once").json()["status"] == "deployed"
+    with live_server(versions, store=store, first="toy@v2") as again:
+        again.source.point("toy@production", "toy@v3")
+        answer = again.deploy(delivery="d-once")
+        assert answer.status_code == 200 and answer.json()["status"] == "already deployed"
+        assert answer.json()["version"] == "toy@v2"
+        again.wait_idle()
+        assert again.status()["version"] == "toy@v2" and again.status()["swaps"] == 0

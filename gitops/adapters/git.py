@@ -290,6 +290,30 @@ def branch_exists(root: Path, branch: str) -> bool:
     return bool(run(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).strip())
 
 
+def fetch(root: Path, remote: str = "origin") -> None:
+    """``git fetch`` from ``remote``: updates its remote-tracking refs, never the work tree."""
+    run(root, "fetch", "-q", "--no-tags", remote)
+
+
+def is_ancestor(root: Path, older: str, newer: str) -> bool:
+    """Whether commit ``older`` is ``newer`` or one of its ancestors."""
+    out = subprocess.run(["git", "merge-base", "--is-ancestor", older, newer], cwd=root, capture_output=True,
+                         text=True, env={**os.environ, **_ENV_OVERRIDES}, check=False)
+    if out.returncode not in (0, 1):
+        raise GitError(f"git merge-base failed: {(out.stderr.strip().splitlines() or ['?'])[0]}")
+    return out.returncode == 0
+
+
+def worktree_checkout(root: Path, path: Path, commit: str) -> None:
+    """Make ``path`` a linked worktree of ``root``'s repository at ``commit`` (detached), creating
+    it when absent; files git does not track there (e.g. DVC-tracked weights) are left alone."""
+    if not (path / ".git").is_file():
+        run(root, "worktree", "prune")
+        run(root, "worktree", "add", "-q", "--detach", "--force", str(path), commit)
+    else:
+        run(path, "checkout", "-q", "--detach", "--force", commit)
+
+
 class Git:
     """git bound to one work tree: what a :class:`~gitops.core.workspace.Workspace` hands to verbs."""
 
@@ -362,3 +386,12 @@ class Git:
 
     def push(self, remote: str = "origin", refspec: str = "HEAD") -> None:
         push(self.root, remote, refspec)
+
+    def fetch(self, remote: str = "origin") -> None:
+        fetch(self.root, remote)
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return is_ancestor(self.root, older, newer)
+
+    def worktree_checkout(self, path: Path, commit: str) -> None:
+        worktree_checkout(self.root, path, commit)

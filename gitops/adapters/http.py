@@ -27,6 +27,7 @@ class HttpResponse:
     status: int
     text: str
     headers: dict[str, str]
+    reason: str = ""
 
 
 def host_of(url: str) -> str:
@@ -52,7 +53,8 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Ht
     except requests.RequestException as exc:
         raise DeployError(f"request to {host} failed ({type(exc).__name__})") from None
     # Cap the text kept: it only ever feeds an error message.
-    return HttpResponse(status=resp.status_code, text=resp.text[:500], headers=dict(resp.headers))
+    return HttpResponse(status=resp.status_code, text=resp.text[:500], headers=dict(resp.headers),
+                        reason=(resp.reason or "")[:80])
 
 
 def _reason(exc: Exception) -> str:

@@ -17,7 +17,9 @@ def demo(keep: Path | None, max_steps: int, eval_rows: int) -> None:
 
     A scratch GitOps repo with a local DVC remote; data set created; batch one ingested; v1
     trained and made production; batch two ingested; v2 trained; v3 = CTranslate2 int8 of v2;
-    staging -> v3; v3 and v2 evaluated against production; report written; registry shown.
+    staging -> v3; v3 and v2 evaluated against production; report written; then 'gitops serve'
+    for production is asked the seed's prompt, staging is promoted and deployed through a signed
+    webhook to it, and it is asked again; registry shown.
 
     \b
     Examples:
@@ -32,6 +34,9 @@ def demo(keep: Path | None, max_steps: int, eval_rows: int) -> None:
     click.echo("")
     for line in result.summary:
         click.echo(line)
+    if result.endpoint is not None:
+        click.echo("")
+        _print_endpoint(result.endpoint)
     click.echo("")
     print_registry(result.registry)
     click.echo("")
@@ -39,6 +44,13 @@ def demo(keep: Path | None, max_steps: int, eval_rows: int) -> None:
     click.echo(f"Demo finished in {result.seconds:.0f} s {where}.")
     if keep:
         click.echo(f"Report: {result.report}")
+
+
+def _print_endpoint(act) -> None:  # act: a gitops.demo.endpoint.EndpointAct
+    click.echo(f"Live endpoint {act.url} (gitops serve), prompt {act.prompt!r}:")
+    click.echo(f"  before  {act.before.version}: {act.before.text!r}")
+    click.echo(f"  promoted {act.promoted}; gitops deploy: {act.delivered}")
+    click.echo(f"  after   {act.after.version}: {act.after.text!r}")
 
 
 def register(group: click.Group) -> None:

@@ -15,7 +15,8 @@ def _describe(r) -> str:
     if not r.sent:
         return f"would POST {moved} to hook '{r.hook}' ({r.host})"
     if r.ok:
-        return f"delivered {moved} to hook '{r.hook}' ({r.host}, HTTP {r.status}, {r.attempts} attempt(s))"
+        said = f" {r.answer}" if r.answer else ""
+        return f"delivered {moved} to hook '{r.hook}' ({r.host}, HTTP {r.status}{said}, {r.attempts} attempt(s))"
     return f"FAILED {moved}: {r.error}"
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gitops import yamlio
 from gitops.errors import RepoStateError
@@ -50,6 +51,7 @@ class DemoResult:
     registry: dict
     seconds: float
     steps: list[tuple[str, float]] = field(default_factory=list)
+    endpoint: Any = None  # an endpoint.EndpointAct: the live endpoint before/after promotion (None: skipped)
 
 
 def demo(directory: Path | None = None, *, max_steps: int = 30, eval_rows: int = 60,
@@ -128,7 +130,20 @@ def _loop(root: Path, work: Path, max_steps: int, eval_rows: int, say: Say, star
     step(f"Report written to {report}")
     summary = [_summary_line(r) for r in results]
     verdicts = {r.candidate.ref: r.verdict for r in results}
-    return DemoResult(root, report, verdicts, summary, show(ws), time.perf_counter() - start, steps)
+    endpoint = _endpoint(ws, step)
+    shown = show(Workspace(ws.root))  # afresh: the endpoint act moved production
+    return DemoResult(root, report, verdicts, summary, shown, time.perf_counter() - start, steps, endpoint=endpoint)
+
+
+def _endpoint(ws, step: Callable[[str], None]):  # ws: a Workspace; returns an EndpointAct or None
+    """The story's end: ``gitops serve`` for production, the candidate (staging) promoted through a
+    deploy webhook, the seed's prompt asked before and after (see :mod:`gitops.demo.endpoint`)."""
+    from gitops.demo.endpoint import serve_and_promote, serve_available
+
+    if not serve_available():
+        step("Skipping the live endpoint: the serve extra is not installed (pip install 'gitops-registry[serve]')")
+        return None
+    return serve_and_promote(ws, MODEL, "staging", say=step)
 
 
 def _num(value: float) -> str:

@@ -1,7 +1,8 @@
 """Signed deploy webhooks (sender and receiver side) and chat notifications.
 
 Sender: :func:`deploy` POSTs a signed JSON payload for each hooked alias that moved between two git
-refs. Receiver: :func:`verify` checks signature, timestamp and replay. :func:`notify` posts to a
+refs, under a stable delivery id. Receiver: :func:`verify` checks signature and timestamp (and
+replay), :class:`DeliveryStore` acts on each delivery once, across restarts. :func:`notify` posts to a
 Slack-compatible webhook. Configuration: the ``deploy:`` and ``notify:`` sections of ``gitops.yaml``.
 """
 
@@ -13,9 +14,10 @@ from typing import Any
 # Loaded on first use (PEP 562): a command that only reads gitops.yaml (its hooks live in
 # gitops.core.settings) must not pay for the sender, the signer and the notifier.
 _EXPORTS = {
+    "deliveries": ("Answer", "Claim", "DeliveryStore"),
     "signing": ("BadBody", "BadSignature", "MissingHeader", "ReplayCache", "ReplayedDelivery", "StaleTimestamp",
                 "WebhookRejected", "signature", "signed_headers", "verify"),
-    "webhooks": ("DeliveryResult", "DeployFailed", "DeployResult", "deploy", "plan"),
+    "webhooks": ("DeliveryResult", "DeployFailed", "DeployResult", "deploy", "plan", "stable_delivery_id"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -33,7 +35,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BadBody", "BadSignature", "DeliveryResult", "DeployFailed", "DeployResult", "MissingHeader", "NotifyResult",
-    "ReplayCache", "ReplayedDelivery", "StaleTimestamp", "WebhookRejected", "deploy", "notify", "plan",
-    "signature", "signed_headers", "verify",
+    "Answer", "BadBody", "BadSignature", "Claim", "DeliveryResult", "DeliveryStore", "DeployFailed", "DeployResult",
+    "MissingHeader", "NotifyResult", "ReplayCache", "ReplayedDelivery", "StaleTimestamp", "WebhookRejected",
+    "deploy", "notify", "plan", "signature", "signed_headers", "stable_delivery_id", "verify",
 ]

@@ -1,8 +1,14 @@
 """``gitops deploy``: a signed webhook for every hooked alias that moved between two git refs.
 
 Plan first (which hooks, which payloads: what ``--dry-run`` shows), then send each delivery with
-retries and exponential backoff on 5xx, 429, connection errors and timeouts. A 4xx other than 429
-means the receiver refused this delivery (bad secret, unknown model): retrying cannot help.
+retries and exponential backoff on 5xx, 429, 409, connection errors and timeouts. A 409 means the
+receiver is still working on this delivery (an earlier attempt, or an earlier run of the workflow):
+ask again later, never count it as delivered. Any other 4xx means the receiver refused this
+delivery (bad secret, unknown model): retrying cannot help. Only a 2xx is success.
+
+Delivery ids are stable: the same hook, model, alias, version and commit always get the same id,
+so a retry, a re-run of the deploy workflow or a second ``gitops deploy`` for the same push are
+one delivery to a receiver that de-duplicates (:class:`gitops.deploy.DeliveryStore`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from gitops.registry.diff import diff
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
 EVENT = "alias.moved"
+# uuid5 namespace of delivery ids (a fixed, arbitrary UUID: changing it changes every id).
+DELIVERY_NAMESPACE = uuid.UUID("8c0f6f0e-4d1b-5a52-9b7e-6a1f0d3c2b19")
+RETRIED_4XX = (409, 429)  # in progress / rate-limited: the same request may pass later
 
 
 @dataclass
@@ -59,6 +68,7 @@ class DeliveryResult:
     attempts: int = 0
     status: int | None = None
     error: str | None = None
+    answer: str | None = None  # what the receiver said it did ("deployed", "already deployed" ...)
 
     @property
     def ok(self) -> bool:
@@ -129,7 +139,7 @@ def plan(ws: Workspace, base: str, head: str, hooks: list[Hook], *, repository: 
             result.unhooked.append(f"{move.model}@{move.alias}")
         _, version = registry.resolve(f"{move.model}@{move.new}")
         for hook in wanted:
-            delivery_id = str(uuid.uuid4())
+            delivery_id = stable_delivery_id(hook.name, move.model, move.alias, move.new, head_commit)
             values = payload_values(move.model, move.alias, move.old, version, commit=head_commit,
                                     base_commit=base_commit, repository=repository, protected=move.protected,
                                     delivery_id=delivery_id)
@@ -139,6 +149,13 @@ def plan(ws: Workspace, base: str, head: str, hooks: list[Hook], *, repository: 
     result.deliveries = [_result(d, sent=False) for d in planned]
     result.payloads = [d.payload for d in planned]
     return result, planned
+
+
+def stable_delivery_id(hook: str, model: str, alias: str, version: str, commit: str) -> str:
+    """The delivery id of one alias move sent to one hook: a UUID derived from what is delivered,
+    so every attempt and every re-run of the same deploy carries the same id (and a receiver that
+    completed it answers "already deployed" instead of deploying twice)."""
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, "\n".join((hook, model, alias, version, commit))))
 
 
 def _result(d: Delivery, sent: bool) -> DeliveryResult:
@@ -166,16 +183,11 @@ def send(delivery: Delivery, secret: str, *, sleep: Callable[[float], None] = ti
             result.status, result.error, retry_after = None, str(exc), None
         else:
             result.status, retry_after = resp.status, resp.headers.get("Retry-After")
-            if 200 <= resp.status < 300:
-                result.error = None
-                return result
-            if resp.status == 409 and attempt > 1:
-                # Our receiver answers 409 to a delivery id it already accepted: an earlier attempt
-                # got through and only its answer was lost (e.g. a timeout). That is a success.
-                result.error = None
+            if 200 <= resp.status < 300:  # the only success: the receiver says it is deployed
+                result.error, result.answer = None, _answer(resp)
                 return result
             result.error = f"{hook.host} answered HTTP {resp.status}" + _snippet(resp.text)
-            if resp.status < 500 and resp.status != 429:
+            if resp.status < 500 and resp.status not in RETRIED_4XX:
                 break  # refused (bad secret, unknown model ...): the same request will fail again
         if attempt <= hook.retries:
             sleep(_backoff(attempt, retry_after, backoff_s))
@@ -183,8 +195,28 @@ def send(delivery: Delivery, secret: str, *, sleep: Callable[[float], None] = ti
     return result
 
 
+def _answer(resp: http.HttpResponse) -> str | None:
+    """The receiver's word on a 2xx: a JSON body's ``status`` (``gitops serve``), else the reason phrase."""
+    try:
+        status = json.loads(resp.text).get("status") if resp.text.lstrip().startswith("{") else None
+    except (ValueError, AttributeError):
+        status = None
+    text = status if isinstance(status, str) else resp.reason
+    return " ".join(text.split())[:60] or None
+
+
 def _snippet(text: str) -> str:
-    text = " ".join(text.split())[:120]
+    """What the receiver said, for the error line: an error body's message (OpenAI's shape
+    ``{"error": {"message": ...}}`` or ``{"message": ...}``), else the text; bounded."""
+    try:
+        body = json.loads(text) if text.lstrip().startswith("{") else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        if isinstance(inner.get("message"), str):
+            text = inner["message"]
+    text = " ".join(text.split())[:240]
     return f": {text}" if text else ""
 
 

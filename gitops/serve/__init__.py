@@ -3,12 +3,14 @@
 Seams to the rest of the toolkit (everything else is internal):
 
 - :class:`~gitops.serve.source.ModelSource` — ``resolve(ref) -> Resolved``: which exact version a
-  reference names and where its verified files are (the registry implements it; :class:`DirSource`
-  maps local directories for tests and benchmarks).
-- :class:`~gitops.serve.hooks.DeployHandler` — ``verify(headers, body) -> payload`` and
-  ``target(payload) -> ref | None`` for ``POST /hooks/deploy``.
+  reference names and where its verified files are (:class:`~gitops.serve.repo_source.RepoSource`
+  reads an alias at a commit of a GitOps repository; :class:`DirSource` maps local directories for
+  tests and benchmarks).
+- :class:`~gitops.serve.hooks.DeployHandler` — ``verify(headers, body) -> payload``,
+  ``target(payload, serving) -> Decision`` and a durable delivery store for ``POST /hooks/deploy``.
 - :func:`~gitops.serve.app.create_app` + :class:`~gitops.serve.app.ServeConfig` build the ASGI
-  app; :func:`~gitops.serve.server.make_server` / :class:`ServerThread` run it on uvicorn.
+  app; :func:`~gitops.serve.server.make_server` / :class:`ServerThread` run it on uvicorn;
+  :func:`~gitops.serve.launch.serve` is ``gitops serve`` (a repository's alias, in the foreground).
 
 See docs/serving.md.
 """
@@ -20,7 +22,9 @@ from typing import Any
 
 _EXPORTS = {
     "app": ("ServeConfig", "create_app"),
-    "hooks": ("DeployHandler",),
+    "hooks": ("Decision", "DeployHandler", "signed_verifier"),
+    "launch": ("ServeOptions", "serve"),
+    "repo_source": ("RepoSource",),
     "protocol": ("Limits",),
     "server": ("ServerThread", "make_server"),
     "source": ("DirSource", "ModelSource", "Resolved", "dir_md5"),
@@ -36,5 +40,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["DeployHandler", "DirSource", "Limits", "ModelSource", "Resolved", "ServeConfig", "ServerThread",
-           "create_app", "dir_md5", "make_server"]
+__all__ = ["Decision", "DeployHandler", "DirSource", "Limits", "ModelSource", "RepoSource", "Resolved", "ServeConfig",
+           "ServeOptions", "ServerThread", "create_app", "dir_md5", "make_server", "serve", "signed_verifier"]

@@ -9,6 +9,7 @@ Starlette app. Everything starts in the lifespan (model loading runs in the back
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -19,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gitops.errors import GitopsError
 from gitops.serve import completions
 from gitops.serve.engine import LoadedModel, Opener, open_model
-from gitops.serve.hooks import DeployHandler, rejection_status
+from gitops.serve.hooks import DeliveryDesk, DeployHandler
 from gitops.serve.logs import AccessLog
 from gitops.serve.manager import LoadEvent, ModelManager, log_event
 from gitops.serve.metrics import CONTENT_TYPE, ServeMetrics
@@ -49,28 +49,39 @@ class ServeConfig:
     max_hook_bytes: int = 64 * 1024
 
 
+Background = Callable[[ModelManager], Callable[[], None]]
+"""Started with the app (``start(manager) -> stop``): e.g. ``--follow``'s poller of the git remote."""
+
+
 class ServeState:
     """The running parts of one app (``app.state.serve``)."""
 
     def __init__(self, config: ServeConfig, source: ModelSource, opener: Opener,
-                 deploy: DeployHandler | None, metrics: ServeMetrics) -> None:
+                 deploy: DeployHandler | None, metrics: ServeMetrics, background: list[Background]) -> None:
         self.config, self.source, self.opener = config, source, opener
-        self.deploy, self.metrics = deploy, metrics
+        self.deploy, self.metrics, self.background = deploy, metrics, background
         self.name = model_name(config.ref)
         self.started = time.time()
         self.draining = False
         self.manager: ModelManager | None = None
         self.batcher: Batcher | None = None
+        self.desk: DeliveryDesk | None = None
+        self._stoppers: list[Callable[[], None]] = []
 
     def start(self) -> None:
         self.batcher = Batcher(max_batch=self.config.max_batch, max_wait_s=self.config.max_wait_ms / 1000,
                                max_queue=self.config.max_queue, on_batch=self.metrics.batch_size.observe)
         self.manager = ModelManager(self.source, self.opener, on_event=self._on_event, on_swap=self._on_swap)
+        if self.deploy is not None:
+            self.desk = DeliveryDesk(self.deploy, self.manager, self.retry_after())
         self.manager.request(self.config.ref)
+        self._stoppers = [start(self.manager) for start in self.background]
 
     def stop(self) -> None:
         """Drain: queued and running requests finish, then the loader stops and the model closes."""
         self.draining = True
+        for stop in self._stoppers:
+            stop()
         if self.batcher is not None:
             self.batcher.close(self.config.drain_timeout_s)
         if self.manager is not None:
@@ -99,13 +110,15 @@ class ServeState:
 
 
 def create_app(config: ServeConfig, source: ModelSource, *, deploy: DeployHandler | None = None,
-               opener: Opener | None = None, metrics: ServeMetrics | None = None) -> Starlette:
+               opener: Opener | None = None, metrics: ServeMetrics | None = None,
+               background: list[Background] | None = None) -> Starlette:
     """The serving app for ``config.ref``. ``opener`` defaults to the project's backends with the
-    configured threads and device; ``deploy`` enables ``POST /hooks/deploy``."""
+    configured threads and device; ``deploy`` enables ``POST /hooks/deploy``; ``background`` tasks
+    start with the app and stop first when it drains."""
     if opener is None:
         def opener(resolved):
             return open_model(resolved, threads=config.threads, device=config.device)
-    state = ServeState(config, source, opener, deploy, metrics or ServeMetrics())
+    state = ServeState(config, source, opener, deploy, metrics or ServeMetrics(), list(background or []))
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -159,28 +172,13 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 async def deploy_hook(request: Request) -> JSONResponse:
-    """Verify a signed delivery, ask what to serve now, start loading it (202)."""
+    """Verify a signed delivery; act on it once (see :mod:`gitops.serve.hooks` for the answers)."""
     state = serve_state(request)
-    if state.deploy is None:
+    if state.desk is None:
         raise APIError(404, "This server has no deploy hook configured.", code="not_found")
     body = await read_body(request, state.config.max_hook_bytes)
-    headers = dict(request.headers)
-    try:
-        payload = state.deploy.verify(headers, body)
-    except GitopsError as exc:
-        raise APIError(rejection_status(exc), f"Deploy webhook refused: {exc.message}",
-                       type="authentication_error", code="webhook_rejected") from None
-    try:
-        ref = await run_in_threadpool(state.deploy.target, payload)
-    except GitopsError as exc:
-        if state.deploy.forget is not None:
-            state.deploy.forget(headers)  # let the sender's retry in
-        raise APIError(503, f"Cannot tell what to serve after this delivery: {exc.message}",
-                       type="server_error", code="target_unavailable", headers=state.retry_after()) from None
-    if ref is None:
-        return JSONResponse({"status": "ignored", "serving": _serving(state)})
-    state.manager.request(ref)
-    return JSONResponse({"status": "accepted", "ref": ref, "serving": _serving(state)}, status_code=202)
+    answer = await run_in_threadpool(state.desk.handle, dict(request.headers), body)
+    return JSONResponse({**answer, "serving": _serving(state)})
 
 
 def _serving(state: ServeState) -> str | None:

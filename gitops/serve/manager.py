@@ -6,7 +6,8 @@ step under a lock. Requests admitted before that step finish on the old model (t
 requests admitted after it get the new one; the old model is closed when its last request is done.
 If anything fails (resolving, an integrity check, opening, warming up) the old model keeps serving
 and the error is kept for ``/readyz`` and the logs. Requests for new targets while a load runs are
-coalesced: the loader goes on with the newest one.
+coalesced: the loader goes on with the newest one. Each request gets a :class:`Ticket` that
+resolves with the outcome of the load that took it (the deploy hook answers from it).
 """
 
 from __future__ import annotations
@@ -40,6 +41,52 @@ class LoadEvent:
 EventSink = Callable[[LoadEvent], None]
 
 
+class Ticket:
+    """The outcome of one :meth:`ModelManager.request`: the final :class:`LoadEvent` (``swapped``,
+    ``unchanged`` or ``failed``) of the load that took it, and the exception of a failure. Requests
+    coalesced into a newer one share that load's outcome."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        self.event: LoadEvent | None = None
+        self.error: Exception | None = None
+        self._resolved = False
+        self._done = threading.Event()
+        self._callbacks: list[Callable[[Ticket], None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the outcome is known and its callbacks ran (within ``timeout`` seconds)."""
+        return self._done.wait(timeout)
+
+    def add_done_callback(self, fn: Callable[[Ticket], None]) -> None:
+        """Call ``fn(ticket)`` when the outcome is known (now, if it already is)."""
+        with self._lock:
+            if not self._resolved:
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def resolve(self, event: LoadEvent, error: Exception | None = None) -> None:
+        """Set the outcome (once), run the callbacks, then wake the waiters: whoever waited sees
+        what the callbacks recorded."""
+        with self._lock:
+            if self._resolved:
+                return
+            self.event, self.error, self._resolved = event, error, True
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception:  # noqa: BLE001 - one failing listener must not stop the loader
+                log.exception("a load ticket callback failed")
+        self._done.set()
+
+
 def log_event(event: LoadEvent) -> None:
     """The default sink: one structured log line per step (errors at ERROR level)."""
     fields = {k: v for k, v in asdict(event).items() if v is not None}
@@ -56,6 +103,7 @@ class ModelManager:
         self.on_event, self.on_swap = on_event, on_swap
         self._current: LoadedModel | None = None
         self._wanted: str | None = None
+        self._tickets: list[Ticket] = []
         self._loading: dict | None = None
         self._last_error: dict | None = None
         self.swaps = 0
@@ -82,11 +130,17 @@ class ModelManager:
 
     # -- swaps --
 
-    def request(self, ref: str) -> None:
+    def request(self, ref: str) -> Ticket:
         """Serve what ``ref`` names now: load it in the background (coalescing with a pending one)."""
+        ticket = Ticket(ref)
         with self._lock:
+            if self._stopping:
+                ticket.resolve(LoadEvent("failed", ref, error="the server is shutting down"))
+                return ticket
             self._wanted = ref
+            self._tickets.append(ticket)
             self._wake.notify_all()
+        return ticket
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no load is pending or running (tests, the CLI's first load)."""
@@ -118,7 +172,10 @@ class ModelManager:
         with self._lock:
             self._stopping = True
             self._wanted = None
+            dropped, self._tickets = self._tickets, []
             self._wake.notify_all()
+        for ticket in dropped:
+            ticket.resolve(LoadEvent("failed", ticket.ref, error="the server is shutting down"))
         self._thread.join(timeout)
         with self._lock:
             model, self._current = self._current, None
@@ -133,44 +190,52 @@ class ModelManager:
                 if self._stopping:
                     return
                 ref, self._wanted = self._wanted, None
+                tickets, self._tickets = self._tickets, []
                 self._loading = {"ref": ref, "phase": "resolving", "since": time.time()}
+            event, error = LoadEvent("failed", ref, error="the load did not finish"), None
             try:
-                self._load(ref)
+                event, error = self._load(ref)
             finally:
                 with self._lock:
                     self._loading = None
                     self._wake.notify_all()
+                for ticket in tickets:
+                    ticket.resolve(event, error)
 
-    def _load(self, ref: str) -> None:
+    def _load(self, ref: str) -> tuple[LoadEvent, Exception | None]:
         t0 = time.perf_counter()
         self.on_event(LoadEvent("resolving", ref))
         try:
             resolved = self.source.resolve(ref)
             current = self.current
             if current is not None and (current.label, current.md5) == (resolved.version_label, resolved.md5):
-                self.on_event(LoadEvent("unchanged", ref, resolved.version_label, resolved.md5))
+                event = LoadEvent("unchanged", ref, resolved.version_label, resolved.md5)
+                self.on_event(event)
                 with self._lock:
                     self._last_error = None
-                return
+                    current.resolved = resolved  # the same files, now known at a newer commit
+                return event, None
             self._set_phase("loading", resolved)
             self.on_event(LoadEvent("loading", ref, resolved.version_label, resolved.md5))
             model = self.opener(resolved)
         except Exception as exc:  # noqa: BLE001 - any failure must keep the old model serving
-            self._fail(ref, exc, time.perf_counter() - t0)
-            return
-        self._swap(model)
-        self.on_event(LoadEvent("swapped", ref, model.label, model.md5, round(time.perf_counter() - t0, 3)))
+            return self._fail(ref, exc, time.perf_counter() - t0), exc
+        if not self._swap(model):
+            return LoadEvent("failed", ref, model.label, model.md5, error="the server is shutting down"), None
+        event = LoadEvent("swapped", ref, model.label, model.md5, round(time.perf_counter() - t0, 3))
+        self.on_event(event)
+        return event, None
 
     def _set_phase(self, phase: str, resolved: Resolved) -> None:
         with self._lock:
             if self._loading is not None:
                 self._loading.update(phase=phase, version=resolved.version_label, md5=resolved.md5)
 
-    def _swap(self, model: LoadedModel) -> None:
+    def _swap(self, model: LoadedModel) -> bool:
         with self._lock:
             if self._stopping:  # closed while this load ran: nothing may serve it any more
                 model.retire()
-                return
+                return False
             old, self._current = self._current, model
             self.swaps += 1 if old is not None else 0
             self._last_error = None
@@ -178,12 +243,14 @@ class ModelManager:
             self.on_swap(old, model)
         if old is not None:
             old.retire()  # closes now, or when its last pinned request is done
+        return True
 
-    def _fail(self, ref: str, exc: Exception, seconds: float) -> None:
+    def _fail(self, ref: str, exc: Exception, seconds: float) -> LoadEvent:
         message = exc.message if isinstance(exc, GitopsError) else f"{type(exc).__name__}: {exc}"
         with self._lock:
             loading = self._loading or {}
             self._last_error = {"ref": ref, "version": loading.get("version"), "error": message,
                                 "at": time.time()}
-        self.on_event(LoadEvent("failed", ref, loading.get("version"), loading.get("md5"),
-                                round(seconds, 3), message))
+        event = LoadEvent("failed", ref, loading.get("version"), loading.get("md5"), round(seconds, 3), message)
+        self.on_event(event)
+        return event

@@ -2,8 +2,8 @@
 
 The server knows a reference (``review-autocomplete@production``) and asks a :class:`ModelSource`
 which exact version that is and where its verified files lie. The registry-backed source (resolve
-the alias at a commit, ``dvc pull``, check the md5) lives with the Workspace; :class:`DirSource`
-maps references to local directories for tests and benchmarks. ``resolve`` may be slow (it may
+the alias at a commit, ``dvc pull``, check the md5) is :class:`gitops.serve.repo_source.RepoSource`;
+:class:`DirSource` maps references to local directories for tests and benchmarks. ``resolve`` may be slow (it may
 pull weights) and may raise: the server calls it off the request path and keeps the old model
 when it fails.
 """
@@ -28,7 +28,8 @@ class Resolved:
     """One servable version: what was asked (``ref``), what it is (``version_label`` such as
     ``review-autocomplete@v7`` and the DVC ``md5`` of its files), where its files are and their
     format (``ct2`` runs on CTranslate2, ``hf``/``peft-lora`` on transformers; a LoRA adapter is
-    merged into ``base_dir``, default the base its adapter config records)."""
+    merged into ``base_dir``, default the base its adapter config records). ``commit`` is the
+    registry commit the reference was resolved at, when a repository was asked."""
 
     ref: str
     version_label: str
@@ -36,6 +37,7 @@ class Resolved:
     path: Path
     fmt: str
     base_dir: Path | None = None
+    commit: str | None = None
 
     def __post_init__(self) -> None:
         if self.fmt not in SERVABLE_FORMATS:

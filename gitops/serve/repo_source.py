@@ -1,0 +1,215 @@
+"""The registry-backed :class:`~gitops.serve.source.ModelSource`: an alias, read at a commit.
+
+``gitops serve review-autocomplete@production`` runs in a clone of the GitOps repository and
+follows one branch (``origin/main`` after ``git fetch`` when the clone has an ``origin``, else the
+local branch). What it serves is always what the registry says at a commit of that branch:
+
+- at start, and on each ``--follow`` poll, the branch's tip (after ``git fetch``);
+- on a deploy, the payload's ``commit``, once the repository has been fetched and the commit is
+  found on the branch (a signed payload is still only a hint: the version comes from the registry
+  at that commit, never from the payload, and a commit older than the one served is ignored).
+
+Weights come through :func:`gitops.core.materialize.version_files` (``dvc pull``, checked against
+the registry's md5) in a private linked worktree under the state directory, checked out at that
+commit, so the user's work tree is never touched; the worktree shares the repository's DVC cache.
+Before a version is handed to the engine its files are hashed once more here and compared with the
+registry's md5 (:func:`gitops.serve.source.dir_md5`): what loads is what the registry recorded.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from gitops.core import refs
+from gitops.core.materialize import version_files
+from gitops.core.schema import Version
+from gitops.core.workspace import Workspace
+from gitops.errors import (
+    ConfigError,
+    GitError,
+    IntegrityError,
+    NotFoundError,
+    RepoStateError,
+)
+from gitops.serve.hooks import Decision
+from gitops.serve.source import SERVABLE_FORMATS, Resolved, dir_md5
+
+ENGINES = ("auto", "ct2", "hf")
+COMMIT_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+PIN = "#"  # "review-autocomplete@production#<commit>": the alias as the registry says at that commit
+
+
+def pinned(ref: str, commit: str) -> str:
+    """The reference the loader resolves for ``ref`` at ``commit``."""
+    return f"{ref}{PIN}{commit}"
+
+
+class RepoSource:
+    """Resolves ``MODEL@ALIAS`` (at the followed branch's tip, or pinned to a commit) to verified
+    files. ``engine``: ``auto`` runs each version in its own format; ``ct2`` converts hf and LoRA
+    versions to CTranslate2 once (cached under the state directory); ``hf`` refuses ct2 versions."""
+
+    def __init__(self, ws: Workspace, ref: str, state_dir: Path, *, branch: str | None = None,
+                 engine: str = "auto", quantization: str = "int8") -> None:
+        parsed = refs.parse_ref(ref, require_ref=True)
+        if engine not in ENGINES:
+            raise ConfigError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
+        self.ws, self.ref, self.model, self.alias = ws, str(parsed), parsed.name, parsed.ref
+        self.engine, self.quantization = engine, quantization
+        self.state_dir, self.tree = Path(state_dir), Path(state_dir) / "tree"
+        self.remote = "origin" if "origin" in ws.git.remotes() else None
+        self.branch = branch or ws.git.current_branch()
+        if not self.branch:
+            raise RepoStateError(f"{ws.root} has no branch checked out (a detached HEAD): name the branch "
+                                 "to follow with --branch")
+        self._git_lock = threading.Lock()  # fetches and reads of the repository
+        self._tree_lock = threading.Lock()  # the private worktree
+
+    @property
+    def followed(self) -> str:
+        """The git ref whose tip is served: ``refs/remotes/origin/BRANCH`` or ``refs/heads/BRANCH``."""
+        return f"refs/remotes/{self.remote}/{self.branch}" if self.remote else f"refs/heads/{self.branch}"
+
+    def tip(self) -> str:
+        """``git fetch`` (with a remote), then the followed branch's commit."""
+        with self._git_lock:
+            if self.remote:
+                self.ws.git.fetch(self.remote)
+            try:
+                return self.ws.git.resolve(self.followed)
+            except GitError:
+                raise RepoStateError(f"branch '{self.branch}' does not exist in {self.ws.root} ({self.followed}); "
+                                     "name the branch to follow with --branch") from None
+
+    def version_at(self, commit: str) -> Version:
+        """The version the followed alias names in the registry at ``commit``."""
+        with self._git_lock:
+            return self.ws.registry_at(commit).resolve(self.ref)[1]
+
+    # -- ModelSource --
+
+    def resolve(self, ref: str) -> Resolved:
+        base, _, commit = ref.partition(PIN)
+        if base != self.ref:
+            raise NotFoundError(f"this server follows {self.ref}, not {base}")
+        commit = commit or self.tip()
+        version = self.version_at(commit)
+        label = f"{self.model}@{version.id}"
+        with self._tree_lock:
+            self.ws.git.worktree_checkout(self.tree, commit)
+            self._configure_dvc()
+            tree = Workspace(self.tree)
+            path = version_files(tree, self.model, version)  # dvc pull, checked against the registry
+            self._verify(label, version, path)
+            base_dir = self._base_dir(tree, label, version)
+            path, fmt, base_dir = self._for_engine(label, version, path, base_dir)
+        return Resolved(ref, label, version.md5, path, fmt, base_dir, commit)
+
+    # -- the deploy hook's target --
+
+    def target(self, payload: dict[str, Any], serving: Resolved | None) -> Decision:
+        """What to serve after a verified delivery: the followed alias pinned to the payload's
+        commit, once that commit is fetched and found on the followed branch; nothing when the
+        delivery is about another model or alias, or older than the commit served now."""
+        model, alias = payload.get("model"), payload.get("alias")
+        if (model, alias) != (self.model, self.alias):
+            return Decision(None, f"the delivery is about {model}@{alias}; this server follows {self.ref}")
+        commit = payload.get("commit")
+        if not isinstance(commit, str) or not COMMIT_RE.fullmatch(commit):
+            raise ConfigError("the delivery has no 'commit' (a full commit id): gitops serve reads the registry at "
+                              "that commit, so the hook must send the default payload (or a template with "
+                              "model, alias and commit)")
+        tip = self.tip()
+        with self._git_lock:
+            try:
+                self.ws.git.resolve(commit)
+            except GitError:
+                raise NotFoundError(f"commit {commit[:12]} is not in the repository, even after git fetch") from None
+            if not self.ws.git.is_ancestor(commit, tip):
+                raise RepoStateError(f"commit {commit[:12]} is not on branch '{self.branch}' that this server "
+                                     "follows; refusing to serve what an unmerged commit says")
+            older = serving is not None and serving.commit and serving.commit != commit \
+                and self.ws.git.is_ancestor(commit, serving.commit)
+        if older:
+            return Decision(None, f"commit {commit[:12]} is older than the one served ({serving.commit[:12]})")
+        return Decision(pinned(self.ref, commit))
+
+    # -- helpers --
+
+    def _configure_dvc(self) -> None:
+        """The worktree's ``.dvc/config.local``: the repository's own local settings (credentials),
+        its DVC cache (shared, so nothing is stored twice) and its remotes' URLs made absolute (a
+        relative URL is relative to the repository's ``.dvc``, not the worktree's)."""
+        main = self.ws.root / ".dvc"
+        config = configparser.ConfigParser(interpolation=None, strict=False)
+        config.read([main / "config.local"], encoding="utf-8")
+        merged = configparser.ConfigParser(interpolation=None, strict=False)
+        merged.read([main / "config", main / "config.local"], encoding="utf-8")
+        for section in merged.sections():
+            url = merged.get(section, "url", fallback=None)
+            if section.startswith("'remote") and url and "://" not in url and not os.path.isabs(url):
+                config.setdefault(section, {})
+                config.set(section, "url", os.path.normpath(main / url))
+        config.setdefault("cache", {})
+        config.set("cache", "dir", str(self.ws.dvc.config.cache_dir))
+        target = self.tree / ".dvc" / "config.local"
+        with open(target, "w", encoding="utf-8") as fh:
+            config.write(fh)
+
+    @staticmethod
+    def _verify(label: str, version: Version, path: Path) -> None:
+        if not path.is_dir() or not version.md5.endswith(".dir"):
+            raise ConfigError(f"{label} is not a directory of weights; gitops serve loads directories")
+        actual = dir_md5(path)
+        if actual != version.md5:
+            raise IntegrityError(f"{label}: its files do not match the md5 the registry records ({version.md5}, "
+                                 f"found {actual}); refusing to load them")
+
+    @staticmethod
+    def _base_dir(tree: Workspace, label: str, version: Version) -> Path | None:
+        """A LoRA version's base model, found the way evaluation finds it (a registry version is
+        pulled and checked too)."""
+        if version.format != "peft-lora":
+            return None
+        from gitops.ml.bases import base_model_dir
+
+        base = base_model_dir(tree, version.base_model)
+        if not isinstance(base, Path):
+            raise NotFoundError(f"{label}: its base model '{version.base_model}' is neither a registry version nor "
+                                "a local directory")
+        return base
+
+    def _for_engine(self, label: str, version: Version, path: Path, base_dir: Path | None
+                    ) -> tuple[Path, str, Path | None]:
+        fmt = version.format
+        if fmt not in SERVABLE_FORMATS:
+            raise ConfigError(f"{label} has format '{fmt}'; gitops serve runs {', '.join(SERVABLE_FORMATS)}")
+        if self.engine == "auto" or (self.engine == "ct2") == (fmt == "ct2"):
+            return path, fmt, base_dir
+        if self.engine == "hf":
+            raise ConfigError(f"{label} is a CTranslate2 conversion, which --engine hf cannot run; serve it with "
+                              "--engine ct2 (or auto), or point the alias at an hf or peft-lora version")
+        return self._converted(version, path, base_dir), "ct2", None
+
+    def _converted(self, version: Version, path: Path, base_dir: Path | None) -> Path:
+        """``--engine ct2`` for an hf or LoRA version: CTranslate2 weights made once per md5 (the
+        adapter merged into its base first), reused while their own md5 still matches."""
+        from gitops.convert.ct2 import convert_to_ct2
+
+        out = self.state_dir / "ct2" / f"{version.md5.removesuffix('.dir')}-{self.quantization}"
+        stamp = out.with_name(out.name + ".md5")
+        if out.is_dir() and stamp.is_file() and stamp.read_text().strip() == dir_md5(out):
+            return out
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        convert_to_ct2(path, tmp, self.quantization, fmt=version.format, base_dir=base_dir)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        stamp.write_text(dir_md5(out) + "\n")
+        return out
