@@ -56,9 +56,9 @@ class Repos:
 
     def register(self, label: str, toy: Path) -> str:
         src = make_version(toy, self.versions / label, f"toy@{label}")
-        version = api.register(api.Workspace.open(self.admin), "toy", src, fmt="ct2", quantization="int8")
+        result = api.register(api.Workspace.open(self.admin), "toy", src, fmt="ct2", quantization="int8")
         api.Workspace.open(self.admin).dvc.push()
-        return version.id
+        return result.version.id
 
     def move(self, alias: str, version: str) -> tuple[str, str]:
         """Move ``alias`` in the admin repo and push; (commit before, commit after)."""
