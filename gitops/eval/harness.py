@@ -57,6 +57,7 @@ class MeasureConfig:
     batch_size: int = 16
     greedy: bool = True
     samples: int = 8
+    chat: bool = False  # texts and prompts are chat-formatted already (no special tokens are added)
 
 
 @dataclass
@@ -91,7 +92,7 @@ def measure(backend: Backend, texts: list[str], prompts: list[Prompt], config: M
     if not prompts:
         raise EvalError("no text is long enough to cut a prompt from; evaluate on more rows")
     out = Measurement()
-    nll, out.tokens = score_texts(backend, texts, config.batch_size, progress)
+    nll, out.tokens = score_texts(backend, texts, config.batch_size, progress, chat=config.chat)
     out.rows = len(texts)
     out.metrics.update(loss_metrics(nll, out.tokens))
     lat_prompts = prompts[:max(config.samples, MIN_LATENCY_PROMPTS)]
@@ -107,11 +108,11 @@ def measure(backend: Backend, texts: list[str], prompts: list[Prompt], config: M
 
 
 def score_texts(backend: Backend, texts: list[str], batch_size: int,
-                progress: Progress | None = None) -> tuple[float, int]:
+                progress: Progress | None = None, *, chat: bool = False) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) and token count over all ``texts``, in batches."""
     nll, tokens = 0.0, 0
     for start in range(0, len(texts), batch_size):
-        for total, count in backend.score(texts[start:start + batch_size], batch_size=batch_size):
+        for total, count in backend.score(texts[start:start + batch_size], batch_size=batch_size, chat=chat):
             nll, tokens = nll + total, tokens + count
         _tick(progress, "loss", min(start + batch_size, len(texts)), len(texts))
     return nll, tokens
@@ -135,11 +136,11 @@ def time_requests(backend: Backend, prompts: list[str], config: MeasureConfig,
                   progress: Progress | None = None) -> tuple[list[float], list[str]]:
     """Generate for each prompt alone (batch size 1): per-request seconds and completions."""
     backend.generate(prompts[:1], max_new_tokens=config.max_new_tokens, batch_size=1,
-                     greedy=config.greedy)  # warm-up, untimed
+                     greedy=config.greedy, chat=config.chat)  # warm-up, untimed
     seconds, texts = [], []
     for i, prompt in enumerate(prompts):
         [gen] = backend.generate([prompt], max_new_tokens=config.max_new_tokens, batch_size=1,
-                                 greedy=config.greedy)
+                                 greedy=config.greedy, chat=config.chat)
         seconds.append(gen.seconds)
         texts.append(gen.text)
         _tick(progress, "latency", i + 1, len(prompts))
@@ -153,7 +154,7 @@ def throughput(backend: Backend, prompts: list[str], config: MeasureConfig,
     for start in range(0, len(prompts), config.batch_size):
         batch = prompts[start:start + config.batch_size]
         gens = backend.generate(batch, max_new_tokens=config.max_new_tokens,
-                                batch_size=config.batch_size, greedy=config.greedy)
+                                batch_size=config.batch_size, greedy=config.greedy, chat=config.chat)
         tokens += sum(g.new_tokens for g in gens)
         seconds += gens[0].seconds  # every Generation of one batch carries that batch's time
         _tick(progress, "throughput", start + len(batch), len(prompts))

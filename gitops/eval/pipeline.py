@@ -28,7 +28,9 @@ from gitops.eval import harness
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
 from gitops.eval.results import CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo, ModelResult, Sample
+from gitops.ml import prompting
 from gitops.ml.bases import base_model_dir
+from gitops.ml.prompting import PromptFormat
 
 AUTO = "auto"
 DEFAULT_BASELINE_ALIAS = "production"
@@ -125,9 +127,9 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         raise EvalError("samples must be >= 0, and max_new_tokens, batch_size and max_rows >= 1")
     if plan is None:
         plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
-    texts = _holdout_texts(ws, plan, max_rows)
-    prompts = harness.make_prompts(texts)
-    config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples)
+    fmt = PromptFormat.from_config(ws.registry().resolve(plan.candidate)[1].config)
+    texts, prompts = holdout(ws, plan, fmt, max_rows)
+    config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples, chat=fmt.chat)
     cand, cand_done = _evaluate_one(ws, plan.candidate, texts, prompts, config, device, threads,
                                     _prefixed(progress, "candidate"))
     base, base_done = None, None
@@ -153,14 +155,36 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         environment=Environment.collect(_device_label(device)))
 
 
-def _holdout_texts(ws: Workspace, plan: EvalPlan, max_rows: int | None) -> list[str]:
+def holdout(ws: Workspace, plan: EvalPlan, fmt: PromptFormat,
+            max_rows: int | None) -> tuple[list[str], list[Prompt]]:
+    """The texts to score and the prompts to complete, from the holdout rows formatted as the
+    candidate was trained (:mod:`gitops.ml.prompting`): the same strings for candidate and baseline."""
     dataset, version = plan.data or batches.resolve(ws, plan.dataset)
-    texts = [row[dataset.text_field] for row in batches.rows_of(ws, dataset, version, plan.split)]
-    texts = [t for t in texts if isinstance(t, str) and t.strip()]
-    if not texts:
+    fmt.check(list(dataset.columns), dataset.name)
+    pairs = [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, plan.split)]
+    pairs = [p for p in pairs if isinstance(p[0], str) and (p[0] + (p[1] or "")).strip()]
+    if not pairs:
         raise EvalError(f"data set {plan.dataset} has no rows in split '{plan.split}'; ingest more data "
                         "or choose another --split")
-    return texts[:max_rows] if max_rows is not None else texts
+    pairs = pairs[:max_rows] if max_rows is not None else pairs
+    if fmt.response is None:  # plain text: prompts are cut from the rows' first words
+        texts = [prompt for prompt, _ in pairs]
+        return texts, harness.make_prompts(texts)
+    tokenizer = _candidate_tokenizer(ws, plan.candidate) if fmt.chat else None
+    texts = [prompting.render(tokenizer, pair, fmt.chat) for pair in pairs]
+    prompts = [Prompt(prompting.render_prompt(tokenizer, prompt, fmt.chat), response or "")
+               for prompt, response in pairs]
+    return texts, prompts
+
+
+def _candidate_tokenizer(ws: Workspace, ref: str):  # noqa: ANN202 - a transformers tokenizer
+    """The candidate's tokenizer, whose chat template formats the rows for both sides."""
+    from gitops.ml.loading import load_tokenizer
+
+    model, version = ws.registry().resolve(ref)
+    path = version_files(ws, model.name, version)
+    base = _base_dir(ws, model, version)
+    return load_tokenizer(path, fallback=base)
 
 
 def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Prompt],

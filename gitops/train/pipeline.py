@@ -25,6 +25,7 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError, GitopsError, NotFoundError, TrainError
 from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
+from gitops.ml.prompting import Pair, PromptFormat
 from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train import card as cardmod
@@ -104,15 +105,11 @@ def resolve_base(ws: Workspace, base_model: str, output_model: str) -> BaseSpec:
                      f"use an hf or peft-lora version (its parent, {version.parent or 'none'}, for example)")
 
 
-def read_split(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: str, template: str) -> list[str]:
-    """The rows of one split, each formatted with the prompt template over its columns."""
-    fields = train_config.template_fields(template)
-    columns = {"text", *dataset.columns}
-    if unknown := sorted(set(fields) - columns):
-        raise ConfigError(f"prompt.template uses {', '.join(unknown)}, which data set '{dataset.name}' does not "
-                          f"have (columns: {', '.join(dataset.columns)}; 'text' is the text field)")
-    return [template.format_map({**row, "text": row[dataset.text_field]})
-            for row in batches.rows_of(ws, dataset, version, split)]
+def read_split(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: str,
+               fmt: PromptFormat) -> list[Pair]:
+    """The rows of one split, each formatted by the config's prompt section: (prompt, response)."""
+    fmt.check(list(dataset.columns), dataset.name)
+    return [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, split)]
 
 
 def work_dir(root: Path, cfg: TrainConfig) -> Path:
@@ -144,8 +141,8 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
     if push:
         ws.check_push()
     cfg, base, dataset, version = effective_config(ws, cfg)
-    train_texts = read_split(ws, dataset, version, "train", cfg.template)
-    valid_texts = read_split(ws, dataset, version, "valid", cfg.template)
+    train_texts = read_split(ws, dataset, version, "train", cfg.prompt_format)
+    valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)
     out = work_dir(ws.root, cfg)
     result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
                          base_adapter=base.adapter)
