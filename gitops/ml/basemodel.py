@@ -18,12 +18,12 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from gitops.errors import TrainError
+from gitops.ml.localcache import cache_root, locked
 
 Progress = Callable[[int, int], None]
 """``progress(done_steps, total_steps)``: called during pre-training so a CLI can draw a bar."""
@@ -58,13 +58,6 @@ class Recipe:
         return h.hexdigest()[:12]
 
 
-def _cache_root(cache_dir: Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("GITOPS_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "gitops"
-
-
 def default_base_model(cache_dir: Path | None = None, progress: Progress | None = None,
                        *, recipe: Recipe | None = None) -> Path:
     """Path of the embedded default base model, building it on first use.
@@ -73,12 +66,12 @@ def default_base_model(cache_dir: Path | None = None, progress: Progress | None 
     directory named after the recipe's hash, so a changed recipe or corpus builds afresh.
     """
     recipe = recipe or Recipe()
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     target = root / f"base-model-{recipe.key()}"
     if (target / MARKER).is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"base-model-{recipe.key()}.lock"):
+    with locked(root / f"base-model-{recipe.key()}.lock"):
         if (target / MARKER).is_file():  # another process built it while we waited
             return target
         tmp = Path(tempfile.mkdtemp(prefix=".base-model-", dir=root))
@@ -102,22 +95,6 @@ def build_base_model(out_dir: Path, *, seed: int = 0, steps: int = 300,
     out_dir.mkdir(parents=True, exist_ok=True)
     _build(out_dir, Recipe(seed=seed, steps=steps), progress)
     return out_dir
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX flock; no lock where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: builds are still atomic, just possibly duplicated
-        yield
-        return
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _build(out_dir: Path, recipe: Recipe, progress: Progress | None) -> None:

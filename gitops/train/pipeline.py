@@ -13,6 +13,7 @@ for anyone who wants the small diff. See docs/train-config.md.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from gitops.core.schema import Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError, GitopsError, NotFoundError, TrainError
+from gitops.ml import gguf_base
 from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
 from gitops.ml.prompting import Pair, PromptFormat
 from gitops.registry.alias import set_alias
@@ -31,6 +33,7 @@ from gitops.registry.register import register
 from gitops.train import card as cardmod
 from gitops.train import train_config
 from gitops.train.lora import Progress, TrainResult, train_model
+from gitops.train.register_base import ensure_base
 from gitops.train.train_config import TrainConfig
 
 RUNS_DIR = ".gitops/runs"
@@ -74,12 +77,19 @@ def resolve_dataset(ws: Workspace, ref: str) -> tuple[Dataset, DatasetVersion]:
         raise ConfigError(f"dataset: {exc}") from None
 
 
-def resolve_base(ws: Workspace, base_model: str, output_model: str) -> BaseSpec:
+def resolve_base(ws: Workspace, base_model: str, output_model: str, gguf_file: str | None = None) -> BaseSpec:
     """Turn ``base_model`` into something loadable: a registry ref is resolved to its weights dir
-    (a ``peft-lora`` version to its base + adapter); anything else is a local dir or a hub id."""
+    (a ``peft-lora`` version to its base + adapter); a GGUF (``smollm2``, a ``.gguf`` file) is
+    registered as a base version first (once per file md5) and then used as that registry ref;
+    anything else is a local dir or a hub id."""
     if base_model == EMBEDDED_BASE:
         # The embedded default: built locally, recorded by name so any machine can rebuild it.
         return BaseSpec(str(base_model_dir(ws, base_model)), None, base_model, None)
+    if gguf_base.is_gguf(base_model, gguf_file):
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would register it
+            raise TrainError(f"base_model '{base_model}' is a GGUF file: register it once before a multi-process "
+                             f"run (gitops register-base {base_model}) and train from the NAME@vN it prints")
+        base_model = ensure_base(ws, base_model, gguf_file=gguf_file).ref
     name, sep, _ = base_model.partition("@")
     registry = ws.registry()
     if not sep or name not in registry.models:
@@ -125,10 +135,11 @@ def work_dir(root: Path, cfg: TrainConfig) -> Path:
 
 def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, BaseSpec, Dataset, DatasetVersion]:
     """The config as it actually runs: data set and registry base resolved to versions."""
-    base = resolve_base(ws, cfg.base_model, cfg.output_model)
+    base = resolve_base(ws, cfg.base_model, cfg.output_model, cfg.gguf_file)
     dataset, version = resolve_dataset(ws, cfg.dataset)
     cfg.dataset = f"{dataset.name}@{version.id}"
     cfg.base_model = base.record
+    cfg.gguf_file = None  # a GGUF base is recorded as its registered version
     return cfg, base, dataset, version
 
 
