@@ -61,9 +61,15 @@ def _print_model(data: dict) -> None:
     click.echo(f"{data['name']}: {data['description'] or '(no description)'}")
     if data["protected"]:
         click.echo("protected: " + "; ".join(f"{a} by {' '.join(o)}" for a, o in data["protected"].items()))
-    rows = [[v["id"], v["format"] + (f"/{v['quantization']}" if v["quantization"] else ""), v["parent"] or "-",
+    rows = [[v["id"], _format_label(v), v["parent"] or "-",
              v["dataset"] or "-", (v["created_at"] or "")[:19], ", ".join(v["aliases"])] for v in data["versions"]]
     click.echo(table(rows, ["VERSION", "FORMAT", "PARENT", "DATA SET", "CREATED", "ALIASES"]))
+
+
+def _format_label(v: dict) -> str:
+    """``ct2/int8``; ``peft-lora on smollm2-135m-instruct@v1`` (an adapter is nothing without its base)."""
+    label = v["format"] + (f"/{v['quantization']}" if v["quantization"] else "")
+    return f"{label} on {v['base_model']}" if v["format"] == "peft-lora" and v.get("base_model") else label
 
 
 def _print_version(data: dict) -> None:

@@ -63,7 +63,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
     if run.version is None:
         return  # a non-main process under accelerate launch: the main one reports
     m = run.result.metrics
-    click.echo(f"Registered {run.model}@{run.version} (format hf) from {run.base_model} on {run.dataset}")
+    click.echo(f"Registered {run.model}@{run.version} (format {run.format}) from {run.base_model} on {run.dataset}")
     if run.result.resumed_from is not None:
         click.echo(f"  resumed from step {run.result.resumed_from}")
     click.echo(f"  steps {run.result.steps}  train_loss {m.get('train_loss')}  eval_loss {m.get('eval_loss')}  "

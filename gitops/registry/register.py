@@ -23,9 +23,10 @@ def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: 
              base_model: str | None = None, dataset: str | None = None,
              metrics: dict[str, float] | Path | None = None, config: dict | None = None,
              config_hash: str | None = None, quantization: str | None = None, note: str | None = None,
-             move: bool = False, push: bool = False) -> Version:
+             move: bool = False, push: bool = False, base_md5: str | None = None) -> Version:
     """Store a weights directory as the model's next version: copy under ``models/MODEL/vN``,
-    ``dvc add`` it (one ``.dvc`` per version), record its lineage, commit (and ``push``)."""
+    ``dvc add`` it (one ``.dvc`` per version), record its lineage, commit (and ``push``).
+    ``base_md5`` pins a ``peft-lora`` adapter to the exact base version it was trained on."""
     if fmt not in schema.FORMATS:
         raise RegistryError(f"format '{fmt}' is not one of {', '.join(schema.FORMATS)}")
     if quantization is not None and quantization not in schema.QUANTIZATIONS:
@@ -52,7 +53,7 @@ def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: 
         version = Version(id=vid, format=fmt, path=rel, md5=ws.dvc.add(rel), parent=parent, base_model=base_model,
                           dataset=dataset, quantization=quantization, config=config, config_hash=config_hash,
                           metrics=dict(metrics or {}), note=note, commit=ws.git.head(), author=ws.git.user(),
-                          created_at=timestamps.utc_now())
+                          created_at=timestamps.utc_now(), base_md5=base_md5)
         grown = Model(**{**vars(m), "versions": {**m.versions, vid: version}})
         layout.append_version(ws.root, ws.cache, model_rel, version, schema.version_fields(version),
                               lambda: layout.write_model(ws.root, grown))

@@ -5,14 +5,18 @@ resolve the references, read the data, keep a resumable work dir, write the mode
 the new version with its lineage. Under ``accelerate launch`` every process runs this; only the main
 process writes files, registers and commits.
 
-What is registered: the merged model (format ``hf``). Every version is then self-contained: it loads
-with a plain ``from_pretrained``, converts to CTranslate2 directly, and evaluating it never needs a
-chain of bases resolved first. The LoRA adapter travels inside the version directory (``adapter/``)
-for anyone who wants the small diff. See docs/train-config.md.
+What is registered depends on the base. A base that is a registry version (``hf``, a GGUF or a
+directory registered as a base version, or another ``peft-lora`` version) gives a ``peft-lora``
+version: the adapter alone (megabytes), pinned to that base version by ``base_model`` and
+``base_md5``; the merged weights are made on demand where versions are loaded
+(:func:`gitops.core.materialize.loadable`). A base that is not a registry version (the embedded toy,
+a local directory, a hub id) has no md5 to pin, so that version stores the merged model (format
+``hf``) as before, with the adapter in ``adapter/``. See docs/train-config.md.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -38,6 +42,7 @@ from gitops.train.train_config import TrainConfig
 
 RUNS_DIR = ".gitops/runs"
 RELEASE_FILES = ("metrics.json", "loss_curve.json")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what a peft-lora version stores
 
 
 @dataclass
@@ -48,6 +53,7 @@ class BaseSpec:
     adapter: Path | None  # a parent's LoRA adapter to merge in first
     record: str  # what the new version records as base_model
     parent: str | None  # parent version id (same model only)
+    md5: str | None = None  # the base version's md5 when it is a registry version: the run stores the adapter
 
 
 @dataclass
@@ -65,6 +71,8 @@ class TrainRun:
     alias: str | None = None
     path: str | None = None
     commit: str | None = None
+    base_md5: str | None = None  # set: the run is stored as a peft-lora adapter on that base version
+    format: str = "hf"
 
 
 def resolve_dataset(ws: Workspace, ref: str) -> tuple[Dataset, DatasetVersion]:
@@ -103,14 +111,14 @@ def resolve_base(ws: Workspace, base_model: str, output_model: str, gguf_file: s
     parent = version.id if model.name == output_model else None
     record = f"{model.name}@{version.id}"
     if version.format == "hf":
-        return BaseSpec(str(weights), None, record, parent)
+        return BaseSpec(str(weights), None, record, parent, version.md5)
     if version.format == "peft-lora":
         if not version.base_model:
             raise TrainError(f"base_model {record} is a LoRA adapter without a recorded base_model")
         inner = resolve_base(ws, version.base_model, output_model)
         if inner.adapter is not None:
             raise TrainError(f"base_model {record}: adapters on adapters are not supported")
-        return BaseSpec(inner.load_from, weights, record, parent)
+        return BaseSpec(inner.load_from, weights, record, parent, version.md5)
     raise TrainError(f"base_model {record} has format '{version.format}', which cannot be fine-tuned; "
                      f"use an hf or peft-lora version (its parent, {version.parent or 'none'}, for example)")
 
@@ -158,29 +166,48 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
     result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
                          base_adapter=base.adapter)
     run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,
-                   parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result)
+                   parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result,
+                   base_md5=base.md5, format="peft-lora" if base.md5 else "hf")
     if not result.is_main_process:
         return run
     return _register(ws, run, alias=alias, push=push)
 
 
 def release_dir(run: TrainRun, version: str | None, commit: str | None) -> Path:
-    """Assemble the version directory: merged weights at the top, ``adapter/``, metrics, curve,
-    effective config and the model card."""
+    """Assemble the version directory: the weights (the adapter alone for ``peft-lora``; else the
+    merged model with ``adapter/`` beside it), metrics, curve, effective config and the model card."""
     out = run.result.out_dir
     release = out / "release"
     if release.exists():
         shutil.rmtree(release)
-    shutil.copytree(run.result.merged_dir, release)
-    shutil.copytree(run.result.adapter_dir, release / "adapter")
+    if run.format == "peft-lora":
+        release.mkdir()
+        _copy_adapter(run.result.adapter_dir, release, run.base_model)
+    else:
+        shutil.copytree(run.result.merged_dir, release)
+        shutil.copytree(run.result.adapter_dir, release / "adapter")
     for name in RELEASE_FILES:
         shutil.copy2(out / name, release / name)
     yamlio.dump_file(release / "train_config.yaml", run.config)
     cardmod.write(cardmod.ModelCard(
         model_name=run.model, base_model=run.base_model, dataset=run.dataset, config=run.config,
         config_hash=run.config_hash, metrics=run.result.metrics, version=version,
-        parent=f"{run.model}@{run.parent}" if run.parent else None, commit=commit), release)
+        parent=f"{run.model}@{run.parent}" if run.parent else None, commit=commit,
+        library_name="peft" if run.format == "peft-lora" else "transformers", base_md5=run.base_md5), release)
     return release
+
+
+def _copy_adapter(adapter_dir: Path, release: Path, base_ref: str) -> None:
+    """The adapter's two files, nothing else: no tokenizer (training never changes the vocabulary, so
+    the base's tokenizer is the version's; the merged directory takes it from the base) and not
+    peft's own README (the model card replaces it). The config's ``base_model_name_or_path`` would be
+    a machine-local cache path: it names the registry base instead (gitops loads the base itself)."""
+    for name in ADAPTER_FILES:
+        shutil.copy2(adapter_dir / name, release / name)
+    path = release / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_ref
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _register(ws: Workspace, run: TrainRun, *, alias: str | None, push: bool) -> TrainRun:
@@ -188,9 +215,10 @@ def _register(ws: Workspace, run: TrainRun, *, alias: str | None, push: bool) ->
     expected = registry.models[run.model].next_version_id() if run.model in registry.models else "v1"
     commit = ws.git.head()
     release = release_dir(run, expected, commit)
-    version = register(ws, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
+    version = register(ws, run.model, release, fmt=run.format, parent=run.parent, base_model=run.base_model,
                        dataset=run.dataset, metrics=run.result.metrics, config=run.config,
-                       config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)", move=True)
+                       config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)", move=True,
+                       base_md5=run.base_md5)
     run.version, run.commit = version.id, version.commit or commit
     run.path = version.path
     if alias:
