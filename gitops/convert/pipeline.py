@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from gitops.core.materialize import version_files
+from gitops.core.materialize import loadable
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConvertError
@@ -29,12 +29,13 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
     if push:
         ws.check_push()
     model, src = ws.registry().resolve(ref)
-    src_dir = version_files(ws, model.name, src)
-    base = base_model_dir(ws, src.base_model) if src.format == "peft-lora" else None
+    loaded = loadable(ws, model.name, src)  # a pinned peft-lora version: the merged weights (cached)
+    src_dir = loaded.files
+    base = base_model_dir(ws, src.base_model) if loaded.format == "peft-lora" else None
     if base is not None and not isinstance(base, Path):
         raise ConvertError(f"{model.name}@{src.id}: its base model '{base}' is not available offline")
     with tempfile.TemporaryDirectory(prefix="gitops-convert-") as tmp:
-        out = convert_to_ct2(src_dir, Path(tmp) / "ct2", quantization, fmt=src.format, base_dir=base)
+        out = convert_to_ct2(loaded.weights, Path(tmp) / "ct2", quantization, fmt=loaded.format, base_dir=base)
         for name in CARRIED_FILES:  # the variant keeps its source's training record
             if (src_dir / name).is_file() and not (out / name).exists():
                 shutil.copy2(src_dir / name, out / name)

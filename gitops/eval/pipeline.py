@@ -1,6 +1,6 @@
 """``gitops eval``: a registered candidate (and its baseline) measured on a data set's holdout.
 
-Every version is loaded through its registry entry (:func:`gitops.core.materialize.version_files`
+Every version is loaded through its registry entry (:func:`gitops.core.materialize.loadable`
 pulls it through DVC and refuses files that do not match the recorded md5), opened with the backend
 for its format, and measured by :mod:`gitops.eval.harness` with one fixed configuration, so the
 candidate and the baseline see the same rows, the same prompts and the same decoding rules. The
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gitops import timestamps
 from gitops.core import refs
-from gitops.core.materialize import version_files
+from gitops.core.materialize import loadable
 from gitops.core.schema import Dataset, DatasetVersion, Model, Version
 from gitops.core.workspace import Workspace
 from gitops.data import batches
@@ -182,9 +182,9 @@ def _candidate_tokenizer(ws: Workspace, ref: str):  # noqa: ANN202 - a transform
     from gitops.ml.loading import load_tokenizer
 
     model, version = ws.registry().resolve(ref)
-    path = version_files(ws, model.name, version)
-    base = _base_dir(ws, model, version)
-    return load_tokenizer(path, fallback=base)
+    loaded = loadable(ws, model.name, version)
+    base = _base_dir(ws, model, version) if loaded.format == "peft-lora" else None
+    return load_tokenizer(loaded.weights, fallback=base)
 
 
 def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Prompt],
@@ -200,11 +200,11 @@ def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Promp
     _check_device(device, version.format)
     if progress is not None:
         progress("loading", 0, 1)
-    path = version_files(ws, model.name, version)
-    base_dir = _base_dir(ws, model, version)
-    with open_backend(path, version.format, base_dir=base_dir, device=device, threads=threads) as backend:
-        measured = harness.measure(backend, texts, prompts, config, weights_dir=path, progress=progress)
-    result = ModelResult.from_version(ref, version, measured.metrics, read_curve(path))
+    loaded = loadable(ws, model.name, version)  # a pinned peft-lora version: merged into its base, cached
+    base_dir = _base_dir(ws, model, version) if loaded.format == "peft-lora" else None
+    with open_backend(loaded.weights, loaded.format, base_dir=base_dir, device=device, threads=threads) as backend:
+        measured = harness.measure(backend, texts, prompts, config, weights_dir=loaded.files, progress=progress)
+    result = ModelResult.from_version(ref, version, measured.metrics, read_curve(loaded.files))
     return result, measured
 
 

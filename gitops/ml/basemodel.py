@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from gitops.errors import TrainError
-from gitops.ml.localcache import cache_root, locked
+from gitops.core.localcache import cache_root, locked
 
 Progress = Callable[[int, int], None]
 """``progress(done_steps, total_steps)``: called during pre-training so a CLI can draw a bar."""

