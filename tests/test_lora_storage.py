@@ -167,3 +167,25 @@ def test_training_on_a_lora_version_stacks_a_pinned_adapter(lora_repo) -> None:
     assert loaded.format == "hf" and loaded.weights != parent.weights
     assert (loaded.weights / "config.json").is_file()
 
+
+def test_init_links_the_dvc_cache_so_registered_weights_are_stored_once(gitops_repo: Path, tmp_path: Path) -> None:
+    """``gitops init`` picks a cache.type that links on this file system (ext4 here: hardlink first),
+    and ``gitops register`` honours it: a version's weight file is the cache object itself."""
+    from gitops import api
+    from gitops.adapters.dvc import DvcConfig
+
+    types = DvcConfig(gitops_repo).link_types
+    assert types[0] in ("reflink", "hardlink") and types[-1] == "copy"
+    weights = tmp_path / "w"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(os.urandom(1 << 20))
+    ws = api.Workspace(gitops_repo)
+    api.create_model(ws, "m", description="link test")
+    version = api.register(ws, "m", weights, fmt="hf")
+    stored = gitops_repo / version.path / "model.safetensors"
+    digest = __import__("hashlib").md5(stored.read_bytes()).hexdigest()
+    cached = gitops_repo / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+    if types[0] == "hardlink":
+        assert os.path.samefile(stored, cached) and stored.stat().st_nlink == 2
+    else:  # a reflink shares blocks, not the inode
+        assert cached.is_file() and not os.path.samefile(stored, cached)
