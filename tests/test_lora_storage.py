@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitops import yamlio
+from tests.conftest import run_gitops
 from tests.train_fixtures import base_model_dir, tiny_config  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -68,6 +69,10 @@ def test_a_lora_version_stores_the_adapter_alone_pinned_to_its_base(lora_repo) -
     assert adapter_config["base_model_name_or_path"] == f"{BASE}@v1"  # no machine-local cache path
     text = (root / "registry" / MODEL / "model.yaml").read_text()
     assert f"base_md5: {base.md5}" in text
+    shown = run_gitops("show", MODEL, cwd=root)
+    assert shown.exit_code == 0 and f"peft-lora on {BASE}@v1" in shown.stdout, shown.stderr
+    shown = run_gitops("show", f"{MODEL}@v1", cwd=root)
+    assert f"base_model: {BASE}@v1" in shown.stdout and f"base_md5: {base.md5}" in shown.stdout
 
 
 def test_eval_and_convert_use_the_merged_weights_and_agree_with_a_merge_by_hand(lora_repo, base_model_dir,  # noqa: F811
