@@ -194,3 +194,29 @@ def test_init_links_the_dvc_cache_so_registered_weights_are_stored_once(gitops_r
         assert os.path.samefile(stored, cached) and stored.stat().st_nlink == 2
     else:  # a reflink shares blocks, not the inode
         assert cached.is_file() and not os.path.samefile(stored, cached)
+
+
+def test_two_processes_merging_at_once_build_one_entry(lora_repo, tmp_path: Path) -> None:
+    """The lock and the rename: both get the same finished entry, one of them built it, and no
+    temporary directory is left behind."""
+    import subprocess
+    import sys
+
+    from gitops.core.workspace import Workspace
+    from tests.train_fixtures import subprocess_env
+
+    root, _ = lora_repo
+    registry = Workspace(root).registry()
+    v1, base = registry.models[MODEL].versions["v1"], registry.models[BASE].versions["v1"]
+    script = ("import sys; from gitops.core import merged; "
+              "p = merged.merged_dir(sys.argv[1], sys.argv[2], sys.argv[3]); print(p, merged.BUILDS['count'])")
+    key = "concurrent-test"
+    env = {**subprocess_env(), "GITOPS_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", script, key, str(root / base.path), str(root / v1.path)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    paths, builds = zip(*(out.split() for out, _ in outs))
+    assert paths[0] == paths[1] == str(tmp_path / "cache" / f"lora-{key}")
+    assert sorted(builds) == ["0", "1"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [f"lora-{key}", f"lora-{key}.lock"]
