@@ -143,6 +143,23 @@ def test_the_merge_cache_is_reused_and_a_bad_entry_is_never_used(lora_repo) -> N
     assert merged.BUILDS["count"] == builds + 2 and marker.is_file()
 
 
+def test_check_names_a_pin_that_does_not_match_its_base(lora_repo, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    root, _ = lora_repo
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, symlinks=True)
+    assert run_gitops("check", cwd=copy).exit_code == 0
+    base_md5 = _registry(root).models[MODEL].versions["v1"].base_md5
+    model_yaml = copy / "registry" / MODEL / "model.yaml"
+    model_yaml.write_text(model_yaml.read_text().replace(f"base_md5: {base_md5}", f"base_md5: {'1' * 32}.dir"))
+    subprocess.run(["git", "commit", "-qam", "edit the pin"], cwd=copy, check=True)
+    res = run_gitops("check", cwd=copy)
+    assert res.exit_code == 1
+    assert f"version v1: base_md5 {'1' * 32}.dir is not the md5 of {BASE}@v1 ({base_md5})" in res.stdout + res.stderr
+
+
 def test_a_base_that_changed_under_an_adapter_is_refused(lora_repo) -> None:
     from gitops.core import materialize
     from gitops.core.workspace import Workspace
