@@ -238,12 +238,13 @@ def _scheduler(optimizer: Any, total_steps: int) -> Any:
 def train_model(train_texts: list[str | Pair], valid_texts: list[str | Pair], base_model: str | Path,
                 cfg: TrainConfig,
                 out_dir: Path, *, resume: bool = False, progress: Progress | None = None,
-                base_adapter: Path | None = None) -> TrainResult:
+                base_adapter: Path | None = None, merge: bool = True) -> TrainResult:
     """Fine-tune a LoRA adapter on ``train_texts`` (texts, or (prompt, response) pairs formatted as
     ``cfg``'s prompt section says); write ``adapter/``, ``merged/``, ``metrics.json``
     and ``loss_curve.json`` under ``out_dir`` (main process). ``resume`` continues from the last
     checkpoint in ``out_dir`` when there is one. ``base_adapter`` is a parent's LoRA adapter, merged
-    into the base before the new adapter is added."""
+    into the base before the new adapter is added. ``merge=False`` skips ``merged/`` (a version that
+    stores the adapter alone never reads it: on SmolLM2 that is 538 MB not written)."""
     import torch
     from accelerate.utils import set_seed
 
@@ -273,7 +274,7 @@ def train_model(train_texts: list[str | Pair], valid_texts: list[str | Pair], ba
     accelerator.wait_for_everyone()
     _run_loop(accelerator, model, optimizer, scheduler, train, valid, sampler, cfg, out_dir, state, total,
               progress, started)
-    return _finish(accelerator, model, tokenizer, out_dir, state, resumed_from)
+    return _finish(accelerator, model, tokenizer, out_dir, state, resumed_from, merge)
 
 
 def _total_steps(batches_per_epoch: int, cfg: TrainConfig) -> int:
@@ -336,7 +337,7 @@ def _log_and_checkpoint(accelerator: Any, model: Any, valid: Any, out_dir: Path,
 
 
 def _finish(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, state: TrainState,
-            resumed_from: int | None) -> TrainResult:
+            resumed_from: int | None, merge: bool = True) -> TrainResult:
     """Save adapter, merged model, metrics and curve (main process); all processes return the result."""
     last = state.curve[-1] if state.curve else {}
     eval_loss = last.get("eval_loss")
@@ -355,9 +356,10 @@ def _finish(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, state: 
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(str(adapter_dir))
         tokenizer.save_pretrained(str(adapter_dir))
-        merged = unwrapped.merge_and_unload()
-        merged.save_pretrained(str(merged_dir))
-        tokenizer.save_pretrained(str(merged_dir))
+        if merge:
+            merged = unwrapped.merge_and_unload()
+            merged.save_pretrained(str(merged_dir))
+            tokenizer.save_pretrained(str(merged_dir))
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         (out_dir / "loss_curve.json").write_text(json.dumps(state.curve, indent=2) + "\n", encoding="utf-8")
     accelerator.wait_for_everyone()

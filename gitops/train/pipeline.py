@@ -166,7 +166,7 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)
     out = work_dir(ws.root, cfg)
     result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
-                         base_adapter=base.adapter)
+                         base_adapter=base.adapter, merge=base.md5 is None)  # peft-lora: no merged copy
     run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,
                    parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result,
                    base_md5=base.md5, format="peft-lora" if base.md5 else "hf")
