@@ -73,6 +73,11 @@ def test_a_lora_version_stores_the_adapter_alone_pinned_to_its_base(lora_repo) -
     assert shown.exit_code == 0 and f"peft-lora on {BASE}@v1" in shown.stdout, shown.stderr
     shown = run_gitops("show", f"{MODEL}@v1", cwd=root)
     assert f"base_model: {BASE}@v1" in shown.stdout and f"base_md5: {base.md5}" in shown.stdout
+    assert run_gitops("alias", "set", MODEL, "lora-test", "v1", cwd=root).exit_code == 0
+    history = run_gitops("history", MODEL, "lora-test", cwd=root).stdout
+    assert f"none -> v1 (peft-lora on {BASE}@v1)" in history
+    event = json.loads(run_gitops("history", MODEL, "lora-test", "--json", cwd=root).stdout)[0]
+    assert (event["new_format"], event["new_base"]) == ("peft-lora", f"{BASE}@v1")
 
 
 def test_eval_and_convert_use_the_merged_weights_and_agree_with_a_merge_by_hand(lora_repo, base_model_dir,  # noqa: F811

@@ -288,7 +288,8 @@ def history(model_name: str, alias_name: str | None, limit: int | None, as_json:
     if not events:
         click.echo(f"No alias of '{model_name}' has moved yet.")
         return
-    rows = [[e.date[:19].replace("T", " "), e.alias, f"{e.old or 'none'} -> {e.new or 'none'}", e.author,
+    rows = [[e.date[:19].replace("T", " "), e.alias, f"{e.old or 'none'} -> {e.new or 'none'}"
+             + (f" (peft-lora on {e.new_base})" if e.new_base else ""), e.author,
              e.commit[:8], f"#{e.pr}" if e.pr else "-"] for e in events]
     click.echo(table(rows, ["WHEN", "ALIAS", "MOVE", "BY", "COMMIT", "PR"]))
 
