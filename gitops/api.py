@@ -32,6 +32,7 @@ _EXPORTS = {
     "show_dataset": "gitops.data.show_dataset",
     "read_rows": "gitops.data.batches",
     "train": "gitops.train.pipeline",
+    "register_base": ("gitops.train.register_base", "ensure_base"),
     "convert": "gitops.convert.pipeline",
     "plan_eval": "gitops.eval.pipeline",
     "evaluate": "gitops.eval.pipeline",

@@ -27,6 +27,9 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
     versions = {v["id"]: v for v in shown["versions"]}
     assert versions["v1"]["dataset"] == "reviews@v1" and versions["v1"]["parent"] is None
     assert versions["v2"]["dataset"] == "reviews@v2" and versions["v2"]["parent"] == "v1"
+    # v1 was trained on the embedded base (no registry version: merged hf); v2 on v1: the adapter alone
+    assert versions["v1"]["format"] == "hf" and versions["v2"]["format"] == "peft-lora"
+    assert versions["v2"]["base_model"] == f"{MODEL}@v1"
     assert versions["v3"]["format"] == "ct2" and versions["v3"]["quantization"] == "int8"
     assert versions["v3"]["parent"] == "v2"
     assert shown["aliases"] == {"production": "v3", "staging": "v3"}

@@ -144,12 +144,14 @@ def test_production_itself_has_no_default_baseline(eval_repo, tmp_path):  # noqa
 
 def test_tampered_weights_are_refused(eval_repo, tmp_path):  # noqa: F811
     target = eval_repo.root / f"models/{MODEL}/v2/adapter_config.json"
-    original = target.read_bytes()
+    original, mode = target.read_bytes(), target.stat().st_mode
+    target.chmod(0o644)  # DVC makes linked (hardlink cache) files read-only
     try:
         target.write_bytes(original + b"\n")
         result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v2", "--no-baseline")
     finally:
         target.write_bytes(original)
+        target.chmod(mode)
     assert result.exit_code == 1
     assert "do not match the md5 the registry records" in result.stderr
     assert f"models/{MODEL}/v2" in result.stderr

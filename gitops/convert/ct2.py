@@ -32,6 +32,8 @@ def convert_to_ct2(src_dir: Path, out_dir: Path, quantization: str = "int8", *,
     """
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     _check_args(src_dir, quantization, fmt)
+    if fmt == "hf":
+        check_convertible(src_dir)  # before anything is loaded (a peft-lora base is checked once merged)
     if fmt == "peft-lora":
         with tempfile.TemporaryDirectory(prefix="gitops-merge-") as tmp:
             merged = _merge(src_dir, base_dir, Path(tmp))
@@ -93,14 +95,57 @@ def _write_meta(dst: Path, quantization: str, fmt: str) -> None:
     (dst / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def _run_converter(src: Path, dst: Path, quantization: str) -> None:
+def check_convertible(src: Path) -> str:
+    """The model type of ``src``, or a ConvertError (one sentence) when this CTranslate2 cannot
+    convert its architecture: no converter registered for it, or one known not to read what this
+    transformers writes. Cheap (config only), so it runs before any weights are loaded or merged."""
     try:
-        from ctranslate2.converters import TransformersConverter
+        import ctranslate2
+        import transformers
+        from ctranslate2.converters import transformers as ct2_hf
     except ImportError as exc:
         raise ConvertError("CTranslate2 is not installed; install gitops-registry[ml].") from exc
+    try:
+        model_type = json.loads((Path(src) / "config.json").read_text())["model_type"]
+        config_class = transformers.CONFIG_MAPPING[model_type].__name__
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""  # an unusual config: the converter itself will say what it thinks
+    loaders = getattr(ct2_hf, "_MODEL_LOADERS", {})
+    if loaders and config_class not in loaders:
+        raise ConvertError(f"CTranslate2 {ctranslate2.__version__} cannot convert {model_type} models: it has "
+                           f"no converter for {config_class}.")
+    why = BROKEN_LOADERS.get(config_class)
+    if why and _version(ctranslate2.__version__) <= BROKEN_UP_TO and _version(transformers.__version__) >= (5,):
+        raise ConvertError(f"CTranslate2 {ctranslate2.__version__} cannot convert {model_type} models made by "
+                           f"transformers {transformers.__version__}: {why}.")
+    return model_type
+
+
+# Converters CTranslate2 registers that fail on what transformers 5 writes (measured with
+# ctranslate2 4.8.5 and transformers 5.24; both fail half way with an AttributeError/KeyError).
+BROKEN_LOADERS = {
+    "PhiConfig": "its Phi loader reads the old remote-code layout (n_layer, mixer.Wqkv), not PhiForCausalLM's",
+    "Phi3Config": "its Phi3 loader reads rope_scaling['type'], which transformers 5 no longer writes",
+}
+BROKEN_UP_TO = (4, 8, 5)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _run_converter(src: Path, dst: Path, quantization: str) -> None:
+    from ctranslate2.converters import TransformersConverter
+
+    model_type = check_convertible(src)
     try:
         TransformersConverter(str(src)).convert(str(dst), quantization=quantization, force=True)
     except Exception as exc:  # noqa: BLE001 - the converter is an outside system: translate all
         # It raises ValueError for unsupported architectures, but also AttributeError/KeyError
         # when a transformers release renamed something the converter reads.
-        raise ConvertError(f"CTranslate2 could not convert {src} ({exc}).") from exc
+        what = f"this {model_type} model" if model_type else str(src)
+        raise ConvertError(f"CTranslate2 could not convert {what} ({type(exc).__name__}: {exc}).") from exc

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from gitops.convert import variant_card
-from gitops.core.materialize import version_files
+from gitops.core.materialize import loadable
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConvertError
@@ -32,12 +32,12 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
     if push:
         ws.check_push()
     model, src = ws.registry().resolve(ref)
-    src_dir = version_files(ws, model.name, src)
-    base = base_model_dir(ws, src.base_model) if src.format == "peft-lora" else None
+    loaded = loadable(ws, model.name, src)  # a pinned peft-lora version: the merged weights (cached)
+    base = base_model_dir(ws, src.base_model) if loaded.format == "peft-lora" else None
     if base is not None and not isinstance(base, Path):
         raise ConvertError(f"{model.name}@{src.id}: its base model '{base}' is not available offline")
     with tempfile.TemporaryDirectory(prefix="gitops-convert-") as tmp:
-        out = convert_to_ct2(src_dir, Path(tmp) / "ct2", quantization, fmt=src.format, base_dir=base)
+        out = convert_to_ct2(loaded.weights, Path(tmp) / "ct2", quantization, fmt=loaded.format, base_dir=base)
         variant_card.write(out, model.name, src, quantization, _version("ctranslate2"))
         version = register(
             ws, model.name, out, fmt="ct2", quantization=quantization, parent=src.id,

@@ -9,17 +9,25 @@ checkout. So every file is hashed here, on every use: the ``.dir`` manifest in t
 the md5 the registry records, and each file must have the md5 the manifest lists (no file missing,
 none extra). A copy that fails right after a pull is removed, with its cache objects, so neither
 the next command nor a person picks it up.
+
+:func:`loadable` is the entry point for whatever loads a version's weights (eval, convert, serve,
+continued training): a ``peft-lora`` version pinned to a base version comes back as merged ``hf``
+weights, made on demand and cached by (base md5, adapter md5) in :mod:`gitops.core.merged`.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.adapters.dvc import file_md5, manifest_bytes, manifest_entries, read_pointer, tree_md5s
+from gitops.core import merged, refs
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
-from gitops.errors import IntegrityError, NotFoundError
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
+
+MAX_ADAPTER_DEPTH = 8  # adapters trained on adapters: a bound on the chain merged on demand
 
 _NAMED = 5  # files named in one error; the rest are counted
 
@@ -95,3 +103,46 @@ def _discard(target: Path) -> None:
         shutil.rmtree(target, ignore_errors=True)
     else:
         target.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Loadable:
+    """A version ready to load: ``files`` are its own (verified) files (an adapter's metrics, curve
+    and card are there), ``weights`` the directory to load and ``format`` the format of that
+    directory (``hf`` for a merged ``peft-lora`` version), ``key`` what identifies those weights
+    (the version md5, or the merge key)."""
+
+    files: Path
+    weights: Path
+    format: str
+    key: str
+
+
+def is_pinned(version: Version) -> bool:
+    """A ``peft-lora`` version that names its base version and that base's md5 (what gitops train
+    registers); older adapters name a base by path or name and are loaded with it as they were."""
+    return version.format == "peft-lora" and bool(version.base_md5) and "@" in (version.base_model or "")
+
+
+def loadable(ws: Workspace, model: str, version: Version, *, _depth: int = 0) -> Loadable:
+    """``model@version``'s weights as something to load: the version's verified files, or for a
+    pinned ``peft-lora`` version its base (resolved the same way, verified against ``base_md5``)
+    with the adapter merged in, from the merge cache."""
+    files = version_files(ws, model, version)
+    if not is_pinned(version):
+        return Loadable(files, files, version.format, version.md5)
+    label = f"{model}@{version.id}"
+    if _depth >= MAX_ADAPTER_DEPTH:
+        raise ConfigError(f"{label}: more than {MAX_ADAPTER_DEPTH} adapters stacked on each other; "
+                          "register a merged version as a base")
+    base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model, require_ref=True))
+    if base.md5 != version.base_md5:
+        raise IntegrityError(f"{label} was trained on {version.base_model} with md5 {version.base_md5}, but the "
+                             f"registry now records md5 {base.md5} for it; refusing to merge the adapter "
+                             "into other weights")
+    inner = loadable(ws, base_model.name, base, _depth=_depth + 1)
+    if inner.format != "hf":
+        raise ConfigError(f"{label}: its base {version.base_model} has format '{inner.format}'; a LoRA "
+                          "adapter merges only into hf weights")
+    key = merged.merge_key(inner.key, version.md5)
+    return Loadable(files, merged.merged_dir(key, inner.weights, files), "hf", key)

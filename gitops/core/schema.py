@@ -51,10 +51,11 @@ class Version:
     config_hash: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     note: str | None = None
+    base_md5: str | None = None  # the md5 of the base version a peft-lora adapter was trained on
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format, "path": self.path, "md5": self.md5}
-        for key in ("quantization", "parent", "base_model", "dataset", "config_hash", "config", "commit",
+        for key in ("quantization", "parent", "base_model", "base_md5", "dataset", "config_hash", "config", "commit",
                     "created_at", "author", "note"):
             value = getattr(self, key)
             if value not in (None, ""):
@@ -246,8 +247,8 @@ VERSION_SPEC = Record({
     "md5": Field(Scalar("str", rule=_md5_rule), REQUIRED),
     "quantization": Field(Scalar("str", nullable=True, rule=_one_of("quantization", QUANTIZATIONS))),
     "parent": Field(Scalar("str", nullable=True, label="a version id like v1", rule=_parent_rule)),
-    "base_model": Field(_TEXT), "dataset": Field(_TEXT),
-    "config": Field(Typed((dict,), "a mapping", nullable=True)),
+    "base_model": Field(_TEXT), "base_md5": Field(Scalar("str", nullable=True, rule=_md5_rule)),
+    "dataset": Field(_TEXT), "config": Field(Typed((dict,), "a mapping", nullable=True)),
     "config_hash": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
     "metrics": Field(_Metrics("number"), {}), "note": Field(_TEXT),
 }, what="version", **_REGISTRY_WORDS)

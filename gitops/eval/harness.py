@@ -61,6 +61,7 @@ class MeasureConfig:
     batch_size: int = 16
     greedy: bool = True
     samples: int = 8
+    chat: bool = False  # texts and prompts are chat-formatted already (no special tokens are added)
 
 
 @dataclass
@@ -100,7 +101,7 @@ def measure(backend: Backend, texts: list[str], prompts: list[Prompt], config: M
     if not prompts:
         raise EvalError("no text is long enough to cut a prompt from; evaluate on more rows")
     out = Measurement()
-    scored = score_rows(backend, texts, config.batch_size, progress)
+    scored = score_rows(backend, texts, config.batch_size, progress, chat=config.chat)
     out.row_nll, out.row_tokens = [nll for nll, _ in scored], [n for _, n in scored]
     out.rows, out.tokens = len(texts), sum(out.row_tokens)
     out.metrics.update(loss_metrics(math.fsum(out.row_nll), out.tokens))
@@ -119,19 +120,19 @@ def measure(backend: Backend, texts: list[str], prompts: list[Prompt], config: M
 
 
 def score_rows(backend: Backend, texts: list[str], batch_size: int,
-               progress: Progress | None = None) -> list[tuple[float, int]]:
+               progress: Progress | None = None, *, chat: bool = False) -> list[tuple[float, int]]:
     """Per text, in order: summed negative log-likelihood (nats) and tokens scored, in batches."""
     out: list[tuple[float, int]] = []
     for start in range(0, len(texts), batch_size):
-        out += backend.score(texts[start:start + batch_size], batch_size=batch_size)
+        out += backend.score(texts[start:start + batch_size], batch_size=batch_size, chat=chat)
         _tick(progress, "loss", min(start + batch_size, len(texts)), len(texts))
     return out
 
 
 def score_texts(backend: Backend, texts: list[str], batch_size: int,
-                progress: Progress | None = None) -> tuple[float, int]:
+                progress: Progress | None = None, *, chat: bool = False) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) and token count over all ``texts``, in batches."""
-    scored = score_rows(backend, texts, batch_size, progress)
+    scored = score_rows(backend, texts, batch_size, progress, chat=chat)
     return math.fsum(nll for nll, _ in scored), sum(n for _, n in scored)
 
 
@@ -153,11 +154,11 @@ def time_requests(backend: Backend, prompts: list[str], config: MeasureConfig,
                   progress: Progress | None = None) -> tuple[list[float], list[str]]:
     """Generate for each prompt alone (batch size 1): per-request seconds and completions."""
     backend.generate(prompts[:1], max_new_tokens=config.max_new_tokens, batch_size=1,
-                     greedy=config.greedy)  # warm-up, untimed
+                     greedy=config.greedy, chat=config.chat)  # warm-up, untimed
     seconds, texts = [], []
     for i, prompt in enumerate(prompts):
         [gen] = backend.generate([prompt], max_new_tokens=config.max_new_tokens, batch_size=1,
-                                 greedy=config.greedy)
+                                 greedy=config.greedy, chat=config.chat)
         seconds.append(gen.seconds)
         texts.append(gen.text)
         _tick(progress, "latency", i + 1, len(prompts))
@@ -171,7 +172,7 @@ def throughput_batches(backend: Backend, prompts: list[str], config: MeasureConf
     for start in range(0, len(prompts), config.batch_size):
         batch = prompts[start:start + config.batch_size]
         gens = backend.generate(batch, max_new_tokens=config.max_new_tokens,
-                                batch_size=config.batch_size, greedy=config.greedy)
+                                batch_size=config.batch_size, greedy=config.greedy, chat=config.chat)
         out.append((sum(g.new_tokens for g in gens), gens[0].seconds))  # each carries its batch's time
         _tick(progress, "throughput", start + len(batch), len(prompts))
     return out

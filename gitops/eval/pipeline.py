@@ -1,6 +1,6 @@
 """``gitops eval``: a registered candidate (and its baseline) measured on a data set's holdout.
 
-Every version is loaded through its registry entry (:func:`gitops.core.materialize.version_files`
+Every version is loaded through its registry entry (:func:`gitops.core.materialize.loadable`
 pulls it through DVC and refuses files that do not match the recorded md5), opened with the backend
 for its format, and measured by :mod:`gitops.eval.harness` with one fixed configuration, so the
 candidate and the baseline see the same rows, the same prompts and the same decoding rules. The
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gitops import jsonio, timestamps
 from gitops.core import refs
-from gitops.core.materialize import version_files
+from gitops.core.materialize import loadable
 from gitops.core.schema import Dataset, DatasetVersion, Model, Version
 from gitops.core.workspace import Workspace
 from gitops.data import batches
@@ -30,7 +30,9 @@ from gitops.eval.compare import compare, statistics
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
 from gitops.eval.results import CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo, ModelResult, Sample
+from gitops.ml import prompting
 from gitops.ml.bases import base_model_dir
+from gitops.ml.prompting import PromptFormat
 
 AUTO = "auto"
 DEFAULT_BASELINE_ALIAS = "production"
@@ -157,9 +159,9 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
     if plan is None:
         plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
     threads = threads or default_threads()
-    texts = _holdout_texts(ws, plan, max_rows)
-    prompts = harness.make_prompts(texts)
-    config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples)
+    fmt = PromptFormat.from_config(ws.registry().resolve(plan.candidate)[1].config)
+    texts, prompts = holdout(ws, plan, fmt, max_rows)
+    config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples, chat=fmt.chat)
 
     def run(target: str, label: str) -> tuple[ModelResult, harness.Measurement]:
         return _evaluate_one(ws, target, texts, prompts, config, device, threads, _prefixed(progress, label))
@@ -203,14 +205,36 @@ def _same_version(ws: Workspace, a: str | None, b: str) -> bool:
     return (ma.name, va.id) == (mb.name, vb.id)
 
 
-def _holdout_texts(ws: Workspace, plan: EvalPlan, max_rows: int | None) -> list[str]:
+def holdout(ws: Workspace, plan: EvalPlan, fmt: PromptFormat,
+            max_rows: int | None) -> tuple[list[str], list[Prompt]]:
+    """The texts to score and the prompts to complete, from the holdout rows formatted as the
+    candidate was trained (:mod:`gitops.ml.prompting`): the same strings for candidate and baseline."""
     dataset, version = plan.data or batches.resolve(ws, plan.dataset)
-    texts = [row[dataset.text_field] for row in batches.rows_of(ws, dataset, version, plan.split)]
-    texts = [t for t in texts if isinstance(t, str) and t.strip()]
-    if not texts:
+    fmt.check(list(dataset.columns), dataset.name)
+    pairs = [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, plan.split)]
+    pairs = [p for p in pairs if isinstance(p[0], str) and (p[0] + (p[1] or "")).strip()]
+    if not pairs:
         raise EvalError(f"data set {plan.dataset} has no rows in split '{plan.split}'; ingest more data "
                         "or choose another --split")
-    return texts[:max_rows] if max_rows is not None else texts
+    pairs = pairs[:max_rows] if max_rows is not None else pairs
+    if fmt.response is None:  # plain text: prompts are cut from the rows' first words
+        texts = [prompt for prompt, _ in pairs]
+        return texts, harness.make_prompts(texts)
+    tokenizer = _candidate_tokenizer(ws, plan.candidate) if fmt.chat else None
+    texts = [prompting.render(tokenizer, pair, fmt.chat) for pair in pairs]
+    prompts = [Prompt(prompting.render_prompt(tokenizer, prompt, fmt.chat), response or "")
+               for prompt, response in pairs]
+    return texts, prompts
+
+
+def _candidate_tokenizer(ws: Workspace, ref: str):  # noqa: ANN202 - a transformers tokenizer
+    """The candidate's tokenizer, whose chat template formats the rows for both sides."""
+    from gitops.ml.loading import load_tokenizer
+
+    model, version = ws.registry().resolve(ref)
+    loaded = loadable(ws, model.name, version)
+    base = _base_dir(ws, model, version) if loaded.format == "peft-lora" else None
+    return load_tokenizer(loaded.weights, fallback=base)
 
 
 def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Prompt],
@@ -226,11 +250,11 @@ def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Promp
     _check_device(device, version.format)
     if progress is not None:
         progress("loading", 0, 1)
-    path = version_files(ws, model.name, version)
-    base_dir = _base_dir(ws, model, version)
-    with open_backend(path, version.format, base_dir=base_dir, device=device, threads=threads) as backend:
-        measured = harness.measure(backend, texts, prompts, config, weights_dir=path, progress=progress)
-    curve = [] if version.format in UNTRAINED_FORMATS else read_curve(path)  # never trained: no curve
+    loaded = loadable(ws, model.name, version)  # a pinned peft-lora version: merged into its base, cached
+    base_dir = _base_dir(ws, model, version) if loaded.format == "peft-lora" else None
+    with open_backend(loaded.weights, loaded.format, base_dir=base_dir, device=device, threads=threads) as backend:
+        measured = harness.measure(backend, texts, prompts, config, weights_dir=loaded.files, progress=progress)
+    curve = [] if version.format in UNTRAINED_FORMATS else read_curve(loaded.files)  # never trained: no curve
     result = ModelResult.from_version(ref, version, measured.metrics, curve)
     return result, measured
 

@@ -1,11 +1,12 @@
 """One interface for generation and scoring over every weight format (hf, peft-lora, ct2).
 
 Evaluation compares a candidate with a baseline that may be stored in another format, so both
-must see the same token ids and the same decoding rules: prompts are tokenized once, here, by
-the model's own tokenizer (OPT prepends ``</s>`` as BOS), decoding is greedy unless asked
-otherwise, and ``max_new_tokens`` counts only generated tokens. Scoring returns the summed
-negative log-likelihood in nats of every token after the first (the review's tokens and the
-closing ``</s>``), which agrees between hf and ct2 float32 to float rounding.
+must see the same token ids and the same decoding rules: every text is tokenized by
+:mod:`gitops.ml.tokens` (the one tokenization training uses too), with the model's own tokenizer
+and its own special-token rules, decoding is greedy unless asked otherwise, and
+``max_new_tokens`` counts only generated tokens. Scoring returns the summed negative
+log-likelihood in nats of every token after the first (the text's tokens and the closing EOS),
+which agrees between hf and ct2 float32 to float rounding.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.errors import ConfigError, EvalError, NotFoundError
+from gitops.ml import tokens
 
 FORMATS = ("hf", "peft-lora", "ct2")
 SAMPLING_TOP_K = 50  # only used when greedy=False; the same for both engines
@@ -90,12 +92,13 @@ class Backend:
         self.max_length = limit if 0 < limit < 1_000_000 else None  # None: no known limit
 
     def generate(self, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16,
-                 greedy: bool = True) -> list[Generation]:
-        """Complete each prompt with at most ``max_new_tokens`` tokens, in batches."""
+                 greedy: bool = True, chat: bool = False) -> list[Generation]:
+        """Complete each prompt with at most ``max_new_tokens`` tokens, in batches. ``chat``: the
+        prompts are already chat-formatted text (:func:`gitops.ml.tokens.chat_text`)."""
         if max_new_tokens < 1 or batch_size < 1:
             raise ConfigError("max_new_tokens and batch_size must be at least 1.")
         keep = None if self.max_length is None else max(2, self.max_length - max_new_tokens)
-        ids = [self._prompt_ids(p, keep) for p in prompts]
+        ids = [tokens.prompt_ids(self.tokenizer, p, keep=keep, chat=chat) for p in prompts]
         out: list[Generation] = []
         for start in range(0, len(ids), batch_size):
             chunk = ids[start:start + batch_size]
@@ -106,20 +109,22 @@ class Backend:
                                len(seq), seconds) for seq in new]
         return out
 
-    def score(self, texts: list[str], *, batch_size: int = 16) -> list[tuple[float, int]]:
-        """Per text: (sum of token negative log-likelihoods in nats, number of tokens scored)."""
+    def score(self, texts: list[str], *, batch_size: int = 16, chat: bool = False) -> list[tuple[float, int]]:
+        """Per text: (sum of token negative log-likelihoods in nats, number of tokens scored).
+        ``chat``: the texts are already chat-formatted."""
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1.")
-        ids = [self._score_ids(t) for t in texts]
+        ids = [tokens.sequence_ids(self.tokenizer, t, max_length=self.max_length, chat=chat) for t in texts]
         out: list[tuple[float, int]] = []
         for start in range(0, len(ids), batch_size):
             out += self._score_batch(ids[start:start + batch_size])
         return out
 
     def encode(self, text: str) -> list[int]:
-        """The token ids generation starts from (BOS first), untruncated: a server checks the
-        length itself and refuses what does not fit instead of cutting the prompt silently."""
-        return self._with_bos(text)
+        """The token ids generation starts from (:func:`gitops.ml.tokens.prompt_ids`), untruncated:
+        a server checks the length itself and refuses what does not fit instead of cutting the
+        prompt silently."""
+        return tokens.prompt_ids(self.tokenizer, text)
 
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens dropped (as :meth:`generate` decodes)."""
@@ -168,30 +173,6 @@ class Backend:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- tokenization shared by both engines, so they see identical ids --
-
-    def _with_bos(self, text: str) -> list[int]:
-        tok = self.tokenizer
-        ids = list(tok(text)["input_ids"])
-        if tok.bos_token_id is not None and (not ids or ids[0] != tok.bos_token_id):
-            ids.insert(0, tok.bos_token_id)
-        return ids
-
-    def _prompt_ids(self, prompt: str, keep: int | None) -> list[int]:
-        ids = self._with_bos(prompt)
-        if keep is not None and len(ids) > keep:  # keep BOS and the prompt's end
-            ids = ids[:1] + ids[len(ids) - keep + 1:]
-        return ids
-
-    def _score_ids(self, text: str) -> list[int]:
-        ids = self._with_bos(text)
-        eos = self.tokenizer.eos_token_id
-        if eos is not None and ids[-1] != eos:
-            ids.append(eos)
-        if self.max_length is not None:
-            ids = ids[:self.max_length]
-        return ids
-
     def _cut_at_eos(self, seq: list[int]) -> list[int]:
         eos = self.tokenizer.eos_token_id
         return seq[:seq.index(eos)] if eos in seq else seq
@@ -238,7 +219,7 @@ class HFBackend(Backend):
         import torch
         from transformers import GenerationConfig
 
-        pad = self.tokenizer.pad_token_id
+        pad = tokens.pad_id(self.tokenizer)
         input_ids, mask = _pad(batch, pad, left=True, device=self.device)
         # An explicit config, so a generation_config.json saved with the weights cannot change
         # the decoding rules between candidate and baseline.
@@ -257,7 +238,7 @@ class HFBackend(Backend):
 
         # Right padding: positions start at 0 for every row, and causal attention never looks
         # at the pads that follow a row's last token.
-        input_ids, mask = _pad(batch, self.tokenizer.pad_token_id, left=False, device=self.device)
+        input_ids, mask = _pad(batch, tokens.pad_id(self.tokenizer), left=False, device=self.device)
         with torch.inference_mode():
             logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
         logp = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None])[..., 0]
@@ -278,7 +259,7 @@ class HFBackend(Backend):
                 return torch.tensor([step(i, t) for i, t in enumerate(last)],
                                     dtype=torch.bool, device=input_ids.device)
 
-        pad = self.tokenizer.pad_token_id
+        pad = tokens.pad_id(self.tokenizer)
         input_ids, mask = _pad(batch, pad, left=True, device=self.device)
         cfg = GenerationConfig(max_new_tokens=max_new, num_beams=1, do_sample=not sampling.greedy,
                                temperature=None if sampling.greedy else sampling.temperature,

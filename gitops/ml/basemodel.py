@@ -23,11 +23,11 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from gitops.core.localcache import cache_root, locked
 from gitops.errors import IntegrityError, TrainError
 
 Progress = Callable[[int, int], None]
@@ -63,13 +63,6 @@ class Recipe:
         return h.hexdigest()[:12]
 
 
-def _cache_root(cache_dir: Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("GITOPS_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "gitops"
-
-
 def default_base_model(cache_dir: Path | None = None, progress: Progress | None = None,
                        *, recipe: Recipe | None = None) -> Path:
     """Path of the embedded default base model, building it on first use.
@@ -78,12 +71,12 @@ def default_base_model(cache_dir: Path | None = None, progress: Progress | None 
     directory named after the recipe's hash, so a changed recipe or corpus builds afresh.
     """
     recipe = recipe or Recipe()
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     target = root / f"base-model-{recipe.key()}"
     if _verified(target):
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"base-model-{recipe.key()}.lock"):
+    with locked(root / f"base-model-{recipe.key()}.lock"):
         if _verified(target):  # another process built it while we waited
             return target
         tmp = Path(tempfile.mkdtemp(prefix=".base-model-", dir=root))
@@ -128,22 +121,6 @@ def _verified(target: Path) -> bool:
     raise IntegrityError(f"The cached base model in {target} does not match the manifest written when it was "
                          f"built ({', '.join(changed[:5])}{' and more' if len(changed) > 5 else ''} changed); "
                          f"refusing to use it: delete {target} to rebuild it.")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX flock; no lock where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: builds are still atomic, just possibly duplicated
-        yield
-        return
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _build(out_dir: Path, recipe: Recipe, progress: Progress | None) -> None:

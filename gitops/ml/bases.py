@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitops.core import refs
-from gitops.core.materialize import version_files
+from gitops.core.materialize import is_pinned, loadable, version_files
 from gitops.core.workspace import Workspace
 from gitops.errors import NotFoundError
 
@@ -30,6 +30,8 @@ def base_model_dir(ws: Workspace, base_model: str | None) -> Path | str | None:
     if "@" in base_model:
         ref = refs.parse_ref(base_model, require_ref=True)
         model, version = ws.registry().resolve(ref)
+        if is_pinned(version):  # merged into its own base on demand (cached)
+            return loadable(ws, model.name, version).weights
         if version.format == "peft-lora":
             raise NotFoundError(f"base model {base_model} is itself an adapter; register merged weights as base")
         return version_files(ws, model.name, version)

@@ -30,6 +30,8 @@ class AliasEvent:
     subject: str
     pr: int | None
     note: str | None
+    new_format: str | None = None  # what the alias now names: its format, and for peft-lora its base
+    new_base: str | None = None
 
 
 def pr_number(subject: str) -> int | None:

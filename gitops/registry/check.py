@@ -21,6 +21,7 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     problems += stray_alias_files(ws.root)
     cfg = settings.read(ws.root, problems)
     problems += _pointer_problems(ws, reg)
+    problems += _base_problems(reg)
     if base is not None:
         problems += immutability_problems(ws.registry_at(base, strict=False), reg, base)
     if not reg.problems and not codeowners_text.in_sync(ws.root, reg, cfg.admins, cfg.admin_paths):
@@ -66,6 +67,26 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
                 continue
             if md5 != v.md5:
                 out.append(Problem(src, None, v.id, f"version {v.id}: md5 {v.md5} disagrees with {v.path}.dvc ({md5})"))
+    return out
+
+
+def _base_problems(reg: Registry) -> list[Problem]:
+    """A version pinned to a base (``base_md5``, a LoRA adapter) names a registered version whose md5
+    is still that one: an adapter merged into other weights would be another model."""
+    out = []
+    for model in reg.models.values():
+        src = layout.model_file(model.name)
+        for v in model.versions.values():
+            if not v.base_md5:
+                continue
+            name, _, vid = (v.base_model or "").partition("@")
+            base = reg.models[name].versions.get(vid) if name in reg.models else None
+            if base is None:
+                out.append(Problem(src, None, v.id, f"version {v.id}: base_model '{v.base_model}' is not a "
+                                   "registered version, but base_md5 pins the adapter to one"))
+            elif base.md5 != v.base_md5:
+                out.append(Problem(src, None, v.id, f"version {v.id}: base_md5 {v.base_md5} is not the md5 of "
+                                   f"{v.base_model} ({base.md5})"))
     return out
 
 

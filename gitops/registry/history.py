@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from gitops.core import layout, refs
+from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import NotFoundError, RegistryError
 from gitops.registry.audit import AliasEvent, alias_events, alias_specs
@@ -20,7 +23,16 @@ def history(ws: Workspace, model: str, alias: str | None = None, limit: int | No
     if alias is not None and alias not in m.aliases and not events \
             and not (ws.root / layout.alias_file(model, alias)).exists():
         raise NotFoundError(f"model '{model}' has no alias '{alias}' and never had one")
-    return events[:limit] if limit else events
+    events = events[:limit] if limit else events
+    return [_landed_on(e, m.versions.get(e.new or "")) for e in events]
+
+
+def _landed_on(event: AliasEvent, version: Version | None) -> AliasEvent:
+    """The event with what its new version is: the format, and the base an adapter stands on."""
+    if version is None:
+        return event
+    base = version.base_model if version.format == "peft-lora" else None
+    return dataclasses.replace(event, new_format=version.format, new_base=base)
 
 
 def _events(ws: Workspace, model: str, alias: str | None) -> list[AliasEvent]:

@@ -50,10 +50,11 @@ def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: 
              base_model: str | None = None, dataset: str | None = None,
              metrics: dict[str, float] | Path | None = None, config: dict | None = None,
              config_hash: str | None = None, quantization: str | None = None, note: str | None = None,
-             move: bool = False, push: bool = False) -> RegisterResult:
+             move: bool = False, push: bool = False, base_md5: str | None = None) -> RegisterResult:
     """Store a weights directory as the model's next version: copy under ``models/MODEL/vN``,
     ``dvc add`` it (one ``.dvc`` per version), record its lineage, commit (and ``push``). The same
-    weights with the same lineage as an existing version return that version (see the module doc)."""
+    weights with the same lineage as an existing version return that version (see the module doc).
+    ``base_md5`` pins a ``peft-lora`` adapter to the exact base version it was trained on."""
     if fmt not in schema.FORMATS:
         raise RegistryError(f"format '{fmt}' is not one of {', '.join(schema.FORMATS)}")
     if quantization is not None and quantization not in schema.QUANTIZATIONS:
@@ -63,7 +64,7 @@ def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: 
         metrics = read_metrics(metrics)
     draft = Version(id="", format=fmt, path="", md5="", parent=parent, base_model=base_model, dataset=dataset,
                     quantization=quantization, config=config, config_hash=config_hash,
-                    metrics=dict(metrics or {}), note=note)
+                    metrics=dict(metrics or {}), note=note, base_md5=base_md5)
     with ws.writing("register") as recovered:
         ws.git.require_clean("register a version")
         if push:
@@ -110,7 +111,7 @@ def _store(ws: Workspace, model: str, src: Path, draft: Version) -> RegisterResu
 def lineage(version: Version) -> tuple[str | None, ...]:
     """What, besides the weights, makes a version what it is: two versions alike in this and in md5 are one."""
     return (version.format, version.parent, version.base_model, version.dataset, version.quantization,
-            version.config_hash)
+            version.config_hash, version.base_md5)
 
 
 def same_weights(model: Model, draft: Version, md5: str) -> Version | None:

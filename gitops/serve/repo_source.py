@@ -9,11 +9,12 @@ local branch). What it serves is always what the registry says at a commit of th
   found on the branch (a signed payload is still only a hint: the version comes from the registry
   at that commit, never from the payload, and a commit older than the one served is ignored).
 
-Weights come through :func:`gitops.core.materialize.version_files` (``dvc pull``, checked against
+Weights come through :func:`gitops.core.materialize.loadable` (``dvc pull``, checked against
 the registry's md5) in a private linked worktree under the state directory, checked out at that
 commit, so the user's work tree is never touched; the worktree shares the repository's DVC cache.
-Before a version is handed to the engine its files are hashed once more here and compared with the
-registry's md5 (:func:`gitops.serve.source.dir_md5`): what loads is what the registry recorded.
+Materialize hashes every file against the registry's record on every load, so what loads is what
+the registry recorded; a pinned ``peft-lora`` version loads merged into its base, from the cache of
+merged weights keyed by (base md5, adapter md5).
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from gitops.core import refs
-from gitops.core.materialize import version_files
+from gitops.core.materialize import Loadable, loadable
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import (
     ConfigError,
     GitError,
-    IntegrityError,
     NotFoundError,
     RepoStateError,
 )
@@ -105,10 +105,12 @@ class RepoSource:
             self.ws.git.worktree_checkout(self.tree, commit)
             self._configure_dvc()
             tree = Workspace(self.tree)
-            path = version_files(tree, self.model, version)  # dvc pull, checked against the registry
-            self._verify(label, version, path)
-            base_dir = self._base_dir(tree, label, version)
-            path, fmt, base_dir = self._for_engine(label, version, path, base_dir)
+            # dvc pull, every file hashed against the registry; a pinned peft-lora version comes back
+            # merged into its base (from the merge cache, built once per base and adapter md5)
+            loaded = loadable(tree, self.model, version)
+            self._require_dir(label, version, loaded.files)
+            base_dir = self._base_dir(tree, label, version) if loaded.format == "peft-lora" else None
+            path, fmt, base_dir = self._for_engine(label, loaded, base_dir)
         return Resolved(ref, label, version.md5, path, fmt, base_dir, commit)
 
     # -- the deploy hook's target --
@@ -163,13 +165,10 @@ class RepoSource:
             config.write(fh)
 
     @staticmethod
-    def _verify(label: str, version: Version, path: Path) -> None:
+    def _require_dir(label: str, version: Version, path: Path) -> None:
+        """Serve loads directories (their files were hashed against the registry by materialize)."""
         if not path.is_dir() or not version.md5.endswith(".dir"):
             raise ConfigError(f"{label} is not a directory of weights; gitops serve loads directories")
-        actual = dir_md5(path)
-        if actual != version.md5:
-            raise IntegrityError(f"{label}: its files do not match the md5 the registry records ({version.md5}, "
-                                 f"found {actual}); refusing to load them")
 
     @staticmethod
     def _base_dir(tree: Workspace, label: str, version: Version) -> Path | None:
@@ -185,9 +184,8 @@ class RepoSource:
                                 "a local directory")
         return base
 
-    def _for_engine(self, label: str, version: Version, path: Path, base_dir: Path | None
-                    ) -> tuple[Path, str, Path | None]:
-        fmt = version.format
+    def _for_engine(self, label: str, loaded: Loadable, base_dir: Path | None) -> tuple[Path, str, Path | None]:
+        path, fmt = loaded.weights, loaded.format
         if fmt not in SERVABLE_FORMATS:
             raise ConfigError(f"{label} has format '{fmt}'; gitops serve runs {', '.join(SERVABLE_FORMATS)}")
         if self.engine == "auto" or (self.engine == "ct2") == (fmt == "ct2"):
@@ -195,20 +193,21 @@ class RepoSource:
         if self.engine == "hf":
             raise ConfigError(f"{label} is a CTranslate2 conversion, which --engine hf cannot run; serve it with "
                               "--engine ct2 (or auto), or point the alias at an hf or peft-lora version")
-        return self._converted(version, path, base_dir), "ct2", None
+        return self._converted(loaded, base_dir), "ct2", None
 
-    def _converted(self, version: Version, path: Path, base_dir: Path | None) -> Path:
+    def _converted(self, loaded: Loadable, base_dir: Path | None) -> Path:
         """``--engine ct2`` for an hf or LoRA version: CTranslate2 weights made once per md5 (the
         adapter merged into its base first), reused while their own md5 still matches."""
         from gitops.convert.ct2 import convert_to_ct2
 
-        out = self.state_dir / "ct2" / f"{version.md5.removesuffix('.dir')}-{self.quantization}"
+        path = loaded.weights
+        out = self.state_dir / "ct2" / f"{loaded.key.removesuffix('.dir')}-{self.quantization}"
         stamp = out.with_name(out.name + ".md5")
         if out.is_dir() and stamp.is_file() and stamp.read_text().strip() == dir_md5(out):
             return out
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        convert_to_ct2(path, tmp, self.quantization, fmt=version.format, base_dir=base_dir)
+        convert_to_ct2(path, tmp, self.quantization, fmt=loaded.format, base_dir=base_dir)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
         stamp.write_text(dir_md5(out) + "\n")

