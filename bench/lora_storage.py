@@ -157,7 +157,7 @@ def run(work: Path, model: str, steps: int, rows: int) -> None:
         staged = work / f"merged-{i}"
         shutil.copytree(loaded.weights, staged, ignore=shutil.ignore_patterns("gitops-merged.json"))
         hf = api.register(api.Workspace(old.root), MODEL, staged, fmt="hf", base_model=base_ref,
-                          dataset=version.dataset, move=True)
+                          dataset=version.dataset, move=True).version
         old.dvc.push([f"{hf.path}.dvc"])
         now = {k: disk_bytes(ws.root, remote) for k, (ws, remote) in sides.items()}
         row = f"+ v{i} ({version.format})"

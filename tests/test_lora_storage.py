@@ -99,7 +99,7 @@ def test_eval_and_convert_use_the_merged_weights_and_agree_with_a_merge_by_hand(
     base = AutoModelForCausalLM.from_pretrained(str(root / ws.registry().models[BASE].versions["v1"].path))
     PeftModel.from_pretrained(base, str(root / v1.path)).merge_and_unload().save_pretrained(str(by_hand))
     AutoTokenizer.from_pretrained(str(base_model_dir)).save_pretrained(str(by_hand))
-    old = api.register(ws, MODEL, by_hand, fmt="hf", parent="v1", base_model=f"{BASE}@v1", dataset=v1.dataset)
+    old = api.register(ws, MODEL, by_hand, fmt="hf", parent="v1", base_model=f"{BASE}@v1", dataset=v1.dataset).version
     res = api.evaluate(api.Workspace(root), f"{MODEL}@v1", baseline=f"{MODEL}@{old.id}", max_rows=12,
                        samples=2, max_new_tokens=4, threads=1)
     lora, merged = res.candidate.metrics, res.baseline.metrics
@@ -208,7 +208,7 @@ def test_init_links_the_dvc_cache_so_registered_weights_are_stored_once(gitops_r
     (weights / "model.safetensors").write_bytes(os.urandom(1 << 20))
     ws = api.Workspace(gitops_repo)
     api.create_model(ws, "m", description="link test")
-    version = api.register(ws, "m", weights, fmt="hf")
+    version = api.register(ws, "m", weights, fmt="hf").version
     stored = gitops_repo / version.path / "model.safetensors"
     digest = __import__("hashlib").md5(stored.read_bytes()).hexdigest()
     cached = gitops_repo / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]

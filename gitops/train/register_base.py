@@ -79,9 +79,9 @@ def _register_copy(ws: Workspace, model: str, weights: Path, source: dict[str, A
     with tempfile.TemporaryDirectory(prefix="gitops-base-") as tmp:
         staged = Path(tmp) / "weights"
         shutil.copytree(weights, staged, ignore=shutil.ignore_patterns(gguf_base.MARKER))
-        version = register(ws, model, staged, fmt="hf", base_model=base_model, config=config,
-                           config_hash=config_hash(config), note=note, move=True, push=push)
-    return BaseRegistration(model, version.id, source, created=True)
+        result = register(ws, model, staged, fmt="hf", base_model=base_model, config=config,
+                          config_hash=config_hash(config), note=note, move=True, push=push)
+    return BaseRegistration(model, result.version.id, source, created=result.created)
 
 
 def _registered(ws: Workspace, md5: str) -> tuple[str, Version] | None:
