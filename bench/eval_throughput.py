@@ -15,6 +15,11 @@ different number of tokens in each engine, and tokens/s would compare unequal wo
 one untimed warm-up call; the best of ``--repeats`` runs is reported.
 
     python bench/eval_throughput.py [--prompts 32] [--new-tokens 16] [--batch-size 32] [--threads 2]
+
+``--model smollm2`` measures the real SmolLM2-135M-Instruct instead (raw engines and the harness
+side by side, at 1 and 2 threads, with the bandwidth limit): see bench/_smollm2_eval.py.
+
+    python bench/eval_throughput.py --model smollm2 [--threads-list 1,2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -125,7 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every engine (default 2)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best counts")
     parser.add_argument("--skip-ct2-float32", action="store_true", help="leave out the ct2 float32 row")
+    parser.add_argument("--model", choices=("opt125m", "smollm2"), default="opt125m",
+                        help="opt125m: a random OPT-125m-shaped model (default); smollm2: the real SmolLM2")
+    parser.add_argument("--threads-list", default="1,2", help="smollm2: thread counts to measure (default 1,2)")
     args = parser.parse_args(argv)
+    if args.model == "smollm2":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _smollm2_eval import main as smollm2_main
+
+        return smollm2_main([int(t) for t in args.threads_list.split(",")], args.new_tokens,
+                            max(args.repeats, 3) if args.repeats == 1 else args.repeats)
 
     import torch
     from transformers.utils import logging as hf_logging

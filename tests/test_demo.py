@@ -62,3 +62,16 @@ def test_demo_refuses_a_non_empty_keep_directory(tmp_path: Path) -> None:
     (tmp_path / "busy" / "file").write_text("x")
     result = run_gitops("demo", "--keep", str(tmp_path / "busy"))
     assert result.exit_code == 1 and "not empty" in result.stderr
+
+
+def test_smollm2_profile_is_a_valid_train_config_that_compares_before_and_after() -> None:
+    """The real-model profile's train.yaml passes the train-config validator, and its two
+    evaluations are the fine-tuned v2 against the registered base, then the int8 v3 against v2."""
+    from gitops.demo.story import BASES, comparisons, train_config
+    from gitops.train.train_config import from_dict
+
+    profile = BASES["smollm2"]
+    config = from_dict(train_config(profile.max_steps, profile))
+    assert config.base_model == "smollm2" and config.trainer.max_steps == profile.max_steps
+    assert comparisons(profile) == [(f"{MODEL}@v2", "smollm2-135m-instruct@v1"), (f"{MODEL}@staging", f"{MODEL}@v2")]
+    assert run_gitops("demo", "--base", "llama-3").exit_code == 2  # a usage error, before anything is made
