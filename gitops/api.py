@@ -21,6 +21,7 @@ _EXPORTS = {
     "show": "gitops.registry.show",
     "create_model": "gitops.registry.create_model",
     "register": "gitops.registry.register",
+    "add_prompt": "gitops.registry.prompt",
     "set_alias": "gitops.registry.alias",
     "unset_alias": "gitops.registry.alias",
     "check": "gitops.registry.check",
