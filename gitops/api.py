@@ -46,6 +46,8 @@ _EXPORTS = {
     "notify": "gitops.deploy.notify",
     "serve": "gitops.serve.launch",
     "demo": "gitops.demo.story",
+    "predict": "gitops.predict.pipeline",
+    "compare_variants": "gitops.predict.variants",
 }
 
 __all__ = list(_EXPORTS)

@@ -54,3 +54,21 @@ def ratings_repo(gitops_repo: Path, weights, tmp_path: Path) -> Path:
         res = run_gitops(*args, cwd=root)
         assert res.exit_code == 0, (args, res.stdout, res.stderr)
     return root
+
+
+@pytest.fixture
+def toy_ratings_repo(ratings_repo: Path, base_model_dir: Path, tmp_path: Path) -> Path:
+    """ratings_repo + the real toy base model as ratings-base@v2, and three variants of ratings:
+    v1 zero-shot and v2 few-shot bm25 k=2 (prompt versions on ratings-base@v2), v3 the toy weights
+    registered as the model's own hf version (what a fine-tune is, run without a prompt)."""
+    root = ratings_repo
+    res = run_gitops("register", BASE, str(base_model_dir), "--format", "hf", cwd=root)
+    assert res.exit_code == 0, res.stderr
+    zero = write_prompt(tmp_path / "zero.yaml", base=f"{BASE}@v2", template="{task}\n{sample}\nRating:",
+                        retrieval=None, example=None, dataset=None)
+    few = write_prompt(tmp_path / "few.yaml", base=f"{BASE}@v2", retrieval={"type": "bm25", "k": 2})
+    for args in (("prompt", "add", MODEL, "--config", str(zero)), ("prompt", "add", MODEL, "--config", str(few)),
+                 ("register", MODEL, str(base_model_dir), "--format", "hf", "--dataset", f"{DATA}@v1")):
+        res = run_gitops(*args, cwd=root)
+        assert res.exit_code == 0, (args, res.stderr)
+    return root

@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from gitops import yamlio
-from gitops.core.task import ClassificationTask, Rule, check_columns, check_labels
+from gitops.core.task import (
+    ClassificationTask,
+    Rule,
+    check_columns,
+    check_labels,
+    parse_classification,
+)
 from gitops.validation import Problems
-from gitops.core.task import parse_classification
 from tests.conftest import git_state, run_gitops
 
 MODEL = "ratings"
