@@ -57,10 +57,10 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
     for model in reg.models.values():
         src = layout.model_file(model.name)
         for v in model.versions.values():
-            if v.format == "prompt":
+            pointer = ws.root / f"{v.path}.dvc"
+            if v.format == "prompt" and not pointer.exists():  # a config in git (older ones: a directory in DVC)
                 out.extend(_prompt_file_problems(ws, src, v))
                 continue
-            pointer = ws.root / f"{v.path}.dvc"
             if not pointer.exists():
                 out.append(Problem(src, None, v.id, f"version {v.id}: {v.path}.dvc is missing "
                                    "(weights not tracked by DVC)"))
