@@ -88,14 +88,14 @@ def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval
     if retrieval.type == "random":
         return out
     data_md5 = batches.dataset_md5(ws, dataset_ref)
-    texts = [text_of(r) for r in rows]
+    texts = lambda: [text_of(r) for r in rows]  # noqa: E731 - only a build needs them (a cached index does not)
     if retrieval.type == "bm25":
-        return _with_index(ws, out, data_md5, _bm25_id(), lambda d: _bm25_build(texts, d), _bm25_load)
+        return _with_index(ws, out, data_md5, _bm25_id(), lambda d: _bm25_build(texts(), d), _bm25_load)
     from gitops.predict import semantic
 
     model_dir = semantic.embedder_dir(ws.root, retrieval.embedder or "")
     return _with_index(ws, out, data_md5, semantic.embedder_md5(model_dir),
-                       lambda d: semantic.build(model_dir, texts, d), lambda d: semantic.load(model_dir, d))
+                       lambda d: semantic.build(model_dir, texts(), d), lambda d: semantic.load(model_dir, d))
 
 
 def _with_index(ws: Workspace, out: Retriever, data_md5: str, embedder_md5: str,
