@@ -169,3 +169,16 @@ def test_predict_needs_a_classification_model(ratings_repo: Path, tmp_path: Path
     res = run_gitops("predict", "ratings-base@v1", "--dataset", f"{DATA}@v1", "--out", str(tmp_path / "o.csv"),
                      cwd=ratings_repo)
     assert res.exit_code == 1 and "gitops predict needs 'task: classification'" in res.stderr
+
+
+def test_a_prompt_version_whose_base_changed_is_refused(toy_ratings_repo: Path, tmp_path: Path) -> None:
+    """The base is pinned by md5: if the registry's record of it changes, the prompt does not run on it."""
+    path = toy_ratings_repo / f"registry/{MODEL}/model.yaml"
+    text = path.read_text()
+    pinned = Workspace.open(toy_ratings_repo).registry().model(MODEL).versions["v2"].base_md5
+    path.write_text(text.replace(f"base_md5: {pinned}", "base_md5: " + "a" * 32, 1))
+    res = run_gitops("predict", f"{MODEL}@v1", "--dataset", f"{DATA}@v1", "--out", str(tmp_path / "o.jsonl"),
+                     cwd=toy_ratings_repo)
+    assert res.exit_code == 1, res.stdout
+    assert f"{MODEL}@v1 was added on ratings-base@v2 with md5 {'a' * 32}" in res.stderr
+    assert not (tmp_path / "o.jsonl").exists()
