@@ -182,3 +182,25 @@ def test_a_prompt_version_whose_base_changed_is_refused(toy_ratings_repo: Path, 
     assert res.exit_code == 1, res.stdout
     assert f"{MODEL}@v1 was added on ratings-base@v2 with md5 {'a' * 32}" in res.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_lora_variant_learns_the_task_as_it_is_scored(toy_ratings_repo: Path, tmp_path: Path) -> None:
+    """gitops train on a classification model formats rows as the task's input + ' ' + label, whatever
+    the config's prompt section says; the adapter is then one more variant in the same table."""
+    cfg = {"base_model": "ratings-base@v2", "dataset": f"{DATA}@v1", "output": {"model": MODEL},
+           "prompt": {"template": "{text}"},
+           "adapter": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+           "trainer": {"batch_size": 8, "max_length": 32, "eval_steps": 2, "learning_rate": 3e-3, "seed": 7,
+                       "max_steps": 4, "epochs": 1}}
+    path = tmp_path / "train.yaml"
+    path.write_text(json.dumps(cfg))
+    res = run_gitops("train", str(path), cwd=toy_ratings_repo)
+    assert res.exit_code == 0, res.stderr
+    v4 = Workspace.open(toy_ratings_repo).registry().model(MODEL).versions["v4"]
+    assert v4.format == "peft-lora" and v4.config["prompt"] == {"template": "Review: {text}",
+                                                                 "response": " {rating}", "chat": False}
+    table = run_gitops("compare", f"{MODEL}@v1", f"{MODEL}@v4", "--dataset", f"{DATA}@v1", "--json",
+                       cwd=toy_ratings_repo)
+    assert table.exit_code == 0, table.stderr
+    kinds = [(v["kind"], v["rows"]) for v in json.loads(table.stdout)["variants"]]
+    assert kinds[1][0] == "peft-lora" and kinds[0][1] == kinds[1][1] > 0
