@@ -82,3 +82,24 @@ def test_prompt_add_accepts_a_semantic_embedder_and_refuses_other_dirs(ratings_r
     res = run_gitops("prompt", "add", MODEL, "--config", str(bad), cwd=ratings_repo)
     assert res.exit_code == 1 and "is not a sentence-transformers model (it has no modules.json)" in res.stderr
     assert git_state(ratings_repo) == before
+
+
+def test_a_grown_data_set_embeds_only_the_new_rows(ratings_repo: Path, embedder: Path, tmp_path: Path) -> None:
+    import json
+
+    more = tmp_path / "more.jsonl"
+    more.write_text("".join(json.dumps({"id": f"n{i:03d}", "text": f"superb excellent gadget {i}",
+                                        "rating": "5"}) + "\n" for i in range(30)))
+    assert run_gitops("ingest", str(more), "--dataset", DATA, cwd=ratings_repo).exit_code == 0
+    ws = Workspace.open(ratings_repo)
+    sem = Retrieval("semantic", 3, embedder=str(embedder))
+    v1 = build_retriever(ws, f"{DATA}@v1", sem, TASK.render)
+    v2 = build_retriever(ws, f"{DATA}@v2", sem, TASK.render)
+    assert not v2.cached and v2.reused == len(v1.rows) < len(v2.rows)
+    query = [{"id": "q", "text": "superb excellent", "rating": "5"}]
+    grown = [e["id"] for e in v2.retrieve_many(query)[0]]
+    shutil.rmtree(v2.cache_dir)
+    for entry in v1.cache_dir.parent.glob("semantic-*"):
+        shutil.rmtree(entry)
+    fresh = build_retriever(ws, f"{DATA}@v2", sem, TASK.render)     # built from nothing
+    assert fresh.reused == 0 and [e["id"] for e in fresh.retrieve_many(query)[0]] == grown

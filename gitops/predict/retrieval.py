@@ -12,7 +12,8 @@ over the train split does not leak a row's label into its prompt.
   search in numpy (:mod:`gitops.predict.semantic`).
 
 Built indexes are cached under the git directory by (data set md5, embedder md5), so a second run
-over the same data set version and embedder loads instead of building.
+over the same data set version and embedder loads instead of building; a semantic index for a
+newer version reuses the vectors of an older one and embeds only the rows that arrived since.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gitops.data import batches, keys
 from gitops.errors import ConfigError
 
 BM25_STOPWORDS = "en"
+KEYS_FILE = "keys.json"  # the indexed rows' key hashes, in order: what an incremental build checks
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Retriever:
     text_of: Callable[[dict[str, Any]], str]
     seed: int = 0
     cached: bool = False   # the index was loaded from the cache, not built
+    reused: int = 0        # rows whose vectors came from an earlier version's entry (semantic)
     cache_dir: Path | None = None
     _search: Callable[[list[str], int], list[list[int]]] | None = field(default=None, repr=False)
 
@@ -94,8 +97,31 @@ def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval
     from gitops.predict import semantic
 
     model_dir = semantic.embedder_dir(ws.root, retrieval.embedder or "")
-    return _with_index(ws, out, data_md5, semantic.embedder_md5(model_dir),
-                       lambda d: semantic.build(model_dir, texts(), d), lambda d: semantic.load(model_dir, d))
+    embedder_md5 = semantic.embedder_md5(model_dir)
+
+    def build(into: Path) -> None:
+        # a data set version grows by batches: the vectors of an earlier version whose train rows are
+        # a prefix of these are reused, and only the rows that arrived since are embedded
+        reuse = _prefix_entry(ws, "semantic", embedder_md5, [out.key_of(r) for r in rows])
+        out.reused = semantic.build(model_dir, texts(), into, reuse=reuse)
+
+    return _with_index(ws, out, data_md5, embedder_md5, build, lambda d: semantic.load(model_dir, d))
+
+
+def _prefix_entry(ws: Workspace, kind: str, embedder_md5: str, row_keys: list[str]) -> Path | None:
+    """The finished cache entry of ``kind`` and ``embedder_md5`` whose rows are the longest prefix
+    of ``row_keys`` (an earlier version of the same data set), or None."""
+    best, best_len = None, 0
+    for entry in ws.state_path("retrieval").glob(f"{kind}-*-{embedder_md5}"):
+        try:
+            done = json.loads((entry / "done.json").read_text())
+            found = json.loads((entry / KEYS_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        n = len(found)
+        if best_len < n <= len(row_keys) and done.get("rows") == n and found == row_keys[:n]:
+            best, best_len = entry, n
+    return best
 
 
 def _with_index(ws: Workspace, out: Retriever, data_md5: str, embedder_md5: str,
@@ -109,6 +135,7 @@ def _with_index(ws: Workspace, out: Retriever, data_md5: str, embedder_md5: str,
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=entry.parent))
         try:
             build(tmp)
+            (tmp / KEYS_FILE).write_text(json.dumps([out.key_of(r) for r in out.rows]))
             (tmp / "done.json").write_text(json.dumps({"rows": len(out.rows), "data_md5": data_md5,
                                                        "embedder_md5": embedder_md5}))
             shutil.rmtree(entry, ignore_errors=True)

@@ -50,10 +50,16 @@ def _encode(model, texts: list[str]):  # noqa: ANN001, ANN202 - numpy in, numpy 
                         show_progress_bar=False)
 
 
-def build(model_dir: Path, texts: list[str], into: Path) -> None:
+def build(model_dir: Path, texts: list[str], into: Path, *, reuse: Path | None = None) -> int:
+    """Embed ``texts`` into ``into``; the vectors in ``reuse`` (an entry whose rows are the first
+    rows of ``texts``) are kept and only the rest embedded. Returns how many were reused."""
     import numpy as np
 
-    np.save(into / EMBEDDINGS, _encode(_model(model_dir), texts).astype(np.float32))
+    old = np.load(reuse / EMBEDDINGS) if reuse is not None else np.zeros((0, 0), dtype=np.float32)
+    rest = texts[len(old):]
+    parts = ([old] if len(old) else []) + ([_encode(_model(model_dir), rest).astype(np.float32)] if rest else [])
+    np.save(into / EMBEDDINGS, np.concatenate(parts) if len(parts) > 1 else parts[0])
+    return len(old)
 
 
 def load(model_dir: Path, entry: Path) -> Callable[[list[str], int], list[list[int]]]:
