@@ -80,3 +80,9 @@ def test_few_shot_prompt_renders_examples_then_the_sample(ratings_repo: Path) ->
     assert text.count("Rating: 5\n") == 2
     assert PromptRenderer(TASK).render(row, examples) == "Review: excellent superb"   # a non-prompt variant
     assert PromptRenderer(TASK, {**config, "example": None}).example(examples[0]).endswith(" 5\n\n")
+
+
+def test_query_rows_from_another_data_set_need_not_have_its_key(ratings_repo: Path) -> None:
+    for kind in ("random", "bm25"):
+        found = retriever(ratings_repo, kind, k=2).retrieve({"body_id": 7, "text": "excellent superb", "rating": "5"})
+        assert len(found) == 2

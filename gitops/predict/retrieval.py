@@ -86,7 +86,9 @@ def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval
     if retrieval.k > len(rows):
         raise ConfigError(f"retrieval.k {retrieval.k} is larger than the train split of {dataset_ref} "
                           f"({len(rows)} rows)")
-    key_of = lambda row: keys.key_hash(row, dataset.key)  # noqa: E731 - a one-line accessor
+    def key_of(row: dict[str, Any]) -> str:  # a query row from another data set may lack the key columns
+        return keys.key_hash(row, dataset.key) if all(k in row for k in dataset.key) else ""
+
     out = Retriever(retrieval.type, retrieval.k, rows, key_of, text_of, seed=retrieval.seed)
     if retrieval.type == "random":
         return out
