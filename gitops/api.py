@@ -46,6 +46,7 @@ _EXPORTS = {
     "notify": "gitops.deploy.notify",
     "serve": "gitops.serve.launch",
     "demo": "gitops.demo.story",
+    "judge": ("gitops.eval.judge", "judge_file"),
     "predict": "gitops.predict.pipeline",
     "compare_variants": "gitops.predict.variants",
 }
