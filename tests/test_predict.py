@@ -204,3 +204,22 @@ def test_a_lora_variant_learns_the_task_as_it_is_scored(toy_ratings_repo: Path, 
     assert table.exit_code == 0, table.stderr
     kinds = [(v["kind"], v["rows"]) for v in json.loads(table.stdout)["variants"]]
     assert kinds[1][0] == "peft-lora" and kinds[0][1] == kinds[1][1] > 0
+
+
+def test_a_sigkilled_prediction_resumes_after_its_last_written_batch(toy_ratings_repo: Path, tmp_path: Path) -> None:
+    """A real SIGKILL, right after the first batch reached the disk (after its fsync)."""
+    from tests.crash_fixtures import run_cli, run_killed_at
+
+    out = tmp_path / "preds.csv"
+    args = ("predict", f"{MODEL}@v2", "--dataset", f"{DATA}@v1", "--split", "all", "--out", str(out),
+            "--batch-size", "8")
+    killed = run_killed_at(toy_ratings_repo, "os:fsync", "after", *args)
+    assert killed.returncode == -9, killed.stderr
+    partial = tmp_path / "preds.csv.partial.jsonl"
+    assert not out.exists() and len(partial.read_text().splitlines()) == 1 + 8
+    done = run_cli(toy_ratings_repo, *args)
+    assert done.returncode == 0, done.stderr
+    assert "60 predictions (8 resumed from a killed run)" in done.stdout
+    assert [r["key"] for r in read_out(out)] == [r["id"] for r in batches.read_rows(Workspace.open(toy_ratings_repo),
+                                                                                     f"{DATA}@v1")]
+    assert not partial.exists()
