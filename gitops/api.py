@@ -21,6 +21,7 @@ _EXPORTS = {
     "show": "gitops.registry.show",
     "create_model": "gitops.registry.create_model",
     "register": "gitops.registry.register",
+    "add_prompt": "gitops.registry.prompt",
     "set_alias": "gitops.registry.alias",
     "unset_alias": "gitops.registry.alias",
     "check": "gitops.registry.check",
@@ -45,6 +46,9 @@ _EXPORTS = {
     "notify": "gitops.deploy.notify",
     "serve": "gitops.serve.launch",
     "demo": "gitops.demo.story",
+    "judge": ("gitops.eval.judge", "judge_file"),
+    "predict": "gitops.predict.pipeline",
+    "compare_variants": "gitops.predict.variants",
 }
 
 __all__ = list(_EXPORTS)

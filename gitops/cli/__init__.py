@@ -21,7 +21,7 @@ MAX_ERROR_LINE = 500
 MAX_ERROR_LINES = 60
 
 # Command modules, in the order their commands appear in `gitops --help`.
-COMMAND_MODULES = ("registry", "data", "train", "convert", "evaluate", "report", "github", "deploy", "serve",
+COMMAND_MODULES = ("registry", "prompt", "data", "train", "convert", "evaluate", "report", "github", "deploy", "serve",
                    "demo")
 
 

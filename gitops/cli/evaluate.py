@@ -139,5 +139,33 @@ def summary(results: EvalResults) -> str:
     return "\n".join(lines)
 
 
+@click.command("judge")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--endpoint", required=True,
+              help="Base URL of an OpenAI-compatible server, e.g. --endpoint http://127.0.0.1:8000.")
+@click.option("--model", "judge_model", required=True, help="The judge's model name there, e.g. --model judge@production.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, e.g. --json > judge.json.")
+def judge_command(results: Path, endpoint: str, judge_model: str, as_json: bool) -> None:
+    """Let a stronger model judge an evaluation's samples: candidate vs baseline, both orders, win rate.
+
+    \b
+    Example:
+      gitops judge eval.json --endpoint http://127.0.0.1:8000 --model judge@production
+    """
+    from gitops import api
+
+    result = api.judge(results, endpoint, judge_model)
+    if as_json:
+        from gitops.cli.output import echo_json
+
+        echo_json(result.to_dict())
+        return
+    ci = f" [{result.win_rate_ci[0]:.1%}, {result.win_rate_ci[1]:.1%}]" if result.win_rate_ci else ""
+    click.echo(f"candidate win rate {result.win_rate:.1%}{ci} over {result.samples} samples "
+               f"({result.wins} won, {result.losses} lost, {result.ties} tied; judge consistent across orders "
+               f"in {result.consistent:.0%})")
+
+
 def register(group: click.Group) -> None:
     group.add_command(eval_command)
+    group.add_command(judge_command)

@@ -90,13 +90,17 @@ def model() -> None:
 @model.command("create")
 @click.argument("name")
 @click.option("--description", default="", help="What the model does, one line.")
-@click.option("--task", default="text-generation", show_default=True, help="The model's task.")
+@click.option("--task", default="text-generation", show_default=True,
+              help="The model's task: completion (text-generation, ...) or classification (needs --classification).")
+@click.option("--classification", "classification_file", type=click.Path(path_type=Path),
+              help="YAML file with the classification block (input, label, labels, fallback, extract); "
+                   "e.g. --task classification --classification task.yaml.")
 @click.option("--owner", "owners", multiple=True, help="An owner of the model (@user, @org/team); repeatable.")
 @click.option("--protect", multiple=True, metavar="ALIAS=OWNERS",
               help="Protect an alias: only these owners may approve moving it (repeatable).")
 @repo_option
-def model_create(name: str, description: str, task: str, owners: tuple[str, ...], protect: tuple[str, ...],
-                 repo_dir: Path) -> None:
+def model_create(name: str, description: str, task: str, classification_file: Path | None,
+                 owners: tuple[str, ...], protect: tuple[str, ...], repo_dir: Path) -> None:
     """Create a model in the registry (and update CODEOWNERS for its protected aliases).
 
     \b
@@ -106,7 +110,7 @@ def model_create(name: str, description: str, task: str, owners: tuple[str, ...]
     from gitops import api
 
     created = api.create_model(workspace_of(repo_dir), name, description=description, task=task,
-                               owners=list(owners), protect=parse_pairs(protect, "--protect"))
+                               owners=list(owners), protect=parse_pairs(protect, "--protect"), classification=classification_file)
     click.echo(f"Created model '{created.name}'" + (
         f" (protected: {', '.join(created.protected)})" if created.protected else ""))
 

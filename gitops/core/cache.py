@@ -52,10 +52,10 @@ def fingerprint() -> str:
     global _FINGERPRINT
     if _FINGERPRINT is None:
         from gitops import __version__, validation, yamlio
-        from gitops.core import refs, schema
+        from gitops.core import refs, schema, task
 
         h = hashlib.sha256(__version__.encode())
-        for module in (schema, refs, validation, yamlio):
+        for module in (schema, refs, task, validation, yamlio):
             h.update(Path(module.__file__).read_bytes())
         _FINGERPRINT = h.hexdigest()[:16]
     return _FINGERPRINT

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.core import refs
+from gitops.core.task import CLASSIFICATION, ClassificationTask, parse_classification
 from gitops.errors import shown
 from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Problems, Record, Scalar, Typed, finite_number, validate
 from gitops.yamlio import LineMap
@@ -94,6 +95,9 @@ class Model:
     gates: list[Gate] = field(default_factory=list)
     versions: dict[str, Version] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
+    # ``task: classification`` only: the input template, label column, vocabulary and extraction
+    # rules every variant of the model is scored with (gitops.core.task).
+    classification: ClassificationTask | None = None
 
     def latest(self) -> Version | None:
         if not self.versions:
@@ -110,6 +114,8 @@ class Model:
             out["protected"] = {k: list(v) for k, v in self.protected.items()}
         if self.gates:
             out["gates"] = [g.to_dict() for g in self.gates]
+        if self.classification:
+            out["classification"] = self.classification.to_dict()
         return out
 
 
@@ -276,7 +282,7 @@ ALIAS_SPEC = Record({
     "note": Field(_TEXT),
 }, what="alias", **_REGISTRY_WORDS)
 
-MODEL_KEYS = ("name", "description", "task", "owners", "protected", "gates", "versions")
+MODEL_KEYS = ("name", "description", "task", "classification", "owners", "protected", "gates", "versions")
 DATASET_KEYS = ("name", "description", "columns", "text_field", "key", "splits", "split_column", "normalize",
                 "versions")
 
@@ -319,6 +325,11 @@ def parse_model(doc: Any, src: str, dirname: str, p: Problems) -> Model | None:
         model.owners = owners_of(doc["owners"], doc, "owners", src, p, "owners")
     model.protected = _protected(doc.get("protected") or {}, doc, src, p)
     model.gates = _parse_gates(doc.get("gates"), doc, src, p)
+    if model.task == CLASSIFICATION:
+        model.classification = parse_classification(doc, src, p)
+    elif "classification" in doc:
+        p.add(src, doc, "classification", f"a classification block needs 'task: classification' "
+              f"(task is '{shown(model.task)}')")
     versions = doc.get("versions") or {}
     if not isinstance(versions, dict):
         p.add(src, doc, "versions", "versions must map version ids (v1, v2, ...) to version records")
@@ -539,6 +550,8 @@ def model_from_plain(data: dict[str, Any]) -> Model:
     return Model(name=h["name"], description=h["description"], task=h["task"], owners=list(h["owners"]),
                  protected={k: list(v) for k, v in h.get("protected", {}).items()},
                  gates=[Gate(**g) for g in h.get("gates", [])],
+                 classification=ClassificationTask.from_dict(h["classification"]) if h.get("classification")
+                 else None,
                  versions={vid: Version(vid, *f) for vid, f in data["versions"].items()})
 
 

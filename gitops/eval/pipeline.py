@@ -245,8 +245,10 @@ def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Promp
 
     model, version = ws.registry().resolve(ref)
     if version.format not in ("hf", "peft-lora", "ct2"):
+        hint = "; score a prompt version of a classification model with gitops compare" \
+            if version.format == "prompt" else ""
         raise EvalError(f"{model.name}@{version.id} has format '{version.format}', which gitops eval "
-                        "cannot run (hf, peft-lora and ct2 can)")
+                        f"cannot run (hf, peft-lora and ct2 can){hint}")
     _check_device(device, version.format)
     if progress is not None:
         progress("loading", 0, 1)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from gitops.adapters.dvc import read_pointer
 from gitops.core import layout, settings
 from gitops.core.reader import Registry
+from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import GitopsError, Problem, shown
 from gitops.registry import codeowners_text
@@ -56,6 +58,9 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
         src = layout.model_file(model.name)
         for v in model.versions.values():
             pointer = ws.root / f"{v.path}.dvc"
+            if v.format == "prompt" and not pointer.exists():  # a config in git (older ones: a directory in DVC)
+                out.extend(_prompt_file_problems(ws, src, v))
+                continue
             if not pointer.exists():
                 out.append(Problem(src, None, v.id, f"version {v.id}: {v.path}.dvc is missing "
                                    "(weights not tracked by DVC)"))
@@ -68,6 +73,18 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
             if md5 != v.md5:
                 out.append(Problem(src, None, v.id, f"version {v.id}: md5 {v.md5} disagrees with {v.path}.dvc ({md5})"))
     return out
+
+
+def _prompt_file_problems(ws: Workspace, src: str, v: Version) -> list[Problem]:
+    """A prompt version's config is a file in git whose md5 is the registry's."""
+    path = ws.root / v.path
+    if not path.is_file():
+        return [Problem(src, None, v.id, f"version {v.id}: its prompt config {v.path} is missing")]
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    if md5 != v.md5:
+        return [Problem(src, None, v.id, f"version {v.id}: md5 {v.md5} disagrees with {v.path} ({md5}): "
+                        "the prompt config was edited after it was added")]
+    return []
 
 
 def _base_problems(reg: Registry) -> list[Problem]:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gitops import yamlio
 from gitops.core import layout, refs, schema
 from gitops.core.schema import Model
 from gitops.core.workspace import Workspace
-from gitops.errors import RegistryError
+from gitops.errors import NotFoundError, RegistryError
 from gitops.registry import codeowners_text
 from gitops.validation import Problems
 
 
 def create_model(ws: Workspace, name: str, *, description: str = "", task: str = "text-generation",
                  owners: list[str] | None = None, protect: dict[str, list[str]] | None = None,
-                 gates: list[dict[str, Any]] | None = None) -> Model:
-    """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases)."""
+                 gates: list[dict[str, Any]] | None = None, classification: dict[str, Any] | Path | None = None) -> Model:
+    """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases).
+    ``classification`` is the block a ``task: classification`` model needs (gitops.core.task), or
+    a YAML file holding it."""
     if problem := refs.name_problem(name):
         raise RegistryError(problem)
     rel = layout.model_file(name)
@@ -25,6 +28,10 @@ def create_model(ws: Workspace, name: str, *, description: str = "", task: str =
         header["protected"] = protect
     if gates:
         header["gates"] = gates
+    if isinstance(classification, Path):
+        classification = read_classification(classification)
+    if classification is not None:
+        header["classification"] = classification
     text = yamlio.dumps(header) + "versions:\n"
     problems = Problems()
     model = schema.parse_model(yamlio.loads(text, rel), rel, name, problems)
@@ -44,3 +51,20 @@ def create_model(ws: Workspace, name: str, *, description: str = "", task: str =
             yamlio.write_atomic(ws.root / codeowners_text.CODEOWNERS, owners_text)
             ws.commit(paths, f"model {name}: create")
     return model
+
+
+MAX_TASK_BYTES = 256 * 1024  # a classification block is a template, a label list and a few rules
+
+
+def read_classification(path: Path) -> dict[str, Any]:
+    """The classification block in a YAML file (a mapping), as plain data for :func:`create_model`."""
+    if not path.is_file():
+        raise NotFoundError(f"classification file {path} does not exist")
+    try:
+        doc = yamlio.load_file(path, max_bytes=MAX_TASK_BYTES)
+    except yamlio.YamlError as exc:
+        raise RegistryError(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{path}: the classification block must be a mapping with input, label, labels "
+                            "and fallback")
+    return yamlio.plain(doc)

@@ -149,8 +149,20 @@ def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, Base
     dataset, version = resolve_dataset(ws, cfg.dataset)
     cfg.dataset = f"{dataset.name}@{version.id}"
     cfg.base_model = base.record
+    _classification_format(ws, cfg)
     cfg.gguf_file = None  # a GGUF base is recorded as its registered version
     return cfg, base, dataset, version
+
+
+def _classification_format(ws: Workspace, cfg: TrainConfig) -> None:
+    """A ``task: classification`` model learns its task as every variant is scored: the task's input
+    template, then a space and the label (``gitops predict`` generates from the input and extracts
+    the label). The config's prompt section is replaced by that; the effective config records it."""
+    model = ws.registry().models.get(cfg.output_model)
+    if model is None or model.classification is None:
+        return
+    task = model.classification
+    cfg.template, cfg.response, cfg.chat = task.input, " {" + task.label + "}", False
 
 
 def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,

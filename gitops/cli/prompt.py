@@ -1,0 +1,144 @@
+"""``gitops prompt``: prompt versions (a base model version, a template, retrieval; no weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gitops.cli.common import repo_option, workspace_of
+
+
+@click.group()
+def prompt() -> None:
+    """Prompt versions: zero-shot and few-shot variants of a model, stored as YAML in git."""
+
+
+@prompt.command("add")
+@click.argument("model_name", metavar="MODEL")
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+              help="The prompt config (base, template, retrieval, generation), e.g. --config few-shot.yaml.")
+@click.option("--note", help="A note stored with the version, e.g. --note 'bm25 k=3'.")
+@repo_option
+def prompt_add(model_name: str, config: Path, note: str | None, repo_dir: Path) -> None:
+    """Add a prompt config as MODEL's next version: its base pinned to a version and md5, committed.
+
+    The same config added twice is one version (nothing is committed the second time).
+
+    \b
+    Example:
+      gitops prompt add ratings --config few-shot-bm25.yaml --note "bm25 k=3"
+    """
+    from gitops import api
+
+    result = api.add_prompt(workspace_of(repo_dir), model_name, config, note=note)
+    v = result.version
+    if result.created:
+        click.echo(f"Added {model_name}@{v.id} (prompt on {v.base_model}, config {v.config_hash})")
+    else:
+        click.echo(f"{model_name}@{v.id} already holds this prompt config ({v.config_hash}); nothing committed")
+
+
+
+
+class _Bar:
+    """A tqdm bar on stderr over rows; a new bar when the total changes (compare runs one per variant)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc, self.bar, self.total = desc, None, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or total != self.total or done < self.bar.n:
+            self.close()
+            self.total = total
+            self.bar = tqdm(total=total, desc=self.desc, leave=False, dynamic_ncols=True, unit="row")
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+_SPLITS = click.Choice(["test", "valid", "train", "all"])
+
+
+@click.command("predict")
+@click.argument("ref", metavar="MODEL@REF")
+@click.option("--dataset", required=True, help="The data set version to predict, e.g. --dataset reviews@v1.")
+@click.option("--split", default="test", show_default=True, type=_SPLITS, help="Which rows, e.g. --split valid.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Where to write the predictions (.parquet, .csv or .jsonl), e.g. --out preds.parquet.")
+@click.option("--batch-size", default=16, show_default=True, help="Rows generated at once, e.g. --batch-size 32.")
+@click.option("--limit", type=click.IntRange(min=1), help="Predict only the first N rows, e.g. --limit 100.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda, e.g. --device cuda.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads, e.g. --threads 2.")
+@repo_option
+def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: int, limit: int | None, device: str,
+                    threads: int | None, repo_dir: Path) -> None:
+    """Predict a label for every row of a data set version with one variant of a classification model.
+
+    Writes key, label, prediction, matched, raw_output, tokens and latency per row. A killed run
+    resumes from OUT.partial.jsonl when started again with the same arguments.
+
+    \b
+    Example:
+      gitops predict ratings@v2 --dataset reviews@v1 --split test --out preds.parquet
+    """
+    from gitops import api
+
+    bar = _Bar("predict")
+    try:
+        result = api.predict(workspace_of(repo_dir), ref, dataset, split=split, out=out, batch_size=batch_size,
+                             limit=limit, device=device, threads=threads, progress=bar)
+    finally:
+        bar.close()
+    resumed = f" ({result.resumed} resumed from a killed run)" if result.resumed else ""
+    click.echo(f"{result.rows} predictions{resumed} written to {out}: {result.rows_per_second:.1f} rows/s")
+    s = result.scores
+    if s.rows:
+        click.echo(f"accuracy {s.accuracy:.1%}, macro {s.macro_accuracy:.1%}, invalid outputs {s.invalid_rate:.1%}, "
+                   f"{s.tokens_per_prediction:.1f} tokens per prediction")
+
+
+@click.command("compare")
+@click.argument("refs", nargs=-1, required=True, metavar="MODEL@A MODEL@B ...")
+@click.option("--dataset", help="The data set version (default: the one the variants name), e.g. --dataset reviews@v1.")
+@click.option("--split", default="test", show_default=True, type=_SPLITS, help="Which rows, e.g. --split valid.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows, e.g. --limit 200.")
+@click.option("--batch-size", default=16, show_default=True, help="Rows generated at once, e.g. --batch-size 32.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown, e.g. --json > table.json.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda, e.g. --device cuda.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads, e.g. --threads 2.")
+@repo_option
+def compare_command(refs: tuple[str, ...], dataset: str | None, split: str, limit: int | None, batch_size: int,
+                    as_json: bool, device: str, threads: int | None, repo_dir: Path) -> None:
+    """Compare variants of one classification model on the same rows: accuracy (with intervals),
+    invalid-output rate, p50 latency and tokens per prediction.
+
+    \b
+    Example:
+      gitops compare ratings@v1 ratings@v2 ratings@v3 --dataset reviews@v1 --json
+    """
+    from gitops import api
+
+    bar = _Bar("compare")
+    try:
+        table = api.compare_variants(workspace_of(repo_dir), list(refs), dataset=dataset, split=split,
+                                     batch_size=batch_size, limit=limit, device=device, threads=threads, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        from gitops.cli.output import echo_json
+
+        echo_json(table.to_dict())
+    else:
+        click.echo(table.markdown(), nl=False)
+
+
+def register(group: click.Group) -> None:
+    for command in (prompt, predict_command, compare_command):
+        group.add_command(command)

@@ -1,0 +1,197 @@
+"""The config of a prompt version (``gitops prompt add MODEL --config prompt.yaml``).
+
+A prompt version holds no weights: it is a base model version, a template and a retrieval rule.
+::
+
+    base: ratings-base@v1          # MODEL@REF of a registered version; pinned to vN and its md5
+    dataset: reviews@v1            # the data set version retrieval draws from (its train split only)
+    task: "Rate the review from 1 to 5."
+    template: "{task}\\n\\n{context}{sample}"
+    example: "Review: {text}\\nRating: {rating}\\n\\n"   # one retrieved row, over its columns
+    retrieval: {type: bm25, k: 3}  # none | random (seed) | bm25 | semantic (embedder: a local path)
+    generation: {max_new_tokens: 4, temperature: 0}
+
+Template slots: ``{sample}`` (the row, rendered by the model's task input template; required),
+``{task}`` (the instruction) and ``{context}`` (the retrieved examples, required when ``k`` > 0).
+Pure Python, like :mod:`gitops.core.task`: this is read by registry commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops.core import refs
+from gitops.core.task import template_slots
+from gitops.errors import GitopsError, shown
+from gitops.validation import Problems
+from gitops.yamlio import LineMap
+
+PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation")
+RETRIEVAL_TYPES = ("none", "random", "bm25", "semantic")
+RETRIEVAL_KEYS = ("type", "k", "embedder", "seed")
+GENERATION_KEYS = ("max_new_tokens", "temperature")
+TEMPLATE_SLOTS = ("sample", "task", "context")
+MAX_K = 64
+MAX_NEW_TOKENS = 512
+MAX_TEXT_CHARS = 16 * 1024
+
+
+@dataclass
+class Retrieval:
+    type: str = "none"
+    k: int = 0
+    embedder: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class PromptSpec:
+    """A validated prompt config (``base`` as written; pinning happens at ``prompt add``)."""
+
+    base: str
+    template: str
+    task: str = ""
+    dataset: str | None = None
+    example: str | None = None
+    retrieval: Retrieval = field(default_factory=Retrieval)
+    max_new_tokens: int = 8
+    temperature: float = 0.0
+
+    def example_slots(self) -> list[str]:
+        return template_slots(self.example) if self.example else []
+
+
+def parse_prompt(doc: Any, src: str, p: Problems) -> PromptSpec | None:
+    """``prompt.yaml`` as a :class:`PromptSpec`, or None with every problem (file, line, key) in ``p``."""
+    if not isinstance(doc, LineMap):
+        p.add(src, None, None, "a prompt config must be a mapping with keys: " + ", ".join(PROMPT_KEYS))
+        return None
+    start = len(p)
+    for key in doc:
+        if key not in PROMPT_KEYS:
+            p.add(src, doc, key, f"unknown key '{shown(key)}' in the prompt config (allowed: {', '.join(PROMPT_KEYS)})")
+    for key in ("base", "template"):
+        if key not in doc:
+            p.add(src, doc, None, f"the prompt config is missing the required key '{key}'")
+    base = _ref(doc, "base", src, p)
+    dataset = _ref(doc, "dataset", src, p, what="data set")
+    texts = {k: _text(doc, k, src, p) for k in ("task", "template", "example")}
+    retrieval = _retrieval(doc, src, p)
+    tokens, temperature = _generation(doc, src, p)
+    template = texts["template"]
+    if template is not None:
+        _check_template(doc, template, retrieval, src, p)
+    if texts["example"] is not None:
+        _slots(doc, "example", texts["example"], src, p)
+    if retrieval.type != "none" and dataset is None and "dataset" not in doc:
+        p.add(src, doc, "retrieval", f"retrieval '{retrieval.type}' needs 'dataset: NAME@vN' to draw examples from")
+    if len(p) != start or base is None or template is None:
+        return None
+    return PromptSpec(base=base, template=template, task=texts["task"] or "", dataset=dataset,
+                      example=texts["example"], retrieval=retrieval, max_new_tokens=tokens, temperature=temperature)
+
+
+def _ref(doc: LineMap, key: str, src: str, p: Problems, what: str = "model") -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise GitopsError("not a string")
+        ref = refs.parse_ref(value, what, require_ref=True)
+    except GitopsError:  # any malformed reference reads the same to the user
+        p.add(src, doc, key, f"{key} must be a reference like NAME@v1 or NAME@production, not '{shown(value)}'")
+        return None
+    if what == "data set" and not ref.is_version:
+        p.add(src, doc, key, f"{key} must name a data set version like {ref.name}@v1")
+        return None
+    return str(ref)
+
+
+def _text(doc: LineMap, key: str, src: str, p: Problems) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        p.add(src, doc, key, f"{key} must be a string of at most {MAX_TEXT_CHARS} characters")
+        return None
+    return value
+
+
+def _slots(doc: LineMap, key: str, text: str, src: str, p: Problems) -> list[str] | None:
+    try:
+        return template_slots(text)
+    except ValueError as exc:
+        p.add(src, doc, key, f"{key}: {exc}")
+        return None
+
+
+def _check_template(doc: LineMap, template: str, retrieval: Retrieval, src: str, p: Problems) -> None:
+    slots = _slots(doc, "template", template, src, p)
+    if slots is None:
+        return
+    if unknown := [s for s in slots if s not in TEMPLATE_SLOTS]:
+        p.add(src, doc, "template", f"template slot '{{{shown(unknown[0])}}}' is not one of "
+              + ", ".join(f"{{{s}}}" for s in TEMPLATE_SLOTS))
+    if "sample" not in slots:
+        p.add(src, doc, "template", "template must place the row with {sample}")
+    if retrieval.k > 0 and "context" not in slots:
+        p.add(src, doc, "template", f"retrieval gives {retrieval.k} examples but the template has no {{context}}")
+
+
+def _retrieval(doc: LineMap, src: str, p: Problems) -> Retrieval:
+    block = doc.get("retrieval")
+    if block is None:
+        return Retrieval()
+    if not isinstance(block, LineMap):
+        p.add(src, doc, "retrieval", "retrieval must be a mapping like {type: bm25, k: 3}")
+        return Retrieval()
+    for key in block:
+        if key not in RETRIEVAL_KEYS:
+            p.add(src, block, key, f"unknown key '{shown(key)}' in retrieval (allowed: {', '.join(RETRIEVAL_KEYS)})")
+    kind = block.get("type", "none")
+    if kind not in RETRIEVAL_TYPES:
+        p.add(src, block, "type", f"retrieval type '{shown(kind)}' is not one of {', '.join(RETRIEVAL_TYPES)}")
+        return Retrieval()
+    k = block.get("k", 0 if kind == "none" else 3)
+    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= MAX_K:
+        p.add(src, block, "k", f"retrieval.k must be a whole number from 0 to {MAX_K}")
+        k = 0
+    elif kind == "none" and k:
+        p.add(src, block, "k", "retrieval.k must be 0 when the type is none")
+    elif kind != "none" and not k:
+        p.add(src, block, "k", f"retrieval.k must be at least 1 for type {kind}")
+    seed = block.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        p.add(src, block, "seed", "retrieval.seed must be a whole number from 0 to 2**32-1")
+        seed = 0
+    embedder = block.get("embedder")
+    if kind == "semantic" and not isinstance(embedder, str):
+        p.add(src, block, "embedder" if "embedder" in block else "type",
+              "retrieval type semantic needs 'embedder': the path of a sentence-transformers model")
+    elif kind != "semantic" and embedder is not None:
+        p.add(src, block, "embedder", f"retrieval.embedder is only used by type semantic, not {kind}")
+    return Retrieval(type=kind, k=k, embedder=embedder if isinstance(embedder, str) else None, seed=seed)
+
+
+def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float]:
+    block = doc.get("generation")
+    if block is None:
+        return 8, 0.0
+    if not isinstance(block, LineMap):
+        p.add(src, doc, "generation", "generation must be a mapping like {max_new_tokens: 4, temperature: 0}")
+        return 8, 0.0
+    for key in block:
+        if key not in GENERATION_KEYS:
+            p.add(src, block, key, f"unknown key '{shown(key)}' in generation (allowed: {', '.join(GENERATION_KEYS)})")
+    tokens = block.get("max_new_tokens", 8)
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or not 1 <= tokens <= MAX_NEW_TOKENS:
+        p.add(src, block, "max_new_tokens", f"generation.max_new_tokens must be a whole number from 1 to "
+              f"{MAX_NEW_TOKENS}")
+        tokens = 8
+    temperature = block.get("temperature", 0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+        p.add(src, block, "temperature", "generation.temperature must be a number from 0 to 2")
+        temperature = 0
+    return tokens, float(temperature)

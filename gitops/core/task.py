@@ -1,0 +1,238 @@
+"""What a model is asked to do: its task, as ``model.yaml`` declares it.
+
+``task: completion`` (the default; older registries say ``text-generation`` or another free word,
+all of which mean completion) continues a text. ``task: classification`` needs a
+``classification:`` block::
+
+    task: classification
+    classification:
+      input: "Review: {text}"          # a template over the row's columns
+      label: rating                    # the column holding the true label
+      labels: ["1", "2", "3", "4", "5"]
+      fallback: "3"                    # what an output matching no label counts as
+      extract:                         # optional, per label; default: the label as a whole word
+        "5": {regex: "\\\\b(five|5)\\\\b"}
+        "1": {exact: "one"}
+
+Extraction reads a raw model output and returns the first label whose rule matches (in the order
+of ``labels``), or None: the output is *invalid* and scores as the fallback. Every zero-shot,
+few-shot and fine-tuned variant of the model shares this one definition, so they are scored on the
+same rows, rendered by the same template, with the same extraction. Pure Python: registry commands
+parse it without importing anything heavy.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops.errors import shown
+from gitops.validation import Problems
+from gitops.yamlio import LineMap
+
+CLASSIFICATION = "classification"
+COMPLETION = "completion"
+MAX_LABELS = 1000
+MAX_TEMPLATE_CHARS = 16 * 1024
+MAX_RULE_CHARS = 1000
+CLASSIFICATION_KEYS = ("input", "label", "labels", "fallback", "extract")
+RULE_KINDS = ("regex", "exact")
+_SLOT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one label is found in a raw output: ``regex`` (searched, case-insensitive) or ``exact``
+    (the whole stripped output equals it, case-insensitive)."""
+
+    kind: str
+    pattern: str
+
+    def matches(self, output: str) -> bool:
+        if self.kind == "exact":
+            return output.strip().casefold() == self.pattern.strip().casefold()
+        return re.search(self.pattern, output, re.IGNORECASE) is not None
+
+
+@dataclass
+class ClassificationTask:
+    """A validated ``classification:`` block."""
+
+    input: str
+    label: str
+    labels: list[str]
+    fallback: str
+    extract: dict[str, Rule] = field(default_factory=dict)
+
+    def slots(self) -> list[str]:
+        """The columns the input template names, in order of first use."""
+        return template_slots(self.input)
+
+    def render(self, row: dict[str, Any]) -> str:
+        """The input template filled from ``row`` (a column it lacks is a KeyError: checked before)."""
+        return self.input.format_map({k: "" if row[k] is None else row[k] for k in self.slots()})
+
+    def rule(self, label: str) -> Rule:
+        return self.extract.get(label) or Rule("regex", r"(?<!\w)" + re.escape(label) + r"(?!\w)")
+
+    def extract_label(self, output: str) -> str | None:
+        """The first label (in ``labels`` order) whose rule matches ``output``; None if none does."""
+        return next((label for label in self.labels if self.rule(label).matches(output)), None)
+
+    def predict(self, output: str) -> tuple[str, bool]:
+        """The label an output counts as, and whether it matched one (False: the fallback was used)."""
+        found = self.extract_label(output)
+        return (found, True) if found is not None else (self.fallback, False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"input": self.input, "label": self.label, "labels": list(self.labels),
+                               "fallback": self.fallback}
+        if self.extract:
+            out["extract"] = {k: {r.kind: r.pattern} for k, r in self.extract.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClassificationTask:
+        extract = {k: Rule(*next(iter(v.items()))) for k, v in (data.get("extract") or {}).items()}
+        return cls(input=data["input"], label=data["label"], labels=list(data["labels"]),
+                   fallback=data["fallback"], extract=extract)
+
+
+def template_slots(template: str) -> list[str]:
+    """The names a ``{slot}`` template uses, in order; ValueError for a malformed one."""
+    out: list[str] = []
+    for _, name, spec, conv in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not _SLOT_RE.fullmatch(name) or spec or conv:
+            raise ValueError(f"slot '{{{shown(name)}}}' must be a plain column name like {{text}}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def parse_classification(doc: LineMap, src: str, p: Problems) -> ClassificationTask | None:
+    """The ``classification:`` block of ``doc`` (a model.yaml), or None with problems in ``p``."""
+    block = doc.get("classification")
+    if not isinstance(block, LineMap):
+        p.add(src, doc, "classification" if "classification" in doc else "task",
+              "task: classification needs a 'classification' mapping with input, label, labels and fallback")
+        return None
+    start = len(p)
+    where = "classification"
+    for key in block:
+        if key not in CLASSIFICATION_KEYS:
+            p.add(src, block, key, f"unknown key '{shown(key)}' in {where} (allowed: {', '.join(CLASSIFICATION_KEYS)})")
+    for key in ("input", "label", "labels", "fallback"):
+        if key not in block:
+            p.add(src, block, None, f"{where} is missing the required key '{key}'")
+    template = _template(block, src, p)
+    label = block.get("label")
+    if "label" in block and (not isinstance(label, str) or not _SLOT_RE.fullmatch(label)):
+        p.add(src, block, "label", f"{where}.label must be the name of the column that holds the true label")
+    labels = _labels(block, src, p)
+    fallback = block.get("fallback")
+    if "fallback" in block and labels is not None and fallback not in labels:
+        p.add(src, block, "fallback", f"{where}.fallback '{shown(fallback)}' is not one of the labels")
+    extract = _extract(block, labels or [], src, p)
+    if len(p) != start or template is None or labels is None:
+        return None
+    return ClassificationTask(input=template, label=label, labels=labels, fallback=fallback, extract=extract)
+
+
+def _template(block: LineMap, src: str, p: Problems) -> str | None:
+    template = block.get("input")
+    if "input" not in block:
+        return None
+    if not isinstance(template, str) or not template.strip():
+        p.add(src, block, "input", "classification.input must be a template string like 'Review: {text}'")
+        return None
+    if len(template) > MAX_TEMPLATE_CHARS:
+        p.add(src, block, "input", f"classification.input is longer than {MAX_TEMPLATE_CHARS} characters")
+        return None
+    try:
+        slots = template_slots(template)
+    except ValueError as exc:
+        p.add(src, block, "input", f"classification.input: {exc}")
+        return None
+    if not slots:
+        p.add(src, block, "input", "classification.input names no column; use a slot like {text}")
+        return None
+    return template
+
+
+def _labels(block: LineMap, src: str, p: Problems) -> list[str] | None:
+    labels = block.get("labels")
+    if "labels" not in block:
+        return None
+    if (not isinstance(labels, list) or len(labels) < 2
+            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in labels)):
+        p.add(src, block, "labels", "classification.labels must be a list of at least two labels")
+        return None
+    if len(labels) > MAX_LABELS:
+        p.add(src, block, "labels", f"classification.labels has {len(labels)} labels (at most {MAX_LABELS})")
+        return None
+    out = [str(v) for v in labels]
+    if dup := next((v for v in out if out.count(v) > 1), None):
+        p.add(src, block, "labels", f"classification.labels lists '{shown(dup)}' twice")
+        return None
+    if empty := [v for v in out if not v.strip()]:
+        p.add(src, block, "labels", f"classification.labels has an empty label ({len(empty)})")
+        return None
+    return out
+
+
+def _extract(block: LineMap, labels: list[str], src: str, p: Problems) -> dict[str, Rule]:
+    rules = block.get("extract")
+    if rules is None:
+        return {}
+    if not isinstance(rules, LineMap):
+        p.add(src, block, "extract", "classification.extract must map labels to {regex: ...} or {exact: ...}")
+        return {}
+    out: dict[str, Rule] = {}
+    for label, rule in rules.items():
+        where = f"classification.extract.{shown(label)}"
+        if str(label) not in labels:
+            p.add(src, rules, label, f"{where}: '{shown(label)}' is not one of the labels")
+            continue
+        if (not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in RULE_KINDS
+                or not isinstance(next(iter(rule.values())), str)):
+            p.add(src, rules, label, f"{where} must be {{regex: '...'}} or {{exact: '...'}}")
+            continue
+        kind, pattern = next(iter(rule.items()))
+        if not pattern or len(pattern) > MAX_RULE_CHARS:
+            p.add(src, rules, label, f"{where}: the {kind} must be 1 to {MAX_RULE_CHARS} characters")
+            continue
+        if kind == "regex":
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                p.add(src, rules, label, f"{where}: regex '{shown(pattern)}' does not compile ({exc})")
+                continue
+        out[str(label)] = Rule(kind, pattern)
+    return out
+
+
+def check_columns(task: ClassificationTask, columns: dict[str, str] | list[str], what: str) -> str | None:
+    """Why ``task`` cannot read rows with ``columns`` (a slot or the label column is missing), or None."""
+    names = list(columns)
+    for slot in task.slots():
+        if slot not in names:
+            return (f"the input template names column '{shown(slot)}', which {what} does not have "
+                    f"(columns: {', '.join(names)})")
+    if task.label not in names:
+        return f"the label column '{shown(task.label)}' is not a column of {what} (columns: {', '.join(names)})"
+    return None
+
+
+def check_labels(task: ClassificationTask, values: list[Any], what: str) -> str | None:
+    """Why the label vocabulary does not cover ``values`` (the label column of a data set), or None."""
+    known = set(task.labels)
+    missing = sorted({str(v) for v in values if str(v) not in known})
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        return (f"the labels {', '.join(task.labels[:10])} do not cover {what}: it has "
+                f"{', '.join(repr(m) for m in missing[:5])}{more}")
+    return None

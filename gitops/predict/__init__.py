@@ -1,0 +1,1 @@
+"""Classification variants of one model: prompt rendering, retrieval, batch prediction, scoring."""

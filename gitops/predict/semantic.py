@@ -1,0 +1,76 @@
+"""Semantic retrieval: a sentence-transformers model from a local path, exact cosine search in numpy.
+
+The train rows are embedded once (normalised, so a dot product is the cosine) and cached with the
+index (:mod:`gitops.predict.retrieval`) under the (data set md5, embedder md5) key; queries are
+embedded per batch and ranked against every row (exact search: a 10,000-row set is one small
+matrix product). Ties keep the rows' order, so the ranking is deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from gitops.errors import ConfigError
+from gitops.registry.prompt import check_embedder
+
+EMBEDDINGS = "embeddings.npy"
+BATCH = 64
+
+
+def embedder_dir(root: Path, embedder: str) -> Path:
+    """The embedder's directory, checked to hold a sentence-transformers model."""
+    return check_embedder(root, embedder, "prompt config")
+
+
+def embedder_md5(model_dir: Path) -> str:
+    """An md5 over the embedder's files (relative names and contents): what the cached vectors depend on."""
+    digest = hashlib.md5()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _model(model_dir: Path):  # noqa: ANN202 - a SentenceTransformer
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever a broken model directory raises, say it in one sentence
+        raise ConfigError(f"retrieval.embedder {model_dir} is not a loadable sentence-transformers model "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+
+
+def _encode(model, texts: list[str]):  # noqa: ANN001, ANN202 - numpy in, numpy out
+    return model.encode(texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False)
+
+
+def build(model_dir: Path, texts: list[str], into: Path, *, reuse: Path | None = None) -> int:
+    """Embed ``texts`` into ``into``; the vectors in ``reuse`` (an entry whose rows are the first
+    rows of ``texts``) are kept and only the rest embedded. Returns how many were reused."""
+    import numpy as np
+
+    old = np.load(reuse / EMBEDDINGS) if reuse is not None else np.zeros((0, 0), dtype=np.float32)
+    rest = texts[len(old):]
+    parts = ([old] if len(old) else []) + ([_encode(_model(model_dir), rest).astype(np.float32)] if rest else [])
+    np.save(into / EMBEDDINGS, np.concatenate(parts) if len(parts) > 1 else parts[0])
+    return len(old)
+
+
+def load(model_dir: Path, entry: Path) -> Callable[[list[str], int], list[list[int]]]:
+    import numpy as np
+
+    vectors = np.load(entry / EMBEDDINGS)
+    model = _model(model_dir)
+
+    def search(queries: list[str], k: int) -> list[list[int]]:
+        scores = _encode(model, queries).astype(np.float32) @ vectors.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [[int(i) for i in row] for row in order]
+
+    return search

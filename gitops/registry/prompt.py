@@ -1,0 +1,147 @@
+"""``gitops prompt add``: a prompt config becomes the model's next version (format ``prompt``).
+
+A prompt version stores no weights: its config (:mod:`gitops.core.promptspec`) is written to
+``models/MODEL/vN.prompt.yaml`` and committed to git, with the base model pinned to the version
+its reference named then (``base_model: NAME@vN`` and that version's md5 in ``base_md5``), so
+moving the base's aliases later never changes what the prompt version runs. Its config hash is in
+the lineage; like ``register``, the same config registered twice is one version. It is aliased,
+promoted and diffed like any version.
+
+Everything that can be checked without reading rows is checked before anything is written: the
+base exists and is not itself a prompt, the data set version exists, the task's template and the
+example template name only its columns, ``k`` fits in its train split, a semantic embedder is a
+sentence-transformers model directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from gitops import timestamps, yamlio
+from gitops.core import layout, promptspec, refs, schema, task
+from gitops.core.promptspec import PromptSpec
+from gitops.core.reader import Registry
+from gitops.core.schema import Model, Version
+from gitops.core.workspace import Workspace
+from gitops.errors import NotFoundError, RegistryError, shown
+from gitops.registry.register import RegisterResult
+from gitops.validation import Problems
+
+MAX_PROMPT_BYTES = 256 * 1024
+ST_MARKERS = ("modules.json", "config_sentence_transformers.json")
+
+
+def prompt_file(model: str, vid: str) -> str:
+    return f"models/{model}/{vid}.prompt.yaml"
+
+
+def read_prompt(path: Path) -> PromptSpec:
+    """The prompt config in ``path``, validated (RegistryError naming file, line and key)."""
+    if not path.is_file():
+        raise NotFoundError(f"prompt config {path} does not exist")
+    try:
+        doc = yamlio.load_file(path, str(path), max_bytes=MAX_PROMPT_BYTES)
+    except yamlio.YamlError as exc:
+        raise RegistryError(str(exc)) from None
+    problems = Problems()
+    spec = promptspec.parse_prompt(doc, str(path), problems)
+    if spec is None:
+        raise RegistryError(problems[0], problems=problems if len(problems) > 1 else None)
+    return spec
+
+
+def add_prompt(ws: Workspace, model: str, config: Path, *, note: str | None = None) -> RegisterResult:
+    """Validate ``config``, pin its base and commit it as the model's next version."""
+    spec = read_prompt(Path(config))
+    with ws.writing("prompt add") as recovered:
+        ws.git.require_clean("add a prompt version")
+        reg = ws.registry()
+        m = reg.model(model)
+        pinned = pin(ws, reg, m, spec, str(config))
+        result = _store(ws, m, pinned, spec.dataset, note)
+        result.recovered = recovered
+    return result
+
+
+def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) -> dict[str, Any]:
+    """The config as stored: plain data with the base resolved to ``NAME@vN`` and its md5."""
+    try:
+        base_model, base = reg.resolve(spec.base)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{src}: base {spec.base} is not a registered version ({exc})") from None
+    if base.format == "prompt":
+        raise RegistryError(f"{src}: base {spec.base} is itself a prompt version; name the model it runs")
+    _check_dataset(ws, reg, model, spec, src)
+    config = {"base": f"{base_model.name}@{base.id}", "base_md5": base.md5, "template": spec.template,
+              "task": spec.task, "retrieval": {"type": spec.retrieval.type, "k": spec.retrieval.k,
+                                               "seed": spec.retrieval.seed},
+              "generation": {"max_new_tokens": spec.max_new_tokens, "temperature": spec.temperature}}
+    if spec.retrieval.embedder:
+        config["retrieval"]["embedder"] = spec.retrieval.embedder
+    for key in ("dataset", "example"):
+        if getattr(spec, key) is not None:
+            config[key] = getattr(spec, key)
+    return config
+
+
+def _check_dataset(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) -> None:
+    if spec.dataset is None:
+        return
+    ref = refs.parse_ref(spec.dataset, "data set")
+    ds = reg.dataset(ref.name)
+    if ref.ref not in ds.versions:
+        raise NotFoundError(f"{src}: data set '{ref.name}' has no version {shown(ref.ref)}")
+    train = ds.versions[ref.ref].splits.get("train", 0)
+    if spec.retrieval.k > train:
+        raise RegistryError(f"{src}: retrieval.k {spec.retrieval.k} is larger than the train split of "
+                            f"{spec.dataset} ({train} rows)")
+    if model.classification and (why := task.check_columns(model.classification, ds.columns, spec.dataset)):
+        raise RegistryError(f"{src}: {why}")
+    if missing := [s for s in spec.example_slots() if s not in ds.columns]:
+        raise RegistryError(f"{src}: the example template names column '{shown(missing[0])}', which "
+                            f"{spec.dataset} does not have (columns: {', '.join(ds.columns)})")
+    if spec.retrieval.type == "semantic":
+        check_embedder(ws.root, spec.retrieval.embedder or "", src)
+
+
+def check_embedder(root: Path, embedder: str, src: str) -> Path:
+    """The embedder's directory (relative paths are from the repository root); RegistryError
+    unless it holds a sentence-transformers model (``modules.json``)."""
+    path = Path(embedder) if Path(embedder).is_absolute() else root / embedder
+    if not path.is_dir():
+        raise RegistryError(f"{src}: retrieval.embedder '{shown(embedder)}' is not a directory (give the local "
+                            "path of a sentence-transformers model)")
+    if not any((path / marker).is_file() for marker in ST_MARKERS):
+        raise RegistryError(f"{src}: retrieval.embedder '{shown(embedder)}' is not a sentence-transformers model "
+                            "(it has no modules.json)")
+    return path
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _store(ws: Workspace, m: Model, config: dict[str, Any], dataset: str | None, note: str | None) -> RegisterResult:
+    chash = config_hash(config)
+    known = next((v for v in m.versions.values() if v.format == "prompt" and v.config_hash == chash), None)
+    if known:
+        return RegisterResult(known, created=False)
+    vid = m.next_version_id()
+    rel, model_rel = prompt_file(m.name, vid), layout.model_file(m.name)
+    text = yamlio.dumps(config)
+    dest = ws.root / rel
+    with ws.transaction([model_rel, rel], [dest], f"prompt add {m.name} {vid}"):
+        yamlio.write_atomic(dest, text)
+        version = Version(id=vid, format="prompt", path=rel, md5=hashlib.md5(text.encode()).hexdigest(),
+                          base_model=config["base"], base_md5=config["base_md5"], dataset=dataset,
+                          config=config, config_hash=chash, note=note, commit=ws.git.head(),
+                          author=ws.git.user(), created_at=timestamps.utc_now())
+        grown = Model(**{**vars(m), "versions": {**m.versions, vid: version}})
+        layout.append_version(ws.root, ws.cache, model_rel, version, schema.version_fields(version),
+                              lambda: layout.write_model(ws.root, grown))
+        ws.commit([model_rel, rel], f"prompt add {m.name} {vid}: {config['base']}, retrieval "
+                  f"{config['retrieval']['type']} k={config['retrieval']['k']}")
+    return RegisterResult(version)
