@@ -9,9 +9,13 @@ never build the same one twice.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+from gitops.adapters.dvc import file_md5
 
 
 def cache_root(cache_dir: Path | None = None) -> Path:
@@ -36,3 +40,35 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_once(root: Path, name: str, verified: Callable[[Path], bool], build: Callable[[Path], None]) -> bool:
+    """Make the entry ``root/name`` unless ``verified(entry)`` says it is there already: ``build``
+    fills a temporary directory beside it, which is renamed into place under the entry's lock (an
+    entry that exists but did not verify is replaced). True when this call built it."""
+    target = root / name
+    if verified(target):
+        return False
+    root.mkdir(parents=True, exist_ok=True)
+    with locked(root / f"{name}.lock"):
+        if verified(target):  # another process built it while we waited
+            return False
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            build(tmp)
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+            if target.exists():  # unfinished (a crash), or failed verification: never used, replaced
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def manifest_matches(target: Path, marker: str, files: object) -> bool:
+    """Whether ``target`` holds exactly the files ``files`` (name -> md5) lists, besides ``marker``,
+    each with that md5 (every file is hashed: a cache entry is not trusted on its name)."""
+    if not isinstance(files, dict) or not files:
+        return False
+    present = {p.name for p in target.iterdir() if p.name != marker}
+    return present == set(files) and all(file_md5(target / name) == md5 for name, md5 in files.items())

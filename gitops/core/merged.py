@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from gitops.core.localcache import cache_root, locked
+from gitops.adapters.dvc import file_md5
+from gitops.core.localcache import build_once, cache_root, manifest_matches
 from gitops.errors import ConfigError
 
 MARKER = "gitops-merged.json"  # written last into an entry; its presence means finished
@@ -47,24 +45,10 @@ def merged_dir(key: str, base_dir: Path, adapter_dir: Path, cache_dir: Path | No
     verified by the caller), built on first use under ``key`` (:func:`merge_key`) and verified
     against its manifest on every use."""
     root = cache_root(cache_dir)
-    target = root / f"lora-{key}"
-    if _verified(target, key):
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    with locked(root / f"lora-{key}.lock"):
-        if _verified(target, key):  # another process built it while we waited
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=".lora-", dir=root))
-        try:
-            _build(Path(base_dir), Path(adapter_dir), tmp, key)
-            tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-            if target.exists():  # unfinished, or failed verification: never used, replaced
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-            BUILDS["count"] += 1
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    if build_once(root, f"lora-{key}", lambda entry: _verified(entry, key),
+                  lambda tmp: _build(Path(base_dir), Path(adapter_dir), tmp, key)):
+        BUILDS["count"] += 1
+    return root / f"lora-{key}"
 
 
 def _verified(target: Path, key: str) -> bool:
@@ -73,11 +57,9 @@ def _verified(target: Path, key: str) -> bool:
         manifest = json.loads((target / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(manifest, dict) or manifest.get("key") != key or not isinstance(files, dict) or not files:
+    if not isinstance(manifest, dict) or manifest.get("key") != key:
         return False
-    present = {p.name for p in target.iterdir() if p.name != MARKER}
-    return present == set(files) and all(_file_md5(target / name) == md5 for name, md5 in files.items())
+    return manifest_matches(target, MARKER, manifest.get("files"))
 
 
 def _build(base_dir: Path, adapter_dir: Path, out: Path, key: str) -> None:
@@ -99,17 +81,9 @@ def _build(base_dir: Path, adapter_dir: Path, out: Path, key: str) -> None:
     tokenizer.save_pretrained(str(out))
     for path in out.iterdir():
         path.chmod(0o644)  # safetensors writes 0600; the cache may be shared
-    files = {p.name: _file_md5(p) for p in sorted(out.iterdir()) if p.is_file()}
+    files = {p.name: file_md5(p) for p in sorted(out.iterdir()) if p.is_file()}
     manifest = {"key": key, "files": files}
     (out / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5()  # noqa: S324 - content identity, as DVC uses it; not security
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:

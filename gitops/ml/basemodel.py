@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from gitops.core.localcache import cache_root, locked
+from gitops.core.localcache import build_once, cache_root
 from gitops.errors import IntegrityError, TrainError
 
 Progress = Callable[[int, int], None]
@@ -73,21 +70,7 @@ def default_base_model(cache_dir: Path | None = None, progress: Progress | None 
     recipe = recipe or Recipe()
     root = cache_root(cache_dir)
     target = root / f"base-model-{recipe.key()}"
-    if _verified(target):
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    with locked(root / f"base-model-{recipe.key()}.lock"):
-        if _verified(target):  # another process built it while we waited
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=".base-model-", dir=root))
-        try:
-            _build(tmp, recipe, progress)
-            tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-            if target.exists():  # stale: unfinished (a crash), or built before manifests existed
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    build_once(root, target.name, _verified, lambda tmp: _build(tmp, recipe, progress))
     return target
 
 

