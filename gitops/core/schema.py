@@ -6,17 +6,17 @@ are described as specs (:mod:`gitops.validation`); checks that span keys (a pare
 exist, a text field that must be a column) follow in code. The loader is on the hot path of
 ``gitops show``: a version record is one spec walk, about 5 us.
 
-``to_plain``/``from_plain`` give the plain data the content cache stores (:mod:`gitops.core.cache`).
+The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain data the content cache stores (:mod:`gitops.core.cache`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.core import refs
+from gitops.core.records import DEFAULT_SPLITS, GATE_BOUNDS, Alias, Dataset, DatasetVersion, Gate, Model, Version
 from gitops.core.task import CLASSIFICATION, ClassificationTask, parse_classification
 from gitops.errors import shown
 from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Problems, Record, Scalar, Typed, finite_number, validate
@@ -27,150 +27,10 @@ QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16
 COLUMN_TYPES = ("string", "int", "float", "bool")
 OWNER_RE = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
-GATE_BOUNDS = ("max", "min", "max_increase_pct", "max_decrease_pct")
-DEFAULT_SPLITS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 # Text normalisation steps a data set may name (``normalize:``), applied in the order written to every
 # string value at ingest; gitops.data.normalize holds what each one does.
 NORMALIZE_STEPS = ("html_unescape", "strip", "collapse_whitespace", "nfc")
 SPLIT_KEY = "split"  # every stored row carries its split under this key, so no column may be named so
-
-
-@dataclass
-class Version:
-    id: str
-    format: str
-    path: str
-    md5: str
-    created_at: str = ""
-    author: str = ""
-    commit: str | None = None
-    parent: str | None = None
-    base_model: str | None = None
-    dataset: str | None = None
-    quantization: str | None = None
-    config: dict[str, Any] | None = None
-    config_hash: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    note: str | None = None
-    base_md5: str | None = None  # the md5 of the base version a peft-lora adapter was trained on
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"format": self.format, "path": self.path, "md5": self.md5}
-        for key in ("quantization", "parent", "base_model", "base_md5", "dataset", "config_hash", "config", "commit",
-                    "created_at", "author", "note"):
-            value = getattr(self, key)
-            if value not in (None, ""):
-                out[key] = value
-        if self.metrics:
-            out["metrics"] = dict(self.metrics)
-        return out
-
-
-@dataclass
-class Gate:
-    metric: str
-    max: float | None = None
-    min: float | None = None
-    max_increase_pct: float | None = None
-    max_decrease_pct: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, **{k: getattr(self, k) for k in GATE_BOUNDS if getattr(self, k) is not None}}
-
-
-@dataclass
-class Alias:
-    name: str
-    version: str
-    note: str | None = None
-
-
-@dataclass
-class Model:
-    name: str
-    description: str = ""
-    task: str = "text-generation"
-    owners: list[str] = field(default_factory=list)
-    protected: dict[str, list[str]] = field(default_factory=dict)
-    gates: list[Gate] = field(default_factory=list)
-    versions: dict[str, Version] = field(default_factory=dict)
-    aliases: dict[str, Alias] = field(default_factory=dict)
-    # ``task: classification`` only: the input template, label column, vocabulary and extraction
-    # rules every variant of the model is scored with (gitops.core.task).
-    classification: ClassificationTask | None = None
-
-    def latest(self) -> Version | None:
-        if not self.versions:
-            return None
-        return self.versions[max(self.versions, key=refs.version_number)]
-
-    def next_version_id(self) -> str:
-        return f"v{max((refs.version_number(v) for v in self.versions), default=0) + 1}"
-
-    def header_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "description": self.description, "task": self.task,
-                               "owners": list(self.owners)}
-        if self.protected:
-            out["protected"] = {k: list(v) for k, v in self.protected.items()}
-        if self.gates:
-            out["gates"] = [g.to_dict() for g in self.gates]
-        if self.classification:
-            out["classification"] = self.classification.to_dict()
-        return out
-
-
-@dataclass
-class DatasetVersion:
-    id: str
-    rows: int
-    splits: dict[str, int]
-    batch: str
-    md5: str
-    source: str = ""
-    commit: str | None = None
-    created_at: str = ""
-    author: str = ""
-    total_rows: int | None = None
-    # How the rows were prepared, as the data set said when they were ingested (None: not used).
-    split_column: str | None = None
-    normalize: list[str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"rows": self.rows, "splits": dict(self.splits), "batch": self.batch, "md5": self.md5}
-        for key in ("total_rows", "split_column", "normalize", "source", "commit", "created_at", "author"):
-            value = getattr(self, key)
-            if value not in (None, "", []):
-                out[key] = list(value) if isinstance(value, list) else value
-        return out
-
-
-@dataclass
-class Dataset:
-    name: str
-    columns: dict[str, str]
-    text_field: str
-    key: list[str]
-    splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
-    description: str = ""
-    versions: dict[str, DatasetVersion] = field(default_factory=dict)
-    # An input column naming each row's split (the team's own holdout); rows without a value fall
-    # back to the key hash. Not one of ``columns``: it is consumed at ingest.
-    split_column: str | None = None
-    normalize: list[str] = field(default_factory=list)  # NORMALIZE_STEPS, in the order applied
-
-    def latest(self) -> DatasetVersion | None:
-        if not self.versions:
-            return None
-        return self.versions[max(self.versions, key=refs.version_number)]
-
-    def header_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "description": self.description, "columns": dict(self.columns),
-                               "text_field": self.text_field, "key": list(self.key), "splits": dict(self.splits)}
-        if self.split_column:
-            out["split_column"] = self.split_column
-        if self.normalize:
-            out["normalize"] = list(self.normalize)
-        return out
 
 
 # --- value rules ---------------------------------------------------------------------------------
