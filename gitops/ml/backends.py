@@ -109,6 +109,16 @@ class Backend:
                                len(seq), seconds) for seq in new]
         return out
 
+    def generate_encoded(self, ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
+        """Greedy completions of prompts already encoded by :meth:`encode`, in one engine batch (a
+        caller that needs the ids anyway tokenizes once); a prompt too long loses its middle."""
+        keep = None if self.max_length is None else max(2, self.max_length - max_new_tokens)
+        batch = [tokens.fit_ids(self.tokenizer, x, keep) for x in ids]
+        t0 = time.perf_counter()
+        new = self._generate_ids(batch, max_new_tokens, True)
+        seconds = time.perf_counter() - t0
+        return [Generation(self.decode(seq), len(seq), seconds) for seq in new]
+
     def score(self, texts: list[str], *, batch_size: int = 16, chat: bool = False) -> list[tuple[float, int]]:
         """Per text: (sum of token negative log-likelihoods in nats, number of tokens scored).
         ``chat``: the texts are already chat-formatted."""
