@@ -136,9 +136,9 @@ def _hf_logits(backend, seqs: list[list[int]], keep: int):
     each row's first real token (so padding changes nothing)."""
     import torch
 
-    from gitops.ml.backends import _pad
+    from gitops.ml.backends import pad_ids
 
-    input_ids, mask = _pad(seqs, tokens.pad_id(backend.tokenizer), left=True, device=backend.device)
+    input_ids, mask = pad_ids(seqs, tokens.pad_id(backend.tokenizer), left=True, device=backend.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
         out = backend.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
