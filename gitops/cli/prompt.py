@@ -108,7 +108,8 @@ def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: i
         bar.close()
     resumed = f" ({result.resumed} resumed from a killed run)" if result.resumed else ""
     how = ", decoding constrained to the labels" if result.constrained else ""
-    click.echo(f"{result.rows} predictions{resumed} written to {out}: {result.rows_per_second:.1f} rows/s{how}")
+    click.echo(f"{result.rows} predictions{resumed} written to {out}: {result.rows_per_second:.1f} rows/s "
+               f"(after {result.load_seconds:.1f} s opening the model){how}")
     s = result.scores
     if s.rows:
         click.echo(f"accuracy {s.accuracy:.1%}, macro {s.macro_accuracy:.1%}, invalid outputs {s.invalid_rate:.1%}, "

@@ -53,7 +53,8 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class PredictResult:
-    """What a prediction run did: ``rows`` predicted in total, ``resumed`` of them from a partial run."""
+    """What a prediction run did: ``rows`` predicted in total, ``resumed`` of them from a partial run;
+    ``seconds`` the whole run, ``load_seconds`` the part spent opening the model."""
 
     ref: str
     dataset: str
@@ -65,11 +66,13 @@ class PredictResult:
     scores: scoring.Scores
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
     constrained: bool = False
+    load_seconds: float = 0.0
 
     @property
     def rows_per_second(self) -> float:
-        done = self.rows - self.resumed
-        return done / self.seconds if self.seconds > 0 else 0.0
+        """Rows predicted per second of prediction (opening the model excluded: it is paid once)."""
+        done, spent = self.rows - self.resumed, self.seconds - self.load_seconds
+        return done / spent if spent > 0 else 0.0
 
 
 @dataclass
@@ -139,12 +142,12 @@ def predict(ws: Workspace, ref: str, dataset: str, *, split: str = "test", out: 
     header = _header(plan)
     done = _resume(partial, header) if partial else []
     resumed = len(done)
-    t0 = time.perf_counter()
+    t0, load = time.perf_counter(), 0.0
     if resumed < len(plan.rows):
         own = pool is None
         pool = pool or BackendPool(device, threads)
         try:
-            run_rows(ws, plan, done, partial, header, batch_size, pool, progress)
+            load = run_rows(ws, plan, done, partial, header, batch_size, pool, progress)
         finally:
             if own:
                 pool.close()
@@ -155,7 +158,7 @@ def predict(ws: Workspace, ref: str, dataset: str, *, split: str = "test", out: 
         if partial is not None:
             partial.unlink(missing_ok=True)
     return PredictResult(plan.ref, plan.dataset, split, Path(out) if out else None, len(done), resumed, seconds,
-                         scoring.score(done, plan.task.labels), done, plan.constrained)
+                         scoring.score(done, plan.task.labels), done, plan.constrained, load)
 
 
 def length_order(plan: Plan, skip: set[int]) -> list[int]:
@@ -167,13 +170,16 @@ def length_order(plan: Plan, skip: set[int]) -> list[int]:
 
 
 def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Path | None,
-             header: dict[str, Any], batch_size: int, pool: BackendPool, progress: Progress | None) -> None:
-    """Predict the rows not in ``done`` in batches, appending each finished batch to ``done`` (and ``partial``)."""
+             header: dict[str, Any], batch_size: int, pool: BackendPool, progress: Progress | None) -> float:
+    """Predict the rows not in ``done`` in batches, appending each finished batch to ``done`` (and
+    ``partial``); returns the seconds spent opening the model (0 when ``pool`` had it open)."""
     renderer = PromptRenderer(plan.task, plan.config)
     retriever = build_retriever(ws, (plan.config or {}).get("dataset"), _retrieval(plan.config), plan.task.render)
     max_new = int((plan.config or {}).get("generation", {}).get("max_new_tokens", 8))
     order = length_order(plan, {r["row"] for r in done})
+    t0 = time.perf_counter()
     backend = pool.get(ws, plan.model, plan.version)
+    load = time.perf_counter() - t0
     sink = _open_partial(partial, header, fresh=not done) if partial else None
     try:
         for start in range(0, len(order), batch_size):
@@ -193,6 +199,7 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
     finally:
         if sink is not None:
             sink.close()
+    return load
 
 
 def _generated(plan: Plan, index: list[int], ids: list[list[int]], backend: Any, max_new: int) -> list[dict[str, Any]]:
