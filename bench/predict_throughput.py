@@ -98,7 +98,7 @@ def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:  # noqa: ANN001
     return time.perf_counter() - t0
 
 
-def base_dir(model: str | None, tmp: Path) -> Path:
+def base_dir(model: str | None) -> Path:
     if model == "smollm2":
         from gitops.ml import gguf_base
 
@@ -107,7 +107,7 @@ def base_dir(model: str | None, tmp: Path) -> Path:
         return Path(model)
     from gitops.ml.basemodel import default_base_model
 
-    return default_base_model(tmp / "cache")
+    return default_base_model()  # the machine's cache: built once, not per run
 
 
 def main() -> None:
@@ -134,7 +134,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         t0 = time.perf_counter()
-        model_dir = base_dir(args.model, tmp)
+        model_dir = base_dir(args.model)
         ws = make_repo(tmp, model_dir, convert_to_ct2(model_dir, tmp / "ct2", "int8"), args.index_rows)
         print(f"repository with the hf base and its ct2 int8 conversion ready in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)

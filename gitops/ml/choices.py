@@ -76,6 +76,8 @@ def score_labels(backend, prompts: list[str], labels: list[str]) -> list[list[tu
     if single:
         logps = _next_token_logprobs(backend, [row[0].context for row in rows])
         return [[(float(lp[c.scored[0]]), 1) for c in row] for row, lp in zip(rows, logps, strict=True)]
+    if backend.fmt != "ct2" and all(c.context == row[0].context for row in rows for c in row):
+        return _hf_shared_context(backend, rows)
     flat = [c for row in rows for c in row]
     sums = _sequence_logprobs(backend, flat)
     return [[(sums[i * len(labels) + j], len(c.scored)) for j, c in enumerate(row)] for i, row in enumerate(rows)]
@@ -129,6 +131,45 @@ def _sequence_logprobs(backend, flat: list[Choice]) -> list[float]:
         rows = logp[i, width - len(c.scored):]
         out.append(float(rows.gather(-1, target[:, None]).sum()))
     return out
+
+
+def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[float, int]]]:
+    """transformers, each row's labels after one shared context: the contexts run once (KV cache
+    kept), the cache is repeated per label and only the labels' tokens run after it."""
+    import torch
+
+    from gitops.ml.backends import pad_ids
+
+    n_labels, pad = len(rows[0]), tokens.pad_id(backend.tokenizer)
+    ids, mask = pad_ids([row[0].context for row in rows], pad, left=True, device=backend.device)
+    with torch.inference_mode():
+        out = backend.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                            use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[:, -1].double(), -1).cpu()   # predicts each label's first token
+        flat = [c for row in rows for c in row]
+        width = max(len(c.scored) for c in flat) - 1
+        rest = None
+        if width:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n_labels)
+            tail, tail_mask = pad_ids([c.scored[:-1] or [pad] for c in flat], pad, left=False, device=backend.device)
+            tail_mask = tail_mask * torch.tensor([[1 if len(c.scored) > 1 else 0] for c in flat], device=backend.device)
+            start = mask.sum(-1).repeat_interleave(n_labels)[:, None]
+            positions = start + torch.arange(tail.shape[1], device=backend.device)[None, :]
+            full_mask = torch.cat([mask.repeat_interleave(n_labels, 0), tail_mask], -1)
+            rest = backend.model(input_ids=tail, attention_mask=full_mask, position_ids=positions,
+                                 past_key_values=cache).logits
+            rest = torch.log_softmax(rest.double(), -1).cpu()            # position t predicts scored[t + 1]
+    out_rows = []
+    for i, row in enumerate(rows):
+        scores = []
+        for j, c in enumerate(row):
+            total = float(first[i, c.scored[0]])
+            for t, token in enumerate(c.scored[1:]):
+                total += float(rest[i * n_labels + j, t, token])
+            scores.append((total, len(c.scored)))
+        out_rows.append(scores)
+    return out_rows
 
 
 def _hf_logits(backend, seqs: list[list[int]], keep: int):
