@@ -9,9 +9,13 @@ Tokenization at the boundary: a continuation is tokenized *together with its pro
 prompt and its response; the tokens after the longest common prefix with the prompt's own ids are
 the ones scored. With a prompt ending in a non-space character and a continuation starting with a
 space (the `" {label}"` a classification fine-tune learns) that is exactly the prompt's ids followed
-by the label's. Labels that are one token each after every prompt (the usual case: " 1" ... " 5")
-take a single forward pass over the batch's prompts; otherwise each (prompt, label) sequence is
-scored, all of a batch's in one engine call. A long context loses its middle, as generation does.
+by the label's.
+
+Cost, per batch of rows: labels that are one token each after every prompt take a single forward
+pass over the prompts; on transformers, labels after a shared prompt run it once and only their
+own tokens after the cached prompt; on CTranslate2, labels that differ only in their last token
+(" 1" ... " 5" on SmolLM2 are "Ġ" and the digit) take two passes; otherwise every (prompt, label)
+sequence is scored in one engine call. A long context loses its middle, as generation does.
 
 Note the sum favours short labels over longer ones that start the same way ("1" over "10"): it is
 the model's probability of the whole label text, with no length normalisation.
@@ -76,8 +80,11 @@ def score_labels(backend, prompts: list[str], labels: list[str]) -> list[list[tu
     if single:
         logps = _next_token_logprobs(backend, [row[0].context for row in rows])
         return [[(float(lp[c.scored[0]]), 1) for c in row] for row, lp in zip(rows, logps, strict=True)]
-    if backend.fmt != "ct2" and all(c.context == row[0].context for row in rows for c in row):
+    shared = all(c.context == row[0].context for row in rows for c in row)
+    if backend.fmt != "ct2" and shared:
         return _hf_shared_context(backend, rows)
+    if backend.fmt == "ct2" and shared and all(c.scored[:-1] == row[0].scored[:-1] for row in rows for c in row):
+        return _ct2_shared_head(backend, rows)
     flat = [c for row in rows for c in row]
     sums = _sequence_logprobs(backend, flat)
     return [[(sums[i * len(labels) + j], len(c.scored)) for j, c in enumerate(row)] for i, row in enumerate(rows)]
@@ -170,6 +177,22 @@ def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[flo
             scores.append((total, len(c.scored)))
         out_rows.append(scores)
     return out_rows
+
+
+def _ct2_shared_head(backend, rows: list[list[Choice]]) -> list[list[tuple[float, int]]]:
+    """CTranslate2, each row's labels differing only in their last token (SmolLM2's " 1" ... " 5"
+    are "Ġ" then the digit): the shared head scored once per row, the last token from the
+    next-token distribution after it; two passes over the batch instead of one per label."""
+    heads = [row[0].context + row[0].scored[:-1] for row in rows]
+    results = backend.generator.score_batch([backend.tokenizer.convert_ids_to_tokens(h) for h in heads],
+                                            max_input_length=0)
+    logps = _next_token_logprobs(backend, heads)
+    out = []
+    for row, r, lp in zip(rows, results, logps, strict=True):
+        n = len(row[0].scored) - 1                  # the head's scored tokens: the last n log-probs
+        head = float(sum(r.log_probs[len(r.log_probs) - n:])) if n else 0.0
+        out.append([(head + float(lp[c.scored[-1]]), len(c.scored)) for c in row])
+    return out
 
 
 def _hf_logits(backend, seqs: list[list[int]], keep: int):
