@@ -70,6 +70,36 @@ def test_label_scores_equal_independent_forward_passes(toy_model, base_model_dir
         assert [n for _, n in row] == counts
 
 
+@pytest.mark.parametrize("fmt", ["hf", "ct2"])
+def test_a_label_merging_with_the_prompts_end_is_scored_as_the_joint_text(toy_model, base_model_dir: Path,  # noqa: F811
+                                                                          tmp_path_factory, fmt: str) -> None:
+    """A prompt ending in a space: "one" is written "Ġone" with that space, "5" is "Ġ" + "5" (toy
+    tokenizer), so the labels' contexts differ and every (prompt, label) sequence is scored whole."""
+    from gitops.ml.backends import open_backend
+
+    model, tok = toy_model
+    prompt = "Review: ok\nRating: "
+    rows = choices.choices(tok, [prompt], ["one", "5"], None)[0]
+    assert rows[0].context != rows[1].context          # the path this test is about
+    path = base_model_dir
+    if fmt == "ct2":
+        from gitops.convert.ct2 import convert_to_ct2
+
+        path = convert_to_ct2(base_model_dir, tmp_path_factory.mktemp("ct2") / "m", "float32")
+    with open_backend(path, fmt, threads=1) as backend:
+        [got] = choices.score_labels(backend, [prompt], ["one", "5"])
+    import torch
+
+    want = []
+    for c in rows:                                     # unpadded, one sequence at a time
+        full = c.context + c.scored
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([full])).logits[0].double(), -1)
+        want.append(float(sum(logp[t - 1, full[t]] for t in range(len(c.context), len(full)))))
+    assert [s for s, _ in got] == pytest.approx(want, abs=2e-3)
+    assert rows[0].context + rows[0].scored == tok(prompt + "one")["input_ids"]
+
+
 def test_the_continuation_is_the_training_format() -> None:
     assert choices.continuation_text("Rating:", "5") == " 5"
     assert choices.continuation_text("Rating: ", "5") == "5"     # no second space

@@ -143,6 +143,8 @@ def _sequence_logprobs(backend, flat: list[Choice]) -> list[float]:
 def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[float, int]]]:
     """transformers, each row's labels after one shared context: the contexts run once (KV cache
     kept), the cache is repeated per label and only the labels' tokens run after it."""
+    import inspect
+
     import torch
 
     from gitops.ml.backends import pad_ids
@@ -157,7 +159,9 @@ def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[flo
         width = max(len(c.scored) for c in flat) - 1
         rest = None
         if width:
-            cache = out.past_key_values
+            # transformers 5.24 names the KV cache `cache` (`past_key_values` before, deprecated now)
+            cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+            cache_kw = "cache" if "cache" in inspect.signature(backend.model.forward).parameters else "past_key_values"
             cache.batch_repeat_interleave(n_labels)
             tail, tail_mask = pad_ids([c.scored[:-1] or [pad] for c in flat], pad, left=False, device=backend.device)
             tail_mask = tail_mask * torch.tensor([[1 if len(c.scored) > 1 else 0] for c in flat], device=backend.device)
@@ -165,7 +169,7 @@ def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[flo
             positions = start + torch.arange(tail.shape[1], device=backend.device)[None, :]
             full_mask = torch.cat([mask.repeat_interleave(n_labels, 0), tail_mask], -1)
             rest = backend.model(input_ids=tail, attention_mask=full_mask, position_ids=positions,
-                                 past_key_values=cache).logits
+                                 **{cache_kw: cache}).logits
             rest = torch.log_softmax(rest.double(), -1).cpu()            # position t predicts scored[t + 1]
     out_rows = []
     for i, row in enumerate(rows):
