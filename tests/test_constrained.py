@@ -184,3 +184,26 @@ def test_a_constrained_prompt_needs_a_classification_model(ratings_repo: Path, t
     res = run_gitops("prompt", "add", "plain", "--config", str(cfg), cwd=ratings_repo)
     assert res.exit_code == 1 and "generation.constrain: labels needs a model with task: classification" in res.stderr
     assert git_state(ratings_repo) == before
+
+
+def test_a_prompt_version_runs_on_a_ct2_base_batched(toy_ratings_repo: Path, base_model_dir: Path,  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    """A prompt version may name a ct2 version as its base: CTranslate2 then generates (and scores) the
+    batches; float32 ct2 agrees with the hf base on every constrained prediction."""
+    from gitops.convert.ct2 import convert_to_ct2
+
+    repo = toy_ratings_repo
+    ct2 = convert_to_ct2(base_model_dir, tmp_path / "ct2", "float32")
+    assert run_gitops("register", BASE, str(ct2), "--format", "ct2", cwd=repo).exit_code == 0   # ratings-base@v3
+    cfg = write_prompt(tmp_path / "z.yaml", base=f"{BASE}@v3", template="{task}\n{sample}\nRating:", retrieval=None,
+                       example=None, dataset=None)
+    res = run_gitops("prompt", "add", MODEL, "--config", str(cfg), cwd=repo)
+    assert res.exit_code == 0 and f"{MODEL}@v4 (prompt on {BASE}@v3" in res.stdout, res.stderr
+    ws = Workspace.open(repo)
+    on_ct2 = pipeline.predict(ws, f"{MODEL}@v4", f"{DATA}@v1", batch_size=8, constrain="labels")
+    on_hf = pipeline.predict(ws, f"{MODEL}@v1", f"{DATA}@v1", batch_size=8, constrain="labels")
+    assert on_ct2.rows == on_hf.rows > 0
+    assert [p["prediction"] for p in on_ct2.predictions] == [p["prediction"] for p in on_hf.predictions]
+    free = pipeline.predict(ws, f"{MODEL}@v4", f"{DATA}@v1", batch_size=8)
+    assert [p["key"] for p in free.predictions] == [p["key"] for p in on_hf.predictions]
+    assert all(p["completion_tokens"] <= 3 for p in free.predictions)
