@@ -207,3 +207,17 @@ def test_a_prompt_version_runs_on_a_ct2_base_batched(toy_ratings_repo: Path, bas
     free = pipeline.predict(ws, f"{MODEL}@v4", f"{DATA}@v1", batch_size=8)
     assert [p["key"] for p in free.predictions] == [p["key"] for p in on_hf.predictions]
     assert all(p["completion_tokens"] <= 3 for p in free.predictions)
+
+
+def test_many_labels_split_a_batch_into_bounded_engine_calls(toy_model, base_model_dir: Path,  # noqa: F811
+                                                             monkeypatch) -> None:
+    """Rows x labels is bounded per engine call; the scores do not depend on the split."""
+    from gitops.ml.backends import open_backend
+
+    labels = ["1", "2", "3", "4", "5"]
+    with open_backend(base_model_dir, "hf", threads=1) as backend:
+        whole = choices.score_labels(backend, PROMPTS, labels)
+        monkeypatch.setattr(choices, "MAX_SEQUENCES", 5)       # one row per call
+        split = choices.score_labels(backend, PROMPTS, labels)
+    assert len(split) == len(PROMPTS)
+    assert [[s for s, _ in row] for row in split] == [pytest.approx([s for s, _ in row], abs=2e-3) for row in whole]

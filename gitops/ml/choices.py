@@ -72,9 +72,20 @@ def _fit(tokenizer, context: list[int], max_length: int | None, scored: int) -> 
     return context if max_length is None else tokens.fit_ids(tokenizer, context, max(2, max_length - scored))
 
 
+MAX_SEQUENCES = 1024  # (row, label) pairs per engine call: a 1,000-label task still fits in memory
+
+
 def score_labels(backend, prompts: list[str], labels: list[str]) -> list[list[tuple[float, int]]]:
     """Per prompt, per label: (sum of the label's token log-probs, its token count), in one or two
-    engine calls for the whole list (callers pass one batch of rows)."""
+    engine calls per group of rows (callers pass one batch; many labels split it further)."""
+    step = max(1, MAX_SEQUENCES // len(labels))
+    out: list[list[tuple[float, int]]] = []
+    for start in range(0, len(prompts), step):
+        out += _score_rows(backend, prompts[start:start + step], labels)
+    return out
+
+
+def _score_rows(backend, prompts: list[str], labels: list[str]) -> list[list[tuple[float, int]]]:
     rows = choices(backend.tokenizer, prompts, labels, backend.max_length)
     single = all(len(c.scored) == 1 and c.context == row[0].context for row in rows for c in row)
     if single:
