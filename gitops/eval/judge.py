@@ -100,7 +100,8 @@ def _answer(send, url: str) -> http.HttpResponse:  # noqa: ANN001 - a zero-argum
 
 def check_endpoint(endpoint: str, model: str, *, timeout_s: float = 10.0, token: str | None = None) -> None:
     """Refuse, in one sentence, a judge that does not answer ``GET /v1/models`` or does not serve
-    ``model``: checked before any model is loaded, so a typo costs seconds, not an evaluation."""
+    ``model`` (listed as is, or as the ``MODEL`` of ``MODEL@ALIAS``, which is how ``gitops serve``
+    lists itself): checked before any model is loaded, so a typo costs seconds, not an evaluation."""
     url = endpoint.rstrip("/") + "/v1/models"
     resp = _answer(lambda: http.get(url, _headers(token), timeout_s), url)
     try:
@@ -108,7 +109,8 @@ def check_endpoint(endpoint: str, model: str, *, timeout_s: float = 10.0, token:
     except (ValueError, KeyError, TypeError):
         raise EvalError(f"the judge at {http.host_of(url)} did not answer GET /v1/models like an OpenAI "
                         "endpoint (no data[].id)") from None
-    if model not in served:
+    # gitops serve lists its model's name and the version it serves, and answers to MODEL@ALIAS too
+    if model not in served and model.split("@", 1)[0] not in served:
         names = ", ".join(shown(m, 80) for m in served[:MAX_MODELS_SHOWN]) or "nothing"
         more = f" and {len(served) - MAX_MODELS_SHOWN} more" if len(served) > MAX_MODELS_SHOWN else ""
         raise EvalError(f"the judge at {http.host_of(url)} does not serve the model '{shown(model, 80)}' "
