@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -58,7 +61,7 @@ def _spy_model_loads(monkeypatch) -> list[str]:
     opened: list[str] = []
     real = backends.open_backend
 
-    def spy(path, *args, **kwargs):  # noqa: ANN001, ANN202
+    def spy(path, *args, **kwargs):
         opened.append(str(path))
         return real(path, *args, **kwargs)
 
@@ -141,22 +144,23 @@ def test_a_missing_token_variable_is_one_sentence(eval_repo, settings, tmp_path,
     ("    token_env: my-token\n", "token_env", "must be the NAME of an environment variable"),
     ("    retries: 3\n", "retries", "unknown key 'retries'"),
 ])
-def test_bad_judge_settings_are_one_sentence_naming_key_and_line(eval_repo, settings, tmp_path, extra, key,  # noqa: F811
-                                                                 words):
+def test_bad_judge_settings_are_one_sentence_naming_key_and_line(eval_repo, settings, tmp_path,  # noqa: F811
+                                                                 extra, key, words):
     settings.write(_judge_yaml("http://127.0.0.1:9", extra=extra))
     line = settings.path.read_text().splitlines().index(extra.rstrip("\n")) + 1
     out = tmp_path / "results.json"
     res = run_gitops("eval", f"{MODEL}@v3", "--out", str(out), *FAST, cwd=eval_repo.root)
     assert res.exit_code == 1 and not out.exists()
     assert f"gitops.yaml:{line}: " in res.stderr and words in res.stderr and "Traceback" not in res.stderr
+    assert key in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "abc123" not in res.stderr
 
 
 @pytest.mark.parametrize("endpoint, words", [
     ("ftp://judge.example.com", "must be an http:// or https:// URL"),
-    ("http://user:pw@judge.example.com", "must not carry a password; put secrets in the environment variable "
-                                          "named by token_env"),
+    ("http://user:pw@judge.example.com",
+     "must not carry a password; put secrets in the environment variable named by token_env"),
 ])
 def test_a_bad_judge_endpoint_names_its_line(eval_repo, settings, endpoint, words):  # noqa: F811
     settings.write(_judge_yaml(endpoint))
@@ -242,3 +246,47 @@ def test_a_judge_win_rate_gate():
     assert alone.skipped and alone.passed and "no baseline for the judge" in alone.message
     (unjudged,) = evaluate_gates(gate, {"loss": 1.0}, {"loss": 1.1})  # a baseline, but no judge ran
     assert not unjudged.passed and "configure eval.judge" in unjudged.message
+
+
+@contextmanager
+def _token_judge(token: str):
+    """A real HTTP server on 127.0.0.1 that lists one model to a request bearing ``token`` and answers
+    401 to any other; it records the Authorization headers it saw."""
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            seen.append(self.headers.get("Authorization"))
+            ok = self.headers.get("Authorization") == f"Bearer {token}"
+            body = json.dumps({"data": [{"id": "judge"}]} if ok else {"error": "no"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_token_named_by_token_env_is_sent_as_a_bearer_token(monkeypatch):
+    from gitops.errors import EvalError
+    from gitops.eval.judge import check
+
+    with _token_judge("s3cret") as (url, seen):
+        config = JudgeConfig(endpoint=url, model="judge", token_env="GITOPS_TEST_JUDGE_TOKEN")
+        monkeypatch.setenv("GITOPS_TEST_JUDGE_TOKEN", "s3cret")
+        check(config)
+        monkeypatch.setenv("GITOPS_TEST_JUDGE_TOKEN", "wrong")
+        with pytest.raises(EvalError, match=r"refused the request \(HTTP 401\); check the token") as err:
+            check(config)
+        assert "wrong" not in str(err.value)
+    assert seen == ["Bearer s3cret", "Bearer wrong"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gitops.adapters import http
@@ -83,7 +83,7 @@ def ask(endpoint: str, model: str, prompt: str, *, timeout_s: float = 60.0, toke
                         "endpoint (no choices[0].text)") from None
 
 
-def _answer(send, url: str) -> http.HttpResponse:  # noqa: ANN001 - a zero-argument request
+def _answer(send: Callable[[], http.HttpResponse], url: str) -> http.HttpResponse:
     """The 200 response of ``send()``, or one sentence naming the judge's host."""
     host = http.host_of(url)
     try:

@@ -222,7 +222,8 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         generation=GenerationInfo(max_new_tokens=max_new_tokens, greedy=True, batch_size=batch_size,
                                   prompt_words=harness.PROMPT_WORDS, samples=shown),
         candidate=cand, baseline=base, parent=par, comparisons=comparisons, statistics=stats,
-        gates=gates, samples=sample_rows, judge=judged, environment=Environment.collect(_device_label(device), threads))
+        gates=gates, samples=sample_rows, judge=judged,
+        environment=Environment.collect(_device_label(device), threads))
 
 
 def _same_version(ws: Workspace, a: str | None, b: str) -> bool:
