@@ -255,7 +255,7 @@ def _token_judge(token: str):
     seen: list[str | None] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:  # the http.server API names it
             seen.append(self.headers.get("Authorization"))
             ok = self.headers.get("Authorization") == f"Bearer {token}"
             body = json.dumps({"data": [{"id": "judge"}]} if ok else {"error": "no"}).encode()
