@@ -17,6 +17,7 @@ from gitops.core.settings import JudgeConfig
 from gitops.eval.results import EvalResults
 from tests.conftest import run_gitops
 from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
+from tests.prompt_fixtures import ratings_repo  # noqa: F401
 from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
 
@@ -290,3 +291,20 @@ def test_the_token_named_by_token_env_is_sent_as_a_bearer_token(monkeypatch):
             check(config)
         assert "wrong" not in str(err.value)
     assert seen == ["Bearer s3cret", "Bearer wrong"]
+
+
+def test_a_classification_model_is_not_judged(ratings_repo, weights):
+    """Labels score a classification model; its free-text outputs are not sent to a judge."""
+    from gitops import api
+    from tests.prompt_fixtures import DATA
+    from tests.prompt_fixtures import MODEL as RATINGS
+
+    for _ in range(2):
+        res = run_gitops("register", RATINGS, str(weights()), "--dataset", f"{DATA}@v1", cwd=ratings_repo)
+        assert res.exit_code == 0, res.stderr
+    ws = api.Workspace(ratings_repo)
+    api.set_alias(ws, RATINGS, "production", "v1")
+    judge = JudgeConfig(endpoint="http://127.0.0.1:9", model=REF)
+    plan = api.plan_eval(api.Workspace(ratings_repo), f"{RATINGS}@v2", judge=judge)
+    assert plan.baseline == f"{RATINGS}@production"  # a baseline, and still no judge
+    assert plan.judge is None and any("classification model" in n for n in plan.notes)
