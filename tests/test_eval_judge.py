@@ -17,8 +17,8 @@ from gitops.core.settings import JudgeConfig
 from gitops.eval.results import EvalResults
 from tests.conftest import run_gitops
 from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
-from tests.prompt_fixtures import ratings_repo  # noqa: F401
 from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
+from tests.prompt_fixtures import ratings_repo  # noqa: F401
 from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
 
 GOLDEN = Path(__file__).parent / "golden" / "results-v3.json"
@@ -293,7 +293,7 @@ def test_the_token_named_by_token_env_is_sent_as_a_bearer_token(monkeypatch):
     assert seen == ["Bearer s3cret", "Bearer wrong"]
 
 
-def test_a_classification_model_is_not_judged(ratings_repo, weights):
+def test_a_classification_model_is_not_judged(ratings_repo, weights):  # noqa: F811
     """Labels score a classification model; its free-text outputs are not sent to a judge."""
     from gitops import api
     from tests.prompt_fixtures import DATA
