@@ -227,6 +227,7 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe]) -> dict[str, Any]:
         "parent_metrics": views.metric_rows(r, "parent") if r.parent is not None else [],
         "change_header": Safe(f"Change [{r.statistics.confidence:.0%} CI]" if r.comparisons else "Change"),
         "conversion": views.conversion_line(r),
+        "judge": views.judge_line(r),
         "interval_note": views.interval_note(r),
         "gates": [_gate_row(g) for g in r.gates],
         "chart": chart,
