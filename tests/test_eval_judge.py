@@ -113,6 +113,31 @@ def test_an_unreachable_judge_stops_eval_before_any_model_loads(eval_repo, setti
     assert not out.exists() and opened == []
 
 
+def test_a_pull_requests_own_gitops_yaml_does_not_choose_the_judge(eval_repo, settings, tmp_path):  # noqa: F811
+    """With --baseline-rev (the evaluate workflow), eval.judge comes from gitops.yaml at that commit:
+    the PR's checkout pointing the judge (and the holdout's text) elsewhere is not obeyed."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=eval_repo.root, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    start = git("rev-parse", "HEAD")
+    try:
+        settings.write(_judge_yaml("http://127.0.0.1:9"))
+        git("commit", "-qam", "base: the admins' judge")
+        base = git("rev-parse", "HEAD")
+        settings.write(_judge_yaml("http://127.0.0.1:7"))
+        git("commit", "-qam", "the PR points the judge elsewhere")
+        args = ("eval", f"{MODEL}@v3", "--out", str(tmp_path / "r.json"), *FAST)
+        res = run_gitops(*args, cwd=eval_repo.root)
+        assert res.exit_code == 1 and "the judge at 127.0.0.1:7 cannot be reached" in res.stderr
+        res = run_gitops(*args, "--baseline", f"{MODEL}@production", "--baseline-rev", base, cwd=eval_repo.root)
+        assert res.exit_code == 1 and "the judge at 127.0.0.1:9 cannot be reached" in res.stderr, res.stderr
+    finally:
+        git("reset", "-q", "--hard", start)
+
+
 def test_a_judge_that_does_not_serve_the_model_and_the_cli_override(eval_repo, settings, toy_versions,  # noqa: F811
                                                                     tmp_path, monkeypatch):
     out = tmp_path / "results.json"

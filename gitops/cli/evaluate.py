@@ -86,7 +86,7 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
     ws = workspace_of(repo_dir)
     chosen = None if no_baseline else (baseline or "auto")
     alias = alias or None  # a workflow passes --alias "" for a candidate that no alias names
-    judge = _judge_config(ws, judge_endpoint, judge_model, no_judge)
+    judge = _judge_config(ws, judge_endpoint, judge_model, no_judge, baseline_rev)
     plan = api.plan_eval(ws, ref, baseline=chosen, dataset=dataset, split=split, baseline_rev=baseline_rev,
                          parent=not no_parent, judge=judge)
     for note in plan.notes:
@@ -108,8 +108,13 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
         raise GateFailed(f"{len(results.failed_gates)} gate(s) failed: {failed} (results in {out})")
 
 
-def _judge_config(ws: Workspace, endpoint: str | None, model: str | None, no_judge: bool) -> JudgeConfig | None:
-    """The judge to run: gitops.yaml's eval.judge with the options laid over it, or none."""
+def _judge_config(ws: Workspace, endpoint: str | None, model: str | None, no_judge: bool,
+                  baseline_rev: str | None = None) -> JudgeConfig | None:
+    """The judge to run: gitops.yaml's eval.judge with the options laid over it, or none.
+
+    With ``--baseline-rev`` (a pull request's evaluation) eval.judge is read from gitops.yaml at
+    that commit, not from the checkout: the PR's own gitops.yaml must not choose where the
+    holdout's text is sent before an admin has approved the change."""
     import dataclasses
 
     from gitops.core.settings import JudgeConfig, judge_model_problem, url_problem
@@ -118,7 +123,7 @@ def _judge_config(ws: Workspace, endpoint: str | None, model: str | None, no_jud
         if endpoint or model:
             raise click.UsageError("--no-judge excludes --judge-endpoint and --judge-model")
         return None
-    configured = ws.settings.judge
+    configured = (ws.settings_at(baseline_rev) if baseline_rev else ws.settings).judge
     if endpoint is None and model is None:
         return configured
     if configured is None and (endpoint is None or model is None):
