@@ -71,6 +71,7 @@ class EvalPlan:
     notes: list[str] = field(default_factory=list)
     parent: str | None = None     # MODEL@vN: a converted candidate's source, measured too
     data: tuple[Dataset, DatasetVersion] | None = field(default=None, repr=False)  # what ``dataset`` names
+    task: str = "completion"      # the model's task: classification is scored by gitops.predict.evaluation
 
 
 def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
@@ -100,7 +101,7 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
         notes.append(f"parent: {parent_ref} ({version.id} is a {version.format} conversion of it; measured too, "
                      "to show what the conversion cost)")
     return EvalPlan(model.name, ref, base_ref, f"{data[0].name}@{data[1].id}", split, notes, data=data,
-                    parent=parent_ref)
+                    parent=parent_ref, task="classification" if model.classification is not None else "completion")
 
 
 def _plan_baseline(model: Model, version: Version, baseline: str | None, notes: list[str]) -> str | None:
@@ -158,6 +159,9 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         raise EvalError("threads must be at least 1")
     if plan is None:
         plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    if plan.task == "classification":
+        raise EvalError(f"{plan.model} is a classification model; evaluate it with "
+                        "gitops.api.evaluate_classification (what gitops eval runs for it)")
     threads = threads or default_threads()
     fmt = PromptFormat.from_config(ws.registry().resolve(plan.candidate)[1].config)
     texts, prompts = holdout(ws, plan, fmt, max_rows)
