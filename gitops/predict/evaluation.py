@@ -98,7 +98,8 @@ def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, 
     gates = evaluate_gates(ws.registry().model(plan.model).gates, results["candidate"].metrics,
                            results["baseline"].metrics if "baseline" in results else None)
     info = ClassificationInfo(labels=list(cand_plan.task.labels), rows_md5=rows_digest(keys),
-                              **{name: _side(plans[name], runs[name].scores) for name in runs})
+                              **{name: side_detail(_kind(plans[name].version), runs[name].scores)
+                                 for name in runs})
     config = cand_plan.config or {}
     max_new = int((config.get("generation") or {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
     shown = _samples(cand_plan, labelled, samples)
@@ -164,9 +165,10 @@ def _model_result(ws: Workspace, ref: str, plan: Any, run: PredictResult) -> Mod
     return ModelResult.from_version(ref, version, classification_metrics(run.scores), curve)
 
 
-def _side(plan: Any, scores: scoring.Scores) -> ClassificationSide:
+def side_detail(kind: str, scores: scoring.Scores) -> ClassificationSide:
+    """One side's classification detail: its kind (zero-shot, few-shot bm25 k=3, hf...) and scores."""
     return ClassificationSide(
-        kind=_kind(plan.version), accuracy_ci=list(scores.accuracy_ci) if scores.accuracy_ci else None,
+        kind=kind, accuracy_ci=list(scores.accuracy_ci) if scores.accuracy_ci else None,
         per_class=[ClassScore(label=c.label, precision=c.precision, recall=c.recall, f1=c.f1, support=c.support)
                    for c in scores.per_class],
         confusion=[list(row) for row in scores.confusion])
