@@ -46,7 +46,7 @@ from gitops.eval.results import (
 )
 from gitops.predict import scoring
 from gitops.predict.pipeline import PredictResult, plan_predict, predict
-from gitops.predict.variants import _kind
+from gitops.predict.variants import variant_kind
 
 StageProgress = Callable[[str, int, int], None]
 DEFAULT_MAX_NEW_TOKENS = 8   # what gitops predict generates when a version's config names no number
@@ -98,7 +98,7 @@ def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, 
     gates = evaluate_gates(ws.registry().model(plan.model).gates, results["candidate"].metrics,
                            results["baseline"].metrics if "baseline" in results else None)
     info = ClassificationInfo(labels=list(cand_plan.task.labels), rows_md5=rows_digest(keys),
-                              **{name: side_detail(_kind(plans[name].version), runs[name].scores)
+                              **{name: side_detail(variant_kind(plans[name].version), runs[name].scores)
                                  for name in runs})
     config = cand_plan.config or {}
     max_new = int((config.get("generation") or {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
