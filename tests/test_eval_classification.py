@@ -91,11 +91,25 @@ def _add_gates(root: Path, text: str) -> None:
     git.commit(root, "gates", [f"registry/{MODEL}/model.yaml"])
 
 
-def test_eval_refuses_bad_input_before_loading(toy_ratings_repo: Path, tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
-    res = run_gitops("eval", f"{MODEL}@v1", "--no-baseline", "--dataset", f"{DATA}@v9", "--out", str(out),
-                     cwd=toy_ratings_repo)
-    assert res.exit_code == 1 and "Traceback" not in res.stderr and not out.exists()
+def test_bad_input_is_refused_before_any_model_loads(ratings_repo: Path, tmp_path: Path) -> None:
+    """ratings-base@v1 holds dummy weights: loading them would fail, so these refusals come first."""
+    from tests.conftest import git_state
+    from tests.prompt_fixtures import write_prompt
+
+    block = tmp_path / "task4.yaml"
+    block.write_text('input: "{text}"\nlabel: rating\nlabels: ["1", "2", "3", "4"]\nfallback: "3"\n')
+    for args in (("prompt", "add", MODEL, "--config", str(write_prompt(tmp_path / "p.yaml"))),
+                 ("model", "create", "four", "--task", "classification", "--classification", str(block)),
+                 ("prompt", "add", "four", "--config", str(write_prompt(tmp_path / "p.yaml")))):
+        assert run_gitops(*args, cwd=ratings_repo).exit_code == 0, args
+    before, out = git_state(ratings_repo), tmp_path / "results.json"
+    res = run_gitops("eval", f"{MODEL}@v1", "--baseline", "four@v1", "--dataset", f"{DATA}@v1", "--out", str(out),
+                     cwd=ratings_repo)
+    assert res.exit_code == 1 and "the labels 1, 2, 3, 4 do not cover reviews@v1: it has '5'" in res.stderr
+    assert "Traceback" not in res.stderr and not out.exists() and git_state(ratings_repo) == before
+    res = run_gitops("eval", f"{MODEL}@v1", "--no-baseline", "--dataset", f"{DATA}@v1", "--split", "nope",
+                     "--out", str(out), cwd=ratings_repo)
+    assert res.exit_code == 1 and "Traceback" not in res.stderr and not out.exists(), res.stderr
 
 
 def test_old_results_documents_still_load() -> None:
@@ -147,6 +161,8 @@ def test_report_of_one_classification_result() -> None:
     rows = _table_rows(md)
     assert [row.split(" | ")[0] for row in rows] == ["| sentiment@v1 (baseline)", "| sentiment@v2"]
     delta = r.comparison("baseline").deltas["accuracy"]
+    assert delta.delta == pytest.approx(7 / 9 - 3 / 9) and 0 < delta.low <= delta.delta <= delta.high  # paired
+    assert r.comparison("baseline").deltas["macro_accuracy"].low is None   # a mean of recalls: no interval
     assert f"{7 / 9:.1%}" in rows[1] and f"{delta.delta:+.1%} [{delta.low:+.1%}, {delta.high:+.1%}]" in rows[1]
     assert "| zero-shot |" in rows[1] and "| few-shot bm25 k=3 |" in rows[0]
     assert "Perplexity" not in md and "# Metrics" not in md
