@@ -212,3 +212,23 @@ def test_a_classification_report_keeps_data_inert_and_fits_the_limit() -> None:
     md = render_report([r], max_chars=3000).markdown
     check_markdown(md)
     assert "<b>" not in md and len(md) <= 3000
+
+
+def test_a_converted_candidate_is_compared_with_its_parent(toy_ratings_repo: Path, tmp_path: Path) -> None:
+    """ratings@v4 = ct2 conversion of the hf v3: eval predicts with both (v3 once, as baseline and
+    parent) and the report shows the parent row and what the conversion cost in accuracy."""
+    repo, out = toy_ratings_repo, tmp_path / "results.json"
+    assert run_gitops("convert", f"{MODEL}@v3", "--to", "ct2", "--quantization", "float32", cwd=repo).exit_code == 0
+    res = run_gitops("eval", f"{MODEL}@v4", "--baseline", f"{MODEL}@v3", "--dataset", f"{DATA}@v1",
+                     "--max-rows", "4", "--out", str(out), cwd=repo)
+    assert res.exit_code == 0, res.stderr
+    doc = EvalResults.load(out)
+    assert doc.parent is not None and (doc.candidate.format, doc.parent.version) == ("ct2", "v3")
+    assert doc.parent.metrics == doc.baseline.metrics                    # v3 measured once, serving as both
+    info = doc.classification
+    assert (info.candidate.kind, info.parent.kind, info.baseline.kind) == ("ct2", "hf", "hf")
+    cost = doc.comparison("parent").deltas["accuracy"]
+    assert cost.delta == pytest.approx(doc.candidate.metrics["accuracy"] - doc.parent.metrics["accuracy"])
+    md = run_gitops("report", str(out), cwd=repo).stdout
+    assert f"| {MODEL}@v3 (baseline, parent) | hf |" in md and f"| {MODEL}@v3 (parent)" not in md
+    assert f"Against its parent v3: accuracy {cost.delta:+.1%}" in md

@@ -65,32 +65,18 @@ def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, 
     if threads is not None and threads < 1:
         raise EvalError("threads must be at least 1")
     threads = threads or default_threads()
-    sides = {"candidate": plan.candidate, "baseline": plan.baseline, "parent": plan.parent}
-    plans = {name: plan_predict(ws, ref, plan.dataset, plan.split, limit=max_rows)
-             for name, ref in sides.items() if ref is not None}
-    cand_plan = plans["candidate"]
-    if not any(r.get(cand_plan.task.label) is not None for r in cand_plan.rows):
-        raise EvalError(f"{plan.dataset} has no labelled rows in split '{plan.split}' (column "
-                        f"'{cand_plan.task.label}'), so there is no accuracy to measure")
-    for name, other in plans.items():
-        if other.task.labels != cand_plan.task.labels:
-            raise EvalError(f"the {name} {other.ref} has another label vocabulary than the candidate; "
-                            "classification variants compare only on one task")
-
+    sides = {name: ref for name, ref in (("candidate", plan.candidate), ("baseline", plan.baseline),
+                                         ("parent", plan.parent)) if ref is not None}
+    plans = _checked_plans(ws, plan, sides, max_rows)
     runs: dict[str, PredictResult] = {}
     for name, ref in sides.items():
-        if ref is None:
-            continue
         same = next((runs[n] for n in runs if plans[n].ref == plans[name].ref), None)  # measured once
         runs[name] = same or predict(ws, ref, plan.dataset, split=plan.split, batch_size=batch_size,
                                      limit=max_rows, device=device, threads=threads,
                                      progress=_stage(progress, name))
-    labelled = {name: [p for p in run.predictions if p.get("label") is not None] for name, run in runs.items()}
+    labelled = _same_rows(runs)
     keys = [p["key"] for p in labelled["candidate"]]
-    for name, rows in labelled.items():
-        if [p["key"] for p in rows] != keys:
-            raise EvalError(f"the {name} predicted other rows than the candidate; they cannot be compared")
-
+    cand_plan = plans["candidate"]
     results = {name: _model_result(ws, sides[name], plans[name], runs[name]) for name in runs}
     stats = statistics()
     comparisons = [compare_predictions(name, results[name].version, labelled["candidate"], labelled[name], stats)
@@ -111,6 +97,30 @@ def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, 
         candidate=results["candidate"], baseline=results.get("baseline"), parent=results.get("parent"),
         comparisons=comparisons, statistics=stats, gates=gates, samples=shown, classification=info,
         environment=Environment.collect(device, threads))
+
+
+def _checked_plans(ws: Workspace, plan: EvalPlan, sides: dict[str, str], max_rows: int | None) -> dict[str, Any]:
+    """Every side's rows read and checked (columns, labels in the vocabulary), before any model loads."""
+    plans = {name: plan_predict(ws, ref, plan.dataset, plan.split, limit=max_rows) for name, ref in sides.items()}
+    cand = plans["candidate"]
+    if not any(r.get(cand.task.label) is not None for r in cand.rows):
+        raise EvalError(f"{plan.dataset} has no labelled rows in split '{plan.split}' (column "
+                        f"'{cand.task.label}'), so there is no accuracy to measure")
+    for name, other in plans.items():
+        if other.task.labels != cand.task.labels:
+            raise EvalError(f"the {name} {other.ref} has another label vocabulary than the candidate; "
+                            "classification variants compare only on one task")
+    return plans
+
+
+def _same_rows(runs: dict[str, PredictResult]) -> dict[str, list[dict[str, Any]]]:
+    """Each side's labelled predictions; refused unless every side predicted the candidate's rows."""
+    labelled = {name: [p for p in run.predictions if p.get("label") is not None] for name, run in runs.items()}
+    keys = [p["key"] for p in labelled["candidate"]]
+    for name, rows in labelled.items():
+        if [p["key"] for p in rows] != keys:
+            raise EvalError(f"the {name} predicted other rows than the candidate; they cannot be compared")
+    return labelled
 
 
 def classification_metrics(scores: scoring.Scores) -> dict[str, float | None]:

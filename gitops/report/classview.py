@@ -48,9 +48,10 @@ def table(r: EvalResults, limit: int | None = None) -> VariantTable:
     info = r.classification
     assert info is not None
     rows = []
+    both = r.parent is not None and r.baseline is not None and r.parent.version == r.baseline.version
     if r.baseline is not None and info.baseline is not None:
-        rows.append(_row(r.baseline, info.baseline, "baseline", None, limit))
-    if r.parent is not None and info.parent is not None:
+        rows.append(_row(r.baseline, info.baseline, "baseline, parent" if both else "baseline", None, limit))
+    if r.parent is not None and info.parent is not None and not both:
         rows.append(_row(r.parent, info.parent, "parent", None, limit))
     comparison = r.comparison("baseline")
     rows.append(_row(r.candidate, info.candidate, "candidate", comparison.deltas.get("accuracy") if comparison
@@ -158,8 +159,9 @@ def details(r: EvalResults, limit: int | None = None) -> list[tuple[Safe, list[S
     out = []
     for role, m in (("Candidate", r.candidate), ("Baseline", r.baseline), ("Parent", r.parent)):
         side = getattr(info, role.lower())
-        if m is None or side is None:
-            continue
+        if m is None or side is None or (role == "Parent" and r.baseline is not None
+                                         and r.baseline.version == m.version):
+            continue  # a parent that is also the baseline is shown once
         title = Safe(f"{role} {cell(m.ref, limit)} ({cell(side.kind, limit)})")
         if len(info.labels) > MAX_DETAIL_LABELS:
             out.append((title, [], []))
