@@ -29,8 +29,10 @@ def _model(version: str, rows: list[dict], fmt: str = "prompt") -> ModelResult:
 
 
 def classification_results(version: str, base_version: str | None, hits: list[int], base_hits: list[int] | None,
-                           kind: str = "zero-shot", dataset: str = "reviews@v1") -> EvalResults:
-    """``sentiment@version`` (with ``hits``) against ``sentiment@base_version`` (with ``base_hits``)."""
+                           kind: str = "zero-shot", dataset: str = "reviews@v1",
+                           parent: tuple[str, list[int]] | None = None) -> EvalResults:
+    """``sentiment@version`` (with ``hits``) against ``sentiment@base_version`` (with ``base_hits``),
+    and against a ``parent`` (version, hits) when given (a ct2 candidate's source)."""
     from gitops.eval.results import ClassificationInfo
 
     cand = predictions(hits)
@@ -42,11 +44,17 @@ def classification_results(version: str, base_version: str | None, hits: list[in
         baseline = _model(base_version, base)
         sides["baseline"] = evaluation.side_detail("few-shot bm25 k=3", scoring.score(base, LABELS))
         comparisons.append(evaluation.compare_predictions("baseline", base_version, cand, base))
+    parent_model = None
+    if parent is not None:
+        rows = predictions(parent[1])
+        parent_model = _model(parent[0], rows, "hf")
+        sides["parent"] = evaluation.side_detail("hf", scoring.score(rows, LABELS))
+        comparisons.append(evaluation.compare_predictions("parent", parent[0], cand, rows))
     info = ClassificationInfo(labels=list(LABELS), rows_md5=evaluation.rows_digest([r["key"] for r in cand]),
                               **sides)
     return EvalResults(created_at="2026-12-01T12:00:00Z", model="sentiment",
                        dataset=DatasetInfo(ref=dataset, split="test", rows=len(cand)),
                        generation=GenerationInfo(max_new_tokens=3, batch_size=16, prompt_words=0),
-                       candidate=_model(version, cand), baseline=baseline, comparisons=comparisons,
+                       candidate=_model(version, cand), baseline=baseline, parent=parent_model, comparisons=comparisons,
                        classification=info, environment=Environment(device="cpu", threads=2))
 

@@ -191,6 +191,12 @@ def test_report_of_several_results_makes_one_table() -> None:
         d = doc.comparison("baseline").deltas["accuracy"]
         assert f"| {d.delta:+.1%} [{d.low:+.1%}, {d.high:+.1%}] |" in row
     assert md.count("Accuracy: in the table of classification variants above.") == 3
+    converted = classification_results("v6", "v1", [1, 1, 1, 1, 1, 1, 1, 1, 0], base, kind="ct2",
+                                       parent=("v4", [1] * 9))             # joined; its parent cost stays
+    md = render_report([docs[0], converted]).markdown
+    cost = converted.comparison("parent").deltas["accuracy"]
+    assert len(_table_rows(md)) == 3 and cost.delta == pytest.approx(-1 / 9)
+    assert f"Against its parent v4: accuracy {cost.delta:+.1%} [{cost.low:+.1%}, {cost.high:+.1%}]." in md
 
     other = classification_results("v5", "v2", [1] * 9, [1] * 9)          # another baseline: apart
     md = render_report([docs[0], other]).markdown

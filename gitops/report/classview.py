@@ -56,12 +56,16 @@ def table(r: EvalResults, limit: int | None = None) -> VariantTable:
     comparison = r.comparison("baseline")
     rows.append(_row(r.candidate, info.candidate, "candidate", comparison.deltas.get("accuracy") if comparison
                      else None, limit, baseline=r.baseline is not None))
-    notes = []
-    parent = r.comparison("parent")
-    if parent is not None and "accuracy" in parent.deltas:
-        notes.append(Safe(f"Against its parent {cell(parent.version, limit)}: accuracy "
-                          f"{_delta(parent.deltas['accuracy'])}."))
+    notes = [note] if (note := parent_note(r, limit)) else []
     return VariantTable(_caption(r), rows, notes + [interval_note(r)])
+
+
+def parent_note(r: EvalResults, limit: int | None = None) -> Safe | None:
+    """What a conversion cost in accuracy, when the candidate was compared with its parent."""
+    parent = r.comparison("parent")
+    if parent is None or "accuracy" not in parent.deltas:
+        return None
+    return Safe(f"Against its parent {cell(parent.version, limit)}: accuracy {_delta(parent.deltas['accuracy'])}.")
 
 
 def combine(results: list[EvalResults], limit: int | None = None) -> Combined:

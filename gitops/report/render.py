@@ -227,6 +227,7 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe], joined: bool = Fal
     cls = None
     if classview.is_classification(r):  # the variants table replaces the perplexity metrics
         cls = {"table": None if joined else classview.table(r, level.text),
+               "parent_note": classview.parent_note(r, level.text) if joined else None,
                "details": classview.details(r, level.text) if level.curve else [],
                "too_many": classview.too_many_labels(r)}
     header, columns = views.sample_header(r)
