@@ -214,10 +214,17 @@ def test_a_classification_report_keeps_data_inert_and_fits_the_limit() -> None:
     from tests.report_fixtures import check_markdown
     from tests.report_fixtures_cls import classification_results
 
+    from gitops.eval.results import Sample
+
     r = classification_results("v2", "v1", [1, 0, 1] * 30, [0, 0, 1] * 30, kind="<b>x</b> | y")
-    md = render_report([r], max_chars=3000).markdown
+    assert "Per-class scores and confusion matrix" in render_report([r]).markdown
+    r.samples = [Sample(prompt="review text " * 100, candidate="4 " * 100, reference="pos", baseline="3 " * 100)] * 20
+    rendered = render_report([r], max_chars=2500)
+    md = rendered.markdown
     check_markdown(md)
-    assert "<b>" not in md and len(md) <= 3000
+    assert rendered.truncated and len(md) <= 2500 and "<b>" not in md
+    assert len(_table_rows(md)) == 2                          # the variants table stays
+    assert "per-class scores left out" in md and "Per-class scores and confusion matrix" not in md
 
 
 def test_a_converted_candidate_is_compared_with_its_parent(toy_ratings_repo: Path, tmp_path: Path) -> None:
@@ -238,3 +245,23 @@ def test_a_converted_candidate_is_compared_with_its_parent(toy_ratings_repo: Pat
     md = run_gitops("report", str(out), cwd=repo).stdout
     assert f"| {MODEL}@v3 (baseline, parent) | hf |" in md and f"| {MODEL}@v3 (parent)" not in md
     assert f"Against its parent v3: accuracy {cost.delta:+.1%}" in md
+
+
+def test_many_labels_leave_the_detail_tables_in_the_document() -> None:
+    import dataclasses
+
+    from gitops.eval.results import ClassificationInfo
+    from gitops.predict import evaluation, scoring
+    from gitops.report.classview import MAX_DETAIL_LABELS
+    from gitops.report.render import render_report
+    from tests.report_fixtures_cls import classification_results
+
+    labels = [f"l{i}" for i in range(MAX_DETAIL_LABELS + 1)]
+    rows = [{"key": f"r{i}", "label": label, "prediction": label, "matched": True, "latency_ms": 1.0,
+             "prompt_tokens": 5, "completion_tokens": 1} for i, label in enumerate(labels)]
+    side = evaluation.side_detail("zero-shot", scoring.score(rows, labels))
+    r = classification_results("v2", None, [1], None)
+    r = dataclasses.replace(r, classification=ClassificationInfo(labels=labels, rows_md5="x", candidate=side))
+    md = render_report([r]).markdown
+    assert f"{len(labels)} labels: the per-class scores and the confusion matrix are in the results document." in md
+    assert "| true / predicted |" not in md
