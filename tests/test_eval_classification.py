@@ -210,11 +210,10 @@ def test_report_of_several_results_makes_one_table() -> None:
 
 
 def test_a_classification_report_keeps_data_inert_and_fits_the_limit() -> None:
+    from gitops.eval.results import Sample
     from gitops.report.render import render_report
     from tests.report_fixtures import check_markdown
     from tests.report_fixtures_cls import classification_results
-
-    from gitops.eval.results import Sample
 
     r = classification_results("v2", "v1", [1, 0, 1] * 30, [0, 0, 1] * 30, kind="<b>x</b> | y")
     assert "Per-class scores and confusion matrix" in render_report([r]).markdown
