@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(min=0),
               help="Sample completions to record (prompts cut from holdout rows).")
 @click.option("--max-new-tokens", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Tokens generated per prompt, for samples, latency and throughput.")
+              help="Tokens generated per prompt, for samples, latency and throughput (a classification "
+                   "model's versions generate what their config says), e.g. --max-new-tokens 32.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
               help="Batch size for scoring and for the throughput measurement.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
@@ -66,7 +67,9 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
     show what the conversion cost. Every delta carries a paired bootstrap confidence interval.
     With a judge (eval.judge in gitops.yaml, or --judge-endpoint and --judge-model), a model behind
     an OpenAI-compatible server compares the candidate's and the baseline's samples in both orders
-    and the win rate is recorded. The model's gates are checked: when one fails, the results are
+    and the win rate is recorded. A classification model's versions (prompt, LoRA, hf, ct2) instead
+    predict the same rows: accuracy, macro accuracy, invalid outputs, p50 latency, tokens per
+    prediction, per-class scores. The model's gates are checked: when one fails, the results are
     still written and the exit status is 3. See docs/eval.md.
 
     \b
@@ -78,6 +81,7 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
       gitops eval review-autocomplete@v3 --baseline review-autocomplete@production --baseline-rev "$BASE_SHA"
       gitops eval review-autocomplete@v3 --judge-endpoint http://127.0.0.1:8000 --judge-model judge@production
       gitops eval review-autocomplete@v3 --no-judge       # skip the judge gitops.yaml configures
+      gitops eval ratings@v2 --baseline ratings@v1 --dataset reviews@v1 --max-rows 200   # classification
     """
     from gitops import api
 
@@ -94,9 +98,13 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
     against = f" against {plan.baseline}" if plan.baseline else ""
     click.echo(f"Evaluating {ref}{against} on {plan.dataset} ({split}) ...", err=True)
     with _ProgressBar() as bar:
-        results = api.evaluate(ws, ref, plan=plan, split=split, samples=samples, max_new_tokens=max_new_tokens,
-                               batch_size=batch_size, device=device, max_rows=max_rows, threads=threads,
-                               alias=alias, progress=bar)
+        if plan.task == "classification":  # every side predicts the rows; --max-new-tokens is the versions' own
+            results = api.evaluate_classification(ws, plan, samples=samples, batch_size=batch_size, device=device,
+                                                  max_rows=max_rows, threads=threads, alias=alias, progress=bar)
+        else:
+            results = api.evaluate(ws, ref, plan=plan, split=split, samples=samples, max_new_tokens=max_new_tokens,
+                                   batch_size=batch_size, device=device, max_rows=max_rows, threads=threads,
+                                   alias=alias, progress=bar)
     try:
         results.save(out)
     except OSError as exc:

@@ -75,6 +75,7 @@ class EvalPlan:
     parent: str | None = None     # MODEL@vN: a converted candidate's source, measured too
     data: tuple[Dataset, DatasetVersion] | None = field(default=None, repr=False)  # what ``dataset`` names
     judge: JudgeConfig | None = None  # the LLM judge that will compare candidate and baseline samples
+    task: str = "completion"      # the model's task: classification is scored by gitops.predict.evaluation
 
 
 def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
@@ -108,7 +109,8 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
         notes.append(f"parent: {parent_ref} ({version.id} is a {version.format} conversion of it; measured too, "
                      "to show what the conversion cost)")
     return EvalPlan(model.name, ref, base_ref, f"{data[0].name}@{data[1].id}", split, notes, data=data,
-                    parent=parent_ref, judge=_plan_judge(model, base_ref, judge, notes))
+                    parent=parent_ref, judge=_plan_judge(model, base_ref, judge, notes),
+                    task="classification" if model.classification is not None else "completion")
 
 
 def _plan_judge(model: Model, baseline: str | None, judge: JudgeConfig | None,
@@ -181,6 +183,9 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         raise EvalError("threads must be at least 1")
     if plan is None:
         plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    if plan.task == "classification":
+        raise EvalError(f"{plan.model} is a classification model; evaluate it with "
+                        "gitops.api.evaluate_classification (what gitops eval runs for it)")
     threads = threads or default_threads()
     if plan.judge is not None:  # before any model loads: an unreachable judge costs seconds, not a run
         judging.check(plan.judge)

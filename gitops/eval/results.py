@@ -266,6 +266,52 @@ class GateResult(_Checked):
 
 
 @dataclass
+class ClassScore(_Checked):
+    """One label's scores on one side: precision, recall and F1 over ``support`` true rows."""
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class ClassificationSide(_Checked):
+    """One model's classification detail (docs/results-schema.md#classification)."""
+
+    kind: str                                  # zero-shot, few-shot bm25 k=3, hf, peft-lora, ct2
+    accuracy_ci: list[float] | None = None     # [low, high]: the accuracy's own 95% interval
+    per_class: list[ClassScore] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)  # confusion[true][predicted], in labels order
+
+
+@dataclass
+class ClassificationInfo(_Checked):
+    """A classification model's labels, which rows were predicted, and each side's detail."""
+
+    labels: list[str]
+    rows_md5: str                              # md5 of the scored rows' keys, in order: same rows, same digest
+    candidate: ClassificationSide
+    baseline: ClassificationSide | None = None
+    parent: ClassificationSide | None = None
+
+    def _validate(self) -> None:
+        n = len(self.labels)
+        for name in ("candidate", "baseline", "parent"):
+            side = getattr(self, name)
+            if side is None:
+                continue
+            if side.confusion and (len(side.confusion) != n or any(len(row) != n for row in side.confusion)):
+                raise ResultsError(f"classification.{name}.confusion must be {n} x {n} (one row and column "
+                                   "per label)")
+            if side.per_class and [c.label for c in side.per_class] != self.labels:
+                raise ResultsError(f"classification.{name}.per_class must list the labels in labels order")
+            if side.accuracy_ci is not None and len(side.accuracy_ci) != 2:
+                raise ResultsError(f"classification.{name}.accuracy_ci must be [low, high]")
+
+
+@dataclass
 class Environment(_Checked):
     """Where the evaluation ran; library versions are null when not installed."""
 
@@ -342,6 +388,7 @@ class EvalResults(_Checked):
     gates: list[GateResult] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     judge: JudgeSummary | None = None  # absent from documents written without a judge
+    classification: ClassificationInfo | None = None  # a classification model's labels and per-class detail
     schema_version: int = SCHEMA_VERSION
 
     def _validate(self) -> None:
@@ -362,6 +409,10 @@ class EvalResults(_Checked):
             seen.add(comp.against)
         if self.judge is not None and self.baseline is None:
             raise ResultsError("a judge section needs a baseline: the judge compares the candidate with it")
+        if self.classification is not None:
+            for name in ("baseline", "parent"):
+                if (getattr(self.classification, name) is None) != (getattr(self, name) is None):
+                    raise ResultsError(f"classification.{name} must be present exactly when the {name} is")
 
     def comparison(self, against: str) -> Comparison | None:
         """The comparison with the ``baseline`` or the ``parent``, if the document has one."""
@@ -382,6 +433,8 @@ class EvalResults(_Checked):
         body.pop("schema_version")
         if body["judge"] is None:  # documents without a judge read as they did before the section existed
             body.pop("judge")
+        if body.get("classification") is None:  # a completion document stays as it always was
+            body.pop("classification", None)
         return {"schema_version": self.schema_version, **body, "verdict": self.verdict}
 
     def to_json(self) -> str:

@@ -19,6 +19,11 @@ KNOWN_METRICS: dict[str, tuple[str, str, str]] = {
     "latency_p95_ms": ("Latency p95", "lower", "ms"),
     "tokens_per_s": ("Tokens/s", "higher", ""),
     "size_bytes": ("Size", "lower", "bytes"),
+    # a classification model's (gitops.predict.evaluation): accuracy is the one that rises when better
+    "accuracy": ("Accuracy", "higher", ""),
+    "macro_accuracy": ("Macro accuracy", "higher", ""),
+    "invalid_rate": ("Invalid outputs", "lower", ""),
+    "tokens_per_prediction": ("Tokens per prediction", "lower", ""),
 }
 CHART_MAX_POINTS = 50
 _SINGULAR = {"rows": "row", "requests": "request", "batches": "batch"}
