@@ -237,7 +237,7 @@ def _retrieval(config: dict[str, Any] | None):
 
     r = (config or {}).get("retrieval") or {}
     return Retrieval(type=r.get("type", "none"), k=int(r.get("k", 0)), embedder=r.get("embedder"),
-                     seed=int(r.get("seed", 0)))
+                     seed=int(r.get("seed", 0)), revision=r.get("revision"), embedder_md5=r.get("embedder_md5"))
 
 
 # --- the partial file and the output -------------------------------------------------------------
