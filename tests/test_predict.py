@@ -224,3 +224,15 @@ def test_a_sigkilled_prediction_resumes_after_its_last_written_batch(toy_ratings
                                                                                      f"{DATA}@v1")]
     assert not partial.exists()
 
+
+def test_rows_run_shortest_first_and_a_resume_keeps_that_order(ratings_repo: Path, tmp_path: Path) -> None:
+    """Batches of similar length pad little; the output order is the data set's (checked above)."""
+    assert run_gitops("prompt", "add", MODEL, "--config", str(write_prompt(tmp_path / "p.yaml")),
+                      cwd=ratings_repo).exit_code == 0
+    plan = pipeline.plan_predict(Workspace.open(ratings_repo), f"{MODEL}@v1", f"{DATA}@v1", "all")
+    order = pipeline.length_order(plan, set())
+    lengths = [len(plan.task.render(plan.rows[i])) for i in order]
+    assert sorted(order) == list(range(60)) and lengths == sorted(lengths) and lengths[0] < lengths[-1]
+    assert order[:3] != [0, 1, 2]                      # not the data set's order: the rows differ in length
+    done = set(order[:16])                             # a killed run's first two batches of 8
+    assert pipeline.length_order(plan, done) == order[16:]

@@ -66,19 +66,29 @@ class _Bar:
 _SPLITS = click.Choice(["test", "valid", "train", "all"])
 
 
+def _constrain_option(fn):  # noqa: ANN001, ANN202 - a click decorator
+    return click.option(
+        "--constrain", type=click.Choice(["labels", "none"]), default=None,
+        help="Decoding: 'labels' scores each label as the prompt's continuation and predicts the likeliest "
+             "(never an invalid output); 'none' generates freely; default: what the variant's config says "
+             "(generation.constrain). E.g. --constrain labels.")(fn)
+
+
 @click.command("predict")
 @click.argument("ref", metavar="MODEL@REF")
 @click.option("--dataset", required=True, help="The data set version to predict, e.g. --dataset reviews@v1.")
 @click.option("--split", default="test", show_default=True, type=_SPLITS, help="Which rows, e.g. --split valid.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Where to write the predictions (.parquet, .csv or .jsonl), e.g. --out preds.parquet.")
-@click.option("--batch-size", default=16, show_default=True, help="Rows generated at once, e.g. --batch-size 32.")
+@click.option("--batch-size", default=32, show_default=True,
+              help="Rows predicted at once (rows of similar length are batched together), e.g. --batch-size 64.")
 @click.option("--limit", type=click.IntRange(min=1), help="Predict only the first N rows, e.g. --limit 100.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda, e.g. --device cuda.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads, e.g. --threads 2.")
+@_constrain_option
 @repo_option
 def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: int, limit: int | None, device: str,
-                    threads: int | None, repo_dir: Path) -> None:
+                    threads: int | None, constrain: str | None, repo_dir: Path) -> None:
     """Predict a label for every row of a data set version with one variant of a classification model.
 
     Writes key, label, prediction, matched, raw_output, tokens and latency per row. A killed run
@@ -93,11 +103,13 @@ def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: i
     bar = _Bar("predict")
     try:
         result = api.predict(workspace_of(repo_dir), ref, dataset, split=split, out=out, batch_size=batch_size,
-                             limit=limit, device=device, threads=threads, progress=bar)
+                             limit=limit, device=device, threads=threads, progress=bar, constrain=constrain)
     finally:
         bar.close()
     resumed = f" ({result.resumed} resumed from a killed run)" if result.resumed else ""
-    click.echo(f"{result.rows} predictions{resumed} written to {out}: {result.rows_per_second:.1f} rows/s")
+    how = ", decoding constrained to the labels" if result.constrained else ""
+    click.echo(f"{result.rows} predictions{resumed} written to {out}: {result.rows_per_second:.1f} rows/s "
+               f"(after {result.load_seconds:.1f} s opening the model){how}")
     s = result.scores
     if s.rows:
         click.echo(f"accuracy {s.accuracy:.1%}, macro {s.macro_accuracy:.1%}, invalid outputs {s.invalid_rate:.1%}, "
@@ -109,13 +121,14 @@ def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: i
 @click.option("--dataset", help="The data set version (default: the one the variants name), e.g. --dataset reviews@v1.")
 @click.option("--split", default="test", show_default=True, type=_SPLITS, help="Which rows, e.g. --split valid.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows, e.g. --limit 200.")
-@click.option("--batch-size", default=16, show_default=True, help="Rows generated at once, e.g. --batch-size 32.")
+@click.option("--batch-size", default=32, show_default=True, help="Rows predicted at once, e.g. --batch-size 64.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown, e.g. --json > table.json.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda, e.g. --device cuda.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads, e.g. --threads 2.")
+@_constrain_option
 @repo_option
 def compare_command(refs: tuple[str, ...], dataset: str | None, split: str, limit: int | None, batch_size: int,
-                    as_json: bool, device: str, threads: int | None, repo_dir: Path) -> None:
+                    as_json: bool, device: str, threads: int | None, constrain: str | None, repo_dir: Path) -> None:
     """Compare variants of one classification model on the same rows: accuracy (with intervals),
     invalid-output rate, p50 latency and tokens per prediction.
 
@@ -128,7 +141,8 @@ def compare_command(refs: tuple[str, ...], dataset: str | None, split: str, limi
     bar = _Bar("compare")
     try:
         table = api.compare_variants(workspace_of(repo_dir), list(refs), dataset=dataset, split=split,
-                                     batch_size=batch_size, limit=limit, device=device, threads=threads, progress=bar)
+                                     batch_size=batch_size, limit=limit, device=device, threads=threads, progress=bar,
+                                     constrain=constrain)
     finally:
         bar.close()
     if as_json:

@@ -9,7 +9,10 @@ A prompt version holds no weights: it is a base model version, a template and a 
     template: "{task}\\n\\n{context}{sample}"
     example: "Review: {text}\\nRating: {rating}\\n\\n"   # one retrieved row, over its columns
     retrieval: {type: bm25, k: 3}  # none | random (seed) | bm25 | semantic (embedder: a path or hub id)
-    generation: {max_new_tokens: 4, temperature: 0}
+    generation: {max_new_tokens: 4, temperature: 0}   # constrain: labels (optional)
+
+``generation.constrain: labels`` scores every label of the task as the prompt's continuation and
+predicts the likeliest instead of generating (:mod:`gitops.ml.choices`).
 
 Template slots: ``{sample}`` (the row, rendered by the model's task input template; required),
 ``{task}`` (the instruction) and ``{context}`` (the retrieved examples, required when ``k`` > 0).
@@ -30,7 +33,8 @@ from gitops.yamlio import LineMap
 PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation")
 RETRIEVAL_TYPES = ("none", "random", "bm25", "semantic")
 RETRIEVAL_KEYS = ("type", "k", "embedder", "revision", "seed")
-GENERATION_KEYS = ("max_new_tokens", "temperature")
+GENERATION_KEYS = ("max_new_tokens", "temperature", "constrain")
+CONSTRAIN_VALUES = ("labels",)
 TEMPLATE_SLOTS = ("sample", "task", "context")
 MAX_K = 64
 MAX_NEW_TOKENS = 512
@@ -59,6 +63,7 @@ class PromptSpec:
     retrieval: Retrieval = field(default_factory=Retrieval)
     max_new_tokens: int = 8
     temperature: float = 0.0
+    constrain: str | None = None   # "labels": decoding constrained to the task's labels
 
     def example_slots(self) -> list[str]:
         return template_slots(self.example) if self.example else []
@@ -80,7 +85,7 @@ def parse_prompt(doc: Any, src: str, p: Problems) -> PromptSpec | None:
     dataset = _ref(doc, "dataset", src, p, what="data set")
     texts = {k: _text(doc, k, src, p) for k in ("task", "template", "example")}
     retrieval = _retrieval(doc, src, p)
-    tokens, temperature = _generation(doc, src, p)
+    tokens, temperature, constrain = _generation(doc, src, p)
     template = texts["template"]
     if template is not None:
         _check_template(doc, template, retrieval, src, p)
@@ -91,7 +96,8 @@ def parse_prompt(doc: Any, src: str, p: Problems) -> PromptSpec | None:
     if len(p) != start or base is None or template is None:
         return None
     return PromptSpec(base=base, template=template, task=texts["task"] or "", dataset=dataset,
-                      example=texts["example"], retrieval=retrieval, max_new_tokens=tokens, temperature=temperature)
+                      example=texts["example"], retrieval=retrieval, max_new_tokens=tokens, temperature=temperature,
+                      constrain=constrain)
 
 
 def _ref(doc: LineMap, key: str, src: str, p: Problems, what: str = "model") -> str | None:
@@ -183,13 +189,13 @@ def _retrieval(doc: LineMap, src: str, p: Problems) -> Retrieval:
                      revision=revision)
 
 
-def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float]:
+def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float, str | None]:
     block = doc.get("generation")
     if block is None:
-        return 8, 0.0
+        return 8, 0.0, None
     if not isinstance(block, LineMap):
         p.add(src, doc, "generation", "generation must be a mapping like {max_new_tokens: 4, temperature: 0}")
-        return 8, 0.0
+        return 8, 0.0, None
     for key in block:
         if key not in GENERATION_KEYS:
             p.add(src, block, key, f"unknown key '{shown(key)}' in generation (allowed: {', '.join(GENERATION_KEYS)})")
@@ -202,4 +208,9 @@ def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float]:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         p.add(src, block, "temperature", "generation.temperature must be a number from 0 to 2")
         temperature = 0
-    return tokens, float(temperature)
+    constrain = block.get("constrain")
+    if constrain is not None and constrain not in CONSTRAIN_VALUES:
+        p.add(src, block, "constrain", f"generation.constrain must be 'labels' (score each label of the task, "
+              f"predict the likeliest) or absent, not '{shown(constrain)}'")
+        constrain = None
+    return tokens, float(temperature), constrain

@@ -109,6 +109,16 @@ class Backend:
                                len(seq), seconds) for seq in new]
         return out
 
+    def generate_encoded(self, ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
+        """Greedy completions of prompts already encoded by :meth:`encode`, in one engine batch (a
+        caller that needs the ids anyway tokenizes once); a prompt too long loses its middle."""
+        keep = None if self.max_length is None else max(2, self.max_length - max_new_tokens)
+        batch = [tokens.fit_ids(self.tokenizer, x, keep) for x in ids]
+        t0 = time.perf_counter()
+        new = self._generate_ids(batch, max_new_tokens, True)
+        seconds = time.perf_counter() - t0
+        return [Generation(self.decode(seq), len(seq), seconds) for seq in new]
+
     def score(self, texts: list[str], *, batch_size: int = 16, chat: bool = False) -> list[tuple[float, int]]:
         """Per text: (sum of token negative log-likelihoods in nats, number of tokens scored).
         ``chat``: the texts are already chat-formatted."""
@@ -220,7 +230,7 @@ class HFBackend(Backend):
         from transformers import GenerationConfig
 
         pad = tokens.pad_id(self.tokenizer)
-        input_ids, mask = _pad(batch, pad, left=True, device=self.device)
+        input_ids, mask = pad_ids(batch, pad, left=True, device=self.device)
         # An explicit config, so a generation_config.json saved with the weights cannot change
         # the decoding rules between candidate and baseline.
         cfg = GenerationConfig(max_new_tokens=max_new, do_sample=not greedy, num_beams=1,
@@ -238,7 +248,7 @@ class HFBackend(Backend):
 
         # Right padding: positions start at 0 for every row, and causal attention never looks
         # at the pads that follow a row's last token.
-        input_ids, mask = _pad(batch, tokens.pad_id(self.tokenizer), left=False, device=self.device)
+        input_ids, mask = pad_ids(batch, tokens.pad_id(self.tokenizer), left=False, device=self.device)
         with torch.inference_mode():
             logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
         logp = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None])[..., 0]
@@ -260,7 +270,7 @@ class HFBackend(Backend):
                                     dtype=torch.bool, device=input_ids.device)
 
         pad = tokens.pad_id(self.tokenizer)
-        input_ids, mask = _pad(batch, pad, left=True, device=self.device)
+        input_ids, mask = pad_ids(batch, pad, left=True, device=self.device)
         cfg = GenerationConfig(max_new_tokens=max_new, num_beams=1, do_sample=not sampling.greedy,
                                temperature=None if sampling.greedy else sampling.temperature,
                                top_p=None if sampling.greedy else sampling.top_p,
@@ -416,7 +426,8 @@ def _sample(logits, sampling: Sampling, rng) -> int:
     return int(rng.choice(chosen, p=p[chosen] / p[chosen].sum()))
 
 
-def _pad(batch: list[list[int]], pad_id: int, *, left: bool, device):
+def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # noqa: ANN001, ANN201 - torch
+    """``batch`` as (ids, attention mask) tensors on ``device``, padded on the left or the right."""
     import torch
 
     width = max(len(x) for x in batch)

@@ -40,7 +40,12 @@ def sequence_ids(tokenizer: Any, text: str, *, max_length: int | None = None, ch
 def prompt_ids(tokenizer: Any, text: str, *, keep: int | None = None, chat: bool = False) -> list[int]:
     """The ids generation starts from; when more than ``keep``, the special tokens the tokenizer put
     first (a BOS) and the prompt's end are kept, the middle is dropped."""
-    ids = text_ids(tokenizer, text, chat=chat)
+    return fit_ids(tokenizer, text_ids(tokenizer, text, chat=chat), keep)
+
+
+def fit_ids(tokenizer: Any, ids: list[int], keep: int | None) -> list[int]:
+    """``ids`` cut to ``keep`` tokens (None: uncut) by dropping the middle: the special tokens the
+    tokenizer put first and the end are kept (what :func:`prompt_ids` does to a long prompt)."""
     if keep is None or len(ids) <= keep:
         return ids
     special = set(getattr(tokenizer, "all_special_ids", ()) or ())

@@ -4,9 +4,15 @@ Any version of a ``task: classification`` model runs the same way: its rows are 
 model's task template, a prompt version adds its template and retrieved examples
 (:mod:`gitops.predict.renderer`, :mod:`gitops.predict.retrieval`) and runs on its pinned base, a
 fine-tuned version runs on its own weights. Each raw output goes through the task's extraction
-rules. Rows are generated in batches; every finished batch is appended (and fsynced) to
-``OUT.partial.jsonl`` so a killed run resumes where it stopped; the output (Parquet, CSV or JSON
-Lines, by extension) is written atomically at the end and the partial file removed.
+rules; with decoding constrained to the labels (``generation.constrain: labels`` or
+``--constrain labels``) every label is scored as the prompt's continuation instead and the
+likeliest is the prediction (:mod:`gitops.ml.choices`).
+
+Rows are predicted in batches of similar length (sorted by their rendered input, so a batch pads
+little; the output keeps the data set's order); every finished batch is appended (and fsynced) to
+``OUT.partial.jsonl``, each prediction with its row number, so a killed run resumes where it
+stopped; the output (Parquet, CSV or JSON Lines, by extension) is written atomically at the end
+and the partial file removed. A backend is opened once per run (once per base in ``compare``).
 
 Everything that can be refused is refused before the model loads: a model without a
 classification task, an output extension we cannot write, a template naming a column the data set
@@ -24,19 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from gitops.core import refs
-from gitops.core.materialize import loadable
 from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask, check_columns, check_labels
 from gitops.core.workspace import Workspace
 from gitops.data import batches
-from gitops.errors import ConfigError, IntegrityError
+from gitops.errors import ConfigError
 from gitops.predict import scoring
+from gitops.predict.pool import BackendPool
 from gitops.predict.renderer import PromptRenderer
 from gitops.predict.retrieval import build_retriever
 
 OUT_FORMATS = (".parquet", ".csv", ".jsonl")
 SPLITS_ALL = "all"
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = 32
+CONSTRAIN = ("labels", "none")
 MAX_BATCH = 256
 MAX_ROWS = 1_000_000
 COLUMNS = ("key", "label", "prediction", "matched", "raw_output", "prompt_tokens", "completion_tokens",
@@ -46,7 +53,8 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class PredictResult:
-    """What a prediction run did: ``rows`` predicted in total, ``resumed`` of them from a partial run."""
+    """What a prediction run did: ``rows`` predicted in total, ``resumed`` of them from a partial run;
+    ``seconds`` the whole run, ``load_seconds`` the part spent opening the model."""
 
     ref: str
     dataset: str
@@ -57,11 +65,14 @@ class PredictResult:
     seconds: float
     scores: scoring.Scores
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    constrained: bool = False
+    load_seconds: float = 0.0
 
     @property
     def rows_per_second(self) -> float:
-        done = self.rows - self.resumed
-        return done / self.seconds if self.seconds > 0 else 0.0
+        """Rows predicted per second of prediction (opening the model excluded: it is paid once)."""
+        done, spent = self.rows - self.resumed, self.seconds - self.load_seconds
+        return done / spent if spent > 0 else 0.0
 
 
 @dataclass
@@ -77,10 +88,15 @@ class Plan:
     rows: list[dict[str, Any]]
     keys: list[str]
     config: dict[str, Any] | None
+    constrained: bool = False
 
 
-def plan_predict(ws: Workspace, ref: str, dataset: str, split: str = "test", *, limit: int | None = None) -> Plan:
-    """Resolve ``ref``, read and check the rows of ``dataset`` (``split``, or ``all``)."""
+def plan_predict(ws: Workspace, ref: str, dataset: str, split: str = "test", *, limit: int | None = None,
+                 constrain: str | None = None) -> Plan:
+    """Resolve ``ref``, read and check the rows of ``dataset`` (``split``, or ``all``). ``constrain``
+    (labels or none) overrides what the variant's config says."""
+    if constrain is not None and constrain not in CONSTRAIN:
+        raise ConfigError(f"--constrain must be one of {', '.join(CONSTRAIN)}, not '{constrain}'")
     model, version = ws.registry().resolve(refs.parse_ref(ref, require_ref=True))
     task = model.classification
     if task is None:
@@ -100,8 +116,11 @@ def plan_predict(ws: Workspace, ref: str, dataset: str, split: str = "test", *, 
         raise ConfigError(f"{label} has no rows in split '{split}'")
     if why := check_labels(task, [r[task.label] for r in rows if r.get(task.label) is not None], label):
         raise ConfigError(why)
+    config = version.config if version.format == "prompt" else None
+    if constrain is None:
+        constrain = ((config or {}).get("generation") or {}).get("constrain", "none")
     return Plan(f"{model.name}@{version.id}", model, version, task, label, split, rows,
-                [_row_key(r, ds.key) for r in rows], version.config if version.format == "prompt" else None)
+                [_row_key(r, ds.key) for r in rows], config, constrained=constrain == "labels")
 
 
 def _row_key(row: dict[str, Any], key: list[str]) -> str:
@@ -110,64 +129,107 @@ def _row_key(row: dict[str, Any], key: list[str]) -> str:
 
 def predict(ws: Workspace, ref: str, dataset: str, *, split: str = "test", out: Path | None = None,
             batch_size: int = DEFAULT_BATCH, limit: int | None = None, device: str = "cpu",
-            threads: int | None = None, progress: Progress | None = None) -> PredictResult:
-    """Predict every row of ``dataset``'s ``split`` with ``ref``; write ``out`` when given (resumable)."""
+            threads: int | None = None, progress: Progress | None = None, constrain: str | None = None,
+            pool: BackendPool | None = None) -> PredictResult:
+    """Predict every row of ``dataset``'s ``split`` with ``ref``; write ``out`` when given (resumable).
+    ``pool``: backends shared with other runs of the caller (it closes them); else one is opened here."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise ConfigError(f"--batch-size must be from 1 to {MAX_BATCH}")
     if out is not None and Path(out).suffix.lower() not in OUT_FORMATS:
         raise ConfigError(f"--out {out}: write .parquet, .csv or .jsonl")
-    plan = plan_predict(ws, ref, dataset, split, limit=limit)
+    plan = plan_predict(ws, ref, dataset, split, limit=limit, constrain=constrain)
     partial = _partial_path(out) if out is not None else None
     header = _header(plan)
     done = _resume(partial, header) if partial else []
-    t0 = time.perf_counter()
-    todo = len(plan.rows) - len(done)
-    if todo:
-        run_rows(ws, plan, done, partial, header, batch_size, device, threads, progress)
+    resumed = len(done)
+    t0, load = time.perf_counter(), 0.0
+    if resumed < len(plan.rows):
+        own = pool is None
+        pool = pool or BackendPool(device, threads)
+        try:
+            load = run_rows(ws, plan, done, partial, header, batch_size, pool, progress)
+        finally:
+            if own:
+                pool.close()
     seconds = time.perf_counter() - t0
+    done.sort(key=lambda r: r["row"])
     if out is not None:
         write_predictions(Path(out), done)
         if partial is not None:
             partial.unlink(missing_ok=True)
-    return PredictResult(plan.ref, plan.dataset, split, Path(out) if out else None, len(done),
-                         len(plan.rows) - todo, seconds, scoring.score(done, plan.task.labels), done)
+    return PredictResult(plan.ref, plan.dataset, split, Path(out) if out else None, len(done), resumed, seconds,
+                         scoring.score(done, plan.task.labels), done, plan.constrained, load)
+
+
+def length_order(plan: Plan, skip: set[int]) -> list[int]:
+    """Row numbers not in ``skip``, shortest rendered input first (ties in data set order): batches
+    of similar length pad little. The same rows give the same order, so a resumed run batches the
+    remaining rows as the killed one would have."""
+    return sorted((i for i in range(len(plan.rows)) if i not in skip),
+                  key=lambda i: (len(plan.task.render(plan.rows[i])), i))
 
 
 def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Path | None,
-             header: dict[str, Any], batch_size: int, device: str, threads: int | None,
-             progress: Progress | None) -> None:
-    """Generate the rows after ``done`` in batches, appending each finished batch to ``done`` (and ``partial``)."""
+             header: dict[str, Any], batch_size: int, pool: BackendPool, progress: Progress | None) -> float:
+    """Predict the rows not in ``done`` in batches, appending each finished batch to ``done`` (and
+    ``partial``); returns the seconds spent opening the model (0 when ``pool`` had it open)."""
     renderer = PromptRenderer(plan.task, plan.config)
     retriever = build_retriever(ws, (plan.config or {}).get("dataset"), _retrieval(plan.config), plan.task.render)
     max_new = int((plan.config or {}).get("generation", {}).get("max_new_tokens", 8))
-    with open_variant(ws, plan.model, plan.version, device, threads) as backend:
-        sink = _open_partial(partial, header, fresh=not done) if partial else None
-        try:
-            for start in range(len(done), len(plan.rows), batch_size):
-                rows = plan.rows[start:start + batch_size]
-                prompts = [renderer.render(r, ex) for r, ex in zip(rows, retriever.retrieve_many(rows), strict=True)]
-                gens = backend.generate(prompts, max_new_tokens=max_new, batch_size=len(prompts))
-                made = [_prediction(plan, start + i, p, g, backend, len(rows))
-                        for i, (p, g) in enumerate(zip(prompts, gens, strict=True))]
-                if sink is not None:
-                    sink.write("".join(json.dumps(m) + "\n" for m in made))
-                    sink.flush()
-                    os.fsync(sink.fileno())
-                done.extend(made)
-                if progress is not None:
-                    progress(len(done), len(plan.rows))
-        finally:
+    order = length_order(plan, {r["row"] for r in done})
+    t0 = time.perf_counter()
+    backend = pool.get(ws, plan.model, plan.version)
+    load = time.perf_counter() - t0
+    sink = _open_partial(partial, header, fresh=not done) if partial else None
+    try:
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            rows = [plan.rows[i] for i in index]
+            prompts = [renderer.render(r, ex) for r, ex in zip(rows, retriever.retrieve_many(rows), strict=True)]
+            ids = [backend.encode(p) for p in prompts]
+            made = (_constrained(plan, index, prompts, ids, backend) if plan.constrained
+                    else _generated(plan, index, ids, backend, max_new))
             if sink is not None:
-                sink.close()
+                sink.write("".join(json.dumps(m) + "\n" for m in made))
+                sink.flush()
+                os.fsync(sink.fileno())
+            done.extend(made)
+            if progress is not None:
+                progress(len(done), len(plan.rows))
+    finally:
+        if sink is not None:
+            sink.close()
+    return load
 
 
-def _prediction(plan: Plan, i: int, prompt: str, gen: Any, backend: Any, batch: int) -> dict[str, Any]:
-    predicted, matched = plan.task.predict(gen.text)
+def _generated(plan: Plan, index: list[int], ids: list[list[int]], backend: Any, max_new: int) -> list[dict[str, Any]]:
+    gens = backend.generate_encoded(ids, max_new_tokens=max_new)
+    return [_prediction(plan, i, *plan.task.predict(g.text), g.text, len(x), g.new_tokens, g.seconds / len(index))
+            for i, x, g in zip(index, ids, gens, strict=True)]
+
+
+def _constrained(plan: Plan, index: list[int], prompts: list[str], ids: list[list[int]],
+                 backend: Any) -> list[dict[str, Any]]:
+    from gitops.ml import choices
+
+    labels = plan.task.labels
+    t0 = time.perf_counter()
+    scores = choices.score_labels(backend, prompts, labels)
+    share = (time.perf_counter() - t0) / len(index)
+    made = []
+    for i, x, row in zip(index, ids, scores, strict=True):
+        j = choices.best(row)
+        made.append(_prediction(plan, i, labels[j], True, labels[j], len(x), row[j][1], share))
+    return made
+
+
+def _prediction(plan: Plan, i: int, predicted: str, matched: bool, raw: str, prompt_tokens: int,
+                completion_tokens: int, seconds: float) -> dict[str, Any]:
     label = plan.rows[i].get(plan.task.label)
-    # a batch's time shared by its rows: what one prediction costs when rows are batched
-    return {"key": plan.keys[i], "label": None if label is None else str(label), "prediction": predicted,
-            "matched": matched, "raw_output": gen.text, "prompt_tokens": len(backend.encode(prompt)),
-            "completion_tokens": gen.new_tokens, "latency_ms": gen.seconds * 1000 / batch}
+    # latency: a batch's time shared by its rows, what one prediction costs when rows are batched
+    return {"row": i, "key": plan.keys[i], "label": None if label is None else str(label), "prediction": predicted,
+            "matched": matched, "raw_output": raw, "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens, "latency_ms": seconds * 1000}
 
 
 def _retrieval(config: dict[str, Any] | None):
@@ -178,25 +240,6 @@ def _retrieval(config: dict[str, Any] | None):
                      seed=int(r.get("seed", 0)), revision=r.get("revision"), embedder_md5=r.get("embedder_md5"))
 
 
-def open_variant(ws: Workspace, model: Model, version: Version, device: str, threads: int | None):
-    """A backend for ``version``: its own weights, or for a prompt version its pinned base (md5-checked)."""
-    from gitops.ml.backends import open_backend
-    from gitops.ml.bases import base_model_dir
-
-    name, target = model.name, version
-    if version.format == "prompt":
-        base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model or "", require_ref=True))
-        if base.md5 != version.base_md5:
-            raise IntegrityError(f"{model.name}@{version.id} was added on {version.base_model} with md5 "
-                                 f"{version.base_md5}, but the registry now records md5 {base.md5} for it")
-        name, target = base_model.name, base
-    if target.format not in ("hf", "peft-lora", "ct2"):
-        raise ConfigError(f"{name}@{target.id} has format '{target.format}', which gitops predict cannot run")
-    loaded = loadable(ws, name, target)
-    base_dir = base_model_dir(ws, target.base_model) if loaded.format == "peft-lora" else None
-    return open_backend(loaded.weights, loaded.format, base_dir=base_dir, device=device, threads=threads)
-
-
 # --- the partial file and the output -------------------------------------------------------------
 
 def _partial_path(out: Path) -> Path:
@@ -204,8 +247,12 @@ def _partial_path(out: Path) -> Path:
 
 
 def _header(plan: Plan) -> dict[str, Any]:
-    return {"gitops_predict": 1, "ref": plan.ref, "md5": plan.version.md5, "dataset": plan.dataset,
-            "split": plan.split, "rows": len(plan.rows)}
+    # 2: each prediction carries its row number (rows run in length order, not in data set order)
+    header = {"gitops_predict": 2, "ref": plan.ref, "md5": plan.version.md5, "dataset": plan.dataset,
+              "split": plan.split, "rows": len(plan.rows)}
+    if plan.constrained:
+        header["constrain"] = "labels"
+    return header
 
 
 def _resume(partial: Path, header: dict[str, Any]) -> list[dict[str, Any]]:
@@ -218,8 +265,8 @@ def _resume(partial: Path, header: dict[str, Any]) -> list[dict[str, Any]]:
     except json.JSONDecodeError:
         found = None
     if found != header:
-        raise ConfigError(f"{partial} is left from a prediction of another variant, data set or split; "
-                          "remove it or choose another --out")
+        raise ConfigError(f"{partial} is left from a prediction of another variant, data set, split or "
+                          "decoding (or an older gitops); remove it or choose another --out")
     rows = []
     for line in lines[1:]:
         try:

@@ -16,7 +16,8 @@ from gitops.core import refs
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError
 from gitops.predict import scoring
-from gitops.predict.pipeline import Progress, predict
+from gitops.predict.pipeline import DEFAULT_BATCH, Progress, predict
+from gitops.predict.pool import BackendPool
 
 MAX_VARIANTS = 16
 
@@ -24,7 +25,7 @@ MAX_VARIANTS = 16
 @dataclass
 class VariantRow:
     ref: str
-    kind: str          # prompt (retrieval type, k) or the version's format
+    kind: str          # prompt (retrieval type, k) or the version's format; ", constrained" when it was
     scores: scoring.Scores
     delta_ci: tuple[float, float] | None = None   # accuracy minus the first variant's, paired
 
@@ -58,22 +59,27 @@ class Comparison:
 
 
 def compare_variants(ws: Workspace, variant_refs: list[str], *, dataset: str | None = None, split: str = "test",
-                     batch_size: int = 16, limit: int | None = None, device: str = "cpu", threads: int | None = None,
-                     progress: Progress | None = None) -> Comparison:
-    """Predict the same rows with each of ``variant_refs`` (versions of one model) and score them."""
+                     batch_size: int = DEFAULT_BATCH, limit: int | None = None, device: str = "cpu",
+                     threads: int | None = None, progress: Progress | None = None,
+                     constrain: str | None = None) -> Comparison:
+    """Predict the same rows with each of ``variant_refs`` (versions of one model) and score them;
+    variants on the same weights share one loaded backend. ``constrain`` (labels or none) overrides
+    every variant's own decoding."""
     if not variant_refs or len(variant_refs) > MAX_VARIANTS:
         raise ConfigError(f"compare 1 to {MAX_VARIANTS} variants (MODEL@A MODEL@B ...)")
     parsed = [refs.parse_ref(r, require_ref=True) for r in variant_refs]
     if len({p.name for p in parsed}) > 1:
         raise ConfigError("compare variants of one model: " + ", ".join(variant_refs) + " name several models")
     dataset = dataset or _default_dataset(ws, variant_refs)
-    runs = [predict(ws, ref, dataset, split=split, batch_size=batch_size, limit=limit, device=device,
-                    threads=threads, progress=progress) for ref in variant_refs]
+    with BackendPool(device, threads) as pool:
+        runs = [predict(ws, ref, dataset, split=split, batch_size=batch_size, limit=limit, progress=progress,
+                        constrain=constrain, pool=pool) for ref in variant_refs]
     first = runs[0].predictions
     out = Comparison(runs[0].dataset, split, runs[0].rows)
     for i, run in enumerate(runs):
         _, version = ws.registry().resolve(run.ref)
-        out.variants.append(VariantRow(run.ref, variant_kind(version), run.scores,
+        kind = variant_kind(version) + (", constrained" if run.constrained else "")
+        out.variants.append(VariantRow(run.ref, kind, run.scores,
                                        None if i == 0 else scoring.accuracy_delta(run.predictions, first)))
     return out
 

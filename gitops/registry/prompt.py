@@ -78,6 +78,9 @@ def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) 
     if base.format == "prompt":
         raise RegistryError(f"{src}: base {spec.base} is itself a prompt version; name the model it runs")
     _check_dataset(ws, reg, model, spec, src)
+    if spec.constrain and model.classification is None:
+        raise RegistryError(f"{src}: generation.constrain: labels needs a model with task: classification (its "
+                            f"labels); '{model.name}' has task '{model.task}'")
     config = {"base": f"{base_model.name}@{base.id}", "base_md5": base.md5, "template": spec.template,
               "task": spec.task, "retrieval": {"type": spec.retrieval.type, "k": spec.retrieval.k,
                                                "seed": spec.retrieval.seed},
@@ -88,6 +91,8 @@ def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) 
         if revision is not None:
             config["retrieval"]["revision"] = revision
         config["retrieval"]["embedder_md5"] = embedder_md5(path)
+    if spec.constrain:  # only when set: configs added before the key existed keep their hash
+        config["generation"]["constrain"] = spec.constrain
     for key in ("dataset", "example"):
         if getattr(spec, key) is not None:
             config[key] = getattr(spec, key)

@@ -1,0 +1,68 @@
+"""The backends of one ``predict`` or ``compare`` command, each opened once.
+
+A prompt version runs on its pinned base, so the zero-shot and few-shot variants of a comparison
+usually share one set of weights: the pool opens each (model, version) it is asked for once, with
+the command's device and thread count, and closes them all at the end. A prompt version's base is
+checked against the md5 the prompt pinned every time it is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gitops.core import refs
+from gitops.core.materialize import loadable
+from gitops.core.schema import Model, Version
+from gitops.core.workspace import Workspace
+from gitops.errors import ConfigError, IntegrityError
+
+RUNNABLE = ("hf", "peft-lora", "ct2")
+
+
+class BackendPool:
+    """Backends keyed by the (model, version) whose weights they hold."""
+
+    def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
+        self.device, self.threads = device, threads
+        self._open: dict[tuple[str, str], Any] = {}
+
+    def get(self, ws: Workspace, model: Model, version: Version) -> Any:
+        """The backend ``version`` runs on (a prompt version: its base), opened on first use."""
+        name, target = runs_on(ws, model, version)
+        key = (name, target.id)
+        if key not in self._open:
+            self._open[key] = _open(ws, name, target, self.device, self.threads)
+        return self._open[key]
+
+    def close(self) -> None:
+        for backend in self._open.values():
+            backend.close()
+        self._open.clear()
+
+    def __enter__(self) -> "BackendPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def runs_on(ws: Workspace, model: Model, version: Version) -> tuple[str, Version]:
+    """The (model name, version) whose weights run ``version``: itself, or a prompt's pinned base."""
+    if version.format != "prompt":
+        return model.name, version
+    base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model or "", require_ref=True))
+    if base.md5 != version.base_md5:
+        raise IntegrityError(f"{model.name}@{version.id} was added on {version.base_model} with md5 "
+                             f"{version.base_md5}, but the registry now records md5 {base.md5} for it")
+    return base_model.name, base
+
+
+def _open(ws: Workspace, name: str, target: Version, device: str, threads: int | None) -> Any:
+    from gitops.ml.backends import open_backend
+    from gitops.ml.bases import base_model_dir
+
+    if target.format not in RUNNABLE:
+        raise ConfigError(f"{name}@{target.id} has format '{target.format}', which gitops predict cannot run")
+    loaded = loadable(ws, name, target)
+    base_dir = base_model_dir(ws, target.base_model) if loaded.format == "peft-lora" else None
+    return open_backend(loaded.weights, loaded.format, base_dir=base_dir, device=device, threads=threads)
