@@ -29,10 +29,9 @@ from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask, check_columns, check_labels
 from gitops.core.workspace import Workspace
 from gitops.data import batches
-from gitops.errors import ConfigError, IntegrityError
+from gitops.errors import ConfigError
 from gitops.predict import scoring
-from gitops.predict.renderer import PromptRenderer
-from gitops.predict.retrieval import build_retriever
+from gitops.predict.prompter import open_prompter, pinned_base
 
 OUT_FORMATS = (".parquet", ".csv", ".jsonl")
 SPLITS_ALL = "all"
@@ -137,15 +136,14 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
              header: dict[str, Any], batch_size: int, device: str, threads: int | None,
              progress: Progress | None) -> None:
     """Generate the rows after ``done`` in batches, appending each finished batch to ``done`` (and ``partial``)."""
-    renderer = PromptRenderer(plan.task, plan.config)
-    retriever = build_retriever(ws, (plan.config or {}).get("dataset"), _retrieval(plan.config), plan.task.render)
-    max_new = int((plan.config or {}).get("generation", {}).get("max_new_tokens", 8))
+    prompter = open_prompter(ws, plan.task, plan.config)  # the renderer and retriever gitops serve uses too
+    max_new = prompter.max_new_tokens
     with open_variant(ws, plan.model, plan.version, device, threads) as backend:
         sink = _open_partial(partial, header, fresh=not done) if partial else None
         try:
             for start in range(len(done), len(plan.rows), batch_size):
                 rows = plan.rows[start:start + batch_size]
-                prompts = [renderer.render(r, ex) for r, ex in zip(rows, retriever.retrieve_many(rows), strict=True)]
+                prompts = prompter.render_many(rows)
                 gens = backend.generate(prompts, max_new_tokens=max_new, batch_size=len(prompts))
                 made = [_prediction(plan, start + i, p, g, backend, len(rows))
                         for i, (p, g) in enumerate(zip(prompts, gens, strict=True))]
@@ -170,14 +168,6 @@ def _prediction(plan: Plan, i: int, prompt: str, gen: Any, backend: Any, batch: 
             "completion_tokens": gen.new_tokens, "latency_ms": gen.seconds * 1000 / batch}
 
 
-def _retrieval(config: dict[str, Any] | None):
-    from gitops.core.promptspec import Retrieval
-
-    r = (config or {}).get("retrieval") or {}
-    return Retrieval(type=r.get("type", "none"), k=int(r.get("k", 0)), embedder=r.get("embedder"),
-                     seed=int(r.get("seed", 0)))
-
-
 def open_variant(ws: Workspace, model: Model, version: Version, device: str, threads: int | None):
     """A backend for ``version``: its own weights, or for a prompt version its pinned base (md5-checked)."""
     from gitops.ml.backends import open_backend
@@ -185,11 +175,8 @@ def open_variant(ws: Workspace, model: Model, version: Version, device: str, thr
 
     name, target = model.name, version
     if version.format == "prompt":
-        base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model or "", require_ref=True))
-        if base.md5 != version.base_md5:
-            raise IntegrityError(f"{model.name}@{version.id} was added on {version.base_model} with md5 "
-                                 f"{version.base_md5}, but the registry now records md5 {base.md5} for it")
-        name, target = base_model.name, base
+        base_model, target = pinned_base(ws, model, version)
+        name = base_model.name
     if target.format not in ("hf", "peft-lora", "ct2"):
         raise ConfigError(f"{name}@{target.id} has format '{target.format}', which gitops predict cannot run")
     loaded = loadable(ws, name, target)

@@ -13,10 +13,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gitops.serve import protocol
+from gitops.serve import prompted, protocol
 from gitops.serve.engine import LoadedModel
 from gitops.serve.logs import VERSION_HEADER
 from gitops.serve.protocol import APIError, CompletionRequest
@@ -34,6 +35,9 @@ async def handle(request: Request) -> Response:
     except APIError as exc:
         return error_response(request, exc)
     try:
+        _check_model(request, req, model)
+        if model.prompt is not None:  # a prompt version: each text is a row, rendered as predict renders it
+            req = await run_in_threadpool(prompted.render, model, req)
         jobs = _admit(request, req, model)
     except BaseException as exc:  # not queued: nothing else will release the pins
         model.unpin(len(req.prompts))
@@ -48,18 +52,30 @@ async def handle(request: Request) -> Response:
         await _collect(jobs)
     except APIError as exc:
         return error_response(request, exc)
-    choices = [protocol.choice(j.index, j.output, j.finish_reason) for j in jobs]
+    choices = [_choice(model, j.index, j.output, j.finish_reason, j.output) for j in jobs]
     usage = _account(request, model, jobs)
     return JSONResponse(protocol.completion(_cid(), protocol.now(), model.label, model.md5, choices, usage),
                         headers=headers)
 
 
-def _admit(request: Request, req: CompletionRequest, model: LoadedModel) -> list[Job]:
-    """Check the request against the pinned model, make its jobs and queue them (all or none)."""
+def _check_model(request: Request, req: CompletionRequest, model: LoadedModel) -> None:
     state = serve_state(request)
     if req.model not in (state.name, state.config.ref, model.label):
         raise APIError(404, f"The model '{req.model}' does not exist; this server serves "
                             f"'{state.name}' (now {model.label}).", param="model", code="model_not_found")
+
+
+def _choice(model: LoadedModel, index: int, text: str, finish_reason: str | None, output: str) -> dict:
+    """One choice; a prompt version's carries the label its output reads as (``classification``)."""
+    out = protocol.choice(index, text, finish_reason)
+    if model.prompt is not None and finish_reason is not None:
+        out["classification"] = prompted.classification(model, output)
+    return out
+
+
+def _admit(request: Request, req: CompletionRequest, model: LoadedModel) -> list[Job]:
+    """Check the request against the pinned model, make its jobs and queue them (all or none)."""
+    state = serve_state(request)
     if req.max_tokens >= model.context:
         raise protocol.bad("max_tokens", f"'max_tokens' is {req.max_tokens}; {model.label} has a context "
                                          f"of {model.context} tokens, prompt included.")
@@ -136,7 +152,7 @@ async def _stream(request: Request, req: CompletionRequest, model: LoadedModel,
             if kind == "delta":
                 yield chunk([protocol.choice(index, value, None)])
             else:
-                yield chunk([protocol.choice(index, "", value.finish_reason)])
+                yield chunk([_choice(model, index, "", value.finish_reason, value.output)])
         usage = _account(request, model, jobs)
         if req.include_usage:
             yield chunk([], usage)

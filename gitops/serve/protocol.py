@@ -68,6 +68,7 @@ class CompletionRequest:
     stop: tuple[str, ...]
     stream: bool
     include_usage: bool
+    given: frozenset[str] = frozenset()  # the fields the body set (a prompt version's defaults fill the rest)
 
 
 def parse_completion(body: bytes, limits: Limits) -> CompletionRequest:
@@ -94,7 +95,8 @@ def parse_completion(body: bytes, limits: Limits) -> CompletionRequest:
         model=_model(data), prompts=_prompts(data, limits), max_tokens=_max_tokens(data),
         sampling=Sampling(temperature=_number(data, "temperature", DEFAULT_TEMPERATURE, 0.0, 2.0),
                           top_p=_top_p(data), seed=_seed(data)),
-        stop=_stop(data), stream=stream, include_usage=_include_usage(data, stream))
+        stop=_stop(data), stream=stream, include_usage=_include_usage(data, stream),
+        given=frozenset(k for k, v in data.items() if v is not None))
 
 
 def _model(data: dict) -> str:
