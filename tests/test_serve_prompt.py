@@ -65,6 +65,23 @@ def check_served_equals_predict(server: Server, repo: Path, version: str, tmp_pa
     return expected
 
 
+def check_chat_takes_the_last_user_message(server: Server, repo: Path, want: dict) -> None:
+    """/v1/chat/completions: the last user message is the sample (what predict rendered for the row)."""
+    text = next(r["text"] for r in batches.read_rows(Workspace.open(repo), f"{DATA}@v1", "test")
+                if r["id"] == want["key"])
+    messages = [{"role": "system", "content": "You rate reviews."}, {"role": "user", "content": "awful broken"},
+                {"role": "assistant", "content": "1"}, {"role": "user", "content": text}]
+    client = openai_client(server.url)
+    resp = client.chat.completions.create(model=MODEL, messages=messages, temperature=0)
+    assert resp.object == "chat.completion" and resp.choices[0].message.role == "assistant"
+    assert resp.choices[0].message.content == want["raw_output"]
+    assert resp.choices[0].classification == {"label": want["prediction"], "matched": want["matched"]}
+    assert resp.usage.prompt_tokens == want["prompt_tokens"]
+    chunks = list(client.chat.completions.create(model=MODEL, messages=messages, temperature=0, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == want["raw_output"]
+    assert chunks[-1].choices[0].finish_reason and chunks[-1].choices[0].classification["label"] == want["prediction"]
+
+
 def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_ratings_repo: Path, tmp_path: Path):
     repo = toy_ratings_repo
     move(repo, "v2")  # few-shot bm25 k=2
@@ -73,6 +90,7 @@ def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_rati
         ready = server.wait_ready(f"{MODEL}@v2")
         assert (ready["format"], ready["base"]) == ("prompt", f"{BASE}@v2")
         few = check_served_equals_predict(server, repo, "v2", tmp_path)
+        check_chat_takes_the_last_user_message(server, repo, few[0])
 
         # a request's own settings override the version's: 1 token instead of the config's 3
         short = openai_client(server.url).completions.create(model=MODEL, prompt="good solid", max_tokens=1,
@@ -90,6 +108,11 @@ def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_rati
             move(repo, "v3")  # prompt version -> weights version
             assert server.wait_ready(f"{MODEL}@v3", timeout=60)["format"] == "hf"
             clients.wait_all_served(f"{MODEL}@v3", timeout=60)
+            from openai import BadRequestError
+
+            with pytest.raises(BadRequestError, match="no chat template"):  # a weights version chats by template
+                openai_client(server.url).chat.completions.create(
+                    model=MODEL, messages=[{"role": "user", "content": "hi"}])
             move(repo, "v2")  # and back to a (few-shot) prompt version
             server.wait_ready(f"{MODEL}@v2", timeout=60)
             clients.wait_all_served(f"{MODEL}@v2", timeout=60)

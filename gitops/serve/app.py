@@ -130,6 +130,7 @@ def create_app(config: ServeConfig, source: ModelSource, *, deploy: DeployHandle
 
     routes = [
         Route("/v1/completions", completions.handle, methods=["POST"]),
+        Route("/v1/chat/completions", completions.handle_chat, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
