@@ -11,7 +11,6 @@ row, and swaps between prompt and weights versions run while requests flow.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +22,7 @@ from gitops.data import batches
 from tests.conftest import run_gitops
 from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, toy_ratings_repo, write_prompt  # noqa: F401
+from tests.serve_fixtures import live_server, make_version, toy_ct2  # noqa: F401
 from tests.test_serve_cli import Server, free_port
 from tests.test_serve_swap import Clients
 
@@ -82,7 +82,8 @@ def check_chat_takes_the_last_user_message(server: Server, repo: Path, want: dic
     assert chunks[-1].choices[0].finish_reason and chunks[-1].choices[0].classification["label"] == want["prediction"]
 
 
-def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_ratings_repo: Path, tmp_path: Path):
+def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_ratings_repo: Path,  # noqa: F811
+                                                                         tmp_path: Path):
     repo = toy_ratings_repo
     move(repo, "v2")  # few-shot bm25 k=2
     server = Server(repo, free_port(), "--follow", "--poll", "1", secret=None, ref=REF)
@@ -127,7 +128,7 @@ def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_rati
 
 
 @pytest.fixture
-def pairs_repo(toy_ratings_repo: Path, tmp_path: Path) -> Path:
+def pairs_repo(toy_ratings_repo: Path, tmp_path: Path) -> Path:  # noqa: F811
     """A second classification model whose input template names two columns, with one zero-shot
     prompt version aliased production."""
     repo = toy_ratings_repo
@@ -143,7 +144,8 @@ def pairs_repo(toy_ratings_repo: Path, tmp_path: Path) -> Path:
     return repo
 
 
-def test_a_multi_column_task_takes_a_json_row_and_refuses_plain_text(pairs_repo: Path, base_model_dir: Path):  # noqa: F811
+def test_a_multi_column_task_takes_a_json_row_and_refuses_plain_text(pairs_repo: Path,
+                                                                      base_model_dir: Path):  # noqa: F811
     from openai import BadRequestError
     from transformers import AutoTokenizer
 
@@ -168,3 +170,34 @@ def test_a_multi_column_task_takes_a_json_row_and_refuses_plain_text(pairs_repo:
     finally:
         server.stop()
         assert "Traceback" not in server.logs()
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant:{% endif %}")
+
+
+def test_chat_runs_a_weights_version_through_its_chat_template(toy_ct2: Path, tmp_path: Path):  # noqa: F811
+    chatty = make_version(toy_ct2, tmp_path / "chatty", "toy@v1")
+    config = chatty / "tokenizer_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "chat_template": CHAT_TEMPLATE}))
+    with live_server({"toy@v1": chatty}) as live:
+        client = openai_client(live.url)
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "The chocolate tour was"}]
+        chat = client.chat.completions.create(model="toy", messages=messages, max_tokens=8, temperature=0)
+        plain = client.completions.create(model="toy", prompt="system: Be brief.\nuser: The chocolate tour was\n"
+                                          "assistant:", max_tokens=8, temperature=0)
+        assert chat.object == "chat.completion" and chat.id.startswith("chatcmpl-") and chat.model == "toy@v1"
+        assert chat.choices[0].message.content == plain.choices[0].text and plain.choices[0].text
+        assert chat.usage == plain.usage and chat.choices[0].finish_reason == plain.choices[0].finish_reason
+        assert "classification" not in chat.choices[0].model_extra  # only a prompt version reads a label
+        chunks = list(client.chat.completions.create(model="toy", messages=messages, max_tokens=8, temperature=0,
+                                                     stream=True, stream_options={"include_usage": True}))
+        assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].usage == plain.usage
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == plain.choices[0].text
+        for body, param in [({"messages": [{"role": "system", "content": "x"}]}, "messages"),
+                            ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0]"),
+                            ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
+                            ({"messages": [{"role": "user", "content": "x"}], "prompt": "x"}, "prompt"),
+                            ({"messages": [{"role": "user", "content": "x"}], "logprobs": True}, "logprobs")]:
+            r = live.client.post("/v1/chat/completions", json={"model": "toy", **body})
+            assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text

@@ -18,8 +18,16 @@ from dataclasses import replace
 from typing import Any
 
 from gitops.serve.engine import LoadedModel
-from gitops.serve.protocol import APIError, CompletionRequest, Limits, bad, common_fields, load_object, \
-    max_tokens_field, model_field
+from gitops.serve.protocol import (
+    APIError,
+    CompletionRequest,
+    Limits,
+    bad,
+    common_fields,
+    load_object,
+    max_tokens_field,
+    model_field,
+)
 
 DEFAULT_ONLY = {"logprobs": (None, False), "top_logprobs": (None, 0), "presence_penalty": (None, 0),
                 "frequency_penalty": (None, 0), "logit_bias": (None, {}), "tools": (None, []),
