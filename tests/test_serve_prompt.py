@@ -201,3 +201,18 @@ def test_chat_runs_a_weights_version_through_its_chat_template(toy_ct2: Path, tm
                             ({"messages": [{"role": "user", "content": "x"}], "logprobs": True}, "logprobs")]:
             r = live.client.post("/v1/chat/completions", json={"model": "toy", **body})
             assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+
+
+def test_random_examples_for_a_served_row_follow_its_text(ratings_repo: Path):  # noqa: F811
+    """A served row has no key columns: random retrieval seeds with its text, so the same text gets
+    the same examples and different texts different ones (not one fixed draw for every request)."""
+    from gitops.core.promptspec import Retrieval
+    from gitops.core.task import ClassificationTask
+    from gitops.predict.retrieval import build_retriever
+
+    task = ClassificationTask("Review: {text}", "rating", list("12345"), "3")
+    found = build_retriever(Workspace.open(ratings_repo), f"{DATA}@v1", Retrieval("random", 3), task.render)
+    texts = [f"served review number {i}" for i in range(8)]
+    draws = [[e["id"] for e in ex] for ex in found.retrieve_many([{"text": t} for t in texts])]
+    assert draws == [[e["id"] for e in ex] for ex in found.retrieve_many([{"text": t} for t in texts])]
+    assert len({tuple(d) for d in draws}) > 1 and all(len(d) == 3 for d in draws)
