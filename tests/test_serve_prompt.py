@@ -216,3 +216,23 @@ def test_random_examples_for_a_served_row_follow_its_text(ratings_repo: Path):  
     draws = [[e["id"] for e in ex] for ex in found.retrieve_many([{"text": t} for t in texts])]
     assert draws == [[e["id"] for e in ex] for ex in found.retrieve_many([{"text": t} for t in texts])]
     assert len({tuple(d) for d in draws}) > 1 and all(len(d) == 3 for d in draws)
+
+
+def test_a_prompt_version_serve_cannot_run_is_refused_before_starting(toy_ratings_repo: Path,  # noqa: F811
+                                                                       tmp_path: Path):
+    import subprocess
+    import sys
+
+    from tests.test_serve_cli import env
+
+    repo = toy_ratings_repo
+    config = write_prompt(tmp_path / "notes.yaml", base=f"{BASE}@v2", template="{task}\n{sample}", retrieval=None,
+                          example=None, dataset=None)
+    for args in (("model", "create", "notes"), ("prompt", "add", "notes", "--config", str(config)),
+                 ("alias", "set", "notes", "production", "v1")):
+        res = run_gitops(*args, cwd=repo)
+        assert res.exit_code == 0, (args, res.stderr)
+    out = subprocess.run([sys.executable, "-m", "gitops", "serve", "notes@production", "-C", str(repo), "--port",
+                          str(free_port())], env=env(), capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1 and "notes@v1 is a prompt version of a model with task" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 2, out.stderr

@@ -175,7 +175,7 @@ def open_variant(ws: Workspace, model: Model, version: Version, device: str, thr
 
     name, target = model.name, version
     if version.format == "prompt":
-        base_model, target = pinned_base(ws, model, version)
+        base_model, target = pinned_base(ws.registry(), model, version)
         name = base_model.name
     if target.format not in ("hf", "peft-lora", "ct2"):
         raise ConfigError(f"{name}@{target.id} has format '{target.format}', which gitops predict cannot run")

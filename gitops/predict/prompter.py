@@ -15,10 +15,11 @@ from typing import Any
 
 from gitops.core import refs
 from gitops.core.promptspec import Retrieval
+from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask
 from gitops.core.workspace import Workspace
-from gitops.errors import ConfigError, IntegrityError
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
 from gitops.predict.renderer import PromptRenderer
 from gitops.predict.retrieval import Retriever, build_retriever
 
@@ -58,12 +59,16 @@ def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any
                     float(generation.get("temperature", 0.0)))
 
 
-def pinned_base(ws: Workspace, model: Model, version: Version) -> tuple[Model, Version]:
-    """The model and version a prompt version runs on, as ``ws``'s registry records them; refused
-    when that version's md5 is no longer the one pinned when the prompt version was added."""
+def pinned_base(registry: Registry, model: Model, version: Version) -> tuple[Model, Version]:
+    """The model and version a prompt version runs on, as ``registry`` records them; refused when
+    it is missing, or its md5 is no longer the one pinned when the prompt version was added."""
     if version.format != "prompt":
         raise ConfigError(f"{model.name}@{version.id} is not a prompt version")
-    base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model or "", require_ref=True))
+    try:
+        base_model, base = registry.resolve(refs.parse_ref(version.base_model or "", require_ref=True))
+    except NotFoundError as exc:
+        raise NotFoundError(f"{model.name}@{version.id} runs on {version.base_model}, which the registry does not "
+                            f"have ({exc})") from None
     if base.md5 != version.base_md5:
         raise IntegrityError(f"{model.name}@{version.id} was added on {version.base_model} with md5 "
                              f"{version.base_md5}, but the registry now records md5 {base.md5} for it")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitops.core import refs
 from gitops.core.materialize import Loadable, loadable
+from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
 from gitops.errors import (
@@ -117,7 +118,7 @@ class RepoSource:
             if version.format == "prompt":
                 # no weights of its own: its pinned base (md5 checked again, as predict does) and its
                 # renderer + retriever, built now, before anything is swapped in
-                base_model, weights = self._pinned_base(tree, model, version)
+                base_model, weights = self._pinned_base(tree.registry(), model, version)
                 weights_model, base = base_model.name, f"{base_model.name}@{weights.id}"
                 prompter = self._prompter(tree, model, version)
             # dvc pull, every file hashed against the registry; a pinned peft-lora version comes back
@@ -180,21 +181,34 @@ class RepoSource:
         with open(target, "w", encoding="utf-8") as fh:
             config.write(fh)
 
+    def check_servable(self, commit: str) -> None:
+        """Refuse now, before anything loads, a prompt version ``gitops serve`` cannot run: one of a
+        model without a classification task, or whose pinned base is missing or changed."""
+        model, version = self.model_version_at(commit)
+        if version.format == "prompt":
+            self._require_task(model, version)
+            with self._git_lock:
+                registry = self.ws.registry_at(commit)
+            self._pinned_base(registry, model, version)
+
     @staticmethod
-    def _pinned_base(tree: Workspace, model: Model, version: Version) -> tuple[Model, Version]:
+    def _require_task(model: Model, version: Version) -> None:
+        if model.classification is None:
+            raise ConfigError(f"{model.name}@{version.id} is a prompt version of a model with task '{model.task}'; "
+                              "gitops serve renders prompt versions of classification models (docs/tasks.md)")
+
+    @staticmethod
+    def _pinned_base(registry: Registry, model: Model, version: Version) -> tuple[Model, Version]:
         from gitops.predict.prompter import pinned_base
 
-        return pinned_base(tree, model, version)
+        return pinned_base(registry, model, version)
 
-    @staticmethod
-    def _prompter(tree: Workspace, model: Model, version: Version) -> Prompter:
+    def _prompter(self, tree: Workspace, model: Model, version: Version) -> Prompter:
         """The renderer and retriever of a prompt version of a classification model (the same ones
         ``gitops predict`` uses), its retrieval index built or loaded from the cache."""
         from gitops.predict.prompter import open_prompter
 
-        if model.classification is None:
-            raise ConfigError(f"{model.name}@{version.id} is a prompt version of a model with task '{model.task}'; "
-                              "gitops serve renders prompt versions of classification models (docs/tasks.md)")
+        self._require_task(model, version)
         return open_prompter(tree, model.classification, version.config)
 
     @staticmethod
