@@ -37,6 +37,7 @@ _EXPORTS = {
     "convert": "gitops.convert.pipeline",
     "plan_eval": "gitops.eval.pipeline",
     "evaluate": "gitops.eval.pipeline",
+    "evaluate_classification": "gitops.predict.evaluation",
     "report": ("gitops.report.render", "report_from_files"),
     "post_report": "gitops.github.comments",
     "promote": "gitops.github.promote",

@@ -43,3 +43,36 @@ def test_promote_refuses_a_missing_version_and_a_no_op(site: Site) -> None:
     assert res.exit_code == 1 and "already points to v2" in res.output
     res = CliRunner().invoke(main, ["promote", "review@v2", "--to", "v3", "-C", str(site.work)])
     assert res.exit_code == 1 and "shaped like a version" in res.output
+
+
+def test_a_killed_promote_never_moves_the_work_tree_nor_leaves_half_a_branch(site: Site) -> None:
+    """SIGKILL while git updates a ref (git's own hook, both states) and at spread moments: the work
+    tree stays on main, clean, at the same commit; the promotion branch is either absent or holds
+    the whole commit (the alias file moved, nothing else)."""
+    import subprocess
+
+    from tests.crash_fixtures import gitops_cmd, kill_in_git, run_and_kill
+    from tests.data_fixtures import subprocess_env
+
+    head, branch = git(site.work, "rev-parse", "HEAD"), "gitops/promote-review-staging-v3"
+
+    def holds() -> None:
+        assert git(site.work, "branch", "--show-current") == "main" and git(site.work, "rev-parse", "HEAD") == head
+        assert git(site.work, "status", "--porcelain") == ""
+        if git(site.work, "branch", "--list", branch):
+            assert git(site.work, "diff", "--name-only", f"main...{branch}") == "registry/review/aliases/staging.yaml"
+            assert git(site.work, "show", f"{branch}:registry/review/aliases/staging.yaml") == "version: v3"
+            git(site.work, "branch", "-D", branch)
+
+    for state in ("prepared", "committed"):
+        hook = kill_in_git(site.work, state)
+        subprocess.run(gitops_cmd("promote", "review@v3", "--to", "staging"), cwd=site.work, env=subprocess_env(),
+                       capture_output=True, timeout=120, start_new_session=True, check=False)
+        hook.unlink()
+        holds()
+    killed = finished = 0
+    for i in range(12):
+        rc = run_and_kill(site.work, gitops_cmd("promote", "review@v3", "--to", "staging"), 0.3 + i * 0.15)
+        killed, finished = killed + (rc is None), finished + (rc == 0)
+        holds()
+    assert killed and finished, (killed, finished)   # the spread covered both kinds of run, and runs still work

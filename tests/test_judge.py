@@ -23,9 +23,9 @@ def test_verdicts_and_scores() -> None:
     assert sample_score("B", "A") == 0.0
     assert sample_score("A", "A") == 0.5       # always "A": position bias, cancelled
     assert sample_score(None, "B") == 0.5
-    s = summarize("http://x", "judge", [("A", "B"), ("A", "B"), ("B", "A"), ("A", "A")])
+    s = summarize("x:1", "judge", [("A", "B"), ("A", "B"), ("B", "A"), ("A", "A")])
     assert (s.win_rate, s.wins, s.losses, s.ties, s.consistent) == (0.625, 2, 1, 1, 0.75)
-    assert s.win_rate_ci is not None and s.win_rate_ci[0] <= 0.625 <= s.win_rate_ci[1]
+    assert s.low is not None and s.high is not None and s.low <= 0.625 <= s.high
 
 
 def test_judge_against_a_real_server(toy_versions, tmp_path: Path) -> None:

@@ -224,7 +224,3 @@ def test_a_sigkilled_prediction_resumes_after_its_last_written_batch(toy_ratings
                                                                                      f"{DATA}@v1")]
     assert not partial.exists()
 
-
-def test_gitops_eval_points_a_prompt_version_at_compare(toy_ratings_repo: Path) -> None:
-    res = run_gitops("eval", f"{MODEL}@v2", "--no-baseline", "--dataset", f"{DATA}@v1", cwd=toy_ratings_repo)
-    assert res.exit_code == 1 and "score a prompt version of a classification model with gitops compare" in res.stderr

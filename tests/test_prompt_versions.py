@@ -72,7 +72,7 @@ def test_register_format_prompt_points_at_prompt_add(ratings_repo: Path, weights
     ({"dataset": "reviews@v7"}, "data set 'reviews' has no version v7"),
     ({"retrieval": {"type": "bm25", "k": 60}}, "retrieval.k 60 is larger than the train split of reviews@v1"),
     ({"example": "Review: {body}\nRating: {rating}\n"}, "example template names column 'body'"),
-    ({"retrieval": {"type": "semantic", "k": 3, "embedder": "no/such/dir"}}, "is not a directory"),
+    ({"retrieval": {"type": "semantic", "k": 3, "embedder": "no/such/dir"}}, "is neither a directory nor a hub id"),
     ({"retrieval": {"type": "semantic", "k": 3, "embedder": "models"}}, "is not a sentence-transformers model"),
     ({"retrieval": {"type": "dense", "k": 3}}, "retrieval type 'dense' is not one of none, random, bm25, semantic"),
     ({"retrieval": {"type": "bm25", "k": 3, "embedder": "x"}}, "only used by type semantic"),

@@ -12,7 +12,7 @@ import pytest
 from gitops.core.promptspec import Retrieval
 from gitops.core.task import ClassificationTask
 from gitops.core.workspace import Workspace
-from gitops.errors import ConfigError
+from gitops.errors import ConfigError, IntegrityError
 from gitops.predict.retrieval import build_retriever
 from tests.conftest import git_state, run_gitops
 from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
@@ -103,3 +103,59 @@ def test_a_grown_data_set_embeds_only_the_new_rows(ratings_repo: Path, embedder:
         shutil.rmtree(entry)
     fresh = build_retriever(ws, f"{DATA}@v2", sem, TASK.render)     # built from nothing
     assert fresh.reused == 0 and [e["id"] for e in fresh.retrieve_many(query)[0]] == grown
+
+
+@pytest.fixture
+def hub_cache(embedder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """A Hugging Face cache (the layout huggingface_hub writes) holding the embedder as
+    ``local-org/st-toy`` at one commit; the process is offline, so nothing can be downloaded."""
+    import huggingface_hub.constants as hf
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf-cache" / "models--local-org--st-toy"
+    shutil.copytree(embedder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    return repo / "snapshots" / commit, commit
+
+
+def test_a_hub_id_embedder_comes_from_the_hf_cache_pinned_to_its_commit_and_md5(
+        ratings_repo: Path, embedder: Path, hub_cache: tuple[Path, str], tmp_path: Path) -> None:
+    from gitops import yamlio
+
+    snapshot, commit = hub_cache
+    by_id = write_prompt(tmp_path / "hub.yaml", retrieval={"type": "semantic", "k": 3, "embedder": "local-org/st-toy"})
+    res = run_gitops("prompt", "add", MODEL, "--config", str(by_id), cwd=ratings_repo)
+    assert res.exit_code == 0, res.stderr
+    by_path = write_prompt(tmp_path / "dir.yaml", retrieval={"type": "semantic", "k": 3, "embedder": str(embedder)})
+    assert run_gitops("prompt", "add", MODEL, "--config", str(by_path), cwd=ratings_repo).exit_code == 0
+    hub_cfg = yamlio.load_file(ratings_repo / "models" / MODEL / "v1.prompt.yaml")["retrieval"]
+    dir_cfg = yamlio.load_file(ratings_repo / "models" / MODEL / "v2.prompt.yaml")["retrieval"]
+    assert hub_cfg["revision"] == commit and "revision" not in dir_cfg
+    assert hub_cfg["embedder_md5"] == dir_cfg["embedder_md5"]     # the same files, reached two ways
+    ws = Workspace.open(ratings_repo)
+    pinned = Retrieval("semantic", 3, embedder="local-org/st-toy", revision=commit,
+                       embedder_md5=hub_cfg["embedder_md5"])
+    query = [{"id": "q", "text": "excellent superb love it", "rating": "5"}]
+    via_hub = build_retriever(ws, f"{DATA}@v1", pinned, TASK.render)
+    via_dir = build_retriever(ws, f"{DATA}@v1", Retrieval("semantic", 3, embedder=str(embedder)), TASK.render)
+    assert via_hub.retrieve_many(query) == via_dir.retrieve_many(query)
+
+    (snapshot / "README.md").write_text("tampered")                 # the cached files change after pinning
+    with pytest.raises(IntegrityError, match="recorded when the prompt version was added"):
+        build_retriever(ws, f"{DATA}@v1", pinned, TASK.render)
+
+
+def test_a_hub_id_that_is_not_cached_offline_is_one_sentence(ratings_repo: Path, hub_cache: tuple[Path, str],
+                                                            tmp_path: Path) -> None:
+    before = git_state(ratings_repo)
+    cfg = write_prompt(tmp_path / "missing.yaml", retrieval={"type": "semantic", "k": 3, "embedder": "nobody/nothing"})
+    res = run_gitops("prompt", "add", MODEL, "--config", str(cfg), cwd=ratings_repo)
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert "nobody/nothing is not in the local Hugging Face cache" in res.stderr
+    cfg = write_prompt(tmp_path / "neither.yaml", retrieval={"type": "semantic", "k": 3, "embedder": "no such/dir"})
+    res = run_gitops("prompt", "add", MODEL, "--config", str(cfg), cwd=ratings_repo)
+    assert res.exit_code == 1 and "is neither a directory nor a hub id" in res.stderr
+    assert git_state(ratings_repo) == before

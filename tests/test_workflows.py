@@ -78,7 +78,7 @@ def test_each_workflow_calls_its_gitops_commands():
         "registry-check.yml": ['gitops check --base "origin/${BASE}"', 'gitops approvals --pr "$PR"'],
         "evaluate.yml": ['gitops diff "$BASE_SHA" "$GITHUB_SHA" --github-output', 'gitops eval "$MODEL@$VERSION"',
                          '--baseline "$MODEL@production" --baseline-rev "$BASE_SHA"',
-                         'gitops report "$results" --post --pr "$PR"'],
+                         'gitops report results/*/results.json --post --pr "$PR"'],
         "train.yml": ["gitops train train.yaml", "trainer.learning_rate=$LEARNING_RATE", "dvc push",
                       'gitops diff "$BEFORE" HEAD --github-output', 'gitops promote "$REF" --to staging --pr'],
         "convert.yml": ['gitops convert "$MODEL@staging" --to ct2 --quantization int8',

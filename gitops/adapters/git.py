@@ -30,9 +30,10 @@ def children_inherit(fd: int) -> Iterator[None]:
         _INHERITED.discard(fd)
 
 
-def run(root: Path | str, *args: str, input: str | None = None, check: bool = True) -> str:
-    """Run ``git args`` in ``root`` and return stdout (text)."""
-    env = {**os.environ, **_ENV_OVERRIDES}
+def run(root: Path | str, *args: str, input: str | None = None, check: bool = True,
+        env: dict[str, str] | None = None) -> str:
+    """Run ``git args`` in ``root`` and return stdout (text); ``env`` adds variables (GIT_INDEX_FILE)."""
+    env = {**os.environ, **_ENV_OVERRIDES, **(env or {})}
     argv = ["git", *(_FOREGROUND if _INHERITED else ()), *args]
     try:
         proc = subprocess.run(argv, cwd=root, input=input, capture_output=True, text=True, env=env, check=False,
@@ -136,6 +137,27 @@ def commit(root: Path, message: str, paths: list[str] | None = None) -> str:
         args += ["--", *paths]
     run(root, *args)
     return run(root, "rev-parse", "HEAD").strip()
+
+
+def commit_to_new_branch(root: Path, branch: str, start: str, files: dict[str, str], message: str) -> str:
+    """Create ``branch`` at a new commit whose parent is ``start`` and whose tree is ``start``'s with
+    ``files`` (path -> text) written; return the commit id. Neither the work tree, nor the index,
+    nor HEAD is touched (the tree is built in a temporary index), and the branch is created last,
+    only if it does not exist yet (``update-ref`` against the all-zero id): a process killed at any
+    moment leaves either no branch or the whole commit, and the work tree as it was."""
+    import tempfile
+
+    parent = resolve(root, start)
+    with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
+        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        run(root, "read-tree", parent, env=index)
+        for path, text in files.items():
+            blob = run(root, "hash-object", "-w", "--stdin", "--path", path, input=text).strip()
+            run(root, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
+        tree = run(root, "write-tree", env=index).strip()
+    sha = run(root, "commit-tree", tree, "-p", parent, "-F", "-", input=message).strip()
+    run(root, "update-ref", "-m", f"gitops: {message.splitlines()[0]}", f"refs/heads/{branch}", sha, "0" * 40)
+    return sha
 
 
 def restore(root: Path, paths: list[str]) -> None:
@@ -252,15 +274,21 @@ def ls_files(root: Path, paths: list[str]) -> list[str]:
 
 
 def lock_files(root: Path, gitdir: Path | None = None) -> list[Path]:
-    """Lock files a git add/commit/reset killed in this work tree leaves behind (index, HEAD, the branch)."""
+    """Lock files a git add/commit/reset killed in this work tree leaves behind (index, HEAD, the
+    branch), and those of the branches gitops itself makes (``gitops/promote-...``, whose creation
+    a kill may interrupt)."""
     gitdir = gitdir or git_dir(root)
     candidates = [gitdir / "index.lock", gitdir / "HEAD.lock"]
     try:
         head_ref = (gitdir / "HEAD").read_text(encoding="utf-8").strip()  # no git process: every verb asks
     except OSError:
         head_ref = ""
+    common = common_dir(root)
     if head_ref.startswith("ref: refs/"):
-        candidates.append(common_dir(root) / f"{head_ref[5:]}.lock")
+        candidates.append(common / f"{head_ref[5:]}.lock")
+    own = common / "refs" / "heads" / "gitops"
+    if own.is_dir():
+        candidates += sorted(own.rglob("*.lock"))
     return [p for p in candidates if p.exists()]
 
 
@@ -353,6 +381,9 @@ class Git:
 
     def restore(self, paths: list[str]) -> None:
         restore(self.root, paths)
+
+    def commit_to_new_branch(self, branch: str, start: str, files: dict[str, str], message: str) -> str:
+        return commit_to_new_branch(self.root, branch, start, files, message)
 
     def user(self) -> str:
         return user(self.root)

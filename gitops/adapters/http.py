@@ -1,4 +1,4 @@
-"""Plain HTTP POSTs (deploy webhooks, chat notifications), through ``requests``.
+"""Plain HTTP requests (deploy webhooks, chat notifications, the eval judge), through ``requests``.
 
 The one border where HTTP failures become our errors: a connection failure or a timeout becomes
 :class:`HttpUnreachable` (a :class:`DeployError` that callers may retry); any HTTP status comes back
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from gitops.errors import DeployError
+
+MAX_GET_TEXT = 1024 * 1024  # a GET's body is parsed (a model list), so more is kept than a POST's
 
 
 class HttpUnreachable(DeployError):
@@ -54,6 +56,24 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Ht
         raise DeployError(f"request to {host} failed ({type(exc).__name__})") from None
     # Cap the text kept: it only ever feeds an error message.
     return HttpResponse(status=resp.status_code, text=resp.text[:500], headers=dict(resp.headers),
+                        reason=(resp.reason or "")[:80])
+
+
+def get(url: str, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+    """GET ``url`` and return the response, whatever its status (no redirects followed: a header
+    carrying a token must reach only the host configured). Errors as in :func:`post`."""
+    import requests
+
+    host = host_of(url)
+    try:
+        resp = requests.get(url, headers=headers, timeout=timeout_s, allow_redirects=False)
+    except requests.Timeout:
+        raise HttpUnreachable(f"{host} did not answer within {timeout_s:g} s", timeout=True) from None
+    except requests.ConnectionError as exc:
+        raise HttpUnreachable(f"cannot connect to {host} ({_reason(exc)})") from None
+    except requests.RequestException as exc:
+        raise DeployError(f"request to {host} failed ({type(exc).__name__})") from None
+    return HttpResponse(status=resp.status_code, text=resp.text[:MAX_GET_TEXT], headers=dict(resp.headers),
                         reason=(resp.reason or "")[:80])
 
 

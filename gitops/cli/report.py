@@ -40,6 +40,7 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
       gitops report v3.json v2.json --out report.md --full-out report-full.md
       gitops report results.json --check   # exit 3 when a gate failed
       gitops report results.json --post --pr 12   # one sticky comment per model and alias
+      gitops report results/*/results.json --post --pr 12   # all of a PR: one comment, one table of variants
     """
     from gitops import api
     from gitops.yamlio import write_atomic

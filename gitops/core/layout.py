@@ -71,12 +71,17 @@ def write_dataset(root: Path, dataset: Dataset) -> str:
     return rel
 
 
-def write_alias(root: Path, model: str, alias: Alias) -> str:
-    rel = alias_file(model, alias.name)
+def alias_text(model: str, alias: Alias) -> tuple[str, str]:
+    """The alias file's path and text."""
     data: dict[str, object] = {"version": alias.version}
     if alias.note:
         data["note"] = alias.note
-    yamlio.dump_file(root / rel, data)
+    return alias_file(model, alias.name), yamlio.dumps(data)
+
+
+def write_alias(root: Path, model: str, alias: Alias) -> str:
+    rel, text = alias_text(model, alias)
+    yamlio.write_atomic(root / rel, text)
     return rel
 
 

@@ -8,7 +8,7 @@ A prompt version holds no weights: it is a base model version, a template and a 
     task: "Rate the review from 1 to 5."
     template: "{task}\\n\\n{context}{sample}"
     example: "Review: {text}\\nRating: {rating}\\n\\n"   # one retrieved row, over its columns
-    retrieval: {type: bm25, k: 3}  # none | random (seed) | bm25 | semantic (embedder: a local path)
+    retrieval: {type: bm25, k: 3}  # none | random (seed) | bm25 | semantic (embedder: a path or hub id)
     generation: {max_new_tokens: 4, temperature: 0}
 
 Template slots: ``{sample}`` (the row, rendered by the model's task input template; required),
@@ -29,7 +29,7 @@ from gitops.yamlio import LineMap
 
 PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation")
 RETRIEVAL_TYPES = ("none", "random", "bm25", "semantic")
-RETRIEVAL_KEYS = ("type", "k", "embedder", "seed")
+RETRIEVAL_KEYS = ("type", "k", "embedder", "revision", "seed")
 GENERATION_KEYS = ("max_new_tokens", "temperature")
 TEMPLATE_SLOTS = ("sample", "task", "context")
 MAX_K = 64
@@ -41,8 +41,10 @@ MAX_TEXT_CHARS = 16 * 1024
 class Retrieval:
     type: str = "none"
     k: int = 0
-    embedder: str | None = None
+    embedder: str | None = None   # a local directory or a hub id (org/name)
     seed: int = 0
+    revision: str | None = None   # a hub id's branch, tag or commit (pinned to the commit when added)
+    embedder_md5: str | None = None  # set in stored configs: the md5 of the embedder's files
 
 
 @dataclass
@@ -169,10 +171,16 @@ def _retrieval(doc: LineMap, src: str, p: Problems) -> Retrieval:
     embedder = block.get("embedder")
     if kind == "semantic" and not isinstance(embedder, str):
         p.add(src, block, "embedder" if "embedder" in block else "type",
-              "retrieval type semantic needs 'embedder': the path of a sentence-transformers model")
+              "retrieval type semantic needs 'embedder': the path or hub id of a sentence-transformers model")
     elif kind != "semantic" and embedder is not None:
         p.add(src, block, "embedder", f"retrieval.embedder is only used by type semantic, not {kind}")
-    return Retrieval(type=kind, k=k, embedder=embedder if isinstance(embedder, str) else None, seed=seed)
+    revision = block.get("revision")
+    if revision is not None and (kind != "semantic" or not isinstance(revision, str) or not 0 < len(revision) <= 128):
+        p.add(src, block, "revision", "retrieval.revision must be a branch, tag or commit (at most 128 characters) "
+              "of a semantic embedder's hub id")
+        revision = None
+    return Retrieval(type=kind, k=k, embedder=embedder if isinstance(embedder, str) else None, seed=seed,
+                     revision=revision)
 
 
 def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float]:

@@ -15,6 +15,13 @@ Shape of the hook sections (every key but ``name`` and ``url`` optional)::
     notify:
       slack_webhook_env: SLACK_WEBHOOK_URL
       on: [deploy, report]
+    eval:
+      judge:                                 # an LLM judge for gitops eval (docs/eval.md#judge)
+        endpoint: http://judge.internal:8000 # any OpenAI-compatible server; it receives holdout text
+        model: judge@production
+        token_env: GITOPS_JUDGE_TOKEN        # optional: the NAME of the env var holding a bearer token
+        samples: 16                          # default: the evaluation's --samples
+        timeout_s: 60
 
 Secrets never live in the file: a hook names the environment variable that holds its secret, and a
 key that looks like an inline secret (``secret:``) is refused with a pointer to ``secret_env``.
@@ -39,7 +46,7 @@ from gitops.validation import Problems
 from gitops.yamlio import LineMap, plain
 
 SETTINGS_FILE = "gitops.yaml"
-TOP_KEYS = ("github", "runners", "admins", "admin_paths", "deploy", "notify")
+TOP_KEYS = ("github", "runners", "admins", "admin_paths", "deploy", "notify", "eval")
 # What decides deploys besides gitops.yaml's own keys: CODEOWNERS (in any place GitHub reads it)
 # and everything under .github/ (the workflows and any local action they use). The generated
 # CODEOWNERS gives these, and the ``admin_paths`` of gitops.yaml, to the admins, and ``gitops
@@ -57,6 +64,9 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HOOK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_SECRET_ENV = "GITOPS_DEPLOY_SECRET"
 MAX_URL = 2048
+JUDGE_KEYS = ("endpoint", "model", "token_env", "samples", "timeout_s")
+MAX_JUDGE_MODEL = 200
+MAX_JUDGE_SAMPLES = 500  # the judge asks twice per sample: 1,000 requests at most
 
 DEFAULT_TEXT = """\
 # gitops repository settings. See the README for every key.
@@ -117,6 +127,23 @@ class DeployConfig:
 
 
 @dataclass
+class JudgeConfig:
+    """An LLM judge for ``gitops eval`` (the ``eval.judge`` section): an OpenAI-compatible server
+    that is shown the holdout's prompts and both models' completions."""
+
+    endpoint: str
+    model: str
+    token_env: str | None = None  # the NAME of the env var holding a bearer token, never the token
+    samples: int | None = None    # None: as many as the evaluation records (--samples)
+    timeout_s: float = 60.0
+
+    @property
+    def host(self) -> str:
+        """The endpoint's host (and port): what messages and results show, never the full URL."""
+        return urlparse(self.endpoint).netloc.rsplit("@", 1)[-1]
+
+
+@dataclass
 class Settings:
     """The parsed ``gitops.yaml`` (defaults when the file is missing)."""
 
@@ -129,6 +156,7 @@ class Settings:
     admin_paths: list[str] = field(default_factory=list)  # CODEOWNERS patterns the admins own too
     deploy: DeployConfig = field(default_factory=DeployConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    judge: JudgeConfig | None = None  # eval.judge
     raw: dict = field(default_factory=dict)
 
     def repository(self, env: dict[str, str]) -> str:
@@ -186,6 +214,7 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
         cfg.admin_paths = _admin_paths(doc["admin_paths"], doc, src, p)
     cfg.deploy = parse_deploy(doc, src, p)
     cfg.notify = parse_notify(doc, src, p)
+    cfg.judge = parse_eval(doc, src, p)
     return cfg
 
 
@@ -237,8 +266,9 @@ def default_text(repo: str | None) -> str:
 
 # --- deploy: and notify: -----------------------------------------------------------------------
 
-def url_problem(url: Any) -> str | None:
-    """Why ``url`` cannot be a webhook URL, or None."""
+def url_problem(url: Any, secret_key: str = "secret_env") -> str | None:
+    """Why ``url`` cannot be a webhook (or judge) URL, or None; ``secret_key`` is the key a secret
+    belongs in instead."""
     if not isinstance(url, str) or not url:
         return "must be an http(s) URL"
     if len(url) > MAX_URL:
@@ -252,7 +282,7 @@ def url_problem(url: Any) -> str | None:
     if parsed.scheme not in ("http", "https") or not hostname:
         return f"'{_redact(url)}' must be an http:// or https:// URL with a host"
     if parsed.password:
-        return "must not carry a password; put secrets in the environment variable named by secret_env"
+        return f"must not carry a password; put secrets in the environment variable named by {secret_key}"
     return None
 
 
@@ -404,3 +434,55 @@ def parse_notify(doc: Any, src: str, problems: Problems) -> NotifyConfig:
     else:
         cfg.on = list(on)
     return cfg
+
+
+# --- eval: -------------------------------------------------------------------------------------
+
+def judge_model_problem(model: Any) -> str | None:
+    """Why ``model`` cannot be the judge's model name, or None."""
+    if not isinstance(model, str) or not model.strip() or len(model) > MAX_JUDGE_MODEL \
+            or any(c.isspace() or not c.isprintable() for c in model):
+        return f"must be a model name of 1 to {MAX_JUDGE_MODEL} characters without spaces, e.g. judge@production"
+    return None
+
+
+def parse_eval(doc: Any, src: str, problems: Problems) -> JudgeConfig | None:
+    """The ``eval:`` section (today only ``judge:``) of the whole ``gitops.yaml`` document ``doc``."""
+    section = doc.get("eval") if isinstance(doc, dict) else None
+    if section is None:
+        return None
+    if not isinstance(section, LineMap) or set(section) - {"judge"}:
+        problems.add(src, doc, "eval", "eval must be a mapping with one key, judge: {endpoint: URL, model: NAME}")
+        return None
+    raw = section.get("judge")
+    if raw is None:
+        return None
+    if not isinstance(raw, LineMap):
+        problems.add(src, section, "judge", "eval.judge must be a mapping like {endpoint: URL, model: NAME}")
+        return None
+    start = len(problems)
+    if "token" in raw:
+        problems.add(src, raw, "token", "eval.judge: never write a token into gitops.yaml; name its "
+                                        "environment variable with token_env instead")
+    for key in raw:
+        if key not in JUDGE_KEYS and key != "token":
+            problems.add(src, raw, key, f"eval.judge: unknown key '{shown(key)}' (allowed: {', '.join(JUDGE_KEYS)})")
+    for key in ("endpoint", "model"):
+        if key not in raw:
+            problems.add(src, raw, None, f"eval.judge is missing the required key '{key}'")
+    if "endpoint" in raw and (problem := url_problem(raw["endpoint"], "token_env")):
+        problems.add(src, raw, "endpoint", f"eval.judge.endpoint {problem}")
+    if "model" in raw and (problem := judge_model_problem(raw["model"])):
+        problems.add(src, raw, "model", f"eval.judge.model {problem}")
+    token_env = raw.get("token_env")
+    if token_env is not None and (not isinstance(token_env, str) or not ENV_NAME_RE.fullmatch(token_env)):
+        problems.add(src, raw, "token_env", "eval.judge.token_env must be the NAME of an environment variable, "
+                                            "e.g. GITOPS_JUDGE_TOKEN")
+    samples = None
+    if "samples" in raw:
+        samples = int(_bounded(raw, "samples", 1, 1, MAX_JUDGE_SAMPLES, src, problems, "eval.judge", integer=True))
+    timeout_s = _bounded(raw, "timeout_s", 60.0, 0.1, 600, src, problems, "eval.judge")
+    if len(problems) > start:
+        return None
+    return JudgeConfig(endpoint=str(raw["endpoint"]), model=str(raw["model"]), token_env=token_env,
+                       samples=samples, timeout_s=timeout_s)

@@ -13,6 +13,9 @@ Semantics (also in docs/results-schema.md):
   skip so a reviewer sees the gate did not bite. Absolute bounds still apply.
 - A metric the candidate lacks (or measured as null, i.e. not finite) fails: a gate that cannot be
   checked must not let a model through.
+- ``judge_win_rate`` is the LLM judge's win rate of the candidate over the baseline
+  (:mod:`gitops.eval.judge`). Without a baseline there is nothing to judge, so a gate on it is
+  skipped like a relative bound; with a baseline but no judge run, it fails like any missing metric.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections.abc import Mapping
 
 from gitops.core.schema import GATE_BOUNDS, Gate
 from gitops.eval.results import GateResult
+
+JUDGE_METRIC = "judge_win_rate"  # needs a baseline, like a relative bound
 
 # How each bound reads in a message, with the comparison the candidate must satisfy.
 _WORDS = {
@@ -88,9 +93,12 @@ def check_bound(metric: str, bound: str, threshold: float, candidate: Mapping[st
         return GateResult(metric=metric, bound=bound, threshold=threshold, passed=passed, message=message,
                           candidate=cand, baseline=base, limit=limit, skipped=skipped)
 
+    if cand is None and metric == JUDGE_METRIC and baseline is None:
+        return result(True, f"{what}: skipped, there is no baseline for the judge to compare with", skipped=True)
     if cand is None:
         why = "has no finite value for" if metric in candidate else "has no metric"
-        return result(False, f"{what}: the candidate {why} '{metric}', so the gate cannot pass")
+        hint = " (no judge ran: configure eval.judge in gitops.yaml)" if metric == JUDGE_METRIC else ""
+        return result(False, f"{what}: the candidate {why} '{metric}', so the gate cannot pass{hint}")
     if relative and base is None:
         why = ("there is no baseline to compare with" if baseline is None
                else f"the baseline has no finite '{metric}' to compare with")

@@ -22,10 +22,13 @@ from gitops import jsonio, timestamps
 from gitops.core import refs
 from gitops.core.materialize import loadable
 from gitops.core.schema import Dataset, DatasetVersion, Model, Version
+from gitops.core.settings import JudgeConfig
+from gitops.core.task import CLASSIFICATION
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import EvalError, GitopsError, NotFoundError
 from gitops.eval import harness
+from gitops.eval import judge as judging
 from gitops.eval.compare import compare, statistics
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
@@ -71,16 +74,22 @@ class EvalPlan:
     notes: list[str] = field(default_factory=list)
     parent: str | None = None     # MODEL@vN: a converted candidate's source, measured too
     data: tuple[Dataset, DatasetVersion] | None = field(default=None, repr=False)  # what ``dataset`` names
+    judge: JudgeConfig | None = None  # the LLM judge that will compare candidate and baseline samples
+    task: str = "completion"      # the model's task: classification is scored by gitops.predict.evaluation
 
 
 def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
-              split: str = "test", baseline_rev: str | None = None, parent: bool = True) -> EvalPlan:
+              split: str = "test", baseline_rev: str | None = None, parent: bool = True,
+              judge: JudgeConfig | None = None) -> EvalPlan:
     """Resolve the candidate, the baseline (``auto``: ``MODEL@production`` if that alias exists),
     the data set (default: the data set the candidate was trained on, at ``latest``) and, for a
     converted candidate, its parent (unless ``parent`` is False).
 
     ``baseline_rev``: read the baseline's alias as it was at this git ref (a PR's base commit), so a
-    PR that moves ``production`` is compared with the production it replaces."""
+    PR that moves ``production`` is compared with the production it replaces.
+
+    ``judge``: an LLM judge for the samples (``eval.judge`` of gitops.yaml); dropped, with a note,
+    when there is no baseline to judge against or the model is a classification model."""
     model, version = ws.registry().resolve(ref)
     notes: list[str] = []
     if baseline_rev is not None and baseline is not None:
@@ -100,7 +109,23 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
         notes.append(f"parent: {parent_ref} ({version.id} is a {version.format} conversion of it; measured too, "
                      "to show what the conversion cost)")
     return EvalPlan(model.name, ref, base_ref, f"{data[0].name}@{data[1].id}", split, notes, data=data,
-                    parent=parent_ref)
+                    parent=parent_ref, judge=_plan_judge(model, base_ref, judge, notes),
+                    task="classification" if model.classification is not None else "completion")
+
+
+def _plan_judge(model: Model, baseline: str | None, judge: JudgeConfig | None,
+                notes: list[str]) -> JudgeConfig | None:
+    if judge is None:
+        return None
+    if model.task == CLASSIFICATION:
+        notes.append(f"no judge: {model.name} is a classification model, scored by its labels, not compared "
+                     "as free text")
+        return None
+    if baseline is None:
+        notes.append("no judge: there is no baseline for it to compare the candidate with")
+        return None
+    notes.append(f"judge: {judge.model} at {judge.host}, on the samples in both orders")
+    return judge
 
 
 def _plan_baseline(model: Model, version: Version, baseline: str | None, notes: list[str]) -> str | None:
@@ -158,7 +183,13 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         raise EvalError("threads must be at least 1")
     if plan is None:
         plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    if plan.task == "classification":
+        raise EvalError(f"{plan.model} is a classification model; evaluate it with "
+                        "gitops.api.evaluate_classification (what gitops eval runs for it)")
     threads = threads or default_threads()
+    if plan.judge is not None:  # before any model loads: an unreachable judge costs seconds, not a run
+        judging.check(plan.judge)
+        samples = max(samples, plan.judge.samples or 0)
     fmt = PromptFormat.from_config(ws.registry().resolve(plan.candidate)[1].config)
     texts, prompts = holdout(ws, plan, fmt, max_rows)
     config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples, chat=fmt.chat)
@@ -178,12 +209,14 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
     comparisons = [compare(against, other.version, cand_done, done, stats)
                    for against, other, done in (("baseline", base, base_done), ("parent", par, par_done))
                    if other is not None and done is not None]
-    model = ws.registry().model(plan.model)
-    gates = evaluate_gates(model.gates, cand.metrics, base.metrics if base is not None else None)
     shown = len(cand_done.completions)
     sample_rows = [Sample(prompt=p.text, candidate=cand_done.completions[i], reference=p.reference,
                           baseline=base_done.completions[i] if base_done is not None else None)
                    for i, p in enumerate(prompts[:shown])]
+    judged = judging.judge_samples(plan.judge, sample_rows) if plan.judge is not None and base else None
+    gated = {**cand.metrics, judging.GATE_METRIC: judged.win_rate} if judged else cand.metrics
+    model = ws.registry().model(plan.model)
+    gates = evaluate_gates(model.gates, gated, base.metrics if base is not None else None)
     parsed = refs.parse_ref(ref)
     if alias is None and parsed.ref and not parsed.is_version and parsed.ref != "latest":
         alias = parsed.ref
@@ -194,7 +227,8 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
         generation=GenerationInfo(max_new_tokens=max_new_tokens, greedy=True, batch_size=batch_size,
                                   prompt_words=harness.PROMPT_WORDS, samples=shown),
         candidate=cand, baseline=base, parent=par, comparisons=comparisons, statistics=stats,
-        gates=gates, samples=sample_rows, environment=Environment.collect(_device_label(device), threads))
+        gates=gates, samples=sample_rows, judge=judged,
+        environment=Environment.collect(_device_label(device), threads))
 
 
 def _same_version(ws: Workspace, a: str | None, b: str) -> bool:

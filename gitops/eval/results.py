@@ -266,6 +266,52 @@ class GateResult(_Checked):
 
 
 @dataclass
+class ClassScore(_Checked):
+    """One label's scores on one side: precision, recall and F1 over ``support`` true rows."""
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class ClassificationSide(_Checked):
+    """One model's classification detail (docs/results-schema.md#classification)."""
+
+    kind: str                                  # zero-shot, few-shot bm25 k=3, hf, peft-lora, ct2
+    accuracy_ci: list[float] | None = None     # [low, high]: the accuracy's own 95% interval
+    per_class: list[ClassScore] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)  # confusion[true][predicted], in labels order
+
+
+@dataclass
+class ClassificationInfo(_Checked):
+    """A classification model's labels, which rows were predicted, and each side's detail."""
+
+    labels: list[str]
+    rows_md5: str                              # md5 of the scored rows' keys, in order: same rows, same digest
+    candidate: ClassificationSide
+    baseline: ClassificationSide | None = None
+    parent: ClassificationSide | None = None
+
+    def _validate(self) -> None:
+        n = len(self.labels)
+        for name in ("candidate", "baseline", "parent"):
+            side = getattr(self, name)
+            if side is None:
+                continue
+            if side.confusion and (len(side.confusion) != n or any(len(row) != n for row in side.confusion)):
+                raise ResultsError(f"classification.{name}.confusion must be {n} x {n} (one row and column "
+                                   "per label)")
+            if side.per_class and [c.label for c in side.per_class] != self.labels:
+                raise ResultsError(f"classification.{name}.per_class must list the labels in labels order")
+            if side.accuracy_ci is not None and len(side.accuracy_ci) != 2:
+                raise ResultsError(f"classification.{name}.accuracy_ci must be [low, high]")
+
+
+@dataclass
 class Environment(_Checked):
     """Where the evaluation ran; library versions are null when not installed."""
 
@@ -299,6 +345,32 @@ class Environment(_Checked):
 
 
 @dataclass
+class JudgeSummary(_Checked):
+    """An LLM judge's verdict on the samples: candidate against baseline, both orders
+    (:mod:`gitops.eval.judge`; docs/results-schema.md#judgesummary)."""
+
+    host: str                     # the endpoint's host[:port] only: a URL may carry a token
+    model: str                    # the judge's model name at that endpoint
+    samples: int                  # samples judged (two requests each)
+    win_rate: float               # mean score: 1 won both orders, 0 lost both, 0.5 otherwise
+    low: float | None = None      # the win rate's interval (the document's confidence); null with none
+    high: float | None = None
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    consistent: float = 0.0       # share of samples decided the same way in both orders
+
+    def _validate(self) -> None:
+        if self.samples < 0 or min(self.wins, self.losses, self.ties) < 0 \
+                or self.wins + self.losses + self.ties != self.samples:
+            raise ResultsError(f"wins, losses and ties must add up to the {self.samples} samples judged")
+        if not (0 <= self.win_rate <= 1 and 0 <= self.consistent <= 1):
+            raise ResultsError("win_rate and consistent must be shares from 0 to 1")
+        if (self.low is None) != (self.high is None) or (self.low is not None and not self.low <= self.high):
+            raise ResultsError("low and high must both be null or an interval with low <= high")
+
+
+@dataclass
 class EvalResults(_Checked):
     """One candidate evaluated (against an optional baseline) on one data set."""
 
@@ -315,6 +387,8 @@ class EvalResults(_Checked):
     statistics: Statistics = field(default_factory=Statistics)
     gates: list[GateResult] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    judge: JudgeSummary | None = None  # absent from documents written without a judge
+    classification: ClassificationInfo | None = None  # a classification model's labels and per-class detail
     schema_version: int = SCHEMA_VERSION
 
     def _validate(self) -> None:
@@ -333,6 +407,12 @@ class EvalResults(_Checked):
             if comp.against in seen:
                 raise ResultsError(f"two comparisons against the {comp.against}")
             seen.add(comp.against)
+        if self.judge is not None and self.baseline is None:
+            raise ResultsError("a judge section needs a baseline: the judge compares the candidate with it")
+        if self.classification is not None:
+            for name in ("baseline", "parent"):
+                if (getattr(self.classification, name) is None) != (getattr(self, name) is None):
+                    raise ResultsError(f"classification.{name} must be present exactly when the {name} is")
 
     def comparison(self, against: str) -> Comparison | None:
         """The comparison with the ``baseline`` or the ``parent``, if the document has one."""
@@ -351,6 +431,10 @@ class EvalResults(_Checked):
         """The JSON-ready document, ``schema_version`` first and the derived ``verdict`` included."""
         body = dataclasses.asdict(self)
         body.pop("schema_version")
+        if body["judge"] is None:  # documents without a judge read as they did before the section existed
+            body.pop("judge")
+        if body.get("classification") is None:  # a completion document stays as it always was
+            body.pop("classification", None)
         return {"schema_version": self.schema_version, **body, "verdict": self.verdict}
 
     def to_json(self) -> str:

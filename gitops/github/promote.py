@@ -45,8 +45,8 @@ def pr_text(result: PromoteResult, note: str | None) -> tuple[str, str]:
 
 
 def promote(ws: Workspace, ref: str, alias: str, note: str | None = None) -> PromoteResult:
-    """Commit ``alias -> version of ref`` on a new branch made from HEAD; the work tree is left on
-    the branch it was on. HEAD (not the base branch) is the start so a version registered in a
+    """Commit ``alias -> version of ref`` on a new branch made from HEAD, without checking it out:
+    the work tree stays on the branch it was on, untouched. HEAD (not the base branch) is the start so a version registered in a
     local commit (the training workflow) travels with its promotion."""
     if problem := refs.alias_problem(alias):
         raise RegistryError(problem)
@@ -63,15 +63,12 @@ def _promote(ws: Workspace, ref: str, alias: str, note: str | None) -> PromoteRe
     branch = branch_name(model.name, alias, version.id)
     if ws.git.branch_exists(branch):
         raise RepoStateError(f"branch {branch} already exists; delete it (git branch -D {branch}) or merge it")
-    start = ws.git.current_branch() or ws.git.head()
-    ws.git.run("checkout", "-q", "-b", branch)
-    try:
-        path = layout.write_alias(ws.root, model.name, Alias(name=alias, version=version.id, note=note))
-        message = f"Promote {model.name} {version.id} to {alias}\n\nwas: {previous or 'unset'}"
-        commit = ws.commit([path], message + (f"\n\n{note}" if note else ""))
-    finally:
-        ws.git.run("checkout", "-q", start, check=False)
-        ws.forget()
+    path, text = layout.alias_text(model.name, Alias(name=alias, version=version.id, note=note))
+    message = f"Promote {model.name} {version.id} to {alias}\n\nwas: {previous or 'unset'}"
+    # Built beside the work tree (a temporary index), the branch created last: the work tree never
+    # leaves the branch it is on, so a kill at any moment leaves it as it was, with or without the
+    # whole promotion branch (never half of one).
+    commit = ws.git.commit_to_new_branch(branch, "HEAD", {path: text}, message + (f"\n\n{note}" if note else ""))
     return PromoteResult(model.name, alias, version.id, previous, branch, commit, path)
 
 

@@ -46,7 +46,7 @@ def retrieval_of(config: dict[str, Any] | None) -> Retrieval:
     """The ``retrieval`` block of a stored prompt config (none when absent)."""
     r = (config or {}).get("retrieval") or {}
     return Retrieval(type=r.get("type", "none"), k=int(r.get("k", 0)), embedder=r.get("embedder"),
-                     seed=int(r.get("seed", 0)))
+                     seed=int(r.get("seed", 0)), revision=r.get("revision"), embedder_md5=r.get("embedder_md5"))
 
 
 def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any] | None) -> Prompter:

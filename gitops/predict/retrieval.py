@@ -99,8 +99,7 @@ def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval
         return _with_index(ws, out, data_md5, _bm25_id(), lambda d: _bm25_build(texts(), d), _bm25_load)
     from gitops.predict import semantic
 
-    model_dir = semantic.embedder_dir(ws.root, retrieval.embedder or "")
-    embedder_md5 = semantic.embedder_md5(model_dir)
+    model_dir, embedder_md5 = semantic.embedder_dir(ws.root, retrieval)
 
     def build(into: Path) -> None:
         # a data set version grows by batches: the vectors of an earlier version whose train rows are

@@ -8,31 +8,22 @@ matrix product). Ties keep the rows' order, so the ranking is deterministic.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from gitops.errors import ConfigError
-from gitops.registry.prompt import check_embedder
+from gitops.core.promptspec import Retrieval
+from gitops.registry.prompt import pinned_embedder
 
 EMBEDDINGS = "embeddings.npy"
 BATCH = 64
 
 
-def embedder_dir(root: Path, embedder: str) -> Path:
-    """The embedder's directory, checked to hold a sentence-transformers model."""
-    return check_embedder(root, embedder, "prompt config")
-
-
-def embedder_md5(model_dir: Path) -> str:
-    """An md5 over the embedder's files (relative names and contents): what the cached vectors depend on."""
-    digest = hashlib.md5()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+def embedder_dir(root: Path, retrieval: Retrieval) -> tuple[Path, str]:
+    """The embedder's directory (local, or a hub snapshot at the pinned commit) and its md5, checked
+    against the md5 pinned when the prompt version was added."""
+    pin = {"embedder": retrieval.embedder, "revision": retrieval.revision, "embedder_md5": retrieval.embedder_md5}
+    return pinned_embedder(root, pin, "prompt config")
 
 
 def _model(model_dir: Path):  # noqa: ANN202 - a SentenceTransformer

@@ -73,12 +73,13 @@ def compare_variants(ws: Workspace, variant_refs: list[str], *, dataset: str | N
     out = Comparison(runs[0].dataset, split, runs[0].rows)
     for i, run in enumerate(runs):
         _, version = ws.registry().resolve(run.ref)
-        out.variants.append(VariantRow(run.ref, _kind(version), run.scores,
+        out.variants.append(VariantRow(run.ref, variant_kind(version), run.scores,
                                        None if i == 0 else scoring.accuracy_delta(run.predictions, first)))
     return out
 
 
-def _kind(version: Any) -> str:
+def variant_kind(version: Any) -> str:
+    """What a variant is, for the tables: zero-shot, few-shot TYPE k=K (a prompt version), or its format."""
     if version.format != "prompt":
         return version.format
     r = (version.config or {}).get("retrieval") or {}

@@ -10,7 +10,9 @@ promoted and diffed like any version.
 Everything that can be checked without reading rows is checked before anything is written: the
 base exists and is not itself a prompt, the data set version exists, the task's template and the
 example template name only its columns, ``k`` fits in its train split, a semantic embedder is a
-sentence-transformers model directory.
+sentence-transformers model (a local directory, or a hub id found in the local Hugging Face cache or
+downloaded once). The embedder is pinned like the base: the md5 of its files (and, for a hub id, the
+commit it was at) is stored with the config, and prediction refuses an embedder whose files differ.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from gitops import timestamps, yamlio
+from gitops.adapters import hub
 from gitops.core import layout, promptspec, refs, schema, task
 from gitops.core.promptspec import PromptSpec
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
-from gitops.errors import NotFoundError, RegistryError, shown
+from gitops.errors import IntegrityError, NotFoundError, RegistryError, shown
 from gitops.registry.register import RegisterResult
 from gitops.validation import Problems
 
@@ -79,8 +82,12 @@ def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) 
               "task": spec.task, "retrieval": {"type": spec.retrieval.type, "k": spec.retrieval.k,
                                                "seed": spec.retrieval.seed},
               "generation": {"max_new_tokens": spec.max_new_tokens, "temperature": spec.temperature}}
-    if spec.retrieval.embedder:
+    if spec.retrieval.type == "semantic":
+        path, revision = resolve_embedder(ws.root, spec.retrieval.embedder or "", src, spec.retrieval.revision)
         config["retrieval"]["embedder"] = spec.retrieval.embedder
+        if revision is not None:
+            config["retrieval"]["revision"] = revision
+        config["retrieval"]["embedder_md5"] = embedder_md5(path)
     for key in ("dataset", "example"):
         if getattr(spec, key) is not None:
             config[key] = getattr(spec, key)
@@ -103,21 +110,56 @@ def _check_dataset(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec,
     if missing := [s for s in spec.example_slots() if s not in ds.columns]:
         raise RegistryError(f"{src}: the example template names column '{shown(missing[0])}', which "
                             f"{spec.dataset} does not have (columns: {', '.join(ds.columns)})")
-    if spec.retrieval.type == "semantic":
-        check_embedder(ws.root, spec.retrieval.embedder or "", src)
 
 
-def check_embedder(root: Path, embedder: str, src: str) -> Path:
-    """The embedder's directory (relative paths are from the repository root); RegistryError
-    unless it holds a sentence-transformers model (``modules.json``)."""
+def resolve_embedder(root: Path, embedder: str, src: str, revision: str | None = None) -> tuple[Path, str | None]:
+    """The embedder's directory and, for a hub id, the commit it is at. A local directory (relative
+    paths are from the repository root) wins over a hub id of the same spelling; a hub id comes from
+    the local Hugging Face cache, or is downloaded once. RegistryError unless the directory holds a
+    sentence-transformers model (``modules.json``)."""
     path = Path(embedder) if Path(embedder).is_absolute() else root / embedder
-    if not path.is_dir():
-        raise RegistryError(f"{src}: retrieval.embedder '{shown(embedder)}' is not a directory (give the local "
-                            "path of a sentence-transformers model)")
+    commit = None
+    if path.is_dir():
+        if revision is not None:
+            raise RegistryError(f"{src}: retrieval.revision is for a hub id, but '{shown(embedder)}' is a local "
+                                "directory")
+    elif not path.exists() and hub.is_hub_id(embedder):
+        try:
+            path, commit = hub.snapshot(embedder, revision)
+        except NotFoundError as exc:
+            raise RegistryError(f"{src}: retrieval.embedder: {exc}") from None
+    else:
+        raise RegistryError(f"{src}: retrieval.embedder '{shown(embedder)}' is neither a directory nor a hub id "
+                            "(org/name) of a sentence-transformers model")
     if not any((path / marker).is_file() for marker in ST_MARKERS):
         raise RegistryError(f"{src}: retrieval.embedder '{shown(embedder)}' is not a sentence-transformers model "
                             "(it has no modules.json)")
-    return path
+    return path, commit
+
+
+def pinned_embedder(root: Path, retrieval: dict[str, Any], src: str) -> tuple[Path, str]:
+    """The embedder a stored prompt config names, and its md5, checked against the md5 pinned when
+    the version was added (configs written before pinning have none: their md5 is only computed)."""
+    embedder = str(retrieval.get("embedder") or "")
+    path, _ = resolve_embedder(root, embedder, src, retrieval.get("revision"))
+    md5 = embedder_md5(path)
+    pinned = retrieval.get("embedder_md5")
+    if pinned and md5 != pinned:
+        raise IntegrityError(f"{src}: the files of retrieval.embedder '{shown(embedder)}' have md5 {md5}, not the "
+                             f"{pinned} recorded when the prompt version was added; restore them or add a new "
+                             "prompt version")
+    return path, md5
+
+
+def embedder_md5(model_dir: Path) -> str:
+    """An md5 over the embedder's files (relative names and contents): what the cached vectors depend on."""
+    digest = hashlib.md5()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def config_hash(config: dict[str, Any]) -> str:

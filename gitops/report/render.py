@@ -22,7 +22,7 @@ from typing import Any
 from gitops.errors import GitopsError
 from gitops.eval.gates import describe_gate
 from gitops.eval.results import EvalResults, GateResult
-from gitops.report import views
+from gitops.report import classview, views
 from gitops.report.escape import Safe, inline, marker_token
 
 GITHUB_COMMENT_LIMIT = 65536
@@ -180,8 +180,9 @@ def _render(results: list[EvalResults], level: _Level, count: int | None, hint: 
             rows: list[list[Safe]] | None = None) -> str:
     if rows is None:
         rows = [views.sample_rows(r, level.cell, count) for r in results]
-    sections = [_section(r, level, r_rows[:count] if count is not None else r_rows)
-                for r, r_rows in zip(results, rows)]
+    combined = classview.combine(results, level.text) if level.detail else classview.Combined()
+    sections = [_section(r, level, r_rows[:count] if count is not None else r_rows, i in combined.joined)
+                for i, (r, r_rows) in enumerate(zip(results, rows))]
     shown = sum(len(s["rows"]) for s in sections)
     total = sum(len(r.samples) for r in results)
     cuts = [views.shortened_strings(r, level.cell, level.text, count) for r in results]
@@ -194,13 +195,17 @@ def _render(results: list[EvalResults], level: _Level, count: int | None, hint: 
         "sections": sections,
         "level": level,
         "shortened": level is not _FULL,
-        "note": _note(level, shown, total, any(c[0] for c in cuts), any(c[1] for c in cuts), hint),
+        "note": _note(level, shown, total, any(c[0] for c in cuts), any(c[1] for c in cuts), hint,
+                      any(classview.is_classification(r) for r in results)),
         "text_limit": level.text,
+        "combined": combined,
+        "cls_header": classview.HEADER,
     }
     return _template().render(context)
 
 
-def _note(level: _Level, shown: int, total: int, cut_samples: bool, cut_text: bool, hint: str | None) -> Safe:
+def _note(level: _Level, shown: int, total: int, cut_samples: bool, cut_text: bool, hint: str | None,
+          classes: bool = False) -> Safe:
     """The sentence that tells the reader what this comment leaves out."""
     parts = [f"{shown:,} of {total:,} sample completions shown"]
     if cut_samples:
@@ -209,14 +214,22 @@ def _note(level: _Level, shown: int, total: int, cut_samples: bool, cut_text: bo
         parts.append(f"other long texts cut to {level.text:,} characters")
     if not level.curve and level.detail:
         parts.append("training curves left out")
+        if classes:
+            parts.append("per-class scores left out")
     if not level.detail:
         parts.append("only the verdicts kept")
     text = "⚠️ **Shortened to fit a GitHub comment:** " + ", ".join(parts) + "."
     return Safe(text + (" " + inline(hint, 300) if hint else ""))
 
 
-def _section(r: EvalResults, level: _Level, rows: list[Safe]) -> dict[str, Any]:
+def _section(r: EvalResults, level: _Level, rows: list[Safe], joined: bool = False) -> dict[str, Any]:
     passed = sum(g.passed for g in r.gates)
+    cls = None
+    if classview.is_classification(r):  # the variants table replaces the perplexity metrics
+        cls = {"table": None if joined else classview.table(r, level.text),
+               "parent_note": classview.parent_note(r, level.text) if joined else None,
+               "details": classview.details(r, level.text) if level.curve else [],
+               "too_many": classview.too_many_labels(r)}
     header, columns = views.sample_header(r)
     chart = views.curve_chart(r.candidate.training_curve) if level.curve else None
     return {
@@ -227,7 +240,9 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe]) -> dict[str, Any]:
         "parent_metrics": views.metric_rows(r, "parent") if r.parent is not None else [],
         "change_header": Safe(f"Change [{r.statistics.confidence:.0%} CI]" if r.comparisons else "Change"),
         "conversion": views.conversion_line(r),
-        "interval_note": views.interval_note(r),
+        "judge": views.judge_line(r),
+        "interval_note": None if cls else views.interval_note(r),
+        "cls": cls,
         "gates": [_gate_row(g) for g in r.gates],
         "chart": chart,
         "legend": views.chart_legend(r.candidate.training_curve) if chart else "",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from gitops.eval.gates import format_number
 from gitops.eval.results import CurvePoint, Delta, Environment, EvalResults, ModelResult
-from gitops.report.escape import Safe, cell
+from gitops.report.escape import Safe, cell, inline
 
 # Known metrics: label, which direction is better, unit. Order here is the order in the table.
 KNOWN_METRICS: dict[str, tuple[str, str, str]] = {
@@ -19,6 +19,11 @@ KNOWN_METRICS: dict[str, tuple[str, str, str]] = {
     "latency_p95_ms": ("Latency p95", "lower", "ms"),
     "tokens_per_s": ("Tokens/s", "higher", ""),
     "size_bytes": ("Size", "lower", "bytes"),
+    # a classification model's (gitops.predict.evaluation): accuracy is the one that rises when better
+    "accuracy": ("Accuracy", "higher", ""),
+    "macro_accuracy": ("Macro accuracy", "higher", ""),
+    "invalid_rate": ("Invalid outputs", "lower", ""),
+    "tokens_per_prediction": ("Tokens per prediction", "lower", ""),
 }
 CHART_MAX_POINTS = 50
 _SINGULAR = {"rows": "row", "requests": "request", "batches": "batch"}
@@ -212,6 +217,19 @@ def conversion_line(results: EvalResults) -> str | None:
     made = f"CTranslate2 {c.quantization} conversion" if c.quantization else "CTranslate2 conversion"
     source = f" of {c.lineage.parent}" if c.lineage.parent else ""
     return f"{c.version} is a {made}{source}, not trained: it has no training curve of its own."
+
+
+def judge_line(results: EvalResults) -> Safe | None:
+    """The judge's verdict under the metrics table, or None without a judge: ``Judge (judge@production
+    at 10.0.0.5:8000): candidate wins 62% [48%, 75%] of 16 samples, both orders; consistent 81%``."""
+    j = results.judge
+    if j is None:
+        return None
+    interval = f" [{j.low:.0%}, {j.high:.0%}]" if j.low is not None and j.high is not None else " (no interval)"
+    plural = "sample" if j.samples == 1 else "samples"
+    return Safe(f"Judge ({inline(j.model, 80)} at {inline(j.host, 80)}): candidate wins {j.win_rate:.0%}{interval} "
+                f"of {j.samples} {plural}, both orders; consistent {j.consistent:.0%} "
+                f"({j.wins} won, {j.losses} lost, {j.ties} tied)")
 
 
 def lineage_rows(results: EvalResults) -> list[tuple[str, str | None, str | None]]:

@@ -1,0 +1,207 @@
+"""``gitops eval`` for a ``task: classification`` model: the candidate, its baseline and a converted
+candidate's parent predict the same rows, and the results document carries their accuracy.
+
+Each side runs through :func:`gitops.predict.pipeline.predict` (a prompt version on its pinned
+base with its template and retrieved examples, a fine-tune or conversion on its own weights) over
+the same data set version split, cut to the same first ``max_rows`` rows, and is scored by
+:mod:`gitops.predict.scoring`. So every variant kind is accepted on either side, and the numbers
+are exactly what ``gitops predict`` and ``gitops compare`` give on those rows.
+
+The document is the one ``gitops eval`` always writes (:class:`gitops.eval.results.EvalResults`):
+``metrics`` hold accuracy, macro accuracy, the invalid-output rate, p50 latency and tokens per
+prediction (so the model's gates hold on them), each comparison carries their deltas with paired
+bootstrap intervals over the rows, and ``classification`` holds the labels, per-class scores and
+confusion matrices. Lives on the predict floor because it runs predictions; ``gitops.eval`` below
+it does not know about them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from gitops import timestamps
+from gitops.core import refs
+from gitops.core.materialize import loadable
+from gitops.core.workspace import Workspace
+from gitops.errors import EvalError
+from gitops.eval import bootstrap
+from gitops.eval.compare import statistics
+from gitops.eval.gates import evaluate_gates
+from gitops.eval.pipeline import UNTRAINED_FORMATS, EvalPlan, default_threads, read_curve
+from gitops.eval.results import (
+    ClassificationInfo,
+    ClassificationSide,
+    ClassScore,
+    Comparison,
+    DatasetInfo,
+    Delta,
+    Environment,
+    EvalResults,
+    GenerationInfo,
+    ModelResult,
+    Sample,
+    Statistics,
+)
+from gitops.predict import scoring
+from gitops.predict.pipeline import PredictResult, plan_predict, predict
+from gitops.predict.variants import variant_kind
+
+StageProgress = Callable[[str, int, int], None]
+DEFAULT_MAX_NEW_TOKENS = 8   # what gitops predict generates when a version's config names no number
+
+
+def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, batch_size: int = 16,
+                            device: str = "cpu", max_rows: int | None = None, threads: int | None = None,
+                            alias: str | None = None, progress: StageProgress | None = None) -> EvalResults:
+    """Predict ``plan``'s rows with the candidate, the baseline and the parent; score, compare, gate.
+
+    ``plan`` is :func:`gitops.eval.pipeline.plan_eval`'s for a classification model. ``max_rows``
+    keeps the first rows of the split (in data set order), the same ones for every side. Every
+    side's rows are read and checked (columns, label vocabulary) before any model loads."""
+    if samples < 0 or batch_size < 1 or (max_rows is not None and max_rows < 1):
+        raise EvalError("samples must be >= 0, and batch_size and max_rows >= 1")
+    if threads is not None and threads < 1:
+        raise EvalError("threads must be at least 1")
+    threads = threads or default_threads()
+    sides = {name: ref for name, ref in (("candidate", plan.candidate), ("baseline", plan.baseline),
+                                         ("parent", plan.parent)) if ref is not None}
+    plans = _checked_plans(ws, plan, sides, max_rows)
+    runs: dict[str, PredictResult] = {}
+    for name, ref in sides.items():
+        same = next((runs[n] for n in runs if plans[n].ref == plans[name].ref), None)  # measured once
+        runs[name] = same or predict(ws, ref, plan.dataset, split=plan.split, batch_size=batch_size,
+                                     limit=max_rows, device=device, threads=threads,
+                                     progress=_stage(progress, name))
+    labelled = _same_rows(runs)
+    keys = [p["key"] for p in labelled["candidate"]]
+    cand_plan = plans["candidate"]
+    results = {name: _model_result(ws, sides[name], plans[name], runs[name]) for name in runs}
+    stats = statistics()
+    comparisons = [compare_predictions(name, results[name].version, labelled["candidate"], labelled[name], stats)
+                   for name in ("baseline", "parent") if name in runs]
+    gates = evaluate_gates(ws.registry().model(plan.model).gates, results["candidate"].metrics,
+                           results["baseline"].metrics if "baseline" in results else None)
+    info = ClassificationInfo(labels=list(cand_plan.task.labels), rows_md5=rows_digest(keys),
+                              **{name: side_detail(variant_kind(plans[name].version), runs[name].scores)
+                                 for name in runs})
+    config = cand_plan.config or {}
+    max_new = int((config.get("generation") or {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
+    shown = _samples(cand_plan, labelled, samples)
+    return EvalResults(
+        created_at=timestamps.utc_now(), model=plan.model, alias=_alias(plan.candidate, alias),
+        dataset=DatasetInfo(ref=plan.dataset, split=plan.split, rows=len(keys)),
+        generation=GenerationInfo(max_new_tokens=max_new, greedy=True, batch_size=batch_size, prompt_words=0,
+                                  samples=len(shown)),
+        candidate=results["candidate"], baseline=results.get("baseline"), parent=results.get("parent"),
+        comparisons=comparisons, statistics=stats, gates=gates, samples=shown, classification=info,
+        environment=Environment.collect(device, threads))
+
+
+def _checked_plans(ws: Workspace, plan: EvalPlan, sides: dict[str, str], max_rows: int | None) -> dict[str, Any]:
+    """Every side's rows read and checked (columns, labels in the vocabulary), before any model loads."""
+    plans = {name: plan_predict(ws, ref, plan.dataset, plan.split, limit=max_rows) for name, ref in sides.items()}
+    cand = plans["candidate"]
+    if not any(r.get(cand.task.label) is not None for r in cand.rows):
+        raise EvalError(f"{plan.dataset} has no labelled rows in split '{plan.split}' (column "
+                        f"'{cand.task.label}'), so there is no accuracy to measure")
+    for name, other in plans.items():
+        if other.task.labels != cand.task.labels:
+            raise EvalError(f"the {name} {other.ref} has another label vocabulary than the candidate; "
+                            "classification variants compare only on one task")
+    return plans
+
+
+def _same_rows(runs: dict[str, PredictResult]) -> dict[str, list[dict[str, Any]]]:
+    """Each side's labelled predictions; refused unless every side predicted the candidate's rows."""
+    labelled = {name: [p for p in run.predictions if p.get("label") is not None] for name, run in runs.items()}
+    keys = [p["key"] for p in labelled["candidate"]]
+    for name, rows in labelled.items():
+        if [p["key"] for p in rows] != keys:
+            raise EvalError(f"the {name} predicted other rows than the candidate; they cannot be compared")
+    return labelled
+
+
+def classification_metrics(scores: scoring.Scores) -> dict[str, float | None]:
+    """The metrics a classification side records (and gates may hold), from its scores."""
+    return {"accuracy": scores.accuracy, "macro_accuracy": scores.macro_accuracy,
+            "invalid_rate": scores.invalid_rate, "latency_p50_ms": scores.latency_p50_ms,
+            "tokens_per_prediction": scores.tokens_per_prediction}
+
+
+def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], other: list[dict[str, Any]],
+                        stats: Statistics | None = None) -> Comparison:
+    """Candidate minus ``other`` for every classification metric, paired over the same rows:
+    accuracy by :func:`scoring.accuracy_delta`; the invalid rate, tokens and p50 latency by the
+    same bootstrap; macro accuracy (a mean of per-class recalls) without an interval."""
+    stats = stats or statistics()
+    settings = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
+    labels = sorted({p["label"] for p in cand} | {p["prediction"] for p in cand + other})
+    mc, mo = (classification_metrics(scoring.score(rows, labels)) for rows in (cand, other))
+    ones = [1.0] * len(cand)
+
+    def per_row(rows: list[dict[str, Any]], f: Callable[[dict[str, Any]], float]) -> tuple[list[float], list[float]]:
+        return [f(p) for p in rows], ones
+
+    invalid = (lambda p: 0.0 if p["matched"] else 1.0)
+    tokens = (lambda p: float(p["prompt_tokens"] + p["completion_tokens"]))
+    intervals = {
+        "accuracy": scoring.accuracy_delta(cand, other),
+        "invalid_rate": bootstrap.ratio_interval(per_row(cand, invalid), per_row(other, invalid), **settings),
+        "latency_p50_ms": bootstrap.percentile_interval([p["latency_ms"] for p in cand],
+                                                        [p["latency_ms"] for p in other], 50.0, **settings),
+        "tokens_per_prediction": bootstrap.ratio_interval(per_row(cand, tokens), per_row(other, tokens), **settings),
+    }
+    deltas = {}
+    for name in mc:
+        low, high = intervals.get(name) or (None, None)
+        has_unit = name in intervals
+        deltas[name] = Delta(delta=mc[name] - mo[name], low=low, high=high, unit="rows" if has_unit else None,
+                             units=len(cand) if has_unit else 0)
+    return Comparison(against=against, version=version, deltas=deltas)
+
+
+def rows_digest(keys: list[str]) -> str:
+    """md5 of the scored rows' keys in order: two documents with the same digest scored the same rows."""
+    return hashlib.md5("\n".join(keys).encode("utf-8")).hexdigest()
+
+
+def _model_result(ws: Workspace, ref: str, plan: Any, run: PredictResult) -> ModelResult:
+    version = plan.version
+    curve = []
+    if version.format != "prompt" and version.format not in UNTRAINED_FORMATS:
+        curve = read_curve(loadable(ws, plan.model.name, version).files)  # already fetched by predict
+    return ModelResult.from_version(ref, version, classification_metrics(run.scores), curve)
+
+
+def side_detail(kind: str, scores: scoring.Scores) -> ClassificationSide:
+    """One side's classification detail: its kind (zero-shot, few-shot bm25 k=3, hf...) and scores."""
+    return ClassificationSide(
+        kind=kind, accuracy_ci=list(scores.accuracy_ci) if scores.accuracy_ci else None,
+        per_class=[ClassScore(label=c.label, precision=c.precision, recall=c.recall, f1=c.f1, support=c.support)
+                   for c in scores.per_class],
+        confusion=[list(row) for row in scores.confusion])
+
+
+def _samples(plan: Any, labelled: dict[str, list[dict[str, Any]]], count: int) -> list[Sample]:
+    """The first ``count`` rows: the task's input, each side's raw output, the true label."""
+    by_key = {key: row for key, row in zip(plan.keys, plan.rows, strict=True)}
+    base = labelled.get("baseline")
+    return [Sample(prompt=plan.task.render(by_key[p["key"]]), candidate=p["raw_output"], reference=p["label"],
+                   baseline=base[i]["raw_output"] if base is not None else None)
+            for i, p in enumerate(labelled["candidate"][:count])]
+
+
+def _alias(ref: str, alias: str | None) -> str | None:
+    """The alias the candidate is proposed for: given, or the one ``ref`` names (not ``latest``)."""
+    parsed = refs.parse_ref(ref)
+    if alias is None and parsed.ref and not parsed.is_version and parsed.ref != "latest":
+        return parsed.ref
+    return alias
+
+
+def _stage(progress: StageProgress | None, label: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(f"{label} predict", done, total)

@@ -1,0 +1,188 @@
+"""The report of a classification model: the variants table of ``gitops compare`` (variant, kind,
+accuracy with its interval, the paired interval against the baseline, macro accuracy, invalid
+outputs, p50 latency, tokens per prediction), per-class scores and confusion matrices.
+
+When several results files of one classification model are rendered together (a PR that adds or
+moves several variants) and they share the baseline and the scored rows, :func:`combine` makes
+ONE table of them: the baseline once, then every candidate with its interval against it. Files
+whose baselines or rows differ are shown separately, and a sentence says why. Everything from data
+is escaped here (:func:`gitops.report.escape.cell`); the numbers and words are ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gitops.eval.results import ClassificationSide, Delta, EvalResults, ModelResult
+from gitops.report.escape import Safe, cell
+
+HEADER = Safe("| variant | kind | accuracy | vs baseline | macro acc. | invalid | p50 latency | tokens |\n"
+              "|---|---|--:|---|--:|--:|--:|--:|")
+MAX_DETAIL_LABELS = 30   # more labels than this: per-class scores and the matrix stay in the results file
+
+
+@dataclass
+class VariantTable:
+    """One compare table: a caption, its rows (escaped), and the sentences under it."""
+
+    caption: Safe
+    rows: list[Safe]
+    notes: list[Safe] = field(default_factory=list)
+
+
+@dataclass
+class Combined:
+    """The tables that join several results, which results they hold, and why others were not joined."""
+
+    tables: list[VariantTable] = field(default_factory=list)
+    joined: set[int] = field(default_factory=set)      # indexes of results shown in a joined table
+    notes: list[Safe] = field(default_factory=list)
+
+
+def is_classification(r: EvalResults) -> bool:
+    return r.classification is not None
+
+
+def table(r: EvalResults, limit: int | None = None) -> VariantTable:
+    """One result's table: the baseline, the parent, then the candidate (its interval vs the baseline)."""
+    info = r.classification
+    assert info is not None
+    rows = []
+    both = r.parent is not None and r.baseline is not None and r.parent.version == r.baseline.version
+    if r.baseline is not None and info.baseline is not None:
+        rows.append(_row(r.baseline, info.baseline, "baseline, parent" if both else "baseline", None, limit))
+    if r.parent is not None and info.parent is not None and not both:
+        rows.append(_row(r.parent, info.parent, "parent", None, limit))
+    comparison = r.comparison("baseline")
+    rows.append(_row(r.candidate, info.candidate, "candidate", comparison.deltas.get("accuracy") if comparison
+                     else None, limit, baseline=r.baseline is not None))
+    notes = [note] if (note := parent_note(r, limit)) else []
+    return VariantTable(_caption(r), rows, notes + [interval_note(r)])
+
+
+def parent_note(r: EvalResults, limit: int | None = None) -> Safe | None:
+    """What a conversion cost in accuracy, when the candidate was compared with its parent."""
+    parent = r.comparison("parent")
+    if parent is None or "accuracy" not in parent.deltas:
+        return None
+    return Safe(f"Against its parent {cell(parent.version, limit)}: accuracy {_delta(parent.deltas['accuracy'])}.")
+
+
+def combine(results: list[EvalResults], limit: int | None = None) -> Combined:
+    """Join the results of each classification model with two or more results into one table when
+    they share the baseline (version and md5), the data set, split and scored rows."""
+    out = Combined()
+    by_model: dict[str, list[int]] = {}
+    for i, r in enumerate(results):
+        if is_classification(r):
+            by_model.setdefault(r.model, []).append(i)
+    for model, idx in by_model.items():
+        if len(idx) < 2:
+            continue
+        group = [results[i] for i in idx]
+        why = _why_apart(group)
+        if why:
+            out.notes.append(Safe(f"The {len(group)} results of {cell(model, limit)} are shown separately: {why}."))
+            continue
+        first = group[0]
+        rows = []
+        if first.baseline is not None and first.classification.baseline is not None:
+            rows.append(_row(first.baseline, first.classification.baseline, "baseline", None, limit))
+        for r in group:
+            comparison = r.comparison("baseline")
+            rows.append(_row(r.candidate, r.classification.candidate, "candidate",
+                             comparison.deltas.get("accuracy") if comparison else None, limit,
+                             baseline=r.baseline is not None))
+        caption = Safe(f"One table for {len(group)} candidates of {cell(model, limit)}, on the same rows. "
+                       f"{_caption(first)}")
+        out.tables.append(VariantTable(caption, rows, [interval_note(first)]))
+        out.joined.update(idx)
+    return out
+
+
+def _why_apart(group: list[EvalResults]) -> str | None:
+    def baseline(r: EvalResults) -> tuple[str, str | None] | None:
+        return (r.baseline.version, r.baseline.md5) if r.baseline is not None else None
+
+    if len({baseline(r) for r in group}) > 1:
+        shown = ", ".join(sorted({r.baseline.version if r.baseline else "none" for r in group}))
+        return f"their baselines differ ({cell(shown, 200)})"
+    rows = {(r.dataset.ref, r.dataset.split, r.classification.rows_md5) for r in group}
+    if len(rows) > 1:
+        return "they were scored on different rows (data set, split or --max-rows differ)"
+    return None
+
+
+def _caption(r: EvalResults) -> Safe:
+    return Safe(f"Classification on {cell(r.dataset.ref, 200)} ({cell(r.dataset.split, 40)}, "
+                f"{r.dataset.rows:,} rows); accuracy with its {r.statistics.confidence:.0%} bootstrap interval.")
+
+
+def interval_note(r: EvalResults) -> Safe:
+    st = r.statistics
+    return Safe(f"vs baseline: the candidate's accuracy minus the baseline's, and its {st.confidence:.0%} "
+                f"interval from a paired bootstrap ({st.resamples:,} resamples, seed {st.seed}) over the same "
+                "rows. Invalid: outputs that matched no label (scored as the fallback). Latency: a batch's time "
+                "over its rows. Tokens: prompt plus completion per prediction.")
+
+
+def _row(m: ModelResult, side: ClassificationSide, role: str, delta: Delta | None, limit: int | None,
+         baseline: bool = False) -> Safe:
+    metrics = m.metrics
+    ci = f" [{side.accuracy_ci[0]:.1%}, {side.accuracy_ci[1]:.1%}]" if side.accuracy_ci else ""
+    vs = "—" if role != "candidate" or not baseline else (_delta(delta) if delta is not None else "n/a")
+    label = f"{cell(m.ref, limit)}" + (f" ({role})" if role != "candidate" else "")
+    cells = [label, cell(side.kind, limit), _pct(metrics.get("accuracy")) + ci, vs,
+             _pct(metrics.get("macro_accuracy")), _pct(metrics.get("invalid_rate")),
+             _num(metrics.get("latency_p50_ms"), " ms"), _num(metrics.get("tokens_per_prediction"), "")]
+    return Safe("| " + " | ".join(cells) + " |")
+
+
+def _delta(d: Delta) -> str:
+    if d.delta is None:
+        return "n/a"
+    text = f"{d.delta:+.1%}"
+    if d.low is None or d.high is None:
+        return text + " (no interval)"
+    return text + f" [{d.low:+.1%}, {d.high:+.1%}]"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None, unit: str) -> str:
+    return "n/a" if value is None else f"{value:.1f}{unit}"
+
+
+def details(r: EvalResults, limit: int | None = None) -> list[tuple[Safe, list[Safe], list[Safe]]]:
+    """Per side: a title, the per-class table rows and the confusion matrix rows (header rows
+    included); empty tables when there are more than :data:`MAX_DETAIL_LABELS` labels."""
+    info = r.classification
+    assert info is not None
+    out = []
+    for role, m in (("Candidate", r.candidate), ("Baseline", r.baseline), ("Parent", r.parent)):
+        side = getattr(info, role.lower())
+        if m is None or side is None or (role == "Parent" and r.baseline is not None
+                                         and r.baseline.version == m.version):
+            continue  # a parent that is also the baseline is shown once
+        title = Safe(f"{role} {cell(m.ref, limit)} ({cell(side.kind, limit)})")
+        if len(info.labels) > MAX_DETAIL_LABELS:
+            out.append((title, [], []))
+            continue
+        per_class = [Safe("| label | precision | recall | F1 | support |"), Safe("|---|--:|--:|--:|--:|")]
+        per_class += [Safe(f"| {cell(c.label, limit)} | {c.precision:.1%} | {c.recall:.1%} | {c.f1:.1%} | "
+                           f"{c.support:,} |") for c in side.per_class]
+        labels = [cell(label, limit) for label in info.labels]
+        matrix = [Safe("| true / predicted | " + " | ".join(labels) + " |"),
+                  Safe("|---|" + "--:|" * len(labels))]
+        matrix += [Safe(f"| {label} | " + " | ".join(f"{n:,}" for n in row) + " |")
+                   for label, row in zip(labels, side.confusion, strict=True)]
+        out.append((title, per_class, matrix if side.confusion else []))
+    return out
+
+
+def too_many_labels(r: EvalResults) -> int | None:
+    """The label count when the detail tables are left out for it, else None."""
+    info = r.classification
+    return len(info.labels) if info is not None and len(info.labels) > MAX_DETAIL_LABELS else None
