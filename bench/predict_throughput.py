@@ -86,13 +86,13 @@ def naive(model_dir: Path, prompts: list[str]) -> float:
 
 def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:  # noqa: ANN001
     """Seconds to open the variant's cached index (train rows read, index loaded) and fetch the rows' examples."""
-    from gitops.predict.pipeline import _retrieval
+    from gitops.predict.prompter import retrieval_of
     from gitops.predict.retrieval import build_retriever
 
     _, version = ws.registry().resolve(ref)
     task = ws.registry().model("ratings").classification
     t0 = time.perf_counter()
-    retriever = build_retriever(ws, version.config["dataset"], _retrieval(version.config), task.render)
+    retriever = build_retriever(ws, version.config["dataset"], retrieval_of(version.config), task.render)
     assert retriever.kind == "random" or retriever.cached
     retriever.retrieve_many(rows)
     return time.perf_counter() - t0
@@ -130,6 +130,7 @@ def main() -> None:
     from gitops.convert.ct2 import convert_to_ct2
     from gitops.predict import pipeline
     from gitops.predict.pool import BackendPool
+    from gitops.predict.renderer import PromptRenderer
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -139,7 +140,7 @@ def main() -> None:
         print(f"repository with the hf base and its ct2 int8 conversion ready in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)
         plan = pipeline.plan_predict(ws, "ratings@v1", "reviews@v1", "test", limit=args.rows)
-        prompts = [pipeline.PromptRenderer(plan.task, plan.config).render(r, []) for r in plan.rows]
+        prompts = [PromptRenderer(plan.task, plan.config).render(r, []) for r in plan.rows]
         t_naive = naive(model_dir, prompts)
         naive_rate = len(prompts) / t_naive
         print(f"{args.model or 'toy'}: {len(prompts)} rows, at most {MAX_NEW} new tokens, threads {args.threads}, "

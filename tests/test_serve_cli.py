@@ -98,13 +98,14 @@ def repos(tmp_path: Path, toy_ct2: Path) -> Repos:  # noqa: F811
 class Server:
     """``gitops serve`` in its own process, stderr (its JSON log lines) kept in a file."""
 
-    def __init__(self, repo: Path, port: int, *args: str, secret: str | None = SECRET) -> None:
+    def __init__(self, repo: Path, port: int, *args: str, secret: str | None = SECRET,
+                 ref: str = "toy@production") -> None:
         self.port, self.log = port, repo.parent / f"serve-{port}-{time.monotonic_ns()}.log"
         extra = {"GITOPS_DEPLOY_SECRET": secret} if secret else {}
         base = env(**extra)
         if not secret:
             base.pop("GITOPS_DEPLOY_SECRET", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "gitops", "serve", "toy@production", "-C", str(repo),
+        self.proc = subprocess.Popen([sys.executable, "-m", "gitops", "serve", ref, "-C", str(repo),
                                       "--port", str(port), "--threads", "1", *args], env=base,
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))  # noqa: SIM115
         self.url = f"http://127.0.0.1:{port}"

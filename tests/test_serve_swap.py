@@ -22,8 +22,9 @@ PROMPT = "The chocolate tour was excellent,"
 class Clients:
     """``n`` threads sending completions back to back; each records (start, end, status, version)."""
 
-    def __init__(self, url: str, n: int) -> None:
+    def __init__(self, url: str, n: int, *, model: str = "toy", prompt: str = PROMPT) -> None:
         self.url, self.stop = url, threading.Event()
+        self.model, self.prompt = model, prompt
         self.log: list[list[tuple[float, float, int, str | None]]] = [[] for _ in range(n)]
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(n)]
 
@@ -32,7 +33,7 @@ class Clients:
             while not self.stop.is_set():
                 t0 = time.monotonic()
                 try:
-                    r = client.post("/v1/completions", json={"model": "toy", "prompt": PROMPT, "max_tokens": 8,
+                    r = client.post("/v1/completions", json={"model": self.model, "prompt": self.prompt, "max_tokens": 8,
                                                              "temperature": 0})
                     version = r.json().get("model") if r.status_code == 200 else None
                     if version != r.headers.get("x-gitops-version", "").split(";")[0]:

@@ -40,8 +40,10 @@ def serve_cmd(ref: str, host: str, port: int, engine: str, follow: bool, poll_s:
     """Serve MODEL@ALIAS on an OpenAI-compatible endpoint and swap live when it moves.
 
     Serves the version the alias names at the tip of the followed branch (after git
-    fetch), pulled through DVC and md5-checked; POST /v1/completions, GET /v1/models,
-    /healthz, /readyz, /metrics. A signed 'gitops deploy' webhook to /hooks/deploy (or,
+    fetch), pulled through DVC and md5-checked; POST /v1/completions and
+    /v1/chat/completions, GET /v1/models, /healthz, /readyz, /metrics. A prompt version
+    runs on its pinned base: each request's text is a row, rendered (with retrieved
+    examples) as 'gitops predict' renders it. A signed 'gitops deploy' webhook to /hooks/deploy (or,
     with --follow, a poll) loads the version the registry names at that commit and
     swaps it in without failing a request. Logs are JSON lines on stderr.
 
@@ -51,6 +53,7 @@ def serve_cmd(ref: str, host: str, port: int, engine: str, follow: bool, poll_s:
       gitops serve review-autocomplete@production --follow --poll 10 --port 8080
       curl localhost:8000/v1/completions -H 'Content-Type: application/json' \\
            -d '{"model": "review-autocomplete", "prompt": "The chocolate tour was", "max_tokens": 16}'
+      gitops serve ratings@production   # a prompt version: send a review, get its completion and label
     """
     import logging
 

@@ -37,8 +37,7 @@ from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict import scoring
 from gitops.predict.pool import BackendPool
-from gitops.predict.renderer import PromptRenderer
-from gitops.predict.retrieval import build_retriever
+from gitops.predict.prompter import open_prompter
 
 OUT_FORMATS = (".parquet", ".csv", ".jsonl")
 SPLITS_ALL = "all"
@@ -173,9 +172,8 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
              header: dict[str, Any], batch_size: int, pool: BackendPool, progress: Progress | None) -> float:
     """Predict the rows not in ``done`` in batches, appending each finished batch to ``done`` (and
     ``partial``); returns the seconds spent opening the model (0 when ``pool`` had it open)."""
-    renderer = PromptRenderer(plan.task, plan.config)
-    retriever = build_retriever(ws, (plan.config or {}).get("dataset"), _retrieval(plan.config), plan.task.render)
-    max_new = int((plan.config or {}).get("generation", {}).get("max_new_tokens", 8))
+    prompter = open_prompter(ws, plan.task, plan.config)  # the renderer and retriever gitops serve uses too
+    max_new = prompter.max_new_tokens
     order = length_order(plan, {r["row"] for r in done})
     t0 = time.perf_counter()
     backend = pool.get(ws, plan.model, plan.version)
@@ -185,7 +183,7 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
             rows = [plan.rows[i] for i in index]
-            prompts = [renderer.render(r, ex) for r, ex in zip(rows, retriever.retrieve_many(rows), strict=True)]
+            prompts = prompter.render_many(rows)
             ids = [backend.encode(p) for p in prompts]
             made = (_constrained(plan, index, prompts, ids, backend) if plan.constrained
                     else _generated(plan, index, ids, backend, max_new))
@@ -232,12 +230,6 @@ def _prediction(plan: Plan, i: int, predicted: str, matched: bool, raw: str, pro
             "completion_tokens": completion_tokens, "latency_ms": seconds * 1000}
 
 
-def _retrieval(config: dict[str, Any] | None):
-    from gitops.core.promptspec import Retrieval
-
-    r = (config or {}).get("retrieval") or {}
-    return Retrieval(type=r.get("type", "none"), k=int(r.get("k", 0)), embedder=r.get("embedder"),
-                     seed=int(r.get("seed", 0)), revision=r.get("revision"), embedder_md5=r.get("embedder_md5"))
 
 
 # --- the partial file and the output -------------------------------------------------------------

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops.core import refs
 from gitops.core.materialize import loadable
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
-from gitops.errors import ConfigError, IntegrityError
+from gitops.errors import ConfigError
+from gitops.predict.prompter import pinned_base
 
 RUNNABLE = ("hf", "peft-lora", "ct2")
 
@@ -50,10 +50,7 @@ def runs_on(ws: Workspace, model: Model, version: Version) -> tuple[str, Version
     """The (model name, version) whose weights run ``version``: itself, or a prompt's pinned base."""
     if version.format != "prompt":
         return model.name, version
-    base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model or "", require_ref=True))
-    if base.md5 != version.base_md5:
-        raise IntegrityError(f"{model.name}@{version.id} was added on {version.base_model} with md5 "
-                             f"{version.base_md5}, but the registry now records md5 {base.md5} for it")
+    base_model, base = pinned_base(ws.registry(), model, version)
     return base_model.name, base
 
 

@@ -4,8 +4,9 @@ The index is built only from rows whose split is ``train`` (never valid or test,
 never be shown as an example of itself), and a query row's own key is excluded too, so predicting
 over the train split does not leak a row's label into its prompt.
 
-- ``random``: ``k`` rows drawn by a generator seeded with (seed, the query row's key): the same
-  query gets the same examples on every run and machine, and different queries different ones.
+- ``random``: ``k`` rows drawn by a generator seeded with (seed, the query row's key, or its
+  rendered text when it has no key columns, as a served request has not): the same query gets the
+  same examples on every run and machine, and different queries different ones.
 - ``bm25``: lexical search with the ``bm25s`` package (English stop words, no model needed: the
   offline default).
 - ``semantic``: a sentence-transformers model from a local path embeds the rows; exact cosine
@@ -60,8 +61,8 @@ class Retriever:
         if self.kind == "none" or not self.k:
             return [[] for _ in queries]
         own = [self.key_of(q) for q in queries]
-        if self.kind == "random":
-            return [self._random(key) for key in own]
+        if self.kind == "random":  # a row without the key columns (a served request) is seeded by its text
+            return [self._random(key or "\0text\0" + self.text_of(q)) for key, q in zip(own, queries, strict=True)]
         assert self._search is not None
         hits = self._search([self.text_of(q) for q in queries], min(self.k + 1, len(self.rows)))
         return [[self.rows[i] for i in found if self.key_of(self.rows[i]) != key][:self.k]

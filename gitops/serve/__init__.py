@@ -1,4 +1,4 @@
-"""``gitops serve``: an OpenAI-compatible completions endpoint that follows an alias and swaps live.
+"""``gitops serve``: an OpenAI-compatible (chat) completions endpoint that follows an alias and swaps live.
 
 Seams to the rest of the toolkit (everything else is internal):
 

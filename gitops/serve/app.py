@@ -104,7 +104,7 @@ class ServeState:
             self.metrics.swaps.labels(event.phase).inc()
 
     def _on_swap(self, old: LoadedModel | None, new: LoadedModel) -> None:
-        ident = lambda m: (m.label, m.md5, m.resolved.fmt)
+        ident = lambda m: (m.label, m.md5, m.resolved.format)
         self.metrics.served(ident(old) if old else None, ident(new))
         self.metrics.swaps.labels("swapped").inc()
 
@@ -130,6 +130,7 @@ def create_app(config: ServeConfig, source: ModelSource, *, deploy: DeployHandle
 
     routes = [
         Route("/v1/completions", completions.handle, methods=["POST"]),
+        Route("/v1/chat/completions", completions.handle_chat, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -1,9 +1,12 @@
-"""``POST /v1/completions``: validate, pin the current model, queue one job per prompt, answer.
+"""``POST /v1/completions`` and ``/v1/chat/completions``: validate, pin the current model, queue
+one job per prompt, answer.
 
 The model is pinned at admission, so the version named in the ``X-Gitops-Version`` header (sent
 before the first streamed byte) is the version that generates every token of the answer, even if
 a swap happens meanwhile. Tokens are counted with that model's own tokenizer, and a prompt that
-does not fit its context is refused (413), never cut silently.
+does not fit its context is refused (413), never cut silently. A chat request is a one-prompt
+request answered in the chat shape (:mod:`gitops.serve.chat`); for a prompt version each prompt
+is a row, rendered as ``gitops predict`` renders it (:mod:`gitops.serve.prompted`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gitops.serve import protocol
+from gitops.serve import chat, prompted, protocol
 from gitops.serve.engine import LoadedModel
 from gitops.serve.logs import VERSION_HEADER
 from gitops.serve.protocol import APIError, CompletionRequest
@@ -25,15 +29,30 @@ from gitops.serve.web import error_response, read_body, serve_state
 
 
 async def handle(request: Request) -> Response:
+    """``POST /v1/completions``."""
+    return await _serve(request, protocol.parse_completion)
+
+
+async def handle_chat(request: Request) -> Response:
+    """``POST /v1/chat/completions``."""
+    return await _serve(request, chat.parse_chat)
+
+
+async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], CompletionRequest]) -> Response:
     state = serve_state(request)
     request.state.request_id = uuid.uuid4().hex[:16]
     try:
         body = await read_body(request, state.config.limits.max_body_bytes)
-        req = protocol.parse_completion(body, state.config.limits)
+        req = parse(body, state.config.limits)
         model = state.acquire(len(req.prompts))
     except APIError as exc:
         return error_response(request, exc)
     try:
+        _check_model(request, req, model)
+        if req.chat:
+            req = chat.with_prompt(model, req)
+        if model.prompt is not None:  # a prompt version: each text is a row, rendered as predict renders it
+            req = await run_in_threadpool(prompted.render, model, req)
         jobs = _admit(request, req, model)
     except BaseException as exc:  # not queued: nothing else will release the pins
         model.unpin(len(req.prompts))
@@ -48,18 +67,34 @@ async def handle(request: Request) -> Response:
         await _collect(jobs)
     except APIError as exc:
         return error_response(request, exc)
-    choices = [protocol.choice(j.index, j.output, j.finish_reason) for j in jobs]
+    choices = [_choice(req, model, j.index, j.output, j.finish_reason, j.output) for j in jobs]
     usage = _account(request, model, jobs)
-    return JSONResponse(protocol.completion(_cid(), protocol.now(), model.label, model.md5, choices, usage),
-                        headers=headers)
+    kind = "chat.completion" if req.chat else "text_completion"
+    return JSONResponse(protocol.completion(_cid(req), protocol.now(), model.label, model.md5, choices, usage,
+                                            kind=kind), headers=headers)
+
+
+def _check_model(request: Request, req: CompletionRequest, model: LoadedModel) -> None:
+    state = serve_state(request)
+    if req.model not in (state.name, state.config.ref, model.label):
+        raise APIError(404, f"The model '{req.model}' does not exist; this server serves "
+                            f"'{state.name}' (now {model.label}).", param="model", code="model_not_found")
+
+
+def _choice(req: CompletionRequest, model: LoadedModel, index: int, text: str, finish_reason: str | None,
+            output: str, *, first: bool = False) -> dict:
+    """One choice (or a stream chunk's); a prompt version's final one carries the label its whole
+    output reads as (``classification``)."""
+    out = chat.choice(index, text, finish_reason, stream=req.stream, first=first) if req.chat \
+        else protocol.choice(index, text, finish_reason)
+    if model.prompt is not None and finish_reason is not None:
+        out["classification"] = prompted.classification(model, output)
+    return out
 
 
 def _admit(request: Request, req: CompletionRequest, model: LoadedModel) -> list[Job]:
     """Check the request against the pinned model, make its jobs and queue them (all or none)."""
     state = serve_state(request)
-    if req.model not in (state.name, state.config.ref, model.label):
-        raise APIError(404, f"The model '{req.model}' does not exist; this server serves "
-                            f"'{state.name}' (now {model.label}).", param="model", code="model_not_found")
     if req.max_tokens >= model.context:
         raise protocol.bad("max_tokens", f"'max_tokens' is {req.max_tokens}; {model.label} has a context "
                                          f"of {model.context} tokens, prompt included.")
@@ -123,20 +158,23 @@ async def _stream(request: Request, req: CompletionRequest, model: LoadedModel,
                   jobs: list[Job]) -> AsyncIterator[bytes]:
     """Server-sent events: a chunk per piece of text, one with each finish_reason, optionally the
     usage, then ``[DONE]``. An error after the headers went out is sent as an ``error`` event."""
-    cid, created = _cid(), protocol.now()
+    cid, created = _cid(req), protocol.now()
+    kind = "chat.completion.chunk" if req.chat else "text_completion"
 
     def chunk(choices: list[dict], usage: dict | None = None) -> bytes:
-        body = protocol.completion(cid, created, model.label, model.md5, choices, None)
+        body = protocol.completion(cid, created, model.label, model.md5, choices, None, kind=kind)
         if usage is not None:
             body["usage"] = usage
         return protocol.sse(body)
 
     try:
-        async for kind, index, value in _events(jobs):
-            if kind == "delta":
-                yield chunk([protocol.choice(index, value, None)])
+        if req.chat:  # OpenAI's first chat chunk names the role
+            yield chunk([_choice(req, model, 0, "", None, "", first=True)])
+        async for event, index, value in _events(jobs):
+            if event == "delta":
+                yield chunk([_choice(req, model, index, value, None, "")])
             else:
-                yield chunk([protocol.choice(index, "", value.finish_reason)])
+                yield chunk([_choice(req, model, index, "", value.finish_reason, value.output)])
         usage = _account(request, model, jobs)
         if req.include_usage:
             yield chunk([], usage)
@@ -157,5 +195,5 @@ def _account(request: Request, model: LoadedModel, jobs: list[Job]) -> dict[str,
     return protocol.usage(prompt, completion)
 
 
-def _cid() -> str:
-    return protocol.completion_id()
+def _cid(req: CompletionRequest) -> str:
+    return "chat" + protocol.completion_id() if req.chat else protocol.completion_id()

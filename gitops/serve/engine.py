@@ -16,6 +16,7 @@ from gitops.serve.source import Resolved
 
 if TYPE_CHECKING:
     from gitops.ml.backends import Backend
+    from gitops.predict.prompter import Prompter
 
 WARMUP_PROMPT = "Hello"
 DEFAULT_CONTEXT = 2048  # the prompt + completion bound when the tokenizer states none
@@ -29,6 +30,7 @@ class LoadedModel:
         self.backend = backend
         self.load_seconds = load_seconds
         self.context = backend.max_length or DEFAULT_CONTEXT
+        self.render_lock = threading.Lock()  # a prompt version's retrieval, one request at a time
         self._pins = 0
         self._retired = False
         self._closed = False
@@ -41,6 +43,11 @@ class LoadedModel:
     @property
     def md5(self) -> str:
         return self.resolved.md5
+
+    @property
+    def prompt(self) -> Prompter | None:
+        """A prompt version's renderer and retriever: a request's text is a row to render."""
+        return self.resolved.prompt
 
     @property
     def pins(self) -> int:

@@ -76,6 +76,7 @@ def prepare(ws: Workspace, ref: str, options: ServeOptions) -> Serving:
     source = RepoSource(ws, str(parsed), state_dir, branch=options.branch, engine=options.engine)
     tip = source.tip()
     version = source.version_at(tip)  # the model and the alias exist at the tip, or a clear error now
+    source.check_servable(tip)  # a prompt version's task and pinned base, before anything loads
     _check_port(options.host, options.port)
     serving = Serving(None, source, options, tip, f"{parsed.name}@{version.id}", state_dir)
     deploy = None

@@ -17,7 +17,8 @@ from gitops.serve.metrics import ServeMetrics
 
 access_log = logging.getLogger("gitops.serve.access")
 VERSION_HEADER = "X-Gitops-Version"
-ROUTES = ("/v1/completions", "/v1/models", "/healthz", "/readyz", "/metrics", "/hooks/deploy")
+ROUTES = ("/v1/completions", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz", "/metrics",
+          "/hooks/deploy")
 
 
 class JsonFormatter(logging.Formatter):

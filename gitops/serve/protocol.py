@@ -68,10 +68,21 @@ class CompletionRequest:
     stop: tuple[str, ...]
     stream: bool
     include_usage: bool
+    given: frozenset[str] = frozenset()  # the fields the body set (a prompt version's defaults fill the rest)
+    chat: bool = False  # /v1/chat/completions: ``prompts`` holds the last user message (gitops.serve.chat)
+    messages: tuple[tuple[str, str], ...] = ()  # a chat request's (role, content) turns
 
 
 def parse_completion(body: bytes, limits: Limits) -> CompletionRequest:
     """Validate a request body; raises :class:`APIError` naming the first bad field."""
+    data = load_object(body, limits, KNOWN, DEFAULT_ONLY)
+    return CompletionRequest(model=model_field(data), prompts=_prompts(data, limits), max_tokens=max_tokens_field(data),
+                             **common_fields(data))
+
+
+def load_object(body: bytes, limits: Limits, known: set[str], default_only: dict[str, tuple]) -> dict[str, Any]:
+    """The body as a JSON object whose keys are all ``known`` and whose ``default_only`` fields
+    hold one of their allowed values; raises :class:`APIError` naming the first bad field."""
     if len(body) > limits.max_body_bytes:
         raise APIError(413, f"The request body is {len(body)} bytes; the limit is {limits.max_body_bytes}.",
                        code="request_too_large")
@@ -82,22 +93,27 @@ def parse_completion(body: bytes, limits: Limits) -> CompletionRequest:
     if not isinstance(data, dict):
         raise bad(None, "The request body must be a JSON object.")
     for key in data:
-        if key not in KNOWN:
+        if key not in known:
             raise bad(str(key)[:64], f"Unrecognized request argument supplied: {str(key)[:64]}")
-    for key, allowed in DEFAULT_ONLY.items():
+    for key, allowed in default_only.items():
         if key in data and not any(data[key] == a and isinstance(data[key], bool) == isinstance(a, bool)
                                    for a in allowed):
             raise bad(key, f"'{key}' is not supported by this server; leave it out.", "unsupported")
     _check_n_and_user(data)
+    return data
+
+
+def common_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields completions and chat completions share: sampling, stop, streaming."""
     stream = _flag(data, "stream")
-    return CompletionRequest(
-        model=_model(data), prompts=_prompts(data, limits), max_tokens=_max_tokens(data),
-        sampling=Sampling(temperature=_number(data, "temperature", DEFAULT_TEMPERATURE, 0.0, 2.0),
-                          top_p=_top_p(data), seed=_seed(data)),
-        stop=_stop(data), stream=stream, include_usage=_include_usage(data, stream))
+    return {"sampling": Sampling(temperature=_number(data, "temperature", DEFAULT_TEMPERATURE, 0.0, 2.0),
+                                 top_p=_top_p(data), seed=_seed(data)),
+            "stop": _stop(data), "stream": stream, "include_usage": _include_usage(data, stream),
+            "given": frozenset(k for k, v in data.items() if v is not None)}
 
 
-def _model(data: dict) -> str:
+def model_field(data: dict) -> str:
+    """The ``model`` field, checked."""
     model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad("model", "You must provide a model parameter (a non-empty string).")
@@ -129,12 +145,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _max_tokens(data: dict) -> int:
-    value = data.get("max_tokens")
+def max_tokens_field(data: dict, key: str = "max_tokens") -> int:
+    """``max_tokens`` (or ``key``), at least 1; the model's context bounds it later."""
+    value = data.get(key)
     if value is None:
         return DEFAULT_MAX_TOKENS
     if not _is_int(value) or value < 1:
-        raise bad("max_tokens", "'max_tokens' must be an integer of at least 1.")
+        raise bad(key, f"'{key}' must be an integer of at least 1.")
     return value  # the upper bound depends on the model's context; checked once it is known
 
 
@@ -216,10 +233,11 @@ def choice(index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
 
 
 def completion(cid: str, created: int, version: str, md5: str, choices: list[dict],
-               usage: dict[str, int] | None) -> dict[str, Any]:
-    """A response body, or a stream chunk when ``usage`` is None (OpenAI uses one shape for both).
+               usage: dict[str, int] | None, *, kind: str = "text_completion") -> dict[str, Any]:
+    """A response body, or a stream chunk when ``usage`` is None (OpenAI uses one shape for both;
+    ``kind`` is ``chat.completion`` or ``chat.completion.chunk`` for chat).
     ``system_fingerprint`` carries the md5 of the weights that answered."""
-    body = {"id": cid, "object": "text_completion", "created": created, "model": version,
+    body = {"id": cid, "object": kind, "created": created, "model": version,
             "system_fingerprint": md5, "choices": choices}
     if usage is not None:
         body["usage"] = usage

@@ -25,11 +25,12 @@ import re
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops.core import refs
 from gitops.core.materialize import Loadable, loadable
-from gitops.core.schema import Version
+from gitops.core.reader import Registry
+from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
 from gitops.errors import (
     ConfigError,
@@ -39,6 +40,9 @@ from gitops.errors import (
 )
 from gitops.serve.hooks import Decision
 from gitops.serve.source import SERVABLE_FORMATS, Resolved, dir_md5
+
+if TYPE_CHECKING:
+    from gitops.predict.prompter import Prompter
 
 ENGINES = ("auto", "ct2", "hf")
 COMMIT_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
@@ -89,29 +93,42 @@ class RepoSource:
 
     def version_at(self, commit: str) -> Version:
         """The version the followed alias names in the registry at ``commit``."""
+        return self.model_version_at(commit)[1]
+
+    def model_version_at(self, commit: str) -> tuple[Model, Version]:
+        """The model and the version the followed alias names in the registry at ``commit``."""
         with self._git_lock:
-            return self.ws.registry_at(commit).resolve(self.ref)[1]
+            return self.ws.registry_at(commit).resolve(self.ref)
 
     # -- ModelSource --
 
     def resolve(self, ref: str) -> Resolved:
-        base, _, commit = ref.partition(PIN)
-        if base != self.ref:
-            raise NotFoundError(f"this server follows {self.ref}, not {base}")
+        asked, _, commit = ref.partition(PIN)
+        if asked != self.ref:
+            raise NotFoundError(f"this server follows {self.ref}, not {asked}")
         commit = commit or self.tip()
-        version = self.version_at(commit)
+        model, version = self.model_version_at(commit)
         label = f"{self.model}@{version.id}"
         with self._tree_lock:
             self.ws.git.worktree_checkout(self.tree, commit)
             self._configure_dvc()
             tree = Workspace(self.tree)
+            prompter, base = None, None
+            weights_model, weights = self.model, version
+            if version.format == "prompt":
+                # no weights of its own: its pinned base (md5 checked again, as predict does) and its
+                # renderer + retriever, built now, before anything is swapped in
+                base_model, weights = self._pinned_base(tree.registry(), model, version)
+                weights_model, base = base_model.name, f"{base_model.name}@{weights.id}"
+                prompter = self._prompter(tree, model, version)
             # dvc pull, every file hashed against the registry; a pinned peft-lora version comes back
             # merged into its base (from the merge cache, built once per base and adapter md5)
-            loaded = loadable(tree, self.model, version)
-            self._require_dir(label, version, loaded.files)
-            base_dir = self._base_dir(tree, label, version) if loaded.format == "peft-lora" else None
-            path, fmt, base_dir = self._for_engine(label, loaded, base_dir)
-        return Resolved(ref, label, version.md5, path, fmt, base_dir, commit)
+            loaded = loadable(tree, weights_model, weights)
+            shown_label = base or label
+            self._require_dir(shown_label, weights, loaded.files)
+            base_dir = self._base_dir(tree, shown_label, weights) if loaded.format == "peft-lora" else None
+            path, fmt, base_dir = self._for_engine(shown_label, loaded, base_dir)
+        return Resolved(ref, label, version.md5, path, fmt, base_dir, commit, prompter, base)
 
     # -- the deploy hook's target --
 
@@ -163,6 +180,36 @@ class RepoSource:
         target = self.tree / ".dvc" / "config.local"
         with open(target, "w", encoding="utf-8") as fh:
             config.write(fh)
+
+    def check_servable(self, commit: str) -> None:
+        """Refuse now, before anything loads, a prompt version ``gitops serve`` cannot run: one of a
+        model without a classification task, or whose pinned base is missing or changed."""
+        model, version = self.model_version_at(commit)
+        if version.format == "prompt":
+            self._require_task(model, version)
+            with self._git_lock:
+                registry = self.ws.registry_at(commit)
+            self._pinned_base(registry, model, version)
+
+    @staticmethod
+    def _require_task(model: Model, version: Version) -> None:
+        if model.classification is None:
+            raise ConfigError(f"{model.name}@{version.id} is a prompt version of a model with task '{model.task}'; "
+                              "gitops serve renders prompt versions of classification models (docs/tasks.md)")
+
+    @staticmethod
+    def _pinned_base(registry: Registry, model: Model, version: Version) -> tuple[Model, Version]:
+        from gitops.predict.prompter import pinned_base
+
+        return pinned_base(registry, model, version)
+
+    def _prompter(self, tree: Workspace, model: Model, version: Version) -> Prompter:
+        """The renderer and retriever of a prompt version of a classification model (the same ones
+        ``gitops predict`` uses), its retrieval index built or loaded from the cache."""
+        from gitops.predict.prompter import open_prompter
+
+        self._require_task(model, version)
+        return open_prompter(tree, model.classification, version.config)
 
     @staticmethod
     def _require_dir(label: str, version: Version, path: Path) -> None:

@@ -16,9 +16,12 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
+
+if TYPE_CHECKING:
+    from gitops.predict.prompter import Prompter
 
 SERVABLE_FORMATS = ("ct2", "hf", "peft-lora")
 
@@ -29,7 +32,12 @@ class Resolved:
     ``review-autocomplete@v7`` and the DVC ``md5`` of its files), where its files are and their
     format (``ct2`` runs on CTranslate2, ``hf``/``peft-lora`` on transformers; a LoRA adapter is
     merged into ``base_dir``, default the base its adapter config records). ``commit`` is the
-    registry commit the reference was resolved at, when a repository was asked."""
+    registry commit the reference was resolved at, when a repository was asked.
+
+    A prompt version (format ``prompt``: no weights of its own) resolves to its pinned base's files
+    (``path``, ``fmt``; ``base`` names that version) with ``prompt`` set: the
+    :class:`~gitops.predict.prompter.Prompter` (renderer and retriever, built here, off the request
+    path) that turns each request's row into the text the base is given."""
 
     ref: str
     version_label: str
@@ -38,6 +46,13 @@ class Resolved:
     fmt: str
     base_dir: Path | None = None
     commit: str | None = None
+    prompt: Prompter | None = None
+    base: str | None = None
+
+    @property
+    def format(self) -> str:
+        """The version's own format (``prompt`` for a prompt version; else what the engine runs)."""
+        return "prompt" if self.prompt is not None else self.fmt
 
     def __post_init__(self) -> None:
         if self.fmt not in SERVABLE_FORMATS:

@@ -1,0 +1,75 @@
+"""What a variant of a classification model is given for a row, shared by ``predict`` and ``serve``.
+
+A prompt version's prompts come from its renderer (:class:`~gitops.predict.renderer.PromptRenderer`)
+and its retriever (:func:`~gitops.predict.retrieval.build_retriever`, over the TRAIN split of the
+config's data set, from the cached index). ``gitops predict`` renders a data set's rows with a
+:class:`Prompter`, ``gitops serve`` a request's row with the same one, so a served prompt is
+byte-identical to the prompt predict renders for the same row. :func:`pinned_base` is the base
+a prompt version runs on, its md5 checked against the one pinned when the version was added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gitops.core import refs
+from gitops.core.promptspec import Retrieval
+from gitops.core.reader import Registry
+from gitops.core.schema import Model, Version
+from gitops.core.task import ClassificationTask
+from gitops.core.workspace import Workspace
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
+from gitops.predict.renderer import PromptRenderer
+from gitops.predict.retrieval import Retriever, build_retriever
+
+DEFAULT_MAX_NEW_TOKENS = 8
+
+
+@dataclass
+class Prompter:
+    """A variant's renderer, retriever and generation settings (``config`` None: not a prompt version)."""
+
+    task: ClassificationTask
+    renderer: PromptRenderer
+    retriever: Retriever
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    temperature: float = 0.0
+
+    def render_many(self, rows: list[dict[str, Any]]) -> list[str]:
+        """The prompt of each row: retrieval queries with the rendered row (one search per batch)."""
+        examples = self.retriever.retrieve_many(rows)
+        return [self.renderer.render(r, ex) for r, ex in zip(rows, examples, strict=True)]
+
+
+def retrieval_of(config: dict[str, Any] | None) -> Retrieval:
+    """The ``retrieval`` block of a stored prompt config (none when absent)."""
+    r = (config or {}).get("retrieval") or {}
+    return Retrieval(type=r.get("type", "none"), k=int(r.get("k", 0)), embedder=r.get("embedder"),
+                     seed=int(r.get("seed", 0)), revision=r.get("revision"), embedder_md5=r.get("embedder_md5"))
+
+
+def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any] | None) -> Prompter:
+    """The prompter of a variant whose stored prompt config is ``config`` (None: the row alone);
+    builds or loads the retrieval index."""
+    generation = (config or {}).get("generation") or {}
+    retriever = build_retriever(ws, (config or {}).get("dataset"), retrieval_of(config), task.render)
+    return Prompter(task, PromptRenderer(task, config), retriever,
+                    int(generation.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
+                    float(generation.get("temperature", 0.0)))
+
+
+def pinned_base(registry: Registry, model: Model, version: Version) -> tuple[Model, Version]:
+    """The model and version a prompt version runs on, as ``registry`` records them; refused when
+    it is missing, or its md5 is no longer the one pinned when the prompt version was added."""
+    if version.format != "prompt":
+        raise ConfigError(f"{model.name}@{version.id} is not a prompt version")
+    try:
+        base_model, base = registry.resolve(refs.parse_ref(version.base_model or "", require_ref=True))
+    except NotFoundError as exc:
+        raise NotFoundError(f"{model.name}@{version.id} runs on {version.base_model}, which the registry does not "
+                            f"have ({exc})") from None
+    if base.md5 != version.base_md5:
+        raise IntegrityError(f"{model.name}@{version.id} was added on {version.base_model} with md5 "
+                             f"{version.base_md5}, but the registry now records md5 {base.md5} for it")
+    return base_model, base
