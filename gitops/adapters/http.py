@@ -43,37 +43,30 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Ht
     Redirects are not followed: a redirected POST turns into a GET (and a signed body must reach
     the URL configured), so a 3xx comes back to the caller as a failure to report.
     """
-    import requests  # late: `gitops show` should not pay for it
-
-    host = host_of(url)
-    try:
-        resp = requests.post(url, data=body, headers=headers, timeout=timeout_s, allow_redirects=False)
-    except requests.Timeout:
-        raise HttpUnreachable(f"{host} did not answer within {timeout_s:g} s", timeout=True) from None
-    except requests.ConnectionError as exc:
-        raise HttpUnreachable(f"cannot connect to {host} ({_reason(exc)})") from None
-    except requests.RequestException as exc:
-        raise DeployError(f"request to {host} failed ({type(exc).__name__})") from None
     # Cap the text kept: it only ever feeds an error message.
-    return HttpResponse(status=resp.status_code, text=resp.text[:500], headers=dict(resp.headers),
-                        reason=(resp.reason or "")[:80])
+    return _request("POST", url, headers, timeout_s, 500, data=body)
 
 
 def get(url: str, headers: dict[str, str], timeout_s: float) -> HttpResponse:
     """GET ``url`` and return the response, whatever its status (no redirects followed: a header
     carrying a token must reach only the host configured). Errors as in :func:`post`."""
-    import requests
+    return _request("GET", url, headers, timeout_s, MAX_GET_TEXT)
+
+
+def _request(method: str, url: str, headers: dict[str, str], timeout_s: float, max_text: int,
+             **kwargs: object) -> HttpResponse:
+    import requests  # late: `gitops show` should not pay for it
 
     host = host_of(url)
     try:
-        resp = requests.get(url, headers=headers, timeout=timeout_s, allow_redirects=False)
+        resp = requests.request(method, url, headers=headers, timeout=timeout_s, allow_redirects=False, **kwargs)
     except requests.Timeout:
         raise HttpUnreachable(f"{host} did not answer within {timeout_s:g} s", timeout=True) from None
     except requests.ConnectionError as exc:
         raise HttpUnreachable(f"cannot connect to {host} ({_reason(exc)})") from None
     except requests.RequestException as exc:
         raise DeployError(f"request to {host} failed ({type(exc).__name__})") from None
-    return HttpResponse(status=resp.status_code, text=resp.text[:MAX_GET_TEXT], headers=dict(resp.headers),
+    return HttpResponse(status=resp.status_code, text=resp.text[:max_text], headers=dict(resp.headers),
                         reason=(resp.reason or "")[:80])
 
 

@@ -9,6 +9,7 @@ import click
 
 from gitops.cli.common import repo_option, workspace_of
 from gitops.cli.output import table
+from gitops.cli.progress import STAGE_FORMAT, StageBar
 from gitops.errors import EvalError, GateFailed
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
         click.echo(note, err=True)
     against = f" against {plan.baseline}" if plan.baseline else ""
     click.echo(f"Evaluating {ref}{against} on {plan.dataset} ({split}) ...", err=True)
-    with _ProgressBar() as bar:
+    with StageBar(bar_format=STAGE_FORMAT) as bar:
         if plan.task == "classification":  # every side predicts the rows; --max-new-tokens is the versions' own
             results = api.evaluate_classification(ws, plan, samples=samples, batch_size=batch_size, device=device,
                                                   max_rows=max_rows, threads=threads, alias=alias, progress=bar)
@@ -143,36 +144,6 @@ def _judge_config(ws: Workspace, endpoint: str | None, model: str | None, no_jud
         raise click.BadParameter(problem, param_hint="--judge-model")
     base = configured or JudgeConfig(endpoint=str(endpoint), model=str(model))
     return dataclasses.replace(base, endpoint=endpoint or base.endpoint, model=model or base.model)
-
-
-class _ProgressBar:
-    """A tqdm bar on stderr that restarts for each stage (``candidate loss``, ``baseline latency``)."""
-
-    def __init__(self) -> None:
-        self.bar = None
-        self.stage = None
-
-    def __enter__(self) -> _ProgressBar:
-        return self
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=total, desc=stage, leave=False, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def summary(results: EvalResults) -> str:

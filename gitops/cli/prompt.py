@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gitops.cli.common import repo_option, workspace_of
+from gitops.cli.progress import StageBar
 
 
 @click.group()
@@ -39,28 +40,6 @@ def prompt_add(model_name: str, config: Path, note: str | None, repo_dir: Path) 
         click.echo(f"{model_name}@{v.id} already holds this prompt config ({v.config_hash}); nothing committed")
 
 
-
-
-class _Bar:
-    """A tqdm bar on stderr over rows; a new bar when the total changes (compare runs one per variant)."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc, self.bar, self.total = desc, None, None
-
-    def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None or total != self.total or done < self.bar.n:
-            self.close()
-            self.total = total
-            self.bar = tqdm(total=total, desc=self.desc, leave=False, dynamic_ncols=True, unit="row")
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 _SPLITS = click.Choice(["test", "valid", "train", "all"])
@@ -100,12 +79,10 @@ def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: i
     """
     from gitops import api
 
-    bar = _Bar("predict")
-    try:
+    with StageBar(unit="row") as bar:
         result = api.predict(workspace_of(repo_dir), ref, dataset, split=split, out=out, batch_size=batch_size,
-                             limit=limit, device=device, threads=threads, progress=bar, constrain=constrain)
-    finally:
-        bar.close()
+                             limit=limit, device=device, threads=threads, progress=bar.of("predict"),
+                             constrain=constrain)
     resumed = f" ({result.resumed} resumed from a killed run)" if result.resumed else ""
     how = ", decoding constrained to the labels" if result.constrained else ""
     click.echo(f"{result.rows} predictions{resumed} written to {out}: {result.rows_per_second:.1f} rows/s "
@@ -138,13 +115,10 @@ def compare_command(refs: tuple[str, ...], dataset: str | None, split: str, limi
     """
     from gitops import api
 
-    bar = _Bar("compare")
-    try:
+    with StageBar(unit="row") as bar:
         table = api.compare_variants(workspace_of(repo_dir), list(refs), dataset=dataset, split=split,
-                                     batch_size=batch_size, limit=limit, device=device, threads=threads, progress=bar,
-                                     constrain=constrain)
-    finally:
-        bar.close()
+                                     batch_size=batch_size, limit=limit, device=device, threads=threads,
+                                     progress=bar.of("compare"), constrain=constrain)
     if as_json:
         from gitops.cli.output import echo_json
 

@@ -33,7 +33,6 @@ from gitops.eval.pipeline import UNTRAINED_FORMATS, EvalPlan, default_threads, r
 from gitops.eval.results import (
     ClassificationInfo,
     ClassificationSide,
-    ClassScore,
     Comparison,
     DatasetInfo,
     Delta,
@@ -179,8 +178,7 @@ def side_detail(kind: str, scores: scoring.Scores) -> ClassificationSide:
     """One side's classification detail: its kind (zero-shot, few-shot bm25 k=3, hf...) and scores."""
     return ClassificationSide(
         kind=kind, accuracy_ci=list(scores.accuracy_ci) if scores.accuracy_ci else None,
-        per_class=[ClassScore(label=c.label, precision=c.precision, recall=c.recall, f1=c.f1, support=c.support)
-                   for c in scores.per_class],
+        per_class=list(scores.per_class),
         confusion=[list(row) for row in scores.confusion])
 
 

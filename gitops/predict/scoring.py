@@ -18,15 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gitops.eval import bootstrap
-
-
-@dataclass
-class ClassScore:
-    label: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
+from gitops.eval.results import ClassScore  # one record for a label's scores, in predictions and results
 
 
 @dataclass
