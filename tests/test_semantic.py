@@ -28,7 +28,8 @@ def embedder(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     out = tmp_path_factory.mktemp("embedder") / "st-toy"
     transformer = models.Transformer(str(base_model_dir))
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+    dimension = getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension
+    pooling = models.Pooling(dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(out))
     return out
 
