@@ -45,10 +45,11 @@ from gitops.eval.results import (
 )
 from gitops.predict import scoring
 from gitops.predict.pipeline import PredictResult, plan_predict, predict
+from gitops.predict.pool import BackendPool
+from gitops.predict.prompter import DEFAULT_MAX_NEW_TOKENS
 from gitops.predict.variants import variant_kind
 
 StageProgress = Callable[[str, int, int], None]
-DEFAULT_MAX_NEW_TOKENS = 8   # what gitops predict generates when a version's config names no number
 
 
 def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, batch_size: int = 16,
@@ -68,11 +69,12 @@ def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, 
                                          ("parent", plan.parent)) if ref is not None}
     plans = _checked_plans(ws, plan, sides, max_rows)
     runs: dict[str, PredictResult] = {}
-    for name, ref in sides.items():
-        same = next((runs[n] for n in runs if plans[n].ref == plans[name].ref), None)  # measured once
-        runs[name] = same or predict(ws, ref, plan.dataset, split=plan.split, batch_size=batch_size,
-                                     limit=max_rows, device=device, threads=threads,
-                                     progress=_stage(progress, name))
+    with BackendPool(device, threads) as pool:  # sides on the same weights (prompts on one base) open them once
+        for name, ref in sides.items():
+            same = next((runs[n] for n in runs if plans[n].ref == plans[name].ref), None)  # measured once
+            runs[name] = same or predict(ws, ref, plan.dataset, split=plan.split, batch_size=batch_size,
+                                         limit=max_rows, device=device, threads=threads,
+                                         progress=_stage(progress, name), pool=pool)
     labelled = _same_rows(runs)
     keys = [p["key"] for p in labelled["candidate"]]
     cand_plan = plans["candidate"]
