@@ -74,7 +74,7 @@ def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, 
             same = next((runs[n] for n in runs if plans[n].ref == plans[name].ref), None)  # measured once
             runs[name] = same or predict(ws, ref, plan.dataset, split=plan.split, batch_size=batch_size,
                                          limit=max_rows, device=device, threads=threads,
-                                         progress=_stage(progress, name), pool=pool)
+                                         progress=_stage(progress, name), pool=pool, plan=plans[name])
     labelled = _same_rows(runs)
     keys = [p["key"] for p in labelled["candidate"]]
     cand_plan = plans["candidate"]

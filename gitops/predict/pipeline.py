@@ -129,14 +129,15 @@ def _row_key(row: dict[str, Any], key: list[str]) -> str:
 def predict(ws: Workspace, ref: str, dataset: str, *, split: str = "test", out: Path | None = None,
             batch_size: int = DEFAULT_BATCH, limit: int | None = None, device: str = "cpu",
             threads: int | None = None, progress: Progress | None = None, constrain: str | None = None,
-            pool: BackendPool | None = None) -> PredictResult:
+            pool: BackendPool | None = None, plan: Plan | None = None) -> PredictResult:
     """Predict every row of ``dataset``'s ``split`` with ``ref``; write ``out`` when given (resumable).
-    ``pool``: backends shared with other runs of the caller (it closes them); else one is opened here."""
+    ``pool``: backends shared with other runs of the caller (it closes them); else one is opened here.
+    ``plan``: what :func:`plan_predict` returned for these arguments, when the caller has it already."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise ConfigError(f"--batch-size must be from 1 to {MAX_BATCH}")
     if out is not None and Path(out).suffix.lower() not in OUT_FORMATS:
         raise ConfigError(f"--out {out}: write .parquet, .csv or .jsonl")
-    plan = plan_predict(ws, ref, dataset, split, limit=limit, constrain=constrain)
+    plan = plan or plan_predict(ws, ref, dataset, split, limit=limit, constrain=constrain)
     partial = _partial_path(out) if out is not None else None
     header = _header(plan)
     done = _resume(partial, header) if partial else []
