@@ -97,18 +97,21 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
     assert run_and_kill(repo, batch_file(tmp_path, 1), 60) == 0  # an uninterrupted run, to time one
     full = time.monotonic() - proc_start
     rows, outcomes = 2 * ROWS, {"rounds": 0, "killed": 0, "before": 0, "after": 0, "recovered": 0, "left git lock": 0}
+    scale = full  # follows the load, as in test_register_crash: longer after an early kill, shorter after a late one
     for n in range(2, ROUNDS + 2):
         before = snapshot(repo)
         # bias towards the end of the run, where files are written and the commit happens
-        delay = full * (rng.uniform(0.1, 1.1) if rng.random() < 0.4 else rng.uniform(0.55, 1.05))
+        delay = scale * (rng.uniform(0.1, 1.1) if rng.random() < 0.4 else rng.uniform(0.55, 1.05))
         outcomes["rounds"] += 1
         outcomes["killed"] += run_and_kill(repo, batch_file(tmp_path, n), delay) is None
         outcomes["left git lock"] += bool(left_locks(repo))
-        if recover(repo):
-            outcomes["recovered"] += 1
+        recovered = recover(repo)
+        outcomes["recovered"] += bool(recovered)
         after = check_before_or_after(repo, before, rows)
         rows += ROWS if after else 0
         outcomes["after" if after else "before"] += 1
+        early = not after and not recovered
+        scale = min(scale * 1.15, full * 4) if early else max(scale * 0.95, full * 0.5)
         if time.monotonic() - start > 50:
             break
     # a final run of everything completes and holds every row exactly once
