@@ -231,17 +231,23 @@ class LogEntry:
 _LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1f"
 
 
-def log(root: Path, paths: list[str], max_count: int | None = None, *, first_parent: bool = False
-        ) -> list[LogEntry]:
+def log(root: Path, paths: list[str], max_count: int | None = None, *, first_parent: bool = False,
+        rev: str | None = None, added_only: bool = False) -> list[LogEntry]:
     """Commits touching ``paths``, newest first, with the files each changed among them.
 
     ``first_parent`` follows the first-parent line only, so a change merged through a pull request
-    is listed once, as the merge that landed it."""
+    is listed once, as the merge that landed it. ``rev`` starts the walk there instead of at HEAD
+    (a commit id or a reference already checked by :func:`resolve`). ``added_only`` lists only the
+    files each commit added (and only commits that added one)."""
     args = ["log", f"--format={_LOG_FORMAT}", "--name-only", "--no-renames"]
     if first_parent:
         args += ["--first-parent", "--diff-merges=first-parent"]
+    if added_only:
+        args.append("--diff-filter=A")
     if max_count:
         args.append(f"-n{max_count}")
+    if rev is not None:
+        args.append(resolve(root, rev))  # a commit id: never read as an option
     out = run(root, *args, "--", *paths)
     entries = []
     for chunk in out.split("\x1e")[1:]:
@@ -250,6 +256,24 @@ def log(root: Path, paths: list[str], max_count: int | None = None, *, first_par
         files = tuple(p for p in fields[6].split("\n") if p.strip())
         entries.append(LogEntry(commit, author, email, date, subject, body.strip(), files))
     return entries
+
+
+def tree_files(root: Path, ref: str) -> list[tuple[str, int]]:
+    """Every file committed at ``ref``: (path, size in bytes), in git's order."""
+    out = run(root, "ls-tree", "-r", "-l", "-z", "--full-tree", resolve(root, ref))
+    files = []
+    for record in out.split("\0"):
+        meta, sep, path = record.partition("\t")
+        fields = meta.split()
+        if sep and len(fields) == 4 and fields[1] == "blob":
+            files.append((path, int(fields[3]) if fields[3].isdigit() else 0))
+    return files
+
+
+def untracked(root: Path, patterns: list[str]) -> list[str]:
+    """Files matching the pathspec ``patterns`` that git does not track and does not ignore."""
+    out = run(root, "ls-files", "-z", "--others", "--exclude-standard", "--", *patterns)
+    return [p for p in out.split("\0") if p]
 
 
 def current_branch(root: Path) -> str | None:
@@ -397,8 +421,15 @@ class Git:
     def read_blobs(self, specs: list[str]) -> dict[str, str | None]:
         return read_blobs(self.root, specs)
 
-    def log(self, paths: list[str], max_count: int | None = None, *, first_parent: bool = False) -> list[LogEntry]:
-        return log(self.root, paths, max_count, first_parent=first_parent)
+    def log(self, paths: list[str], max_count: int | None = None, *, first_parent: bool = False,
+            rev: str | None = None, added_only: bool = False) -> list[LogEntry]:
+        return log(self.root, paths, max_count, first_parent=first_parent, rev=rev, added_only=added_only)
+
+    def tree_files(self, ref: str) -> list[tuple[str, int]]:
+        return tree_files(self.root, ref)
+
+    def untracked(self, patterns: list[str]) -> list[str]:
+        return untracked(self.root, patterns)
 
     def current_branch(self) -> str | None:
         return current_branch(self.root)
