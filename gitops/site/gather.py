@@ -1,0 +1,249 @@
+"""What the pages are made of, read once from git at one commit: the registry, every alias move,
+the commits that registered each version and last changed each model and data set, and the
+evaluation results documents found in the repository.
+
+Read-only: everything comes through the Workspace (``ws.registry_at``, the git adapter, the DVC
+adapter's local cache); nothing is written and nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gitops.adapters.git import LogEntry
+from gitops.core import layout
+from gitops.core.reader import Registry
+from gitops.core.workspace import Workspace
+from gitops.errors import GitopsError, RegistryError, RepoStateError, shown
+from gitops.eval.results import EvalResults
+from gitops.registry.audit import AliasEvent
+from gitops.registry.history import histories
+
+# Bounds on what the repository may hand the pages (a results document, a model card, a batch preview).
+MAX_RESULTS_DOCS = 200
+MAX_RESULTS_BYTES = 8 << 20
+MAX_CARD_BYTES = 256 << 10
+MAX_PREVIEW_BATCH_BYTES = 4 << 20
+PREVIEW_BUDGET_BYTES = 64 << 20  # batch bytes hashed for previews in one run
+RESULTS_NAME = re.compile(r"results[^/]*\.json", re.IGNORECASE)
+GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit as the pages show it: who, when, what."""
+
+    sha: str
+    author: str
+    date: str  # ISO 8601 with the author's offset, as git gives it
+    subject: str
+
+    @classmethod
+    def of(cls, entry: LogEntry) -> Commit:
+        return cls(entry.commit, entry.author, entry.date, entry.subject)
+
+
+@dataclass
+class ResultsDoc:
+    """One evaluation results document found in the repository."""
+
+    path: str            # relative to the repository root
+    slug: str            # its page: results/<slug>.html
+    results: EvalResults
+    committed: bool      # False: an untracked file of the work tree
+
+
+@dataclass
+class SiteInputs:
+    """Everything the pages show, read at one commit."""
+
+    commit: Commit
+    rev: str
+    registry: Registry
+    events: dict[str, list[AliasEvent]]                 # model -> its alias moves, newest first
+    registered: dict[tuple[str, str], Commit]           # (model or "dataset:NAME", version) -> the commit adding it
+    last_change: dict[str, Commit]                      # "model:NAME" / "dataset:NAME" -> newest commit touching it
+    results: list[ResultsDoc]
+    github: str | None                                  # owner/name when gitops.yaml names one
+    sizes: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, version) -> bytes, from its pointer
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_rev(ws: Workspace, rev: str | None) -> str:
+    """The commit ``rev`` names (HEAD by default), or one sentence saying why there is none."""
+    if rev is not None and (not rev.strip() or rev.startswith("-")):
+        raise RepoStateError(f"--rev '{shown(rev)}' is not a git revision (a branch, tag or commit)")
+    if rev is None and ws.git.head() is None:
+        raise RepoStateError(f"{ws.root} has no commits yet; register a model first (gitops model create NAME)")
+    return ws.git.resolve(rev or "HEAD")
+
+
+def gather(ws: Workspace, commit: str, rev_label: str, *, worktree_results: bool) -> SiteInputs:
+    """Read everything at ``commit`` (already resolved). ``worktree_results`` adds the results
+    documents of the work tree that git does not track (what ``gitops eval --out`` left there)."""
+    registry = ws.registry_at(commit)  # a broken registry stops here, before anything is written
+    github = _github_repo(ws, commit)
+    (head,) = ws.git.log([], max_count=1, rev=commit)
+    files = ws.git.tree_files(commit)
+    warnings: list[str] = []
+    results = _results(ws, commit, files, worktree_results, warnings)
+    return SiteInputs(commit=Commit.of(head), rev=rev_label, registry=registry, events=histories(ws, commit),
+                      registered=_registered(ws, commit), last_change=_last_changes(ws, commit),
+                      results=results, github=github, warnings=warnings, sizes=_sizes(ws, commit, files))
+
+
+def _github_repo(ws: Workspace, commit: str) -> str | None:
+    repo = ws.settings_at(commit).repo
+    if repo is None:
+        return None
+    if not GITHUB_REPO.fullmatch(repo):
+        raise RegistryError(f"gitops.yaml: github.repo '{shown(repo)}' is not a GitHub owner/name "
+                            "(letters, digits, '-', '.', '_'), so the pages cannot link to it")
+    return repo
+
+
+_VERSION_KEY = re.compile(r"\s+(v[1-9][0-9]{0,8}):\s*(?:#.*)?")
+
+
+def _registered(ws: Workspace, commit: str) -> dict[tuple[str, str], Commit]:
+    """The commit that added each model version and data set version: the first (first-parent)
+    commit whose diff adds its key to ``model.yaml`` or the data set's file. Keys are
+    ``(model, version)`` and ``("dataset:NAME", version)``."""
+    out: dict[tuple[str, str], Commit] = {}
+    history = ws.git.added_lines([":(glob)registry/*/model.yaml", ":(glob)registry/datasets/*.yaml"], commit)
+    for entry, added in reversed(history):
+        for path, lines in added.items():
+            parts = path.split("/")
+            owner = (f"dataset:{parts[2][: -len('.yaml')]}" if parts[1] == "datasets" else parts[1]) \
+                if len(parts) == 3 else None
+            for line in lines if owner else ():
+                if found := _VERSION_KEY.fullmatch(line):
+                    out.setdefault((owner, found.group(1)), Commit.of(entry))
+    return out
+
+
+def _last_changes(ws: Workspace, commit: str) -> dict[str, Commit]:
+    """The newest commit touching each model's directory and each data set's file."""
+    out: dict[str, Commit] = {}
+    for entry in ws.git.log([layout.REGISTRY], first_parent=True, rev=commit):
+        for path in entry.paths:
+            parts = path.split("/")
+            if len(parts) == 3 and parts[1] == "datasets" and parts[2].endswith(".yaml"):
+                out.setdefault(f"dataset:{parts[2][: -len('.yaml')]}", Commit.of(entry))
+            elif len(parts) >= 3 and parts[1] != "datasets":
+                out.setdefault(f"model:{parts[1]}", Commit.of(entry))
+    return out
+
+
+_POINTER_SIZE = re.compile(r"^\s*-?\s*size:\s*(\d{1,18})\s*$", re.M)
+
+
+def _sizes(ws: Workspace, commit: str, files: list[tuple[str, int]]) -> dict[tuple[str, str], int]:
+    """Each version's size as its DVC pointer records it (``models/<model>/<version>.dvc``)."""
+    pointers = [p for p, size in files if p.startswith("models/") and p.endswith(".dvc") and p.count("/") == 2
+                and size <= 64 << 10]
+    blobs = ws.git.read_blobs([f"{commit}:{p}" for p in pointers])
+    out = {}
+    for path in pointers:
+        found = _POINTER_SIZE.search(blobs.get(f"{commit}:{path}") or "")
+        if found:
+            _, model, name = path.split("/")
+            out[(model, name[: -len(".dvc")])] = int(found.group(1))
+    return out
+
+
+def _results(ws: Workspace, commit: str, files: list[tuple[str, int]], worktree: bool, warnings: list[str]
+             ) -> list[ResultsDoc]:
+    """Results documents (``results*.json`` anywhere): committed at ``commit``, and with
+    ``worktree`` the untracked ones of the work tree. Anything else named so is skipped with a warning."""
+    found: list[tuple[str, str | None, bool]] = []  # path, text (None: too big), committed
+    named = [(p, size) for p, size in files if RESULTS_NAME.fullmatch(p.rsplit("/", 1)[-1])]
+    small = [p for p, size in named if size <= MAX_RESULTS_BYTES]
+    blobs = ws.git.read_blobs([f"{commit}:{p}" for p in small[:MAX_RESULTS_DOCS]])
+    found += [(p, blobs.get(f"{commit}:{p}") if size <= MAX_RESULTS_BYTES else None, True) for p, size in named]
+    if worktree:
+        for rel in ws.git.untracked([":(glob)**/results*.json"], ignored=True):
+            found.append((rel, _read_small(ws.root / rel), False))
+    if len(found) > MAX_RESULTS_DOCS:
+        warnings.append(f"{len(found)} results documents found; the first {MAX_RESULTS_DOCS} by path are shown")
+        found = sorted(found)[:MAX_RESULTS_DOCS]
+    docs = []
+    for path, text, committed in sorted(found):
+        if text is None:
+            warnings.append(f"skipped {shown(path)}: larger than {MAX_RESULTS_BYTES >> 20} MiB or unreadable")
+            continue
+        try:
+            results = EvalResults.from_json(text, source=path)
+        except GitopsError as exc:
+            warnings.append(f"skipped {shown(path)}: not a results document ({exc})")
+            continue
+        docs.append(ResultsDoc(path, slug(path), results, committed))
+    return docs
+
+
+def _read_small(path: Path) -> str | None:
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_RESULTS_BYTES:
+            return None
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def slug(path: str) -> str:
+    """A file name for a results document's page: readable, unique, safe anywhere."""
+    stem = re.sub(r"[^a-z0-9._-]+", "-", path.lower().removesuffix(".json")).strip("-.")[:60] or "results"
+    return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+
+
+def model_card(ws: Workspace, md5: str) -> str | None:
+    """The model card (``README.md``) inside a version's weights, when this clone's DVC cache holds
+    it (verified against its md5); None otherwise. Never fetches."""
+    data = ws.dvc.cached_dir_file(md5, "README.md", MAX_CARD_BYTES)
+    return data.decode("utf-8", errors="replace") if data is not None else None
+
+
+def batch_preview(ws: Workspace, batch: str, budget: list[int], rows: int = 5) -> list[dict] | None:
+    """The first ``rows`` rows of a batch file when it is in the work tree and intact (its name
+    carries a hash of its content, checked here); None otherwise, or when checking it would take
+    more than what is left of ``budget`` (``[bytes]``, shared by one run's previews)."""
+    import json
+
+    path = ws.root / batch
+    try:
+        if not path.is_file():
+            return None
+        size = path.stat().st_size
+        if size > MAX_PREVIEW_BATCH_BYTES or size > budget[0]:
+            return None
+        budget[0] -= size
+        data = path.read_bytes()
+    except OSError:
+        return None
+    expected = batch.rsplit("-", 1)[-1].split(".", 1)[0]
+    if len(expected) < 8 or not hashlib.sha256(data).hexdigest().startswith(expected):
+        return None
+    out = []
+    for line in data.decode("utf-8", errors="replace").splitlines()[:rows]:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return None
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+def utc(iso: str | None) -> datetime | None:
+    """An ISO 8601 time (git's, or a record's ``created_at``) as an aware UTC datetime; None if unreadable."""
+    if not iso or not isinstance(iso, str):
+        return None
+    try:
+        when = datetime.fromisoformat(iso.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
