@@ -275,15 +275,22 @@ def added_lines(root: Path, paths: list[str], rev: str) -> list[tuple[LogEntry, 
     return result
 
 
-def tree_files(root: Path, ref: str) -> list[tuple[str, int]]:
-    """Every file committed at ``ref``: (path, size in bytes), in git's order."""
+@dataclass(frozen=True)
+class TreeFile:
+    path: str
+    size: int
+    blob: str  # the object id: read it with read_blobs([blob]), no tree walk needed
+
+
+def tree_files(root: Path, ref: str) -> list[TreeFile]:
+    """Every file committed at ``ref``, in git's order."""
     out = run(root, "ls-tree", "-r", "-l", "-z", "--full-tree", resolve(root, ref))
     files = []
     for record in out.split("\0"):
         meta, sep, path = record.partition("\t")
         fields = meta.split()
         if sep and len(fields) == 4 and fields[1] == "blob":
-            files.append((path, int(fields[3]) if fields[3].isdigit() else 0))
+            files.append(TreeFile(path, int(fields[3]) if fields[3].isdigit() else 0, fields[2]))
     return files
 
 
@@ -446,7 +453,7 @@ class Git:
     def added_lines(self, paths: list[str], rev: str) -> list[tuple[LogEntry, dict[str, list[str]]]]:
         return added_lines(self.root, paths, rev)
 
-    def tree_files(self, ref: str) -> list[tuple[str, int]]:
+    def tree_files(self, ref: str) -> list[TreeFile]:
         return tree_files(self.root, ref)
 
     def untracked(self, patterns: list[str], *, ignored: bool = False) -> list[str]:

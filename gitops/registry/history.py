@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from gitops.adapters.git import LogEntry
 from gitops.core import layout, refs
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
@@ -30,12 +31,13 @@ def history(ws: Workspace, model: str, alias: str | None = None, limit: int | No
     return [_landed_on(e, m.versions.get(e.new or "")) for e in events]
 
 
-def histories(ws: Workspace, rev: str) -> dict[str, list[AliasEvent]]:
+def histories(ws: Workspace, rev: str, log: list[LogEntry] | None = None) -> dict[str, list[AliasEvent]]:
     """Every alias move of every model in the registry at ``rev``, newest first per model: one git
-    log and one blob read for all of them (what ``gitops site`` draws the timelines from)."""
+    log and one blob read for all of them (what ``gitops site`` draws the timelines from). ``log``:
+    the first-parent history of ``registry/`` from ``rev`` when the caller already read it."""
     registry = ws.registry_at(rev)
     models = sorted(registry.models)
-    found = _events(ws, models, [layout.aliases_dir(m) for m in models], rev)
+    found = _events(ws, models, [layout.aliases_dir(m) for m in models], rev, log)
     return {name: [_landed_on(e, registry.models[name].versions.get(e.new or "")) for e in events]
             for name, events in found.items()}
 
@@ -48,9 +50,13 @@ def _landed_on(event: AliasEvent, version: Version | None) -> AliasEvent:
     return dataclasses.replace(event, new_format=version.format, new_base=base)
 
 
-def _events(ws: Workspace, models: list[str], paths: list[str], rev: str | None) -> dict[str, list[AliasEvent]]:
+def _events(ws: Workspace, models: list[str], paths: list[str], rev: str | None,
+            log: list[LogEntry] | None = None) -> dict[str, list[AliasEvent]]:
     if not models or (rev is None and ws.git.head() is None):
         return {m: [] for m in models}
-    entries = list(reversed(ws.git.log(paths, first_parent=True, rev=rev)))
+    if log is None:
+        log = ws.git.log(paths, first_parent=True, rev=rev)
+    prefixes = tuple(paths)
+    entries = [e for e in reversed(log) if any(p.startswith(prefixes) for p in e.paths)]
     blobs = ws.git.read_blobs([spec for m in models for spec in alias_specs(entries, m)])
     return {m: alias_events(entries, blobs, m) for m in models}

@@ -4,8 +4,9 @@ content can be hashed before it is rendered (:mod:`gitops.site.writer`)."""
 
 from __future__ import annotations
 
-import posixpath
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from gitops.core import refs
@@ -35,8 +36,14 @@ def clip(value: object, kind: str = "line") -> str:
 
 
 def rel(page: str, target: str) -> str:
-    """The link from ``page`` to ``target`` (both paths under the site root)."""
-    return posixpath.relpath(target, posixpath.dirname(page) or ".")
+    """The link from ``page`` to ``target`` (both paths under the site root, neither with ``..``)."""
+    here, _, _ = page.rpartition("/")
+    there, _, name = target.rpartition("/")
+    if here == there:
+        return name
+    if here and there.startswith(here + "/"):
+        return target[len(here) + 1:]
+    return "../" * (here.count("/") + 1 if here else 0) + target
 
 
 # --- where pages live ----------------------------------------------------------------------------
@@ -73,10 +80,15 @@ def results_path(slug: str) -> str:
 
 def when(iso: str | None) -> dict[str, str]:
     """A time for ``<time datetime=...>``: the machine form (UTC) and what a reader sees."""
+    return dict(_when(iso))
+
+
+@lru_cache(maxsize=1 << 16)
+def _when(iso: str | None) -> tuple[tuple[str, str], ...]:
     moment = utc(iso)
     if moment is None:
-        return {"iso": "", "text": clip(iso or "unknown", "name")}
-    return {"iso": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "text": moment.strftime("%Y-%m-%d %H:%M UTC")}
+        return (("iso", ""), ("text", clip(iso or "unknown", "name")))
+    return (("iso", moment.strftime("%Y-%m-%dT%H:%M:%SZ")), ("text", moment.strftime("%Y-%m-%d %H:%M UTC")))
 
 
 def person(author: str | None) -> str:
@@ -92,7 +104,6 @@ class Links:
 
     def __init__(self, inputs: SiteInputs) -> None:
         self.github = inputs.github
-        self.rev = inputs.commit.sha
 
     def commit(self, sha: str | None) -> str | None:
         if not self.github or not sha or not _is_sha(sha):
@@ -102,20 +113,24 @@ class Links:
     def pull(self, number: int | None) -> str | None:
         return f"https://github.com/{self.github}/pull/{number}" if self.github and number else None
 
-    def file(self, path: str) -> str | None:
-        """A file as committed at the rendered commit (``path`` is ours: registry layout or a found file)."""
-        if not self.github:
+    def file(self, path: str, commit: Commit | None) -> str | None:
+        """A file as committed at ``commit`` (its last change, so the link, and the page, stay the
+        same until the file changes); ``path`` is ours: the registry layout or a file git listed."""
+        if not self.github or commit is None:
             return None
         from urllib.parse import quote
 
-        return f"https://github.com/{self.github}/blob/{self.rev}/{quote(path)}"
+        return f"https://github.com/{self.github}/blob/{commit.sha}/{quote(path)}"
 
     def repo(self) -> str | None:
         return f"https://github.com/{self.github}" if self.github else None
 
 
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+
+
 def _is_sha(text: str) -> bool:
-    return 7 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text)
+    return _SHA.fullmatch(text) is not None
 
 
 def commit_view(commit: Commit | None, links: Links) -> dict[str, Any] | None:

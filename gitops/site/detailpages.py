@@ -37,7 +37,7 @@ def version_page(ws: Workspace, inputs: SiteInputs, links: Links, m: Model, v: V
         if roles:
             evaluated.append({**results_link(path, d), "roles": roles})
     config = yamlio.dumps(v.config) if v.config else ""
-    card = model_card(ws, v.md5) if v.format != "prompt" else None
+    card = model_card(ws, v.md5) if v.format != "prompt" and inputs.dvc_cache else None
     pointer = f"{v.path}.dvc" if v.format != "prompt" else None
     row = version_row(path, inputs, m.name, v, [])
     return Page(path, "version.html.j2", {
@@ -52,7 +52,7 @@ def version_page(ws: Workspace, inputs: SiteInputs, links: Links, m: Model, v: V
         "registered": commit_view(inputs.registered.get((m.name, v.id)), links),
         "evaluated": evaluated[:100],
         "weights": {"path": clip(v.path, "line"), "md5": clip(v.md5, "name"), "pointer": clip(pointer, "line"),
-                    "pointer_url": links.file(pointer) if pointer else None,
+                    "pointer_url": links.file(pointer, inputs.registered.get((m.name, v.id))) if pointer else None,
                     "base_md5": clip(v.base_md5, "name")},
         "card": clip(card, "config") if card else None,
         "note": clip(v.note, "note") if v.note else "",
@@ -75,7 +75,7 @@ def dataset_pages(ws: Workspace, inputs: SiteInputs, links: Links, d: Dataset, b
     pages = [Page(path, "dataset.html.j2", {
         "title": f"Data set {d.name}", "root": "../../", "breadcrumbs": _crumbs(path),
         "name": d.name, "description": clip(d.description, "text"), "schema": schema, "versions": rows[:1000],
-        "more_versions": max(len(rows) - 1000, 0), "file_url": links.file(f"registry/datasets/{d.name}.yaml"),
+        "more_versions": max(len(rows) - 1000, 0), "file_url": links.file(f"registry/datasets/{d.name}.yaml", inputs.last_change.get(f"dataset:{d.name}")),
         "last": commit_view(inputs.last_change.get(f"dataset:{d.name}"), links)})]
     previews = {v.id: batch_preview(ws, v.batch, budget) for v in reversed(ordered)}
     for index, v in enumerate(ordered):
@@ -166,7 +166,7 @@ def results_page(inputs: SiteInputs, links: Links, doc: Any) -> Page:
     return Page(path, "results.html.j2", {
         "title": f"Evaluation of {r.candidate.ref}", "root": "../",
         "breadcrumbs": _crumbs(path, *([(r.model, common.model_path(r.model))] if model is not None else [])),
-        "path": clip(doc.path), "committed": doc.committed, "file_url": links.file(doc.path) if doc.committed else None,
+        "path": clip(doc.path), "committed": doc.committed, "file_url": links.file(doc.path, doc.commit),
         "model": clip(r.model, "name"), "alias": clip(r.alias, "name") if r.alias else None,
         "created": when(r.created_at), "verdict": r.verdict,
         "sides": [s for s in (side(r.candidate, "candidate"), side(r.baseline, "baseline"),

@@ -12,9 +12,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
-from gitops.adapters.git import LogEntry
+from gitops.adapters.git import LogEntry, TreeFile
 from gitops.core import layout
 from gitops.core.reader import Registry
 from gitops.core.workspace import Workspace
@@ -55,6 +56,7 @@ class ResultsDoc:
     slug: str            # its page: results/<slug>.html
     results: EvalResults
     committed: bool      # False: an untracked file of the work tree
+    commit: Commit | None = None  # the newest commit changing it (committed ones)
 
 
 @dataclass
@@ -70,6 +72,7 @@ class SiteInputs:
     results: list[ResultsDoc]
     github: str | None                                  # owner/name when gitops.yaml names one
     sizes: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, version) -> bytes, from its pointer
+    dvc_cache: bool = False                             # this clone has a DVC cache (model cards may be in it)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -91,9 +94,12 @@ def gather(ws: Workspace, commit: str, rev_label: str, *, worktree_results: bool
     files = ws.git.tree_files(commit)
     warnings: list[str] = []
     results = _results(ws, commit, files, worktree_results, warnings)
-    return SiteInputs(commit=Commit.of(head), rev=rev_label, registry=registry, events=histories(ws, commit),
-                      registered=_registered(ws, commit), last_change=_last_changes(ws, commit),
-                      results=results, github=github, warnings=warnings, sizes=_sizes(ws, commit, files))
+    # One walk of the history for the alias moves, the last changes and when each version was registered.
+    log = ws.git.log([layout.REGISTRY, "models"], first_parent=True, rev=commit)
+    return SiteInputs(commit=Commit.of(head), rev=rev_label, registry=registry, events=histories(ws, commit, log),
+                      registered=_registered(ws, commit, log), last_change=_last_changes(log),
+                      results=results, github=github, warnings=warnings, sizes=_sizes(ws, files),
+                      dvc_cache=has_dvc_cache(ws))
 
 
 def _github_repo(ws: Workspace, commit: str) -> str | None:
@@ -109,29 +115,39 @@ def _github_repo(ws: Workspace, commit: str) -> str | None:
 _VERSION_KEY = re.compile(r"\s+(v[1-9][0-9]{0,8}):\s*(?:#.*)?")
 
 
-def _registered(ws: Workspace, commit: str) -> dict[tuple[str, str], Commit]:
-    """The commit that added each model version and data set version: the first (first-parent)
-    commit whose diff adds its key to ``model.yaml`` or the data set's file. Keys are
-    ``(model, version)`` and ``("dataset:NAME", version)``."""
+def _registered(ws: Workspace, commit: str, log: list[LogEntry]) -> dict[tuple[str, str], Commit]:
+    """The commit that added each model version and data set version. Keys are ``(model,
+    version)`` and ``("dataset:NAME", version)``.
+
+    A model version's is the oldest commit in ``log`` (newest first) naming its DVC pointer
+    (``models/<model>/<version>.dvc``, written once, when it is registered); a data set version's
+    is the first commit whose diff adds its key to the data set's file."""
     out: dict[tuple[str, str], Commit] = {}
-    history = ws.git.added_lines([":(glob)registry/*/model.yaml", ":(glob)registry/datasets/*.yaml"], commit)
-    for entry, added in reversed(history):
+    for entry in reversed(log):
+        for path in entry.paths:
+            parts = path.split("/")
+            if len(parts) == 3 and parts[0] == "models" and parts[2].endswith(".dvc"):
+                out.setdefault((parts[1], parts[2][: -len(".dvc")]), Commit.of(entry))
+    for entry, added in reversed(ws.git.added_lines([":(glob)registry/datasets/*.yaml"], commit)):
         for path, lines in added.items():
             parts = path.split("/")
-            owner = (f"dataset:{parts[2][: -len('.yaml')]}" if parts[1] == "datasets" else parts[1]) \
-                if len(parts) == 3 else None
-            for line in lines if owner else ():
+            if len(parts) != 3:
+                continue
+            for line in lines:
                 if found := _VERSION_KEY.fullmatch(line):
-                    out.setdefault((owner, found.group(1)), Commit.of(entry))
+                    out.setdefault((f"dataset:{parts[2][: -len('.yaml')]}", found.group(1)), Commit.of(entry))
     return out
 
 
-def _last_changes(ws: Workspace, commit: str) -> dict[str, Commit]:
-    """The newest commit touching each model's directory and each data set's file."""
+def _last_changes(log: list[LogEntry]) -> dict[str, Commit]:
+    """The newest commit touching each model's directory and each data set's file (``log``: the
+    registry's first-parent history, newest first)."""
     out: dict[str, Commit] = {}
-    for entry in ws.git.log([layout.REGISTRY], first_parent=True, rev=commit):
+    for entry in log:
         for path in entry.paths:
             parts = path.split("/")
+            if parts[0] != layout.REGISTRY:
+                continue
             if len(parts) == 3 and parts[1] == "datasets" and parts[2].endswith(".yaml"):
                 out.setdefault(f"dataset:{parts[2][: -len('.yaml')]}", Commit.of(entry))
             elif len(parts) >= 3 and parts[1] != "datasets":
@@ -142,37 +158,37 @@ def _last_changes(ws: Workspace, commit: str) -> dict[str, Commit]:
 _POINTER_SIZE = re.compile(r"^\s*-?\s*size:\s*(\d{1,18})\s*$", re.M)
 
 
-def _sizes(ws: Workspace, commit: str, files: list[tuple[str, int]]) -> dict[tuple[str, str], int]:
+def _sizes(ws: Workspace, files: list[TreeFile]) -> dict[tuple[str, str], int]:
     """Each version's size as its DVC pointer records it (``models/<model>/<version>.dvc``)."""
-    pointers = [p for p, size in files if p.startswith("models/") and p.endswith(".dvc") and p.count("/") == 2
-                and size <= 64 << 10]
-    blobs = ws.git.read_blobs([f"{commit}:{p}" for p in pointers])
+    pointers = [f for f in files if f.path.startswith("models/") and f.path.endswith(".dvc")
+                and f.path.count("/") == 2 and f.size <= 64 << 10]
+    blobs = ws.git.read_blobs(sorted({f.blob for f in pointers}))
     out = {}
-    for path in pointers:
-        found = _POINTER_SIZE.search(blobs.get(f"{commit}:{path}") or "")
+    for f in pointers:
+        found = _POINTER_SIZE.search(blobs.get(f.blob) or "")
         if found:
-            _, model, name = path.split("/")
+            _, model, name = f.path.split("/")
             out[(model, name[: -len(".dvc")])] = int(found.group(1))
     return out
 
 
-def _results(ws: Workspace, commit: str, files: list[tuple[str, int]], worktree: bool, warnings: list[str]
+def _results(ws: Workspace, commit: str, files: list[TreeFile], worktree: bool, warnings: list[str]
              ) -> list[ResultsDoc]:
     """Results documents (``results*.json`` anywhere): committed at ``commit``, and with
     ``worktree`` the untracked ones of the work tree. Anything else named so is skipped with a warning."""
-    found: list[tuple[str, str | None, bool]] = []  # path, text (None: too big), committed
-    named = [(p, size) for p, size in files if RESULTS_NAME.fullmatch(p.rsplit("/", 1)[-1])]
-    small = [p for p, size in named if size <= MAX_RESULTS_BYTES]
-    blobs = ws.git.read_blobs([f"{commit}:{p}" for p in small[:MAX_RESULTS_DOCS]])
-    found += [(p, blobs.get(f"{commit}:{p}") if size <= MAX_RESULTS_BYTES else None, True) for p, size in named]
+    named: list[tuple[str, TreeFile | None]] = [(f.path, f) for f in files
+                                                 if RESULTS_NAME.fullmatch(f.path.rsplit("/", 1)[-1])]
     if worktree:
-        for rel in ws.git.untracked([":(glob)**/results*.json"], ignored=True):
-            found.append((rel, _read_small(ws.root / rel), False))
-    if len(found) > MAX_RESULTS_DOCS:
-        warnings.append(f"{len(found)} results documents found; the first {MAX_RESULTS_DOCS} by path are shown")
-        found = sorted(found)[:MAX_RESULTS_DOCS]
+        named += [(rel, None) for rel in ws.git.untracked([":(glob)**/results*.json"], ignored=True)]
+    named.sort(key=lambda item: item[0])
+    if len(named) > MAX_RESULTS_DOCS:  # read none of the rest
+        warnings.append(f"{len(named)} results documents found; the first {MAX_RESULTS_DOCS} by path are shown")
+        named = named[:MAX_RESULTS_DOCS]
+    blobs = ws.git.read_blobs(sorted({f.blob for _, f in named if f is not None and f.size <= MAX_RESULTS_BYTES}))
+    found = [(path, (blobs.get(f.blob) if f.size <= MAX_RESULTS_BYTES else None) if f is not None
+              else _read_small(ws.root / path), f is not None) for path, f in named]
     docs = []
-    for path, text, committed in sorted(found):
+    for path, text, committed in found:
         if text is None:
             warnings.append(f"skipped {shown(path)}: larger than {MAX_RESULTS_BYTES >> 20} MiB or unreadable")
             continue
@@ -182,6 +198,14 @@ def _results(ws: Workspace, commit: str, files: list[tuple[str, int]], worktree:
             warnings.append(f"skipped {shown(path)}: not a results document ({exc})")
             continue
         docs.append(ResultsDoc(path, slug(path), results, committed))
+    committed = [d.path for d in docs if d.committed and not d.path.startswith(":")]  # never pathspec magic
+    if committed:
+        changed: dict[str, Commit] = {}
+        for entry in ws.git.log(committed, rev=commit):
+            for path in entry.paths:
+                changed.setdefault(path, Commit.of(entry))
+        for doc in docs:
+            doc.commit = changed.get(doc.path) if doc.committed else None
     return docs
 
 
@@ -198,6 +222,11 @@ def slug(path: str) -> str:
     """A file name for a results document's page: readable, unique, safe anywhere."""
     stem = re.sub(r"[^a-z0-9._-]+", "-", path.lower().removesuffix(".json")).strip("-.")[:60] or "results"
     return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+
+
+def has_dvc_cache(ws: Workspace) -> bool:
+    """Whether this clone has a DVC cache to look cards up in (a fresh clone, as in the pages workflow, has none)."""
+    return (ws.dvc.config.cache_dir / "files" / "md5").is_dir()
 
 
 def model_card(ws: Workspace, md5: str) -> str | None:
@@ -238,6 +267,7 @@ def batch_preview(ws: Workspace, batch: str, budget: list[int], rows: int = 5) -
     return out
 
 
+@lru_cache(maxsize=1 << 16)
 def utc(iso: str | None) -> datetime | None:
     """An ISO 8601 time (git's, or a record's ``created_at``) as an aware UTC datetime; None if unreadable."""
     if not iso or not isinstance(iso, str):

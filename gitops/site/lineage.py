@@ -15,6 +15,7 @@ from gitops.site.gather import SiteInputs
 
 MAX_GRAPH_VERSIONS = 60  # the newest versions, plus every version an alias names
 DERIVED_FORMATS = ("ct2", "prompt")  # made from another version without training
+MAX_CHAIN = 12  # ancestors listed on a version's page
 
 
 def derived_from(m: Model, v: Version) -> str | None:
@@ -106,7 +107,7 @@ def relations(inputs: SiteInputs, m: Model, v: Version, page: str,
     current = v
     while True:
         up = derived_from(m, current) or trained_from(m, current)
-        if up is None or up in seen or len(chain) >= 50:
+        if up is None or up in seen or len(chain) >= MAX_CHAIN:
             break
         seen.add(up)
         how = "converted from" if current.format == "ct2" else "a prompt on" if current.format == "prompt" \
@@ -115,7 +116,7 @@ def relations(inputs: SiteInputs, m: Model, v: Version, page: str,
         current = m.versions[up]
     made = children.get(v.id, [])
     data = common.dataset_ref(v.dataset, inputs)
-    return {"chain": chain, "more_chain": up is not None and len(chain) >= 50,
+    return {"chain": chain, "more_chain": up is not None and len(chain) >= MAX_CHAIN,
             "children": [{"id": c, "how": how, "href": rel(page, common.version_path(m.name, c))}
                          for c, how in made[:200]],
             "more_children": max(len(made) - 200, 0),

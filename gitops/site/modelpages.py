@@ -103,7 +103,7 @@ def model_pages(inputs: SiteInputs, links: Links, name: str) -> list[Page]:
         "owners": [clip(o, "name") for o in m.owners],
         "protected": [{"alias": a, "owners": [clip(o, "name") for o in owners]} for a, owners in sorted(m.protected.items())],
         "gates": [gate_text(g) for g in m.gates],
-        "file_url": links.file(f"registry/{name}/model.yaml"),
+        "file_url": links.file(f"registry/{name}/model.yaml", inputs.last_change.get(f"model:{name}")),
         "last": commit_view(inputs.last_change.get(f"model:{name}"), links),
         "aliases": [_alias_row(path, m, a, events) for a in sorted(m.aliases)],
         "lineage": lineage(inputs, m, path),
