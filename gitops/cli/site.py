@@ -10,7 +10,7 @@ from gitops.cli.common import repo_option, workspace_of
 
 
 @click.command("site")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out", type=click.Path(path_type=Path),
               help="Directory for the pages, made if missing (default: _site in the repository), "
                    "e.g. --out public.")
 @click.option("--rev", metavar="REV",

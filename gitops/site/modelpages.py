@@ -127,8 +127,10 @@ def _chunks(total: int, size: int) -> list[tuple[int, int]]:
 
 
 def _page_links(page: str, model: str, chunks: list[tuple[int, int]], where) -> list[dict[str, Any]]:  # noqa: ANN001
-    return [{"number": n, "href": rel(page, where(model, n)), "first": start + 1, "last": stop}
-            for n, (start, stop) in enumerate(chunks, start=1)]
+    """Links to the numbered pages. The last, still filling, shows no end: a link reads the same
+    on every page until a new page starts, so a full page is never rewritten for its neighbour."""
+    return [{"number": n, "href": rel(page, where(model, n)), "first": start + 1,
+             "last": stop if n < len(chunks) else None} for n, (start, stop) in enumerate(chunks, start=1)]
 
 
 def _listing(model: str, page: str, title: str, rows: list, number: int, chunks: list, where) -> dict[str, Any]:  # noqa: ANN001
