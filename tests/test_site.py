@@ -312,3 +312,22 @@ def test_long_histories_are_paginated_and_old_pages_stay_untouched(repo: Path, t
     result = api.site(api.Workspace.open(repo), out)
     assert set(result.written) == {"index.html", f"models/{MODEL}/index.html", f"models/{MODEL}/timeline-2.html",
                                    f"models/{MODEL}/v2.html", f"models/{MODEL}/v3.html"}  # who points where
+
+
+def test_pages_whose_inputs_did_not_change_are_not_even_rendered(repo: Path, tmp_path: Path, weights,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest's input hashes decide what to render: nothing when nothing changed, only the
+    pages that show a new version when one is registered (the bytes check alone would render all)."""
+    from gitops import api
+    from gitops.site import build
+
+    out = tmp_path / "site"
+    api.site(api.Workspace.open(repo), out)
+    rendered: list[str] = []
+    real = build.render
+    monkeypatch.setattr(build, "render", lambda template, view: rendered.append(template) or real(template, view))
+    result = api.site(api.Workspace.open(repo), out)
+    assert rendered == [] and result.written == [] and result.unchanged == result.pages == 17
+    api.register(api.Workspace.open(repo), MODEL, weights(), parent="v2", dataset=f"{DATASET}@v1")
+    result = api.site(api.Workspace.open(repo), out)
+    assert len(rendered) == len(result.written) == 7 and result.unchanged == 11
