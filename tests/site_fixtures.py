@@ -4,7 +4,8 @@ real DVC with a local remote) instead of ``gitops demo`` (no training: seconds, 
 The same moves as the demo: the ``reviews`` data set ingested twice; v1 registered and made
 ``production``; v2 fine-tuned from v1 on the grown data set; v3 = the ct2 int8 variant of v2 made
 ``staging``; ``production`` moved v1 -> v3 through a merged pull request (#12). Beside it a
-classification model with two variants and their results documents, and hostile strings wherever
+classification model with three variants (two weights, a zero-shot prompt version on the first)
+and their results documents, and hostile strings wherever
 the registry lets a user write text: descriptions, notes, data rows, sample completions, a
 commit author.
 """
@@ -130,6 +131,10 @@ def build_site_repo(base: Path) -> SiteRepo:
                          classification=block)
         for name in ("v1", "v2"):
             api.register(ws(), CLASSIFIER, _weights(base, f"{CLASSIFIER}-{name}"), fmt="hf")
+        prompt = base / "zero-shot.json"  # v3: a zero-shot prompt version on v1 (JSON is YAML)
+        prompt.write_text('{"base": "%s@v1", "task": "Rate the review.", "template": "{task}\\n{sample}\\nLabel:", '
+                          '"generation": {"max_new_tokens": 3}}' % CLASSIFIER)
+        api.add_prompt(ws(), CLASSIFIER, prompt)
         (root / "results" / "v2").mkdir(parents=True)
         (root / "results" / "v2" / "results.json").write_text(
             _results("v2", "v1", None, "2025-12-31T00:00:00Z"))

@@ -27,7 +27,7 @@ PAGES = {
     f"models/{MODEL}/index.html", f"models/{MODEL}/timeline-1.html", f"models/{MODEL}/versions-1.html",
     *(f"models/{MODEL}/v{i}.html" for i in (1, 2, 3)),
     f"models/{CLASSIFIER}/index.html", f"models/{CLASSIFIER}/versions-1.html",
-    *(f"models/{CLASSIFIER}/v{i}.html" for i in (1, 2)),
+    *(f"models/{CLASSIFIER}/v{i}.html" for i in (1, 2, 3)),
     f"datasets/{DATASET}/index.html", f"datasets/{DATASET}/v1.html", f"datasets/{DATASET}/v2.html",
 }
 
@@ -45,7 +45,7 @@ def rendered(template, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with isolated(tmp_path_factory.mktemp("home")):
         result = run_gitops("site", "-C", str(template.root), "--out", str(out))
     assert result.exit_code == 0, result.stderr
-    assert re.fullmatch(r"17 pages of [0-9a-f]{10} in .*: 17 written, 0 unchanged, 0 removed \(\d+\.\d s; largest "
+    assert re.fullmatch(r"18 pages of [0-9a-f]{10} in .*: 18 written, 0 unchanged, 0 removed \(\d+\.\d s; largest "
                         r"\d+ KiB\)\. Open .*index\.html\n", result.stdout), result.stdout
     return out
 
@@ -141,6 +141,14 @@ def test_classification_model_shows_its_variants_side_by_side(rendered: Path) ->
                                       ["v2", "zero-shot", "80.0% [63.3%, 93.3%]", "+30.0% [+13.3%, +46.7%] (vs v1)",
                                        "80.0%"]]
     assert parse(rendered / f"models/{MODEL}/index.html").find_all("table", class_="variants") == []
+    # the prompt version is a variant made from v1, in the lineage and on its page
+    svg = doc.find("svg", class_="lineage")
+    assert svg.find("path", data_edge="version:v1 version:v3").attrs["class"] == "edge edge-derived"
+    assert "node-derived" in svg.find("g", data_node="version:v3").attrs["class"]
+    v3 = parse(rendered / f"models/{CLASSIFIER}/v3.html")
+    assert "v3 is a prompt on v1" in v3.find("section", aria_labelledby="lineage").text()
+    config = v3.find("section", aria_labelledby="download").find("a")
+    assert config.text() == f"models/{CLASSIFIER}/v3.prompt.yaml" and "/blob/" in config.attrs["href"]
 
 
 def test_version_and_data_set_version_pages(rendered: Path, template) -> None:
@@ -212,14 +220,14 @@ def test_rerendering_touches_only_what_changed(repo: Path, tmp_path: Path, weigh
     assert run_gitops("site", "-C", str(repo), "--out", str(out)).exit_code == 0
     before = {p: (out / p).stat().st_mtime_ns for p in pages(out)}
     again = run_gitops("site", "-C", str(repo), "--out", str(out))
-    assert ": 0 written, 17 unchanged, 0 removed" in again.stdout
+    assert ": 0 written, 18 unchanged, 0 removed" in again.stdout
     assert {p: (out / p).stat().st_mtime_ns for p in pages(out)} == before
 
     # one new version, fine-tuned from v2 on reviews@v1: exactly the pages that show it change
     assert run_gitops("register", MODEL, str(weights()), "--parent", "v2", "--dataset", f"{DATASET}@v1",
                       cwd=repo).exit_code == 0
     result = run_gitops("site", "-C", str(repo), "--out", str(out))
-    assert ": 7 written, 11 unchanged, 0 removed" in result.stdout, result.stdout
+    assert ": 7 written, 12 unchanged, 0 removed" in result.stdout, result.stdout
     changed = {p for p in pages(out) if (out / p).stat().st_mtime_ns != before.get(p)}
     assert changed == {"index.html", f"models/{MODEL}/index.html", f"models/{MODEL}/versions-1.html",
                        f"models/{MODEL}/v4.html", f"models/{MODEL}/v2.html",  # v2 lists v4 as made from it
@@ -231,7 +239,7 @@ def test_rerendering_touches_only_what_changed(repo: Path, tmp_path: Path, weigh
     (repo / "results-v3.json").unlink()
     before = {p: (out / p).stat().st_mtime_ns for p in pages(out)}
     result = run_gitops("site", "-C", str(repo), "--out", str(out))
-    assert ": 5 written, 12 unchanged, 1 removed" in result.stdout, result.stdout
+    assert ": 5 written, 13 unchanged, 1 removed" in result.stdout, result.stdout
     changed = {p for p in pages(out) if (out / p).stat().st_mtime_ns != before.get(p)}
     assert changed == {f"models/{MODEL}/v1.html",  # edited, and no longer the baseline of an evaluation
                        f"models/{MODEL}/v3.html", f"models/{MODEL}/index.html", f"models/{MODEL}/timeline-1.html",
@@ -252,7 +260,7 @@ def test_rev_renders_the_registry_as_committed_then(repo: Path, template, tmp_pa
     head = run_gitops("site", "-C", str(repo), "--out", str(out))
     assert head.exit_code == 0 and ", 0 removed" in head.stdout
     back = run_gitops("site", "-C", str(repo), "--out", str(out), "--rev", template.before_results)
-    assert re.search(r", 7 removed \(", back.stdout), back.stdout  # the classifier's 4 pages, 3 results pages
+    assert re.search(r", 8 removed \(", back.stdout), back.stdout  # the classifier's 5 pages, 3 results pages
     assert not (out / "models" / CLASSIFIER).exists()  # its directory went with its last page
 
 
@@ -327,7 +335,7 @@ def test_pages_whose_inputs_did_not_change_are_not_even_rendered(repo: Path, tmp
     real = build.render
     monkeypatch.setattr(build, "render", lambda template, view: rendered.append(template) or real(template, view))
     result = api.site(api.Workspace.open(repo), out)
-    assert rendered == [] and result.written == [] and result.unchanged == result.pages == 17
+    assert rendered == [] and result.written == [] and result.unchanged == result.pages == 18
     api.register(api.Workspace.open(repo), MODEL, weights(), parent="v2", dataset=f"{DATASET}@v1")
     result = api.site(api.Workspace.open(repo), out)
-    assert len(rendered) == len(result.written) == 7 and result.unchanged == 11
+    assert len(rendered) == len(result.written) == 7 and result.unchanged == 12

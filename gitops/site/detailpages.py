@@ -39,6 +39,7 @@ def version_page(ws: Workspace, inputs: SiteInputs, links: Links, m: Model, v: V
     config = yamlio.dumps(v.config) if v.config else ""
     card = model_card(ws, v.md5) if v.format != "prompt" and inputs.dvc_cache else None
     pointer = f"{v.path}.dvc" if v.format != "prompt" else None
+    registered = inputs.registered.get((m.name, v.id))
     row = version_row(path, inputs, m.name, v, [])
     return Page(path, "version.html.j2", {
         "title": f"{m.name} {v.id}", "root": "../../",
@@ -49,10 +50,11 @@ def version_page(ws: Workspace, inputs: SiteInputs, links: Links, m: Model, v: V
         "config": clip(config, "config"), "config_hash": clip(v.config_hash, "name"),
         "lineage": relations(inputs, m, v, path, children),
         "made_from": common.source_commit(v.commit, links),
-        "registered": commit_view(inputs.registered.get((m.name, v.id)), links),
+        "registered": commit_view(registered, links),
         "evaluated": evaluated[:100],
         "weights": {"path": clip(v.path, "line"), "md5": clip(v.md5, "name"), "pointer": clip(pointer, "line"),
-                    "pointer_url": links.file(pointer, inputs.registered.get((m.name, v.id))) if pointer else None,
+                    "pointer_url": links.file(pointer, registered) if pointer else None,
+                    "config_url": links.file(v.path, registered) if v.format == "prompt" else None,
                     "base_md5": clip(v.base_md5, "name")},
         "card": clip(card, "config") if card else None,
         "note": clip(v.note, "note") if v.note else "",

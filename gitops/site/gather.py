@@ -120,14 +120,15 @@ def _registered(ws: Workspace, commit: str, log: list[LogEntry]) -> dict[tuple[s
     version)`` and ``("dataset:NAME", version)``.
 
     A model version's is the oldest commit in ``log`` (newest first) naming its DVC pointer
-    (``models/<model>/<version>.dvc``, written once, when it is registered); a data set version's
+    (``models/<model>/<version>.dvc``, written once, when it is registered) or, for a prompt
+    version, its config (``models/<model>/<version>.prompt.yaml``); a data set version's
     is the first commit whose diff adds its key to the data set's file."""
     out: dict[tuple[str, str], Commit] = {}
     for entry in reversed(log):
         for path in entry.paths:
             parts = path.split("/")
-            if len(parts) == 3 and parts[0] == "models" and parts[2].endswith(".dvc"):
-                out.setdefault((parts[1], parts[2][: -len(".dvc")]), Commit.of(entry))
+            if len(parts) == 3 and parts[0] == "models" and parts[2].endswith((".dvc", ".prompt.yaml")):
+                out.setdefault((parts[1], parts[2].split(".", 1)[0]), Commit.of(entry))
     for entry, added in reversed(ws.git.added_lines([":(glob)registry/datasets/*.yaml"], commit)):
         for path, lines in added.items():
             parts = path.split("/")
