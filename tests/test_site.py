@@ -289,6 +289,20 @@ def test_a_github_repo_that_is_not_one_is_refused_before_anything_is_written(rep
     assert not (tmp_path / "site").exists()
 
 
+def test_a_registry_that_does_not_validate_at_the_commit_stops_before_anything_is_written(repo: Path,
+                                                                                          tmp_path: Path) -> None:
+    model = repo / "registry" / MODEL / "model.yaml"
+    model.write_text(model.read_text().replace("format: ct2", "format: onnx-ish"))
+    git(repo, "commit", "-qam", "a version of an unknown format")
+    out = tmp_path / "site"
+    out.mkdir()
+    result = run_gitops("site", "-C", str(repo), "--out", str(out))
+    assert result.exit_code == 1 and f"registry/{MODEL}/model.yaml:" in result.stderr and "format" in result.stderr
+    assert list(out.iterdir()) == []
+    # the commit before it still renders
+    assert run_gitops("site", "-C", str(repo), "--out", str(out), "--rev", "HEAD~1").exit_code == 0
+
+
 def test_without_a_github_repo_pages_link_nowhere_outside(repo: Path, tmp_path: Path) -> None:
     settings = repo / "gitops.yaml"
     settings.write_text(re.sub(r"(?m)^github:\n  repo: .*\n", "", settings.read_text()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -90,16 +91,21 @@ def gather(ws: Workspace, commit: str, rev_label: str, *, worktree_results: bool
     documents of the work tree that git does not track (what ``gitops eval --out`` left there)."""
     registry = ws.registry_at(commit)  # a broken registry stops here, before anything is written
     github = _github_repo(ws, commit)
-    (head,) = ws.git.log([], max_count=1, rev=commit)
-    files = ws.git.tree_files(commit)
-    warnings: list[str] = []
-    results = _results(ws, commit, files, worktree_results, warnings)
-    # One walk of the history for the alias moves, the last changes and when each version was registered.
-    log = ws.git.log([layout.REGISTRY, "models"], first_parent=True, rev=commit)
+    # The long git walks run side by side (each is its own git process) while this thread reads
+    # the tree: one walk of the history for the alias moves, the last changes and when each
+    # version was registered; one diff walk of the data set files.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        walk = pool.submit(ws.git.log, [layout.REGISTRY, "models"], first_parent=True, rev=commit)
+        datasets = pool.submit(ws.git.added_lines, [":(glob)registry/datasets/*.yaml"], commit)
+        (head,) = ws.git.log([], max_count=1, rev=commit)
+        files = ws.git.tree_files(commit)
+        warnings: list[str] = []
+        results = _results(ws, commit, files, worktree_results, warnings)
+        sizes = _sizes(ws, files)
+        log, added = walk.result(), datasets.result()
     return SiteInputs(commit=Commit.of(head), rev=rev_label, registry=registry, events=histories(ws, commit, log),
-                      registered=_registered(ws, commit, log), last_change=_last_changes(log),
-                      results=results, github=github, warnings=warnings, sizes=_sizes(ws, files),
-                      dvc_cache=has_dvc_cache(ws))
+                      registered=_registered(log, added), last_change=_last_changes(log),
+                      results=results, github=github, warnings=warnings, sizes=sizes, dvc_cache=has_dvc_cache(ws))
 
 
 def _github_repo(ws: Workspace, commit: str) -> str | None:
@@ -115,9 +121,11 @@ def _github_repo(ws: Workspace, commit: str) -> str | None:
 _VERSION_KEY = re.compile(r"\s+(v[1-9][0-9]{0,8}):\s*(?:#.*)?")
 
 
-def _registered(ws: Workspace, commit: str, log: list[LogEntry]) -> dict[tuple[str, str], Commit]:
+def _registered(log: list[LogEntry], added: list[tuple[LogEntry, dict[str, list[str]]]]
+                ) -> dict[tuple[str, str], Commit]:
     """The commit that added each model version and data set version. Keys are ``(model,
-    version)`` and ``("dataset:NAME", version)``.
+    version)`` and ``("dataset:NAME", version)``; ``log`` is the first-parent history of
+    ``registry/`` and ``models/``, ``added`` the lines each commit added to the data set files.
 
     A model version's is the oldest commit in ``log`` (newest first) naming its DVC pointer
     (``models/<model>/<version>.dvc``, written once, when it is registered) or, for a prompt
@@ -129,8 +137,8 @@ def _registered(ws: Workspace, commit: str, log: list[LogEntry]) -> dict[tuple[s
             parts = path.split("/")
             if len(parts) == 3 and parts[0] == "models" and parts[2].endswith((".dvc", ".prompt.yaml")):
                 out.setdefault((parts[1], parts[2].split(".", 1)[0]), Commit.of(entry))
-    for entry, added in reversed(ws.git.added_lines([":(glob)registry/datasets/*.yaml"], commit)):
-        for path, lines in added.items():
+    for entry, lines_of in reversed(added):
+        for path, lines in lines_of.items():
             parts = path.split("/")
             if len(parts) != 3:
                 continue
