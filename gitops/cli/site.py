@@ -28,7 +28,7 @@ def site_command(out: Path | None, rev: str | None, repo_dir: Path) -> None:
     \b
     Examples:
       gitops site                          # _site/index.html, the registry at HEAD
-      gitops site --out public --rev main  # what the pages workflow publishes
+      gitops site --out public --rev main  # elsewhere, the registry as committed on main
       gitops site -C demo-repo --out demo-repo/site
     """
     from gitops import api
