@@ -36,7 +36,8 @@ def site_command(out: Path | None, rev: str | None, repo_dir: Path) -> None:
     result = api.site(workspace_of(repo_dir), out, rev)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}.", err=True)
-    click.echo(f"{result.pages:,} pages of {result.commit[:10]} in {result.out}: {len(result.written):,} written, "
+    click.echo(f"{result.pages:,} page{'' if result.pages == 1 else 's'} of {result.commit[:10]} in {result.out}: "
+               f"{len(result.written):,} written, "
                f"{result.unchanged:,} unchanged, {len(result.removed):,} removed ({result.seconds:.1f} s; "
                f"largest {result.largest[1] / 1024:,.0f} KiB). Open {result.out / 'index.html'}")
 
