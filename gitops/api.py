@@ -39,6 +39,7 @@ _EXPORTS = {
     "evaluate": "gitops.eval.pipeline",
     "evaluate_classification": "gitops.predict.evaluation",
     "report": ("gitops.report.render", "report_from_files"),
+    "site": ("gitops.site.build", "site"),
     "post_report": "gitops.github.comments",
     "promote": "gitops.github.promote",
     "open_pull_request": "gitops.github.promote",

@@ -25,7 +25,7 @@ def test_init_makes_a_working_gitops_repo(gitops_repo: Path, tmp_path: Path) -> 
     # the same audited workflow files this repository runs (tests/test_workflows.py audits them)
     shipped = Path(__file__).resolve().parents[1] / "gitops" / "scaffold" / "workflows"
     written = sorted(p.name for p in (gitops_repo / ".github" / "workflows").glob("*.yml"))
-    assert written == sorted(p.name for p in shipped.glob("*.yml")) and len(written) == 5
+    assert written == sorted(p.name for p in shipped.glob("*.yml")) and len(written) == 6  # pages.yml too
     for name in written:
         assert (gitops_repo / ".github/workflows" / name).read_text() == (shipped / name).read_text()
     again = run_gitops("init", str(gitops_repo))

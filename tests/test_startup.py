@@ -33,7 +33,8 @@ def test_registry_commands_do_not_import_heavy_libraries(gitops_repo: Path, weig
     run_gitops("register", "m", str(weights()), cwd=gitops_repo)
     run_gitops("alias", "set", "m", "production", "v1", cwd=gitops_repo)
     for args in (["show"], ["show", "m"], ["show", "m@production", "--json"], ["check"],
-                 ["history", "m"], ["diff", "HEAD~1", "HEAD"], ["codeowners", "--check"], ["--help"]):
+                 ["history", "m"], ["diff", "HEAD~1", "HEAD"], ["codeowners", "--check"], ["--help"],
+                 ["site", "--out", str(gitops_repo.parent / "site")]):
         assert loaded_heavy(gitops_repo, *args) == [], args
 
 

@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SCAFFOLD = ROOT / "gitops" / "scaffold" / "workflows"
 OWN = ROOT / ".github" / "workflows"
-NAMES = ["convert.yml", "deploy.yml", "evaluate.yml", "registry-check.yml", "train.yml"]
+NAMES = ["convert.yml", "deploy.yml", "evaluate.yml", "pages.yml", "registry-check.yml", "train.yml"]
 FILES = [SCAFFOLD / n for n in NAMES] + [OWN / n for n in NAMES]
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
@@ -84,6 +84,7 @@ def test_each_workflow_calls_its_gitops_commands():
         "convert.yml": ['gitops convert "$MODEL@staging" --to ct2 --quantization int8',
                         'gitops promote "$MODEL@latest" --to staging-ct2 --pr'],
         "deploy.yml": ['gitops deploy --base "$BEFORE" --head "$HEAD_SHA"'],
+        "pages.yml": ['gitops site --out "$RUNNER_TEMP/site"'],
     }
     for name, snippets in expect.items():
         text = (SCAFFOLD / name).read_text()
@@ -93,6 +94,15 @@ def test_each_workflow_calls_its_gitops_commands():
     assert deploy["jobs"]["deploy"]["environment"] == "production"
     env = deploy["jobs"]["deploy"]["steps"][-1]["env"]
     assert env["BEFORE"] == "${{ github.event.before }}" and env["HEAD_SHA"] == "${{ github.sha }}"
+    pages = load(SCAFFOLD / "pages.yml")
+    assert pages["on"]["push"] == {"branches": ["main"]}
+    assert pages["jobs"]["build"]["permissions"] == {"contents": "read"}
+    assert pages["jobs"]["build"]["steps"][0]["with"]["fetch-depth"] == 0  # the timelines need the history
+    assert pages["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert pages["jobs"]["deploy"]["environment"]["name"] == "github-pages"
+    writers = {(name, job_id) for name, _, job_id, job in _jobs()
+               if {"pages", "id-token"} & set(job["permissions"])}
+    assert writers == {("pages.yml", "deploy")}, "only the Pages deploy job may publish or ask for an OIDC token"
     evaluate = load(SCAFFOLD / "evaluate.yml")["jobs"]
     assert evaluate["eval"]["runs-on"] == ["self-hosted", "gpu", "ephemeral"]
     assert evaluate["report"]["permissions"] == {"contents": "read", "pull-requests": "write"}

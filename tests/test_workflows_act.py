@@ -177,3 +177,23 @@ def test_registry_check_installs_the_base_commits_toolkit(gitops_repo):
     assert "Successfully installed acme-toolkit-1.0" in result.output, result.output[-3000:]
     assert "acme-toolkit-2.0" not in result.output and "PR CODE RAN" not in result.output
     assert "Success - Main Install gitops" in result.output, result.output[-3000:]
+
+
+def test_pages_workflow_renders_and_publishes_the_site(gitops_repo, tmp_path):
+    """pages.yml on a push to main: build renders the registry with `gitops site`, the Pages
+    artifact goes to the deploy job, which publishes it (stand-ins: tests/act-actions)."""
+    published = tmp_path / "published"
+    event = {"ref": "refs/heads/main", "before": gitops_repo.base, "after": gitops_repo.head,
+             "repository": {"full_name": "acme/models", "name": "models", "owner": {"login": "acme"}}}
+    result = run_act(WORKFLOWS / "pages.yml", "push", event, env={"ACT_PAGES_DIR": str(published)}, secrets={},
+                     workdir=gitops_repo.root)
+    assert result.returncode == 0, result.output[-3000:]
+    assert result.jobs_ran == {"build", "deploy"} and not result.jobs_failed
+    build, deploy = result.job_span("build"), result.job_span("deploy")
+    assert build[1] <= deploy[0], "deploy runs after build"
+    index = (published / "index.html").read_text()
+    assert 'data-model="chat"' in index and 'data-model="other"' in index
+    # the timeline comes from the history the checkout carries (fetch-depth: 0)
+    chat = (published / "models" / "chat" / "index.html").read_text()
+    assert chat.count("<tr data-alias=") == 6 + 2  # 6 moves (beta added, then removed), 2 aliases now
+    assert "Looking in indexes" not in result.output  # offline

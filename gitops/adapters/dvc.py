@@ -278,6 +278,29 @@ class Dvc:
         path = self.object_path(md5)
         return path if path.is_file() else None
 
+    def read_cached(self, md5: str, max_bytes: int) -> bytes | None:
+        """The local cache's object with this md5 when it is there, at most ``max_bytes`` long and
+        its bytes still hash to ``md5`` (``.dir`` suffix allowed); else None. Reads, never fetches."""
+        plain = md5.removesuffix(".dir")
+        if len(plain) != 32 or not all(c in "0123456789abcdef" for c in plain):
+            return None
+        path = self.cached_object(md5)
+        try:
+            if path is None or path.stat().st_size > max_bytes:
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return data if hashlib.md5(data).hexdigest() == plain else None
+
+    def cached_dir_file(self, dir_md5: str, relpath: str, max_bytes: int) -> bytes | None:
+        """One file of a cached directory (the ``.dir`` manifest ``dir_md5`` names), read as
+        :meth:`read_cached` reads: None unless the manifest and the file are both in the local cache."""
+        manifest = self.read_cached(dir_md5, 16 << 20) if dir_md5.endswith(".dir") else None
+        entries = manifest_entries(manifest) if manifest is not None else None
+        md5 = entries.get(relpath) if entries else None
+        return self.read_cached(md5, max_bytes) if isinstance(md5, str) else None
+
     def drop_objects(self, md5s: list[str]) -> None:
         """Remove these objects from the local cache (a corrupted download), so the next pull
         fetches them again instead of trusting the bad copy under the good name."""

@@ -231,17 +231,19 @@ class LogEntry:
 _LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1f"
 
 
-def log(root: Path, paths: list[str], max_count: int | None = None, *, first_parent: bool = False
-        ) -> list[LogEntry]:
+def log(root: Path, paths: list[str], max_count: int | None = None, *, first_parent: bool = False,
+        rev: str | None = None) -> list[LogEntry]:
     """Commits touching ``paths``, newest first, with the files each changed among them.
 
     ``first_parent`` follows the first-parent line only, so a change merged through a pull request
-    is listed once, as the merge that landed it."""
+    is listed once, as the merge that landed it. ``rev`` starts the walk there instead of at HEAD."""
     args = ["log", f"--format={_LOG_FORMAT}", "--name-only", "--no-renames"]
     if first_parent:
         args += ["--first-parent", "--diff-merges=first-parent"]
     if max_count:
         args.append(f"-n{max_count}")
+    if rev is not None:
+        args.append(resolve(root, rev))  # a commit id: never read as an option
     out = run(root, *args, "--", *paths)
     entries = []
     for chunk in out.split("\x1e")[1:]:
@@ -250,6 +252,53 @@ def log(root: Path, paths: list[str], max_count: int | None = None, *, first_par
         files = tuple(p for p in fields[6].split("\n") if p.strip())
         entries.append(LogEntry(commit, author, email, date, subject, body.strip(), files))
     return entries
+
+
+def added_lines(root: Path, paths: list[str], rev: str) -> list[tuple[LogEntry, dict[str, list[str]]]]:
+    """Each first-parent commit from ``rev`` touching ``paths``, newest first, with the lines it
+    added to each file (``git log -p -U0``: one git process however long the history)."""
+    out = run(root, "log", f"--format={_LOG_FORMAT}", "-p", "-U0", "--no-color", "--no-renames", "--no-ext-diff",
+              "--first-parent", "--diff-merges=first-parent", resolve(root, rev), "--", *paths)
+    result = []
+    for chunk in out.split("\x1e")[1:]:
+        fields = chunk.split("\x1f")
+        commit, author, email, date, subject, body = fields[:6]
+        added: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in fields[6].split("\n"):
+            if line.startswith("+++ "):
+                name = line[4:]
+                current = added.setdefault(name[2:], []) if name.startswith("b/") else None
+            elif line.startswith("+") and current is not None:
+                current.append(line[1:])
+        result.append((LogEntry(commit, author, email, date, subject, body.strip(), tuple(added)), added))
+    return result
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    path: str
+    size: int
+    blob: str  # the object id: read it with read_blobs([blob]), no tree walk needed
+
+
+def tree_files(root: Path, ref: str) -> list[TreeFile]:
+    """Every file committed at ``ref``, in git's order."""
+    out = run(root, "ls-tree", "-r", "-l", "-z", "--full-tree", resolve(root, ref))
+    files = []
+    for record in out.split("\0"):
+        meta, sep, path = record.partition("\t")
+        fields = meta.split()
+        if sep and len(fields) == 4 and fields[1] == "blob":
+            files.append(TreeFile(path, int(fields[3]) if fields[3].isdigit() else 0, fields[2]))
+    return files
+
+
+def untracked(root: Path, patterns: list[str], *, ignored: bool = False) -> list[str]:
+    """Files matching the pathspec ``patterns`` that git does not track (and, unless ``ignored``,
+    does not ignore either)."""
+    out = run(root, "ls-files", "-z", "--others", *([] if ignored else ["--exclude-standard"]), "--", *patterns)
+    return [p for p in out.split("\0") if p]
 
 
 def current_branch(root: Path) -> str | None:
@@ -397,8 +446,18 @@ class Git:
     def read_blobs(self, specs: list[str]) -> dict[str, str | None]:
         return read_blobs(self.root, specs)
 
-    def log(self, paths: list[str], max_count: int | None = None, *, first_parent: bool = False) -> list[LogEntry]:
-        return log(self.root, paths, max_count, first_parent=first_parent)
+    def log(self, paths: list[str], max_count: int | None = None, *, first_parent: bool = False,
+            rev: str | None = None) -> list[LogEntry]:
+        return log(self.root, paths, max_count, first_parent=first_parent, rev=rev)
+
+    def added_lines(self, paths: list[str], rev: str) -> list[tuple[LogEntry, dict[str, list[str]]]]:
+        return added_lines(self.root, paths, rev)
+
+    def tree_files(self, ref: str) -> list[TreeFile]:
+        return tree_files(self.root, ref)
+
+    def untracked(self, patterns: list[str], *, ignored: bool = False) -> list[str]:
+        return untracked(self.root, patterns, ignored=ignored)
 
     def current_branch(self) -> str | None:
         return current_branch(self.root)

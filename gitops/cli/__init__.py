@@ -21,8 +21,8 @@ MAX_ERROR_LINE = 500
 MAX_ERROR_LINES = 60
 
 # Command modules, in the order their commands appear in `gitops --help`.
-COMMAND_MODULES = ("registry", "prompt", "data", "train", "convert", "evaluate", "report", "github", "deploy", "serve",
-                   "demo")
+COMMAND_MODULES = ("registry", "prompt", "data", "train", "convert", "evaluate", "report", "site", "github", "deploy",
+                   "serve", "demo")
 
 
 class GitopsGroup(click.Group):

@@ -128,14 +128,23 @@ def interval_note(r: EvalResults) -> Safe:
 
 def _row(m: ModelResult, side: ClassificationSide, role: str, delta: Delta | None, limit: int | None,
          baseline: bool = False) -> Safe:
+    label = f"{cell(m.ref, limit)}" + (f" ({role})" if role != "candidate" else "")
+    cells = [label, cell(side.kind, limit),
+             *variant_cells(m, side, delta, candidate=role == "candidate", baseline=baseline).values()]
+    return Safe("| " + " | ".join(cells) + " |")
+
+
+def variant_cells(m: ModelResult, side: ClassificationSide, delta: Delta | None, *, candidate: bool,
+                  baseline: bool) -> dict[str, str]:
+    """The numbers of one variant's row, formatted (no text from data): accuracy with its
+    interval, the change against the baseline (a candidate's only), macro accuracy, invalid
+    outputs, p50 latency and tokens per prediction. ``gitops site`` shows the same cells."""
     metrics = m.metrics
     ci = f" [{side.accuracy_ci[0]:.1%}, {side.accuracy_ci[1]:.1%}]" if side.accuracy_ci else ""
-    vs = "—" if role != "candidate" or not baseline else (_delta(delta) if delta is not None else "n/a")
-    label = f"{cell(m.ref, limit)}" + (f" ({role})" if role != "candidate" else "")
-    cells = [label, cell(side.kind, limit), _pct(metrics.get("accuracy")) + ci, vs,
-             _pct(metrics.get("macro_accuracy")), _pct(metrics.get("invalid_rate")),
-             _num(metrics.get("latency_p50_ms"), " ms"), _num(metrics.get("tokens_per_prediction"), "")]
-    return Safe("| " + " | ".join(cells) + " |")
+    vs = "—" if not candidate or not baseline else (_delta(delta) if delta is not None else "n/a")
+    return {"accuracy": _pct(metrics.get("accuracy")) + ci, "vs_baseline": vs,
+            "macro_accuracy": _pct(metrics.get("macro_accuracy")), "invalid": _pct(metrics.get("invalid_rate")),
+            "latency": _num(metrics.get("latency_p50_ms"), " ms"), "tokens": _num(metrics.get("tokens_per_prediction"), "")}
 
 
 def _delta(d: Delta) -> str:

@@ -72,7 +72,7 @@ def _write_files(root: Path, repo: str | None) -> list[str]:
         files.append(target.relative_to(root).as_posix())
     gitignore = root / ".gitignore"
     lines = gitignore.read_text().splitlines() if gitignore.exists() else []
-    for entry in ("/results*.json", "/report*.md", "/.gitops-work/"):
+    for entry in ("/results*.json", "/report*.md", "/.gitops-work/", "/_site/"):  # _site: gitops site's default
         if entry not in lines:
             lines.append(entry)
     gitignore.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,1 @@
+"""``gitops site``: the registry as static HTML pages (see :mod:`gitops.site.build`)."""
