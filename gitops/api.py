@@ -42,6 +42,8 @@ _EXPORTS = {
     "post_report": "gitops.github.comments",
     "promote": "gitops.github.promote",
     "open_pull_request": "gitops.github.promote",
+    "pull_target": "gitops.github.pulls",
+    "open_pull": "gitops.github.pulls",
     "approvals": "gitops.github.approvals",
     "deploy": "gitops.deploy.webhooks",
     "notify": "gitops.deploy.notify",

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gitops import yamlio
+from gitops.adapters.github import repo_problem
 from gitops.core import refs
 from gitops.core.schema import owners_of
 from gitops.errors import RegistryError, shown
@@ -71,7 +72,7 @@ MAX_JUDGE_SAMPLES = 500  # the judge asks twice per sample: 1,000 requests at mo
 DEFAULT_TEXT = """\
 # gitops repository settings. See the README for every key.
 github:
-  repo: {repo}            # owner/name on GitHub (workflows also read GITHUB_REPOSITORY)
+  {repo_line}  # owner/name: where promote --pr, approvals and report --post go (then GITHUB_REPOSITORY)
 runners:  # the labels the workflows run on (docs/workflows.md: runner groups, ephemeral runners)
   gpu: [self-hosted, gpu, ephemeral]     # evaluates pull requests (their code): fresh for every job
   trusted: [self-hosted, gpu, trusted]   # trains and converts, holding write credentials
@@ -204,9 +205,10 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
         p.add(src, doc, "github", "github must be a mapping with 'repo: owner/name'")
     else:
         repo = github.get("repo")
-        if repo is not None and (not isinstance(repo, str) or repo.count("/") != 1):
-            p.add(src, github, "repo", f"github.repo '{shown(repo)}' must look like owner/name")
-        cfg.repo = repo
+        if repo is not None and (problem := repo_problem(repo)):
+            p.add(src, github, "repo", f"github.repo '{shown(repo)}' {problem}")
+        else:
+            cfg.repo = repo
     _parse_runners(doc, cfg, src, p)
     if doc.get("admins"):
         cfg.admins = owners_of(doc["admins"], doc, "admins", src, p, "admins")
@@ -261,7 +263,9 @@ def _admin_paths(value: Any, doc: LineMap, src: str, p: Problems) -> list[str]:
 
 
 def default_text(repo: str | None) -> str:
-    return DEFAULT_TEXT.format(repo=repo or "your-org/your-models")
+    """The scaffolded gitops.yaml; without ``repo`` the key is a comment to fill in (a placeholder
+    name would be used as the repository and fail only at the first GitHub call)."""
+    return DEFAULT_TEXT.format(repo_line=f"repo: {repo}" if repo else "# repo: your-org/your-models")
 
 
 # --- deploy: and notify: -----------------------------------------------------------------------
