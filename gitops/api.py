@@ -42,6 +42,7 @@ _EXPORTS = {
     "post_report": "gitops.github.comments",
     "promote": "gitops.github.promote",
     "open_pull_request": "gitops.github.promote",
+    "github_client": ("gitops.github.repository", "connect_to"),
     "pull_target": "gitops.github.pulls",
     "open_pull": "gitops.github.pulls",
     "approvals": "gitops.github.approvals",

@@ -118,10 +118,14 @@ def test_gitops_init_writes_the_name_every_github_command_reads(tmp_path: Path) 
 def test_a_github_command_with_no_repository_says_where_one_comes_from(gitops_repo: Path) -> None:
     """Before any request: approvals, report --post and promote --pr name all three sources."""
     results = Path(__file__).parent / "golden" / "results-v3.json"
-    for args in (["approvals", "--pr", "1"], ["report", str(results), "--post", "--pr", "1", "--out", "r.md"]):
+    out = gitops_repo / "r.md"
+    for args in (["approvals", "--pr", "1"], ["report", str(results), "--post", "--pr", "1", "--out", str(out)]):
         result = run_gitops(*args, "-C", str(gitops_repo))
         assert result.exit_code == 1, result
         assert "pass --github-repo OWNER/NAME, set github.repo in gitops.yaml, or set GITHUB_REPOSITORY" \
             in result.stderr
+    assert not out.exists()  # checked before the report was rendered or written
+    result = run_gitops("report", str(results), "--post", "--pr", "1", "--out", str(out), "--github-repo", "acme/m")
+    assert result.exit_code == 1 and "GITHUB_TOKEN is not set" in result.stderr and not out.exists()
     unused = run_gitops("report", str(results), "--github-repo", "acme/models", "--out", str(gitops_repo / "r.md"))
     assert unused.exit_code == 2 and "--github-repo needs --post" in unused.stderr

@@ -52,6 +52,8 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
     if github_repo is not None and not post:
         raise click.UsageError("--github-repo needs --post (only posting talks to GitHub)")
 
+    # The repository's name and the token are checked before anything is rendered or written.
+    github = api.github_client(github_repo, repo_dir) if post else None
     rendered = api.report(list(results), max_chars=max_chars, full_report_hint=full_report_hint)
     if out is not None:
         write_atomic(out, rendered.markdown)
@@ -61,7 +63,7 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
         write_atomic(full_out, rendered.full_markdown)
     click.echo(summary_line(rendered, out), err=True)
     if post:
-        url, created = api.post_report(rendered.markdown, pr_number, github_repo, repo_dir)
+        url, created = api.post_report(rendered.markdown, pr_number, github)
         click.echo(f"{'Posted' if created else 'Updated'} the report on PR #{pr_number}: {url}", err=True)
     if check and rendered.verdict != "pass":
         raise GateFailed("an evaluation gate failed; see the report")
