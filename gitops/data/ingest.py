@@ -86,8 +86,10 @@ def _ingest(ws: Workspace, files: list[Path], dataset: str, skip_invalid: bool, 
     result = IngestResult(dataset=dataset, version=None, invalid=len(checked.rejects))
     if checked.rejects and not skip_invalid:
         sentence, lines = rows.summary(checked.rejects)
-        raise DataError(f"{sentence}; nothing was ingested (use --skip-invalid to keep the valid rows)",
-                        problems=lines)
+        valid = len(checked.good)
+        hint = (f" (use --skip-invalid to keep the {valid} valid row{'s' if valid != 1 else ''})" if valid
+                else ": no row is valid")
+        raise DataError(f"{sentence}; nothing was ingested{hint}", problems=lines)
     if checked.rejects:
         result.rejects_paths = rows.write_rejects(checked)
     say("checking keys against the data set")

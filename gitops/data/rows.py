@@ -323,11 +323,20 @@ def write_rejects(checked: Checked) -> list[Path]:
 
 
 def summary(rejects: list[Reject], shown: int = 5) -> tuple[str, list[str]]:
-    """One sentence and the first few bad rows, for an error or a report."""
+    """One sentence and the first few problems, for an error or a report. Rows refused for the same
+    reason are one problem, however many they are (a header with one extra column refuses every row
+    of its file: one sentence with the first line and the count, not a line per row)."""
     files = sorted({r.source for r in rejects})
-    sentence = (f"{len(rejects)} invalid row{'s' if len(rejects) != 1 else ''} in {', '.join(files)} "
-                f"(first at {rejects[0].location}: {rejects[0].reason})")
-    lines = [f"{r.location}: {r.reason}" for r in rejects[:shown]]
-    if len(rejects) > shown:
-        lines.append(f"... and {len(rejects) - shown} more")
-    return sentence, lines
+    groups: dict[str, list[Reject]] = {}  # reason -> its rows, in the order first seen
+    for rej in rejects:
+        groups.setdefault(rej.reason, []).append(rej)
+    count = f"{len(rejects)} invalid row{'s' if len(rejects) != 1 else ''} in {', '.join(files)}"
+    first = rejects[0]
+    if len(groups) == 1 and len(rejects) > 1:
+        return f"{count}, all for one reason (first at {first.location}): {first.reason}", []
+    lines = [f"{rows[0].location}: {reason}" + (f" (and {len(rows) - 1} more rows like it)" if len(rows) > 1 else "")
+             for reason, rows in list(groups.items())[:shown]]
+    if len(groups) > shown:
+        rest = sum(len(rows) for rows in list(groups.values())[shown:])
+        lines.append(f"... and {rest} more rows with other problems")
+    return f"{count} (first at {first.location}: {first.reason})", lines
