@@ -101,8 +101,9 @@ def file_format(path: Path, delimiter: str | None = None) -> tuple[str, str | No
     return fmt, DELIMITERS.get(suffix)
 
 
-def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
-    """Every row of an input file, untyped, with its line (delimited, JSONL) or row number (Parquet)."""
+def check_file(path: Path, delimiter: str | None = None) -> tuple[str, str | None]:
+    """The file's format and delimiter, once it is known to exist, be a file, be small enough and
+    have a format we read: what every input is checked for before any of them is read."""
     try:
         found = path.is_file()
     except OSError as exc:  # a name too long for the file system, say: pathlib passes that on
@@ -113,6 +114,12 @@ def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(f"{path}: larger than {jsonio.size_text(MAX_FILE_BYTES)}; split it into smaller "
                         "batches and ingest each")
+    return fmt, delim
+
+
+def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
+    """Every row of an input file, untyped, with its line (delimited, JSONL) or row number (Parquet)."""
+    fmt, delim = check_file(path, delimiter)
     try:
         if fmt == "delimited":
             return _read_delimited(path, delim or ",")
