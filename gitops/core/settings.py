@@ -43,7 +43,7 @@ from gitops.adapters.github import repo_problem
 from gitops.core import refs
 from gitops.core.schema import owners_of
 from gitops.errors import RegistryError, shown
-from gitops.validation import Problems
+from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap, plain
 
 SETTINGS_FILE = "gitops.yaml"
@@ -68,6 +68,49 @@ MAX_URL = 2048
 JUDGE_KEYS = ("endpoint", "model", "token_env", "samples", "timeout_s")
 MAX_JUDGE_MODEL = 200
 MAX_JUDGE_SAMPLES = 500  # the judge asks twice per sample: 1,000 requests at most
+
+# What parse accepts, for docs/reference.md (tests/test_reference.py holds the table to the checker).
+REFERENCE = (
+    Key("github", "mapping", "none", None, "The GitHub repository (below)."),
+    Key("github.repo", "string", "none", "acme/my-models",
+        "OWNER/NAME: the default of every GitHub command's `--github-repo` (then `$GITHUB_REPOSITORY`)."),
+    Key("runners", "mapping", "both below", None, "The labels of the two self-hosted runner pools."),
+    Key("runners.gpu", "list of strings", "`[self-hosted, gpu, ephemeral]`", ["self-hosted", "gpu", "ephemeral"],
+        "Where pull requests are evaluated (their code runs there)."),
+    Key("runners.trusted", "list of strings", "`[self-hosted, gpu, trusted]`", ["self-hosted", "gpu", "trusted"],
+        "Where train and convert run, holding write credentials; a label the other pool lacks."),
+    Key("admins", "owner or list of owners", "`[]`: every protected alias's owners", ["@acme/mlops"],
+        "Who owns the machinery (.github/, gitops.yaml, protected/gates lines)."),
+    Key("admin_paths", "list of strings", "`[]`", ["/scripts/deploy/"],
+        f"More CODEOWNERS paths only the admins may change (at most {MAX_ADMIN_PATHS})."),
+    Key("deploy", "mapping", "none", None, "Deploy webhooks (below)."),
+    Key("deploy.hooks", "list of hooks", "`[]`", None, "Fired by `gitops deploy` when a listed alias moves."),
+    Key("deploy.hooks[].name", "string", REQUIRED, "prod-endpoint", "Letters, digits, `.`, `_`, `-`; unique."),
+    Key("deploy.hooks[].url", "string", REQUIRED, "https://deploy.example.com/hooks/gitops",
+        "Where to POST (http or https; no password in it)."),
+    Key("deploy.hooks[].models", "list of strings", "every model", ["review-autocomplete"], "Models it listens to."),
+    Key("deploy.hooks[].aliases", "list of strings", "`[production]`", ["production"], "Aliases it listens to."),
+    Key("deploy.hooks[].secret_env", "string", f"`{DEFAULT_SECRET_ENV}`", DEFAULT_SECRET_ENV,
+        "The NAME of the environment variable holding the HMAC secret (never the secret)."),
+    Key("deploy.hooks[].payload", "mapping (JSON template)", "the full payload", {"model": "{model}"},
+        "The body to send, with `{placeholders}` (docs/deploy-webhooks.md)."),
+    Key("deploy.hooks[].timeout_s", "number, 0.1 to 300", "10", 10, "Seconds per attempt."),
+    Key("deploy.hooks[].retries", "integer, 0 to 20", "4", 4, "Attempts after the first."),
+    Key("notify", "mapping", "none", None, "Chat notifications (below)."),
+    Key("notify.slack_webhook_env", "string", "none: no notification", "SLACK_WEBHOOK_URL",
+        "The NAME of the environment variable holding a Slack-compatible webhook URL."),
+    Key("notify.on", "list of strings", "`[deploy, report]`", ["deploy"], "Events that notify: deploy, report."),
+    Key("eval", "mapping", "none", None, "Evaluation settings (below)."),
+    Key("eval.judge", "mapping", "none: no judge", None, "An LLM judge for `gitops eval` (docs/eval.md#judge)."),
+    Key("eval.judge.endpoint", "string", REQUIRED, "http://judge.internal:8000",
+        "An OpenAI-compatible server; it receives holdout text."),
+    Key("eval.judge.model", "string", REQUIRED, "judge@production", "The judge's model name there."),
+    Key("eval.judge.token_env", "string", "none", "GITOPS_JUDGE_TOKEN",
+        "The NAME of the environment variable holding a bearer token."),
+    Key("eval.judge.samples", f"integer, 1 to {MAX_JUDGE_SAMPLES}", "the evaluation's `--samples`", 16,
+        "Samples judged (each in both orders)."),
+    Key("eval.judge.timeout_s", "number, 0.1 to 600", "60", 60, "Seconds per request."),
+)
 
 DEFAULT_TEXT = """\
 # gitops repository settings. See the README for every key.
