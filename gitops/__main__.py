@@ -1,4 +1,4 @@
 from gitops.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="gitops")  # `python -m gitops` reads and completes as `gitops` (_GITOPS_COMPLETE)

@@ -261,11 +261,53 @@ class MapOf(Spec):
 
 @dataclass(frozen=True)
 class Field:
-    """One key of a :class:`Record`: its spec, default (:data:`REQUIRED` when it must be there), help."""
+    """One key of a :class:`Record`: its spec, default (:data:`REQUIRED` when it must be there), help,
+    and an example value (docs/reference.md is generated from these)."""
 
     spec: Spec
     default: Any = None
     help: str = ""
+    example: Any = None
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a file that is checked by hand rather than by a :class:`Record`, as the reference
+    (docs/reference.md) shows it. ``path`` is dotted (``gates[].metric``: a key of each item of a
+    list; ``versions.<vN>``: a mapping's own keys); ``type`` starts with string, integer, number,
+    boolean, list, mapping or owner; ``default`` is :data:`REQUIRED` or its text; ``example`` is a
+    value as YAML would give it. tests/test_reference.py holds every table to its checker."""
+
+    path: str
+    type: str
+    default: Any
+    example: Any
+    meaning: str
+
+
+def describe(spec: Spec) -> str:
+    """The type of a spec as the reference writes it (``integer, 1 to 4096``; ``string or null``)."""
+    nullable = " or null" if spec.nullable else ""
+    if isinstance(spec, Scalar) and type(spec) is not Scalar and spec.label:  # a Scalar that checks its own way
+        return spec.label.removeprefix("a ").removeprefix("an ") + nullable
+    if isinstance(spec, Scalar):
+        text = {"str": "string", "int": "integer", "float": "number", "number": "number", "bool": "boolean"}[spec.kind]
+        if spec.choices:
+            text += ": " + " or ".join(f"`{c}`" for c in spec.choices)
+        if spec.minimum is not None and spec.maximum is not None:
+            text += f", {_num(spec.minimum)} to {_num(spec.maximum)}"
+        elif spec.minimum is not None:
+            text += f", at least {_num(spec.minimum)}"
+        return text + ("," if "," in text and nullable else "") + nullable
+    if isinstance(spec, ListOf):
+        item = describe(spec.item)
+        item += "s" if item in ("string", "integer", "number", "boolean") else ""
+        return f"list of {item}" + (" (or one)" if spec.single else "") + nullable
+    if isinstance(spec, MapOf):
+        return f"mapping of name to {describe(spec.value)}" + nullable
+    if isinstance(spec, Typed):
+        return spec.label.removeprefix("a ").removeprefix("an ") + nullable
+    return "mapping" + nullable
 
 
 @dataclass(frozen=True)
@@ -372,5 +414,6 @@ def conform(spec: Spec, value: Any, path: str = "", *, show: Callable[[Any], str
     return spec.conform(value, path, Context("", None, show, null_reads_empty=False, decode=decode))
 
 
-__all__ = ["REQUIRED", "Context", "Field", "Invalid", "ListOf", "MapOf", "Problem", "Problems", "Record",
-           "Scalar", "Spec", "Typed", "conform", "finite_number", "line_of", "show_json", "show_python", "validate"]
+__all__ = ["REQUIRED", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems", "Record",
+           "Scalar", "Spec", "Typed", "conform", "describe", "finite_number", "line_of", "show_json", "show_python",
+           "validate"]

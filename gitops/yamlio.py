@@ -269,5 +269,22 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def output_problem(path: Path) -> str | None:
+    """Why :func:`write_atomic` (or any writer that makes missing directories) could not write
+    ``path``, or None. Commands check their output files with it before the work whose result they
+    hold, so a typo in ``--out`` costs nothing instead of an evaluation."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a directory"
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so {path} cannot be made"
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{path} is not writable"
+    return None
+
+
 def dump_file(path: Path, data: Any) -> None:
     write_atomic(path, dumps(data))

@@ -88,6 +88,30 @@ def test_invalid_rows_refused_with_line_numbers(repo: Path, tmp_path: Path) -> N
     assert git.head(repo) == head and not (repo / "data").exists() and not (repo / "data.dvc").exists()
 
 
+def test_rows_refused_for_one_reason_are_one_sentence_with_the_first_line_and_the_count(repo: Path,
+                                                                                       tmp_path: Path) -> None:
+    """A header with one extra column refuses every row: one sentence, not a line per row; rows refused
+    for the same reason among others are one problem line with their count."""
+    wide = tmp_path / "wide.csv"
+    wide.write_text("id,text,rating,extra\n" + "".join(f"r{i},text {i},3,x\n" for i in range(200)), encoding="utf-8")
+    result = CliRunner().invoke(main, ["ingest", str(wide), "--dataset", "reviews", "-C", str(repo)])
+    assert result.exit_code == 1
+    [error] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert error == (f"Error: 200 invalid rows in {wide}, all for one reason (first at {wide}:2): unexpected column "
+                     "'extra' (columns: id, text, rating); nothing was ingested: no row is valid")
+    assert result.output.count("unexpected column") == 1 and "  - " not in result.output
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("id,text,rating\n" + "".join(f"r{i},,{i % 5}\n" for i in range(50)) + "ok,fine,4\nb,t,five\n",
+                     encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        api.ingest(Workspace(repo), [mixed], "reviews")
+    assert str(err.value).splitlines() == [
+        f"51 invalid rows in {mixed} (first at {mixed}:2: empty text in 'text'); nothing was ingested (use "
+        "--skip-invalid to keep the 1 valid row)",
+        f"  - {mixed}:2: empty text in 'text' (and 49 more rows like it)",
+        f"  - {mixed}:53: column 'rating': 'five' is not a whole number"]
+
+
 def test_skip_invalid_writes_rejects(repo: Path, tmp_path: Path) -> None:
     src = tmp_path / "mixed.csv"
     src.write_text("id,text,rating\nok1,good,5\nbad1,nice,five\nok2,fine,4\nbad2,,3\n", encoding="utf-8")

@@ -20,7 +20,8 @@ def _check(site: Site, number: int):
 def test_protected_change_without_review_fails_and_names_owners(site: Site, monkeypatch) -> None:
     number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
     site.use(monkeypatch, "org-reader")
-    res = CliRunner().invoke(__import__("gitops.cli", fromlist=["main"]).main, ["approvals", "--pr", str(number)])
+    res = CliRunner().invoke(__import__("gitops.cli", fromlist=["main"]).main,
+                             ["approvals", "--pr", str(number), "-C", str(site.work)])
     assert res.exit_code == 1
     assert "who may approve: alice, carol." in res.output  # dave only reads; teams are expanded
     assert "@acme/mlops" in res.output and PROD in res.output
@@ -47,7 +48,7 @@ def test_owner_by_team_membership_passes(site: Site, monkeypatch) -> None:
     site.use(monkeypatch, "org-reader")
     from gitops.cli import main
 
-    res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
+    res = CliRunner().invoke(main, ["approvals", "--pr", str(number), "-C", str(site.work)])
     assert res.exit_code == 0, res.output
     assert "approved by carol (code owner)" in res.output
 
@@ -82,7 +83,7 @@ def test_unprotected_change_passes_with_a_message(site: Site, monkeypatch) -> No
     site.use(monkeypatch, "org-reader")
     from gitops.cli import main
 
-    res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
+    res = CliRunner().invoke(main, ["approvals", "--pr", str(number), "-C", str(site.work)])
     assert res.exit_code == 0 and "changes no protected alias" in res.output
 
 
@@ -121,7 +122,7 @@ def test_the_default_github_token_cannot_expand_teams(site: Site, monkeypatch) -
     number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
     site.review("alice", number, "APPROVE")
     site.use(monkeypatch)  # the bot: an installation token
-    res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
+    res = CliRunner().invoke(main, ["approvals", "--pr", str(number), "-C", str(site.work)])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "403" in res.output and "@acme/mlops" in res.output and "read:org" in res.output
 
@@ -134,7 +135,7 @@ def test_a_file_list_github_may_have_cut_short_fails_closed(site: Site, monkeypa
 
     number = big_pull(site, 3001, {PROD: "version: v2\n"})
     site.use(monkeypatch, "org-reader")
-    res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
+    res = CliRunner().invoke(main, ["approvals", "--pr", str(number), "-C", str(site.work)])
     assert res.exit_code == 1, res.output
     assert "changes no protected alias" not in res.output and "Traceback" not in res.output
     (line,) = [ln for ln in res.output.splitlines() if ln.strip()]

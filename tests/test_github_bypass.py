@@ -185,7 +185,7 @@ def test_the_verdict_names_what_changed_and_who_may_approve(guarded: Site, monke
 
     number = _open(guarded, "attempt", BYPASSES[0][1])
     guarded.use(monkeypatch, "org-reader")
-    res = CliRunner().invoke(main, ["approvals", "--pr", str(number)])
+    res = CliRunner().invoke(main, ["approvals", "--pr", str(number), "-C", str(guarded.work)])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "gitops.yaml: deploy changed" in res.output
     assert "who may approve: alice, carol." in res.output and "@acme/mlops" in res.output

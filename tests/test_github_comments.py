@@ -84,10 +84,12 @@ def test_report_post_cli_creates_then_updates_one_comment(site: Site, monkeypatc
     site.use(monkeypatch)
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    first = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r.md"))
+    first = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r.md"),
+                       "-C", str(site.work))
     assert first.exit_code == 0, first.stderr
     assert f"Posted the report on PR #{number}" in first.stderr
-    second = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r.md"))
+    second = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r.md"),
+                        "-C", str(site.work))
     assert second.exit_code == 0 and "Updated the report" in second.stderr
     [comment] = site.em.comments.values()
     assert comment.body == (tmp_path / "r.md").read_text()
@@ -118,7 +120,8 @@ def test_report_post_updates_the_oldest_bot_comment_and_never_a_humans(site: Sit
     other = site.em.add_comment(number, "gitops-bot", "<!-- gitops-report model=other alias=staging -->\nx")
     assert human < oldest < newer < other  # the emulator lists comments oldest first, as GitHub does
     site.use(monkeypatch)
-    result = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r2.md"))
+    result = run_gitops("report", str(results), "--post", "--pr", str(number), "--out", str(tmp_path / "r2.md"),
+                        "-C", str(site.work))
     assert result.exit_code == 0, result.stderr
     assert "Updated the report" in result.stderr
     comments = site.em.comments

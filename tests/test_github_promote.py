@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from gitops.cli import main
-from tests.github_fixtures import Site, git, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import REPO, Site, git, github_env, site  # noqa: F401 - fixtures
 
 
 def test_promote_makes_a_local_branch_and_commit_only(site: Site) -> None:
@@ -34,6 +34,39 @@ def test_promote_pr_opens_a_pull_request_with_the_alias_file(site: Site, monkeyp
     files = site.em.changed_files(pull)
     assert [(f["filename"], f["status"]) for f in files] == [("registry/review/aliases/production.yaml", "modified")]
     assert site.em.blob(pull.head, "registry/review/aliases/production.yaml") == b"version: v2\nnote: beats v1 on loss\n"
+
+
+def test_promote_pr_checks_repository_and_token_first_and_a_failed_try_leaves_nothing(site: Site, monkeypatch) -> None:
+    """Every failed try (no repository named, no token, a token GitHub rejects, a repository that does
+    not exist, a pull request GitHub refuses after the push) leaves no branch, local or remote, and the
+    re-run, naming the repository only in gitops.yaml, opens the pull request."""
+    branch = "gitops/promote-review-staging-v3"
+
+    def nothing_left() -> None:
+        assert git(site.work, "branch", "--list", branch) == ""
+        assert git(site.work, "ls-remote", "origin", branch) == ""
+        assert site.em.pulls == {} and git(site.work, "status", "--porcelain") == ""
+
+    def promote(*extra: str) -> str:
+        res = CliRunner().invoke(main, ["promote", "review@v3", "--to", "staging", "--pr", *extra, "-C", str(site.work)])
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        nothing_left()
+        return res.output
+
+    monkeypatch.setenv("GITHUB_API_URL", site.url)
+    assert "pass --github-repo OWNER/NAME, set github.repo in gitops.yaml, or set GITHUB_REPOSITORY" in promote()
+    assert "GITHUB_TOKEN is not set" in promote("--github-repo", REPO)
+    monkeypatch.setenv("GITHUB_TOKEN", "not-a-token")
+    assert "rejected the token" in promote("--github-repo", REPO)
+    monkeypatch.setenv("GITHUB_TOKEN", site.tokens["gitops-bot"])
+    assert "404" in promote("--github-repo", "acme/no-such-repo")
+    refused = promote("--github-repo", REPO, "--base", "no-such-branch")  # pushed, then GitHub says 422
+    assert "422" in refused and "opening a pull request" in refused
+    site.commit_files("main", {"gitops.yaml": f"github:\n  repo: {REPO}\n"}, "name the GitHub repository")
+    res = CliRunner().invoke(main, ["promote", "review@v3", "--to", "staging", "--pr", "-C", str(site.work)])
+    assert res.exit_code == 0, res.output
+    [pull] = site.em.pulls.values()
+    assert pull.head == branch and git(site.work, "ls-remote", "origin", branch).endswith(f"refs/heads/{branch}")
 
 
 def test_promote_refuses_a_missing_version_and_a_no_op(site: Site) -> None:

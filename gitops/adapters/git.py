@@ -367,6 +367,16 @@ def branch_exists(root: Path, branch: str) -> bool:
     return bool(run(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).strip())
 
 
+def delete_branch(root: Path, branch: str) -> None:
+    """Delete the local ``branch`` (never the checked-out one: git refuses)."""
+    run(root, "branch", "-q", "-D", branch)
+
+
+def delete_remote_branch(root: Path, remote: str, branch: str) -> None:
+    """Delete ``branch`` on ``remote`` (``git push REMOTE --delete BRANCH``)."""
+    run(root, "push", "-q", remote, "--delete", f"refs/heads/{branch}")
+
+
 def fetch(root: Path, remote: str = "origin") -> None:
     """``git fetch`` from ``remote``: updates its remote-tracking refs, never the work tree."""
     run(root, "fetch", "-q", "--no-tags", remote)
@@ -476,6 +486,12 @@ class Git:
 
     def push(self, remote: str = "origin", refspec: str = "HEAD") -> None:
         push(self.root, remote, refspec)
+
+    def delete_branch(self, branch: str) -> None:
+        delete_branch(self.root, branch)
+
+    def delete_remote_branch(self, remote: str, branch: str) -> None:
+        delete_remote_branch(self.root, remote, branch)
 
     def fetch(self, remote: str = "origin") -> None:
         fetch(self.root, remote)

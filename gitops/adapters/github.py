@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -21,6 +22,10 @@ from typing import Any, Iterator
 from gitops.errors import GithubError
 
 DEFAULT_API_URL = "https://api.github.com"
+NO_REPOSITORY = ("no GitHub repository given: pass --github-repo OWNER/NAME, set github.repo in gitops.yaml, "
+                 "or set GITHUB_REPOSITORY")
+# GitHub's own limits: an owner is 1-39 of [A-Za-z0-9-], a repository name 1-100 of [A-Za-z0-9._-].
+_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 WRITE_PERMISSIONS = ("admin", "maintain", "write")
 
 
@@ -61,6 +66,13 @@ class Review:
     submitted_at: str
 
 
+def repo_problem(repo: object) -> str | None:
+    """Why ``repo`` cannot be a GitHub repository name (``owner/name``), or None."""
+    if not isinstance(repo, str) or not _REPO_RE.match(repo) or repo.split("/")[1] in (".", ".."):
+        return "must look like OWNER/NAME (letters, digits, '-', and '.' or '_' in the name)"
+    return None
+
+
 @contextmanager
 def _translated(action: str, base_url: str, hint: str = "") -> Iterator[None]:
     """Turn anything PyGithub or the network raises into one GithubError sentence."""
@@ -96,6 +108,13 @@ class GitHub:
 
     def _doing(self, action: str, hint: str = "") -> Any:
         return _translated(action, self.base_url, hint)
+
+    def check_repository(self) -> None:
+        """Fail unless the repository exists and the token can see it (``GET /repos/{owner}/{repo}``):
+        what a command that will create something on GitHub checks before it creates anything."""
+        hint = "check the repository name and that the token can read it"
+        with self._doing(f"reading repository {self.repo_name}", hint):
+            self._gh.get_repo(self.repo_name)  # the client is not lazy: this is the GET
 
     def login(self) -> str:
         """The account the token belongs to (``GET /user``), cached."""
@@ -226,9 +245,8 @@ def connect(repo: str | None = None, *, token: str | None = None, base_url: str 
     import github
 
     repo = repo or os.environ.get("GITHUB_REPOSITORY")
-    if not repo or repo.count("/") != 1:
-        raise GithubError("no GitHub repository given: pass --repo OWNER/NAME or set GITHUB_REPOSITORY"
-                          + (f" (got '{repo}')" if repo else ""))
+    if not repo or repo_problem(repo):
+        raise GithubError(f"GitHub repository '{repo}' {repo_problem(repo)}" if repo else NO_REPOSITORY)
     token = token or os.environ.get("GITHUB_TOKEN")
     if not token:
         raise GithubError("GITHUB_TOKEN is not set: GitHub calls need a token (in Actions: "

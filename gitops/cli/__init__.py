@@ -22,7 +22,7 @@ MAX_ERROR_LINES = 60
 
 # Command modules, in the order their commands appear in `gitops --help`.
 COMMAND_MODULES = ("registry", "prompt", "data", "train", "convert", "evaluate", "report", "site", "github", "deploy",
-                   "serve", "demo")
+                   "serve", "demo", "reference")
 
 
 class GitopsGroup(click.Group):

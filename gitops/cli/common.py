@@ -6,10 +6,20 @@ from pathlib import Path
 
 import click
 
+# The two ways a command names a repository, spelled the same on every command (tests/test_cli_names.py
+# walks the click tree and fails on any other spelling): the local GitOps repository is a directory,
+# the GitHub repository is OWNER/NAME.
 repo_option = click.option(
-    "-C", "--repo", "repo_dir", default=".", show_default=True,
+    "-C", "--repo-dir", "repo_dir", default=".", show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run as if gitops was started in this directory (any directory inside the GitOps repo).",
+    help="Run as if gitops was started in this directory (any directory inside the GitOps repo), "
+         "e.g. -C ../my-models.",
+)
+
+github_repo_option = click.option(
+    "--github-repo", "github_repo", metavar="OWNER/NAME",
+    help="The GitHub repository, e.g. --github-repo acme/my-models (default: github.repo in gitops.yaml, "
+         "then $GITHUB_REPOSITORY).",
 )
 
 

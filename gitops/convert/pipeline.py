@@ -11,10 +11,12 @@ from importlib import metadata
 from pathlib import Path
 
 from gitops.convert import variant_card
+from gitops.convert.ct2 import QUANTIZATIONS, SOURCE_FORMATS
+from gitops.core import refs
 from gitops.core.materialize import loadable
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
-from gitops.errors import ConvertError
+from gitops.errors import ConvertError, shown
 from gitops.ml.bases import base_model_dir
 from gitops.registry.alias import set_alias
 from gitops.registry.register import register
@@ -27,11 +29,20 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
 
     if to != "ct2":
         raise ConvertError(f"cannot convert to '{to}'; supported: ct2")
+    if quantization not in QUANTIZATIONS:
+        raise ConvertError(f"unsupported quantization '{shown(quantization)}'; choose one of: "
+                           f"{', '.join(QUANTIZATIONS)}")
+    if alias is not None and (problem := refs.alias_problem(alias)):  # refused now, not after converting
+        raise ConvertError(f"--alias: {problem}")
     with ws.writing("convert"):  # settle a killed command first; the lock is not held while converting
         ws.git.require_clean("register a converted version")
     if push:
         ws.check_push()
     model, src = ws.registry().resolve(ref)
+    if src.format not in SOURCE_FORMATS:  # before its weights are pulled
+        already = " (it is a CTranslate2 version already: convert its parent)" if src.format == "ct2" else ""
+        raise ConvertError(f"{model.name}@{src.id} has format '{src.format}', which cannot be converted to ct2; "
+                           f"supported: {', '.join(SOURCE_FORMATS)}{already}")
     loaded = loadable(ws, model.name, src)  # a pinned peft-lora version: the merged weights (cached)
     base = base_model_dir(ws, src.base_model) if loaded.format == "peft-lora" else None
     if base is not None and not isinstance(base, Path):

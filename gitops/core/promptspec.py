@@ -27,7 +27,7 @@ from typing import Any
 from gitops.core import refs
 from gitops.core.task import template_slots
 from gitops.errors import GitopsError, shown
-from gitops.validation import Problems
+from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap
 
 PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation")
@@ -39,6 +39,27 @@ TEMPLATE_SLOTS = ("sample", "task", "context")
 MAX_K = 64
 MAX_NEW_TOKENS = 512
 MAX_TEXT_CHARS = 16 * 1024
+# What parse_prompt accepts, for docs/reference.md (tests/test_reference.py holds them together).
+PROMPT_REFERENCE = (
+    Key("base", "string", REQUIRED, "ratings-base@v1", "The base model version it runs on (pinned to vN and md5)."),
+    Key("dataset", "string", "none", "reviews@v1", "The data set version retrieval draws from (its train split)."),
+    Key("task", "string", '""', "Rate the review from 1 to 5.", "The instruction, the template's `{task}`."),
+    Key("template", "string", REQUIRED, "{task}\n\n{context}{sample}\nRating:",
+        "The prompt: `{sample}` (the row), `{task}`, `{context}` (the examples; needed when k > 0)."),
+    Key("example", "string", "none", "Review: {text}\nRating: {rating}\n\n", "How one retrieved row reads."),
+    Key("retrieval", "mapping", "`{type: none}`", None, "Few-shot examples (below)."),
+    Key("retrieval.type", "string", "`none`", "semantic", "One of " + ", ".join(RETRIEVAL_TYPES) + "."),
+    Key("retrieval.k", "integer", "0 (none), 3 (others)", 3, f"Examples per prompt, 0 to {MAX_K}."),
+    Key("retrieval.embedder", "string", "none", "sentence-transformers/all-MiniLM-L6-v2",
+        "semantic only: a sentence-transformers directory or hub id (pinned by md5)."),
+    Key("retrieval.revision", "string", "none", "main", "semantic only: the hub id's branch, tag or commit."),
+    Key("retrieval.seed", "integer", "0", 0, "The seed of random retrieval."),
+    Key("generation", "mapping", "`{max_new_tokens: 8, temperature: 0}`", None, "Decoding (below)."),
+    Key("generation.max_new_tokens", "integer", "8", 4, f"Tokens generated per row, 1 to {MAX_NEW_TOKENS}."),
+    Key("generation.temperature", "number", "0", 0, "0 (greedy) to 2."),
+    Key("generation.constrain", "string", "none", "labels",
+        "`labels`: score every label as the continuation and predict the likeliest."),
+)
 
 
 @dataclass

@@ -19,7 +19,8 @@ from gitops.core import refs
 from gitops.core.records import DEFAULT_SPLITS, GATE_BOUNDS, Alias, Dataset, DatasetVersion, Gate, Model, Version
 from gitops.core.task import CLASSIFICATION, ClassificationTask, parse_classification
 from gitops.errors import shown
-from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Problems, Record, Scalar, Typed, finite_number, validate
+from gitops.validation import (REQUIRED, Field, Invalid, Key, ListOf, MapOf, Problems, Record, Scalar, Typed,
+                               finite_number, validate)
 from gitops.yamlio import LineMap
 
 FORMATS = ("peft-lora", "hf", "ct2", "prompt")
@@ -107,30 +108,52 @@ _REGISTRY_WORDS = {"unknown": "unknown key '{key}' in {record} (allowed: {allowe
                    "missing": "{record} is missing the required key '{key}'",
                    "not_mapping": "{record} must be a mapping"}
 
+MD5 = "3f1c0a8e1b5d4c2f9e7a6b5c4d3e2f1a.dir"  # an example, in the reference
 VERSION_SPEC = Record({
-    "format": Field(Scalar("str", rule=_one_of("format", FORMATS)), REQUIRED),
-    "path": Field(Scalar("str", rule=_path_rule("path")), REQUIRED),
-    "md5": Field(Scalar("str", rule=_md5_rule), REQUIRED),
-    "quantization": Field(Scalar("str", nullable=True, rule=_one_of("quantization", QUANTIZATIONS))),
-    "parent": Field(Scalar("str", nullable=True, label="a version id like v1", rule=_parent_rule)),
-    "base_model": Field(_TEXT), "base_md5": Field(Scalar("str", nullable=True, rule=_md5_rule)),
-    "dataset": Field(_TEXT), "config": Field(Typed((dict,), "a mapping", nullable=True)),
-    "config_hash": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
-    "metrics": Field(_Metrics("number"), {}), "note": Field(_TEXT),
+    "format": Field(Scalar("str", rule=_one_of("format", FORMATS)), REQUIRED,
+                    "What the weights are: " + ", ".join(f"`{f}`" for f in FORMATS) + ".", "peft-lora"),
+    "path": Field(Scalar("str", rule=_path_rule("path")), REQUIRED,
+                  "The weights' directory in the repository (DVC-tracked; a prompt version's config file).",
+                  "models/review-autocomplete/v3"),
+    "md5": Field(Scalar("str", rule=_md5_rule), REQUIRED, "DVC's md5 of the weights; every reader verifies it.", MD5),
+    "quantization": Field(Scalar("str", nullable=True, rule=_one_of("quantization", QUANTIZATIONS)), None,
+                          "A ct2 version's weight type: " + ", ".join(QUANTIZATIONS) + ".", "int8"),
+    "parent": Field(Scalar("str", nullable=True, label="a version id like v1", rule=_parent_rule), None,
+                    "The version of the same model it was trained or converted from.", "v2"),
+    "base_model": Field(_TEXT, None, "The base it was trained on (`NAME@vN`, or a name or path).",
+                        "smollm2-135m-instruct@v1"),
+    "base_md5": Field(Scalar("str", nullable=True, rule=_md5_rule), None,
+                      "A peft-lora adapter's base version md5: it is merged into exactly those weights.", MD5),
+    "dataset": Field(_TEXT, None, "The data set version it was trained on.", "reviews@v2"),
+    "config": Field(Typed((dict,), "a mapping", nullable=True), None,
+                    "The effective train config (a prompt version: its prompt config).", {"trainer": {"epochs": 1}}),
+    "config_hash": Field(_TEXT, None, "sha256 of the config's canonical JSON.", "9c1e5b..."),
+    "commit": Field(_TEXT, None, "The git commit it was made from.", "0a1b2c3d4e5f"),
+    "created_at": Field(_TEXT, None, "When it was registered (UTC, ISO 8601).", "2025-01-31T12:00:00Z"),
+    "author": Field(_TEXT, None, "Who registered it (git's user).", "Ada <ada@example.com>"),
+    "metrics": Field(_Metrics("number", label="a mapping of metric names to numbers"), {}, "Numbers measured when it was made (training loss, size).",
+                     {"eval_loss": 1.84}),
+    "note": Field(_TEXT, None, "Why it exists, in a sentence.", "gitops train (120 steps)"),
 }, what="version", **_REGISTRY_WORDS)
 VERSION_KEYS = tuple(VERSION_SPEC.fields)
 
 DATASET_VERSION_SPEC = Record({
-    "rows": Field(Scalar("int", minimum=0, label="a whole number"), REQUIRED),
-    "total_rows": Field(Scalar("int", minimum=0, nullable=True, label="a whole number")),
-    "splits": Field(MapOf(Scalar("int"), label="a mapping of split names to row counts"), REQUIRED),
-    "batch": Field(Scalar("str", rule=_path_rule("batch")), REQUIRED),
+    "rows": Field(Scalar("int", minimum=0, label="a whole number"), REQUIRED, "Rows this version added.", 400),
+    "total_rows": Field(Scalar("int", minimum=0, nullable=True, label="a whole number"), None,
+                        "Rows in the data set up to this version.", 1200),
+    "splits": Field(MapOf(Scalar("int"), label="a mapping of split names to row counts"), REQUIRED,
+                    "Rows this version added to each split.", {"train": 320, "valid": 40, "test": 40}),
+    "batch": Field(Scalar("str", rule=_path_rule("batch")), REQUIRED, "The batch file this version stored.",
+                   "data/reviews/batch-0003.jsonl"),
     "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.fullmatch(v) else f"md5 '{shown(v)}' is not an md5"),
-                 REQUIRED),
-    "split_column": Field(_TEXT),
+                 REQUIRED, "DVC's md5 of `data/` after this version.", MD5),
+    "split_column": Field(_TEXT, None, "The input column that chose rows' splits at this ingest.", "split"),
     "normalize": Field(ListOf(Scalar("str", rule=_normalize_rule), label="a list of normalisation steps",
-                              nullable=True)),
-    "source": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
+                              nullable=True), None, "The normalisation applied at this ingest.", ["strip"]),
+    "source": Field(_TEXT, None, "The input file names.", "batch-3.csv"),
+    "commit": Field(_TEXT, None, "The git commit of the ingest.", "0a1b2c3d4e5f"),
+    "created_at": Field(_TEXT, None, "When it was ingested (UTC, ISO 8601).", "2025-01-31T12:00:00Z"),
+    "author": Field(_TEXT, None, "Who ingested it (git's user).", "Ada <ada@example.com>"),
 }, what="data set version", **_REGISTRY_WORDS)
 DATASET_VERSION_KEYS = tuple(DATASET_VERSION_SPEC.fields)
 
@@ -138,13 +161,50 @@ ALIAS_SPEC = Record({
     "version": Field(Scalar("str", label="a version id like v1",
                             rule=lambda v: None if refs.is_version(v) else
                             f"version '{shown(v)}' must look like v1, v2, ..."),
-                     REQUIRED),
-    "note": Field(_TEXT),
+                     REQUIRED, "The version the alias points at.", "v3"),
+    "note": Field(_TEXT, None, "Why it points there (from `--note`).", "beats v2 on loss"),
 }, what="alias", **_REGISTRY_WORDS)
 
 MODEL_KEYS = ("name", "description", "task", "classification", "owners", "protected", "gates", "versions")
 DATASET_KEYS = ("name", "description", "columns", "text_field", "key", "splits", "split_column", "normalize",
                 "versions")
+# model.yaml and data set files are checked by hand (below); these tables say what the checkers
+# accept, for docs/reference.md (tests/test_reference.py holds them to parse_model and parse_dataset).
+MODEL_REFERENCE = (
+    Key("name", "string", REQUIRED, "review-autocomplete",
+        "The model's name, its directory's: lower-case letters, digits, `.`, `_`, `-` (at most 64)."),
+    Key("description", "string", '""', "Review autocompletion", "What the model is for (`gitops show`)."),
+    Key("task", "string", "`text-generation`", CLASSIFICATION,
+        "`classification` (needs `classification:`); any other word means completion."),
+    Key("classification", "mapping", "none", None, "The classification task (below); only with that task."),
+    Key("owners", "owner or list of owners", "`[]`", ["@acme/ml"], "Who owns the model: `@org/team`, `@user`, e-mail."),
+    Key("protected", "mapping of alias to owners", "`{}`", {"production": ["@acme/mlops"]},
+        "Aliases only these owners may move (CODEOWNERS and `gitops approvals`)."),
+    Key("gates", "list of gates", "`[]`", None, "Bounds `gitops eval` holds the candidate to (below)."),
+    Key("gates[].metric", "string", REQUIRED, "perplexity", "The metric held to the bounds (a results metric)."),
+    Key("gates[].max", "number", "none", 30, "The candidate's value must be at most this."),
+    Key("gates[].min", "number", "none", 0.6, "The candidate's value must be at least this."),
+    Key("gates[].max_increase_pct", "number", "none", 2,
+        "At most this % of the baseline's value above it (skipped without a baseline)."),
+    Key("gates[].max_decrease_pct", "number", "none", 2,
+        "At most this % of the baseline's value below it (skipped without a baseline)."),
+    Key("versions", "mapping of version id to version", "`{}`", None,
+        "The versions, appended by `gitops register`, `train`, `convert`, `prompt add` (below)."),
+)
+DATASET_REFERENCE = (
+    Key("name", "string", REQUIRED, "reviews", "The data set's name, its file's (`reviews.yaml`)."),
+    Key("description", "string", '""', "Product reviews", "What the data is (`gitops dataset show`)."),
+    Key("columns", "mapping of column to type", REQUIRED, {"id": "string", "text": "string", "rating": "int"},
+        "The columns and their types: " + ", ".join(COLUMN_TYPES) + "."),
+    Key("text_field", "string", REQUIRED, "text", "The column holding the text a model reads."),
+    Key("key", "string or list of strings", REQUIRED, ["id"], "The columns whose hash identifies and splits a row."),
+    Key("splits", "mapping of split to fraction", "`{train: 0.8, valid: 0.1, test: 0.1}`",
+        {"train": 0.8, "valid": 0.1, "test": 0.1}, "Each split's share of the key hash; they add up to 1."),
+    Key("split_column", "string", "none", "split", "An input column naming each row's split (not stored)."),
+    Key("normalize", "list of strings", "`[]`", ["html_unescape", "strip"],
+        "Text normalisation before dedupe: " + ", ".join(NORMALIZE_STEPS) + "."),
+    Key("versions", "mapping of version id to data set version", "`{}`", None, "One per ingest (below)."),
+)
 
 
 # --- model.yaml ----------------------------------------------------------------------------------

@@ -39,10 +39,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gitops import yamlio
+from gitops.adapters.github import repo_problem
 from gitops.core import refs
 from gitops.core.schema import owners_of
 from gitops.errors import RegistryError, shown
-from gitops.validation import Problems
+from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap, plain
 
 SETTINGS_FILE = "gitops.yaml"
@@ -68,10 +69,53 @@ JUDGE_KEYS = ("endpoint", "model", "token_env", "samples", "timeout_s")
 MAX_JUDGE_MODEL = 200
 MAX_JUDGE_SAMPLES = 500  # the judge asks twice per sample: 1,000 requests at most
 
+# What parse accepts, for docs/reference.md (tests/test_reference.py holds the table to the checker).
+REFERENCE = (
+    Key("github", "mapping", "none", None, "The GitHub repository (below)."),
+    Key("github.repo", "string", "none", "acme/my-models",
+        "OWNER/NAME: the default of every GitHub command's `--github-repo` (then `$GITHUB_REPOSITORY`)."),
+    Key("runners", "mapping", "both below", None, "The labels of the two self-hosted runner pools."),
+    Key("runners.gpu", "list of strings", "`[self-hosted, gpu, ephemeral]`", ["self-hosted", "gpu", "ephemeral"],
+        "Where pull requests are evaluated (their code runs there)."),
+    Key("runners.trusted", "list of strings", "`[self-hosted, gpu, trusted]`", ["self-hosted", "gpu", "trusted"],
+        "Where train and convert run, holding write credentials; a label the other pool lacks."),
+    Key("admins", "owner or list of owners", "`[]`: every protected alias's owners", ["@acme/mlops"],
+        "Who owns the machinery (.github/, gitops.yaml, protected/gates lines)."),
+    Key("admin_paths", "list of strings", "`[]`", ["/scripts/deploy/"],
+        f"More CODEOWNERS paths only the admins may change (at most {MAX_ADMIN_PATHS})."),
+    Key("deploy", "mapping", "none", None, "Deploy webhooks (below)."),
+    Key("deploy.hooks", "list of hooks", "`[]`", None, "Fired by `gitops deploy` when a listed alias moves."),
+    Key("deploy.hooks[].name", "string", REQUIRED, "prod-endpoint", "Letters, digits, `.`, `_`, `-`; unique."),
+    Key("deploy.hooks[].url", "string", REQUIRED, "https://deploy.example.com/hooks/gitops",
+        "Where to POST (http or https; no password in it)."),
+    Key("deploy.hooks[].models", "list of strings", "every model", ["review-autocomplete"], "Models it listens to."),
+    Key("deploy.hooks[].aliases", "list of strings", "`[production]`", ["production"], "Aliases it listens to."),
+    Key("deploy.hooks[].secret_env", "string", f"`{DEFAULT_SECRET_ENV}`", DEFAULT_SECRET_ENV,
+        "The NAME of the environment variable holding the HMAC secret (never the secret)."),
+    Key("deploy.hooks[].payload", "mapping (JSON template)", "the full payload", {"model": "{model}"},
+        "The body to send, with `{placeholders}` (docs/deploy-webhooks.md)."),
+    Key("deploy.hooks[].timeout_s", "number, 0.1 to 300", "10", 10, "Seconds per attempt."),
+    Key("deploy.hooks[].retries", "integer, 0 to 20", "4", 4, "Attempts after the first."),
+    Key("notify", "mapping", "none", None, "Chat notifications (below)."),
+    Key("notify.slack_webhook_env", "string", "none: no notification", "SLACK_WEBHOOK_URL",
+        "The NAME of the environment variable holding a Slack-compatible webhook URL."),
+    Key("notify.on", "list of strings", "`[deploy, report]`", ["deploy"], "Events that notify: deploy, report."),
+    Key("eval", "mapping", "none", None, "Evaluation settings (below)."),
+    Key("eval.judge", "mapping", "none: no judge", None, "An LLM judge for `gitops eval` (docs/eval.md#judge)."),
+    Key("eval.judge.endpoint", "string", REQUIRED, "http://judge.internal:8000",
+        "An OpenAI-compatible server; it receives holdout text."),
+    Key("eval.judge.model", "string", REQUIRED, "judge@production", "The judge's model name there."),
+    Key("eval.judge.token_env", "string", "none", "GITOPS_JUDGE_TOKEN",
+        "The NAME of the environment variable holding a bearer token."),
+    Key("eval.judge.samples", f"integer, 1 to {MAX_JUDGE_SAMPLES}", "the evaluation's `--samples`", 16,
+        "Samples judged (each in both orders)."),
+    Key("eval.judge.timeout_s", "number, 0.1 to 600", "60", 60, "Seconds per request."),
+)
+
 DEFAULT_TEXT = """\
 # gitops repository settings. See the README for every key.
 github:
-  repo: {repo}            # owner/name on GitHub (workflows also read GITHUB_REPOSITORY)
+  {repo_line}  # owner/name: where promote --pr, approvals and report --post go (then GITHUB_REPOSITORY)
 runners:  # the labels the workflows run on (docs/workflows.md: runner groups, ephemeral runners)
   gpu: [self-hosted, gpu, ephemeral]     # evaluates pull requests (their code): fresh for every job
   trusted: [self-hosted, gpu, trusted]   # trains and converts, holding write credentials
@@ -204,9 +248,10 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
         p.add(src, doc, "github", "github must be a mapping with 'repo: owner/name'")
     else:
         repo = github.get("repo")
-        if repo is not None and (not isinstance(repo, str) or repo.count("/") != 1):
-            p.add(src, github, "repo", f"github.repo '{shown(repo)}' must look like owner/name")
-        cfg.repo = repo
+        if repo is not None and (problem := repo_problem(repo)):
+            p.add(src, github, "repo", f"github.repo '{shown(repo)}' {problem}")
+        else:
+            cfg.repo = repo
     _parse_runners(doc, cfg, src, p)
     if doc.get("admins"):
         cfg.admins = owners_of(doc["admins"], doc, "admins", src, p, "admins")
@@ -261,7 +306,9 @@ def _admin_paths(value: Any, doc: LineMap, src: str, p: Problems) -> list[str]:
 
 
 def default_text(repo: str | None) -> str:
-    return DEFAULT_TEXT.format(repo=repo or "your-org/your-models")
+    """The scaffolded gitops.yaml; without ``repo`` the key is a comment to fill in (a placeholder
+    name would be used as the repository and fail only at the first GitHub call)."""
+    return DEFAULT_TEXT.format(repo_line=f"repo: {repo}" if repo else "# repo: your-org/your-models")
 
 
 # --- deploy: and notify: -----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.errors import shown
-from gitops.validation import Problems
+from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap
 
 CLASSIFICATION = "classification"
@@ -40,6 +40,17 @@ MAX_RULE_CHARS = 1000
 CLASSIFICATION_KEYS = ("input", "label", "labels", "fallback", "extract")
 RULE_KINDS = ("regex", "exact")
 _SLOT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# What parse_classification accepts, for docs/reference.md (tests/test_reference.py holds them together).
+CLASSIFICATION_REFERENCE = (
+    Key("classification.input", "string", REQUIRED, "Review: {text}",
+        "Template over a row's columns (`{column}` slots): what every variant is asked."),
+    Key("classification.label", "string", REQUIRED, "rating", "The column holding the true label."),
+    Key("classification.labels", "list of strings", REQUIRED, ["1", "2", "3", "4", "5"],
+        f"The label vocabulary, 2 to {MAX_LABELS} distinct labels."),
+    Key("classification.fallback", "string", REQUIRED, "3", "What an output matching no label counts as."),
+    Key("classification.extract", "mapping of label to {regex: R} or {exact: T}", "each label as a whole word",
+        {"5": {"regex": "\\b(five|5)\\b"}}, "How a raw output is read as a label (first match in label order)."),
+)
 
 
 @dataclass(frozen=True)

@@ -81,13 +81,18 @@ def _ingest(ws: Workspace, files: list[Path], dataset: str, skip_invalid: bool, 
     _require_clean(ws, dataset)
     if push:
         ws.check_push()  # before anything: a push that cannot happen should not follow a commit
+    paths = [Path(f) for f in files]
+    for path in paths:  # every file found, small enough and of a known format before the first is read
+        rows.check_file(path, delimiter)
     say(f"validating {len(files)} file(s)")
-    checked = rows.check_files([Path(f) for f in files], ds, delimiter)
+    checked = rows.check_files(paths, ds, delimiter)
     result = IngestResult(dataset=dataset, version=None, invalid=len(checked.rejects))
     if checked.rejects and not skip_invalid:
         sentence, lines = rows.summary(checked.rejects)
-        raise DataError(f"{sentence}; nothing was ingested (use --skip-invalid to keep the valid rows)",
-                        problems=lines)
+        valid = len(checked.good)
+        hint = (f" (use --skip-invalid to keep the {valid} valid row{'s' if valid != 1 else ''})" if valid
+                else ": no row is valid")
+        raise DataError(f"{sentence}; nothing was ingested{hint}", problems=lines)
     if checked.rejects:
         result.rejects_paths = rows.write_rejects(checked)
     say("checking keys against the data set")

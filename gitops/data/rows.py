@@ -101,8 +101,9 @@ def file_format(path: Path, delimiter: str | None = None) -> tuple[str, str | No
     return fmt, DELIMITERS.get(suffix)
 
 
-def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
-    """Every row of an input file, untyped, with its line (delimited, JSONL) or row number (Parquet)."""
+def check_file(path: Path, delimiter: str | None = None) -> tuple[str, str | None]:
+    """The file's format and delimiter, once it is known to exist, be a file, be small enough and
+    have a format we read: what every input is checked for before any of them is read."""
     try:
         found = path.is_file()
     except OSError as exc:  # a name too long for the file system, say: pathlib passes that on
@@ -113,6 +114,12 @@ def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(f"{path}: larger than {jsonio.size_text(MAX_FILE_BYTES)}; split it into smaller "
                         "batches and ingest each")
+    return fmt, delim
+
+
+def read_file(path: Path, delimiter: str | None = None) -> list[RawRow]:
+    """Every row of an input file, untyped, with its line (delimited, JSONL) or row number (Parquet)."""
+    fmt, delim = check_file(path, delimiter)
     try:
         if fmt == "delimited":
             return _read_delimited(path, delim or ",")
@@ -323,11 +330,20 @@ def write_rejects(checked: Checked) -> list[Path]:
 
 
 def summary(rejects: list[Reject], shown: int = 5) -> tuple[str, list[str]]:
-    """One sentence and the first few bad rows, for an error or a report."""
+    """One sentence and the first few problems, for an error or a report. Rows refused for the same
+    reason are one problem, however many they are (a header with one extra column refuses every row
+    of its file: one sentence with the first line and the count, not a line per row)."""
     files = sorted({r.source for r in rejects})
-    sentence = (f"{len(rejects)} invalid row{'s' if len(rejects) != 1 else ''} in {', '.join(files)} "
-                f"(first at {rejects[0].location}: {rejects[0].reason})")
-    lines = [f"{r.location}: {r.reason}" for r in rejects[:shown]]
-    if len(rejects) > shown:
-        lines.append(f"... and {len(rejects) - shown} more")
-    return sentence, lines
+    groups: dict[str, list[Reject]] = {}  # reason -> its rows, in the order first seen
+    for rej in rejects:
+        groups.setdefault(rej.reason, []).append(rej)
+    count = f"{len(rejects)} invalid row{'s' if len(rejects) != 1 else ''} in {', '.join(files)}"
+    first = rejects[0]
+    if len(groups) == 1 and len(rejects) > 1:
+        return f"{count}, all for one reason (first at {first.location}): {first.reason}", []
+    lines = [f"{rows[0].location}: {reason}" + (f" (and {len(rows) - 1} more rows like it)" if len(rows) > 1 else "")
+             for reason, rows in list(groups.items())[:shown]]
+    if len(groups) > shown:
+        rest = sum(len(rows) for rows in list(groups.values())[shown:])
+        lines.append(f"... and {rest} more rows with other problems")
+    return f"{count} (first at {first.location}: {first.reason})", lines

@@ -142,6 +142,7 @@ def judge_results(results: EvalResults, endpoint: str, model: str) -> JudgeSumma
     if not items:
         raise EvalError("the results have no samples with a baseline completion to judge "
                         "(run gitops eval with a baseline and --samples > 0)")
+    check_endpoint(endpoint, model)  # one request that names a wrong endpoint or model, before 2 per sample
     return judge_pairs(endpoint, model, items)
 
 

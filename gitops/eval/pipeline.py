@@ -26,7 +26,7 @@ from gitops.core.settings import JudgeConfig
 from gitops.core.task import CLASSIFICATION
 from gitops.core.workspace import Workspace
 from gitops.data import batches
-from gitops.errors import EvalError, GitopsError, NotFoundError
+from gitops.errors import EvalError, GitopsError, NotFoundError, shown
 from gitops.eval import harness
 from gitops.eval import judge as judging
 from gitops.eval.compare import compare, statistics
@@ -103,6 +103,10 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
         dataset = f"{refs.parse_ref(version.dataset, 'data set').name}@latest"
         notes.append(f"data set: {dataset} (the candidate was trained on {version.dataset})")
     data = batches.resolve(ws, dataset)
+    if split not in data[0].splits and split != "all":  # all: a classification model's every row
+        raise EvalError(f"--split {shown(split)}: data set {data[0].name} has splits {', '.join(data[0].splits)}")
+    if base_ref is not None:
+        ws.registry().resolve(base_ref)  # a missing baseline is named now, not after the candidate's run
     parent_ref = None
     if parent and version.format in UNTRAINED_FORMATS and version.parent:
         parent_ref = f"{model.name}@{version.parent}"

@@ -73,6 +73,11 @@ def _record(cls: type) -> Record:
                   not_mapping="{path} must be an object ({what}), not {shown}", build_error="{path} {message}")
 
 
+def result_spec(cls: type) -> Record:
+    """The spec a results dataclass is checked by (what docs/reference.md lists)."""
+    return _spec(cls)
+
+
 class _builder:
     """Builds ``cls``; a value rule it breaks (:class:`ResultsError`) is reported where the record is."""
 
@@ -263,6 +268,21 @@ class GateResult(_Checked):
             raise ResultsError(f"bound '{self.bound}' is not one of {', '.join(GATE_BOUNDS)}")
         if self.skipped and not self.passed:
             raise ResultsError(f"gate on '{self.metric}' is skipped, so it must count as passed")
+
+
+# Example and meaning of each GateResult key, for docs/reference.md (types and defaults come from the
+# class; tests/test_reference.py holds the two together).
+GATE_RESULT_REFERENCE = {
+    "metric": ("perplexity", "The metric held to the bound."),
+    "bound": ("max_increase_pct", "Which bound: " + ", ".join(GATE_BOUNDS) + "."),
+    "threshold": (2.0, "The number written in the gate."),
+    "passed": (True, "Whether the candidate met it (a skipped gate is passed)."),
+    "message": ("perplexity 2.17 vs 2.18 (limit 2.22): pass", "The sentence the report shows."),
+    "candidate": (2.17, "The candidate's value (null: not measured, which fails)."),
+    "baseline": (2.18, "The baseline's value, for a relative bound."),
+    "limit": (2.22, "The absolute value the candidate was held to (null when skipped)."),
+    "skipped": (False, "A relative bound without a baseline value: skipped, counts as passed."),
+}
 
 
 @dataclass

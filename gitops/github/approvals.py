@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitops.adapters.github import WRITE_PERMISSIONS, ChangedFile, GitHub, PullInfo, Review
 from gitops.core import layout as store
@@ -194,8 +195,9 @@ def _permission(gh: GitHub, login: str) -> str:
         return "none"  # not a user GitHub knows (a renamed account): cannot approve
 
 
-def approvals(pr_number: int, repo: str | None = None) -> ApprovalResult:
-    """:func:`check_approvals` on ``repo`` (default ``$GITHUB_REPOSITORY``) with the environment's token."""
-    from gitops.adapters.github import connect
+def approvals(pr_number: int, github_repo: str | None = None, directory: Path | str | None = None) -> ApprovalResult:
+    """:func:`check_approvals` with the environment's token on ``github_repo`` (default: github.repo
+    of the gitops.yaml in ``directory``'s repository, then ``$GITHUB_REPOSITORY``)."""
+    from gitops.github.repository import connect_to
 
-    return check_approvals(connect(repo), pr_number)
+    return check_approvals(connect_to(github_repo, directory), pr_number)

@@ -5,22 +5,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gitops.adapters.github import GitHub, connect
+from gitops.adapters.github import GitHub
+from gitops.github.repository import connect_to
 
 
 def _first_line(text: str) -> str:
     return text.lstrip().split("\n", 1)[0].strip()
 
 
-def post_sticky_comment(repo: GitHub | str | None, pr_number: int, marker: str, body: str) -> tuple[str, bool]:
+def post_sticky_comment(repo: GitHub | str | None, pr_number: int, marker: str, body: str,
+                        directory: Path | str | None = None) -> tuple[str, bool]:
     """Create or update the comment that starts with ``marker`` on pull request ``pr_number``.
 
     Only a comment written by the same account as the token (``GET /user``) is updated: a person
     who pastes the marker into their own comment must never have it overwritten. The marker (e.g.
     ``<!-- gitops-report model=m alias=staging -->``) becomes the body's first line when it is not
-    already. Returns the comment's URL and whether it was created (False: updated).
+    already. Returns the comment's URL and whether it was created (False: updated). A ``repo`` not
+    given is github.repo of the gitops.yaml in ``directory``'s repository, then ``$GITHUB_REPOSITORY``.
     """
-    gh = repo if isinstance(repo, GitHub) else connect(repo)
+    gh = repo if isinstance(repo, GitHub) else connect_to(repo, directory)
     marker = marker.strip()
     if _first_line(body) != marker:
         body = f"{marker}\n{body}"
@@ -48,10 +51,11 @@ def append_step_summary(text: str) -> Path | None:
     return path
 
 
-def post_report(markdown: str, pr_number: int, repo: GitHub | str | None = None) -> tuple[str, bool]:
+def post_report(markdown: str, pr_number: int, repo: GitHub | str | None = None,
+                directory: Path | str | None = None) -> tuple[str, bool]:
     """Post a rendered report (its first line is its marker) as the PR's sticky comment, and add it
     to the Actions step summary. Returns the comment's URL and whether it was created."""
     marker = markdown.split("\n", 1)[0]
-    url, created = post_sticky_comment(repo, pr_number, marker, markdown)
+    url, created = post_sticky_comment(repo, pr_number, marker, markdown, directory)
     append_step_summary(markdown)
     return url, created

@@ -12,6 +12,7 @@ from gitops.core import layout, refs
 from gitops.core.schema import Alias
 from gitops.core.workspace import Workspace
 from gitops.errors import RegistryError, RepoStateError
+from gitops.github.pulls import open_pull, pull_target
 
 
 @dataclass
@@ -44,17 +45,25 @@ def pr_text(result: PromoteResult, note: str | None) -> tuple[str, str]:
     return title, "\n".join(body)
 
 
-def promote(ws: Workspace, ref: str, alias: str, note: str | None = None) -> PromoteResult:
+def promote(ws: Workspace, ref: str, alias: str, note: str | None = None, *, open_pr: bool = False,
+            base: str = "main", github_repo: str | None = None, remote: str = "origin") -> PromoteResult:
     """Commit ``alias -> version of ref`` on a new branch made from HEAD, without checking it out:
     the work tree stays on the branch it was on, untouched. HEAD (not the base branch) is the start so a version registered in a
-    local commit (the training workflow) travels with its promotion."""
+    local commit (the training workflow) travels with its promotion.
+
+    With ``open_pr`` the branch is pushed to ``remote`` and a pull request into ``base`` opened on
+    ``github_repo`` (default: gitops.yaml's github.repo, then $GITHUB_REPOSITORY). The remote, the
+    repository's name, the token and the repository on GitHub are checked before the branch is
+    made, and a push or pull request that fails deletes the branch again: a failed try leaves
+    nothing, and the re-run starts clean."""
     if problem := refs.alias_problem(alias):
         raise RegistryError(problem)
     with ws.writing("promote"):
-        return _promote(ws, ref, alias, note)
+        return _promote(ws, ref, alias, note, open_pr, base, github_repo, remote)
 
 
-def _promote(ws: Workspace, ref: str, alias: str, note: str | None) -> PromoteResult:
+def _promote(ws: Workspace, ref: str, alias: str, note: str | None, open_pr: bool, base: str,
+             github_repo: str | None, remote: str) -> PromoteResult:
     ws.git.require_clean("promote")
     model, version = ws.registry().resolve(ref)
     previous = model.aliases[alias].version if alias in model.aliases else None
@@ -63,24 +72,27 @@ def _promote(ws: Workspace, ref: str, alias: str, note: str | None) -> PromoteRe
     branch = branch_name(model.name, alias, version.id)
     if ws.git.branch_exists(branch):
         raise RepoStateError(f"branch {branch} already exists; delete it (git branch -D {branch}) or merge it")
+    target = pull_target(ws, github_repo, base, remote) if open_pr else None
     path, text = layout.alias_text(model.name, Alias(name=alias, version=version.id, note=note))
     message = f"Promote {model.name} {version.id} to {alias}\n\nwas: {previous or 'unset'}"
     # Built beside the work tree (a temporary index), the branch created last: the work tree never
     # leaves the branch it is on, so a kill at any moment leaves it as it was, with or without the
     # whole promotion branch (never half of one).
     commit = ws.git.commit_to_new_branch(branch, "HEAD", {path: text}, message + (f"\n\n{note}" if note else ""))
-    return PromoteResult(model.name, alias, version.id, previous, branch, commit, path)
+    result = PromoteResult(model.name, alias, version.id, previous, branch, commit, path)
+    if target is not None:
+        title, body = pr_text(result, note)
+        pr = open_pull(ws, target, branch, title, body)
+        result.pushed, result.pr_number, result.pr_url = True, pr.number, pr.url
+    return result
 
 
 def open_pull_request(ws: Workspace, result: PromoteResult, note: str | None, base: str = "main",
-                      repo: str | None = None, remote: str = "origin") -> PromoteResult:
-    """Push the promotion branch to ``remote`` and open its pull request against ``base``."""
-    from gitops.adapters.github import connect
-
-    gh = connect(repo)  # fail on a missing token before pushing anything
-    ws.git.push(remote, f"refs/heads/{result.branch}:refs/heads/{result.branch}")
-    result.pushed = True
+                      github_repo: str | None = None, remote: str = "origin") -> PromoteResult:
+    """Push an already made promotion branch and open its pull request (what ``promote(...,
+    open_pr=True)`` does in one go, checking first); a failure deletes the branch."""
+    target = pull_target(ws, github_repo, base, remote)
     title, body = pr_text(result, note)
-    pr = gh.create_pull(title, body, head=result.branch, base=base)
-    result.pr_number, result.pr_url = pr.number, pr.url
+    pr = open_pull(ws, target, result.branch, title, body)
+    result.pushed, result.pr_number, result.pr_url = True, pr.number, pr.url
     return result

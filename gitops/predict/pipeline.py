@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitops import yamlio
 from gitops.core import refs
 from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask, check_columns, check_labels
@@ -137,6 +138,8 @@ def predict(ws: Workspace, ref: str, dataset: str, *, split: str = "test", out: 
         raise ConfigError(f"--batch-size must be from 1 to {MAX_BATCH}")
     if out is not None and Path(out).suffix.lower() not in OUT_FORMATS:
         raise ConfigError(f"--out {out}: write .parquet, .csv or .jsonl")
+    if out is not None and (problem := yamlio.output_problem(Path(out))):
+        raise ConfigError(f"--out: {problem}")
     plan = plan or plan_predict(ws, ref, dataset, split, limit=limit, constrain=constrain)
     partial = _partial_path(out) if out is not None else None
     header = _header(plan)

@@ -16,7 +16,7 @@ from gitops.core import refs
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError
 from gitops.predict import scoring
-from gitops.predict.pipeline import DEFAULT_BATCH, Progress, predict
+from gitops.predict.pipeline import DEFAULT_BATCH, MAX_BATCH, Progress, plan_predict, predict
 from gitops.predict.pool import BackendPool
 
 MAX_VARIANTS = 16
@@ -70,10 +70,15 @@ def compare_variants(ws: Workspace, variant_refs: list[str], *, dataset: str | N
     parsed = [refs.parse_ref(r, require_ref=True) for r in variant_refs]
     if len({p.name for p in parsed}) > 1:
         raise ConfigError("compare variants of one model: " + ", ".join(variant_refs) + " name several models")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ConfigError(f"--batch-size must be from 1 to {MAX_BATCH}")
     dataset = dataset or _default_dataset(ws, variant_refs)
+    # Every variant resolved and its rows read and checked before the first model opens: a bad last
+    # reference must not cost the predictions of the ones before it.
+    plans = [plan_predict(ws, ref, dataset, split, limit=limit, constrain=constrain) for ref in variant_refs]
     with BackendPool(device, threads) as pool:
-        runs = [predict(ws, ref, dataset, split=split, batch_size=batch_size, limit=limit, progress=progress,
-                        constrain=constrain, pool=pool) for ref in variant_refs]
+        runs = [predict(ws, plan.ref, dataset, split=split, batch_size=batch_size, limit=limit, progress=progress,
+                        constrain=constrain, pool=pool, plan=plan) for plan in plans]
     first = runs[0].predictions
     out = Comparison(runs[0].dataset, split, runs[0].rows)
     for i, run in enumerate(runs):
@@ -93,10 +98,11 @@ def variant_kind(version: Any) -> str:
 
 
 def _default_dataset(ws: Workspace, variant_refs: list[str]) -> str:
-    """The data set the first variant that names one names (a prompt's retrieval set, a fine-tune's)."""
+    """The data set the first variant that names one names (a prompt's retrieval set, a fine-tune's);
+    every reference is resolved, so a missing one is named before any other work."""
     reg = ws.registry()
-    for ref in variant_refs:
-        _, version = reg.resolve(ref)
+    versions = [reg.resolve(ref)[1] for ref in variant_refs]
+    for version in versions:
         if version.dataset:
             return version.dataset
     raise ConfigError("none of the variants names a data set; pass --dataset NAME@vN")

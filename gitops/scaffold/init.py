@@ -9,7 +9,8 @@ from pathlib import Path
 from gitops.adapters import dvc, git
 from gitops.core import layout, settings
 from gitops.core.reader import Registry
-from gitops.errors import RepoStateError
+from gitops.adapters.github import repo_problem
+from gitops.errors import ConfigError, RepoStateError, shown
 from gitops.registry import codeowners_text
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
@@ -29,6 +30,8 @@ def workflow_templates() -> list[Path]:
 
 def init(directory: Path, remote: str | None = None, repo: str | None = None) -> InitResult:
     """Make ``directory`` a GitOps repo; it may be new, empty, or an existing git repo without a registry."""
+    if repo is not None and (problem := repo_problem(repo)):
+        raise ConfigError(f"--github-repo '{shown(repo)}' {problem}")
     directory = directory.resolve()
     if (directory / layout.REGISTRY).exists() or (directory / settings.SETTINGS_FILE).exists():
         raise RepoStateError(f"{directory} is already a GitOps repository (it has registry/ or gitops.yaml)")

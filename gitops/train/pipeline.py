@@ -28,7 +28,7 @@ from gitops.core.materialize import is_pinned, loadable, version_files
 from gitops.core.schema import Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
 from gitops.data import batches
-from gitops.errors import ConfigError, GitopsError, NotFoundError, TrainError
+from gitops.errors import ConfigError, GitopsError, NotFoundError, RepoStateError, TrainError, shown
 from gitops.ml import gguf_base
 from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
 from gitops.ml.prompting import Pair, PromptFormat
@@ -165,14 +165,35 @@ def _classification_format(ws: Workspace, cfg: TrainConfig) -> None:
     cfg.template, cfg.response, cfg.chat = task.input, " {" + task.label + "}", False
 
 
+def check_before_training(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, push: bool = False) -> None:
+    """Everything a run would otherwise refuse only after training, refused before the first step:
+    the options, a work tree with uncommitted changes (the version is committed and records the
+    commit it was trained from), the output model, the data set version and a registry base's
+    version. A config file git does not track is fine: the version records the config whole."""
+    if alias is not None and (problem := refs.alias_problem(alias)):
+        raise ConfigError(f"--alias: {problem}")
+    if dirty := ws.git.dirty_paths():
+        listed = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise RepoStateError(f"cannot train: the work tree has uncommitted changes ({listed}); commit or stash them "
+                             "first, since the new version is committed and records the commit it was trained from")
+    if push:
+        ws.check_push()
+    registry = ws.registry()
+    if cfg.output_model not in registry.models:
+        raise NotFoundError(f"output.model: model '{shown(cfg.output_model)}' does not exist (models: "
+                            f"{', '.join(sorted(registry.models)) or 'none yet'}); create it first: "
+                            f"gitops model create {shown(cfg.output_model)}")
+    resolve_dataset(ws, cfg.dataset)
+    name, sep, _ = cfg.base_model.partition("@")
+    if sep and name in registry.models:
+        registry.resolve(cfg.base_model)  # its weights are pulled (and verified) after every check
+
+
 def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
           alias: str | None = None, push: bool = False, progress: Progress | None = None) -> TrainRun:
     """Train from a config file and register the result as a new version of ``output.model``."""
     cfg = train_config.read(Path(config_path), overrides)
-    if alias is not None and (problem := refs.alias_problem(alias)):
-        raise ConfigError(f"--alias: {problem}")
-    if push:
-        ws.check_push()
+    check_before_training(ws, cfg, alias=alias, push=push)
     cfg, base, dataset, version = effective_config(ws, cfg)
     train_texts = read_split(ws, dataset, version, "train", cfg.prompt_format)
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)

