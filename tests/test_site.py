@@ -284,8 +284,9 @@ def test_a_github_repo_that_is_not_one_is_refused_before_anything_is_written(rep
     settings.write_text(settings.read_text().replace(f"repo: {REPO}", "repo: 'javascript:alert(1)/x'"))
     git(repo, "commit", "-qam", "a hostile github.repo")
     result = run_gitops("site", "-C", str(repo), "--out", str(tmp_path / "site"))
-    assert result.exit_code == 1 and "gitops.yaml: github.repo 'javascript:alert(1)/x' is not a GitHub " \
-                                      "owner/name" in result.stderr, result.stderr
+    # gitops.yaml's own validation refuses it first (the pages re-check it before linking anywhere)
+    assert result.exit_code == 1 and "github.repo 'javascript:alert(1)/x' must look like OWNER/NAME" \
+        in result.stderr, result.stderr
     assert not (tmp_path / "site").exists()
 
 
