@@ -240,10 +240,18 @@ def diff(base: str, head: str, as_json: bool, github_output: bool, repo_dir: Pat
     from gitops import api
 
     result = api.diff(workspace_of(repo_dir), base, head)
+    if github_output or as_json:
+        data = result.to_dict()  # before anything is written: too many alias moves fails here
+        if data["not_evaluated"]:
+            total = len(data["evaluate"]) + len(data["not_evaluated"])
+            click.echo(f"The evaluation matrix evaluates {len(data['evaluate'])} of {total:,} candidates (a GitHub "
+                       f"matrix runs at most {len(data['evaluate'])} jobs); not evaluated: "
+                       f"{data['not_evaluated'][0]} and {len(data['not_evaluated']) - 1:,} more new versions that "
+                       "no alias points to", err=True)
     if github_output:
-        _write_github_output(result)
+        _write_github_output(data)
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(data)
         return
     if result.empty:
         click.echo(f"No registry changes between {base} and {head}.")
@@ -256,7 +264,7 @@ def diff(base: str, head: str, as_json: bool, github_output: bool, repo_dir: Pat
         click.echo(f"model   {name} (new)")
 
 
-def _write_github_output(result) -> None:  # noqa: ANN001
+def _write_github_output(data: dict) -> None:
     """Step outputs for ``strategy.matrix`` and later steps: one JSON value per line."""
     import json
     import os
@@ -266,7 +274,6 @@ def _write_github_output(result) -> None:  # noqa: ANN001
     target = os.environ.get("GITHUB_OUTPUT")
     if not target:
         raise RepoStateError("--github-output needs $GITHUB_OUTPUT (it is set inside GitHub Actions)")
-    data = result.to_dict()
     lines = {"matrix": json.dumps(data["evaluate"]), "count": str(len(data["evaluate"])),
              "new_versions": json.dumps([f"{v['model']}@{v['version']}" for v in data["new_versions"]]),
              "alias_moves": json.dumps(data["alias_moves"])}

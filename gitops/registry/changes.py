@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, field
 
 from gitops.core import layout, refs
 from gitops.core.reader import Registry
-from gitops.errors import Problem
+from gitops.errors import Problem, RegistryError
+
+# GitHub runs at most this many jobs of one matrix (and fails the whole workflow beyond it).
+MAX_EVAL_JOBS = 256
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,24 @@ class RegistryDiff:
         return not (self.alias_moves or self.new_versions or self.new_models or self.removed_models)
 
     def to_dict(self) -> dict:
-        """The JSON workflows read; ``evaluate`` is the matrix of candidates to evaluate."""
+        """The JSON workflows read; ``evaluate`` is the matrix of candidates to evaluate (at most
+        :data:`MAX_EVAL_JOBS`), ``not_evaluated`` the references of the candidates beyond it."""
         out = asdict(self)
-        out["evaluate"] = self.evaluation_matrix()
+        out["evaluate"], skipped = self.bounded_matrix()
+        out["not_evaluated"] = [e["ref"] for e in skipped]
         return out
+
+    def bounded_matrix(self) -> tuple[list[dict], list[dict]]:
+        """The evaluation matrix cut to what one GitHub matrix runs, and what was cut: candidates
+        an alias moved to come first, so only new versions nothing points at are ever left out.
+        More alias-move candidates than one matrix holds is a RegistryError (split the PR)."""
+        matrix = self.evaluation_matrix()
+        moved = sum(1 for e in matrix if e["aliases"])
+        if moved > MAX_EVAL_JOBS:
+            raise RegistryError(f"{self.base}..{self.head} moves aliases to {moved:,} versions, but a GitHub "
+                                f"workflow matrix runs at most {MAX_EVAL_JOBS} jobs: split the pull request so "
+                                "each one moves aliases to fewer versions")
+        return matrix[:MAX_EVAL_JOBS], matrix[MAX_EVAL_JOBS:]
 
     def evaluation_matrix(self) -> list[dict]:
         """One entry per candidate version: those an alias moved to, then other new versions.
