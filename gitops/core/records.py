@@ -115,9 +115,14 @@ class DatasetVersion:
     # How the rows were prepared, as the data set said when they were ingested (None: not used).
     split_column: str | None = None
     normalize: list[str] | None = None
+    # The sha256 of the batch file, in full (its name carries the first 10 hex digits): every reader
+    # checks the bytes against it before use. None in versions ingested before it was recorded.
+    sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"rows": self.rows, "splits": dict(self.splits), "batch": self.batch, "md5": self.md5}
+        if self.sha256:
+            out["sha256"] = self.sha256
         for key in ("total_rows", "split_column", "normalize", "source", "commit", "created_at", "author"):
             value = getattr(self, key)
             if value not in (None, "", []):

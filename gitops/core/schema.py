@@ -27,6 +27,7 @@ QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16
 COLUMN_TYPES = ("string", "int", "float", "bool")
 OWNER_RE = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Text normalisation steps a data set may name (``normalize:``), applied in the order written to every
 # string value at ingest; gitops.data.normalize holds what each one does.
 NORMALIZE_STEPS = ("html_unescape", "strip", "collapse_whitespace", "nfc")
@@ -127,6 +128,8 @@ DATASET_VERSION_SPEC = Record({
     "batch": Field(Scalar("str", rule=_path_rule("batch")), REQUIRED),
     "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.fullmatch(v) else f"md5 '{shown(v)}' is not an md5"),
                  REQUIRED),
+    "sha256": Field(Scalar("str", nullable=True, rule=lambda v: None if SHA256_RE.fullmatch(v) else
+                           f"sha256 '{shown(v)}' is not a sha256 (64 hex digits)")),
     "split_column": Field(_TEXT),
     "normalize": Field(ListOf(Scalar("str", rule=_normalize_rule), label="a list of normalisation steps",
                               nullable=True)),
@@ -383,7 +386,8 @@ def dataset_version(vid: str, fields: dict[str, Any]) -> DatasetVersion:
                           md5=fields["md5"], total_rows=fields.get("total_rows"),
                           source=fields.get("source") or "", commit=fields.get("commit"),
                           created_at=fields.get("created_at") or "", author=fields.get("author") or "",
-                          split_column=fields.get("split_column"), normalize=fields.get("normalize"))
+                          split_column=fields.get("split_column"), normalize=fields.get("normalize"),
+                          sha256=fields.get("sha256"))
 
 
 # --- plain data for the content cache ------------------------------------------------------------

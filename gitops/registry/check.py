@@ -12,8 +12,10 @@ from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import GitopsError, Problem, shown
 from gitops.registry import codeowners_text
-from gitops.registry.changes import immutability_problems
+from gitops.registry.changes import DATA_POINTER, data_pointer_problem, immutability_problems
 from gitops.validation import Problems
+
+MAX_POINTER_BYTES = 1 << 20  # a DVC pointer is a few hundred bytes
 
 
 def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[Problem]:
@@ -25,13 +27,29 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     problems += _pointer_problems(ws, reg)
     problems += _base_problems(reg)
     if base is not None:
-        problems += immutability_problems(ws.registry_at(base, strict=False), reg, base)
+        base_reg = ws.registry_at(base, strict=False)
+        problems += immutability_problems(base_reg, reg, base)
+        problems += _data_pointer_problems(ws, base, base_reg, reg)
     if not reg.problems and not codeowners_text.in_sync(ws.root, reg, cfg.admins, cfg.admin_paths):
         problems.append(Problem("", None, None, f"{codeowners_text.CODEOWNERS} is out of sync with the protected "
                                 "aliases (run 'gitops codeowners --write')"))
     if remote:
         problems += _remote_problems(ws, reg)
     return list(problems)
+
+
+def _data_pointer_problems(ws: Workspace, base: str, base_reg: Registry, reg: Registry) -> list[Problem]:
+    """``data.dvc`` changed only by ingests since ``base`` (see :func:`data_pointer_problem`)."""
+    commit = ws.git.resolve(base)
+    before = ws.git.read_blobs([f"{commit}:{DATA_POINTER}"])[f"{commit}:{DATA_POINTER}"]
+    path = ws.root / DATA_POINTER
+    after = None
+    if path.is_symlink() or path.is_dir() or (path.is_file() and path.stat().st_size > MAX_POINTER_BYTES):
+        after = "not a pointer"  # never read: a link may lead anywhere, a huge file is no pointer
+    elif path.is_file():
+        after = path.read_text(encoding="utf-8", errors="replace")
+    why = data_pointer_problem(before, after, base_reg, reg, base)
+    return [Problem(DATA_POINTER, None, None, why)] if why else []
 
 
 def stray_alias_files(root: Path) -> list[Problem]:
