@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from gitops.adapters.dvc import read_pointer
 from gitops.core import layout, settings
+from gitops.core.promptspec import read_stored, stored_config
 from gitops.core.reader import Registry
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
@@ -77,7 +77,7 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
         for v in model.versions.values():
             pointer = ws.root / f"{v.path}.dvc"
             if v.format == "prompt" and not pointer.exists():  # a config in git (older ones: a directory in DVC)
-                out.extend(_prompt_file_problems(ws, src, v))
+                out.extend(_prompt_file_problems(ws, src, model.name, v))
                 continue
             if not pointer.exists():
                 out.append(Problem(src, None, v.id, f"version {v.id}: {v.path}.dvc is missing "
@@ -93,15 +93,16 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
     return out
 
 
-def _prompt_file_problems(ws: Workspace, src: str, v: Version) -> list[Problem]:
-    """A prompt version's config is a file in git whose md5 is the registry's."""
+def _prompt_file_problems(ws: Workspace, src: str, model: str, v: Version) -> list[Problem]:
+    """A prompt version's config is a file in git whose md5 is the registry's, valid as ``prompt add``
+    would have it, and equal to model.yaml's copy: what every runner checks (``stored_config``)."""
     path = ws.root / v.path
     if not path.is_file():
         return [Problem(src, None, v.id, f"version {v.id}: its prompt config {v.path} is missing")]
-    md5 = hashlib.md5(path.read_bytes()).hexdigest()
-    if md5 != v.md5:
-        return [Problem(src, None, v.id, f"version {v.id}: md5 {v.md5} disagrees with {v.path} ({md5}): "
-                        "the prompt config was edited after it was added")]
+    try:
+        stored_config(f"{model}@{v.id}", v, read_stored(path))
+    except GitopsError as exc:
+        return [Problem(src, None, v.id, f"version {v.id}: {str(exc).split(': ', 1)[-1]}")]
     return []
 
 

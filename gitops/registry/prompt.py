@@ -18,7 +18,6 @@ commit it was at) is stored with the config, and prediction refuses an embedder 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from gitops.errors import IntegrityError, NotFoundError, RegistryError, shown
 from gitops.registry.register import RegisterResult
 from gitops.validation import Problems
 
-MAX_PROMPT_BYTES = 256 * 1024
+MAX_PROMPT_BYTES = promptspec.MAX_PROMPT_BYTES
 ST_MARKERS = ("modules.json", "config_sentence_transformers.json")
 
 
@@ -167,8 +166,7 @@ def embedder_md5(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+config_hash = promptspec.config_hash  # kept here too: what callers of gitops.registry.prompt import
 
 
 def _store(ws: Workspace, m: Model, config: dict[str, Any], dataset: str | None, note: str | None) -> RegisterResult:
