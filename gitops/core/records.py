@@ -11,6 +11,7 @@ from typing import Any
 
 from gitops.core import refs
 from gitops.core.task import ClassificationTask
+from gitops.errors import IntegrityError
 
 DEFAULT_SPLITS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 GATE_BOUNDS = ("max", "min", "max_increase_pct", "max_decrease_pct")
@@ -34,11 +35,14 @@ class Version:
     metrics: dict[str, float] = field(default_factory=dict)
     note: str | None = None
     base_md5: str | None = None  # the md5 of the base version a peft-lora adapter was trained on
+    # The md5 of the model's classification block when the version was added (ClassificationTask.md5):
+    # it runs with that block or not at all. None for completion models and older versions.
+    task_md5: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format, "path": self.path, "md5": self.md5}
-        for key in ("quantization", "parent", "base_model", "base_md5", "dataset", "config_hash", "config", "commit",
-                    "created_at", "author", "note"):
+        for key in ("quantization", "parent", "base_model", "base_md5", "dataset", "task_md5", "config_hash",
+                    "config", "commit", "created_at", "author", "note"):
             value = getattr(self, key)
             if value not in (None, ""):
                 out[key] = value
@@ -84,6 +88,23 @@ class Model:
         if not self.versions:
             return None
         return self.versions[max(self.versions, key=refs.version_number)]
+
+    def task_md5(self) -> str | None:
+        """What a version added now records as ``task_md5`` (None: no classification block)."""
+        return self.classification.md5() if self.classification else None
+
+    def task_for(self, version: Version) -> ClassificationTask | None:
+        """The classification block ``version`` runs with: the model's, provided it is the block the
+        version was added with (``task_md5``; versions added before it was recorded take the current
+        one). IntegrityError otherwise: its labels, template and extraction were never evaluated."""
+        current = self.task_md5()
+        if version.task_md5 and version.task_md5 != current:
+            now = f"md5 {current}" if current else "none"
+            raise IntegrityError(
+                f"{self.name}@{version.id} was added with another classification block (md5 {version.task_md5}; "
+                f"model.yaml's is now {now}): it is never run with rules it was not evaluated with; add it again "
+                "as a new version (gitops prompt add / gitops register), or restore the block")
+        return self.classification
 
     def next_version_id(self) -> str:
         return f"v{max((refs.version_number(v) for v in self.versions), default=0) + 1}"

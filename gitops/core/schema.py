@@ -118,6 +118,7 @@ VERSION_SPEC = Record({
     "dataset": Field(_TEXT), "config": Field(Typed((dict,), "a mapping", nullable=True)),
     "config_hash": Field(_TEXT), "commit": Field(_TEXT), "created_at": Field(_TEXT), "author": Field(_TEXT),
     "metrics": Field(_Metrics("number"), {}), "note": Field(_TEXT),
+    "task_md5": Field(Scalar("str", nullable=True, rule=_md5_rule)),
 }, what="version", **_REGISTRY_WORDS)
 VERSION_KEYS = tuple(VERSION_SPEC.fields)
 

@@ -97,7 +97,7 @@ def plan_predict(ws: Workspace, ref: str, dataset: str, split: str = "test", *, 
     if constrain is not None and constrain not in CONSTRAIN:
         raise ConfigError(f"--constrain must be one of {', '.join(CONSTRAIN)}, not '{constrain}'")
     model, version = ws.registry().resolve(refs.parse_ref(ref, require_ref=True))
-    task = model.classification
+    task = model.task_for(version)  # the block the version was added with, or a refusal
     if task is None:
         raise ConfigError(f"model '{model.name}' has task '{model.task}'; gitops predict needs 'task: "
                           "classification' with a classification block (docs/tasks.md)")

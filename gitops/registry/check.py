@@ -26,6 +26,7 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     cfg = settings.read(ws.root, problems)
     problems += _pointer_problems(ws, reg)
     problems += _base_problems(reg)
+    problems += _task_problems(reg)
     if base is not None:
         base_reg = ws.registry_at(base, strict=False)
         problems += immutability_problems(base_reg, reg, base)
@@ -123,6 +124,23 @@ def _base_problems(reg: Registry) -> list[Problem]:
             elif base.md5 != v.base_md5:
                 out.append(Problem(src, None, v.id, f"version {v.id}: base_md5 {v.base_md5} is not the md5 of "
                                    f"{v.base_model} ({base.md5})"))
+    return out
+
+
+def _task_problems(reg: Registry) -> list[Problem]:
+    """An alias names a version that runs with the model's classification block: one added with
+    another block (``task_md5``) is refused by predict and serve, so the alias would serve nothing."""
+    out = []
+    for model in reg.models.values():
+        for alias in model.aliases.values():
+            version = model.versions.get(alias.version)
+            if version is None or not version.task_md5 or version.task_md5 == model.task_md5():
+                continue
+            out.append(Problem(layout.alias_file(model.name, alias.name), None, None,
+                               f"alias '{alias.name}' points to {version.id}, which was added with another "
+                               f"classification block (md5 {version.task_md5}, now {model.task_md5() or 'none'}): "
+                               "predict and serve refuse it; add the version again under this block and move the "
+                               "alias, or restore the block"))
     return out
 
 

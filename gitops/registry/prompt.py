@@ -171,7 +171,8 @@ config_hash = promptspec.config_hash  # kept here too: what callers of gitops.re
 
 def _store(ws: Workspace, m: Model, config: dict[str, Any], dataset: str | None, note: str | None) -> RegisterResult:
     chash = config_hash(config)
-    known = next((v for v in m.versions.values() if v.format == "prompt" and v.config_hash == chash), None)
+    known = next((v for v in m.versions.values()
+                  if v.format == "prompt" and v.config_hash == chash and v.task_md5 == m.task_md5()), None)
     if known:
         return RegisterResult(known, created=False)
     vid = m.next_version_id()
@@ -182,7 +183,7 @@ def _store(ws: Workspace, m: Model, config: dict[str, Any], dataset: str | None,
         yamlio.write_atomic(dest, text)
         version = Version(id=vid, format="prompt", path=rel, md5=hashlib.md5(text.encode()).hexdigest(),
                           base_model=config["base"], base_md5=config["base_md5"], dataset=dataset,
-                          config=config, config_hash=chash, note=note, commit=ws.git.head(),
+                          config=config, config_hash=chash, note=note, commit=ws.git.head(), task_md5=m.task_md5(),
                           author=ws.git.user(), created_at=timestamps.utc_now())
         grown = Model(**{**vars(m), "versions": {**m.versions, vid: version}})
         layout.append_version(ws.root, ws.cache, model_rel, version, schema.version_fields(version),

@@ -199,7 +199,7 @@ class RepoSource:
 
     @staticmethod
     def _require_task(model: Model, version: Version) -> None:
-        if model.classification is None:
+        if model.task_for(version) is None:  # also refuses a version added with another block
             raise ConfigError(f"{model.name}@{version.id} is a prompt version of a model with task '{model.task}'; "
                               "gitops serve renders prompt versions of classification models (docs/tasks.md)")
 
@@ -215,7 +215,7 @@ class RepoSource:
         from gitops.predict.prompter import open_prompter, prompt_config
 
         self._require_task(model, version)
-        return open_prompter(tree, model.classification, prompt_config(tree, model, version))
+        return open_prompter(tree, model.task_for(version), prompt_config(tree, model, version))
 
     @staticmethod
     def _require_dir(label: str, version: Version, path: Path) -> None:
