@@ -51,7 +51,10 @@ TOP_KEYS = ("github", "runners", "admins", "admin_paths", "deploy", "notify", "e
 # and everything under .github/ (the workflows and any local action they use). The generated
 # CODEOWNERS gives these, and the ``admin_paths`` of gitops.yaml, to the admins, and ``gitops
 # approvals`` requires an admin's approval for a change to any of them.
-MACHINERY_PATHS = ("/.github/", "/CODEOWNERS", "/docs/CODEOWNERS", "/gitops.yaml")
+# What the admins own whatever gitops.yaml says: the workflows and CODEOWNERS, the settings (deploy
+# hooks among them), and DVC's configuration (where weights and data are pulled from and pushed to,
+# with the runners' credentials) and its ignore rules.
+MACHINERY_PATHS = ("/.github/", "/CODEOWNERS", "/docs/CODEOWNERS", "/gitops.yaml", "/.dvc/", "/.dvcignore")
 MAX_ADMIN_PATHS = 64
 HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
 NOTIFY_KEYS = ("slack_webhook_env", "on")
