@@ -43,6 +43,7 @@ _EXPORTS = {
     "promote": "gitops.github.promote",
     "open_pull_request": "gitops.github.promote",
     "approvals": "gitops.github.approvals",
+    "review_changes": "gitops.registry.review",
     "deploy": "gitops.deploy.webhooks",
     "notify": "gitops.deploy.notify",
     "serve": "gitops.serve.launch",

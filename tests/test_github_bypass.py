@@ -249,7 +249,7 @@ def test_admin_paths_are_owned_in_the_generated_codeowners(gitops_repo) -> None:
                         .replace("admin_paths: []", "admin_paths: [/scripts/, /Makefile]"))
     assert run_gitops("codeowners", "--check", cwd=gitops_repo).exit_code == 1
     assert run_gitops("codeowners", "--write", cwd=gitops_repo).exit_code == 0
-    from gitops.github.codeowners_rules import parse
+    from gitops.registry.codeowners_rules import parse
 
     owners = parse((gitops_repo / ".github" / "CODEOWNERS").read_text())
     for path in ("scripts/deploy.sh", "Makefile", ".github/workflows/deploy.yml", ".github/actions/a/action.yml",

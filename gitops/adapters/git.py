@@ -188,6 +188,14 @@ def ls_tree(root: Path, ref: str, prefix: str) -> list[str]:
     return [p for p in out.split("\0") if p]
 
 
+def changed_since(root: Path, ref: str) -> list[str]:
+    """Every path that differs between ``ref`` and the work tree: changed, added, deleted (a rename
+    as both its paths), staged or not, and untracked files git does not ignore."""
+    tracked = run(root, "diff", "--name-only", "--no-renames", "-z", ref, "--").split("\0")
+    untracked = run(root, "ls-files", "-z", "--others", "--exclude-standard").split("\0")
+    return sorted({p for p in tracked + untracked if p})
+
+
 def read_blobs(root: Path, specs: list[str]) -> dict[str, str | None]:
     """Contents of many ``REF:path`` objects in one git process (None for a missing object)."""
     if not specs:
@@ -396,6 +404,9 @@ class Git:
 
     def read_blobs(self, specs: list[str]) -> dict[str, str | None]:
         return read_blobs(self.root, specs)
+
+    def changed_since(self, ref: str) -> list[str]:
+        return changed_since(self.root, ref)
 
     def log(self, paths: list[str], max_count: int | None = None, *, first_parent: bool = False) -> list[LogEntry]:
         return log(self.root, paths, max_count, first_parent=first_parent)

@@ -215,10 +215,19 @@ def check(base: str | None, remote: bool, repo_dir: Path) -> None:
     from gitops import api
     from gitops.errors import RegistryError
 
-    problems = api.check(workspace_of(repo_dir), base=base, remote=remote)
+    ws = workspace_of(repo_dir)
+    problems = api.check(ws, base=base, remote=remote)
     if problems:
         raise RegistryError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found:", problems=problems)
     click.echo("The registry is valid." + (f" Released versions are unchanged since {base}." if base else ""))
+    if base is not None:  # what is valid may still need approval: the same list `gitops approvals` judges
+        changes = api.review_changes(ws, base).changes
+        if changes:
+            n = len(changes)
+            click.echo(f"{n} change{'s' if n > 1 else ''} since {base} need{'s' if n == 1 else ''} approval "
+                       "(gitops approvals):")
+        for change in changes:
+            click.echo(f"  {change.line()}")
 
 
 @click.command()
