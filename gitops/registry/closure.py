@@ -124,6 +124,7 @@ class Side:
         self.notes: list[str] = []
         self._texts: dict[str, str | None] = {}
         self._models: dict[str, Model | None] = {}
+        self._invalid: dict[str, str | None] = {}  # a model.yaml's first problem (its protection is unknown)
         self._datasets: dict[str, Dataset | None] = {}
         self._settings: settings.Settings | None = None
         self._codeowners: codeowners.Codeowners | None | bool = False
@@ -150,8 +151,9 @@ class Side:
         if name not in self._models:
             text, problems = self.text(rel), Problems()
             self._models[name] = None if text is None else read_model(rel, text, name, problems)
-            if problems and strict:
-                raise RegistryError(f"{rel} on the base branch {self.ref} is invalid: {problems[0]}")
+            self._invalid[name] = str(problems[0]) if problems else None
+        if strict and self._invalid[name]:
+            raise RegistryError(f"{rel} on the base branch {self.ref} is invalid: {self._invalid[name]}")
         return self._models[name]
 
     def dataset(self, name: str) -> Dataset | None:
@@ -300,8 +302,11 @@ class _Reviewer:
         if path == settings.SETTINGS_FILE:
             if what := _meaning(self.base, self.head, path, None):
                 self.admin(path, what)
-        elif self.base.guarded(path):
+            return
+        if self.base.guarded(path):
             self.admin(path, "changed")
+            if not path.startswith(layout.REGISTRY + "/"):
+                return  # the admins approve it, whatever version's files it might hold
         if match := ALIAS_PATH.fullmatch(path):
             self._alias(path, match["model"], match["alias"])
         elif match := MODEL_PATH.fullmatch(path):
