@@ -44,13 +44,19 @@ def _batch(root: Path) -> Path:
 
 @pytest.fixture
 def attacked(ratings_repo: Path, tmp_path: Path) -> tuple[Path, str]:
-    """ratings_repo with a zero-shot prompt version ratings@v1 (the base commit), then the attack as
-    one commit: reviews@v1's batch rewritten in place (every row in the holdout), dvc add, dvc push,
-    data.dvc committed; the dataset YAML untouched."""
+    """ratings_repo with a few-shot prompt version ratings@v1, retrieving from reviews@v1, as protected
+    production (the base commit), then the attack as one commit: reviews@v1's batch rewritten in place
+    (every row in the holdout), dvc add, dvc push, data.dvc committed; the dataset YAML untouched."""
     root = ratings_repo
-    zero = write_prompt(tmp_path / "zero.yaml", template="{task}\n{sample}\nRating:", retrieval=None, example=None,
-                        dataset=None)
-    assert run_gitops("prompt", "add", MODEL, "--config", str(zero), cwd=root).exit_code == 0
+    few = write_prompt(tmp_path / "few.yaml")  # bm25 k=3 over reviews@v1's train split
+    assert run_gitops("prompt", "add", MODEL, "--config", str(few), cwd=root).exit_code == 0
+    assert run_gitops("alias", "set", MODEL, "production", "v1", cwd=root).exit_code == 0
+    model = root / f"registry/{MODEL}/model.yaml"
+    model.write_text(model.read_text().replace("versions:\n", "protected:\n  production: ['@acme/mlops']\n"
+                                                                "versions:\n", 1))
+    assert run_gitops("codeowners", "--write", cwd=root).exit_code == 0
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "protect production")
     base = _git(root, "rev-parse", "HEAD")
     batch = _batch(root)
     rows = [json.loads(line) for line in batch.read_text().splitlines()]
@@ -81,10 +87,14 @@ def test_the_rewrite_is_refused_by_readers_and_by_check_base(attacked: tuple[Pat
     # the attacker's own work tree: the rewritten file is in the work tree and the DVC cache
     with pytest.raises(IntegrityError, match="a released batch was rewritten"):
         api.read_rows(Workspace(root), f"{DATA}@v1", "train")
-    # and the required check names it
+    # and the required check names it, and asks production's owners to approve it
     res = run_gitops("check", "--base", base, cwd=root)
     assert res.exit_code == 1 and "Traceback" not in res.stderr
     assert "data.dvc changed" in res.stderr and "no data set version was added" in res.stderr, res.stderr
+    res = run_gitops("approvals", "--base", base, "--json", cwd=root)
+    [change] = json.loads(res.stdout)["changes"]
+    assert (change["path"], change["aliases"], change["owners"]) == ("data.dvc", [f"{MODEL}@production"],
+                                                                     ["@acme/mlops"]), change
 
 
 def test_an_honest_ingest_passes_check_base_and_reads(ratings_repo: Path, tmp_path: Path) -> None:

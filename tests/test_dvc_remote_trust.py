@@ -81,7 +81,8 @@ def pr(gitops_repo: Path, tmp_path: Path, weights, servers) -> tuple[Path, str]:
     for args in (("dataset", "create", "reviews", "--column", "id:string", "--column", "text:string",
                   "--text-field", "text", "--key", "id"), ("ingest", str(rows), "--dataset", "reviews"),
                  ("model", "create", "m"), ("register", "m", str(weights()), "--dataset", "reviews@v1"),
-                 ("register", "m", str(weights()), "--dataset", "reviews@v1"), ("alias", "set", "m", "production", "v1")):
+                 ("register", "m", str(weights()), "--dataset", "reviews@v1"),
+                 ("alias", "set", "m", "production", "v1")):
         res = run_gitops(*args, cwd=root)
         assert res.exit_code == 0, (args, res.stderr)
     from gitops.adapters.dvc import Dvc

@@ -41,7 +41,8 @@ def promote_cmd(ref: str, alias: str, open_pr: bool, note: str | None, base: str
 
 
 @click.command("approvals")
-@click.option("--pr", "pr_number", type=int, help="Pull request number: judge its reviews on GitHub (the required check).")
+@click.option("--pr", "pr_number", type=int,
+              help="Pull request number: judge its reviews on GitHub (the required check), e.g. --pr 42.")
 @click.option("--base", "base", metavar="GIT_REF",
               help="Offline, no GitHub: list what a pull request from the work tree to GIT_REF would need approved, "
                    "e.g. --base origin/main.")
