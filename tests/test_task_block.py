@@ -52,22 +52,26 @@ def test_each_version_records_the_block_it_was_added_with(repo: Path) -> None:
     assert "task_md5" in yaml.safe_load((repo / MODEL_FILE).read_text())["versions"]["v1"]
 
 
-@pytest.mark.parametrize("what", list(EDITS))
-def test_a_changed_block_is_never_run_with_an_older_version(repo: Path, tmp_path: Path, what: str) -> None:
-    _edit_block(repo, EDITS[what])
-    res = run_gitops("check", cwd=repo)
-    assert res.exit_code == 1, f"{what}: check passed"
-    assert f"registry/{MODEL}/aliases/production.yaml" in res.stderr and "another classification block" in res.stderr
-    out = tmp_path / "p.jsonl"
-    res = run_gitops("predict", f"{MODEL}@production", "--dataset", f"{DATA}@v1", "--out", str(out), cwd=repo)
-    assert res.exit_code == 1 and "Traceback" not in res.stderr and not out.exists()
-    assert f"{MODEL}@v1 was added with another classification block" in res.stderr, res.stderr
-    subprocess.run(["git", "commit", "-qam", f"edit the {what}"], cwd=repo, check=True)
+def test_a_changed_block_is_never_run_with_an_older_version(repo: Path, tmp_path: Path) -> None:
+    """Each edit alone (template, label order, fallback, extraction): check names the alias, predict
+    refuses before any model loads, and serve refuses before it starts."""
     from gitops.serve.repo_source import RepoSource
 
-    source = RepoSource(Workspace(repo), f"{MODEL}@production", tmp_path / "serve", branch="main")
-    with pytest.raises(IntegrityError, match="added with another classification block"):
-        source.check_servable(source.tip())
+    for what, change in EDITS.items():
+        _edit_block(repo, change)
+        res = run_gitops("check", cwd=repo)
+        assert res.exit_code == 1, f"{what}: check passed"
+        assert f"registry/{MODEL}/aliases/production.yaml" in res.stderr and "another classification block" in \
+            res.stderr, (what, res.stderr)
+        out = tmp_path / "p.jsonl"
+        res = run_gitops("predict", f"{MODEL}@production", "--dataset", f"{DATA}@v1", "--out", str(out), cwd=repo)
+        assert res.exit_code == 1 and "Traceback" not in res.stderr and not out.exists(), what
+        assert f"{MODEL}@v1 was added with another classification block" in res.stderr, (what, res.stderr)
+        subprocess.run(["git", "commit", "-qam", f"edit the {what}"], cwd=repo, check=True)
+        source = RepoSource(Workspace(repo), f"{MODEL}@production", tmp_path / "serve", branch="main")
+        with pytest.raises(IntegrityError, match="added with another classification block"):
+            source.check_servable(source.tip())
+        subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo, check=True)
 
 
 def test_the_same_config_under_the_new_block_is_a_new_version(repo: Path, tmp_path: Path) -> None:
