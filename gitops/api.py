@@ -47,6 +47,7 @@ _EXPORTS = {
     "pull_target": "gitops.github.pulls",
     "open_pull": "gitops.github.pulls",
     "approvals": "gitops.github.approvals",
+    "review_changes": "gitops.registry.review",
     "deploy": "gitops.deploy.webhooks",
     "notify": "gitops.deploy.notify",
     "serve": "gitops.serve.launch",

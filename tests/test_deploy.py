@@ -43,13 +43,17 @@ def test_delivery_succeeds_and_verifies(repo, receiver):
 
 def test_only_hooked_moved_aliases_are_sent(repo, receiver):
     # Hook every model's production and canary: chat@production moved, other@production did not,
-    # other@canary is new, chat@staging moved but is not hooked, chat@beta was removed.
+    # other@canary is new (and not protected: a hook naming no models skips it), chat@staging moved
+    # but is not hooked, chat@beta was removed. Naming the models, the hook fires for canary too.
     write_config(repo.root, receiver.url, models=None, aliases=["production", "canary"])
     result = deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=Sleeps())
     sent = sorted((p["model"], p["alias"], p["version"], p["previous_version"]) for p in receiver.accepted)
-    assert sent == [("chat", "production", "v3", "v1"), ("other", "canary", "v2", None)]
-    assert result.unhooked == ["chat@staging"]
+    assert sent == [("chat", "production", "v3", "v1")]
+    assert result.unhooked == ["chat@staging"] and result.unprotected == ["other@canary"]
     assert result.removed == ["chat@beta"]
+    write_config(repo.root, receiver.url, models=["chat", "other"], aliases=["production", "canary"])
+    result = deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, dry_run=True)
+    assert sorted((d.model, d.alias) for d in result.deliveries) == [("chat", "production"), ("other", "canary")]
 
 
 def test_retries_on_503_then_succeeds(repo, receiver):
@@ -181,3 +185,26 @@ def test_a_branch_creating_push_deploys_every_hooked_alias(repo, receiver):
     sent = sorted((p["model"], p["alias"], p["version"], p["previous_version"]) for p in receiver.accepted)
     assert sent == [("chat", "production", "v3", None), ("other", "production", "v1", None)]
     assert result.base == "0" * 40
+
+
+def test_a_hook_without_models_fires_only_for_protected_aliases(repo, receiver):
+    """Issue 17, hole 5: a pull request adds model ``evil`` whose ``production`` is not protected (so it
+    needs no approval); a hook that names no models must not POST ``evil@production`` to the production
+    endpoint. A protected alias still fires it, and a hook that names the model fires for it regardless."""
+    from tests.deploy_fixtures import commit, write_model
+
+    write_config(repo.root, receiver.url, models=None)
+    write_model(repo.root, "evil", 1, {"production": "v1"})
+    model_yaml = repo.root / "registry" / "evil" / "model.yaml"
+    model_yaml.write_text(model_yaml.read_text().replace("protected:\n  production: ['@acme/mlops']\n", ""))
+    head = commit(repo.root, "a new model with an unprotected production")
+    result = deploy(Workspace(repo.root), repo.base, head, env=ENV, sleep=Sleeps())
+    assert sorted((p["model"], p["alias"]) for p in receiver.accepted) == [("chat", "production")]
+    assert "evil@production" in result.unprotected and "evil@production" not in result.unhooked
+    res = CliRunner().invoke(main, ["deploy", "--base", repo.base, "--head", head, "--dry-run", "-C", str(repo.root)],
+                             env=ENV)
+    assert res.exit_code == 0, res.output
+    assert "evil@production moved, but it is not protected and no deploy hook names model 'evil'" in res.output
+    write_config(repo.root, receiver.url, models=["chat", "evil"])
+    result = deploy(Workspace(repo.root), repo.base, head, env=ENV, dry_run=True)
+    assert sorted((d.model, d.alias) for d in result.deliveries) == [("chat", "production"), ("evil", "production")]

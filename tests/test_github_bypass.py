@@ -1,4 +1,5 @@
-"""Every known way to change what deploys without the admins, tried through the GitHub emulator.
+"""Every known way to change what a protected alias computes, or what deploys, without its owners or
+the admins, tried through the GitHub emulator.
 
 Issue 9 (item 3): a pull request that edits the ``gitops.yaml`` hook to deploy on ``[production,
 staging]`` and moves staging passed ``gitops approvals`` ("changes no protected alias"). The
@@ -8,6 +9,12 @@ by meaning between the base and the head), CODEOWNERS, everything under ``.githu
 ``.ci/``), and the ``protected``/``gates`` settings in ``model.yaml`` (which CODEOWNERS cannot own,
 being lines of a file anyone appends versions to). Each bypass below is a pull request by bob (write
 access, no code owner) without an approval: each must fail; with alice's approval (an admin) each passes.
+
+Issue 17 widened it to the whole closure of every protected alias (gitops/registry/closure.py): the
+base has ``ratings@production``, a few-shot prompt version pinned to ``ratings-base@v1`` that
+retrieves from ``reviews@v1``, and ``review@production`` trained on ``reviews@v1``. Data set records,
+batch rewrites behind ``data.dvc``, ``.dvc/``, the classification block, a prompt config and its
+copy, a base version's record and weights: each needs the owners (alice is one) or an admin.
 """
 
 from __future__ import annotations
@@ -49,17 +56,91 @@ GENERATED_CODEOWNERS = """\
 /CODEOWNERS @acme/mlops
 /docs/CODEOWNERS @acme/mlops
 /gitops.yaml @acme/mlops
+/.dvc/ @acme/mlops
+/.dvcignore @acme/mlops
 /gitops/ @acme/mlops
 /pyproject.toml @acme/mlops
 /.ci/ @acme/mlops
 
+/registry/ratings/aliases/production.yaml @acme/mlops
 /registry/review/aliases/production.yaml @acme/mlops
 """
 WORKFLOW = "name: registry-check\non: pull_request\njobs: {}\n"
-BASE_FILES = {"gitops.yaml": SETTINGS, ".github/CODEOWNERS": GENERATED_CODEOWNERS, MODEL: BASE_MODEL_YAML,
+# The closure's files: review's versions trained on reviews@v1; ratings@production (v1) a prompt
+# version on ratings-base@v1 retrieving from reviews@v1; DVC's config and the data pointer.
+RATINGS, RATINGS_BASE, DATASET = "registry/ratings/model.yaml", "registry/ratings-base/model.yaml", \
+    "registry/datasets/reviews.yaml"
+PROMPT_FILE = "models/ratings/v1.prompt.yaml"
+SHA = "0123456789" + "ab" * 27
+DVC_CONFIG = "[core]\n    remote = storage\n['remote \"storage\"']\n    url = s3://acme-models/dvc\n"
+DATA_DVC = "outs:\n- md5: 11111111111111111111111111111111.dir\n  size: 2000\n  nfiles: 2\n  hash: md5\n  path: data\n"
+DATASET_YAML = f"""\
+name: reviews
+description: product reviews
+columns: {{id: string, text: string, rating: string}}
+text_field: text
+key: [id]
+splits: {{train: 0.8, valid: 0.1, test: 0.1}}
+versions:
+  v1:
+    rows: 400
+    splits: {{train: 320, valid: 40, test: 40}}
+    batch: data/reviews/b000001-0123456789.jsonl
+    md5: 11111111111111111111111111111111.dir
+    sha256: {SHA}
+"""
+PROMPT = """\
+base: ratings-base@v1
+base_md5: 0123456789abcdef0123456789abcdef.dir
+template: "{task}\\n{context}{sample}\\nRating:"
+task: Rate the review.
+retrieval: {type: bm25, k: 3, seed: 0}
+generation: {max_new_tokens: 3, temperature: 0.0}
+dataset: reviews@v1
+example: "Review: {text} Rating: {rating}\\n"
+"""
+RATINGS_YAML = f"""\
+name: ratings
+description: rates reviews
+task: classification
+classification:
+  input: "Review: {{text}}"
+  label: rating
+  labels: ["1", "2", "3", "4", "5"]
+  fallback: "3"
+owners: ['@acme/ml']
+protected:
+  production: ['@acme/mlops']
+versions:
+  v1:
+    format: prompt
+    path: {PROMPT_FILE}
+    md5: '22222222222222222222222222222222'
+    base_model: ratings-base@v1
+    base_md5: {MD5}
+    dataset: reviews@v1
+    task_md5: '33333333333333333333333333333333'
+    config_hash: 0123456789abcdef
+    config: {{base: ratings-base@v1, template: "{{task}} {{sample}}", generation: {{max_new_tokens: 3}}}}
+"""
+RATINGS_BASE_YAML = f"""\
+name: ratings-base
+description: the base the prompts run on
+owners: ['@acme/ml']
+versions:
+  v1: {{format: hf, path: models/ratings-base/v1, md5: {MD5}}}
+"""
+POINTER = f"outs:\n- md5: {MD5}\n  size: 100\n  nfiles: 2\n  hash: md5\n  path: v1\n"
+BASE_FILES = {"gitops.yaml": SETTINGS, ".github/CODEOWNERS": GENERATED_CODEOWNERS,
+              MODEL: BASE_MODEL_YAML.replace(f"path: models/review/v1, md5: {MD5}}}",
+                                             f"path: models/review/v1, md5: {MD5}, dataset: reviews@v1}}"),
               ".github/workflows/registry-check.yml": WORKFLOW, ".github/workflows/deploy.yml": WORKFLOW,
               "gitops/github/approvals.py": "def check_approvals(gh, n):\n    ...\n",
-              "pyproject.toml": "[project]\nname = 'gitops-registry'\n", ".ci/run": "#!/bin/sh\npytest\n"}
+              "pyproject.toml": "[project]\nname = 'gitops-registry'\n", ".ci/run": "#!/bin/sh\npytest\n",
+              ".dvc/config": DVC_CONFIG, ".dvcignore": "# DVC ignores nothing here\n", "data.dvc": DATA_DVC,
+              DATASET: DATASET_YAML, RATINGS: RATINGS_YAML, RATINGS_BASE: RATINGS_BASE_YAML, PROMPT_FILE: PROMPT,
+              "registry/ratings/aliases/production.yaml": "version: v1\n", "models/review/v1.dvc": POINTER,
+              "models/ratings-base/v1.dvc": POINTER}
 
 
 def _settings(old: str, new: str) -> str:
@@ -69,7 +150,12 @@ def _settings(old: str, new: str) -> str:
 
 def _model(old: str, new: str) -> str:
     assert old in BASE_MODEL_YAML
-    return BASE_MODEL_YAML.replace(old, new)
+    return BASE_FILES[MODEL].replace(old, new)
+
+
+def _edit(path: str, old: str, new: str) -> str:
+    assert old in BASE_FILES[path], (path, old)
+    return BASE_FILES[path].replace(old, new)
 
 
 # (name, files the pull request writes (None: delete), the path the check must name)
@@ -125,6 +211,54 @@ BYPASSES = [
      "pyproject.toml"),
     ("the CI script changed", {".ci/run": "#!/bin/sh\ntrue\n"}, ".ci/run"),
 ]
+# Issue 17: everything else in the closure of a protected alias.
+CLOSURE = [
+    ("a released data set version's rows", {DATASET: _edit(DATASET, "rows: 400", "rows: 800")}, DATASET),
+    ("a released batch re-pointed at a new hash-named file", {DATASET: _edit(
+        DATASET, "b000001-0123456789", "b000001-9876543210")}, DATASET),
+    ("the split fractions", {DATASET: _edit(DATASET, "train: 0.8, valid: 0.1, test: 0.1",
+                                            "train: 0.5, valid: 0.1, test: 0.4")}, DATASET),
+    ("a released data set version removed", {DATASET: DATASET_YAML.split("  v1:")[0] + "  {}\n"}, DATASET),
+    ("the data set file deleted", {DATASET: None}, DATASET),
+    ("the batches rewritten behind data.dvc", {"data.dvc": _edit("data.dvc", "md5: 1111", "md5: 4444")},
+     "data.dvc"),
+    ("data.dvc rewritten beside a new version that recorded another pointer", {
+        "data.dvc": _edit("data.dvc", "md5: 1111", "md5: 4444").replace("nfiles: 2", "nfiles: 4"),
+        DATASET: DATASET_YAML + "  v2:\n    rows: 10\n    splits: {train: 10}\n    batch: data/reviews/b000002-"
+                 "0123456789.jsonl\n    md5: 55555555555555555555555555555555.dir\n"}, "data.dvc"),
+    ("data.dvc deleted", {"data.dvc": None}, "data.dvc"),
+    ("a batch committed to git beside DVC", {"data/reviews/b000001-0123456789.jsonl": '{"id": "x"}\n'},
+     "data/reviews/b000001-0123456789.jsonl"),
+    ("the DVC remote URL", {".dvc/config": _edit(".dvc/config", "s3://acme-models/dvc", "https://evil.example/dvc")},
+     ".dvc/config"),
+    ("a DVC config.local committed", {".dvc/config.local": "['remote \"storage\"']\n    url = https://evil.example\n"},
+     ".dvc/config.local"),
+    ("DVC's ignore rules", {".dvcignore": "data/reviews/\n"}, ".dvcignore"),
+    ("the classification input template", {RATINGS: _edit(RATINGS, 'input: "Review: {text}"',
+                                                           'input: "Say 5. {text}"')}, RATINGS),
+    ("the label order", {RATINGS: _edit(RATINGS, '["1", "2", "3", "4", "5"]', '["5", "4", "3", "2", "1"]')}, RATINGS),
+    ("the fallback label", {RATINGS: _edit(RATINGS, 'fallback: "3"', 'fallback: "5"')}, RATINGS),
+    ("an extraction rule", {RATINGS: _edit(RATINGS, 'fallback: "3"\n',
+                                           'fallback: "3"\n  extract:\n    "5": {regex: "."}\n')}, RATINGS),
+    ("the task turned into completion", {RATINGS: _edit(RATINGS, "task: classification", "task: completion")},
+     RATINGS),
+    ("production's prompt config copy diverges from its file", {RATINGS: _edit(
+        RATINGS, "generation: {max_new_tokens: 3}", "generation: {max_new_tokens: 500, temperature: 2.0}")}, RATINGS),
+    ("production's prompt file edited", {PROMPT_FILE: PROMPT.replace("k: 3", "k: 8")}, PROMPT_FILE),
+    ("production's prompt file deleted", {PROMPT_FILE: None}, PROMPT_FILE),
+    ("the base version's record", {RATINGS_BASE: _edit(RATINGS_BASE, "path: models/ratings-base/v1",
+                                                       "path: models/ratings-base/v9")}, RATINGS_BASE),
+    ("the base version's weights pointer", {"models/ratings-base/v1.dvc": POINTER.replace("0123", "9999", 1)},
+     "models/ratings-base/v1.dvc"),
+    ("production's version record", {MODEL: _model("path: models/review/v1,", "path: models/review/v3,")}, MODEL),
+    ("production's weights pointer", {"models/review/v1.dvc": POINTER.replace("0123", "9999", 1)},
+     "models/review/v1.dvc"),
+    ("a new model declares its own protected production", {
+        "registry/evil/model.yaml": "name: evil\nowners: ['@bob']\nprotected:\n  production: ['@bob']\nversions:\n"
+                                    f"  v1: {{format: hf, path: models/evil/v1, md5: {MD5}}}\n",
+        "registry/evil/aliases/production.yaml": "version: v1\n"}, "registry/evil/model.yaml"),
+    ("a CODEOWNERS in docs/", {"docs/CODEOWNERS": "* @bob\n"}, "docs/CODEOWNERS"),
+]
 # What held before this fix, kept beside the new ones so the count in the README covers them all.
 HELD_BEFORE = [
     ("production moves", {PROD: "version: v2\n"}, PROD),
@@ -168,8 +302,8 @@ def _open(site: Site, branch: str, files: dict[str, str | None]) -> int:
     return site.em.open_pull(branch, "main", f"Change {branch}", "bob")
 
 
-@pytest.mark.parametrize("name, files, path", BYPASSES + HELD_BEFORE,
-                         ids=[b[0] for b in BYPASSES + HELD_BEFORE])
+@pytest.mark.parametrize("name, files, path", BYPASSES + CLOSURE + HELD_BEFORE,
+                         ids=[b[0] for b in BYPASSES + CLOSURE + HELD_BEFORE])
 def test_each_bypass_needs_an_admin(guarded: Site, name: str, files: dict, path: str) -> None:
     number = _open(guarded, "attempt", files)
     res = _check(guarded, number)
@@ -210,10 +344,24 @@ def test_an_approval_by_an_admin_the_pr_itself_names_does_not_count(guarded: Sit
     ("a comment in gitops.yaml", {"gitops.yaml": SETTINGS.replace("# repository settings", "# settings!")}),
     ("gitops.yaml re-indented", {"gitops.yaml": SETTINGS.replace("admins: ['@acme/mlops']",
                                                                  "admins:\n  - '@acme/mlops'")}),
-    ("a version registered", {MODEL: BASE_MODEL_YAML + f"  v4: {{format: hf, path: models/review/v4, md5: {MD5}}}\n"}),
+    ("a version registered",
+     {MODEL: BASE_FILES[MODEL] + f"  v4: {{format: hf, path: models/review/v4, md5: {MD5}}}\n"}),
     ("a description edited", {MODEL: _model("description: review autocomplete", "description: better")}),
     ("staging moves", {STAGING: "version: v3\n"}),
     ("docs edited", {"docs/usage.md": "# usage\n"}),
+    ("a new data set version ingested", {
+        "data.dvc": _edit("data.dvc", "md5: " + "1" * 32, "md5: " + "5" * 32).replace("nfiles: 2", "nfiles: 4"),
+        DATASET: DATASET_YAML + "  v2:\n    rows: 10\n    splits: {train: 10}\n    batch: data/reviews/b000002-"
+                 "0123456789.jsonl\n    md5: 55555555555555555555555555555555.dir\n"}),
+    ("a data set's description", {DATASET: _edit(DATASET, "description: product reviews", "description: reviews")}),
+    ("a new prompt version of ratings", {RATINGS: RATINGS_YAML + f"  v2:\n    format: prompt\n    path: "
+                                         f"models/ratings/v2.prompt.yaml\n    md5: {MD5[:32]}\n",
+                                         "models/ratings/v2.prompt.yaml": PROMPT}),
+    ("a new model with an unprotected production (hooks without models skip it)", {
+        "registry/evil/model.yaml": f"name: evil\nowners: ['@bob']\nversions:\n  v1: {{format: hf, path: "
+                                    f"models/evil/v1, md5: {MD5}}}\n", "registry/evil/aliases/production.yaml":
+        "version: v1\n"}),
+    ("a version nothing protected runs on", {"models/review/v2.dvc": POINTER}),
 ])
 def test_changes_that_decide_nothing_need_no_admin(guarded: Site, name: str, files: dict) -> None:
     res = _check(guarded, _open(guarded, "harmless", files))
@@ -249,7 +397,7 @@ def test_admin_paths_are_owned_in_the_generated_codeowners(gitops_repo) -> None:
                         .replace("admin_paths: []", "admin_paths: [/scripts/, /Makefile]"))
     assert run_gitops("codeowners", "--check", cwd=gitops_repo).exit_code == 1
     assert run_gitops("codeowners", "--write", cwd=gitops_repo).exit_code == 0
-    from gitops.github.codeowners_rules import parse
+    from gitops.registry.codeowners_rules import parse
 
     owners = parse((gitops_repo / ".github" / "CODEOWNERS").read_text())
     for path in ("scripts/deploy.sh", "Makefile", ".github/workflows/deploy.yml", ".github/actions/a/action.yml",
@@ -274,3 +422,25 @@ def test_a_bad_admin_path_is_one_sentence(gitops_repo, value: str, message: str)
     result = run_gitops("check", cwd=gitops_repo)
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     assert "gitops.yaml:" in result.stderr and message in result.stderr, result.stderr
+
+
+def test_a_closure_change_needs_that_aliases_owners_not_just_an_admin(guarded: Site) -> None:
+    """The owners of ``ratings@production`` (carol alone, at the base) approve a change to its task
+    block; an admin who does not own it (alice) does not stand in for them, and the verdict names
+    the alias whose closure the change touches."""
+    guarded.commit_files("main", {
+        ".github/CODEOWNERS": GENERATED_CODEOWNERS.replace("ratings/aliases/production.yaml @acme/mlops",
+                                                           "ratings/aliases/production.yaml @carol"),
+        RATINGS: RATINGS_YAML.replace("production: ['@acme/mlops']", "production: ['@carol']")}, "carol owns ratings")
+    number = _open(guarded, "attempt", {RATINGS: RATINGS_YAML.replace("production: ['@acme/mlops']",
+                                                                      "production: ['@carol']")
+                                        .replace('fallback: "3"', 'fallback: "5"')})
+    res = _check(guarded, number)
+    [change] = res.changes
+    assert (change.path, change.kind, change.aliases, change.owners) == (RATINGS, "closure", ["ratings@production"],
+                                                                         ["@carol"])
+    assert "the task block changed (fallback)" in res.lines()[0] and "owner of ratings@production" in res.lines()[0]
+    guarded.review("alice", number, "APPROVE")
+    assert not _check(guarded, number).ok
+    guarded.review("carol", number, "APPROVE")
+    assert _check(guarded, number).ok

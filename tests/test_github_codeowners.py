@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.github.codeowners_rules import compile_pattern, parse
+from gitops.registry.codeowners_rules import compile_pattern, parse
 
 GITHUB_EXAMPLE = """\
 # Each line is a file pattern followed by one or more owners.

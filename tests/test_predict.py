@@ -173,14 +173,24 @@ def test_predict_needs_a_classification_model(ratings_repo: Path, tmp_path: Path
 
 def test_a_prompt_version_whose_base_changed_is_refused(toy_ratings_repo: Path, tmp_path: Path) -> None:
     """The base is pinned by md5: if the registry's record of it changes, the prompt does not run on it."""
-    path = toy_ratings_repo / f"registry/{MODEL}/model.yaml"
-    text = path.read_text()
+    base_file = toy_ratings_repo / "registry/ratings-base/model.yaml"
+    text = base_file.read_text()
     pinned = Workspace.open(toy_ratings_repo).registry().model(MODEL).versions["v2"].base_md5
-    path.write_text(text.replace(f"base_md5: {pinned}", "base_md5: " + "a" * 32, 1))
+    base_file.write_text(text.replace(f"md5: {pinned}", "md5: " + "a" * 32 + ".dir", 1))
     res = run_gitops("predict", f"{MODEL}@v1", "--dataset", f"{DATA}@v1", "--out", str(tmp_path / "o.jsonl"),
                      cwd=toy_ratings_repo)
     assert res.exit_code == 1, res.stdout
-    assert f"{MODEL}@v1 was added on ratings-base@v2 with md5 {'a' * 32}" in res.stderr
+    assert f"{MODEL}@v1 was added on ratings-base@v2 with md5 {pinned}, but the registry now records md5 " \
+           f"{'a' * 32}.dir" in res.stderr, res.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+    # the prompt version's own pin edited in model.yaml: its record no longer matches its reviewed file
+    base_file.write_text(text)
+    path = toy_ratings_repo / f"registry/{MODEL}/model.yaml"
+    path.write_text(path.read_text().replace(f"base_md5: {pinned}", "base_md5: " + "a" * 32, 1))
+    res = run_gitops("predict", f"{MODEL}@v1", "--dataset", f"{DATA}@v1", "--out", str(tmp_path / "o.jsonl"),
+                     cwd=toy_ratings_repo)
+    assert res.exit_code == 1 and f"{MODEL}@v1: its record in model.yaml (base_md5) differs from its reviewed " \
+        "prompt config" in res.stderr, res.stderr
     assert not (tmp_path / "o.jsonl").exists()
 
 

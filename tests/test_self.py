@@ -24,7 +24,7 @@ def test_this_repository_is_a_valid_gitops_repo() -> None:
 def test_the_code_that_runs_the_required_check_is_code_owned() -> None:
     """This repository holds the toolkit, so a pull request could rewrite the approvals check, the
     build or the CI scripts: CODEOWNERS gives them, and the machinery, to the admins."""
-    from gitops.github.codeowners_rules import parse
+    from gitops.registry.codeowners_rules import parse
 
     owners = parse((ROOT / ".github" / "CODEOWNERS").read_text())
     for path in ("gitops/github/approvals.py", "gitops/cli/github.py", "pyproject.toml", ".ci/run",

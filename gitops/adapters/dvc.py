@@ -180,6 +180,25 @@ def manifest_entries(data: bytes) -> dict[str, str] | None:
         return None
 
 
+CONFIG_FILE = ".dvc/config"
+CONFIG_LOCAL = ".dvc/config.local"
+
+
+def config_values(text: str | None) -> dict[str, dict[str, str]] | None:
+    """``.dvc/config`` text as ``{section: {option: value}}`` (what DVC acts on: comments and layout
+    do not count); {} for no file, None for text that is not a DVC config."""
+    import configparser
+
+    if text is None:
+        return {}
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return None
+    return {section.strip(): {k.strip(): v.strip() for k, v in parser.items(section)} for section in parser.sections()}
+
+
 class DvcConfig:
     """What gitops needs from ``.dvc/config`` (+ ``config.local``), read without DVC and without
     ``%`` interpolation (DVC's own format has none: a URL like ``s3://b/a%20b`` is literal)."""

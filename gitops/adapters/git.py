@@ -188,6 +188,14 @@ def ls_tree(root: Path, ref: str, prefix: str) -> list[str]:
     return [p for p in out.split("\0") if p]
 
 
+def changed_since(root: Path, ref: str) -> list[str]:
+    """Every path that differs between ``ref`` and the work tree: changed, added, deleted (a rename
+    as both its paths), staged or not, and untracked files git does not ignore."""
+    tracked = run(root, "diff", "--name-only", "--no-renames", "-z", ref, "--").split("\0")
+    untracked = run(root, "ls-files", "-z", "--others", "--exclude-standard").split("\0")
+    return sorted({p for p in tracked + untracked if p})
+
+
 def read_blobs(root: Path, specs: list[str]) -> dict[str, str | None]:
     """Contents of many ``REF:path`` objects in one git process (None for a missing object)."""
     if not specs:
@@ -468,6 +476,9 @@ class Git:
 
     def untracked(self, patterns: list[str], *, ignored: bool = False) -> list[str]:
         return untracked(self.root, patterns, ignored=ignored)
+
+    def changed_since(self, ref: str) -> list[str]:
+        return changed_since(self.root, ref)
 
     def current_branch(self) -> str | None:
         return current_branch(self.root)

@@ -61,6 +61,9 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
             echo_json(payload)
     for name in result.unhooked:
         click.echo(f"{name} moved; no deploy hook listens to it")
+    for name in result.unprotected:
+        click.echo(f"{name} moved, but it is not protected and no deploy hook names model "
+                   f"'{name.split('@')[0]}': hooks without 'models:' act on protected aliases only")
     for name in result.removed:
         click.echo(f"{name} was removed; nothing to deploy")
     if not result.deliveries:
@@ -78,7 +81,7 @@ def _as_dict(result) -> dict:
 
     return {"base": result.base, "head": result.head, "dry_run": result.dry_run,
             "deliveries": [asdict(r) for r in result.deliveries], "payloads": result.payloads,
-            "unhooked": result.unhooked, "removed": result.removed}
+            "unhooked": result.unhooked, "unprotected": result.unprotected, "removed": result.removed}
 
 
 @click.command("notify")

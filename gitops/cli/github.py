@@ -45,22 +45,61 @@ def promote_cmd(ref: str, alias: str, open_pr: bool, note: str | None, base: str
 
 
 @click.command("approvals")
-@click.option("--pr", "pr_number", type=int, required=True, help="Pull request number.")
+@click.option("--pr", "pr_number", type=int,
+              help="Pull request number: judge its reviews on GitHub (the required check), e.g. --pr 42.")
+@click.option("--base", "base", metavar="GIT_REF",
+              help="Offline, no GitHub: list what a pull request from the work tree to GIT_REF would need approved, "
+                   "e.g. --base origin/main.")
+@click.option("--json", "as_json", is_flag=True, help="With --base: print the changes as JSON.")
 @github_repo_option
 @repo_option
-def approvals_cmd(pr_number: int, github_repo: str | None, repo_dir: Path) -> None:
-    """Fail unless every protected alias the PR moves has a code owner's approval.
+def approvals_cmd(pr_number: int | None, base: str | None, as_json: bool, github_repo: str | None,
+                  repo_dir: Path) -> None:
+    """Fail unless every change to what a protected alias computes has its owners' approval.
 
-    Meant as a required status check: reviews must approve the PR's head commit, by a code owner
-    (CODEOWNERS on the base branch, teams expanded) other than the author, with write access.
+    With --pr, a required status check: a protected alias moved, anything in its closure changed
+    (its version and weights, the base it runs on, its prompt config, the model's task block, the
+    data sets it trains on, retrieves from or is evaluated on) needs an approval of the PR's head
+    commit by its owners; the machinery (workflows, CODEOWNERS, gitops.yaml, .dvc/, admin_paths,
+    a model's protected/gates) by an admin. Owners come from the base branch, teams expanded,
+    the author excluded, write access required.
+
+    With --base, the same computation offline, before a pull request exists: every change between
+    GIT_REF and the work tree that will need approval, with the aliases whose closure it touches
+    and their owners (exit 0; nothing is judged).
 
     \b
     Examples:
       gitops approvals --pr 42
       gitops approvals --pr "$PR_NUMBER" --github-repo "$GITHUB_REPOSITORY"   # in a workflow
+      gitops approvals --base origin/main
+      gitops approvals --base origin/main --json
     """
     from gitops import api
 
+    if (pr_number is None) == (base is None):
+        raise click.UsageError("give exactly one of --pr N (judge a pull request) and --base GIT_REF (offline)")
+    if base is not None:
+        from gitops.cli.output import echo_json
+
+        if github_repo is not None:
+            raise click.UsageError("--github-repo goes with --pr (--base needs no GitHub)")
+        found = api.review_changes(workspace_of(repo_dir), base)
+        if as_json:
+            echo_json(found.to_dict())
+            return
+        for change in found.changes:
+            click.echo(change.line())
+            for note in change.notes:
+                click.echo(f"  note: {note}")
+        for note in found.notes:
+            click.echo(f"note: {note}")
+        n = len(found.changes)
+        click.echo(f"{n} change{'s' if n != 1 else ''} between {base} and the work tree need{'s' if n == 1 else ''} "
+                   "approval." if n else f"Nothing between {base} and the work tree needs approval.")
+        return
+    if as_json:
+        raise click.UsageError("--json goes with --base")
     result = api.approvals(pr_number, github_repo, repo_dir)
     for line in result.lines():
         click.echo(line)

@@ -217,10 +217,19 @@ def check(base: str | None, remote: bool, repo_dir: Path) -> None:
     from gitops import api
     from gitops.errors import RegistryError
 
-    problems = api.check(workspace_of(repo_dir), base=base, remote=remote)
+    ws = workspace_of(repo_dir)
+    problems = api.check(ws, base=base, remote=remote)
     if problems:
         raise RegistryError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found:", problems=problems)
     click.echo("The registry is valid." + (f" Released versions are unchanged since {base}." if base else ""))
+    if base is not None:  # what is valid may still need approval: the same list `gitops approvals` judges
+        changes = api.review_changes(ws, base).changes
+        if changes:
+            n = len(changes)
+            click.echo(f"{n} change{'s' if n > 1 else ''} since {base} need{'s' if n == 1 else ''} approval "
+                       "(gitops approvals):")
+        for change in changes:
+            click.echo(f"  {change.line()}")
 
 
 @click.command()
@@ -242,10 +251,18 @@ def diff(base: str, head: str, as_json: bool, github_output: bool, repo_dir: Pat
     from gitops import api
 
     result = api.diff(workspace_of(repo_dir), base, head)
+    if github_output or as_json:
+        data = result.to_dict()  # before anything is written: too many alias moves fails here
+        if data["not_evaluated"]:
+            total = len(data["evaluate"]) + len(data["not_evaluated"])
+            click.echo(f"The evaluation matrix evaluates {len(data['evaluate'])} of {total:,} candidates (a GitHub "
+                       f"matrix runs at most {len(data['evaluate'])} jobs); not evaluated: "
+                       f"{data['not_evaluated'][0]} and {len(data['not_evaluated']) - 1:,} more new versions that "
+                       "no alias points to", err=True)
     if github_output:
-        _write_github_output(result)
+        _write_github_output(data)
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(data)
         return
     if result.empty:
         click.echo(f"No registry changes between {base} and {head}.")
@@ -258,7 +275,7 @@ def diff(base: str, head: str, as_json: bool, github_output: bool, repo_dir: Pat
         click.echo(f"model   {name} (new)")
 
 
-def _write_github_output(result) -> None:  # noqa: ANN001
+def _write_github_output(data: dict) -> None:
     """Step outputs for ``strategy.matrix`` and later steps: one JSON value per line."""
     import json
     import os
@@ -268,7 +285,6 @@ def _write_github_output(result) -> None:  # noqa: ANN001
     target = os.environ.get("GITHUB_OUTPUT")
     if not target:
         raise RepoStateError("--github-output needs $GITHUB_OUTPUT (it is set inside GitHub Actions)")
-    data = result.to_dict()
     lines = {"matrix": json.dumps(data["evaluate"]), "count": str(len(data["evaluate"])),
              "new_versions": json.dumps([f"{v['model']}@{v['version']}" for v in data["new_versions"]]),
              "alias_moves": json.dumps(data["alias_moves"])}

@@ -17,16 +17,27 @@ predicts the likeliest instead of generating (:mod:`gitops.ml.choices`).
 Template slots: ``{sample}`` (the row, rendered by the model's task input template; required),
 ``{task}`` (the instruction) and ``{context}`` (the retrieved examples, required when ``k`` > 0).
 Pure Python, like :mod:`gitops.core.task`: this is read by registry commands.
+
+A prompt version runs its reviewed file (:func:`stored_config`): ``models/MODEL/vN.prompt.yaml``,
+whose md5 the version records, validated exactly as ``gitops prompt add`` validates a config (plus
+what pinning adds: ``base_md5``, a semantic embedder's ``embedder_md5``), and equal to the copy in
+``model.yaml``. A hand-edited copy that differs from the file is refused, never run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from gitops import yamlio
 from gitops.core import refs
+from gitops.core.records import Version
 from gitops.core.task import template_slots
-from gitops.errors import GitopsError, shown
+from gitops.errors import GitopsError, IntegrityError, RegistryError, shown
 from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap
 
@@ -60,6 +71,9 @@ PROMPT_REFERENCE = (
     Key("generation.constrain", "string", "none", "labels",
         "`labels`: score every label as the continuation and predict the likeliest."),
 )
+MAX_PROMPT_BYTES = 256 * 1024  # a prompt config file, as given to prompt add or stored in git
+PINNED_KEYS = ("base_md5",)  # what pinning adds to a stored config
+_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 
 @dataclass
@@ -85,27 +99,33 @@ class PromptSpec:
     max_new_tokens: int = 8
     temperature: float = 0.0
     constrain: str | None = None   # "labels": decoding constrained to the task's labels
+    base_md5: str | None = None    # a stored config's pinned base (None in a config given to prompt add)
 
     def example_slots(self) -> list[str]:
         return template_slots(self.example) if self.example else []
 
 
-def parse_prompt(doc: Any, src: str, p: Problems) -> PromptSpec | None:
-    """``prompt.yaml`` as a :class:`PromptSpec`, or None with every problem (file, line, key) in ``p``."""
+def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> PromptSpec | None:
+    """``prompt.yaml`` as a :class:`PromptSpec`, or None with every problem (file, line, key) in ``p``.
+    ``stored``: a prompt version's stored config, pinned (``base: NAME@vN``, ``base_md5``, a semantic
+    embedder's ``embedder_md5``); every other rule is the one ``gitops prompt add`` applies."""
+    allowed = PROMPT_KEYS + PINNED_KEYS if stored else PROMPT_KEYS
     if not isinstance(doc, LineMap):
-        p.add(src, None, None, "a prompt config must be a mapping with keys: " + ", ".join(PROMPT_KEYS))
+        p.add(src, None, None, "a prompt config must be a mapping with keys: " + ", ".join(allowed))
         return None
     start = len(p)
     for key in doc:
-        if key not in PROMPT_KEYS:
-            p.add(src, doc, key, f"unknown key '{shown(key)}' in the prompt config (allowed: {', '.join(PROMPT_KEYS)})")
-    for key in ("base", "template"):
+        if key not in allowed:
+            p.add(src, doc, key, f"unknown key '{shown(key)}' in the prompt config (allowed: {', '.join(allowed)})")
+    for key in ("base", "template", *(PINNED_KEYS if stored else ())):
         if key not in doc:
             p.add(src, doc, None, f"the prompt config is missing the required key '{key}'")
     base = _ref(doc, "base", src, p)
+    if stored:
+        _pinned(doc, base, src, p)
     dataset = _ref(doc, "dataset", src, p, what="data set")
     texts = {k: _text(doc, k, src, p) for k in ("task", "template", "example")}
-    retrieval = _retrieval(doc, src, p)
+    retrieval = _retrieval(doc, src, p, stored)
     tokens, temperature, constrain = _generation(doc, src, p)
     template = texts["template"]
     if template is not None:
@@ -118,7 +138,16 @@ def parse_prompt(doc: Any, src: str, p: Problems) -> PromptSpec | None:
         return None
     return PromptSpec(base=base, template=template, task=texts["task"] or "", dataset=dataset,
                       example=texts["example"], retrieval=retrieval, max_new_tokens=tokens, temperature=temperature,
-                      constrain=constrain)
+                      constrain=constrain, base_md5=doc.get("base_md5") if stored else None)
+
+
+def _pinned(doc: LineMap, base: str | None, src: str, p: Problems) -> None:
+    """A stored config names its base by version id and pins its md5."""
+    if base is not None and not refs.parse_ref(base, require_ref=True).is_version:
+        p.add(src, doc, "base", f"base must name a version like NAME@v1 in a stored config, not '{shown(base)}'")
+    md5 = doc.get("base_md5")
+    if "base_md5" in doc and not (isinstance(md5, str) and _MD5.fullmatch(md5)):
+        p.add(src, doc, "base_md5", "base_md5 must be the md5 of the base version's weights (32 hex digits)")
 
 
 def _ref(doc: LineMap, key: str, src: str, p: Problems, what: str = "model") -> str | None:
@@ -169,16 +198,22 @@ def _check_template(doc: LineMap, template: str, retrieval: Retrieval, src: str,
         p.add(src, doc, "template", f"retrieval gives {retrieval.k} examples but the template has no {{context}}")
 
 
-def _retrieval(doc: LineMap, src: str, p: Problems) -> Retrieval:
+def _retrieval(doc: LineMap, src: str, p: Problems, stored: bool = False) -> Retrieval:
     block = doc.get("retrieval")
     if block is None:
         return Retrieval()
     if not isinstance(block, LineMap):
         p.add(src, doc, "retrieval", "retrieval must be a mapping like {type: bm25, k: 3}")
         return Retrieval()
+    allowed = RETRIEVAL_KEYS + ("embedder_md5",) if stored else RETRIEVAL_KEYS
     for key in block:
-        if key not in RETRIEVAL_KEYS:
-            p.add(src, block, key, f"unknown key '{shown(key)}' in retrieval (allowed: {', '.join(RETRIEVAL_KEYS)})")
+        if key not in allowed:
+            p.add(src, block, key, f"unknown key '{shown(key)}' in retrieval (allowed: {', '.join(allowed)})")
+    pinned = block.get("embedder_md5")
+    if stored and (pinned is not None or block.get("type") == "semantic") and not (
+            isinstance(pinned, str) and _MD5.fullmatch(pinned) and block.get("type") == "semantic"):
+        p.add(src, block, "embedder_md5" if "embedder_md5" in block else "type",
+              "retrieval.embedder_md5 must pin a semantic embedder's files (32 hex digits), and only one")
     kind = block.get("type", "none")
     if kind not in RETRIEVAL_TYPES:
         p.add(src, block, "type", f"retrieval type '{shown(kind)}' is not one of {', '.join(RETRIEVAL_TYPES)}")
@@ -207,7 +242,7 @@ def _retrieval(doc: LineMap, src: str, p: Problems) -> Retrieval:
               "of a semantic embedder's hub id")
         revision = None
     return Retrieval(type=kind, k=k, embedder=embedder if isinstance(embedder, str) else None, seed=seed,
-                     revision=revision)
+                     revision=revision, embedder_md5=pinned if stored and isinstance(pinned, str) else None)
 
 
 def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float, str | None]:
@@ -235,3 +270,50 @@ def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float, str | 
               f"predict the likeliest) or absent, not '{shown(constrain)}'")
         constrain = None
     return tokens, float(temperature), constrain
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """The hash of a stored config that a version records (``config_hash``)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def read_stored(path: Path) -> bytes | None:
+    """The bytes of a stored prompt config: a regular file (never a link) of bounded size, else None."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_PROMPT_BYTES:
+        return None
+    return path.read_bytes()
+
+
+def stored_config(label: str, version: Version, data: bytes | None) -> dict[str, Any]:
+    """The config prompt version ``label`` runs: ``data``, the bytes of its file ``version.path``
+    (None: absent), checked against the md5 the version records, validated as ``gitops prompt add``
+    validates a config, and equal to every copy ``model.yaml`` holds of it (``config``,
+    ``config_hash``, ``base_model``, ``base_md5``, ``dataset``). RegistryError for an invalid file,
+    IntegrityError for one that is not the file the version recorded or that its record contradicts."""
+    src = version.path
+    if data is None:
+        raise IntegrityError(f"{label}: its prompt config {src} is missing (or not a regular file of at most "
+                             f"{MAX_PROMPT_BYTES // 1024} KiB); a prompt version runs the file it was added with")
+    md5 = hashlib.md5(data).hexdigest()
+    if md5 != version.md5:
+        raise IntegrityError(f"{label}: md5 {version.md5} disagrees with {src} ({md5}): the prompt config was edited "
+                             "after it was added; add the new config as a new version (gitops prompt add)")
+    try:
+        doc = yamlio.loads(data.decode("utf-8"), src)
+    except (yamlio.YamlError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{label}: {src} is not a readable prompt config ({exc})") from None
+    problems = Problems()
+    if parse_prompt(doc, src, problems, stored=True) is None:
+        raise RegistryError(f"{label}: {problems[0]}; gitops prompt add would refuse this config, so it is not run")
+    config = yamlio.plain(doc)
+    recorded = {"config": version.config, "config_hash": version.config_hash, "base_model": version.base_model,
+                "base_md5": version.base_md5, "dataset": version.dataset}
+    found = {"config": config, "config_hash": config_hash(config), "base_model": config.get("base"),
+             "base_md5": config.get("base_md5"), "dataset": config.get("dataset")}
+    always = ("base_model", "base_md5", "dataset")  # older versions may lack a copy and a hash, never these
+    differ = [k for k in recorded if (k in always or recorded[k] is not None) and recorded[k] != found[k]]
+    if differ:
+        raise IntegrityError(f"{label}: its record in model.yaml ({', '.join(differ)}) differs from its reviewed "
+                             f"prompt config {src}; the copy is never run: restore it, or add the config as a new "
+                             "version (gitops prompt add)")
+    return config

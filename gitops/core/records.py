@@ -11,6 +11,7 @@ from typing import Any
 
 from gitops.core import refs
 from gitops.core.task import ClassificationTask
+from gitops.errors import IntegrityError
 
 DEFAULT_SPLITS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 GATE_BOUNDS = ("max", "min", "max_increase_pct", "max_decrease_pct")
@@ -34,11 +35,14 @@ class Version:
     metrics: dict[str, float] = field(default_factory=dict)
     note: str | None = None
     base_md5: str | None = None  # the md5 of the base version a peft-lora adapter was trained on
+    # The md5 of the model's classification block when the version was added (ClassificationTask.md5):
+    # it runs with that block or not at all. None for completion models and older versions.
+    task_md5: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format, "path": self.path, "md5": self.md5}
-        for key in ("quantization", "parent", "base_model", "base_md5", "dataset", "config_hash", "config", "commit",
-                    "created_at", "author", "note"):
+        for key in ("quantization", "parent", "base_model", "base_md5", "dataset", "task_md5", "config_hash",
+                    "config", "commit", "created_at", "author", "note"):
             value = getattr(self, key)
             if value not in (None, ""):
                 out[key] = value
@@ -85,6 +89,23 @@ class Model:
             return None
         return self.versions[max(self.versions, key=refs.version_number)]
 
+    def task_md5(self) -> str | None:
+        """What a version added now records as ``task_md5`` (None: no classification block)."""
+        return self.classification.md5() if self.classification else None
+
+    def task_for(self, version: Version) -> ClassificationTask | None:
+        """The classification block ``version`` runs with: the model's, provided it is the block the
+        version was added with (``task_md5``; versions added before it was recorded take the current
+        one). IntegrityError otherwise: its labels, template and extraction were never evaluated."""
+        current = self.task_md5()
+        if version.task_md5 and version.task_md5 != current:
+            now = f"md5 {current}" if current else "none"
+            raise IntegrityError(
+                f"{self.name}@{version.id} was added with another classification block (md5 {version.task_md5}; "
+                f"model.yaml's is now {now}): it is never run with rules it was not evaluated with; add it again "
+                "as a new version (gitops prompt add / gitops register), or restore the block")
+        return self.classification
+
     def next_version_id(self) -> str:
         return f"v{max((refs.version_number(v) for v in self.versions), default=0) + 1}"
 
@@ -115,9 +136,14 @@ class DatasetVersion:
     # How the rows were prepared, as the data set said when they were ingested (None: not used).
     split_column: str | None = None
     normalize: list[str] | None = None
+    # The sha256 of the batch file, in full (its name carries the first 10 hex digits): every reader
+    # checks the bytes against it before use. None in versions ingested before it was recorded.
+    sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"rows": self.rows, "splits": dict(self.splits), "batch": self.batch, "md5": self.md5}
+        if self.sha256:
+            out["sha256"] = self.sha256
         for key in ("total_rows", "split_column", "normalize", "source", "commit", "created_at", "author"):
             value = getattr(self, key)
             if value not in (None, "", []):

@@ -28,6 +28,7 @@ QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16
 COLUMN_TYPES = ("string", "int", "float", "bool")
 OWNER_RE = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Text normalisation steps a data set may name (``normalize:``), applied in the order written to every
 # string value at ingest; gitops.data.normalize holds what each one does.
 NORMALIZE_STEPS = ("html_unescape", "strip", "collapse_whitespace", "nfc")
@@ -134,6 +135,9 @@ VERSION_SPEC = Record({
     "metrics": Field(_Metrics("number", label="a mapping of metric names to numbers"), {}, "Numbers measured when it was made (training loss, size).",
                      {"eval_loss": 1.84}),
     "note": Field(_TEXT, None, "Why it exists, in a sentence.", "gitops train (120 steps)"),
+    "task_md5": Field(Scalar("str", nullable=True, rule=_md5_rule), None,
+                      "md5 of the model's classification block the version was added under; predict and serve "
+                      "refuse it under another.", "0f3c9a1b2d4e5f60718293a4b5c6d7e8"),
 }, what="version", **_REGISTRY_WORDS)
 VERSION_KEYS = tuple(VERSION_SPEC.fields)
 
@@ -147,6 +151,10 @@ DATASET_VERSION_SPEC = Record({
                    "data/reviews/batch-0003.jsonl"),
     "md5": Field(Scalar("str", rule=lambda v: None if MD5_RE.fullmatch(v) else f"md5 '{shown(v)}' is not an md5"),
                  REQUIRED, "DVC's md5 of `data/` after this version.", MD5),
+    "sha256": Field(Scalar("str", nullable=True, rule=lambda v: None if SHA256_RE.fullmatch(v) else
+                           f"sha256 '{shown(v)}' is not a sha256 (64 hex digits)"), None,
+                    "sha256 of the batch file's bytes; every reader checks each copy against it.",
+                    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
     "split_column": Field(_TEXT, None, "The input column that chose rows' splits at this ingest.", "split"),
     "normalize": Field(ListOf(Scalar("str", rule=_normalize_rule), label="a list of normalisation steps",
                               nullable=True), None, "The normalisation applied at this ingest.", ["strip"]),
@@ -443,7 +451,8 @@ def dataset_version(vid: str, fields: dict[str, Any]) -> DatasetVersion:
                           md5=fields["md5"], total_rows=fields.get("total_rows"),
                           source=fields.get("source") or "", commit=fields.get("commit"),
                           created_at=fields.get("created_at") or "", author=fields.get("author") or "",
-                          split_column=fields.get("split_column"), normalize=fields.get("normalize"))
+                          split_column=fields.get("split_column"), normalize=fields.get("normalize"),
+                          sha256=fields.get("sha256"))
 
 
 # --- plain data for the content cache ------------------------------------------------------------

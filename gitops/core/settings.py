@@ -6,7 +6,7 @@ Shape of the hook sections (every key but ``name`` and ``url`` optional)::
       hooks:
         - name: prod-endpoint
           url: https://deploy.example.com/hooks/gitops
-          models: [review-autocomplete]      # default: every model
+          models: [review-autocomplete]      # default: every model's PROTECTED aliases only
           aliases: [production]              # default: [production]
           secret_env: GITOPS_DEPLOY_SECRET   # the NAME of the env var holding the HMAC secret
           payload: {model: "{model}", version: "{version}"}   # default: the full payload
@@ -52,7 +52,10 @@ TOP_KEYS = ("github", "runners", "admins", "admin_paths", "deploy", "notify", "e
 # and everything under .github/ (the workflows and any local action they use). The generated
 # CODEOWNERS gives these, and the ``admin_paths`` of gitops.yaml, to the admins, and ``gitops
 # approvals`` requires an admin's approval for a change to any of them.
-MACHINERY_PATHS = ("/.github/", "/CODEOWNERS", "/docs/CODEOWNERS", "/gitops.yaml")
+# What the admins own whatever gitops.yaml says: the workflows and CODEOWNERS, the settings (deploy
+# hooks among them), and DVC's configuration (where weights and data are pulled from and pushed to,
+# with the runners' credentials) and its ignore rules.
+MACHINERY_PATHS = ("/.github/", "/CODEOWNERS", "/docs/CODEOWNERS", "/gitops.yaml", "/.dvc/", "/.dvcignore")
 MAX_ADMIN_PATHS = 64
 HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
 NOTIFY_KEYS = ("slack_webhook_env", "on")
@@ -137,16 +140,20 @@ class Hook:
 
     name: str
     url: str
-    models: list[str] | None = None  # None: every model
+    models: list[str] | None = None  # None: every model, for its protected aliases only
     aliases: list[str] = field(default_factory=lambda: ["production"])
     secret_env: str = DEFAULT_SECRET_ENV
     payload: Any = None  # None: the default payload
     timeout_s: float = 10.0
     retries: int = 4  # retries after the first attempt
 
-    def wants(self, model: str, alias: str) -> bool:
-        """Whether a move of ``model``'s ``alias`` fires this hook."""
-        return alias in self.aliases and (self.models is None or model in self.models)
+    def wants(self, model: str, alias: str, protected: bool = False) -> bool:
+        """Whether a move of ``model``'s ``alias`` fires this hook. A hook that names no models acts
+        only on protected aliases: anyone may add a model whose ``production`` nobody protects (no
+        approval needed), and that must not reach the endpoint a protected production deploys to."""
+        if alias not in self.aliases:
+            return False
+        return model in self.models if self.models is not None else protected
 
     @property
     def host(self) -> str:
@@ -166,8 +173,8 @@ class NotifyConfig:
 class DeployConfig:
     hooks: list[Hook] = field(default_factory=list)
 
-    def hooks_for(self, model: str, alias: str) -> list[Hook]:
-        return [h for h in self.hooks if h.wants(model, alias)]
+    def hooks_for(self, model: str, alias: str, protected: bool = False) -> list[Hook]:
+        return [h for h in self.hooks if h.wants(model, alias, protected)]
 
 
 @dataclass

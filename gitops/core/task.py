@@ -23,6 +23,8 @@ parse it without importing anything heavy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import string
 from dataclasses import dataclass, field
@@ -96,6 +98,11 @@ class ClassificationTask:
         """The label an output counts as, and whether it matched one (False: the fallback was used)."""
         found = self.extract_label(output)
         return (found, True) if found is not None else (self.fallback, False)
+
+    def md5(self) -> str:
+        """An md5 of the block's meaning (its keys in a fixed order): what a version records as ``task_md5``."""
+        text = json.dumps({"task": CLASSIFICATION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.md5(text.encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"input": self.input, "label": self.label, "labels": list(self.labels),

@@ -95,6 +95,32 @@ class Workspace:
             raise RegistryError(problems[0])
         return found
 
+    def require_dvc_config_of(self, rev: str) -> None:
+        """Refuse unless the DVC configuration this work tree would use is the one committed at
+        ``rev`` (a pull request's base). A pull request's checkout must not send the runner's DVC
+        credentials (its environment, ``.dvc/config.local``) to a remote the pull request chose:
+        an evaluation reads weights and data only through the base commit's remotes, and a change
+        to them is evaluated once merged (it needs an admin's approval)."""
+        from gitops.adapters.dvc import CONFIG_FILE, CONFIG_LOCAL, config_values
+
+        if self.git.ls_files([CONFIG_LOCAL]):
+            raise RepoStateError(f"{CONFIG_LOCAL} is committed in this checkout; DVC would take its remotes and "
+                                 "credentials from the pull request, so nothing is pulled (remove it from git: it "
+                                 "holds a machine's own settings)")
+        commit = self.git.resolve(rev)
+        trusted = config_values(self.git.read_blobs([f"{commit}:{CONFIG_FILE}"])[f"{commit}:{CONFIG_FILE}"])
+        path = self.root / CONFIG_FILE
+        here = None if path.is_symlink() or path.is_dir() or (path.is_file() and path.stat().st_size > 1 << 20) \
+            else config_values(path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
+        if here is not None and here == trusted:
+            return
+        keys = _differing(here or {}, trusted or {})
+        what = f" ({', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''})" if keys else ""
+        raise RepoStateError(
+            f"{CONFIG_FILE} differs from the one at {rev}{what}: an evaluation of a pull request (--baseline-rev) "
+            "pulls only through the base commit's DVC remotes, so the runner's credentials never reach a remote "
+            "the pull request chose; merge the DVC configuration change on its own first (an admin approves it)")
+
     # --- reading the registry ---------------------------------------------------------------------
 
     def registry(self, *, strict: bool = True) -> Registry:
@@ -235,3 +261,10 @@ class Workspace:
             self.git.push("origin", "HEAD")
         except GitopsError as exc:
             raise type(exc)(f"{what} and committed locally, but pushing failed: {exc}") from None
+
+
+def _differing(a: dict[str, dict[str, str]], b: dict[str, dict[str, str]]) -> list[str]:
+    """``section.option`` names whose values differ between two parsed configs (never the values:
+    a URL may carry a token)."""
+    names = {(s, k) for conf in (a, b) for s in conf for k in conf[s]}
+    return sorted(f"{s}.{k}" for s, k in names if a.get(s, {}).get(k) != b.get(s, {}).get(k))

@@ -2,9 +2,15 @@
 
 ``ref`` is ``reviews@v3``, ``reviews@latest`` or ``reviews``; the rows are those of every batch up to
 and including that version. ``rev`` is a git ref (default: the work tree). Batch files are read from
-the work tree when present and intact (batches are immutable and their name carries a hash of their
-content, which is checked); otherwise through DVC (the DVC adapter's file system), which serves them
-from the local cache or the DVC remote, so a clone that never ran ``dvc pull`` can still read them.
+the work tree when present and intact; otherwise through DVC (the DVC adapter's file system), which
+serves them from the local cache or the DVC remote, so a clone that never ran ``dvc pull`` can still
+read them.
+
+Released batches are immutable, and every copy is checked before use, wherever it came from: its
+bytes must have the sha256 the version records (``sha256``; versions ingested before it was
+recorded: the first 10 hex digits the batch file's name carries). A rewritten batch (new rows
+``dvc add``-ed and pushed under the old name) is refused in one sentence, never read: this is the
+one place training, evaluation, prediction, retrieval and serving read rows through.
 
 Callers that already resolved the version (evaluation, training) pass the :class:`Dataset` and
 :class:`DatasetVersion` to :func:`rows_of` instead of a reference, so it is resolved once.
@@ -14,12 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from gitops.core import refs
 from gitops.core.schema import Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
-from gitops.errors import DataError, DvcError, NotFoundError
+from gitops.errors import DataError, DvcError, IntegrityError, NotFoundError
+
+# What ingest names a batch: ``data/<set>/b000001-<the first 10 hex digits of its sha256>.jsonl``.
+BATCH_HASH = re.compile(r"-(?P<sha>[0-9a-f]{10,64})\.jsonl$")
 
 
 def resolve(ws: Workspace, ref: str, *, rev: str | None = None) -> tuple[Dataset, DatasetVersion]:
@@ -44,15 +54,33 @@ def _batches(dataset: Dataset, upto: DatasetVersion) -> list[DatasetVersion]:
                   key=lambda v: refs.version_number(v.id))
 
 
-def _intact(data: bytes | None, batch: str) -> bytes | None:
-    """``data`` if it matches the content hash in the batch file's name."""
-    expected = batch.rsplit("-", 1)[-1].split(".", 1)[0]
-    return data if data is not None and hashlib.sha256(data).hexdigest().startswith(expected) else None
+def expected_sha256(version: DatasetVersion) -> str | None:
+    """The hash a version's batch bytes must have: the recorded sha256, else the prefix the batch
+    file's name carries (None: the name carries none, so no copy can be trusted)."""
+    if version.sha256:
+        named = BATCH_HASH.search(version.batch)
+        return version.sha256 if named is None or version.sha256.startswith(named["sha"]) else None
+    named = BATCH_HASH.search(version.batch)
+    return named["sha"] if named else None
 
 
-def _read_batches(ws: Workspace, batches: list[DatasetVersion], rev: str | None) -> list[bytes]:
-    out = [_intact((ws.root / v.batch).read_bytes() if (ws.root / v.batch).is_file() else None, v.batch)
-           for v in batches]
+def intact(data: bytes, version: DatasetVersion) -> bool:
+    """Whether ``data`` are the bytes ``version`` released."""
+    expected = expected_sha256(version)
+    return expected is not None and hashlib.sha256(data).hexdigest().startswith(expected)
+
+
+def _read_batches(ws: Workspace, dataset: Dataset, batches: list[DatasetVersion], rev: str | None) -> list[bytes]:
+    for v in batches:
+        if expected_sha256(v) is None:
+            raise IntegrityError(f"{dataset.name}@{v.id}: batch '{v.batch}' carries no content hash (ingest names "
+                                 "batches b000001-<sha256 prefix>.jsonl) or one that disagrees with its recorded "
+                                 "sha256, so no copy of it can be checked; refusing to read it")
+    out: list[bytes | None] = []
+    for v in batches:
+        local = ws.root / v.batch
+        data = local.read_bytes() if local.is_file() and not local.is_symlink() else None
+        out.append(data if data is not None and intact(data, v) else None)
     missing = [i for i, data in enumerate(out) if data is None]
     if missing:
         try:
@@ -62,6 +90,14 @@ def _read_batches(ws: Workspace, batches: list[DatasetVersion], rev: str | None)
             raise DataError(f"cannot read {name} (not in the work tree, the DVC cache or the remote): {exc}"
                             ) from None
         for i, data in zip(missing, fetched):
+            v = batches[i]
+            if not intact(data, v):
+                got = hashlib.sha256(data).hexdigest()
+                raise IntegrityError(
+                    f"{v.batch} ({dataset.name}@{v.id}): the copy DVC served has sha256 {got[:16]}..., not the "
+                    f"{expected_sha256(v)[:16]}... that {dataset.name}@{v.id} released; a released batch was "
+                    "rewritten (or its cached copy is corrupted), so it is refused: restore the data.dvc that "
+                    "released it and 'dvc pull', or ingest new rows as a new version")
             out[i] = data
     return [data for data in out if data is not None]
 
@@ -73,7 +109,7 @@ def rows_of(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: str
         raise NotFoundError(f"data set '{dataset.name}' has no split '{split}' (splits: {', '.join(dataset.splits)})")
     batches = _batches(dataset, version)
     rows: list[dict[str, Any]] = []
-    for v, data in zip(batches, _read_batches(ws, batches, rev)):
+    for v, data in zip(batches, _read_batches(ws, dataset, batches, rev), strict=True):
         for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
             try:
                 row = json.loads(line)
@@ -103,6 +139,6 @@ def dataset_md5(ws: Workspace, ref: str, *, rev: str | None = None) -> str:
     """
     dataset, version = resolve(ws, ref, rev=rev)
     digest = hashlib.md5()
-    for data in _read_batches(ws, _batches(dataset, version), rev):
+    for data in _read_batches(ws, dataset, _batches(dataset, version), rev):
         digest.update(data)
     return digest.hexdigest()

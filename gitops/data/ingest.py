@@ -193,8 +193,8 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files:
     latest = ds.latest()
     vid = f"v{refs.version_number(latest.id) + 1 if latest else 1}"
     body, pairs, counts = _render_batch(ds, new)
-    sha = hashlib.sha256(body.encode("utf-8")).hexdigest()[:10]
-    batch = f"data/{ds.name}/b{refs.version_number(vid):06d}-{sha}.jsonl"
+    sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    batch = f"data/{ds.name}/b{refs.version_number(vid):06d}-{sha[:10]}.jsonl"
     shard = keys.shard_path(batch)
     ds_rel = layout.dataset_file(ds.name)
     root = ws.root
@@ -208,7 +208,7 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files:
                  else sum(v.rows for v in ds.versions.values())) + len(new)
         version = DatasetVersion(id=vid, rows=len(new), splits=counts, batch=batch, md5=md5, source=sources,
                                  total_rows=total, created_at=timestamps.utc_now(), author=ws.git.user(),
-                                 split_column=ds.split_column, normalize=list(ds.normalize) or None)
+                                 split_column=ds.split_column, normalize=list(ds.normalize) or None, sha256=sha)
         ds.versions[vid] = version
         stamp = layout.append_version(root, ws.cache, ds_rel, version, schema.dataset_version_fields(version),
                                       lambda: layout.write_dataset(root, ds), prev=stamp)

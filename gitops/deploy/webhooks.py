@@ -83,6 +83,9 @@ class DeployResult:
     deliveries: list[DeliveryResult] = field(default_factory=list)
     payloads: list[dict[str, Any]] = field(default_factory=list)
     unhooked: list[str] = field(default_factory=list)  # "model@alias" moves no hook listens to
+    # "model@alias" moves of unprotected aliases that only hooks naming no models listen to: such a
+    # hook acts on protected aliases alone (anyone may add a model with an unprotected production)
+    unprotected: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # "model@alias" aliases deleted: nothing to deploy
 
 
@@ -134,8 +137,10 @@ def plan(ws: Workspace, base: str, head: str, hooks: list[Hook], *, repository: 
         if move.new is None:
             result.removed.append(f"{move.model}@{move.alias}")
             continue
-        wanted = [h for h in hooks if h.wants(move.model, move.alias)]
-        if not wanted:
+        wanted = [h for h in hooks if h.wants(move.model, move.alias, move.protected)]
+        if not wanted and any(h.wants(move.model, move.alias, True) for h in hooks):
+            result.unprotected.append(f"{move.model}@{move.alias}")
+        elif not wanted:
             result.unhooked.append(f"{move.model}@{move.alias}")
         _, version = registry.resolve(f"{move.model}@{move.new}")
         for hook in wanted:

@@ -90,6 +90,8 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
 
     ``judge``: an LLM judge for the samples (``eval.judge`` of gitops.yaml); dropped, with a note,
     when there is no baseline to judge against or the model is a classification model."""
+    if baseline_rev is not None:  # a pull request's evaluation: DVC only through the base's remotes
+        ws.require_dvc_config_of(baseline_rev)
     model, version = ws.registry().resolve(ref)
     notes: list[str] = []
     if baseline_rev is not None and baseline is not None:

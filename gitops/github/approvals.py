@@ -1,46 +1,53 @@
-"""The ``approvals`` required check: a move of a protected alias needs a code owner's approval, and
-a change to what decides deploys needs an admin's.
+"""The ``approvals`` required check: every change to what a protected alias computes needs its
+owners' approval, and a change to what decides deploys needs an admin's.
 
-GitHub's own "Require review from Code Owners" does the same for paths when branch protection is
-on; this check makes the rule visible and testable, names who may approve, also holds where branch
-protection is not available, and covers what CODEOWNERS cannot own: the ``protected`` and ``gates``
-lines of ``model.yaml`` and the meaning of ``gitops.yaml`` (:mod:`gitops.github.guard`). Everything
-it trusts is read from the pull request's BASE branch (model.yaml's ``protected`` list, CODEOWNERS,
-the admins), so a pull request cannot unprotect an alias, or re-point a deploy hook, and move the
-alias in one go.
+What needs approval is computed by :mod:`gitops.registry.closure` (shared with the offline
+``gitops approvals --base REF``): a move of a protected alias (its code owners), anything in a
+protected alias's closure (its version record and weights, the base it runs on, a prompt config,
+the model's task block, the data sets it trains on, retrieves from or is evaluated on, with their
+batches: the aliases' owners), and the machinery (workflows, CODEOWNERS, ``gitops.yaml`` and its
+deploy hooks, ``.dvc/``, ``admin_paths``, a model's ``protected``/``gates``: the admins). GitHub's
+own "Require review from Code Owners" covers paths when branch protection is on; this check makes
+the rule visible and testable, names who may approve, and covers what CODEOWNERS cannot own (lines
+of ``model.yaml`` and the data sets, the meaning of ``gitops.yaml``). Everything it trusts is read
+from the pull request's BASE branch (what is protected, CODEOWNERS, the admins, the closures), so a
+pull request cannot unprotect an alias, or re-point a deploy hook, and move the alias in one go.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitops.adapters.github import WRITE_PERMISSIONS, ChangedFile, GitHub, PullInfo, Review
-from gitops.core import layout as store
 from gitops.errors import ApprovalMissing, GithubError
-from gitops.github.guard import Base, guarded_changes
+from gitops.registry.closure import Change, review
 
-ALIAS_PATH = re.compile(r"^registry/(?P<model>[^/]+)/aliases/(?P<alias>[^/]+)\.yaml$")
 # GitHub lists at most this many files of a pull request (GET .../pulls/{n}/files), whatever the PR
 # changes: beyond it a protected alias file could hide, so the check refuses to judge.
 MAX_LISTED_FILES = 3000
+ROLES = {"alias": "code owner", "admin": "admin", "closure": "owner"}
 
 
 @dataclass
 class ProtectedChange:
-    """One changed file that the base branch protects, and what was found for it: a protected
-    alias (``model``, ``alias``; its code owners approve) or something that decides deploys
-    (``what`` changed in it; the admins approve)."""
+    """One change that needs approval (a :class:`gitops.registry.closure.Change`), and what was
+    found for it: who may approve and who did."""
 
     path: str
-    model: str
-    alias: str
+    what: str
+    kind: str  # alias | admin | closure
     owners: list[str]  # as written in CODEOWNERS (or model.yaml / gitops.yaml when it has no rule)
+    aliases: list[str] = field(default_factory=list)  # MODEL@ALIAS whose closure it touches
     eligible: list[str] = field(default_factory=list)  # who may approve: owners, teams expanded, minus the author
     approved_by: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    what: str = ""  # for a guarded file: what changed in it ("deploy changed", "deleted")
+    immutable: bool = False
+
+    @classmethod
+    def of(cls, change: Change) -> ProtectedChange:
+        return cls(change.path, change.what, change.kind, list(change.owners), list(change.aliases),
+                   notes=list(change.notes), immutable=change.immutable)
 
     @property
     def ok(self) -> bool:
@@ -48,18 +55,25 @@ class ProtectedChange:
 
     @property
     def guarded(self) -> bool:
-        """A change to what decides deploys (an admin approves), not an alias move."""
-        return bool(self.what)
+        """A change to what decides deploys (an admin approves)."""
+        return self.kind == "admin"
 
     def line(self, head_sha: str) -> str:
-        role = "admin" if self.guarded else "code owner"
+        role = f"owner of {', '.join(self.aliases)}" if self.kind == "closure" else ROLES[self.kind]
         if self.ok:
             return f"{self.path}: approved by {', '.join(self.approved_by)} ({role})."
         who = ", ".join(self.eligible) or f"nobody (no {role} other than the author has write access)"
-        what = (f"{self.what}; it decides what deploys, so it" if self.guarded
-                else f"protected alias '{self.alias}' of '{self.model}'")
-        return (f"{self.path}: {what} needs an approval of commit {head_sha[:12]} by an {role} "
-                f"({' '.join(self.owners) or 'none'}); who may approve: {who}.").replace("by an code", "by a code")
+        if self.kind == "admin":
+            what = f"{self.what}; it decides what deploys, so it"
+        elif self.kind == "closure":
+            frozen = " (a released record or batch: check --base refuses it too)" if self.immutable else ""
+            what = (f"{self.what}{frozen}; it can change what {', '.join(self.aliases)} "
+                    f"compute{'s' if len(self.aliases) == 1 else ''}, so it")
+        else:
+            what = f"{self.what}; it"
+        article = "an" if role[0] in "aeiou" else "a"
+        return (f"{self.path}: {what} needs an approval of commit {head_sha[:12]} by {article} {role} "
+                f"({' '.join(self.owners) or 'none'}); who may approve: {who}.")
 
 
 @dataclass
@@ -76,8 +90,8 @@ class ApprovalResult:
     def lines(self) -> list[str]:
         """What the check prints: one line per protected change, then the verdict."""
         if not self.changes:
-            return [f"PR #{self.pr} changes no protected alias and nothing that decides deploys: "
-                    "no approval needed."]
+            return [f"PR #{self.pr} changes no protected alias, nothing in a protected alias's closure and nothing "
+                    "that decides deploys: no approval needed."]
         out = []
         for c in self.changes:
             out.append(c.line(self.head_sha))
@@ -116,21 +130,27 @@ def _expand(gh: GitHub, owners: list[str], notes: list[str]) -> list[str]:
     return list(dict.fromkeys(logins))
 
 
+class GitHubTree:
+    """A ref of the repository through GitHub's contents API (what :func:`review` reads)."""
+
+    def __init__(self, gh: GitHub, ref: str) -> None:
+        self.gh, self.ref = gh, ref
+
+    def text(self, path: str) -> str | None:
+        return self.gh.file_text(path, self.ref)
+
+    def dirs(self, path: str) -> list[str] | None:
+        return self.gh.list_dir(path, self.ref)
+
+
 def check_approvals(gh: GitHub, pr_number: int) -> ApprovalResult:
-    """Decide whether pull request ``pr_number`` may merge as far as protected aliases, and the
-    files and settings that decide deploys, go."""
+    """Decide whether pull request ``pr_number`` may merge: every change that needs approval
+    (:func:`gitops.registry.closure.review`, base branch against head commit) has one."""
     pr = gh.pull(pr_number)
     result = ApprovalResult(pr=pr.number, author=pr.author, head_sha=pr.head_sha, changes=[])
-    base = Base(gh, pr.base_ref)
     touched = {p for f in _all_files(gh, pr) for p in (f.path, f.previous_path) if p}
-    for path in sorted(touched):
-        match = ALIAS_PATH.fullmatch(path)
-        if match and match["alias"] in base.protected(match["model"]):
-            result.changes.append(_alias_change(path, match["model"], match["alias"], base))
-    guarded = guarded_changes(gh, pr, touched, base)
-    admins = base.admins() if guarded else []
-    result.changes += [ProtectedChange(g.path, "", "", list(admins), notes=list(base.notes), what=g.what)
-                       for g in guarded if admins]  # no admins and nothing protected: nothing to guard
+    found = review(GitHubTree(gh, pr.base_ref), GitHubTree(gh, pr.head_sha), touched)
+    result.changes = [ProtectedChange.of(change) for change in found.changes]
     if not result.changes:
         return result
     latest = latest_reviews(gh.reviews(pr_number))
@@ -138,19 +158,6 @@ def check_approvals(gh: GitHub, pr_number: int) -> ApprovalResult:
     for change in result.changes:
         _judge(gh, change, pr, latest, permissions)
     return result
-
-
-def _alias_change(path: str, model: str, alias: str, base: Base) -> ProtectedChange:
-    """A protected alias's change, owned by CODEOWNERS' rule for its file on the base branch (or
-    model.yaml's owners when CODEOWNERS has none)."""
-    owners_file = base.codeowners
-    rule = owners_file.rule_for(path) if owners_file else None
-    if rule is not None and rule.owners:
-        return ProtectedChange(path, model, alias, list(rule.owners))
-    where = "no CODEOWNERS file" if owners_file is None else f"no owner for it in {owners_file.source}"
-    return ProtectedChange(path, model, alias, list(base.protected(model)[alias]),
-                           notes=[f"{where} on {base.ref}; using the owners in {store.model_file(model)} "
-                                  "(run 'gitops codeowners --write')"])
 
 
 def _all_files(gh: GitHub, pr: PullInfo) -> list[ChangedFile]:

@@ -38,7 +38,7 @@ from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict import scoring
 from gitops.predict.pool import BackendPool
-from gitops.predict.prompter import open_prompter
+from gitops.predict.prompter import open_prompter, prompt_config
 
 OUT_FORMATS = (".parquet", ".csv", ".jsonl")
 SPLITS_ALL = "all"
@@ -98,10 +98,11 @@ def plan_predict(ws: Workspace, ref: str, dataset: str, split: str = "test", *, 
     if constrain is not None and constrain not in CONSTRAIN:
         raise ConfigError(f"--constrain must be one of {', '.join(CONSTRAIN)}, not '{constrain}'")
     model, version = ws.registry().resolve(refs.parse_ref(ref, require_ref=True))
-    task = model.classification
+    task = model.task_for(version)  # the block the version was added with, or a refusal
     if task is None:
         raise ConfigError(f"model '{model.name}' has task '{model.task}'; gitops predict needs 'task: "
                           "classification' with a classification block (docs/tasks.md)")
+    config = prompt_config(ws, model, version)  # the reviewed file, never model.yaml's copy alone
     ds, ds_version = batches.resolve(ws, dataset)
     label = f"{ds.name}@{ds_version.id}"
     if why := check_columns(task, ds.columns, label):
@@ -116,7 +117,6 @@ def plan_predict(ws: Workspace, ref: str, dataset: str, split: str = "test", *, 
         raise ConfigError(f"{label} has no rows in split '{split}'")
     if why := check_labels(task, [r[task.label] for r in rows if r.get(task.label) is not None], label):
         raise ConfigError(why)
-    config = version.config if version.format == "prompt" else None
     if constrain is None:
         constrain = ((config or {}).get("generation") or {}).get("constrain", "none")
     return Plan(f"{model.name}@{version.id}", model, version, task, label, split, rows,

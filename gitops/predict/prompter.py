@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops.core import refs
-from gitops.core.promptspec import Retrieval
+from gitops.core.promptspec import Retrieval, read_stored, stored_config
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask
@@ -57,6 +57,15 @@ def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any
     return Prompter(task, PromptRenderer(task, config), retriever,
                     int(generation.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
                     float(generation.get("temperature", 0.0)))
+
+
+def prompt_config(ws: Workspace, model: Model, version: Version) -> dict[str, Any] | None:
+    """What a version runs as its prompt config: for a prompt version, its reviewed file in ``ws``
+    (checked against its md5, validated as ``prompt add`` validates, equal to model.yaml's copy:
+    :func:`gitops.core.promptspec.stored_config`); None for weights."""
+    if version.format != "prompt":
+        return None
+    return stored_config(f"{model.name}@{version.id}", version, read_stored(ws.root / version.path))
 
 
 def pinned_base(registry: Registry, model: Model, version: Version) -> tuple[Model, Version]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from gitops.adapters.dvc import read_pointer
 from gitops.core import layout, settings
+from gitops.core.promptspec import read_stored, stored_config
 from gitops.core.reader import Registry
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import GitopsError, Problem, shown
 from gitops.registry import codeowners_text
-from gitops.registry.changes import immutability_problems
+from gitops.registry.changes import DATA_POINTER, data_pointer_problem, immutability_problems
 from gitops.validation import Problems
+
+MAX_POINTER_BYTES = 1 << 20  # a DVC pointer is a few hundred bytes
 
 
 def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[Problem]:
@@ -24,14 +26,31 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     cfg = settings.read(ws.root, problems)
     problems += _pointer_problems(ws, reg)
     problems += _base_problems(reg)
+    problems += _task_problems(reg)
     if base is not None:
-        problems += immutability_problems(ws.registry_at(base, strict=False), reg, base)
+        base_reg = ws.registry_at(base, strict=False)
+        problems += immutability_problems(base_reg, reg, base)
+        problems += _data_pointer_problems(ws, base, base_reg, reg)
     if not reg.problems and not codeowners_text.in_sync(ws.root, reg, cfg.admins, cfg.admin_paths):
         problems.append(Problem("", None, None, f"{codeowners_text.CODEOWNERS} is out of sync with the protected "
                                 "aliases (run 'gitops codeowners --write')"))
     if remote:
         problems += _remote_problems(ws, reg)
     return list(problems)
+
+
+def _data_pointer_problems(ws: Workspace, base: str, base_reg: Registry, reg: Registry) -> list[Problem]:
+    """``data.dvc`` changed only by ingests since ``base`` (see :func:`data_pointer_problem`)."""
+    commit = ws.git.resolve(base)
+    before = ws.git.read_blobs([f"{commit}:{DATA_POINTER}"])[f"{commit}:{DATA_POINTER}"]
+    path = ws.root / DATA_POINTER
+    after = None
+    if path.is_symlink() or path.is_dir() or (path.is_file() and path.stat().st_size > MAX_POINTER_BYTES):
+        after = "not a pointer"  # never read: a link may lead anywhere, a huge file is no pointer
+    elif path.is_file():
+        after = path.read_text(encoding="utf-8", errors="replace")
+    why = data_pointer_problem(before, after, base_reg, reg, base)
+    return [Problem(DATA_POINTER, None, None, why)] if why else []
 
 
 def stray_alias_files(root: Path) -> list[Problem]:
@@ -59,7 +78,7 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
         for v in model.versions.values():
             pointer = ws.root / f"{v.path}.dvc"
             if v.format == "prompt" and not pointer.exists():  # a config in git (older ones: a directory in DVC)
-                out.extend(_prompt_file_problems(ws, src, v))
+                out.extend(_prompt_file_problems(ws, src, model.name, v))
                 continue
             if not pointer.exists():
                 out.append(Problem(src, None, v.id, f"version {v.id}: {v.path}.dvc is missing "
@@ -75,15 +94,16 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
     return out
 
 
-def _prompt_file_problems(ws: Workspace, src: str, v: Version) -> list[Problem]:
-    """A prompt version's config is a file in git whose md5 is the registry's."""
+def _prompt_file_problems(ws: Workspace, src: str, model: str, v: Version) -> list[Problem]:
+    """A prompt version's config is a file in git whose md5 is the registry's, valid as ``prompt add``
+    would have it, and equal to model.yaml's copy: what every runner checks (``stored_config``)."""
     path = ws.root / v.path
     if not path.is_file():
         return [Problem(src, None, v.id, f"version {v.id}: its prompt config {v.path} is missing")]
-    md5 = hashlib.md5(path.read_bytes()).hexdigest()
-    if md5 != v.md5:
-        return [Problem(src, None, v.id, f"version {v.id}: md5 {v.md5} disagrees with {v.path} ({md5}): "
-                        "the prompt config was edited after it was added")]
+    try:
+        stored_config(f"{model}@{v.id}", v, read_stored(path))
+    except GitopsError as exc:
+        return [Problem(src, None, v.id, f"version {v.id}: {str(exc).split(': ', 1)[-1]}")]
     return []
 
 
@@ -104,6 +124,23 @@ def _base_problems(reg: Registry) -> list[Problem]:
             elif base.md5 != v.base_md5:
                 out.append(Problem(src, None, v.id, f"version {v.id}: base_md5 {v.base_md5} is not the md5 of "
                                    f"{v.base_model} ({base.md5})"))
+    return out
+
+
+def _task_problems(reg: Registry) -> list[Problem]:
+    """An alias names a version that runs with the model's classification block: one added with
+    another block (``task_md5``) is refused by predict and serve, so the alias would serve nothing."""
+    out = []
+    for model in reg.models.values():
+        for alias in model.aliases.values():
+            version = model.versions.get(alias.version)
+            if version is None or not version.task_md5 or version.task_md5 == model.task_md5():
+                continue
+            out.append(Problem(layout.alias_file(model.name, alias.name), None, None,
+                               f"alias '{alias.name}' points to {version.id}, which was added with another "
+                               f"classification block (md5 {version.task_md5}, now {model.task_md5() or 'none'}): "
+                               "predict and serve refuse it; add the version again under this block and move the "
+                               "alias, or restore the block"))
     return out
 
 

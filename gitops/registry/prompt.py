@@ -18,7 +18,6 @@ commit it was at) is stored with the config, and prediction refuses an embedder 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from gitops.errors import IntegrityError, NotFoundError, RegistryError, shown
 from gitops.registry.register import RegisterResult
 from gitops.validation import Problems
 
-MAX_PROMPT_BYTES = 256 * 1024
+MAX_PROMPT_BYTES = promptspec.MAX_PROMPT_BYTES
 ST_MARKERS = ("modules.json", "config_sentence_transformers.json")
 
 
@@ -167,13 +166,13 @@ def embedder_md5(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+config_hash = promptspec.config_hash  # kept here too: what callers of gitops.registry.prompt import
 
 
 def _store(ws: Workspace, m: Model, config: dict[str, Any], dataset: str | None, note: str | None) -> RegisterResult:
     chash = config_hash(config)
-    known = next((v for v in m.versions.values() if v.format == "prompt" and v.config_hash == chash), None)
+    known = next((v for v in m.versions.values()
+                  if v.format == "prompt" and v.config_hash == chash and v.task_md5 == m.task_md5()), None)
     if known:
         return RegisterResult(known, created=False)
     vid = m.next_version_id()
@@ -184,7 +183,7 @@ def _store(ws: Workspace, m: Model, config: dict[str, Any], dataset: str | None,
         yamlio.write_atomic(dest, text)
         version = Version(id=vid, format="prompt", path=rel, md5=hashlib.md5(text.encode()).hexdigest(),
                           base_model=config["base"], base_md5=config["base_md5"], dataset=dataset,
-                          config=config, config_hash=chash, note=note, commit=ws.git.head(),
+                          config=config, config_hash=chash, note=note, commit=ws.git.head(), task_md5=m.task_md5(),
                           author=ws.git.user(), created_at=timestamps.utc_now())
         grown = Model(**{**vars(m), "versions": {**m.versions, vid: version}})
         layout.append_version(ws.root, ws.cache, model_rel, version, schema.version_fields(version),

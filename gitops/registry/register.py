@@ -86,6 +86,7 @@ def _store(ws: Workspace, model: str, src: Path, draft: Version) -> RegisterResu
     reg = ws.registry()
     m = reg.model(model)
     _check_lineage(reg, m, draft.parent, draft.dataset)
+    draft = dataclasses.replace(draft, task_md5=m.task_md5())  # the classification block it is added with
     vid = m.next_version_id()
     rel = layout.version_dir(model, vid)
     dest = ws.root / rel
@@ -114,7 +115,7 @@ def _store(ws: Workspace, model: str, src: Path, draft: Version) -> RegisterResu
 def lineage(version: Version) -> tuple[str | None, ...]:
     """What, besides the weights, makes a version what it is: two versions alike in this and in md5 are one."""
     return (version.format, version.parent, version.base_model, version.dataset, version.quantization,
-            version.config_hash, version.base_md5)
+            version.config_hash, version.base_md5, version.task_md5)
 
 
 def same_weights(model: Model, draft: Version, md5: str) -> Version | None:

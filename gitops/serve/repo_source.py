@@ -189,11 +189,17 @@ class RepoSource:
             self._require_task(model, version)
             with self._git_lock:
                 registry = self.ws.registry_at(commit)
+                spec = f"{self.ws.git.resolve(commit)}:{version.path}"
+                text = self.ws.git.read_blobs([spec])[spec]
+            from gitops.core.promptspec import MAX_PROMPT_BYTES, stored_config
+
+            data = text.encode("utf-8") if text is not None and len(text) <= MAX_PROMPT_BYTES else None
+            stored_config(f"{model.name}@{version.id}", version, data)  # the reviewed file, as predict runs it
             self._pinned_base(registry, model, version)
 
     @staticmethod
     def _require_task(model: Model, version: Version) -> None:
-        if model.classification is None:
+        if model.task_for(version) is None:  # also refuses a version added with another block
             raise ConfigError(f"{model.name}@{version.id} is a prompt version of a model with task '{model.task}'; "
                               "gitops serve renders prompt versions of classification models (docs/tasks.md)")
 
@@ -206,10 +212,10 @@ class RepoSource:
     def _prompter(self, tree: Workspace, model: Model, version: Version) -> Prompter:
         """The renderer and retriever of a prompt version of a classification model (the same ones
         ``gitops predict`` uses), its retrieval index built or loaded from the cache."""
-        from gitops.predict.prompter import open_prompter
+        from gitops.predict.prompter import open_prompter, prompt_config
 
         self._require_task(model, version)
-        return open_prompter(tree, model.classification, version.config)
+        return open_prompter(tree, model.task_for(version), prompt_config(tree, model, version))
 
     @staticmethod
     def _require_dir(label: str, version: Version, path: Path) -> None:
