@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from gitops.adapters.dvc import read_pointer
-from gitops.core import layout, settings
+from gitops.core import layout, settings, toolkit
 from gitops.core.reader import Registry
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
@@ -14,6 +14,8 @@ from gitops.errors import GitopsError, Problem, shown
 from gitops.registry import codeowners_text
 from gitops.registry.changes import immutability_problems
 from gitops.validation import Problems
+
+DATA_POINTER, DATA_DIR = "data.dvc", "data"  # gitops.data.ingest's pointer (registry sits below data)
 
 
 def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[Problem]:
@@ -29,6 +31,7 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     if not reg.problems and not codeowners_text.in_sync(ws.root, reg, cfg.admins, cfg.admin_paths):
         problems.append(Problem("", None, None, f"{codeowners_text.CODEOWNERS} is out of sync with the protected "
                                 "aliases (run 'gitops codeowners --write')"))
+    problems += toolkit.problems(ws.root)
     if remote:
         problems += _remote_problems(ws, reg)
     return list(problems)
@@ -108,15 +111,22 @@ def _base_problems(reg: Registry) -> list[Problem]:
 
 
 def _remote_problems(ws: Workspace, reg: Registry) -> list[Problem]:
-    """One problem per version whose files the default DVC remote lacks."""
+    """The DVC remote answers (configured, its plugin installed, the credentials accepted, the
+    bucket there); then one problem per version, and for the data sets, whose files it lacks."""
+    if problem := ws.dvc.remote_problem():
+        return [Problem(".dvc/config", None, None, problem)]
     versions = [(m.name, v) for m in reg.models.values() for v in m.versions.values()
                 if (ws.root / f"{v.path}.dvc").exists()]
-    if not versions:
+    data = (ws.root / DATA_POINTER).exists()
+    if not versions and not data:
         return []
-    missing = ws.dvc.missing_on_remote([f"{v.path}.dvc" for _, v in versions])
+    missing = ws.dvc.missing_on_remote([f"{v.path}.dvc" for _, v in versions] + ([DATA_POINTER] if data else []))
     out = []
     for model, v in versions:
         if any(path == v.path or path.startswith(v.path + "/") for path in missing):
             out.append(Problem(layout.model_file(model), None, v.id, f"version {v.id}: {v.path} is not on the "
                                f"DVC remote (run 'dvc push {v.path}.dvc')"))
+    if data and any(path == DATA_DIR or path.startswith(DATA_DIR + "/") for path in missing):
+        out.append(Problem(DATA_POINTER, None, None, f"the data sets' files ({DATA_DIR}/) are not all on the DVC "
+                           f"remote (run 'dvc push {DATA_POINTER}')"))
     return out
