@@ -42,6 +42,7 @@ _EXPORTS = {
     "post_report": "gitops.github.comments",
     "promote": "gitops.github.promote",
     "open_pull_request": "gitops.github.promote",
+    "propose_ingest": "gitops.github.proposal",
     "approvals": "gitops.github.approvals",
     "deploy": "gitops.deploy.webhooks",
     "notify": "gitops.deploy.notify",

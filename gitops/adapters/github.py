@@ -104,6 +104,17 @@ class GitHub:
                 self._login = self._gh.get_user().login
         return self._login
 
+    def check_push_access(self) -> None:
+        """The repository exists for this token, and the token may push to it: one ``GET
+        /repos/{owner}/{repo}``, asked before a branch is made for a pull request, so a wrong
+        repository name or token fails before anything exists."""
+        hint = "check OWNER/NAME (--github-repo, gitops.yaml's github.repo, $GITHUB_REPOSITORY) and the token"
+        with self._doing(f"reading repository {self.repo_name}", hint):
+            permissions = self._gh.get_repo(self.repo_name).permissions
+        if permissions is not None and not permissions.push:
+            raise GithubError(f"the token cannot push to {self.repo_name} (GitHub grants it no push); opening a "
+                              "pull request needs contents: write and pull-requests: write")
+
     def pull(self, number: int) -> PullInfo:
         with self._doing(f"reading pull request #{number} of {self.repo_name}"):
             return _pull_info(self._repo.get_pull(number))

@@ -36,10 +36,17 @@ class _Bar:
                                              "checkpoint.")
 @click.option("--alias", metavar="ALIAS", help="Also point this alias (e.g. staging) at the new version.")
 @click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
+@click.option("--pr", "open_pr", is_flag=True,
+              help="For a protected main: register the version (and move --alias) on a new branch, push it "
+                   "with the weights and open a pull request, e.g. gitops train train.yaml --alias staging --pr.")
+@click.option("--github-repo", metavar="OWNER/NAME",
+              help="The GitHub repository of --pr (default: gitops.yaml's github.repo, then $GITHUB_REPOSITORY).")
+@click.option("--base", "base_branch", metavar="BRANCH",
+              help="The branch the --pr pull request merges into (default: the branch checked out).")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
               help="Directory inside the GitOps repository.")
 def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
-              repo: Path) -> None:
+              open_pr: bool, github_repo: str | None, base_branch: str | None, repo: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
 
     Runs on CPU, one GPU, or several processes:
@@ -51,13 +58,15 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml
       gitops train train.yaml --set trainer.learning_rate=1e-4 --set trainer.epochs=2
       gitops train train.yaml --resume --alias staging
+      gitops train train.yaml --alias staging --pr      # main is protected: a pull request
     """
     from gitops import api
 
     ws = api.Workspace.open(repo)
     bar = _Bar()
     try:
-        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
+        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar,
+                        pr=open_pr, github_repo=github_repo, base=base_branch)
     finally:
         bar.close()
     if run.version is None:
@@ -75,6 +84,9 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
         click.echo(f"  parent {run.parent}")
     if run.alias:
         click.echo(f"  alias {run.alias} -> {run.version}")
+    if run.proposal is not None:
+        pr = run.proposal
+        click.echo(f"Opened pull request #{pr.pr_number} ({pr.branch} into {pr.base}): {pr.pr_url}")
 
 
 @click.command("register-base")
