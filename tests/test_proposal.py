@@ -62,7 +62,7 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     remote), the data set ``reviews``, a bare origin it was pushed to, and the emulator serving it.
     GITHUB_TOKEN is the bot's; GITHUB_REPOSITORY is unset: the repository comes from gitops.yaml."""
     work, origin, remote = tmp_path / "work", tmp_path / "origin.git", tmp_path / "dvc-remote"
-    api.init(work, remote=str(remote), repo=REPO, base_model="gitops/tiny-opt")
+    api.init(work, remote=str(remote), repo=REPO)
     api.create_dataset(api.Workspace(work), "reviews", {"id": "string", "product": "string", "rating": "int",
                                                        "text": "string"}, "text", ["id"])
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))

@@ -34,6 +34,9 @@ def promote_cmd(ref: str, alias: str, open_pr: bool, note: str | None, base: str
     click.echo(f"{result.model}@{result.alias}: {result.previous or 'unset'} -> {result.version} "
                f"on branch {result.branch} (commit {result.commit[:12]})")
     if open_pr:
+        # gitops.yaml's github.repo before $GITHUB_REPOSITORY (a minimal stand-in for the option
+        # convention being unified on another branch)
+        repo = repo or ws.settings.repo or None
         result = api.open_pull_request(ws, result, note, base=base, repo=repo)
         click.echo(f"Opened pull request #{result.pr_number}: {result.pr_url}")
     else:

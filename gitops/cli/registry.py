@@ -19,15 +19,15 @@ from gitops.cli.output import echo_json, print_registry, table
                    "(repeatable). Credentials (access_key_id, secret_access_key, ...) go to .dvc/config.local, "
                    "which is never committed.")
 @click.option("--github-repo", help="owner/name of the GitHub repository, written to gitops.yaml.")
+@click.option("--deploy-hook", metavar="URL",
+              help="The serving endpoint's deploy webhook, written to gitops.yaml for production, e.g. "
+                   "--deploy-hook https://serving.acme.dev/hooks/deploy (gitops serve's /hooks/deploy).")
 @click.option("--toolkit", metavar="REQUIREMENT",
               help="What the workflows install (.github/gitops-requirements.txt), e.g. "
                    "'gitops-registry @ git+https://github.com/acme/gitops@COMMIT' (default: the gitops "
                    "installed here, pinned).")
-@click.option("--base-model", default="smollm2", show_default=True,
-              help="The first base model train.yaml fine-tunes, e.g. smollm2, a .gguf file, a hub id, "
-                   "gitops/tiny-opt (the embedded toy); see docs/train-config.md.")
 def init(directory: Path, remote: str | None, remote_options: tuple[str, ...], github_repo: str | None,
-         toolkit: str | None, base_model: str) -> None:
+         deploy_hook: str | None, toolkit: str | None) -> None:
     """Scaffold a GitOps repository: git, DVC with a remote, registry/, workflows, CODEOWNERS,
     train.yaml and the toolkit pin every workflow installs.
 
@@ -40,13 +40,14 @@ def init(directory: Path, remote: str | None, remote_options: tuple[str, ...], g
     from gitops import api
 
     result = api.init(directory, remote=remote, repo=github_repo, remote_options=_options(remote_options),
-                      toolkit=toolkit, base_model=base_model)
+                      toolkit=toolkit, deploy_hook=deploy_hook)
     click.echo(f"Initialised a GitOps repository in {result.root}")
     click.echo(f"  DVC remote: {result.remote}")
     if result.local_options:
         click.echo(f"  written to .dvc/config.local (never committed): {', '.join(result.local_options)}")
     click.echo(f"  workflows install: {result.toolkit} (.github/gitops-requirements.txt)")
-    click.echo(f"  train.yaml trains review-autocomplete on reviews@latest from {result.base_model}")
+    click.echo("  train.yaml: fine-tunes review-autocomplete@production on reviews@latest (its comments say how "
+               "to register the first base)")
     click.echo(f"  committed {len(result.files)} files ({result.commit[:8]})")
     click.echo("Next: gitops model create NAME --protect production=@org/team")
 

