@@ -51,6 +51,7 @@ CREDENTIALS = {
     "azure": "AZURE_STORAGE_CONNECTION_STRING in the environment, or "
              "'dvc remote modify --local storage connection_string ...' (.dvc/config.local, never committed)",
 }
+CLIENT_PACKAGES = ("botocore", "aiobotocore", "boto3", "s3fs", "google", "gcsfs", "azure", "adlfs")
 # Remote options that are secrets: written to .dvc/config.local, never to the committed .dvc/config.
 SECRET_OPTIONS = frozenset({"access_key_id", "secret_access_key", "session_token", "account_key", "sas_token",
                             "connection_string", "client_secret", "password", "gdrive_client_secret",
@@ -97,6 +98,12 @@ def refused(url: str, exc: BaseException) -> str:
     return f"the DVC remote {url} refused the credentials ({_reason(exc)}); set them as {hint}"
 
 
+def no_credentials(url: str) -> str:
+    scheme = scheme_of(url) or ""
+    hint = CREDENTIALS.get(scheme, "the remote's credentials in .dvc/config.local or the environment")
+    return f"the DVC remote {url} found no credentials here; set them as {hint}"
+
+
 def unreachable(url: str, exc: BaseException) -> str:
     return f"cannot reach the DVC remote {url}: {_reason(exc)}"
 
@@ -122,7 +129,7 @@ def probe(fs: Any, path: str, url: str) -> str | None:
         fs.ls(path.rstrip("/"), detail=False)  # one listing of the remote's top: 'files/' at most
         return None
     except PermissionError as exc:
-        return refused(url, exc)
+        return _classified(url, exc)
     except FileNotFoundError:
         pass  # nothing pushed yet, or no bucket: ask about the bucket
     except Exception as exc:  # noqa: BLE001 - clients raise their own types (botocore, google.auth, azure)
@@ -135,6 +142,8 @@ def probe(fs: Any, path: str, url: str) -> str | None:
 
 def _classified(url: str, exc: BaseException) -> str:
     text = f"{type(exc).__name__} {exc}".lower()
+    if "nocredentials" in text or "unable to locate credentials" in text or "defaultcredentialserror" in text:
+        return no_credentials(url)
     if isinstance(exc, PermissionError) or any(w in text for w in ("credential", "accessdenied", "forbidden",
                                                                    "signature", "invalidaccesskey", "403")):
         return refused(url, exc)
@@ -150,7 +159,7 @@ def translated(url: str | None, action: str) -> Iterator[None]:
         problem = plugin_problem(url)
         raise DvcError(problem or f"DVC could not load what {action} needs: {_reason(exc)}") from None
     except PermissionError as exc:
-        raise DvcError(refused(url or "(none)", exc)) from None
+        raise DvcError(_classified(url or "(none)", exc)) from None
     except FileNotFoundError as exc:
         if scheme_of(url) is not None and "bucket" in str(exc).lower():
             raise DvcError(f"{action}: {missing_bucket(url or '', _bucket(url))}") from None
@@ -159,6 +168,10 @@ def translated(url: str | None, action: str) -> Iterator[None]:
         if scheme_of(url) is None:
             raise
         raise DvcError(f"{action}: {unreachable(url or '', exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - the cloud clients' own exceptions (botocore's NoCredentialsError)
+        if scheme_of(url) is None or type(exc).__module__.split(".")[0] not in CLIENT_PACKAGES:
+            raise
+        raise DvcError(f"{action}: {_classified(url or '', exc)}") from None
 
 
 def _bucket(url: str | None) -> str:
