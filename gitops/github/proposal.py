@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.adapters import dvc_remote
+from gitops.core import journal
 from gitops.core.workspace import Workspace
 from gitops.errors import GithubError, GitopsError, RepoStateError
 
@@ -79,14 +80,20 @@ def worktree(ws: Workspace, plan: Plan) -> Iterator[Workspace]:
     """A Workspace on a private linked worktree at HEAD (detached) sharing the repository's DVC
     cache and settings; removed at the end, and first, when a killed run left it behind."""
     path = ws.state_path(PROPOSALS, plan.branch.replace("/", "-"))
-    ws.git.worktree_remove(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # one proposal of a branch at a time: a second is refused at once instead of removing the
+    # first one's worktree under it (a lock, not the work tree's: training may take hours)
+    lock = journal.WriteLock.acquire(path.with_name(path.name + ".lock"), ws.root, f"propose {plan.branch}")
     try:
-        ws.git.worktree_checkout(path, ws.git.resolve("HEAD"))
-        dvc_remote.link_worktree(ws.root, path, ws.dvc.config.cache_dir)
-        yield Workspace(path)
-    finally:
         ws.git.worktree_remove(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            ws.git.worktree_checkout(path, ws.git.resolve("HEAD"))
+            dvc_remote.link_worktree(ws.root, path, ws.dvc.config.cache_dir)
+            yield Workspace(path)
+        finally:
+            ws.git.worktree_remove(path)
+    finally:
+        lock.release()
 
 
 def copy_state(ws: Workspace, tree: Workspace, *parts: str) -> None:
