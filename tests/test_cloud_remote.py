@@ -163,8 +163,9 @@ def test_a_wrong_credential_and_a_missing_bucket_are_one_sentence_and_commit_not
         s3.auth(False)
     assert git_state(s3.repo) == before
 
-    config = s3.repo / ".dvc" / "config"
-    config.write_text(config.read_text().replace(f"s3://{BUCKET}/dvc", "s3://no-such-bucket/dvc"))
+    local = s3.repo / ".dvc" / "config.local"  # a machine's own setting, over the committed one
+    kept = local.read_text()
+    local.write_text(kept.rstrip("\n") + "\n    url = s3://no-such-bucket/dvc\n")
     try:
         for args in (("check", "--remote"), ("register", "review", str(tmp_path / "w"), "--push")):
             res = run_gitops(*args, "-C", str(s3.repo))
@@ -172,7 +173,7 @@ def test_a_wrong_credential_and_a_missing_bucket_are_one_sentence_and_commit_not
             assert res.stderr.count("\n") == (2 if args[0] == "check" else 1), res.stderr
         assert git(s3.repo, "log", "-1", "--format=%H") == before[0].strip()
     finally:
-        git(s3.repo, "checkout", "-q", "--", ".dvc/config")
+        local.write_text(kept)
     assert git_state(s3.repo) == before
 
 
