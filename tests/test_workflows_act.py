@@ -182,6 +182,7 @@ def test_registry_check_installs_the_base_commits_toolkit(gitops_repo):
     one), never the head's."""
     make_checkable(gitops_repo)
     _toolkit(gitops_repo.root, "1.0", "# the approvals check as merged\n")
+    git(gitops_repo.root, "add", "-A")
     base = pin(gitops_repo.root, ".", "the toolkit, which pins itself")
     git(gitops_repo.root, "update-ref", "refs/remotes/origin/main", base)
     _toolkit(gitops_repo.root, "2.0", TRAP)  # the pull request rewrites the check, and the pin
