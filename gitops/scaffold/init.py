@@ -80,7 +80,7 @@ def init(directory: Path, remote: str | None = None, repo: str | None = None, *,
     settings_text = settings.default_text(repo, deploy_hook)  # a bad hook URL: refused here
     url, relative = _remote_url(directory, remote)
     dvc.check_remote(url, remote_options)  # a missing plugin or an unknown option: before anything is made
-    if relative:
+    if "://" not in url:
         Path(url).mkdir(parents=True, exist_ok=True)
     if not is_repo:
         git.init(directory)
