@@ -96,6 +96,7 @@ def _scaffold(s3: S3) -> S3:
     return s3
 
 
+@pytest.mark.slow
 def test_s3_remote_from_init_to_a_teammates_clone(s3: S3) -> None:
     from gitops.ml.basemodel import default_base_model
     from gitops.ml.corpus import write_batches

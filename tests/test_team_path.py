@@ -199,6 +199,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     assert em.violations == [], "GitHub contract violations:\n" + "\n".join(em.violations)
 
 
+@pytest.mark.slow
 def test_the_readme_walkthrough_from_init_to_a_deployed_promotion(world: World, monkeypatch) -> None:
     from gitops.ml.corpus import write_batches
 
