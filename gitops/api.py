@@ -46,6 +46,7 @@ _EXPORTS = {
     "github_client": ("gitops.github.repository", "connect_to"),
     "pull_target": "gitops.github.pulls",
     "open_pull": "gitops.github.pulls",
+    "propose_ingest": "gitops.github.proposal",
     "approvals": "gitops.github.approvals",
     "review_changes": "gitops.registry.review",
     "deploy": "gitops.deploy.webhooks",

@@ -69,10 +69,6 @@ ENVIRONMENT = (
 )
 # Variables and secrets the scaffolded workflows read (set in the repository's settings, not read by gitops).
 WORKFLOW_ENVIRONMENT = (
-    EnvVar("GITOPS_INSTALL", "GitHub-hosted jobs (a variable)",
-           "The pip arguments that install gitops (default: the pinned release)."),
-    EnvVar("GITOPS_INSTALL_ML", "GPU jobs (a variable)", "The pip arguments that install gitops with its ML extra "
-           "into a fresh venv; `preinstalled`: the runner image's own."),
     EnvVar("GITOPS_PR_TOKEN", "train, convert (a secret)", "A token whose pushes and pull requests start "
            "workflows (the default GITHUB_TOKEN's do not); falls back to GITHUB_TOKEN."),
     EnvVar("GITOPS_READ_ORG_TOKEN", "registry-check (a secret)",

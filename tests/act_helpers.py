@@ -75,8 +75,9 @@ def local_repositories(workflow: Path) -> list[str]:
 
 
 def preinstalled_gitops(scratch: Path) -> Path:
-    """A bin directory with a ``gitops`` that runs this checkout: what a self-hosted runner image
-    with gitops preinstalled offers (workflows use it when ``GITOPS_INSTALL_ML=preinstalled``)."""
+    """A bin directory with a ``gitops`` that runs this checkout with the test interpreter: the GPU
+    jobs' venv (over the ``python3`` on ``PATH``) finds the pin already satisfied and installs no
+    ``gitops`` script of its own, so this one runs."""
     bin_dir = scratch / "bin"
     bin_dir.mkdir(exist_ok=True)
     launcher = bin_dir / "gitops"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -46,7 +47,12 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
     assert "### What the conversion cost: v3 against its parent v2" in report
     assert "int8 cost vs v2: perplexity " in result.stdout
 
-    assert run_gitops("check", cwd=repo).exit_code == 0
+    # the demo pushed what it made to its DVC remote (NAME-dvc-storage beside the repository)
+    checked = run_gitops("check", "--remote", cwd=repo)
+    assert checked.exit_code == 0 and "The registry is valid." in checked.stdout, checked.stderr
+    assert (tmp_path / "demo-dvc-storage" / "files" / "md5").is_dir()
+    printed = "\n".join(out.splitlines()[:-2]).strip("\n")  # with --keep: two lines of its own at the end
+    assert readme_shape(README_OUTPUT) == readme_shape(printed.splitlines()), f"the README shows:\n{printed}"
     log = subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True, text=True).stdout
     assert "alias review-autocomplete staging: none -> v3" in log
     assert "alias review-autocomplete production: v1 -> v3" in log and "a deploy hook for the demo" in log
@@ -55,6 +61,23 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
                                                          ("production", "v3")}
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert len(worktrees.splitlines()) == 1, worktrees  # the server's private worktree is gone
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_OUTPUT = re.search(r"What it prints \(.*?\):\n\n```\n(.*?)```", README.read_text(encoding="utf-8"),
+                          re.S).group(1).strip("\n").splitlines()[:-1]  # its last line: the run without --keep
+
+
+def readme_shape(lines: list[str]) -> list[str]:
+    """The demo's output with what varies between runs blanked out: numbers, the port, the texts
+    the model generates, a gate's verdict; what stays is every word the code prints."""
+    out = []
+    for line in lines:
+        line = re.sub(r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:PORT", line)
+        line = re.sub(r"'[^']*'|\"[^\"]*\"", "'TEXT'", line)
+        line = re.sub(r"[+-]?\d+(,\d{3})*(\.\d+)?", "N", line).replace("❌", "✅")
+        out.append("---" if line and set(line) <= {"-", " "} else " ".join(line.split()))  # table rules
+    return "\n".join(out).strip("\n").splitlines()
 
 
 def test_demo_refuses_a_non_empty_keep_directory(tmp_path: Path) -> None:

@@ -88,8 +88,7 @@ def test_staging_pr_gets_one_sticky_report_comment(loop):
     run of the same PR updates that comment in place."""
     number = loop.pulls[STAGING_BRANCH]
     event = pr_event(loop, STAGING_BRANCH)
-    variables = {"GITOPS_INSTALL_ML": "preinstalled"}
-    first = act(loop, "evaluate.yml", "pull_request", event, "eval-1", variables=variables, timeout_s=300)
+    first = act(loop, "evaluate.yml", "pull_request", event, "eval-1", timeout_s=300)
     assert first.returncode == 0, first.output[-5000:]
     assert {"plan", "eval", "report"} <= first.jobs_ran and not first.jobs_failed
     assert f"model:{MODEL} ref:{MODEL}@v2" in first.output  # the matrix from gitops diff --github-output
@@ -100,7 +99,7 @@ def test_staging_pr_gets_one_sticky_report_comment(loop):
     assert f"{MODEL}@v2" in comment.body and f"{MODEL}@v1" in comment.body  # candidate vs production
     first_body, first_id = comment.body, comment.id
 
-    second = act(loop, "evaluate.yml", "pull_request", event, "eval-2", variables=variables, timeout_s=300)
+    second = act(loop, "evaluate.yml", "pull_request", event, "eval-2", timeout_s=300)
     assert second.returncode == 0, second.output[-5000:]
     (comment,) = loop.bot_comments(number)
     assert comment.id == first_id and comment.body != first_body  # updated in place, newer results

@@ -3,9 +3,10 @@ against the GitHub emulator, on the repository of the PR loop (``tests/prloop_fi
 
 The chain a team runs, once per module:
 
-- train.yml on a ``workflow_dispatch`` with learning_rate and epochs: ``gitops train train.yaml``
-  with the two ``--set`` overrides (a 4-step LoRA run on the embedded base model), ``dvc push``,
-  ``gitops diff``, ``gitops promote --to staging --pr``;
+- train.yml on a ``workflow_dispatch`` with learning_rate and epochs: ``gitops train train.yaml
+  --alias staging --pr`` with the two ``--set`` overrides (a 4-step LoRA run on the embedded base
+  model): the version registered and staging moved on a branch of its own, its weights pushed, the
+  pull request opened;
 - merging that PR moves ``staging`` to the trained (hf) version on main: convert.yml on that push
   runs plan (``gitops diff``) -> convert (``gitops convert MODEL@staging --to ct2 --quantization
   int8``, ``dvc push``, ``gitops promote --to staging-ct2 --pr``).
@@ -37,7 +38,6 @@ from tests.prloop_fixtures import (
 )
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
-PREINSTALLED = {"GITOPS_INSTALL_ML": "preinstalled"}  # the GPU jobs use the launcher run_act puts on PATH
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
 
 def act(loop: Loop, workflow: str, event_name: str, event: dict, run_name: str) -> ActResult:
     return run_act(WORKFLOWS / workflow, event_name, event, env=act_env(loop), secrets=act_secrets(loop),
-                   workdir=loop.work, scratch=loop.work.parent / f"act-{run_name}", variables=PREINSTALLED,
-                   timeout_s=300)
+                   workdir=loop.work, scratch=loop.work.parent / f"act-{run_name}", timeout_s=300)
 
 
 REPOSITORY = {"full_name": REPO, "name": REPO.split("/")[1], "owner": {"login": REPO.split("/")[0]}}
@@ -121,7 +120,7 @@ def test_train_on_dispatch(loop, trained):
     assert result.returncode == 0, result.output[-5000:]
     assert result.jobs_ran == {"train"} and not result.jobs_failed, result.output[-3000:]
 
-    branch = f"gitops/promote-{MODEL}-staging-v3"
+    branch = f"gitops/train-{MODEL}-v3"
     model = model_at(loop, branch)
     assert set(model["versions"]) - versions_before == {"v3"}
     assert set(model_at(loop, "main")["versions"]) == versions_before  # nothing pushed to main
@@ -133,8 +132,8 @@ def test_train_on_dispatch(loop, trained):
     assert on_remote(loop, v3["md5"]) == []  # dvc push (the weights are new: no other version has them)
 
     pull = the_pull(loop, branch)
-    assert (pull.base, pull.author, pull.title) == ("main", "gitops-bot", f"Promote {MODEL} v3 to staging")
-    # promote branches from the training commit, so the PR carries the registration and the move
+    assert (pull.base, pull.author, pull.title) == ("main", "gitops-bot", f"Train {MODEL} v3 as staging")
+    # one branch carries the registration and the move
     assert pull_files(loop, branch) == {f"registry/{MODEL}/model.yaml", f"models/{MODEL}/v3.dvc",
                                         f"models/{MODEL}/.gitignore", f"registry/{MODEL}/aliases/staging.yaml"}
     assert alias_at(loop, branch, "staging") == "v3"
@@ -147,7 +146,7 @@ def test_convert_when_the_staging_pr_merges(loop, trained):
     assert trained[0].returncode == 0, trained[0].output[-3000:]
     loop.checkout("main")
     before = git(loop.work, "rev-parse", "HEAD")
-    git(loop.work, "fetch", "-q", str(loop.origin), f"gitops/promote-{MODEL}-staging-v3")
+    git(loop.work, "fetch", "-q", str(loop.origin), f"gitops/train-{MODEL}-v3")
     git(loop.work, "merge", "-q", "--ff-only", "FETCH_HEAD")  # what merging the PR does to main
     git(loop.work, "push", "-q", "origin", "main")
     after = git(loop.work, "rev-parse", "HEAD")

@@ -79,8 +79,7 @@ def test_each_workflow_calls_its_gitops_commands():
         "evaluate.yml": ['gitops diff "$BASE_SHA" "$GITHUB_SHA" --github-output', 'gitops eval "$MODEL@$VERSION"',
                          '--baseline "$MODEL@production" --baseline-rev "$BASE_SHA"',
                          'gitops report results/*/results.json --post --pr "$PR"'],
-        "train.yml": ["gitops train train.yaml", "trainer.learning_rate=$LEARNING_RATE", "dvc push",
-                      'gitops diff "$BEFORE" HEAD --github-output', 'gitops promote "$REF" --to staging --pr'],
+        "train.yml": ["gitops train train.yaml --alias staging --pr", "trainer.learning_rate=$LEARNING_RATE"],
         "convert.yml": ['gitops convert "$MODEL@staging" --to ct2 --quantization int8',
                         'gitops promote "$MODEL@latest" --to staging-ct2 --pr'],
         "deploy.yml": ['gitops deploy --base "$BEFORE" --head "$HEAD_SHA"'],
@@ -169,41 +168,64 @@ def test_runner_labels_parse_and_bad_shapes_are_one_sentence():
         assert len(problems) == 1 and "runners must be a mapping like" in problems[0], (bad, problems)
 
 
-def _pyproject_version() -> str:
-    import tomllib
-
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+REQUIREMENTS = "-r .github/gitops-requirements.txt"
 
 
-def test_installs_are_pinned_and_never_import_the_checkout():
-    """Issue 9, item 4: what the workflows install from the index is pinned to this release (the
-    override variables stay), and every `python -m` runs isolated (`-I`), so a pip/ or gitops/ at
-    the root of a pull request's checkout is never imported."""
-    version = _pyproject_version()
-    defaults = set()
+def _installs():
+    """(workflow, job, step, the pip install arguments) of every step that installs gitops."""
+    for name, doc, job_id, job in _jobs():
+        for step in job["steps"]:
+            for args in re.findall(r"pip install (.+)", step.get("run", "")):
+                yield name, doc, job_id, step, args.strip()
+
+
+def test_every_workflow_installs_the_pinned_toolkit_and_never_imports_the_checkout():
+    """Issue 18, item 3: every job installs gitops from .github/gitops-requirements.txt (the jobs
+    that train, convert or evaluate add [ml] on the same command), never a version written into the
+    workflow; issue 9, item 4: every `python -m` runs isolated (`-I`), so a pip/ or gitops/ at the
+    root of a pull request's checkout is never imported."""
+    installs = list(_installs())
+    assert {(n, j) for n, _, j, _, _ in installs} == {(n, j) for n, _, j, _ in _jobs()}  # every job installs
+    for name, _doc, job_id, step, args in installs:
+        ml = "gpu" in json.dumps(_job(name, job_id)["runs-on"])
+        assert args == (f'{REQUIREMENTS} "gitops-registry[ml]"' if ml else REQUIREMENTS), (name, job_id, args)
     for path in sorted(SCAFFOLD.glob("*.yml")):
         text = path.read_text()
-        defaults |= set(re.findall(r"\$\{GITOPS_INSTALL(?:_ML)?:-([^}]*)\}", text))
+        assert not re.search(r"gitops[-_]registry(\[ml\])?[=<>~]", text), f"{path.name}: a version in the workflow"
+        assert "GITOPS_INSTALL" not in text and "vars." not in text, path.name
         assert not re.search(r"python3? -m ", text), f"{path.name}: python -m without -I"
         assert "PYTHONPATH" not in text and "GITHUB_WORKSPACE\" >> \"$GITHUB_PATH" not in text
-    assert defaults == {f"gitops-registry=={version}", f"gitops-registry[ml]=={version}"}
 
 
-def test_the_required_check_always_reports_and_runs_the_base_code():
+def _job(name: str, job_id: str) -> dict:
+    return load(SCAFFOLD / name)["jobs"][job_id]
+
+
+def test_pull_requests_are_judged_by_the_toolkit_their_base_branch_pins():
+    """A pull request may change .github/gitops-requirements.txt (or a wheel it names): every job a
+    pull request starts installs the pin as the BASE commit has it, extracted outside the checkout;
+    the jobs of a push to main install the checkout's own (it passed review)."""
+    for name, doc, job_id, step, args in _installs():
+        if "pull_request" in doc["on"]:
+            assert step["working-directory"] == "${{ runner.temp }}", (name, job_id)
+            assert step["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}", (name, job_id)
+            run = step["run"]
+            assert run.index('git -C "$GITHUB_WORKSPACE" archive "$BASE_SHA" | tar -x -C gitops-base') < \
+                run.index("cd gitops-base && ") < run.index("pip install"), (name, job_id)
+        else:
+            assert "working-directory" not in step and "archive" not in step["run"], (name, job_id)
+        checkout = next(s for s in _job(name, job_id)["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+        if "pull_request" in doc["on"]:
+            assert checkout["with"]["fetch-depth"] == 0, f"{name} {job_id}: the base commit must be fetched"
+
+
+def test_the_required_check_always_reports():
     """Issue 9, items 4 and 13: registry-check has no paths filter (a required check a filter skips
-    stays pending forever), installs outside the checkout, and in a repository that holds the
-    toolkit installs the BASE commit's toolkit, never the pull request's."""
+    stays pending forever)."""
     doc = load(SCAFFOLD / "registry-check.yml")
     for event in ("pull_request", "pull_request_review"):
         assert event in doc["on"]
         assert not set(doc["on"][event] or {}) & {"paths", "paths-ignore", "branches-ignore"}, event
-    steps = {s.get("name"): s for s in doc["jobs"]["registry-check"]["steps"]}
-    install = steps["Install gitops (never the pull request's)"]
-    assert install["working-directory"] == "${{ runner.temp }}"
-    assert 'git -C "$GITHUB_WORKSPACE" archive "$BASE_SHA"' in install["run"]
-    assert install["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
-    installs = set(re.findall(r"pip install (.+)", install["run"]))
-    assert installs == {"./gitops-base", f"${{GITOPS_INSTALL:-gitops-registry=={_pyproject_version()}}}"}
 
 
 def test_no_logic_hidden_in_shell():

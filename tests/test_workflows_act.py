@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops.core import toolkit
 from tests.act_helpers import pull_request_event, run_act
 from tests.deploy_fixtures import SECRET, _isolated_git, git, receiver, repo, write_config  # noqa: F401
 
@@ -17,10 +18,27 @@ WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 
 @pytest.fixture
 def gitops_repo(repo):
-    """The deploy fixtures' registry repo, made to look like a clone of github.com/acme/models."""
+    """The deploy fixtures' registry repo, made to look like a clone of github.com/acme/models, with
+    the toolkit pin `gitops init` writes (.github/gitops-requirements.txt) in its base commit."""
+    git(repo.root, "checkout", "-q", "--detach", repo.base)
+    pin(repo.root, toolkit.installed_requirement())
+    repo.base = git(repo.root, "rev-parse", "HEAD")
+    git(repo.root, "cherry-pick", "--allow-empty", repo.head)
+    repo.head = git(repo.root, "rev-parse", "HEAD")
+    git(repo.root, "checkout", "-q", "-B", "main", repo.head)
     git(repo.root, "remote", "add", "origin", "https://github.com/acme/models.git")
     git(repo.root, "update-ref", "refs/remotes/origin/main", repo.base)
     return repo
+
+
+def pin(root: Path, line: str, message: str = "the toolkit pin") -> str:
+    """Commit ``line`` as .github/gitops-requirements.txt (what every workflow installs)."""
+    path = root / toolkit.REQUIREMENTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(toolkit.render(line))
+    git(root, "add", toolkit.REQUIREMENTS_FILE)
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
 
 
 def test_deploy_workflow_delivers_a_signed_webhook(gitops_repo, receiver):
@@ -50,7 +68,7 @@ def test_evaluate_keeps_fork_prs_off_the_gpu_runner(gitops_repo, head_repo, gpu_
     event = pull_request_event(7, head_repo, base_sha=gitops_repo.base, head_sha=gitops_repo.head)
     # The GPU job uses the runner's own gitops (no network to install gitops[ml] from).
     result = run_act(WORKFLOWS / "evaluate.yml", "pull_request", event, env={}, secrets={},
-                     variables={"GITOPS_INSTALL_ML": "preinstalled"}, workdir=gitops_repo.root)
+                     workdir=gitops_repo.root)
     assert "plan" in result.jobs_ran and "plan" not in result.jobs_failed, result.output[-3000:]
     if gpu_job_runs:
         # one matrix job per candidate from `gitops diff --json`; each runs (and fails here at
@@ -107,11 +125,13 @@ def test_registry_check_smoke(gitops_repo, tmp_path, monkeypatch):
 
 
 def test_act_runs_cannot_download(gitops_repo):
-    """A workflow asking pip for something the test environment lacks fails at once: no index, no
-    find-links (whatever pip.conf says), so no test can quietly depend on a download."""
-    event = pull_request_event(7, "acme/models", base_sha=gitops_repo.base, head_sha=gitops_repo.head)
+    """The workflows install what the pin names, and a pin the test environment cannot satisfy fails
+    at once: no index, no find-links (whatever pip.conf says), so no test can quietly depend on a
+    download, and the pin is really what is installed."""
+    base = pin(gitops_repo.root, "gitops-registry==99.0", "pin a release that does not exist")
+    event = pull_request_event(7, "acme/models", base_sha=base, head_sha=base)
     result = run_act(WORKFLOWS / "registry-check.yml", "pull_request", event, env={}, secrets={},
-                     variables={"GITOPS_INSTALL": "gitops-registry==99.0"}, workdir=gitops_repo.root)
+                     workdir=gitops_repo.root)
     assert result.returncode != 0 and result.jobs_failed == {"registry-check"}
     assert "Failure - Main Install gitops" in result.output, result.output[-3000:]
     assert "No matching distribution found for gitops-registry==99.0" in result.output
@@ -163,10 +183,10 @@ def test_registry_check_installs_the_base_commits_toolkit(gitops_repo):
     make_checkable(gitops_repo)
     _toolkit(gitops_repo.root, "1.0", "# the approvals check as merged\n")
     git(gitops_repo.root, "add", "-A")
-    git(gitops_repo.root, "commit", "-q", "-m", "the toolkit")
-    base = git(gitops_repo.root, "rev-parse", "HEAD")
+    base = pin(gitops_repo.root, ".", "the toolkit, which pins itself")
     git(gitops_repo.root, "update-ref", "refs/remotes/origin/main", base)
-    _toolkit(gitops_repo.root, "2.0", TRAP)  # the pull request rewrites the check
+    _toolkit(gitops_repo.root, "2.0", TRAP)  # the pull request rewrites the check, and the pin
+    (gitops_repo.root / toolkit.REQUIREMENTS_FILE).write_text(toolkit.render("./evil/gitops_registry-6.6-py3-none-any.whl"))
     git(gitops_repo.root, "add", "-A")
     git(gitops_repo.root, "commit", "-q", "-m", "approve everything")
     head = git(gitops_repo.root, "rev-parse", "HEAD")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops import yamlio
+from gitops.adapters import dvc_remote
 from gitops.errors import DvcError, GitopsError
 
 DEFAULT_REMOTE = "storage"
@@ -58,6 +59,11 @@ def _repo(root: Path) -> Iterator[Any]:
         raise DvcError(f"dvc: {exc}") from None
     except GitopsError:
         raise
+    except ImportError as exc:  # a remote whose plugin is missing: "s3 is supported, but requires 'dvc-s3'"
+        problem = dvc_remote.plugin_problem(DvcConfig(root).remote_url)
+        if problem is None:
+            raise
+        raise DvcError(problem) from exc
 
 
 @contextlib.contextmanager
@@ -70,8 +76,26 @@ def _chdir(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
-def init(root: Path, remote_url: str | None = None) -> None:
-    """``dvc init`` in a git repo, optionally with a default remote."""
+def check_remote(url: str, options: dict[str, str] | None = None) -> None:
+    """Refuse, before anything is made, a remote DVC could not use here: a scheme whose plugin is
+    missing (one sentence naming the extra to install) or options DVC does not know for it."""
+    if problem := dvc_remote.plugin_problem(url):
+        raise DvcError(problem)
+    from dvc.config import Config
+    from dvc.exceptions import DvcException
+
+    try:
+        Config.validate({"remote": {DEFAULT_REMOTE: {"url": url, **(options or {})}}})
+    except DvcException as exc:
+        raise DvcError(f"--remote-option: DVC refuses these settings for {url} ({str(exc).split(': ', 1)[-1]})") from None
+
+
+def init(root: Path, remote_url: str | None = None, options: dict[str, str] | None = None,
+         relative: bool = False) -> list[str]:
+    """``dvc init`` in a git repo, optionally with a default remote and its ``options``; the names of
+    the options written to ``.dvc/config.local`` (secrets, never committed). ``relative``: the local
+    remote (an absolute path here) is recorded relative to ``.dvc/``, as DVC stores relative paths,
+    so a clone finds the remote beside itself instead of a path on this machine."""
     import logging
 
     try:
@@ -85,13 +109,30 @@ def init(root: Path, remote_url: str | None = None) -> None:
             Repo.init(str(root), no_scm=False, force=False).close()
     except DvcException as exc:
         raise DvcError(f"dvc init failed: {exc}") from None
+    options = dict(options or {})
+    secrets = {k: v for k, v in options.items() if k in dvc_remote.SECRET_OPTIONS}
     with _repo(root) as repo:
         with repo.config.edit() as conf:
             conf["core"]["autostage"] = False
             conf["cache"]["type"] = link_types(root / ".dvc")
             if remote_url:
-                conf["remote"][DEFAULT_REMOTE] = {"url": remote_url}
+                conf["remote"][DEFAULT_REMOTE] = {"url": _config_url(remote_url, relative),
+                                                  **{k: v for k, v in options.items() if k not in secrets}}
                 conf["core"]["remote"] = DEFAULT_REMOTE
+        if remote_url and secrets:
+            with repo.config.edit("local") as conf:
+                conf["remote"][DEFAULT_REMOTE] = secrets
+    return sorted(secrets)
+
+
+def _config_url(url: str, relative: bool) -> str:
+    """What ``.dvc/config`` records for ``url``: as given, or (``relative``, a local path) a DVC
+    ``RelPath``, which DVC writes relative to ``.dvc/``."""
+    if not relative or "://" in url:
+        return url
+    from dvc.config_schema import RelPath
+
+    return RelPath(os.path.abspath(url))
 
 
 def link_types(directory: Path) -> str:
@@ -237,6 +278,25 @@ class Dvc:
         """The default remote's URL as written in ``.dvc/config``."""
         return self.config.remote_url
 
+    def remote_problem(self, *, probe: bool = True) -> str | None:
+        """Why the default remote cannot be pushed to or pulled from, in one sentence, or None: no
+        remote configured, its plugin missing, and (``probe``) a cloud remote asked once whether
+        its bucket exists and it accepts the credentials."""
+        url = self.remote_url()
+        if url is None:
+            return (f"{self.root / '.dvc' / 'config'} names no default DVC remote "
+                    f"(dvc remote add -d {DEFAULT_REMOTE} URL)")
+        if problem := dvc_remote.plugin_problem(url):
+            return problem
+        if not probe or dvc_remote.scheme_of(url) is None:
+            return None
+        try:
+            with _repo(self.root) as repo:
+                remote = repo.cloud.get_remote()
+                return dvc_remote.probe(remote.fs, remote.path, url)
+        except DvcError as exc:
+            return str(exc)
+
     def add(self, target: str) -> str:
         """``dvc add target``; return the md5 recorded in the new ``.dvc`` pointer."""
         with _repo(self.root) as repo, contextlib.redirect_stdout(io.StringIO()):
@@ -245,13 +305,17 @@ class Dvc:
 
     def push(self, targets: list[str] | None = None) -> int:
         """Upload the cache of ``targets`` (default: everything) to the default remote."""
-        with _repo(self.root) as repo, contextlib.redirect_stdout(io.StringIO()):
+        with self._remote("push"), _repo(self.root) as repo, contextlib.redirect_stdout(io.StringIO()):
             return int(repo.push(targets=targets) or 0)
 
     def pull(self, targets: list[str] | None = None) -> None:
         """Fetch and check out ``targets`` (``.dvc`` files or tracked paths) from the remote."""
-        with _repo(self.root) as repo, contextlib.redirect_stdout(io.StringIO()):
+        with self._remote("pull"), _repo(self.root) as repo, contextlib.redirect_stdout(io.StringIO()):
             repo.pull(targets=targets)
+
+    def _remote(self, action: str) -> contextlib.AbstractContextManager:
+        """A failure of ``action`` on the remote (refused credentials, no bucket) as one sentence."""
+        return dvc_remote.translated(self.remote_url(), f"dvc {action}")
 
     def checkout(self, targets: list[str] | None = None) -> None:
         with _repo(self.root) as repo, contextlib.redirect_stdout(io.StringIO()):
@@ -272,7 +336,7 @@ class Dvc:
 
     def missing_on_remote(self, targets: list[str] | None = None) -> list[str]:
         """Paths whose data the default remote lacks (``dvc status --cloud``)."""
-        with _repo(self.root) as repo:
+        with self._remote("status"), _repo(self.root) as repo:
             status = repo.status(targets=targets, cloud=True)
         return sorted(name for name, state in status.items() if state not in ("deleted",))
 
@@ -281,8 +345,11 @@ class Dvc:
         from dvc.api import DVCFileSystem
 
         try:
-            fs = DVCFileSystem(str(self.root), rev=rev)
-            return [fs.read_bytes(p) for p in paths]
+            with self._remote("read"):
+                fs = DVCFileSystem(str(self.root), rev=rev)
+                return [fs.read_bytes(p) for p in paths]
+        except DvcError:
+            raise
         except Exception as exc:  # DVC raises many types (missing cache, unreachable remote, ...)
             raise DvcError(str(exc) or type(exc).__name__) from None
 

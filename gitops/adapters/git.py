@@ -409,6 +409,31 @@ def worktree_checkout(root: Path, path: Path, commit: str) -> None:
         run(path, "checkout", "-q", "--detach", "--force", commit)
 
 
+def worktree_remove(root: Path, path: Path) -> None:
+    """Remove the linked worktree at ``path`` (its files too) and forget it; nothing when it is gone."""
+    import shutil
+
+    run(root, "worktree", "remove", "--force", "--force", str(path), check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    run(root, "worktree", "prune", check=False)
+
+
+def create_branch(root: Path, branch: str, commit: str, message: str) -> None:
+    """Create ``branch`` at ``commit`` only if it does not exist (``update-ref`` against the all-zero
+    id): it appears whole, at once, or not at all."""
+    run(root, "update-ref", "-m", f"gitops: {message}", f"refs/heads/{branch}", commit, "0" * 40)
+
+
+def delete_branch(root: Path, branch: str, commit: str) -> None:
+    """Delete ``branch`` if it still points at ``commit`` (so a branch someone moved is left alone)."""
+    run(root, "update-ref", "-d", f"refs/heads/{branch}", commit, check=False)
+
+
+def changed_paths(root: Path, base: str, head: str) -> list[str]:
+    """Paths that differ between commits ``base`` and ``head``."""
+    return [p for p in run(root, "diff", "--name-only", "-z", "--no-renames", base, head).split("\0") if p]
+
+
 class Git:
     """git bound to one work tree: what a :class:`~gitops.core.workspace.Workspace` hands to verbs."""
 
@@ -512,3 +537,15 @@ class Git:
 
     def worktree_checkout(self, path: Path, commit: str) -> None:
         worktree_checkout(self.root, path, commit)
+
+    def worktree_remove(self, path: Path) -> None:
+        worktree_remove(self.root, path)
+
+    def create_branch(self, branch: str, commit: str, message: str) -> None:
+        create_branch(self.root, branch, commit, message)
+
+    def delete_branch(self, branch: str, commit: str) -> None:
+        delete_branch(self.root, branch, commit)
+
+    def changed_paths(self, base: str, head: str) -> list[str]:
+        return changed_paths(self.root, base, head)

@@ -109,19 +109,23 @@ class GitHub:
     def _doing(self, action: str, hint: str = "") -> Any:
         return _translated(action, self.base_url, hint)
 
-    def check_repository(self) -> None:
-        """Fail unless the repository exists and the token can see it (``GET /repos/{owner}/{repo}``):
-        what a command that will create something on GitHub checks before it creates anything."""
-        hint = "check the repository name and that the token can read it"
-        with self._doing(f"reading repository {self.repo_name}", hint):
-            self._gh.get_repo(self.repo_name)  # the client is not lazy: this is the GET
-
     def login(self) -> str:
         """The account the token belongs to (``GET /user``), cached."""
         if self._login is None:
             with self._doing("reading the token's user"):
                 self._login = self._gh.get_user().login
         return self._login
+
+    def check_push_access(self) -> None:
+        """The repository exists for this token, and the token may push to it: one ``GET
+        /repos/{owner}/{repo}``, asked before a branch is made for a pull request, so a wrong
+        repository name or token fails before anything exists."""
+        hint = "check OWNER/NAME (--github-repo, gitops.yaml's github.repo, $GITHUB_REPOSITORY) and the token"
+        with self._doing(f"reading repository {self.repo_name}", hint):
+            permissions = self._gh.get_repo(self.repo_name).permissions
+        if permissions is not None and not permissions.push:
+            raise GithubError(f"the token cannot push to {self.repo_name} (GitHub grants it no push); opening a "
+                              "pull request needs contents: write and pull-requests: write")
 
     def pull(self, number: int) -> PullInfo:
         with self._doing(f"reading pull request #{number} of {self.repo_name}"):

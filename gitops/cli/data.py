@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gitops.cli.common import repo_option, workspace_of
+from gitops.cli.common import github_repo_option, repo_option, workspace_of
 from gitops.cli.output import echo_json, table
 from gitops.core.schema import NORMALIZE_STEPS
 
@@ -121,9 +121,15 @@ def show_cmd(name: str, as_json: bool, rev: str | None, repo_dir: Path) -> None:
               help="Read every input that is not .jsonl/.parquet as text delimited by CHAR ('tab' for a tab). "
                    "Default: by extension (.csv comma, .tsv tab, .psv pipe).")
 @click.option("--push", is_flag=True, help="Then run 'dvc push' and 'git push'.")
+@click.option("--pr", "open_pr", is_flag=True,
+              help="For a protected main: commit the new version on a new branch, push it with the data and "
+                   "open a pull request, e.g. gitops ingest new.csv --dataset reviews --pr.")
+@github_repo_option
+@click.option("--base", "base_branch", metavar="BRANCH",
+              help="The branch the --pr pull request merges into (default: the branch checked out).")
 @repo_option
 def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, delimiter: str | None, push: bool,
-               repo_dir: Path) -> None:
+               open_pr: bool, github_repo: str | None, base_branch: str | None, repo_dir: Path) -> None:
     """Validate, dedupe and split FILES (CSV, TSV, any delimited text, JSON Lines, Parquet) into a new
     version of a data set.
 
@@ -138,15 +144,24 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, delimi
       gitops ingest export.tsv --dataset reviews
       gitops ingest export.txt --delimiter ';' --dataset reviews
       gitops ingest a.jsonl b.parquet --dataset reviews --skip-invalid --push
+      gitops ingest new.csv --dataset reviews --pr     # main is protected: a pull request
     """
     from gitops import api
+    from gitops.errors import ConfigError
 
     def progress(message: str) -> None:
         click.echo(f"... {message}", err=True)
 
-    result = api.ingest(workspace_of(repo_dir), list(files), dataset, skip_invalid=skip_invalid, push=push,
-                        delimiter=delimiter,
-                        progress=progress)
+    ws = workspace_of(repo_dir)
+    proposed = None
+    if open_pr:
+        if push:
+            raise ConfigError("--push and --pr exclude each other: --pr pushes a branch and opens a pull request")
+        result, proposed = api.propose_ingest(ws, list(files), dataset, repo=github_repo, base=base_branch,
+                                              skip_invalid=skip_invalid, delimiter=delimiter, progress=progress)
+    else:
+        result = api.ingest(ws, list(files), dataset, skip_invalid=skip_invalid, push=push, delimiter=delimiter,
+                            progress=progress)
     if result.invalid:
         where = ", ".join(str(p) for p in result.rejects_paths)
         click.echo(f"Skipped {result.invalid} invalid rows (written to {where}).", err=True)
@@ -158,6 +173,9 @@ def ingest_cmd(files: tuple[Path, ...], dataset: str, skip_invalid: bool, delimi
     click.echo(result.message[0].upper() + result.message[1:] if result.message else "Done.")
     if result.pushed:
         click.echo("Pushed data to the DVC remote and the commit to origin.")
+    if proposed is not None:
+        click.echo(f"Opened pull request #{proposed.pr_number} ({proposed.branch} into {proposed.base}): "
+                   f"{proposed.pr_url}")
 
 
 def register(group: click.Group) -> None:

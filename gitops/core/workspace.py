@@ -245,13 +245,14 @@ class Workspace:
 
     # --- pushing ----------------------------------------------------------------------------------
 
-    def check_push(self) -> None:
-        """Refuse a ``--push`` that cannot happen, before anything is changed."""
-        if self.dvc.remote_url() is None:
-            raise RepoStateError(f"cannot --push: {self.root / '.dvc/config'} names no default DVC remote "
-                                 "(dvc remote add -d storage URL)")
+    def check_push(self, what: str = "--push") -> None:
+        """Refuse a ``--push`` (or ``--pr``) that cannot happen, before anything is changed: git has
+        no ``origin``; the DVC remote is not configured, its plugin is missing, or (a cloud remote)
+        it refuses the credentials or its bucket does not exist."""
         if "origin" not in self.git.remotes():
-            raise RepoStateError("cannot --push: git has no remote 'origin' (git remote add origin URL)")
+            raise RepoStateError(f"cannot {what}: git has no remote 'origin' (git remote add origin URL)")
+        if problem := self.dvc.remote_problem():
+            raise RepoStateError(f"cannot {what}: {problem}")
 
     def push(self, dvc_targets: list[str], what: str) -> None:
         """The one push sequence: DVC data first (so the commit never names data the remote lacks),

@@ -151,7 +151,8 @@ def _loop(root: Path, work: Path, base: Base, max_steps: int, eval_rows: int, sa
         step("Building the embedded base model (cached after the first run)")
         default_base_model()
     step(f"Scaffolding a GitOps repository in {root}")
-    ws = Workspace(init(root, remote=str(root.parent / f"{root.name}-dvc-storage")).root)
+    scaffold = init(root)  # the DVC remote: NAME-dvc-storage beside it
+    ws = Workspace(scaffold.root)
     create_model(ws, MODEL, description=base.description, owners=["@acme/ml"],
                  protect={"production": ["@acme/mlops"]}, gates=base.gates)
     create_dataset(ws, DATASET, {"id": "string", "product": "string", "rating": "int", "text": "string"},
@@ -182,6 +183,8 @@ def _loop(root: Path, work: Path, base: Base, max_steps: int, eval_rows: int, sa
     summary = [_summary_line(r) for r in results]
     verdicts = {r.candidate.ref: r.verdict for r in results}
     endpoint = _endpoint(ws, step)
+    step(f"Pushing the data and every version's weights to the DVC remote ({scaffold.remote})")
+    ws.dvc.push()  # so a clone (or `gitops check --remote` in a kept repository) finds everything
     shown = show(Workspace(ws.root))  # afresh: the endpoint act moved production
     return DemoResult(root, report, verdicts, summary, shown, time.perf_counter() - start, steps, base.name,
                       endpoint=endpoint)

@@ -3,7 +3,7 @@ exists, and nothing left behind when opening fails.
 
 A command that ends in a pull request (``gitops promote --pr``) first calls :func:`pull_target`,
 which checks the git remote, the GitHub repository's name (:mod:`gitops.github.repository`), the
-token, and GitHub's answer that the repository exists and the token sees it; only then does it
+token, and GitHub's answer that the repository exists and the token may push to it; only then does it
 create its branch, and :func:`open_pull` pushes it and opens the pull request, deleting the branch
 (remote and local) when either fails, so a re-run starts from where the first began.
 """
@@ -39,7 +39,7 @@ def pull_target(ws: Workspace, github_repo: str | None = None, base: str = "main
         raise RepoStateError(f"the repository has no git remote '{remote}' to push the pull request's branch to "
                              f"(git remote add {remote} URL)")
     gh = connect_to(github_repo, ws.root)  # the name (option, gitops.yaml, environment) and the token
-    gh.check_repository()                  # it exists and the token can read it
+    gh.check_push_access()                 # it exists and the token may push to it
     return PullTarget(gh, remote, base)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitops.adapters.dvc import read_pointer
-from gitops.core import layout, settings
+from gitops.core import layout, settings, toolkit
 from gitops.core.promptspec import read_stored, stored_config
 from gitops.core.reader import Registry
 from gitops.core.schema import Version
@@ -16,6 +16,7 @@ from gitops.registry.changes import DATA_POINTER, data_pointer_problem, immutabi
 from gitops.validation import Problems
 
 MAX_POINTER_BYTES = 1 << 20  # a DVC pointer is a few hundred bytes
+DATA_DIR = "data"  # what data.dvc tracks (gitops.data.ingest; the registry sits below data)
 
 
 def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[Problem]:
@@ -34,6 +35,7 @@ def check(ws: Workspace, base: str | None = None, remote: bool = False) -> list[
     if not reg.problems and not codeowners_text.in_sync(ws.root, reg, cfg.admins, cfg.admin_paths):
         problems.append(Problem("", None, None, f"{codeowners_text.CODEOWNERS} is out of sync with the protected "
                                 "aliases (run 'gitops codeowners --write')"))
+    problems += toolkit.problems(ws.root)
     if remote:
         problems += _remote_problems(ws, reg)
     return list(problems)
@@ -145,15 +147,22 @@ def _task_problems(reg: Registry) -> list[Problem]:
 
 
 def _remote_problems(ws: Workspace, reg: Registry) -> list[Problem]:
-    """One problem per version whose files the default DVC remote lacks."""
+    """The DVC remote answers (configured, its plugin installed, the credentials accepted, the
+    bucket there); then one problem per version, and for the data sets, whose files it lacks."""
+    if problem := ws.dvc.remote_problem():
+        return [Problem(".dvc/config", None, None, problem)]
     versions = [(m.name, v) for m in reg.models.values() for v in m.versions.values()
                 if (ws.root / f"{v.path}.dvc").exists()]
-    if not versions:
+    data = (ws.root / DATA_POINTER).exists()
+    if not versions and not data:
         return []
-    missing = ws.dvc.missing_on_remote([f"{v.path}.dvc" for _, v in versions])
+    missing = ws.dvc.missing_on_remote([f"{v.path}.dvc" for _, v in versions] + ([DATA_POINTER] if data else []))
     out = []
     for model, v in versions:
         if any(path == v.path or path.startswith(v.path + "/") for path in missing):
             out.append(Problem(layout.model_file(model), None, v.id, f"version {v.id}: {v.path} is not on the "
                                f"DVC remote (run 'dvc push {v.path}.dvc')"))
+    if data and any(path == DATA_DIR or path.startswith(DATA_DIR + "/") for path in missing):
+        out.append(Problem(DATA_POINTER, None, None, f"the data sets' files ({DATA_DIR}/) are not all on the DVC "
+                           f"remote (run 'dvc push {DATA_POINTER}')"))
     return out

@@ -19,14 +19,13 @@ merged weights keyed by (base md5, adapter md5).
 
 from __future__ import annotations
 
-import configparser
-import os
 import re
 import shutil
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitops.adapters import dvc_remote
 from gitops.core import refs
 from gitops.core.materialize import Loadable, loadable
 from gitops.core.reader import Registry
@@ -162,24 +161,8 @@ class RepoSource:
     # -- helpers --
 
     def _configure_dvc(self) -> None:
-        """The worktree's ``.dvc/config.local``: the repository's own local settings (credentials),
-        its DVC cache (shared, so nothing is stored twice) and its remotes' URLs made absolute (a
-        relative URL is relative to the repository's ``.dvc``, not the worktree's)."""
-        main = self.ws.root / ".dvc"
-        config = configparser.ConfigParser(interpolation=None, strict=False)
-        config.read([main / "config.local"], encoding="utf-8")
-        merged = configparser.ConfigParser(interpolation=None, strict=False)
-        merged.read([main / "config", main / "config.local"], encoding="utf-8")
-        for section in merged.sections():
-            url = merged.get(section, "url", fallback=None)
-            if section.startswith("'remote") and url and "://" not in url and not os.path.isabs(url):
-                config.setdefault(section, {})
-                config.set(section, "url", os.path.normpath(main / url))
-        config.setdefault("cache", {})
-        config.set("cache", "dir", str(self.ws.dvc.config.cache_dir))
-        target = self.tree / ".dvc" / "config.local"
-        with open(target, "w", encoding="utf-8") as fh:
-            config.write(fh)
+        """The worktree's ``.dvc/config.local``: credentials, the shared cache, absolute remote URLs."""
+        dvc_remote.link_worktree(self.ws.root, self.tree, self.ws.dvc.config.cache_dir)
 
     def check_servable(self, commit: str) -> None:
         """Refuse now, before anything loads, a prompt version ``gitops serve`` cannot run: one of a

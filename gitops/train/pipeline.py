@@ -21,6 +21,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitops import yamlio
 from gitops.core import refs
@@ -29,6 +30,7 @@ from gitops.core.schema import Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError, GitopsError, NotFoundError, RepoStateError, TrainError, shown
+from gitops.github import proposal
 from gitops.ml import gguf_base
 from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
 from gitops.ml.prompting import Pair, PromptFormat
@@ -73,6 +75,7 @@ class TrainRun:
     commit: str | None = None
     base_md5: str | None = None  # set: the run is stored as a peft-lora adapter on that base version
     format: str = "hf"
+    proposal: Any = None  # with --pr: the gitops.github.proposal.Proposed pull request
 
 
 def resolve_dataset(ws: Workspace, ref: str) -> tuple[Dataset, DatasetVersion]:
@@ -190,14 +193,39 @@ def check_before_training(ws: Workspace, cfg: TrainConfig, *, alias: str | None 
 
 
 def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
-          alias: str | None = None, push: bool = False, progress: Progress | None = None) -> TrainRun:
-    """Train from a config file and register the result as a new version of ``output.model``."""
+          alias: str | None = None, push: bool = False, progress: Progress | None = None, pr: bool = False,
+          github_repo: str | None = None, base: str | None = None) -> TrainRun:
+    """Train from a config file and register the result as a new version of ``output.model``.
+
+    ``pr``: register it (and move ``alias``) on a new branch and open a pull request into ``base``
+    (default: the branch checked out) instead of committing here (see :mod:`gitops.github.proposal`);
+    the repository, token, remote and branch are checked before training starts."""
     cfg = train_config.read(Path(config_path), overrides)
+    if push and pr:
+        raise ConfigError("--push and --pr exclude each other: --pr pushes a branch and opens a pull request")
     check_before_training(ws, cfg, alias=alias, push=push)
+    if not pr:
+        return _train(ws, ws.root, cfg, resume=resume, alias=alias, push=push, progress=progress)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainError("--pr runs in one process: under accelerate launch, train without it, then propose the "
+                         "version with 'gitops promote MODEL@vN --to ALIAS --pr'")
+    version = ws.registry().model(cfg.output_model).next_version_id()
+    plan = proposal.plan(ws, proposal.train_branch(cfg.output_model, version), repo=github_repo, base=base)
+    run, proposed = proposal.propose(
+        ws, plan, lambda tree: _train(tree, ws.root, cfg, resume=resume, alias=alias, push=False, progress=progress),
+        proposal.train_text)
+    run.proposal = proposed
+    return run
+
+
+def _train(ws: Workspace, home: Path, cfg: TrainConfig, *, resume: bool, alias: str | None, push: bool,
+           progress: Progress | None) -> TrainRun:
+    """Resolve, read, train and register in ``ws``; the work directory (checkpoints, for
+    ``--resume``) lives in the repository at ``home`` even when ``ws`` is a proposal's worktree."""
     cfg, base, dataset, version = effective_config(ws, cfg)
     train_texts = read_split(ws, dataset, version, "train", cfg.prompt_format)
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)
-    out = work_dir(ws.root, cfg)
+    out = work_dir(home, cfg)
     result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
                          base_adapter=base.adapter, merge=base.md5 is None)  # peft-lora: no merged copy
     run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,

@@ -25,6 +25,7 @@ from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError, NotFoundError
 from gitops.ml import gguf_base
+from gitops.ml.bases import EMBEDDED_BASE
 from gitops.registry.create_model import create_model
 from gitops.registry.register import register
 from gitops.train.train_config import config_hash
@@ -46,10 +47,11 @@ class BaseRegistration:
 
 def ensure_base(ws: Workspace, source: str, *, name: str | None = None, gguf_file: str | None = None,
                 push: bool = False) -> BaseRegistration:
-    """Register ``source`` (``smollm2``, a ``.gguf`` file, a directory plus ``gguf_file``, or a
-    directory of Hugging Face weights) as a version of model ``name`` unless a version of the same
-    GGUF (by md5) is registered already; returns the version either way. The name, the work tree
-    and a ``push`` are checked before a GGUF is dequantized."""
+    """Register ``source`` (``smollm2``, a ``.gguf`` file, a directory plus ``gguf_file``, a
+    directory of Hugging Face weights, or ``gitops/tiny-opt``, the embedded toy) as a version of
+    model ``name`` unless a version of the same GGUF (by md5) is registered already; returns the
+    version either way. The name, the work tree and a ``push`` are checked before a GGUF is
+    dequantized."""
     if name is not None and (problem := refs.name_problem(name)):
         raise ConfigError(f"--name: {problem}")
     if gguf_base.is_gguf(source, gguf_file):
@@ -62,6 +64,13 @@ def ensure_base(ws: Workspace, source: str, *, name: str | None = None, gguf_fil
         record = {"kind": "gguf", **gguf.record()}
         note = f"base model, dequantized from {gguf.name} (md5 {gguf.md5})"
         return _register_copy(ws, model, weights, record, note, base_model=gguf.name, push=push)
+    if source == EMBEDDED_BASE:  # the embedded toy, built here (cached): for trying the loop in seconds
+        from gitops.ml.basemodel import default_base_model
+
+        model = name or "tiny-opt"
+        _check_name_free(ws, model)
+        return _register_copy(ws, model, default_base_model(), {"kind": "embedded", "name": EMBEDDED_BASE},
+                              f"base model, the embedded {EMBEDDED_BASE}", base_model=EMBEDDED_BASE, push=push)
     path = Path(source).expanduser()
     path = path if path.is_absolute() else ws.root / path
     if not (path / "config.json").is_file():
@@ -78,7 +87,8 @@ def _register_copy(ws: Workspace, model: str, weights: Path, source: dict[str, A
                    base_model: str | None, push: bool) -> BaseRegistration:
     """Register a copy of ``weights`` (a cache entry stays where it is) as ``model``'s next version."""
     if model not in ws.registry().models:
-        create_model(ws, model, description=f"Base model ({source.get('gguf_file') or source.get('directory')})")
+        origin = source.get("gguf_file") or source.get("directory") or source.get("name")
+        create_model(ws, model, description=f"Base model ({origin})")
     config = {"source": source}
     with tempfile.TemporaryDirectory(prefix="gitops-base-") as tmp:
         staged = Path(tmp) / "weights"

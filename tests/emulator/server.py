@@ -232,7 +232,11 @@ class Emulator(World):
         return 200, self.me_obj(login)
 
     def _get_repo(self, request: Request, login: str) -> tuple[int, Any]:
-        return 200, self.repo_obj()
+        body = self.repo_obj()
+        # GitHub answers an authenticated request with the token's own permissions on the repository.
+        role = self.collaborators.get(login, "none")
+        body["permissions"] = {p: _grants(role, p) for p in ("admin", "maintain", "push", "triage", "pull")}
+        return 200, body
 
     def _list_pulls(self, request: Request, login: str) -> tuple[int, Any]:
         state, head = request.args.get("state", "open"), request.args.get("head")
