@@ -192,12 +192,16 @@ def test_a_missing_plugin_is_one_sentence_naming_the_extra_before_anything_is_ma
     config = tmp_path / "train.yaml"
     config.write_text(yamlio.dumps({"base_model": "gitops/tiny-opt", "dataset": "reviews@latest",
                                     "output": {"model": "review"}}))
+    for args in (("model", "create", "review"),  # everything else in place: only the plugin is missing
+                 ("dataset", "create", "reviews", "--column", "id:string", "--column", "product:string", "--column",
+                  "rating:int", "--column", "text:string", "--text-field", "text", "--key", "id")):
+        assert run_gitops(*args, "-C", str(s3.repo)).exit_code == 0, args
     before = git_state(s3.repo)
     wanted = f"the DVC remote s3://{BUCKET}/dvc needs DVC's s3 plugin, which is not installed: " \
              "pip install 'gitops-registry[s3]'"
     for args in (("check", "--remote"), ("register", "review", str(tmp_path / "w"), "--push"),
                  ("ingest", str(batch), "--dataset", "reviews", "--push"),
-                 ("train", str(config), "--push", "--repo", str(s3.repo)),
+                 ("train", str(config), "--push", "-C", str(s3.repo)),
                  ("convert", "review@v1", "--to", "ct2", "--push")):
         res = run_gitops(*args, *(() if args[0] == "train" else ("-C", str(s3.repo))))
         assert res.exit_code == 1 and wanted in res.stderr, (args, res.stderr)

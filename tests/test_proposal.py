@@ -122,7 +122,7 @@ def test_a_proposal_that_cannot_be_opened_fails_first_and_leaves_nothing(team: T
         ({}, {"GITHUB_TOKEN": "not-a-token"}, "rejected the token while reading repository acme/models"),
         ({}, {"GITHUB_TOKEN": team.tokens["dave"]}, "the token cannot push to acme/models"),
         ({}, {"GITHUB_TOKEN": None}, "GITHUB_TOKEN is not set"),
-        ({"--github-repo": "nope"}, {}, "no GitHub repository given"),
+        ({"--github-repo": "nope"}, {}, "--github-repo 'nope' must look like OWNER/NAME"),
     ]
     for options, env, message in cases:
         with monkeypatch.context() as mp:
@@ -175,12 +175,12 @@ def test_train_by_pull_request_registers_and_moves_staging_on_its_branch(team: T
 
     # a repository that does not exist: refused before a single step is trained
     res = run_gitops("train", str(team.work / "train.yaml"), "--alias", "staging", "--pr", "--github-repo", "acme/nope",
-                     "--repo", str(team.work))
+                     "-C", str(team.work))
     assert res.exit_code == 1 and "acme/nope (404" in res.stderr
     assert not (team.work / ".gitops").exists()  # no work directory: training never started
 
     before = git_state(team.work)
-    res = run_gitops("train", str(team.work / "train.yaml"), "--alias", "staging", "--pr", "--repo", str(team.work))
+    res = run_gitops("train", str(team.work / "train.yaml"), "--alias", "staging", "--pr", "-C", str(team.work))
     assert res.exit_code == 0, res.stderr
     branch = "gitops/train-review-v1"
     pull = team.pull(branch)

@@ -375,9 +375,13 @@ def branch_exists(root: Path, branch: str) -> bool:
     return bool(run(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).strip())
 
 
-def delete_branch(root: Path, branch: str) -> None:
-    """Delete the local ``branch`` (never the checked-out one: git refuses)."""
-    run(root, "branch", "-q", "-D", branch)
+def delete_branch(root: Path, branch: str, commit: str | None = None) -> None:
+    """Delete the local ``branch`` (never the checked-out one: git refuses); with ``commit``, only
+    if it still points there (so a branch someone moved is left alone, and a missing one is fine)."""
+    if commit is None:
+        run(root, "branch", "-q", "-D", branch)
+    else:
+        run(root, "update-ref", "-d", f"refs/heads/{branch}", commit, check=False)
 
 
 def delete_remote_branch(root: Path, remote: str, branch: str) -> None:
@@ -422,11 +426,6 @@ def create_branch(root: Path, branch: str, commit: str, message: str) -> None:
     """Create ``branch`` at ``commit`` only if it does not exist (``update-ref`` against the all-zero
     id): it appears whole, at once, or not at all."""
     run(root, "update-ref", "-m", f"gitops: {message}", f"refs/heads/{branch}", commit, "0" * 40)
-
-
-def delete_branch(root: Path, branch: str, commit: str) -> None:
-    """Delete ``branch`` if it still points at ``commit`` (so a branch someone moved is left alone)."""
-    run(root, "update-ref", "-d", f"refs/heads/{branch}", commit, check=False)
 
 
 def changed_paths(root: Path, base: str, head: str) -> list[str]:
@@ -523,8 +522,8 @@ class Git:
     def push(self, remote: str = "origin", refspec: str = "HEAD") -> None:
         push(self.root, remote, refspec)
 
-    def delete_branch(self, branch: str) -> None:
-        delete_branch(self.root, branch)
+    def delete_branch(self, branch: str, commit: str | None = None) -> None:
+        delete_branch(self.root, branch, commit)
 
     def delete_remote_branch(self, remote: str, branch: str) -> None:
         delete_remote_branch(self.root, remote, branch)
@@ -543,9 +542,6 @@ class Git:
 
     def create_branch(self, branch: str, commit: str, message: str) -> None:
         create_branch(self.root, branch, commit, message)
-
-    def delete_branch(self, branch: str, commit: str) -> None:
-        delete_branch(self.root, branch, commit)
 
     def changed_paths(self, base: str, head: str) -> list[str]:
         return changed_paths(self.root, base, head)

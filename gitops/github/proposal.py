@@ -26,7 +26,8 @@ from typing import Any
 from gitops.adapters import dvc_remote
 from gitops.core import journal
 from gitops.core.workspace import Workspace
-from gitops.errors import GithubError, GitopsError, RepoStateError
+from gitops.errors import RepoStateError
+from gitops.github.pulls import PullTarget, open_pull
 
 PROPOSALS = "proposals"  # the worktrees live under the git directory: .git/gitops/proposals/<branch>
 
@@ -109,17 +110,10 @@ def publish(ws: Workspace, plan: Plan, tree: Workspace, title: str, body: str) -
     if pointers:
         tree.dvc.push([str(tree.root / p) for p in pointers])
     ws.git.create_branch(plan.branch, head, f"propose {plan.branch}")
-    try:
-        ws.git.push("origin", f"refs/heads/{plan.branch}:refs/heads/{plan.branch}")
-    except GitopsError:
-        ws.git.delete_branch(plan.branch, head)  # nothing reached GitHub: leave nothing behind here either
-        raise
+    # pushed and opened as promote --pr does: a push or pull request that fails deletes the branch
+    # again (here and on origin), so a failed try leaves nothing and the re-run starts clean
+    pr = open_pull(ws, PullTarget(plan.gh, "origin", plan.base), plan.branch, title, body)
     result = Proposed(plan.branch, plan.base, head, plan.repo)
-    try:
-        pr = plan.gh.create_pull(title, body, head=plan.branch, base=plan.base)
-    except GithubError as exc:
-        raise GithubError(f"{exc}; the branch {plan.branch} was pushed: open its pull request by hand, or delete "
-                          f"it (git push origin --delete {plan.branch}; git branch -D {plan.branch})") from None
     result.pr_number, result.pr_url = pr.number, pr.url
     return result
 
