@@ -15,6 +15,7 @@ settled first) and changes files inside :meth:`Workspace.transaction` (the write
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from gitops.core.cache import ContentCache, digest
 from gitops.core.reader import Registry
 from gitops.core.schema import Dataset
 from gitops import yamlio
-from gitops.errors import DataError, GitopsError, NotFoundError, RegistryError, RepoStateError
+from gitops.errors import DataError, DiskFull, GitopsError, NotFoundError, RegistryError, RepoStateError, disk_full
 from gitops.validation import Problems
 
 if TYPE_CHECKING:
@@ -164,7 +165,12 @@ class Workspace:
         if self._lock is not None:
             yield None
             return
-        self._lock = journal.WriteLock.acquire(self.state_path(journal.LOCK), self.root, verb)
+        try:
+            self._lock = journal.WriteLock.acquire(self.state_path(journal.LOCK), self.root, verb)
+        except OSError as exc:
+            if disk_full(exc):
+                raise DiskFull(verb, exc) from None
+            raise
         try:
             settled = journal.recover(self.git, self.state_path(journal.JOURNAL))
             if settled:
@@ -190,10 +196,16 @@ class Workspace:
                 yield
                 if self._entry is not None:  # no commit (alias set --no-commit): what was written stays
                     journal.clear(path)
-            except (Exception, KeyboardInterrupt):
+            except (Exception, KeyboardInterrupt) as exc:
+                undone = True
                 if self._entry is not None:  # not committed yet: nothing of it may stay
-                    with contextlib.suppress(GitopsError):  # cannot settle now: the next command will
+                    try:
                         journal.undo(self.git, path, self._entry)
+                    except (GitopsError, OSError):  # cannot settle now (a full disk?): the next command will
+                        undone = False
+                if disk_full(exc) and not isinstance(exc, GitopsError):
+                    raise DiskFull(what, exc if isinstance(exc, OSError) else OSError(errno.ENOSPC, str(exc)),
+                                   undone) from None
                 raise
             finally:
                 self._entry = None
