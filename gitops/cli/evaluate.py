@@ -179,7 +179,12 @@ def judge_command(results: Path, endpoint: str, judge_model: str, as_json: bool)
       gitops judge eval.json --endpoint http://127.0.0.1:8000 --model judge@production
     """
     from gitops import api
+    from gitops.core.settings import judge_model_problem, url_problem
 
+    if problem := url_problem(endpoint, "eval.judge.token_env"):
+        raise click.BadParameter(problem, param_hint="--endpoint")
+    if problem := judge_model_problem(judge_model):
+        raise click.BadParameter(problem, param_hint="--model")
     result = api.judge(results, endpoint, judge_model)
     if as_json:
         import dataclasses
