@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +66,22 @@ class Workspace:
     def state_path(self, *parts: str) -> Path:
         """A file of gitops' local state (journal, lock, caches): inside the git dir, never committed."""
         return self.git.git_dir.joinpath("gitops", *parts)
+
+    @contextlib.contextmanager
+    def scratch(self, verb: str) -> Iterator[Path]:
+        """A temporary directory for ``verb`` under the git directory (the repository's file system,
+        never the system's /tmp), removed when the block ends. Its name carries this process's id: a
+        killed process cannot remove it, so each new one first removes those whose process is gone."""
+        root = self.state_path("tmp")
+        root.mkdir(parents=True, exist_ok=True)
+        for old in root.iterdir():
+            if not _owner_alive(old.name):
+                shutil.rmtree(old, ignore_errors=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{verb}-{os.getpid()}-", dir=root))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     @property
     def cache(self) -> ContentCache:
@@ -247,3 +266,18 @@ class Workspace:
             self.git.push("origin", "HEAD")
         except GitopsError as exc:
             raise type(exc)(f"{what} and committed locally, but pushing failed: {exc}") from None
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the process a scratch directory ``VERB-PID-XXXX`` names still runs (a name that
+    names none is kept: it is not ours to remove)."""
+    parts = name.split("-")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return True
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
