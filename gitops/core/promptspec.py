@@ -82,6 +82,8 @@ def parse_prompt(doc: Any, src: str, p: Problems) -> PromptSpec | None:
     for key in ("base", "template"):
         if key not in doc:
             p.add(src, doc, None, f"the prompt config is missing the required key '{key}'")
+        elif doc.get(key) is None:  # `base:` with nothing after it
+            p.add(src, doc, key, f"the prompt config's '{key}' is empty")
     base = _ref(doc, "base", src, p)
     dataset = _ref(doc, "dataset", src, p, what="data set")
     texts = {k: _text(doc, k, src, p) for k in ("task", "template", "example")}
