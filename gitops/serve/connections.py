@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import Callable
 
@@ -35,7 +34,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gitops.serve.protocol import ConnectionLimits
 
-log = logging.getLogger("gitops.serve")
 BODY_GRACE_S = 1.0  # the app's own 408 goes first; the hard close follows
 
 
