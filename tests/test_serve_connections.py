@@ -134,7 +134,7 @@ def test_a_body_that_does_not_arrive_is_408_and_closed(live):
         sock.sendall(HEAD + b"Content-Length: 100\r\n\r\n" + b'{"model": ')
         answer, closed = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408 ") and b'"code":"timeout"' in answer, answer
-    assert DEADLINE_S <= closed - start < DEADLINE_S + 1.5
+    assert DEADLINE_S <= closed - start < DEADLINE_S + 3
 
 
 @pytest.mark.parametrize("sent", [b"", b"POST /v1/comp", HEAD], ids=["silent", "half a request line", "half a head"])
@@ -143,7 +143,7 @@ def test_a_head_that_does_not_arrive_is_closed(live, sent):
         start = time.monotonic()
         sock.sendall(sent)
         answer, closed = read_all(sock)
-    assert DEADLINE_S <= closed - start < DEADLINE_S + 1.5
+    assert DEADLINE_S <= closed - start < DEADLINE_S + 3
     assert answer == b"" if not sent else answer.startswith(b"HTTP/1.1 408 "), answer
 
 
@@ -164,7 +164,7 @@ def test_a_trickled_head_is_closed_on_its_deadline_not_at_its_last_byte(live):
             except OSError:
                 closed = time.monotonic()
                 break
-    assert closed is not None and closed - start < DEADLINE_S + 1.5
+    assert closed is not None and closed - start < DEADLINE_S + 3
 
 
 def test_a_kept_alive_connection_gets_a_fresh_head_deadline(live):
@@ -180,7 +180,7 @@ def test_a_kept_alive_connection_gets_a_fresh_head_deadline(live):
         sock.sendall(b"GET /heal")  # and never the rest
         answer, closed = read_all(sock)
     # the next head's deadline ran from the end of the response, not from its first byte
-    assert answer.startswith(b"HTTP/1.1 408 ") and DEADLINE_S - 0.2 <= closed - answered < DEADLINE_S + 1.5
+    assert answer.startswith(b"HTTP/1.1 408 ") and DEADLINE_S - 0.2 <= closed - answered < DEADLINE_S + 3
 
 
 def test_drops_are_counted(live):
