@@ -6,6 +6,7 @@ caller that wants the parts reads them instead of splitting strings apart.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 QUOTE_LIMIT = 80  # characters of a user's value quoted in a message (a 100 KB name is never echoed whole)
@@ -77,6 +78,27 @@ class NotFoundError(GitopsError):
 
 class RepoStateError(GitopsError):
     """The repository is not in a state where the command can run (not a repo, dirty tree, ...)."""
+
+
+class DiskFull(RepoStateError):
+    """A write failed for want of space (ENOSPC, EDQUOT, EFBIG); what was changed is said."""
+
+    def __init__(self, what: str, exc: OSError, undone: bool = True) -> None:
+        where = f" ({shown(exc.filename, 200)})" if exc.filename else ""
+        after = ("nothing was changed; free some space and run it again" if undone else
+                 "the next gitops command rolls back what was written")
+        why = (exc.strerror or "no space left on the device").lower()
+        super().__init__(f"{what}: {why}{where}: {after}")
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that failed for want of space (sqlite says "database or disk is full")."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL_ERRNOS
+    return type(exc).__module__ == "sqlite3" and "disk is full" in str(exc)
 
 
 class GitError(GitopsError):

@@ -72,6 +72,30 @@ def read_bounded(path: Path, max_bytes: int, name: str | None = None) -> bytes:
     return data
 
 
+def foreign_link(path: Path) -> bool:
+    """Whether ``path`` lies inside a git work tree but leads, through a symbolic link, outside it.
+
+    Config files a pull request can commit (``gitops.yaml``, a train or prompt config, ``.dvc``
+    files) are read on CI runners and serving hosts: a link from one to ``~/.ssh/id_rsa`` or
+    ``/etc/passwd`` would have its lines echoed back as "unknown key" errors. Readers refuse such a
+    file unread. A link outside any work tree (a user's own files) is the user's business."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        target = absolute.resolve()
+    except (OSError, RuntimeError):  # a loop of links
+        return True
+    if target == absolute:
+        return False  # no link on the way
+    tree = next((d for d in absolute.parents if (d / ".git").exists()), None)
+    if tree is None:
+        return False
+    root = tree.resolve()
+    return target != root and root not in target.parents
+
+
+FOREIGN_LINK = "a link to a file outside the repository; refusing to read it"
+
+
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
@@ -128,6 +152,8 @@ def loads(text: str, source: str, line: int | None = None) -> Any:
 def load_file(path: Path, max_bytes: int, source: str | None = None) -> Any:
     """Read (at most ``max_bytes``) and parse one JSON file; every failure is a GitopsError."""
     name = source or str(path)
+    if foreign_link(Path(path)):
+        raise JsonError(name, None, FOREIGN_LINK)
     try:
         data = read_bounded(path, max_bytes, name)
     except FileNotFoundError:

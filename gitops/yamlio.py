@@ -24,7 +24,7 @@ import yaml
 from yaml import events as ev
 
 from gitops.errors import Problem, RegistryError
-from gitops.jsonio import TooLarge, read_bounded, size_text
+from gitops.jsonio import FOREIGN_LINK, TooLarge, foreign_link, read_bounded, size_text
 
 _Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -221,6 +221,8 @@ def load_file(path: Path, source: str | None = None, *, max_bytes: int = MAX_BYT
     """Read and parse one YAML file of at most ``max_bytes`` (read bounded, so a device or a pipe
     that never ends is refused too)."""
     name = source or str(path)
+    if foreign_link(Path(path)):
+        raise YamlError(name, None, FOREIGN_LINK)
     try:
         text = read_bounded(path, max_bytes, name).decode("utf-8")
     except TooLarge:

@@ -201,6 +201,17 @@ CASES: dict[str, Case] = {
                          {f"repo:registry/{MODEL}/aliases/staging.YAML": "version: v1\n"}),
     "a stray file among the aliases": Case(["check"], ("aliases/README.md", "only .yaml"),
                                            {f"repo:registry/{MODEL}/aliases/README.md": "notes\n"}),
+    # --- issue 17, item 8 --------------------------------------------------------------------------
+    "prompt add --note with a lone surrogate": Case(["prompt", "add", MODEL, "--config", "{out}/p.yaml", "--note",
+                                                     "\ud800"], ("note", "surrogate"), {"out:p.yaml": "base: x\n"}),
+    "alias set --note with a lone surrogate": Case(["alias", "set", MODEL, "canary", "v1", "--note", "a\udfffb"],
+                                                   ("note", "surrogate")),
+    "register --note that is not UTF-8": Case(["register", MODEL, "{out}/w", "--note", "\udced\udca0\udc80"],
+                                              ("note", "not UTF-8"), {"out:w/a.bin": "x"}),
+    "100 KB note": Case(["alias", "set", MODEL, "canary", "v1", "--note", HUGE], ("note", "100,000 characters")),
+    "dataset create --key id --key id": Case(["dataset", "create", "d2", "--column", "id:string", "--column",
+                                              "text:string", "--text-field", "text", "--key", "id", "--key", "id"],
+                                             ("key", "'id' twice")),
 }
 
 
@@ -304,3 +315,14 @@ def test_a_good_batch_still_ingests_after_the_refusals(repo: Path) -> None:
     result = run_gitops("ingest", str(out / "ok.jsonl"), str(out / "ok.csv"), "--dataset", DATASET, cwd=repo)
     assert result.exit_code == 0, result.stderr
     assert os.path.exists(repo / DATASET_YAML)
+
+
+def test_a_column_or_split_given_twice_is_a_usage_error(repo: Path) -> None:
+    """``--column id:string --column id:int`` kept one of them without a word (issue 17, item 8)."""
+    before = git_state(repo)
+    for extra, needle in ((["--column", "id:int", "--split", "train=1"], "--column"),
+                          (["--split", "train=0.5", "--split", "train=0.5"], "--split")):
+        result = run_gitops("dataset", "create", "d3", "--column", "id:string", "--column", "text:string",
+                            "--text-field", "text", "--key", "id", *extra, cwd=repo)
+        assert result.exit_code == 2 and needle in result.stderr and "given twice" in result.stderr, result.stderr
+    assert git_state(repo) == before

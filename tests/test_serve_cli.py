@@ -237,15 +237,27 @@ def test_serve_follow_polls_the_remote_without_a_hook(repos: Repos):
         server.stop()
 
 
-def test_serve_refuses_bad_input_before_starting(repos: Repos):
+def test_serve_refuses_bad_input_before_starting(repos: Repos, tmp_path: Path):
+    import ctranslate2
+
     port = free_port()
+    (tmp_path / "a-file").write_text("x")
     cases = [
         (["nope@production"], "nope"),
         (["toy@staging"], "staging"),
         (["toy@production", "--branch", "release"], "branch 'release' does not exist"),
         (["toy@production", "--port", "70000"], "--port 70000"),
         (["toy"], "toy"),
+        # issue 17: these started a server whose model never loaded (/healthz ok, /readyz never)
+        (["toy@production", "--device", "tpu"], "--device tpu: expected one of cpu, cuda"),
+        (["toy@production", "--state-dir", str(tmp_path / "a-file" / "sub")], "cannot keep the server's state there"),
+        (["toy@production", "--state-dir", "/proc/gitops-state"], "cannot keep the server's state there"),
+        (["toy@production", "--head-timeout", "0"], "--head-timeout 0: expected 0.5 to 3600 seconds"),
+        (["toy@production", "--body-timeout", "nan"], "--body-timeout nan"),
+        (["toy@production", "--max-connections", "0"], "--max-connections 0: expected 1 to 100000"),
     ]
+    if ctranslate2.get_cuda_device_count() == 0:
+        cases.append((["toy@production", "--device", "cuda"], "no CUDA device is visible"))
     for args, words in cases:
         command = [sys.executable, "-m", "gitops", "serve", *args, "-C", str(repos.serving)]
         if "--port" not in args:
@@ -253,6 +265,7 @@ def test_serve_refuses_bad_input_before_starting(repos: Repos):
         out = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=120, check=False)
         assert out.returncode == 1 and words in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 2, out.stderr
+    assert (tmp_path / "a-file").read_text() == "x"
     busy = Server(repos.serving, port)
     try:
         busy.wait_ready("toy@v1")

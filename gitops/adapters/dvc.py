@@ -31,12 +31,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gitops import yamlio
+from gitops import jsonio, yamlio
 from gitops.adapters import dvc_remote
 from gitops.errors import DvcError, GitopsError
 
 DEFAULT_REMOTE = "storage"
+MAX_CONFIG_BYTES = 1024 * 1024  # .dvc/config is a few lines
 _OUT_KEYS = ("md5", "size", "nfiles", "hash", "path")  # DVC 3 writes a directory output's keys in this order
+
+
+def config_files(root: Path) -> list[Path]:
+    """``.dvc/config`` and ``config.local``, checked before DVC or gitops reads them: both echo a
+    line they cannot parse, so a file that links out of the repository (to ``~/.aws/credentials``),
+    a device or a huge file is refused unread."""
+    files = [root / ".dvc" / "config", root / ".dvc" / "config.local"]
+    for path in files:
+        if (path.exists() or path.is_symlink()) and (jsonio.foreign_link(path) or not path.is_file()
+                                                     or path.stat().st_size > MAX_CONFIG_BYTES):
+            raise DvcError(f"{path}: not a DVC config file of the repository (a link outside it, a device or "
+                           f"over {MAX_CONFIG_BYTES // 1024} KiB); refusing to read it")
+    return files
 
 
 @contextlib.contextmanager
@@ -44,6 +58,7 @@ def _repo(root: Path) -> Iterator[Any]:
     """An open ``dvc.repo.Repo``; DVC failures become :class:`DvcError` with DVC's own reason."""
     import logging
 
+    config_files(root)
     try:
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
@@ -249,7 +264,7 @@ class DvcConfig:
 
         parser = configparser.ConfigParser(interpolation=None, strict=False)
         try:
-            parser.read([root / ".dvc" / "config", root / ".dvc" / "config.local"], encoding="utf-8")
+            parser.read(config_files(root), encoding="utf-8")
         except configparser.Error as exc:
             raise DvcError(f"{root / '.dvc' / 'config'}: not a readable DVC config ({exc})") from None
         self.root = root

@@ -33,8 +33,13 @@ class HttpResponse:
 
 
 def host_of(url: str) -> str:
-    """``host[:port]`` of ``url``, without any user:password part."""
-    return urlparse(url).netloc.rsplit("@", 1)[-1] or url[:40]
+    """``host[:port]`` of ``url``, without any user:password part (``url`` is never echoed whole: it
+    may carry a token; one that does not parse, ``http://[::1``, reads as "an invalid URL")."""
+    try:
+        netloc = urlparse(url).netloc
+    except ValueError:
+        return "an invalid URL"
+    return netloc.rsplit("@", 1)[-1] or "an invalid URL"
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:

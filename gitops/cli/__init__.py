@@ -42,6 +42,12 @@ class GitopsGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except OSError as exc:  # the system refused a read or a write the library did not foresee
+            if ctx.meta.get("gitops.debug"):
+                traceback.print_exc()
+            where = f": {exc.filename}" if exc.filename else ""
+            click.secho(f"Error: {bounded(exc.strerror or str(exc))}{bounded(where)}", err=True, fg="red")
+            sys.exit(1)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # keep the registration order: it follows the workflow

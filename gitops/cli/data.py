@@ -11,13 +11,16 @@ from gitops.cli.output import echo_json, table
 from gitops.core.schema import NORMALIZE_STEPS
 
 
-def _pairs(values: tuple[str, ...], sep: str, what: str) -> list[tuple[str, str]]:
+def _pairs(values: tuple[str, ...], sep: str, what: str, option: str) -> list[tuple[str, str]]:
     out = []
     for value in values:
         left, found, right = value.partition(sep)
         if not found or not left or not right:
-            raise click.BadParameter(f"'{value}' is not {what}")
+            raise click.BadParameter(f"'{value}' is not {what}", param_hint=option)
         out.append((left.strip(), right.strip()))
+    names = [name for name, _ in out]
+    if dup := next((n for i, n in enumerate(names) if n in names[:i]), None):
+        raise click.BadParameter(f"'{dup}' is given twice", param_hint=option)  # a dict would keep one silently
     return out
 
 
@@ -64,11 +67,11 @@ def create_cmd(repo_dir: Path, name: str, columns: tuple[str, ...], text_field: 
     """
     from gitops import api
 
-    cols = dict(_pairs(columns, ":", "NAME:TYPE (e.g. text:string)"))
+    cols = dict(_pairs(columns, ":", "NAME:TYPE (e.g. text:string)", "--column"))
     split_map = None
     if splits:
         try:
-            split_map = {k: float(v) for k, v in _pairs(splits, "=", "NAME=FRACTION (e.g. train=0.8)")}
+            split_map = {k: float(v) for k, v in _pairs(splits, "=", "NAME=FRACTION (e.g. train=0.8)", "--split")}
         except ValueError:
             raise click.BadParameter("split fractions must be numbers, e.g. train=0.8") from None
     ds = api.create_dataset(workspace_of(repo_dir), name, cols, text_field, list(key), split_map, description,

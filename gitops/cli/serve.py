@@ -31,13 +31,20 @@ DEFAULT_SECRET_ENV = "GITOPS_DEPLOY_SECRET"
               help="Where the server keeps its worktree and delivery record (default: under .git/gitops/serve).")
 @click.option("--threads", type=int, default=None, help="CPU threads for the engine, e.g. 4 (default: the engine's).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
-              help="Device to run on, e.g. --device cuda.")
+              help="Device to run on: cpu, or cuda (refused when no CUDA device is visible), e.g. --device cuda.")
 @click.option("--hook-wait", "hook_wait_s", default=8.0, show_default=True, type=float, metavar="SECONDS",
               help="How long a deploy webhook waits for its load before answering 409 (retry later), e.g. 20.")
+@click.option("--max-connections", default=1000, show_default=True, type=int, metavar="N",
+              help="Open connections at most (kept below the file-descriptor limit); past it a new one replaces "
+                   "the longest waiting for its request, or gets 503, e.g. 4000.")
+@click.option("--head-timeout", "head_timeout_s", default=10.0, show_default=True, type=float, metavar="SECONDS",
+              help="A connection must send a whole request head within this time, else it is closed, e.g. 5.")
+@click.option("--body-timeout", "body_timeout_s", default=30.0, show_default=True, type=float, metavar="SECONDS",
+              help="A request's body must arrive within this time of its head, else 408, e.g. 60.")
 @repo_option
 def serve_cmd(ref: str, host: str, port: int, engine: str, follow: bool, poll_s: float, secret_env: str,
               branch: str | None, state_dir: Path | None, threads: int | None, device: str, hook_wait_s: float,
-              repo_dir: Path) -> None:
+              max_connections: int, head_timeout_s: float, body_timeout_s: float, repo_dir: Path) -> None:
     """Serve MODEL@ALIAS on an OpenAI-compatible endpoint and swap live when it moves.
 
     Serves the version the alias names at the tip of the followed branch (after git
@@ -64,7 +71,9 @@ def serve_cmd(ref: str, host: str, port: int, engine: str, follow: bool, poll_s:
 
     secret = os.environ.get(secret_env) or None
     options = ServeOptions(host=host, port=port, engine=engine, follow=follow, poll_s=poll_s, secret=secret,
-                           state_dir=state_dir, branch=branch, threads=threads, device=device, hook_wait_s=hook_wait_s)
+                           state_dir=state_dir, branch=branch, threads=threads, device=device, hook_wait_s=hook_wait_s,
+                           max_connections=max_connections, head_timeout_s=head_timeout_s,
+                           body_timeout_s=body_timeout_s)
     logger = logging.getLogger("gitops.serve")
     logger.setLevel(logging.INFO)
     logger.addHandler(json_handler())

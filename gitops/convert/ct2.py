@@ -27,7 +27,8 @@ def convert_to_ct2(src_dir: Path, out_dir: Path, quantization: str = "int8", *,
     """Convert ``src_dir`` (format ``fmt``) into a CTranslate2 model in ``out_dir``; returns it.
 
     ``base_dir`` is the base model of a ``peft-lora`` adapter (default: the one its
-    ``adapter_config.json`` records). ``out_dir`` is replaced if it exists. Every failure is a
+    ``adapter_config.json`` records). ``out_dir`` is replaced if it exists; every temporary file
+    is made beside it (a caller that sweeps that directory sweeps them too). Every failure is a
     :class:`ConvertError` (or :class:`NotFoundError` for a missing input) saying why.
     """
     src_dir, out_dir = Path(src_dir), Path(out_dir)
@@ -35,7 +36,8 @@ def convert_to_ct2(src_dir: Path, out_dir: Path, quantization: str = "int8", *,
     if fmt == "hf":
         check_convertible(src_dir)  # before anything is loaded (a peft-lora base is checked once merged)
     if fmt == "peft-lora":
-        with tempfile.TemporaryDirectory(prefix="gitops-merge-") as tmp:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-merge-", dir=out_dir.parent) as tmp:
             merged = _merge(src_dir, base_dir, Path(tmp))
             return _convert_hf(merged, out_dir, quantization, fmt)
     return _convert_hf(src_dir, out_dir, quantization, fmt)

@@ -6,7 +6,6 @@ card saying it is a conversion and was not trained (:mod:`gitops.convert.variant
 
 from __future__ import annotations
 
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -47,8 +46,9 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
     base = base_model_dir(ws, src.base_model) if loaded.format == "peft-lora" else None
     if base is not None and not isinstance(base, Path):
         raise ConvertError(f"{model.name}@{src.id}: its base model '{base}' is not available offline")
-    with tempfile.TemporaryDirectory(prefix="gitops-convert-") as tmp:
-        out = convert_to_ct2(loaded.weights, Path(tmp) / "ct2", quantization, fmt=loaded.format, base_dir=base)
+    # under the git directory, not /tmp: a killed convert's leftovers are removed by the next one
+    with ws.scratch("convert") as tmp:
+        out = convert_to_ct2(loaded.weights, tmp / "ct2", quantization, fmt=loaded.format, base_dir=base)
         variant_card.write(out, model.name, src, quantization, _version("ctranslate2"))
         version = register(
             ws, model.name, out, fmt="ct2", quantization=quantization, parent=src.id,

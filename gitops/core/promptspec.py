@@ -45,6 +45,7 @@ PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "g
 RETRIEVAL_TYPES = ("none", "random", "bm25", "semantic")
 RETRIEVAL_KEYS = ("type", "k", "embedder", "revision", "seed")
 GENERATION_KEYS = ("max_new_tokens", "temperature", "constrain")
+MIN_TEMPERATURE = 1e-4  # the server's floor too (gitops.serve.protocol)
 CONSTRAIN_VALUES = ("labels",)
 TEMPLATE_SLOTS = ("sample", "task", "context")
 MAX_K = 64
@@ -120,6 +121,8 @@ def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> Pr
     for key in ("base", "template", *(PINNED_KEYS if stored else ())):
         if key not in doc:
             p.add(src, doc, None, f"the prompt config is missing the required key '{key}'")
+        elif doc.get(key) is None:  # `base:` with nothing after it
+            p.add(src, doc, key, f"the prompt config's '{key}' is empty")
     base = _ref(doc, "base", src, p)
     if stored:
         _pinned(doc, base, src, p)
@@ -261,8 +264,10 @@ def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float, str | 
               f"{MAX_NEW_TOKENS}")
         tokens = 8
     temperature = block.get("temperature", 0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
-        p.add(src, block, "temperature", "generation.temperature must be a number from 0 to 2")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2 \
+            or 0 < temperature < MIN_TEMPERATURE:  # below it a float32 engine divides by zero (NaN, pad tokens)
+        p.add(src, block, "temperature", f"generation.temperature must be 0 (greedy) or a number from "
+              f"{MIN_TEMPERATURE:g} to 2")
         temperature = 0
     constrain = block.get("constrain")
     if constrain is not None and constrain not in CONSTRAIN_VALUES:

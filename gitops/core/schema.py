@@ -423,6 +423,8 @@ def _key(doc: LineMap, columns: dict, src: str, p: Problems) -> list[str]:
     for k in key or []:
         if columns and k not in columns:
             p.add(src, doc, "key", f"key column '{shown(k)}' is not one of the columns")
+    if dup := next((k for i, k in enumerate(key or []) if k in (key or [])[:i]), None):
+        p.add(src, doc, "key", f"key lists the column '{shown(dup)}' twice")
     return list(key or [])
 
 
@@ -501,3 +503,23 @@ def dataset_from_plain(data: dict[str, Any]) -> Dataset:
                    versions={vid: DatasetVersion(vid, *f) for vid, f in data["versions"].items()},
                    split_column=h.get("split_column"), normalize=list(h.get("normalize", [])))
 
+
+
+MAX_NOTE = 2000  # characters of a version's or an alias's note
+
+
+def note_problem(note: object) -> str | None:
+    """Why ``note`` (``--note`` of register, alias set, prompt add) cannot be stored, or None: it
+    must be text YAML and git can carry (no lone surrogate, no control character but newline and
+    tab) and at most :data:`MAX_NOTE` characters."""
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        return "the note must be text"
+    if len(note) > MAX_NOTE:
+        return f"the note has {len(note):,} characters; at most {MAX_NOTE}"
+    if bad := next((c for c in note if 0xD800 <= ord(c) <= 0xDFFF), None):
+        return f"the note holds {ascii(bad)}, which is not Unicode text (a lone surrogate, or bytes that are not UTF-8)"
+    if bad := next((c for c in note if not c.isprintable() and c not in "\n\t"), None):
+        return f"the note holds the control character {ascii(bad)}"
+    return None

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.errors import shown
+from gitops.saferegex import check_pattern, compile_linear
 from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap
 
@@ -57,8 +58,9 @@ CLASSIFICATION_REFERENCE = (
 
 @dataclass(frozen=True)
 class Rule:
-    """How one label is found in a raw output: ``regex`` (searched, case-insensitive) or ``exact``
-    (the whole stripped output equals it, case-insensitive)."""
+    """How one label is found in a raw output: ``regex`` (searched, case-insensitive, on the
+    linear-time engine: :mod:`gitops.saferegex`), ``exact`` (the whole stripped output equals it,
+    case-insensitive), or ``word`` (the default: the label as a whole word, never written in a file)."""
 
     kind: str
     pattern: str
@@ -66,7 +68,9 @@ class Rule:
     def matches(self, output: str) -> bool:
         if self.kind == "exact":
             return output.strip().casefold() == self.pattern.strip().casefold()
-        return re.search(self.pattern, output, re.IGNORECASE) is not None
+        if self.kind == "word":  # an escaped literal between fixed-width lookarounds: never backtracks
+            return re.search(r"(?<!\w)" + re.escape(self.pattern) + r"(?!\w)", output, re.IGNORECASE) is not None
+        return compile_linear(self.pattern, True).search(output)
 
 
 @dataclass
@@ -88,7 +92,7 @@ class ClassificationTask:
         return self.input.format_map({k: "" if row[k] is None else row[k] for k in self.slots()})
 
     def rule(self, label: str) -> Rule:
-        return self.extract.get(label) or Rule("regex", r"(?<!\w)" + re.escape(label) + r"(?!\w)")
+        return self.extract.get(label) or Rule("word", label)
 
     def extract_label(self, output: str) -> str | None:
         """The first label (in ``labels`` order) whose rule matches ``output``; None if none does."""
@@ -223,12 +227,9 @@ def _extract(block: LineMap, labels: list[str], src: str, p: Problems) -> dict[s
         if not pattern or len(pattern) > MAX_RULE_CHARS:
             p.add(src, rules, label, f"{where}: the {kind} must be 1 to {MAX_RULE_CHARS} characters")
             continue
-        if kind == "regex":
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                p.add(src, rules, label, f"{where}: regex '{shown(pattern)}' does not compile ({exc})")
-                continue
+        if kind == "regex" and (why := check_pattern(pattern)):
+            p.add(src, rules, label, f"{where}: regex '{shown(pattern)}' {why}")
+            continue
         out[str(label)] = Rule(kind, pattern)
     return out
 

@@ -15,6 +15,10 @@ settled first) and changes files inside :meth:`Workspace.transaction` (the write
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +31,7 @@ from gitops.core.cache import ContentCache, digest
 from gitops.core.reader import Registry
 from gitops.core.schema import Dataset
 from gitops import yamlio
-from gitops.errors import DataError, GitopsError, NotFoundError, RegistryError, RepoStateError
+from gitops.errors import DataError, DiskFull, GitopsError, NotFoundError, RegistryError, RepoStateError, disk_full
 from gitops.validation import Problems
 
 if TYPE_CHECKING:
@@ -62,6 +66,22 @@ class Workspace:
     def state_path(self, *parts: str) -> Path:
         """A file of gitops' local state (journal, lock, caches): inside the git dir, never committed."""
         return self.git.git_dir.joinpath("gitops", *parts)
+
+    @contextlib.contextmanager
+    def scratch(self, verb: str) -> Iterator[Path]:
+        """A temporary directory for ``verb`` under the git directory (the repository's file system,
+        never the system's /tmp), removed when the block ends. Its name carries this process's id: a
+        killed process cannot remove it, so each new one first removes those whose process is gone."""
+        root = self.state_path("tmp")
+        root.mkdir(parents=True, exist_ok=True)
+        for old in root.iterdir():
+            if not _owner_alive(old.name):
+                shutil.rmtree(old, ignore_errors=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{verb}-{os.getpid()}-", dir=root))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     @property
     def cache(self) -> ContentCache:
@@ -190,7 +210,12 @@ class Workspace:
         if self._lock is not None:
             yield None
             return
-        self._lock = journal.WriteLock.acquire(self.state_path(journal.LOCK), self.root, verb)
+        try:
+            self._lock = journal.WriteLock.acquire(self.state_path(journal.LOCK), self.root, verb)
+        except OSError as exc:
+            if disk_full(exc):
+                raise DiskFull(verb, exc) from None
+            raise
         try:
             settled = journal.recover(self.git, self.state_path(journal.JOURNAL))
             if settled:
@@ -216,10 +241,16 @@ class Workspace:
                 yield
                 if self._entry is not None:  # no commit (alias set --no-commit): what was written stays
                     journal.clear(path)
-            except (Exception, KeyboardInterrupt):
+            except (Exception, KeyboardInterrupt) as exc:
+                undone = True
                 if self._entry is not None:  # not committed yet: nothing of it may stay
-                    with contextlib.suppress(GitopsError):  # cannot settle now: the next command will
+                    try:
                         journal.undo(self.git, path, self._entry)
+                    except (GitopsError, OSError):  # cannot settle now (a full disk?): the next command will
+                        undone = False
+                if disk_full(exc) and not isinstance(exc, GitopsError):
+                    raise DiskFull(what, exc if isinstance(exc, OSError) else OSError(errno.ENOSPC, str(exc)),
+                                   undone) from None
                 raise
             finally:
                 self._entry = None
@@ -269,3 +300,18 @@ def _differing(a: dict[str, dict[str, str]], b: dict[str, dict[str, str]]) -> li
     a URL may carry a token)."""
     names = {(s, k) for conf in (a, b) for s in conf for k in conf[s]}
     return sorted(f"{s}.{k}" for s, k in names if a.get(s, {}).get(k) != b.get(s, {}).get(k))
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the process a scratch directory ``VERB-PID-XXXX`` names still runs (a name that
+    names none is kept: it is not ours to remove)."""
+    parts = name.split("-")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return True
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True

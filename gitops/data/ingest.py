@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from gitops.errors import DataError, RepoStateError
 
 Progress = Callable[[str], None]
 POINTER = "data.dvc"  # one DVC pointer for all of data/
+SPACE_MARGIN = 128 * 1024  # git's objects and index, the journal, DVC's manifest, the sqlite journal
 TARGET = "data"
 
 
@@ -157,8 +160,12 @@ def _dedupe(ws: Workspace, ds: Dataset, stamp: str, good: list[tuple[rows.RawRow
             dropped.append((khash, named))
         else:
             first[khash] = _New(khash, row, named or keys.split_for(khash, ds.splits), named is not None)
-    with _index(ws, ds, stamp) as index:
-        recorded = index.splits_of(list(first))
+    try:
+        with _index(ws, ds, stamp) as index:
+            recorded = index.splits_of(list(first))
+    except (sqlite3.Error, OSError) as exc:  # the cache is local state: a full disk, a broken file
+        raise RepoStateError(f"cannot use the key cache of '{ds.name}' ({_cache_rel(ws, ds)}): {_reason(exc)}; "
+                             "nothing was ingested") from None
     for khash, item in first.items():
         if khash in recorded:
             dropped.append((khash, item.split if item.named else None))
@@ -200,9 +207,11 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files:
     root = ws.root
     sources = ", ".join(Path(f).name for f in files)
     split_text = ", ".join(f"{n} {c}" for n, c in counts.items())
+    shard_text = keys.shard_text(pairs)
+    _check_space(ws, len(body.encode("utf-8")) + len(shard_text), len(new))
     with ws.transaction([ds_rel, POINTER, ".gitignore"], [root / batch, root / shard], f"ingest {ds.name} {vid}"):
         yamlio.write_atomic(root / batch, body)
-        yamlio.write_atomic(root / shard, keys.shard_text(pairs))
+        yamlio.write_atomic(root / shard, shard_text)
         md5 = ws.dvc.add_to_dir(POINTER, TARGET, [batch, shard])
         total = (latest.total_rows if latest and latest.total_rows is not None
                  else sum(v.rows for v in ds.versions.values())) + len(new)
@@ -219,11 +228,50 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files:
                         "already has; a key's split never changes")
         result.commit = ws.commit([ds_rel, POINTER, ".gitignore"], message)
     # After the commit: the cache only ever holds committed batches (it was made current in _dedupe).
-    with _key_index(ws, ds, None) as index:
-        index.add_batch(batch, pairs, stamp)
+    # The version exists now, so a cache that cannot take it is a note, not a failure: the next
+    # ingest finds the cache behind the data set and rebuilds it from the committed shards.
+    stale = ""
+    try:
+        with _key_index(ws, ds, None) as index:
+            index.add_batch(batch, pairs, stamp)
+    except (sqlite3.Error, OSError) as exc:
+        stale = f" (the key cache could not take it: {_reason(exc)}; the next ingest rebuilds it)"
     result.version, result.batch, result.rows_added = vid, batch, counts
     result.split_named = sum(item.named for item in new)
     named = f"; {result.split_named} kept the split named in '{ds.split_column}'" if ds.split_column else ""
-    result.message = f"{ds.name} {vid}: +{len(new)} rows ({split_text}{named}); total {total}"
+    result.message = f"{ds.name} {vid}: +{len(new)} rows ({split_text}{named}); total {total}{stale}"
+
+
+def _cache_rel(ws: Workspace, ds: Dataset) -> str:
+    path = ws.state_path("keys", f"{ds.name}.sqlite")
+    try:
+        return path.relative_to(ws.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _check_space(ws: Workspace, data_bytes: int, rows_added: int) -> None:
+    """Refuse before the transaction when the disk cannot hold what it writes: the batch and its
+    shard twice (work tree and DVC cache), the git objects and the key cache after the commit
+    (about 160 bytes a key), with room to spare. A full disk then fails here, cleanly; one that
+    fills up meanwhile fails inside the transaction, which rolls back."""
+    need = 2 * data_bytes + 160 * rows_added + SPACE_MARGIN
+    try:
+        free = shutil.disk_usage(ws.root).free
+    except OSError:
+        return  # cannot tell: the transaction still rolls back on a failed write
+    if free < need:
+        raise RepoStateError(f"not enough free disk space to ingest: about {_size(need)} needed, {_size(free)} "
+                             f"free on the file system of {ws.root}; nothing was ingested")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{max(1, n // 1024)} KiB"
 
 

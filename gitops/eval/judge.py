@@ -31,12 +31,29 @@ from gitops.eval import bootstrap
 from gitops.eval.gates import JUDGE_METRIC
 from gitops.eval.results import EvalResults, JudgeSummary, Sample
 
+# The text and both continuations go in as JSON strings, one line each: whatever a completion holds
+# (a newline, "B: ...", "Better: A", a quote) stays inside its quotes and cannot open a line of its own.
 JUDGE_PROMPT = "Which continuation of the text is better? Reply A or B.\n\nText: {prompt}\nA: {a}\nB: {b}\nBetter:"
 MAX_SAMPLES = 500
 MAX_FIELD_CHARS = 4000
 MAX_MODELS_SHOWN = 5
 GATE_METRIC = JUDGE_METRIC  # what a model's gates call the win rate (model.yaml: {min: 0.5})
 _VERDICT = re.compile(r"(?<![A-Za-z])([AB])(?![A-Za-z])")
+_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic|token)\s+[^\s\"',;]+")
+
+
+def judge_prompt(prompt: str, a: str, b: str) -> str:
+    """The question put to the judge, each text quoted as a JSON string (see :data:`JUDGE_PROMPT`)."""
+    quote = lambda text: json.dumps(text[:MAX_FIELD_CHARS], ensure_ascii=False)  # noqa: E731
+    return JUDGE_PROMPT.format(prompt=quote(prompt), a=quote(a), b=quote(b))
+
+
+def scrub(text: str, token: str | None) -> str:
+    """``text`` from a judge as a message may quote it: the token (a judge may echo the request's
+    headers) and any ``Bearer``/``Basic`` credential replaced by ``***``."""
+    if token:
+        text = text.replace(token, "***")
+    return _CREDENTIAL.sub(lambda m: m.group(1) + " ***", text)
 
 
 def verdict(reply: str) -> str | None:
@@ -75,7 +92,7 @@ def ask(endpoint: str, model: str, prompt: str, *, timeout_s: float = 60.0, toke
     """The judge's reply to ``prompt`` (greedy, two tokens) from ``endpoint``'s /v1/completions."""
     body = json.dumps({"model": model, "prompt": prompt, "max_tokens": 2, "temperature": 0}).encode()
     url = endpoint.rstrip("/") + "/v1/completions"
-    resp = _answer(lambda: http.post(url, body, _headers(token), timeout_s), url)
+    resp = _answer(lambda: http.post(url, body, _headers(token), timeout_s), url, token)
     try:
         return str(json.loads(resp.text)["choices"][0]["text"])
     except (ValueError, KeyError, IndexError, TypeError):
@@ -83,8 +100,9 @@ def ask(endpoint: str, model: str, prompt: str, *, timeout_s: float = 60.0, toke
                         "endpoint (no choices[0].text)") from None
 
 
-def _answer(send: Callable[[], http.HttpResponse], url: str) -> http.HttpResponse:
-    """The 200 response of ``send()``, or one sentence naming the judge's host."""
+def _answer(send: Callable[[], http.HttpResponse], url: str, token: str | None) -> http.HttpResponse:
+    """The 200 response of ``send()``, or one sentence naming the judge's host (what the judge said
+    quoted without the token, which a judge may echo)."""
     host = http.host_of(url)
     try:
         resp = send()
@@ -94,7 +112,7 @@ def _answer(send: Callable[[], http.HttpResponse], url: str) -> http.HttpRespons
         raise EvalError(f"the judge at {host} refused the request (HTTP {resp.status}); check the token in "
                         "the environment variable named by eval.judge.token_env")
     if resp.status != 200:
-        raise EvalError(f"the judge at {host} answered HTTP {resp.status}: {shown(resp.text, 200)}")
+        raise EvalError(f"the judge at {host} answered HTTP {resp.status}: {shown(scrub(resp.text, token), 200)}")
     return resp
 
 
@@ -103,9 +121,9 @@ def check_endpoint(endpoint: str, model: str, *, timeout_s: float = 10.0, token:
     ``model`` (listed as is, or as the ``MODEL`` of ``MODEL@ALIAS``, which is how ``gitops serve``
     lists itself): checked before any model is loaded, so a typo costs seconds, not an evaluation."""
     url = endpoint.rstrip("/") + "/v1/models"
-    resp = _answer(lambda: http.get(url, _headers(token), timeout_s), url)
+    resp = _answer(lambda: http.get(url, _headers(token), timeout_s), url, token)
     try:
-        served = [str(m["id"]) for m in json.loads(resp.text)["data"]]
+        served = [scrub(str(m["id"]), token) for m in json.loads(resp.text)["data"]]
     except (ValueError, KeyError, TypeError):
         raise EvalError(f"the judge at {http.host_of(url)} did not answer GET /v1/models like an OpenAI "
                         "endpoint (no data[].id)") from None
@@ -123,10 +141,9 @@ def judge_pairs(endpoint: str, model: str, items: list[tuple[str, str, str]], *,
     if len(items) > MAX_SAMPLES:
         raise EvalError(f"{len(items)} samples to judge; at most {MAX_SAMPLES}")
     verdicts = []
-    for prompt, cand, base in items:
-        p, c, b = (t[:MAX_FIELD_CHARS] for t in (prompt, cand, base))
-        first = ask(endpoint, model, JUDGE_PROMPT.format(prompt=p, a=c, b=b), timeout_s=timeout_s, token=token)
-        second = ask(endpoint, model, JUDGE_PROMPT.format(prompt=p, a=b, b=c), timeout_s=timeout_s, token=token)
+    for p, c, b in items:
+        first = ask(endpoint, model, judge_prompt(p, c, b), timeout_s=timeout_s, token=token)
+        second = ask(endpoint, model, judge_prompt(p, b, c), timeout_s=timeout_s, token=token)
         verdicts.append((verdict(first), verdict(second)))
     return summarize(http.host_of(endpoint), model, verdicts)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitops.core import layout, refs
+from gitops.core import layout, refs, schema
 from gitops.core.schema import Alias
 from gitops.core.workspace import Workspace
 from gitops.errors import NotFoundError, RegistryError
@@ -28,6 +28,8 @@ def set_alias(ws: Workspace, model: str, alias: str, version: str, note: str | N
               commit: bool = True) -> AliasChange:
     """Point ``alias`` at ``version`` (a version id or ``latest``) in its own file; commit."""
     if problem := refs.alias_problem(alias):
+        raise RegistryError(problem)
+    if problem := schema.note_problem(note):
         raise RegistryError(problem)
     with ws.writing("alias set"):  # first settle a killed command: its alias file may be half-moved
         reg = ws.registry()

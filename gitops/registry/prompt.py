@@ -57,6 +57,8 @@ def read_prompt(path: Path) -> PromptSpec:
 
 def add_prompt(ws: Workspace, model: str, config: Path, *, note: str | None = None) -> RegisterResult:
     """Validate ``config``, pin its base and commit it as the model's next version."""
+    if problem := schema.note_problem(note):
+        raise RegistryError(problem)
     spec = read_prompt(Path(config))
     with ws.writing("prompt add") as recovered:
         ws.git.require_clean("add a prompt version")

@@ -57,6 +57,8 @@ def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: 
     ``base_md5`` pins a ``peft-lora`` adapter to the exact base version it was trained on."""
     if fmt not in schema.FORMATS:
         raise RegistryError(f"format '{fmt}' is not one of {', '.join(schema.FORMATS)}")
+    if problem := schema.note_problem(note):
+        raise RegistryError(problem)
     if fmt == "prompt":  # a prompt version is a config in git, not a weights directory in DVC
         raise RegistryError(f"a prompt version holds no weights: add it with 'gitops prompt add {shown(model)} "
                             "--config prompt.yaml'")

@@ -26,7 +26,7 @@ from gitops.serve.hooks import DeliveryDesk, DeployHandler
 from gitops.serve.logs import AccessLog
 from gitops.serve.manager import LoadEvent, ModelManager, log_event
 from gitops.serve.metrics import CONTENT_TYPE, ServeMetrics
-from gitops.serve.protocol import APIError, Limits, model_list
+from gitops.serve.protocol import APIError, ConnectionLimits, Limits, model_list
 from gitops.serve.scheduler import Batcher
 from gitops.serve.source import ModelSource, model_name
 from gitops.serve.web import api_error, http_error, internal_error, read_body, serve_state
@@ -44,6 +44,7 @@ class ServeConfig:
     threads: int | None = None
     device: str = "cpu"
     limits: Limits = field(default_factory=Limits)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     drain_timeout_s: float = 30.0
     retry_after_s: int = 1
     max_hook_bytes: int = 64 * 1024

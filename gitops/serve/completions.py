@@ -67,7 +67,7 @@ async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], Com
         await _collect(jobs)
     except APIError as exc:
         return error_response(request, exc)
-    choices = [_choice(req, model, j.index, j.output, j.finish_reason, j.output) for j in jobs]
+    choices = [_choice(req, model, j.index, j.output, j.finish_reason, await _label(model, j.output)) for j in jobs]
     usage = _account(request, model, jobs)
     kind = "chat.completion" if req.chat else "text_completion"
     return JSONResponse(protocol.completion(_cid(req), protocol.now(), model.label, model.md5, choices, usage,
@@ -82,14 +82,22 @@ def _check_model(request: Request, req: CompletionRequest, model: LoadedModel) -
 
 
 def _choice(req: CompletionRequest, model: LoadedModel, index: int, text: str, finish_reason: str | None,
-            output: str, *, first: bool = False) -> dict:
+            label: dict | None = None, *, first: bool = False) -> dict:
     """One choice (or a stream chunk's); a prompt version's final one carries the label its whole
-    output reads as (``classification``)."""
+    output reads as (``classification``, from :func:`_label`)."""
     out = chat.choice(index, text, finish_reason, stream=req.stream, first=first) if req.chat \
         else protocol.choice(index, text, finish_reason)
-    if model.prompt is not None and finish_reason is not None:
-        out["classification"] = prompted.classification(model, output)
+    if label is not None and finish_reason is not None:
+        out["classification"] = label
     return out
+
+
+async def _label(model: LoadedModel, output: str) -> dict | None:
+    """A prompt version's reading of ``output`` by its task's rules, in a worker thread: the rules
+    come from ``model.yaml`` and never run on the event loop (RE2 keeps them linear besides)."""
+    if model.prompt is None:
+        return None
+    return await run_in_threadpool(prompted.classification, model, output)
 
 
 def _admit(request: Request, req: CompletionRequest, model: LoadedModel) -> list[Job]:
@@ -169,12 +177,13 @@ async def _stream(request: Request, req: CompletionRequest, model: LoadedModel,
 
     try:
         if req.chat:  # OpenAI's first chat chunk names the role
-            yield chunk([_choice(req, model, 0, "", None, "", first=True)])
+            yield chunk([_choice(req, model, 0, "", None, first=True)])
         async for event, index, value in _events(jobs):
             if event == "delta":
-                yield chunk([_choice(req, model, index, value, None, "")])
+                yield chunk([_choice(req, model, index, value, None)])
             else:
-                yield chunk([_choice(req, model, index, "", value.finish_reason, value.output)])
+                label = await _label(model, value.output)
+                yield chunk([_choice(req, model, index, "", value.finish_reason, label)])
         usage = _account(request, model, jobs)
         if req.include_usage:
             yield chunk([], usage)

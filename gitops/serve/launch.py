@@ -11,6 +11,7 @@ uvicorn until SIGTERM or Ctrl-C, which drain gracefully.
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,12 @@ from typing import Any
 
 from gitops.core import refs
 from gitops.core.workspace import Workspace
-from gitops.errors import ConfigError, RepoStateError
+from gitops.errors import ConfigError, RepoStateError, shown
 
 MAX_HOOK_WAIT_S = 300.0
+MAX_CONNECTIONS = 100_000
+MIN_CLIENT_S, MAX_CLIENT_S = 0.5, 3600.0
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class ServeOptions:
     threads: int | None = None
     device: str = "cpu"
     hook_wait_s: float = 8.0
+    max_connections: int = 1000
+    head_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
 
 @dataclass
@@ -70,6 +77,7 @@ def prepare(ws: Workspace, ref: str, options: ServeOptions) -> Serving:
     from gitops.serve.app import ServeConfig, create_app
     from gitops.serve.follow import Follower
     from gitops.serve.hooks import DeployHandler, signed_verifier
+    from gitops.serve.protocol import ConnectionLimits
     from gitops.serve.repo_source import RepoSource
 
     state_dir = Path(options.state_dir or ws.state_path("serve", str(parsed)))
@@ -78,6 +86,7 @@ def prepare(ws: Workspace, ref: str, options: ServeOptions) -> Serving:
     version = source.version_at(tip)  # the model and the alias exist at the tip, or a clear error now
     source.check_servable(tip)  # a prompt version's task and pinned base, before anything loads
     _check_port(options.host, options.port)
+    _check_state_dir(state_dir)
     serving = Serving(None, source, options, tip, f"{parsed.name}@{version.id}", state_dir)
     deploy = None
     if options.secret:
@@ -88,7 +97,9 @@ def prepare(ws: Workspace, ref: str, options: ServeOptions) -> Serving:
         deploy = DeployHandler(signed_verifier(options.secret), source.target, serving.store,
                                wait_s=options.hook_wait_s)
     background = [Follower(source, options.poll_s).start] if options.follow else []
-    config = ServeConfig(str(parsed), threads=options.threads, device=options.device)
+    connections = ConnectionLimits(max_connections=options.max_connections, head_timeout_s=options.head_timeout_s,
+                                   body_timeout_s=options.body_timeout_s)
+    config = ServeConfig(str(parsed), threads=options.threads, device=options.device, connections=connections)
     serving.app = create_app(config, source, deploy=deploy, background=background)
     return serving
 
@@ -134,6 +145,49 @@ def _check_options(options: ServeOptions) -> None:
                           f"{MAX_HOOK_WAIT_S:g} seconds")
     if options.threads is not None and not 1 <= options.threads <= 1024:
         raise ConfigError(f"--threads {options.threads}: expected 1 to 1024")
+    if not 1 <= options.max_connections <= MAX_CONNECTIONS:
+        raise ConfigError(f"--max-connections {options.max_connections}: expected 1 to {MAX_CONNECTIONS}")
+    for flag, seconds in (("--head-timeout", options.head_timeout_s), ("--body-timeout", options.body_timeout_s)):
+        if not MIN_CLIENT_S <= seconds <= MAX_CLIENT_S:  # NaN fails both comparisons
+            raise ConfigError(f"{flag} {seconds:g}: expected {MIN_CLIENT_S:g} to {MAX_CLIENT_S:g} seconds")
+    _check_device(options.device)
+
+
+def _check_device(device: str) -> None:
+    """``cpu``, or ``cuda`` where a CUDA device is visible: a model that cannot load would leave a
+    server that answers /healthz and never serves."""
+    if device not in DEVICES:
+        raise ConfigError(f"--device {shown(device)}: expected one of {', '.join(DEVICES)}")
+    if device == "cuda" and not _cuda_visible():
+        raise ConfigError("--device cuda: no CUDA device is visible to this process; use --device cpu")
+
+
+def _cuda_visible() -> bool:
+    try:
+        import ctranslate2
+
+        if ctranslate2.get_cuda_device_count() > 0:
+            return True
+    except (ImportError, RuntimeError):
+        pass
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def _check_state_dir(state_dir: Path) -> None:
+    """The state directory exists (or is created) and takes a file: else one sentence now, not a
+    server whose loader fails in the background forever."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=state_dir, prefix=".gitops-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--state-dir {shown(state_dir, 200)}: cannot keep the server's state there "
+                          f"({exc.strerror or exc})") from None
 
 
 def _check_port(host: str, port: int) -> None:

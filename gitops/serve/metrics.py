@@ -3,6 +3,8 @@ tests, never share counters). The version served is a label wherever a number de
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -32,8 +34,16 @@ class ServeMetrics:
                                     buckets=BATCH_BUCKETS, registry=r)
         self.model_info = Gauge("gitops_serve_model_info", "1 for the version being served.",
                                 ["version", "md5", "format"], registry=r)
+        self.dropped = Counter("gitops_serve_connections_dropped", "Connections closed by the server's bounds "
+                               "(limit, evicted, head_timeout, body_timeout, send_timeout).", ["reason"], registry=r)
+        self.accepted = Counter("gitops_serve_connections_accepted", "Client connections taken in.", registry=r)
+        self.connections = Gauge("gitops_serve_connections", "Client connections open now.", registry=r)
+        self.open_connections: Callable[[], int] | None = None  # set by the server that runs the app
         self.swaps = Counter("gitops_serve_swaps", "Model loads by result (swapped, unchanged, failed).",
                              ["result"], registry=r)
+
+    def dropped_connection(self, reason: str) -> None:
+        self.dropped.labels(reason).inc()
 
     def served(self, old: tuple[str, str, str] | None, new: tuple[str, str, str]) -> None:
         """Move the ``model_info`` mark from ``old`` to ``new`` (version, md5, format)."""
@@ -46,4 +56,6 @@ class ServeMetrics:
 
     def exposition(self, queue_depth: int) -> bytes:
         self.queue_depth.set(queue_depth)
+        if self.open_connections is not None:
+            self.connections.set(self.open_connections())
         return generate_latest(self.registry)

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from gitops import jsonio
 from gitops.ml.backends import Sampling
 
 MAX_SEED = 2**63 - 1
 MAX_STOP = 4  # OpenAI's limit
 MAX_STOP_CHARS = 256
+# Below these a float32 engine divides by zero or keeps no token (ct2 answered pad tokens, torch NaN):
+# temperature 0 is greedy, and a nucleus smaller than one millionth is the top token anyway.
+MIN_TEMPERATURE = 1e-4
+MIN_TOP_P = 1e-6
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 DEFAULT_TEMPERATURE = 1.0  # idem; send temperature=0 for greedy
+FD_RESERVE = 128  # descriptors kept for all that is not a client: model files, threads, git, logs
 # Fields OpenAI defines that this server accepts only at their default value (None: absent/null).
 DEFAULT_ONLY = {"echo": (False,), "logprobs": (None, 0), "best_of": (None, 1), "suffix": (None,),
                 "presence_penalty": (None, 0), "frequency_penalty": (None, 0), "logit_bias": (None, {})}
@@ -58,6 +65,25 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """Bounds on every connection, enforced below the app by :mod:`gitops.serve.connections`."""
+
+    max_connections: int = 1000
+    head_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    send_timeout_s: float = 60.0
+    max_head_bytes: int = 16 * 1024
+
+    def effective_max(self) -> int:
+        """``max_connections``, lowered to fit the soft file-descriptor limit of this process."""
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        return max(1, min(self.max_connections, soft - FD_RESERVE))
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     """A validated ``POST /v1/completions`` body."""
 
@@ -87,9 +113,12 @@ def load_object(body: bytes, limits: Limits, known: set[str], default_only: dict
         raise APIError(413, f"The request body is {len(body)} bytes; the limit is {limits.max_body_bytes}.",
                        code="request_too_large")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise bad(None, "We could not parse the JSON body of your request.") from None
+        data = jsonio.loads(body.decode("utf-8"), "the request body")
+    except UnicodeDecodeError as exc:
+        raise bad(None, f"We could not parse the JSON body of your request: it is not UTF-8 (byte {exc.start}).") \
+            from None
+    except jsonio.JsonError as exc:  # not JSON, NaN/Infinity, a duplicate key, a lone surrogate, too deep...
+        raise bad(None, f"We could not parse the JSON body of your request: {exc.reason}.") from None
     if not isinstance(data, dict):
         raise bad(None, "The request body must be a JSON object.")
     for key in data:
@@ -106,8 +135,7 @@ def load_object(body: bytes, limits: Limits, known: set[str], default_only: dict
 def common_fields(data: dict[str, Any]) -> dict[str, Any]:
     """The fields completions and chat completions share: sampling, stop, streaming."""
     stream = _flag(data, "stream")
-    return {"sampling": Sampling(temperature=_number(data, "temperature", DEFAULT_TEMPERATURE, 0.0, 2.0),
-                                 top_p=_top_p(data), seed=_seed(data)),
+    return {"sampling": Sampling(temperature=_temperature(data), top_p=_top_p(data), seed=_seed(data)),
             "stop": _stop(data), "stream": stream, "include_usage": _include_usage(data, stream),
             "given": frozenset(k for k, v in data.items() if v is not None)}
 
@@ -165,10 +193,17 @@ def _number(data: dict, key: str, default: float, low: float, high: float) -> fl
     return float(value)
 
 
+def _temperature(data: dict) -> float:
+    value = _number(data, "temperature", DEFAULT_TEMPERATURE, 0.0, 2.0)
+    if 0.0 < value < MIN_TEMPERATURE:
+        raise bad("temperature", f"'temperature' must be 0 (greedy) or from {MIN_TEMPERATURE:g} to 2.")
+    return value
+
+
 def _top_p(data: dict) -> float:
     value = _number(data, "top_p", 1.0, 0.0, 1.0)
-    if value <= 0.0:
-        raise bad("top_p", "'top_p' must be greater than 0 and at most 1.")
+    if value < MIN_TOP_P:
+        raise bad("top_p", f"'top_p' must be from {MIN_TOP_P:g} to 1 (send temperature 0 for the top token).")
     return value
 
 

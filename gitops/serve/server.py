@@ -13,14 +13,28 @@ import time
 
 import uvicorn
 
+from gitops.serve.connections import guarded_protocol
+from gitops.serve.protocol import ConnectionLimits
 
-def make_server(app, *, host: str = "127.0.0.1", port: int = 8000,
-                graceful_timeout_s: float = 30.0) -> uvicorn.Server:
+
+def make_server(app, *, host: str = "127.0.0.1", port: int = 8000, graceful_timeout_s: float = 30.0,
+                limits: ConnectionLimits | None = None) -> uvicorn.Server:
     """A uvicorn server for ``app``: our own JSON access log replaces uvicorn's, and uvicorn leaves
-    the logging configuration to the caller."""
+    the logging configuration to the caller. Every connection runs under ``limits`` (default: the
+    app's ``ServeConfig.connections``) on the guarded h11 protocol (:mod:`gitops.serve.connections`),
+    whichever HTTP parser is installed."""
+    state = getattr(getattr(app, "state", None), "serve", None)
+    limits = limits or (state.config.connections if state is not None else ConnectionLimits())
+    metrics = state.metrics if state is not None else None
+    protocol = guarded_protocol(limits, metrics and metrics.dropped_connection, metrics and metrics.accepted.inc)
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False, log_config=None,
-                            timeout_graceful_shutdown=graceful_timeout_s, timeout_keep_alive=5)
-    return uvicorn.Server(config)
+                            timeout_graceful_shutdown=graceful_timeout_s, http=protocol,
+                            timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
+                            h11_max_incomplete_event_size=limits.max_head_bytes)
+    server = uvicorn.Server(config)
+    if state is not None:
+        state.metrics.open_connections = lambda: len(server.server_state.connections)
+    return server
 
 
 class ServerThread:
