@@ -54,11 +54,10 @@ SWEEP = textwrap.dedent(r'''
     def fill(mnt, free):
         """Fill the file system, then free ``free`` bytes (tmpfs counts whole pages)."""
         filler = mnt / "filler"
-        with open(filler, "wb") as fh:
+        with open(filler, "wb", buffering=0) as fh:  # unbuffered: closing it has nothing left to write
             try:
                 while True:
                     fh.write(b"\0" * 65536)
-                    fh.flush()
             except OSError as exc:
                 assert exc.errno in (errno.ENOSPC, errno.EDQUOT), exc
         with open(filler, "r+b") as fh:

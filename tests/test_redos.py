@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from gitops.core.task import Rule
-from gitops.github.codeowners_rules import parse as parse_codeowners
+from gitops.registry.codeowners_rules import parse as parse_codeowners
 from gitops.saferegex import check_pattern
 from tests.conftest import git_state, run_gitops
 from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
