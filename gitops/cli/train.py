@@ -36,10 +36,12 @@ class _Bar:
                                              "checkpoint.")
 @click.option("--alias", metavar="ALIAS", help="Also point this alias (e.g. staging) at the new version.")
 @click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads torch may use (default: every core), e.g. --threads 2 on a shared machine.")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
               help="Directory inside the GitOps repository.")
 def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
-              repo: Path) -> None:
+              threads: int | None, repo: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
 
     Runs on CPU, one GPU, or several processes:
@@ -51,13 +53,15 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml
       gitops train train.yaml --set trainer.learning_rate=1e-4 --set trainer.epochs=2
       gitops train train.yaml --resume --alias staging
+      gitops train train.yaml --threads 2
     """
     from gitops import api
 
     ws = api.Workspace.open(repo)
     bar = _Bar()
     try:
-        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
+        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar,
+                        threads=threads)
     finally:
         bar.close()
     if run.version is None:

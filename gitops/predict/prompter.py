@@ -53,6 +53,9 @@ class Prompter:
             return prompts
         from gitops.ml.tokens import chat_text
 
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError("the prompt version says chat: true, but its base's tokenizer has no chat template; "
+                              "add a prompt version with chat: false, or pin a base that has one")
         return [chat_text(tokenizer, p) for p in prompts]
 
     def clean(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +79,8 @@ def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any
     builds or loads the retrieval index. ``dataset`` is the data set version whose normalisation
     rows from outside it get (default: the config's retrieval data set)."""
     generation = (config or {}).get("generation") or {}
-    retriever = build_retriever(ws, (config or {}).get("dataset"), retrieval_of(config), task.render)
+    retriever = build_retriever(ws, (config or {}).get("dataset"), retrieval_of(config), task.render,
+                                template=task.input)
     return Prompter(task, PromptRenderer(task, config), retriever,
                     int(generation.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
                     float(generation.get("temperature", 0.0)),

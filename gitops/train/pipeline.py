@@ -156,18 +156,25 @@ def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, Base
 
 def _classification_format(ws: Workspace, cfg: TrainConfig) -> None:
     """A ``task: classification`` model learns its task as every variant is scored: the task's input
-    template, then a space and the label (``gitops predict`` generates from the input and extracts
-    the label). The config's prompt section is replaced by that; the effective config records it."""
+    template, then a space and the label, then the end token (``gitops predict`` generates from the
+    input, stops at the end token and extracts the label). The loss covers the label and the end
+    token alone (the review is context, not something to learn to write), and a row longer than
+    ``max_length`` loses the middle of its input, never its label. The config's prompt section is
+    replaced by that; the effective config records it."""
     model = ws.registry().models.get(cfg.output_model)
     if model is None or model.classification is None:
         return
     task = model.classification
-    cfg.template, cfg.response, cfg.chat = task.input, " {" + task.label + "}", False
+    cfg.template, cfg.response, cfg.chat, cfg.loss = task.input, " {" + task.label + "}", False, "response"
 
 
 def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
-          alias: str | None = None, push: bool = False, progress: Progress | None = None) -> TrainRun:
-    """Train from a config file and register the result as a new version of ``output.model``."""
+          alias: str | None = None, push: bool = False, progress: Progress | None = None,
+          threads: int | None = None) -> TrainRun:
+    """Train from a config file and register the result as a new version of ``output.model``.
+    ``threads`` caps torch's CPU threads (not part of the config: it changes speed, not the result)."""
+    if threads is not None and threads < 1:
+        raise ConfigError("--threads must be at least 1")
     cfg = train_config.read(Path(config_path), overrides)
     if alias is not None and (problem := refs.alias_problem(alias)):
         raise ConfigError(f"--alias: {problem}")
@@ -178,7 +185,8 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)
     out = work_dir(ws.root, cfg)
     result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
-                         base_adapter=base.adapter, merge=base.md5 is None)  # peft-lora: no merged copy
+                         base_adapter=base.adapter, merge=base.md5 is None,  # peft-lora: no merged copy
+                         threads=threads)
     run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,
                    parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result,
                    base_md5=base.md5, format="peft-lora" if base.md5 else "hf")
