@@ -26,7 +26,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{%
 
 def _predict(repo: Path, version: str, out: Path, *extra: str) -> list[dict]:
     res = run_gitops("predict", f"{MODEL}@{version}", "--dataset", f"{DATA}@v1", "--split", "all", "--out", str(out),
-                     *extra, cwd=repo)
+                     *(extra or ("--limit", "24")), cwd=repo)
     assert res.exit_code == 0, res.stderr
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -106,7 +106,7 @@ def test_requests_and_input_files_are_normalised_as_the_data_set_was(toy_ratings
                                 stop=(), stream=False, include_usage=False)
         rendered = prompted.render(loaded, req).prompts[0]
         assert rendered.endswith("Review: good & solid item 0\nRating:")
-        assert rendered == prompter.render_many([{"id": "x", "text": "good & solid item 0"}])[0]
+        assert rendered == prompter.render_many([{"text": "good & solid item 0"}])[0]   # a served row: no key
     finally:
         loaded.backend.close()
 
