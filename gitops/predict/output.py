@@ -67,8 +67,8 @@ def resume(partial: Path, header: dict[str, Any], digests: list[str], labels: li
     except json.JSONDecodeError:
         found = None
     if found != header:
-        raise ConfigError(f"{partial} is left from a prediction of another variant, data set, split, input or "
-                          "decoding (or an older gitops); remove it or choose another --out")
+        raise ConfigError(f"{partial} is left from a prediction of another variant, data set, split or decoding "
+                          "(or of another input file, or an older gitops); remove it or choose another --out")
     rows: list[dict[str, Any]] = []
     seen: set[int] = set()
     for number, line in enumerate(lines[1:], start=2):

@@ -221,13 +221,13 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
     prompter = open_prompter(ws, plan.task, plan.config)  # the renderer and retriever gitops serve uses too
     max_new = prompter.max_new_tokens
     order = length_order(plan, {r["row"] for r in done})
-    if progress is not None:  # the rows a killed run already did: a bar starts there, its rate counts new rows
-        progress(len(done), len(plan.rows))
     t0 = time.perf_counter()
     backend = pool.get(ws, plan.model, plan.version)
     load = time.perf_counter() - t0
     sink = output.open_partial(partial, header, fresh=not done) if partial else None
     try:
+        if progress is not None:  # the rows a killed run already did: a bar starts there, its rate counts new rows
+            progress(len(done), len(plan.rows))
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
             prompts = prompter.model_prompts([plan.rows[i] for i in index], backend.tokenizer)
