@@ -121,8 +121,9 @@ def predict_command(ref: str, dataset: str | None, input_file: Path | None, spli
 @repo_option
 def compare_command(refs: tuple[str, ...], dataset: str | None, split: str, limit: int | None, batch_size: int,
                     as_json: bool, device: str, threads: int | None, constrain: str | None, repo_dir: Path) -> None:
-    """Compare variants of one classification model on the same rows: accuracy (with intervals),
-    invalid-output rate, p50 latency and tokens per prediction.
+    """Compare variants of one classification model on the same rows: accuracy, macro-F1, log loss
+    and calibration error (with intervals), the majority-class baseline, the invalid-output rate
+    (a variant over 20% is flagged, with three of its outputs), p50 latency and tokens per prediction.
 
     \b
     Example:
