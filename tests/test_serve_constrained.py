@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from gitops import api
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from tests.conftest import run_gitops
@@ -146,4 +145,3 @@ def test_a_chat_prompt_version_renders_through_the_bases_chat_template(toy_ratin
                              str(tmp_path / "x.jsonl"), cwd=repo)
     assert no_template.exit_code == 1 and "chat: true, but its base's tokenizer has no chat template" in \
         no_template.stderr
-    assert api  # the public module stays importable beside the serve imports
