@@ -12,7 +12,9 @@ prompts and the same greedy decoding for every engine:
 Every engine generates exactly ``--new-tokens`` tokens per prompt: the end token's embedding row is
 zeroed, so with random weights it is never the argmax (otherwise a random model may stop after a
 different number of tokens in each engine, and tokens/s would compare unequal work). Each engine gets
-one untimed warm-up call; the best of ``--repeats`` runs is reported.
+one untimed warm-up call; the engines run in interleaved rounds (every engine once, ``--repeats``
+rounds) and the best and the median of each are reported; every ratio is against the naive loop,
+transformers float32, and each row names its engine's precision.
 
     python bench/eval_throughput.py [--prompts 32] [--new-tokens 16] [--batch-size 32] [--threads 2]
 
@@ -117,18 +119,13 @@ def harness_run(path: Path, fmt: str, prompts: list[str], new_tokens: int, batch
     return tokens, tokens / tokens_per_s
 
 
-def best(fn, repeats: int) -> tuple[int, float]:
-    runs = [fn() for _ in range(repeats)]
-    return min(runs, key=lambda r: r[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=32, help="number of prompts (default 32)")
     parser.add_argument("--new-tokens", type=int, default=16, help="tokens generated per prompt (default 16)")
     parser.add_argument("--batch-size", type=int, default=32, help="harness batch size (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every engine (default 2)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best counts")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds per engine (default 3)")
     parser.add_argument("--skip-ct2-float32", action="store_true", help="leave out the ct2 float32 row")
     parser.add_argument("--model", choices=("opt125m", "smollm2"), default="opt125m",
                         help="opt125m: a random OPT-125m-shaped model (default); smollm2: the real SmolLM2")
@@ -139,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         from _smollm2_eval import main as smollm2_main
 
         return smollm2_main([int(t) for t in args.threads_list.split(",")], args.new_tokens,
-                            max(args.repeats, 3) if args.repeats == 1 else args.repeats)
+                            args.repeats)
 
     import torch
     from transformers.utils import logging as hf_logging
@@ -160,23 +157,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built OPT-125m-shaped model and {len(quants)} ct2 conversion(s) in "
               f"{time.perf_counter() - t0:.0f} s; {len(prompts)} prompts x {args.new_tokens} new tokens, "
               f"greedy, {args.threads} thread(s), harness batch size {args.batch_size}", file=sys.stderr)
-        rows = [("naive transformers loop (batch 1)",
-                 best(lambda: naive_loop(model_dir, prompts, args.new_tokens), args.repeats))]
-        rows.append(("harness hf (batched torch)", best(lambda: harness_run(
-            model_dir, "hf", prompts, args.new_tokens, args.batch_size, args.threads), args.repeats)))
-        for q, path in ct2_dirs.items():
-            rows.append((f"harness ct2 {q}", best(lambda p=path: harness_run(
-                p, "ct2", prompts, args.new_tokens, args.batch_size, args.threads), args.repeats)))
-    print_table(rows)
+        cases = [("naive transformers loop (batch 1, hf float32)", lambda: naive_loop(model_dir, prompts,
+                                                                                    args.new_tokens)),
+                 ("harness hf (batched torch, float32)", lambda: harness_run(
+                     model_dir, "hf", prompts, args.new_tokens, args.batch_size, args.threads))]
+        cases += [(f"harness ct2 {q}", lambda p=path: harness_run(
+            p, "ct2", prompts, args.new_tokens, args.batch_size, args.threads)) for q, path in ct2_dirs.items()]
+        runs: dict[str, list[tuple[int, float]]] = {name: [] for name, _ in cases}
+        for _ in range(args.repeats):   # interleaved rounds: drifting load falls on every engine alike
+            for name, fn in cases:
+                runs[name].append(fn())
+    print_table(runs)
     return 0
 
 
-def print_table(rows: list[tuple[str, tuple[int, float]]]) -> None:
-    naive_rate = rows[0][1][0] / rows[0][1][1]
-    print(f"{'engine':<36} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'vs naive':>9}")
-    for name, (tokens, seconds) in rows:
-        rate = tokens / seconds
-        print(f"{name:<36} {tokens:>7} {seconds:>8.2f} {rate:>9.1f} {rate / naive_rate:>8.1f}x")
+def print_table(runs: dict[str, list[tuple[int, float]]]) -> None:
+    import os
+    import statistics
+
+    rates = {name: [t / s for t, s in rs] for name, rs in runs.items()}
+    naive = next(iter(rates.values()))
+    print(f"{'engine':<46} {'tokens':>7} {'best tok/s':>11} {'median':>8} {'vs naive (hf float32): best':>28} "
+          f"{'median':>7}   load average {os.getloadavg()[0]:.1f}")
+    for name, rs in rates.items():
+        print(f"{name:<46} {runs[name][0][0]:>7} {max(rs):>11.1f} {statistics.median(rs):>8.1f} "
+              f"{max(rs) / max(naive):>27.1f}x {statistics.median(rs) / statistics.median(naive):>6.1f}x")
 
 
 if __name__ == "__main__":

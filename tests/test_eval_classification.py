@@ -38,8 +38,13 @@ def test_eval_of_a_zero_shot_prompt_against_a_few_shot_baseline(toy_ratings_repo
     assert doc.baseline is not None and doc.baseline.metrics["accuracy"] == pytest.approx(accuracy["v2"])
     invalid = sum(not p["matched"] for p in preds["v1"]) / len(preds["v1"])
     assert doc.candidate.metrics["invalid_rate"] == pytest.approx(invalid)
-    assert set(doc.candidate.metrics) == {"accuracy", "macro_accuracy", "invalid_rate", "latency_p50_ms",
-                                          "tokens_per_prediction"}
+    assert set(doc.candidate.metrics) == {"accuracy", "macro_f1", "log_loss", "ece", "macro_accuracy",
+                                          "invalid_rate", "latency_p50_ms", "tokens_per_prediction"}
+    import math   # log loss: the mean -ln p(true label) of predict's own probabilities, on the same rows
+
+    losses = [-math.log(p["probabilities"][p["label"]]) for p in preds["v1"]]
+    assert doc.candidate.metrics["log_loss"] == pytest.approx(sum(losses) / len(losses))
+    assert [g.message.split(":")[0] for g in doc.gates] == ["accuracy not significantly below the baseline"]
     assert (doc.candidate.format, doc.baseline.format, doc.dataset.rows) == ("prompt", "prompt", int(ROWS))
     delta = doc.comparison("baseline").deltas["accuracy"]
     assert delta.delta == pytest.approx(accuracy["v1"] - accuracy["v2"]) and delta.units == int(ROWS)
@@ -85,7 +90,9 @@ def _add_gates(root: Path, text: str) -> None:
     from gitops.adapters import git
 
     path = root / "registry" / MODEL / "model.yaml"
-    head, sep, tail = path.read_text().partition("versions:")
+    default = "gates:\n- metric: accuracy\n  max_decrease_pct: 0\n  significant: true\n"
+    assert default in path.read_text()   # the default gate of a classification model, replaced here
+    head, sep, tail = path.read_text().replace(default, "").partition("versions:")
     path.write_text(head + text + sep + tail)
     git.add(root, [f"registry/{MODEL}/model.yaml"])
     git.commit(root, "gates", [f"registry/{MODEL}/model.yaml"])

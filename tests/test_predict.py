@@ -195,8 +195,9 @@ def test_a_prompt_version_whose_base_changed_is_refused(toy_ratings_repo: Path, 
 
 
 def test_a_lora_variant_learns_the_task_as_it_is_scored(toy_ratings_repo: Path, tmp_path: Path) -> None:
-    """gitops train on a classification model formats rows as the task's input + ' ' + label, whatever
-    the config's prompt section says; the adapter is then one more variant in the same table."""
+    """gitops train on a classification model formats rows as the task's input + ' ' + label, learned
+    alone (the loss on the label and end token), whatever the config's prompt section says; the
+    adapter is then one more variant in the same table."""
     cfg = {"base_model": "ratings-base@v2", "dataset": f"{DATA}@v1", "output": {"model": MODEL},
            "prompt": {"template": "{text}"},
            "adapter": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
@@ -207,8 +208,8 @@ def test_a_lora_variant_learns_the_task_as_it_is_scored(toy_ratings_repo: Path, 
     res = run_gitops("train", str(path), cwd=toy_ratings_repo)
     assert res.exit_code == 0, res.stderr
     v4 = Workspace.open(toy_ratings_repo).registry().model(MODEL).versions["v4"]
-    assert v4.format == "peft-lora" and v4.config["prompt"] == {"template": "Review: {text}",
-                                                                 "response": " {rating}", "chat": False}
+    assert v4.format == "peft-lora" and v4.config["prompt"] == {"template": "Review: {text}", "response": " {rating}",
+                                                                 "chat": False, "loss": "response"}
     table = run_gitops("compare", f"{MODEL}@v1", f"{MODEL}@v4", "--dataset", f"{DATA}@v1", "--json",
                        cwd=toy_ratings_repo)
     assert table.exit_code == 0, table.stderr

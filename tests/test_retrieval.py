@@ -86,3 +86,19 @@ def test_query_rows_from_another_data_set_need_not_have_its_key(ratings_repo: Pa
     for kind in ("random", "bm25"):
         found = retriever(ratings_repo, kind, k=2).retrieve({"body_id": 7, "text": "excellent superb", "rating": "5"})
         assert len(found) == 2
+
+
+def test_the_index_cache_key_includes_the_input_template(ratings_repo: Path) -> None:
+    """A second model on the same data set whose task renders rows differently indexes its own text
+    (it used to load the first model's index: same data set md5, same embedder)."""
+    import json
+
+    first = retriever(ratings_repo, "bm25")
+    other_task = ClassificationTask(input="Item {id}: {text}", label="rating", labels=TASK.labels, fallback="3")
+    ws = Workspace.open(ratings_repo)
+    other = build_retriever(ws, f"{DATA}@v1", Retrieval("bm25", 3), other_task.render)
+    assert not other.cached and other.cache_dir != first.cache_dir
+    again = build_retriever(ws, f"{DATA}@v1", Retrieval("bm25", 3), other_task.render, template=other_task.input)
+    assert again.cached and again.cache_dir == other.cache_dir
+    done = [json.loads((r.cache_dir / "done.json").read_text())["template_md5"] for r in (first, other)]
+    assert done[0] != done[1] and retriever(ratings_repo, "bm25").cache_dir == first.cache_dir

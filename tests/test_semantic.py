@@ -75,9 +75,29 @@ def test_a_broken_embedder_is_one_sentence(ratings_repo: Path, tmp_path: Path) -
 
 def test_prompt_add_accepts_a_semantic_embedder_and_refuses_other_dirs(ratings_repo: Path, embedder: Path,
                                                                       tmp_path: Path) -> None:
-    good = write_prompt(tmp_path / "sem.yaml", retrieval={"type": "semantic", "k": 3, "embedder": str(embedder)})
+    """An embedder is never pinned by a path of this machine (issue 20): a directory inside the
+    repository is stored relative to its root (a clone elsewhere finds it), one outside is refused."""
+    from gitops import yamlio
+    from gitops.adapters import git
+
+    before = git_state(ratings_repo)
+    outside = write_prompt(tmp_path / "out.yaml", retrieval={"type": "semantic", "k": 3, "embedder": str(embedder)})
+    res = run_gitops("prompt", "add", MODEL, "--config", str(outside), cwd=ratings_repo)
+    assert res.exit_code == 1 and "is a directory outside the repository" in res.stderr
+    assert "Traceback" not in res.stderr and git_state(ratings_repo) == before
+    inside = ratings_repo / "embedders" / "st-toy"
+    shutil.copytree(embedder, inside)
+    git.add(ratings_repo, ["embedders"])
+    git.commit(ratings_repo, "the embedder, in the repository", ["embedders"])
+    good = write_prompt(tmp_path / "sem.yaml", retrieval={"type": "semantic", "k": 3, "embedder": str(inside)})
     res = run_gitops("prompt", "add", MODEL, "--config", str(good), cwd=ratings_repo)
     assert res.exit_code == 0, res.stderr
+    stored = yamlio.load_file(ratings_repo / "models" / MODEL / "v1.prompt.yaml")["retrieval"]
+    assert stored["embedder"] == "embedders/st-toy" and "revision" not in stored
+    relative = write_prompt(tmp_path / "rel.yaml", retrieval={"type": "semantic", "k": 3,
+                                                              "embedder": "embedders/st-toy"})
+    res = run_gitops("prompt", "add", MODEL, "--config", str(relative), cwd=ratings_repo)
+    assert res.exit_code == 0 and "already holds this prompt config" in res.stdout   # the same pin, however named
     before = git_state(ratings_repo)
     bad = write_prompt(tmp_path / "bad.yaml", retrieval={"type": "semantic", "k": 3, "embedder": str(tmp_path)})
     res = run_gitops("prompt", "add", MODEL, "--config", str(bad), cwd=ratings_repo)
@@ -130,12 +150,12 @@ def test_a_hub_id_embedder_comes_from_the_hf_cache_pinned_to_its_commit_and_md5(
     by_id = write_prompt(tmp_path / "hub.yaml", retrieval={"type": "semantic", "k": 3, "embedder": "local-org/st-toy"})
     res = run_gitops("prompt", "add", MODEL, "--config", str(by_id), cwd=ratings_repo)
     assert res.exit_code == 0, res.stderr
-    by_path = write_prompt(tmp_path / "dir.yaml", retrieval={"type": "semantic", "k": 3, "embedder": str(embedder)})
-    assert run_gitops("prompt", "add", MODEL, "--config", str(by_path), cwd=ratings_repo).exit_code == 0
     hub_cfg = yamlio.load_file(ratings_repo / "models" / MODEL / "v1.prompt.yaml")["retrieval"]
-    dir_cfg = yamlio.load_file(ratings_repo / "models" / MODEL / "v2.prompt.yaml")["retrieval"]
-    assert hub_cfg["revision"] == commit and "revision" not in dir_cfg
-    assert hub_cfg["embedder_md5"] == dir_cfg["embedder_md5"]     # the same files, reached two ways
+    assert hub_cfg["revision"] == commit and hub_cfg["embedder"] == "local-org/st-toy"
+    # the cache snapshot's absolute path is stored as what it is, that hub id at that commit: the same pin
+    by_path = write_prompt(tmp_path / "dir.yaml", retrieval={"type": "semantic", "k": 3, "embedder": str(snapshot)})
+    res = run_gitops("prompt", "add", MODEL, "--config", str(by_path), cwd=ratings_repo)
+    assert res.exit_code == 0 and "already holds this prompt config" in res.stdout, res.stderr
     ws = Workspace.open(ratings_repo)
     pinned = Retrieval("semantic", 3, embedder="local-org/st-toy", revision=commit,
                        embedder_md5=hub_cfg["embedder_md5"])
@@ -160,3 +180,4 @@ def test_a_hub_id_that_is_not_cached_offline_is_one_sentence(ratings_repo: Path,
     res = run_gitops("prompt", "add", MODEL, "--config", str(cfg), cwd=ratings_repo)
     assert res.exit_code == 1 and "is neither a directory nor a hub id" in res.stderr
     assert git_state(ratings_repo) == before
+

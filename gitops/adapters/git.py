@@ -18,6 +18,13 @@ _ENV_OVERRIDES = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"}
 # git's background maintenance runs in the foreground, so no detached grandchild keeps it for minutes.
 _INHERITED: set[int] = set()
 _FOREGROUND = ("-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false")
+# No git command gitops runs starts git's automatic maintenance (`git commit` does, once about 6,700
+# loose objects pile up: `git gc --auto` repacks, expires reflogs and prunes by walking every object,
+# in the foreground under the write lock: ingest #1,000 took 16 s and #2,409 35 s, issue 20 item 8).
+# gitops packs loose objects itself, incrementally and bounded (:func:`pack_loose`); a full `git gc`
+# is left to scheduled maintenance (docs/data.md#git-maintenance).
+_NO_AUTO_MAINTENANCE = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+LOOSE_PACK_LIMIT = 1024   # estimated loose objects (git's own estimate: objects/17 x 256) before a pack
 
 
 @contextlib.contextmanager
@@ -34,7 +41,7 @@ def run(root: Path | str, *args: str, input: str | None = None, check: bool = Tr
         env: dict[str, str] | None = None) -> str:
     """Run ``git args`` in ``root`` and return stdout (text); ``env`` adds variables (GIT_INDEX_FILE)."""
     env = {**os.environ, **_ENV_OVERRIDES, **(env or {})}
-    argv = ["git", *(_FOREGROUND if _INHERITED else ()), *args]
+    argv = ["git", *_NO_AUTO_MAINTENANCE, *(_FOREGROUND if _INHERITED else ()), *args]
     try:
         proc = subprocess.run(argv, cwd=root, input=input, capture_output=True, text=True, env=env, check=False,
                               pass_fds=tuple(_INHERITED))
@@ -389,6 +396,29 @@ def delete_remote_branch(root: Path, remote: str, branch: str) -> None:
     run(root, "push", "-q", remote, "--delete", f"refs/heads/{branch}")
 
 
+def loose_estimate(root: Path) -> int:
+    """Loose objects in the repository, estimated as git estimates them for ``gc --auto``: the
+    entries of one of the 256 fan-out directories (``objects/17``), times 256. One directory read."""
+    folder = common_dir(root) / "objects" / "17"
+    try:
+        return 256 * sum(1 for entry in os.scandir(folder) if len(entry.name) >= 38)
+    except FileNotFoundError:
+        return 0
+
+
+def pack_loose(root: Path, limit: int | None = None) -> bool:
+    """Pack the loose objects into one new pack when there are more than about ``limit`` of them
+    (default :data:`LOOSE_PACK_LIMIT`), without walking the history (git maintenance's
+    ``loose-objects`` task, then ``prune-packed`` to delete the packed copies): its cost follows the
+    loose objects, not the repository's size, so the commit that triggers it stays bounded.
+    Returns whether it packed."""
+    if loose_estimate(root) <= (LOOSE_PACK_LIMIT if limit is None else limit):
+        return False
+    run(root, "maintenance", "run", "--task=loose-objects", "--quiet")
+    run(root, "prune-packed", "-q")
+    return True
+
+
 def fetch(root: Path, remote: str = "origin") -> None:
     """``git fetch`` from ``remote``: updates its remote-tracking refs, never the work tree."""
     run(root, "fetch", "-q", "--no-tags", remote)
@@ -460,6 +490,9 @@ class Git:
 
     def dirty_paths(self) -> list[str]:
         return dirty_paths(self.root)
+
+    def pack_loose(self) -> bool:
+        return pack_loose(self.root)
 
     def require_clean(self, action: str) -> None:
         require_clean(self.root, action)

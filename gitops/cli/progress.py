@@ -1,5 +1,8 @@
 """Progress bars on stderr for long work (tqdm, imported late): one bar per stage, started afresh
-when the stage changes or its count goes back (``compare`` predicts once per variant)."""
+when the stage changes or its count goes back (``compare`` predicts once per variant).
+
+A bar starts at the first count it is given: rows a killed run already predicted (a resumed
+``predict``) are shown as done but not counted in the rate, which covers only this run's work."""
 
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ class StageBar:
         if self.bar is None or stage != self.stage or total != self.total or done < self.bar.n:
             self.close()
             self.stage, self.total = stage, total
-            self.bar = tqdm(total=total, desc=stage, leave=False, dynamic_ncols=True, unit=self.unit,
-                            bar_format=self.bar_format)
+            self.bar = tqdm(total=total, initial=done, desc=stage, leave=False, dynamic_ncols=True,
+                            unit=self.unit, bar_format=self.bar_format)
         self.bar.n = done
         self.bar.refresh()
 

@@ -55,8 +55,12 @@ def _constrain_option(fn):  # noqa: ANN001, ANN202 - a click decorator
 
 @click.command("predict")
 @click.argument("ref", metavar="MODEL@REF")
-@click.option("--dataset", required=True, help="The data set version to predict, e.g. --dataset reviews@v1.")
-@click.option("--split", default="test", show_default=True, type=_SPLITS, help="Which rows, e.g. --split valid.")
+@click.option("--dataset", help="The data set version to predict, e.g. --dataset reviews@v1 (or --input FILE).")
+@click.option("--input", "input_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A CSV, TSV, JSON Lines or Parquet file of new rows to predict (the label column may be "
+                   "missing or empty; nothing is ingested), e.g. --input new-reviews.csv.")
+@click.option("--split", default="test", show_default=True, type=_SPLITS,
+              help="Which rows of --dataset, e.g. --split valid.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Where to write the predictions (.parquet, .csv or .jsonl), e.g. --out preds.parquet.")
 @click.option("--batch-size", default=32, show_default=True,
@@ -66,32 +70,43 @@ def _constrain_option(fn):  # noqa: ANN001, ANN202 - a click decorator
               help="Where the model runs, e.g. --device cuda.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads, e.g. --threads 2.")
 @_constrain_option
+@click.option("--probabilities/--no-probabilities", default=True, show_default=True,
+              help="With free decoding, also score every label for its probability (one more pass over the "
+                   "prompts); constrained decoding always has them. E.g. --no-probabilities for speed.")
 @repo_option
-def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: int, limit: int | None, device: str,
-                    threads: int | None, constrain: str | None, repo_dir: Path) -> None:
-    """Predict a label for every row of a data set version with one variant of a classification model.
+def predict_command(ref: str, dataset: str | None, input_file: Path | None, split: str, out: Path, batch_size: int,
+                    limit: int | None, device: str, threads: int | None, constrain: str | None, probabilities: bool,
+                    repo_dir: Path) -> None:
+    """Predict a label for every row of a data set version (or of a file) with one variant of a
+    classification model.
 
-    Writes key, label, prediction, matched, raw_output, tokens and latency per row. A killed run
-    resumes from OUT.partial.jsonl when started again with the same arguments.
+    Writes key, input, label, prediction, matched, raw_output, tokens, latency and the probability
+    of every label per row. A killed run resumes from OUT.partial.jsonl when started again with the
+    same arguments.
 
     \b
-    Example:
+    Examples:
       gitops predict ratings@v2 --dataset reviews@v1 --split test --out preds.parquet
+      gitops predict ratings@production --input new-reviews.csv --out new.csv
     """
     from gitops import api
 
     with StageBar(unit="row") as bar:
         result = api.predict(workspace_of(repo_dir), ref, dataset, split=split, out=out, batch_size=batch_size,
                              limit=limit, device=device, threads=threads, progress=bar.of("predict"),
-                             constrain=constrain)
+                             constrain=constrain, input_file=input_file, probabilities=probabilities)
     resumed = f" ({result.resumed} resumed from a killed run)" if result.resumed else ""
     how = ", decoding constrained to the labels" if result.constrained else ""
     click.echo(f"{result.rows} predictions{resumed} written to {out}: {result.rows_per_second:.1f} rows/s "
                f"(after {result.load_seconds:.1f} s opening the model){how}")
     s = result.scores
     if s.rows:
-        click.echo(f"accuracy {s.accuracy:.1%}, macro {s.macro_accuracy:.1%}, invalid outputs {s.invalid_rate:.1%}, "
-                   f"{s.tokens_per_prediction:.1f} tokens per prediction")
+        click.echo(f"accuracy {s.accuracy:.1%}, macro-F1 {s.macro_f1:.1%}, macro {s.macro_accuracy:.1%}, "
+                   f"invalid outputs {s.invalid_rate:.1%}, {s.tokens_per_prediction:.1f} tokens per prediction"
+                   + (f", log loss {s.log_loss:.3f}, ECE {s.ece:.1%}" if s.log_loss is not None else "")
+                   + (f" ({s.rows} of {result.rows} rows labelled)" if s.rows < result.rows else ""))
+    else:
+        click.echo("no row has a label: nothing to score")
 
 
 @click.command("compare")
@@ -108,8 +123,9 @@ def predict_command(ref: str, dataset: str, split: str, out: Path, batch_size: i
 @repo_option
 def compare_command(refs: tuple[str, ...], dataset: str | None, split: str, limit: int | None, batch_size: int,
                     as_json: bool, device: str, threads: int | None, constrain: str | None, repo_dir: Path) -> None:
-    """Compare variants of one classification model on the same rows: accuracy (with intervals),
-    invalid-output rate, p50 latency and tokens per prediction.
+    """Compare variants of one classification model on the same rows: accuracy, macro-F1, log loss
+    and calibration error (with intervals), the majority-class baseline, the invalid-output rate
+    (a variant over 20% is flagged, with three of its outputs), p50 latency and tokens per prediction.
 
     \b
     Example:

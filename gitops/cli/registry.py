@@ -136,9 +136,13 @@ def model_create(name: str, description: str, task: str, classification_file: Pa
                  owners: tuple[str, ...], protect: tuple[str, ...], repo_dir: Path) -> None:
     """Create a model in the registry (and update CODEOWNERS for its protected aliases).
 
+    A classification model gets the gate "accuracy not significantly worse than the baseline"
+    (edit gates: in its model.yaml to change it).
+
     \b
-    Example:
+    Examples:
       gitops model create review-autocomplete --protect production=@acme/mlops
+      gitops model create ratings --task classification --classification task.yaml
     """
     from gitops import api
 
@@ -146,6 +150,12 @@ def model_create(name: str, description: str, task: str, classification_file: Pa
                                owners=list(owners), protect=parse_pairs(protect, "--protect"), classification=classification_file)
     click.echo(f"Created model '{created.name}'" + (
         f" (protected: {', '.join(created.protected)})" if created.protected else ""))
+    for gate in created.gates:
+        from gitops.core.records import GATE_BOUNDS
+        from gitops.eval.gates import describe_gate
+
+        bound = next(b for b in GATE_BOUNDS if getattr(gate, b) is not None)
+        click.echo(f"  gate: {describe_gate(gate.metric, bound, getattr(gate, bound), gate.significant)}")
 
 
 @click.command("register")

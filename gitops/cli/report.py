@@ -71,7 +71,8 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
 
 def summary_line(rendered: RenderedReport, out: Path | None) -> str:
     """One line for the terminal: verdict, size, samples shown, where it went."""
-    icon = "✅ gates pass" if rendered.verdict == "pass" else "❌ a gate failed"
+    icon = {"❌": "❌ a gate failed", "✅": "✅ gates pass", "⚪": "⚪ no gates defined, not judged"}.get(
+        rendered.icon, "⚠️ gates pass, but a candidate is worse than its baseline or not judged")
     shortened = " (shortened)" if rendered.truncated else ""
     where = f" -> {out}" if out is not None else ""
     return (f"{icon}; report {rendered.chars:,} characters{shortened}, "

@@ -44,9 +44,12 @@ class _Bar:
 @github_repo_option
 @click.option("--base", "base_branch", metavar="BRANCH",
               help="The branch the --pr pull request merges into (default: the branch checked out).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads torch may use (default: every core), e.g. --threads 2 on a shared machine.")
 @repo_option
 def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
-              open_pr: bool, github_repo: str | None, base_branch: str | None, repo_dir: Path) -> None:
+              open_pr: bool, github_repo: str | None, base_branch: str | None, threads: int | None,
+              repo_dir: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
 
     Runs on CPU, one GPU, or several processes:
@@ -59,6 +62,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml --set trainer.learning_rate=1e-4 --set trainer.epochs=2
       gitops train train.yaml --resume --alias staging
       gitops train train.yaml --alias staging --pr      # main is protected: a pull request
+      gitops train train.yaml --threads 2
     """
     from gitops import api
 
@@ -66,7 +70,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
     bar = _Bar()
     try:
         run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar,
-                        pr=open_pr, github_repo=github_repo, base=base_branch)
+                        pr=open_pr, github_repo=github_repo, base=base_branch, threads=threads)
     finally:
         bar.close()
     if run.version is None:

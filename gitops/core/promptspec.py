@@ -10,6 +10,7 @@ A prompt version holds no weights: it is a base model version, a template and a 
     example: "Review: {text}\\nRating: {rating}\\n\\n"   # one retrieved row, over its columns
     retrieval: {type: bm25, k: 3}  # none | random (seed) | bm25 | semantic (embedder: a path or hub id)
     generation: {max_new_tokens: 4, temperature: 0}   # constrain: labels (optional)
+    chat: false                    # true: the rendered prompt is the user's turn of the base's chat template
 
 ``generation.constrain: labels`` scores every label of the task as the prompt's continuation and
 predicts the likeliest instead of generating (:mod:`gitops.ml.choices`).
@@ -41,7 +42,7 @@ from gitops.errors import GitopsError, IntegrityError, RegistryError, shown
 from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap
 
-PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation")
+PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation", "chat")
 RETRIEVAL_TYPES = ("none", "random", "bm25", "semantic")
 RETRIEVAL_KEYS = ("type", "k", "embedder", "revision", "seed")
 GENERATION_KEYS = ("max_new_tokens", "temperature", "constrain")
@@ -101,6 +102,7 @@ class PromptSpec:
     temperature: float = 0.0
     constrain: str | None = None   # "labels": decoding constrained to the task's labels
     base_md5: str | None = None    # a stored config's pinned base (None in a config given to prompt add)
+    chat: bool = False             # the prompt goes through the base's chat template, as the user's turn
 
     def example_slots(self) -> list[str]:
         return template_slots(self.example) if self.example else []
@@ -130,6 +132,11 @@ def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> Pr
     texts = {k: _text(doc, k, src, p) for k in ("task", "template", "example")}
     retrieval = _retrieval(doc, src, p, stored)
     tokens, temperature, constrain = _generation(doc, src, p)
+    chat = doc.get("chat", False)
+    if not isinstance(chat, bool):
+        p.add(src, doc, "chat", "chat must be true (render the prompt through the base's chat template, as the "
+              "user's turn) or false")
+        chat = False
     template = texts["template"]
     if template is not None:
         _check_template(doc, template, retrieval, src, p)
@@ -141,7 +148,7 @@ def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> Pr
         return None
     return PromptSpec(base=base, template=template, task=texts["task"] or "", dataset=dataset,
                       example=texts["example"], retrieval=retrieval, max_new_tokens=tokens, temperature=temperature,
-                      constrain=constrain, base_md5=doc.get("base_md5") if stored else None)
+                      constrain=constrain, base_md5=doc.get("base_md5") if stored else None, chat=chat)
 
 
 def _pinned(doc: LineMap, base: str | None, src: str, p: Problems) -> None:

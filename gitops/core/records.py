@@ -58,9 +58,13 @@ class Gate:
     min: float | None = None
     max_increase_pct: float | None = None
     max_decrease_pct: float | None = None
+    significant: bool = False   # relative bounds judged on the change's interval, not its point value
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, **{k: getattr(self, k) for k in GATE_BOUNDS if getattr(self, k) is not None}}
+        out = {"metric": self.metric, **{k: getattr(self, k) for k in GATE_BOUNDS if getattr(self, k) is not None}}
+        if self.significant:
+            out["significant"] = True
+        return out
 
 
 @dataclass

@@ -312,7 +312,7 @@ def _parse_gates(gates: Any, doc: LineMap, src: str, p: Problems) -> list[Gate]:
             p.add(src, gate if isinstance(gate, LineMap) else doc, None if isinstance(gate, LineMap) else "gates",
                   "each gate needs 'metric' and one bound of: " + ", ".join(GATE_BOUNDS))
             continue
-        _keys(gate, ("metric", *GATE_BOUNDS), ("metric",), src, p, "gate")
+        _keys(gate, ("metric", *GATE_BOUNDS, "significant"), ("metric",), src, p, "gate")
         bounds = {k: gate[k] for k in GATE_BOUNDS if k in gate}
         if not bounds:
             p.add(src, gate, None,
@@ -320,7 +320,15 @@ def _parse_gates(gates: Any, doc: LineMap, src: str, p: Problems) -> list[Gate]:
         for k, v in bounds.items():
             if not is_number(v):
                 p.add(src, gate, k, f"gate on '{shown(gate['metric'])}': {shown(k)} must be a number")
-        out.append(Gate(metric=gate["metric"], **{k: float(v) for k, v in bounds.items() if is_number(v)}))
+        significant = gate.get("significant", False)
+        if not isinstance(significant, bool):
+            p.add(src, gate, "significant", f"gate on '{shown(gate['metric'])}': significant must be true or false")
+            significant = False
+        elif significant and not any(k.endswith("_pct") for k in bounds):
+            p.add(src, gate, "significant", f"gate on '{shown(gate['metric'])}': significant: true judges a change "
+                  "against the baseline, so it needs max_increase_pct or max_decrease_pct")
+        out.append(Gate(metric=gate["metric"], significant=significant,
+                        **{k: float(v) for k, v in bounds.items() if is_number(v)}))
     return out
 
 

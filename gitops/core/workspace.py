@@ -262,7 +262,9 @@ class Workspace:
         entry = self._entry
         if entry is None:
             self.git.add(paths)
-            return self.git.commit(message, paths=paths)
+            sha = self.git.commit(message, paths=paths)
+            self.git.pack_loose()   # git's own auto gc is off in gitops' commands: bounded packing instead
+            return sha
         # 'git commit -- paths' takes tracked files from the work tree itself (staging a grown data
         # set file first would hash it twice); only new files need adding, and vanished new ones dropping.
         paths = [p for p in paths if p in entry.tracked or (self.root / p).exists()]
@@ -272,6 +274,7 @@ class Workspace:
         sha = self.git.commit(message, paths=paths)
         journal.clear(path)
         self._entry = None
+        self.git.pack_loose()   # git's own auto gc is off in gitops' commands: bounded packing instead
         return sha
 
     # --- pushing ----------------------------------------------------------------------------------

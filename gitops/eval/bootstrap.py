@@ -64,6 +64,22 @@ def percentile_interval(cand: list[float], ref: list[float], pct: float, *, scal
     return _interval(stat, _paired_length([c, r]), resamples, seed, confidence)
 
 
+def counts_interval(stat: Callable[[np.ndarray], np.ndarray], n: int, *, resamples: int = RESAMPLES,
+                    seed: int = SEED, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Interval of a statistic computed from draw counts: ``stat`` gets a (draws, n) matrix whose
+    row ``d`` says how many times draw ``d`` took each unit, and returns one value per draw. The
+    draws are :func:`ratio_interval`'s (same seed, same indices), so statistics that are no ratio
+    of sums (macro-F1, calibration error) pair with the others. None when ``n`` is too small."""
+    import numpy as np
+
+    def from_indices(idx: np.ndarray) -> np.ndarray:
+        draws = idx.shape[0]
+        flat = (np.arange(draws)[:, None] * n + idx).ravel()
+        return stat(np.bincount(flat, minlength=draws * n).reshape(draws, n).astype(np.float64))
+
+    return _interval(from_indices, n, resamples, seed, confidence)
+
+
 def _paired_length(arrays: list[np.ndarray]) -> int:
     """The number of paired units, or 0 when the arrays do not pair up."""
     lengths = {len(a) for a in arrays}

@@ -222,7 +222,8 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
     judged = judging.judge_samples(plan.judge, sample_rows) if plan.judge is not None and base else None
     gated = {**cand.metrics, judging.GATE_METRIC: judged.win_rate} if judged else cand.metrics
     model = ws.registry().model(plan.model)
-    gates = evaluate_gates(model.gates, gated, base.metrics if base is not None else None)
+    gates = evaluate_gates(model.gates, gated, base.metrics if base is not None else None,
+                           next((c.deltas for c in comparisons if c.against == "baseline"), None))
     parsed = refs.parse_ref(ref)
     if alias is None and parsed.ref and not parsed.is_version and parsed.ref != "latest":
         alias = parsed.ref

@@ -15,17 +15,15 @@ import dataclasses
 import json
 import platform
 import sys
-import types
-import typing
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from gitops import jsonio
 from gitops.core.schema import GATE_BOUNDS, Version
-from gitops.errors import EvalError, shown
-from gitops.validation import REQUIRED, Field, Invalid, ListOf, MapOf, Record, Scalar, Spec, conform, show_json
+from gitops.errors import shown
+from gitops.eval.checked import ResultsError, Checked, spec_of
+from gitops.validation import Invalid, conform, show_json
 
 SCHEMA_VERSION = 2
 COMPARED_WITH = ("baseline", "parent")
@@ -33,86 +31,15 @@ DELTA_METHODS = ("bootstrap", "exact")
 MAX_RESULTS_BYTES = 64 * 1024 * 1024  # samples included, a results document is a few MB at most
 
 
-class ResultsError(EvalError):
-    """A results document is malformed: wrong schema version, a missing key, a value of the wrong type."""
-
-
-# --- specs from type hints -----------------------------------------------------------------------
-
-_SCALARS = {str: "str", int: "int", float: "float", bool: "bool"}
-
-
-@lru_cache(maxsize=None)
-def _spec(hint: Any) -> Spec:
-    """The validation spec of a type hint; supports what the results shapes use and nothing more."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return dataclasses.replace(_spec(inner), nullable=True)  # type: ignore[type-var]
-    if dataclasses.is_dataclass(hint):
-        return _record(hint)
-    if origin is list:
-        return ListOf(_spec(typing.get_args(hint)[0]))
-    if origin is dict:
-        return MapOf(_spec(typing.get_args(hint)[1]))
-    return Scalar(_SCALARS[hint])
-
-
-@lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _record(cls: type) -> Record:
-    fields = {f.name: Field(_spec(_hints(cls)[f.name]),
-                            REQUIRED if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                            else None)
-              for f in dataclasses.fields(cls)}
-    return Record(fields, what=cls.__name__, build=_builder(cls), cls=cls, keep_absent=False,
-                  unknown="{path} is not a known key of {what} (known: {allowed})", missing="{path} is missing",
-                  not_mapping="{path} must be an object ({what}), not {shown}", build_error="{path} {message}")
-
-
-def result_spec(cls: type) -> Record:
+def result_spec(cls: type) -> Any:
     """The spec a results dataclass is checked by (what docs/reference.md lists)."""
-    return _spec(cls)
-
-
-class _builder:
-    """Builds ``cls``; a value rule it breaks (:class:`ResultsError`) is reported where the record is."""
-
-    def __init__(self, cls: type) -> None:
-        self.cls = cls
-
-    def __call__(self, **kwargs: Any) -> Any:
-        try:
-            return self.cls(**kwargs)
-        except ResultsError as exc:
-            raise Invalid(exc.message) from None
-
-
-class _Checked:
-    """Mixin: every field is checked against its type hint when the object is built."""
-
-    def __post_init__(self) -> None:
-        cls = type(self)
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            try:
-                value = conform(_spec(_hints(cls)[f.name]), getattr(self, f.name), f"{cls.__name__}.{f.name}",
-                                decode=False)
-            except Invalid as exc:
-                raise ResultsError(exc.message) from None
-            object.__setattr__(self, f.name, value)
-        self._validate()
-
-    def _validate(self) -> None:
-        """Value rules beyond types; raise ResultsError with one sentence."""
+    return spec_of(cls)
 
 
 # --- the shapes ----------------------------------------------------------------------------------
 
 @dataclass
-class DatasetInfo(_Checked):
+class DatasetInfo(Checked):
     """Which data the models were evaluated on."""
 
     ref: str                      # reviews@v2
@@ -121,7 +48,7 @@ class DatasetInfo(_Checked):
 
 
 @dataclass
-class GenerationInfo(_Checked):
+class GenerationInfo(Checked):
     """How sample completions and latency were produced."""
 
     max_new_tokens: int
@@ -132,7 +59,7 @@ class GenerationInfo(_Checked):
 
 
 @dataclass
-class Lineage(_Checked):
+class Lineage(Checked):
     """Where a version came from (copied from the registry's version record)."""
 
     parent: str | None = None
@@ -145,7 +72,7 @@ class Lineage(_Checked):
 
 
 @dataclass
-class CurvePoint(_Checked):
+class CurvePoint(Checked):
     """One logged training step; either loss may be missing at a given step."""
 
     step: int
@@ -154,7 +81,7 @@ class CurvePoint(_Checked):
 
 
 @dataclass
-class ModelResult(_Checked):
+class ModelResult(Checked):
     """One evaluated model version and its measurements."""
 
     ref: str                      # review-autocomplete@v3
@@ -180,7 +107,7 @@ class ModelResult(_Checked):
 
 
 @dataclass
-class Delta(_Checked):
+class Delta(Checked):
     """One metric of the candidate minus the same metric of a model it is compared with, and the
     confidence interval of that difference (see docs/results-schema.md#delta)."""
 
@@ -213,7 +140,7 @@ class Delta(_Checked):
 
 
 @dataclass
-class Comparison(_Checked):
+class Comparison(Checked):
     """The candidate against one other model measured on the same rows with the same settings."""
 
     against: str                      # baseline or parent: which of the document's models
@@ -226,7 +153,7 @@ class Comparison(_Checked):
 
 
 @dataclass
-class Statistics(_Checked):
+class Statistics(Checked):
     """How every interval in the document was computed."""
 
     method: str = "paired bootstrap, percentile interval"
@@ -240,7 +167,7 @@ class Statistics(_Checked):
 
 
 @dataclass
-class Sample(_Checked):
+class Sample(Checked):
     """One prompt and what each model completed (baseline is null without a baseline)."""
 
     prompt: str
@@ -250,7 +177,7 @@ class Sample(_Checked):
 
 
 @dataclass
-class GateResult(_Checked):
+class GateResult(Checked):
     """The outcome of one bound of one gate (a gate with two bounds gives two results)."""
 
     metric: str
@@ -262,6 +189,7 @@ class GateResult(_Checked):
     baseline: float | None = None
     limit: float | None = None    # the absolute value the candidate was held to (null when skipped)
     skipped: bool = False         # needed a baseline value that was not there; counts as passed
+    significant: bool = False     # judged on the interval of the change, not its point value
 
     def _validate(self) -> None:
         if self.bound not in GATE_BOUNDS:
@@ -282,11 +210,13 @@ GATE_RESULT_REFERENCE = {
     "baseline": (2.18, "The baseline's value, for a relative bound."),
     "limit": (2.22, "The absolute value the candidate was held to (null when skipped)."),
     "skipped": (False, "A relative bound without a baseline value: skipped, counts as passed."),
+    "significant": (True, "Judged on the 95% interval of the change: it fails only when the whole interval "
+                          "is past the bound (a classification model's default accuracy gate)."),
 }
 
 
 @dataclass
-class ClassScore(_Checked):
+class ClassScore(Checked):
     """One label's scores on one side: precision, recall and F1 over ``support`` true rows."""
 
     label: str
@@ -297,17 +227,36 @@ class ClassScore(_Checked):
 
 
 @dataclass
-class ClassificationSide(_Checked):
+class ClassificationSide(Checked):
     """One model's classification detail (docs/results-schema.md#classification)."""
 
     kind: str                                  # zero-shot, few-shot bm25 k=3, hf, peft-lora, ct2
     accuracy_ci: list[float] | None = None     # [low, high]: the accuracy's own 95% interval
     per_class: list[ClassScore] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)  # confusion[true][predicted], in labels order
+    macro_f1_ci: list[float] | None = None     # the metrics' own intervals, as accuracy_ci
+    log_loss_ci: list[float] | None = None
+    ece_ci: list[float] | None = None
+    invalid_examples: list[str] = field(default_factory=list)  # up to 3 raw outputs that matched no label
 
 
 @dataclass
-class ClassificationInfo(_Checked):
+class MajorityBaseline(Checked):
+    """Always answering the most frequent label of the train split, scored on the same rows: the
+    reference a classifier must beat (docs/results-schema.md#classification)."""
+
+    label: str
+    accuracy: float
+    macro_f1: float
+    macro_accuracy: float
+    log_loss: float | None = None              # with the train split's label frequencies as probabilities
+    ece: float | None = None
+    accuracy_ci: list[float] | None = None
+    macro_f1_ci: list[float] | None = None
+
+
+@dataclass
+class ClassificationInfo(Checked):
     """A classification model's labels, which rows were predicted, and each side's detail."""
 
     labels: list[str]
@@ -315,6 +264,7 @@ class ClassificationInfo(_Checked):
     candidate: ClassificationSide
     baseline: ClassificationSide | None = None
     parent: ClassificationSide | None = None
+    majority: MajorityBaseline | None = None
 
     def _validate(self) -> None:
         n = len(self.labels)
@@ -327,12 +277,13 @@ class ClassificationInfo(_Checked):
                                    "per label)")
             if side.per_class and [c.label for c in side.per_class] != self.labels:
                 raise ResultsError(f"classification.{name}.per_class must list the labels in labels order")
-            if side.accuracy_ci is not None and len(side.accuracy_ci) != 2:
-                raise ResultsError(f"classification.{name}.accuracy_ci must be [low, high]")
+            for ci in ("accuracy_ci", "macro_f1_ci", "log_loss_ci", "ece_ci"):
+                if getattr(side, ci) is not None and len(getattr(side, ci)) != 2:
+                    raise ResultsError(f"classification.{name}.{ci} must be [low, high]")
 
 
 @dataclass
-class Environment(_Checked):
+class Environment(Checked):
     """Where the evaluation ran; library versions are null when not installed."""
 
     device: str
@@ -365,7 +316,7 @@ class Environment(_Checked):
 
 
 @dataclass
-class JudgeSummary(_Checked):
+class JudgeSummary(Checked):
     """An LLM judge's verdict on the samples: candidate against baseline, both orders
     (:mod:`gitops.eval.judge`; docs/results-schema.md#judgesummary)."""
 
@@ -391,7 +342,7 @@ class JudgeSummary(_Checked):
 
 
 @dataclass
-class EvalResults(_Checked):
+class EvalResults(Checked):
     """One candidate evaluated (against an optional baseline) on one data set."""
 
     created_at: str
@@ -455,6 +406,11 @@ class EvalResults(_Checked):
             body.pop("judge")
         if body.get("classification") is None:  # a completion document stays as it always was
             body.pop("classification", None)
+        else:
+            _drop_unset(body["classification"])
+        for gate in body["gates"]:  # fields added within version 2 are written only when they say something
+            if not gate.get("significant"):
+                gate.pop("significant", None)
         return {"schema_version": self.schema_version, **body, "verdict": self.verdict}
 
     def to_json(self) -> str:
@@ -462,7 +418,7 @@ class EvalResults(_Checked):
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "results") -> EvalResults:
+    def from_dict(cls, data: Any, source: str = "results") -> EvalResults:  # noqa: D102
         """Decode a parsed document; raise :class:`ResultsError` naming ``source`` and the key."""
         if not isinstance(data, dict):
             raise ResultsError(f"{source} must be a JSON object (a gitops results document)")
@@ -474,7 +430,7 @@ class EvalResults(_Checked):
                                f"version {SCHEMA_VERSION}; use the gitops version that wrote it")
         body = {k: v for k, v in data.items() if k != "verdict"}
         try:
-            results = conform(_spec(cls), body)
+            results = conform(spec_of(cls), body)
         except Invalid as exc:
             raise ResultsError(f"{source}: {exc.message}") from None
         # verdict is derived; a stored one that disagrees means the document was edited by hand.
@@ -513,3 +469,18 @@ class EvalResults(_Checked):
         from gitops.yamlio import write_atomic
 
         write_atomic(Path(path), self.to_json())
+
+
+_NEW_SIDE_FIELDS = ("macro_f1_ci", "log_loss_ci", "ece_ci", "invalid_examples")
+
+
+def _drop_unset(info: dict[str, Any]) -> None:
+    """Leave out of a classification section the keys added within version 2 that are unset, so a
+    document written before them reads back byte for byte."""
+    if info.get("majority") is None:
+        info.pop("majority", None)
+    for name in ("candidate", "baseline", "parent"):
+        side = info.get(name)
+        for key in _NEW_SIDE_FIELDS:
+            if side is not None and not side.get(key):
+                side.pop(key, None)

@@ -130,11 +130,11 @@ class Backend:
             out += self._score_batch(ids[start:start + batch_size])
         return out
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, *, chat: bool = False) -> list[int]:
         """The token ids generation starts from (:func:`gitops.ml.tokens.prompt_ids`), untruncated:
         a server checks the length itself and refuses what does not fit instead of cutting the
-        prompt silently."""
-        return tokens.prompt_ids(self.tokenizer, text)
+        prompt silently. ``chat``: ``text`` is chat-template text (it carries its special tokens)."""
+        return tokens.prompt_ids(self.tokenizer, text, chat=chat)
 
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens dropped (as :meth:`generate` decodes)."""

@@ -42,11 +42,13 @@ def continuation_text(prompt: str, label: str) -> str:
     return label if not prompt or prompt[-1].isspace() else " " + label
 
 
-def choices(tokenizer, prompts: list[str], labels: list[str], max_length: int | None) -> list[list[Choice]]:
-    """Per prompt, per label, the context and scored ids (joint tokenization, see the module doc)."""
+def choices(tokenizer, prompts: list[str], labels: list[str], max_length: int | None, *,
+            chat: bool = False) -> list[list[Choice]]:
+    """Per prompt, per label, the context and scored ids (joint tokenization, see the module doc).
+    ``chat``: the prompts are chat-template text, which carries its own special tokens."""
     texts = [p + continuation_text(p, label) for p in prompts for label in labels]
-    joint = [list(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
-    own = [list(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+    joint = [list(ids) for ids in tokenizer(texts, add_special_tokens=not chat)["input_ids"]]
+    own = [list(ids) for ids in tokenizer(prompts, add_special_tokens=not chat)["input_ids"]]
     out: list[list[Choice]] = []
     for i, p_ids in enumerate(own):
         row = []
@@ -75,18 +77,20 @@ def _fit(tokenizer, context: list[int], max_length: int | None, scored: int) -> 
 MAX_SEQUENCES = 1024  # (row, label) pairs per engine call: a 1,000-label task still fits in memory
 
 
-def score_labels(backend, prompts: list[str], labels: list[str]) -> list[list[tuple[float, int]]]:
+def score_labels(backend, prompts: list[str], labels: list[str], *,
+                 chat: bool = False) -> list[list[tuple[float, int]]]:
     """Per prompt, per label: (sum of the label's token log-probs, its token count), in one or two
-    engine calls per group of rows (callers pass one batch; many labels split it further)."""
+    engine calls per group of rows (callers pass one batch; many labels split it further).
+    ``chat``: the prompts are chat-template text (no special tokens added)."""
     step = max(1, MAX_SEQUENCES // len(labels))
     out: list[list[tuple[float, int]]] = []
     for start in range(0, len(prompts), step):
-        out += _score_rows(backend, prompts[start:start + step], labels)
+        out += _score_rows(backend, prompts[start:start + step], labels, chat)
     return out
 
 
-def _score_rows(backend, prompts: list[str], labels: list[str]) -> list[list[tuple[float, int]]]:
-    rows = choices(backend.tokenizer, prompts, labels, backend.max_length)
+def _score_rows(backend, prompts: list[str], labels: list[str], chat: bool) -> list[list[tuple[float, int]]]:
+    rows = choices(backend.tokenizer, prompts, labels, backend.max_length, chat=chat)
     single = all(len(c.scored) == 1 and c.context == row[0].context for row in rows for c in row)
     if single:
         logps = _next_token_logprobs(backend, [row[0].context for row in rows])
@@ -104,6 +108,18 @@ def _score_rows(backend, prompts: list[str], labels: list[str]) -> list[list[tup
 def best(scores: list[tuple[float, int]]) -> int:
     """The index of the highest summed log-prob (the first one on a tie, in label order)."""
     return max(range(len(scores)), key=lambda j: (scores[j][0], -j))
+
+
+def probabilities(scores: list[tuple[float, int]]) -> list[float]:
+    """The labels' probabilities given that the answer is one of them: a softmax of their summed
+    log-likelihoods (the model's probability of each whole label text, renormalised over the
+    labels). The likeliest is :func:`best`'s; they sum to 1."""
+    import math
+
+    top = max(s for s, _ in scores)
+    weights = [math.exp(s - top) for s, _ in scores]
+    total = sum(weights)
+    return [w / total for w in weights]
 
 
 # --- engines ------------------------------------------------------------------------------------

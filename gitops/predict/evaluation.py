@@ -8,10 +8,11 @@ the same data set version split, cut to the same first ``max_rows`` rows, and is
 are exactly what ``gitops predict`` and ``gitops compare`` give on those rows.
 
 The document is the one ``gitops eval`` always writes (:class:`gitops.eval.results.EvalResults`):
-``metrics`` hold accuracy, macro accuracy, the invalid-output rate, p50 latency and tokens per
-prediction (so the model's gates hold on them), each comparison carries their deltas with paired
-bootstrap intervals over the rows, and ``classification`` holds the labels, per-class scores and
-confusion matrices. Lives on the predict floor because it runs predictions; ``gitops.eval`` below
+``metrics`` hold accuracy, macro-F1, log loss, expected calibration error, macro accuracy, the
+invalid-output rate, p50 latency and tokens per prediction (so the model's gates hold on them),
+each comparison carries their deltas with paired bootstrap intervals over the rows, and
+``classification`` holds the labels, per-class scores, confusion matrices, up to three outputs
+that matched no label, and the majority-class reference (always the most frequent train label). Lives on the predict floor because it runs predictions; ``gitops.eval`` below
 it does not know about them.
 """
 
@@ -39,6 +40,7 @@ from gitops.eval.results import (
     Environment,
     EvalResults,
     GenerationInfo,
+    MajorityBaseline,
     ModelResult,
     Sample,
     Statistics,
@@ -47,7 +49,7 @@ from gitops.predict import scoring
 from gitops.predict.pipeline import PredictResult, plan_predict, predict
 from gitops.predict.pool import BackendPool
 from gitops.predict.prompter import DEFAULT_MAX_NEW_TOKENS
-from gitops.predict.variants import variant_kind
+from gitops.predict.variants import majority_of, variant_kind
 
 StageProgress = Callable[[str, int, int], None]
 
@@ -80,11 +82,14 @@ def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, 
     cand_plan = plans["candidate"]
     results = {name: _model_result(ws, sides[name], plans[name], runs[name]) for name in runs}
     stats = statistics()
-    comparisons = [compare_predictions(name, results[name].version, labelled["candidate"], labelled[name], stats)
+    comparisons = [compare_predictions(name, results[name].version, labelled["candidate"], labelled[name], stats,
+                                       list(cand_plan.task.labels))
                    for name in ("baseline", "parent") if name in runs]
     gates = evaluate_gates(ws.registry().model(plan.model).gates, results["candidate"].metrics,
-                           results["baseline"].metrics if "baseline" in results else None)
+                           results["baseline"].metrics if "baseline" in results else None,
+                           next((c.deltas for c in comparisons if c.against == "baseline"), None))
     info = ClassificationInfo(labels=list(cand_plan.task.labels), rows_md5=rows_digest(keys),
+                              majority=majority_detail(ws, plan.dataset, cand_plan, labelled["candidate"]),
                               **{name: side_detail(variant_kind(plans[name].version), runs[name].scores)
                                  for name in runs})
     config = cand_plan.config or {}
@@ -125,21 +130,27 @@ def _same_rows(runs: dict[str, PredictResult]) -> dict[str, list[dict[str, Any]]
 
 
 def classification_metrics(scores: scoring.Scores) -> dict[str, float | None]:
-    """The metrics a classification side records (and gates may hold), from its scores."""
-    return {"accuracy": scores.accuracy, "macro_accuracy": scores.macro_accuracy,
-            "invalid_rate": scores.invalid_rate, "latency_p50_ms": scores.latency_p50_ms,
-            "tokens_per_prediction": scores.tokens_per_prediction}
+    """The metrics a classification side records (and gates may hold), from its scores; log loss
+    and the calibration error only when its predictions carry probabilities."""
+    out = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "macro_accuracy": scores.macro_accuracy,
+           "invalid_rate": scores.invalid_rate, "latency_p50_ms": scores.latency_p50_ms,
+           "tokens_per_prediction": scores.tokens_per_prediction}
+    if scores.log_loss is not None:
+        out["log_loss"], out["ece"] = scores.log_loss, scores.ece
+    return out
 
 
 def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], other: list[dict[str, Any]],
-                        stats: Statistics | None = None) -> Comparison:
+                        stats: Statistics | None = None, labels: list[str] | None = None) -> Comparison:
     """Candidate minus ``other`` for every classification metric, paired over the same rows:
-    accuracy by :func:`scoring.accuracy_delta`; the invalid rate, tokens and p50 latency by the
-    same bootstrap; macro accuracy (a mean of per-class recalls) without an interval."""
+    accuracy, macro-F1, log loss and the calibration error by :func:`scoring.deltas`; the invalid
+    rate, tokens and p50 latency by the same bootstrap; macro accuracy (a mean of per-class
+    recalls) without an interval."""
     stats = stats or statistics()
     settings = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
-    labels = sorted({p["label"] for p in cand} | {p["prediction"] for p in cand + other})
+    labels = labels or sorted({p["label"] for p in cand} | {p["prediction"] for p in cand + other})
     mc, mo = (classification_metrics(scoring.score(rows, labels)) for rows in (cand, other))
+    paired = scoring.deltas(cand, other, labels)
     ones = [1.0] * len(cand)
 
     def per_row(rows: list[dict[str, Any]], f: Callable[[dict[str, Any]], float]) -> tuple[list[float], list[float]]:
@@ -148,7 +159,7 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     invalid = (lambda p: 0.0 if p["matched"] else 1.0)
     tokens = (lambda p: float(p["prompt_tokens"] + p["completion_tokens"]))
     intervals = {
-        "accuracy": scoring.accuracy_delta(cand, other),
+        **paired,
         "invalid_rate": bootstrap.ratio_interval(per_row(cand, invalid), per_row(other, invalid), **settings),
         "latency_p50_ms": bootstrap.percentile_interval([p["latency_ms"] for p in cand],
                                                         [p["latency_ms"] for p in other], 50.0, **settings),
@@ -156,6 +167,8 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     }
     deltas = {}
     for name in mc:
+        if mo.get(name) is None:
+            continue  # log loss and ECE: the other side has no probabilities
         low, high = intervals.get(name) or (None, None)
         has_unit = name in intervals
         deltas[name] = Delta(delta=mc[name] - mo[name], low=low, high=high, unit="rows" if has_unit else None,
@@ -178,10 +191,23 @@ def _model_result(ws: Workspace, ref: str, plan: Any, run: PredictResult) -> Mod
 
 def side_detail(kind: str, scores: scoring.Scores) -> ClassificationSide:
     """One side's classification detail: its kind (zero-shot, few-shot bm25 k=3, hf...) and scores."""
+    ci = lambda v: list(v) if v else None  # noqa: E731
     return ClassificationSide(
-        kind=kind, accuracy_ci=list(scores.accuracy_ci) if scores.accuracy_ci else None,
-        per_class=list(scores.per_class),
-        confusion=[list(row) for row in scores.confusion])
+        kind=kind, accuracy_ci=ci(scores.accuracy_ci), per_class=list(scores.per_class),
+        confusion=[list(row) for row in scores.confusion], macro_f1_ci=ci(scores.macro_f1_ci),
+        log_loss_ci=ci(scores.log_loss_ci), ece_ci=ci(scores.ece_ci), invalid_examples=list(scores.invalid_examples))
+
+
+def majority_detail(ws: Workspace, dataset: str, plan: Any, rows: list[dict[str, Any]]) -> MajorityBaseline | None:
+    """The majority-class reference on the scored rows, from the data set's train split."""
+    found = majority_of(ws, dataset, plan.task.label, rows, list(plan.task.labels))
+    if found is None:
+        return None
+    s = found.scores
+    ci = lambda v: list(v) if v else None  # noqa: E731
+    return MajorityBaseline(label=found.label, accuracy=s.accuracy, macro_f1=s.macro_f1,
+                            macro_accuracy=s.macro_accuracy, log_loss=s.log_loss, ece=s.ece,
+                            accuracy_ci=ci(s.accuracy_ci), macro_f1_ci=ci(s.macro_f1_ci))
 
 
 def _samples(plan: Any, labelled: dict[str, list[dict[str, Any]]], count: int) -> list[Sample]:

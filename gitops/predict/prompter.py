@@ -10,6 +10,7 @@ a prompt version runs on, its md5 checked against the one pinned when the versio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,34 @@ class Prompter:
     retriever: Retriever
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     temperature: float = 0.0
+    constrained: bool = False    # generation.constrain: labels (score each label, predict the likeliest)
+    chat: bool = False           # the prompt is the user's turn of the base's chat template
+    normalize: Callable[[str], str] | None = None   # the data set's normalisation, for rows from outside it
 
     def render_many(self, rows: list[dict[str, Any]]) -> list[str]:
         """The prompt of each row: retrieval queries with the rendered row (one search per batch)."""
         examples = self.retriever.retrieve_many(rows)
         return [self.renderer.render(r, ex) for r, ex in zip(rows, examples, strict=True)]
+
+    def model_prompts(self, rows: list[dict[str, Any]], tokenizer: Any) -> list[str]:
+        """The text the model is given for each row: :meth:`render_many`, through the base's chat
+        template (as the user's turn, the assistant's to follow) when the config says ``chat: true``."""
+        prompts = self.render_many(rows)
+        if not self.chat:
+            return prompts
+        from gitops.ml.tokens import chat_text
+
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError("the prompt version says chat: true, but its base's tokenizer has no chat template; "
+                              "add a prompt version with chat: false, or pin a base that has one")
+        return [chat_text(tokenizer, p) for p in prompts]
+
+    def clean(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A row from outside the data set (a request, an input file) normalised as the data set's
+        rows were at ingest (every string value, the data set's steps in order)."""
+        if self.normalize is None:
+            return row
+        return {k: self.normalize(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def retrieval_of(config: dict[str, Any] | None) -> Retrieval:
@@ -49,14 +73,32 @@ def retrieval_of(config: dict[str, Any] | None) -> Retrieval:
                      seed=int(r.get("seed", 0)), revision=r.get("revision"), embedder_md5=r.get("embedder_md5"))
 
 
-def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any] | None) -> Prompter:
+def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any] | None,
+                  dataset: str | None = None) -> Prompter:
     """The prompter of a variant whose stored prompt config is ``config`` (None: the row alone);
-    builds or loads the retrieval index."""
+    builds or loads the retrieval index. ``dataset`` is the data set version whose normalisation
+    rows from outside it get (default: the config's retrieval data set)."""
     generation = (config or {}).get("generation") or {}
-    retriever = build_retriever(ws, (config or {}).get("dataset"), retrieval_of(config), task.render)
+    retriever = build_retriever(ws, (config or {}).get("dataset"), retrieval_of(config), task.render,
+                                template=task.input)
     return Prompter(task, PromptRenderer(task, config), retriever,
                     int(generation.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
-                    float(generation.get("temperature", 0.0)))
+                    float(generation.get("temperature", 0.0)),
+                    constrained=generation.get("constrain") == "labels", chat=bool((config or {}).get("chat")),
+                    normalize=dataset_normalizer(ws, dataset or (config or {}).get("dataset")))
+
+
+def dataset_normalizer(ws: Workspace, dataset: str | None) -> Callable[[str], str] | None:
+    """The normalisation the data set version ``dataset`` applied to its rows at ingest (None: none,
+    or no data set named)."""
+    if not dataset:
+        return None
+    from gitops.data import batches
+    from gitops.data.normalize import normalizer
+
+    ds, version = batches.resolve(ws, dataset)
+    steps = version.normalize if version.normalize is not None else ds.normalize
+    return normalizer(list(steps or []))
 
 
 def prompt_config(ws: Workspace, model: Model, version: Version) -> dict[str, Any] | None:

@@ -12,9 +12,11 @@ over the train split does not leak a row's label into its prompt.
 - ``semantic``: a sentence-transformers model from a local path embeds the rows; exact cosine
   search in numpy (:mod:`gitops.predict.semantic`).
 
-Built indexes are cached under the git directory by (data set md5, embedder md5), so a second run
-over the same data set version and embedder loads instead of building; a semantic index for a
-newer version reuses the vectors of an older one and embeds only the rows that arrived since.
+Built indexes are cached under the git directory by (data set md5, embedder md5, md5 of the input
+template that renders a row into the text indexed), so a second run over the same data set version,
+embedder and template loads instead of building, and a model whose task renders rows differently
+builds its own; a semantic index for a newer version reuses the vectors of an older one (same
+embedder and template) and embeds only the rows that arrived since.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Retriever:
     cached: bool = False   # the index was loaded from the cache, not built
     reused: int = 0        # rows whose vectors came from an earlier version's entry (semantic)
     cache_dir: Path | None = None
+    template_md5: str = ""  # of the input template rows are rendered by: part of the cache key
     _search: Callable[[list[str], int], list[list[int]]] | None = field(default=None, repr=False)
 
     def retrieve(self, row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,9 +78,10 @@ class Retriever:
 
 
 def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval,
-                    text_of: Callable[[dict[str, Any]], str]) -> Retriever:
+                    text_of: Callable[[dict[str, Any]], str], *, template: str | None = None) -> Retriever:
     """The retriever a prompt version's ``retrieval`` block asks for, over the train split of
-    ``dataset_ref``; ``text_of`` is how a row reads as a query and as a document."""
+    ``dataset_ref``; ``text_of`` is how a row reads as a query and as a document, ``template`` what
+    identifies it in the cache key (default: the input template of the task ``text_of`` renders by)."""
     if retrieval.type == "none" or not retrieval.k:
         return Retriever("none", 0, [], str, text_of)
     if dataset_ref is None:
@@ -94,6 +98,7 @@ def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval
     if retrieval.type == "random":
         return out
     data_md5 = batches.dataset_md5(ws, dataset_ref)
+    out.template_md5 = template_md5(text_of if template is None else template)
     texts = lambda: [text_of(r) for r in rows]  # noqa: E731 - only a build needs them (a cached index does not)
     if retrieval.type == "bm25":
         return _with_index(ws, out, data_md5, _bm25_id(), lambda d: _bm25_build(texts(), d), _bm25_load)
@@ -104,17 +109,26 @@ def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval
     def build(into: Path) -> None:
         # a data set version grows by batches: the vectors of an earlier version whose train rows are
         # a prefix of these are reused, and only the rows that arrived since are embedded
-        reuse = _prefix_entry(ws, "semantic", embedder_md5, [out.key_of(r) for r in rows])
+        reuse = _prefix_entry(ws, "semantic", f"{embedder_md5}-{out.template_md5}", [out.key_of(r) for r in rows])
         out.reused = semantic.build(model_dir, texts(), into, reuse=reuse)
 
     return _with_index(ws, out, data_md5, embedder_md5, build, lambda d: semantic.load(model_dir, d))
 
 
-def _prefix_entry(ws: Workspace, kind: str, embedder_md5: str, row_keys: list[str]) -> Path | None:
-    """The finished cache entry of ``kind`` and ``embedder_md5`` whose rows are the longest prefix
-    of ``row_keys`` (an earlier version of the same data set), or None."""
+def template_md5(template: str | Callable[[dict[str, Any]], str]) -> str:
+    """What identifies how rows become indexed text: the input template (or, given a task's
+    ``render``, that task's template), md5-hashed."""
+    if not isinstance(template, str):
+        owner = getattr(template, "__self__", None)
+        template = getattr(owner, "input", None) or getattr(template, "__qualname__", repr(template))
+    return hashlib.md5(template.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def _prefix_entry(ws: Workspace, kind: str, suffix: str, row_keys: list[str]) -> Path | None:
+    """The finished cache entry of ``kind`` ending in ``suffix`` (embedder and template md5) whose
+    rows are the longest prefix of ``row_keys`` (an earlier version of the same data set), or None."""
     best, best_len = None, 0
-    for entry in ws.state_path("retrieval").glob(f"{kind}-*-{embedder_md5}"):
+    for entry in ws.state_path("retrieval").glob(f"{kind}-*-{suffix}"):
         try:
             done = json.loads((entry / "done.json").read_text())
             found = json.loads((entry / KEYS_FILE).read_text())
@@ -128,9 +142,10 @@ def _prefix_entry(ws: Workspace, kind: str, embedder_md5: str, row_keys: list[st
 
 def _with_index(ws: Workspace, out: Retriever, data_md5: str, embedder_md5: str,
                 build: Callable[[Path], None], load: Callable[[Path], Callable]) -> Retriever:
-    """``out`` with its search loaded from the cache entry for (data set md5, embedder md5), built
-    there first (into a temporary directory, renamed into place: a killed build leaves no entry)."""
-    entry = ws.state_path("retrieval", f"{out.kind}-{data_md5}-{embedder_md5}")
+    """``out`` with its search loaded from the cache entry for (data set md5, embedder md5, template
+    md5), built there first (into a temporary directory, renamed into place: a killed build leaves
+    no entry)."""
+    entry = ws.state_path("retrieval", f"{out.kind}-{data_md5}-{embedder_md5}-{out.template_md5}")
     out.cached = (entry / "done.json").is_file()
     if not out.cached:
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +154,8 @@ def _with_index(ws: Workspace, out: Retriever, data_md5: str, embedder_md5: str,
             build(tmp)
             (tmp / KEYS_FILE).write_text(json.dumps([out.key_of(r) for r in out.rows]))
             (tmp / "done.json").write_text(json.dumps({"rows": len(out.rows), "data_md5": data_md5,
-                                                       "embedder_md5": embedder_md5}))
+                                                       "embedder_md5": embedder_md5,
+                                                       "template_md5": out.template_md5}))
             shutil.rmtree(entry, ignore_errors=True)
             tmp.rename(entry)
         finally:

@@ -2,18 +2,23 @@
 
 Each variant predicts the same rows of the same data set version split, rendered by the same task
 template (a prompt version adds its own template and examples); the table gives accuracy with its
-95% bootstrap interval, the paired interval of its difference from the first variant, macro
-accuracy, the invalid-output rate, p50 latency and tokens per prediction. Markdown for people (and
-the PR report), JSON for machines.
+95% bootstrap interval, the paired interval of its difference from the first variant, macro-F1,
+log loss and expected calibration error (each with its interval), macro accuracy, the
+invalid-output rate, p50 latency and tokens per prediction. A reference row scores always
+answering the most frequent label of the train split (the majority class). A variant whose outputs
+matched no label more than 20% of the time is flagged, with three of its raw outputs under the
+table. Markdown for people (and the PR report), JSON for machines.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.core import refs
 from gitops.core.workspace import Workspace
+from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict import scoring
 from gitops.predict.pipeline import DEFAULT_BATCH, MAX_BATCH, Progress, plan_predict, predict
@@ -28,10 +33,27 @@ class VariantRow:
     kind: str          # prompt (retrieval type, k) or the version's format; ", constrained" when it was
     scores: scoring.Scores
     delta_ci: tuple[float, float] | None = None   # accuracy minus the first variant's, paired
+    deltas: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # every metric's, paired
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "kind": self.kind, **self.scores.to_dict(),
-                "delta_vs_first_ci": list(self.delta_ci) if self.delta_ci else None}
+        return {"ref": self.ref, "kind": self.kind, **self.scores.to_dict(), "flagged": self.scores.flagged,
+                "delta_vs_first_ci": list(self.delta_ci) if self.delta_ci else None,
+                "deltas_vs_first": {k: list(v) if v else None for k, v in self.deltas.items()}}
+
+
+@dataclass
+class Majority:
+    """The reference row: always answering ``label``, the most frequent label of the train split."""
+
+    label: str
+    scores: scoring.Scores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, **self.scores.to_dict()}
+
+
+HEADER = ("| variant | kind | accuracy | vs first | macro-F1 | log loss | ECE | macro acc. | invalid | p50 latency "
+          "| tokens |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 @dataclass
@@ -40,22 +62,54 @@ class Comparison:
     split: str
     rows: int
     variants: list[VariantRow] = field(default_factory=list)
+    majority: Majority | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "split": self.split, "rows": self.rows,
-                "variants": [v.to_dict() for v in self.variants]}
+                "variants": [v.to_dict() for v in self.variants],
+                "majority_baseline": self.majority.to_dict() if self.majority else None}
 
     def markdown(self) -> str:
         lines = [f"Classification on {self.dataset} ({self.split}, {self.rows} rows); 95% bootstrap intervals.",
-                 "", "| variant | kind | accuracy | vs first | macro acc. | invalid | p50 latency | tokens |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "", HEADER]
         for i, v in enumerate(self.variants):
-            s = v.scores
-            ci = f" [{s.accuracy_ci[0]:.1%}, {s.accuracy_ci[1]:.1%}]" if s.accuracy_ci else ""
             delta = "—" if i == 0 else (f"[{v.delta_ci[0]:+.1%}, {v.delta_ci[1]:+.1%}]" if v.delta_ci else "n/a")
-            lines.append(f"| {v.ref} | {v.kind} | {s.accuracy:.1%}{ci} | {delta} | {s.macro_accuracy:.1%} | "
-                         f"{s.invalid_rate:.1%} | {s.latency_p50_ms:.1f} ms | {s.tokens_per_prediction:.1f} |")
-        return "\n".join(lines) + "\n"
+            lines.append(_line(v.ref, v.kind, v.scores, delta))
+        if self.majority is not None:
+            m = self.majority
+            lines.append(_line(f'always "{m.label}"', "majority class", m.scores, "—", costs=False))
+        notes = [f"⚠️ {v.ref} matched no label in {v.scores.invalid_rate:.1%} of its outputs (over "
+                 f"{scoring.INVALID_FLAG:.0%}): its accuracy is mostly the fallback's. Three of its raw outputs: "
+                 + ", ".join(json.dumps(o) for o in v.scores.invalid_examples) + "."
+                 for v in self.variants if v.scores.flagged]
+        if self.majority is not None:
+            notes.append(f'Majority class: always answering "{self.majority.label}", the most frequent label of the '
+                         "train split (its probabilities: the train split's label frequencies).")
+        notes.append("macro-F1: mean F1 over the labels; log loss: mean -ln p(true label); ECE: expected "
+                     "calibration error over 10 confidence bins.")
+        return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def _line(ref: str, kind: str, s: scoring.Scores, delta: str, *, costs: bool = True) -> str:
+    flag = "⚠️ " if s.flagged else ""
+    return (f"| {ref} | {kind} | {s.accuracy:.1%}{_ci(s.accuracy_ci)} | {delta} | {s.macro_f1:.1%}{_ci(s.macro_f1_ci)} "
+            f"| {_num(s.log_loss, s.log_loss_ci)} | {_pct(s.ece, s.ece_ci)} | {s.macro_accuracy:.1%} | "
+            f"{flag}{s.invalid_rate:.1%} | " + (f"{s.latency_p50_ms:.1f} ms | {s.tokens_per_prediction:.1f} |"
+                                                 if costs else "— | — |"))
+
+
+def _ci(ci: tuple[float, float] | None) -> str:
+    return f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else ""
+
+
+def _num(value: float | None, ci: tuple[float, float] | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _pct(value: float | None, ci: tuple[float, float] | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}{_ci(ci)}"
 
 
 def compare_variants(ws: Workspace, variant_refs: list[str], *, dataset: str | None = None, split: str = "test",
@@ -80,13 +134,28 @@ def compare_variants(ws: Workspace, variant_refs: list[str], *, dataset: str | N
         runs = [predict(ws, plan.ref, dataset, split=split, batch_size=batch_size, limit=limit, progress=progress,
                         constrain=constrain, pool=pool, plan=plan) for plan in plans]
     first = runs[0].predictions
-    out = Comparison(runs[0].dataset, split, runs[0].rows)
+    labels = runs[0].scores.labels
+    task = ws.registry().model(parsed[0].name).classification
+    out = Comparison(runs[0].dataset, split, runs[0].rows,
+                     majority=majority_of(ws, runs[0].dataset, task.label, first, labels) if task else None)
     for i, run in enumerate(runs):
         _, version = ws.registry().resolve(run.ref)
         kind = variant_kind(version) + (", constrained" if run.constrained else "")
-        out.variants.append(VariantRow(run.ref, kind, run.scores,
-                                       None if i == 0 else scoring.accuracy_delta(run.predictions, first)))
+        paired = {} if i == 0 else scoring.deltas(run.predictions, first, labels)
+        out.variants.append(VariantRow(run.ref, kind, run.scores, paired.get("accuracy"), paired))
     return out
+
+
+def majority_of(ws: Workspace, dataset: str, label_column: str, predictions: list[dict[str, Any]],
+                labels: list[str]) -> Majority | None:
+    """The majority-class reference over ``predictions``' rows, from ``dataset``'s train split (None
+    when it has no labelled train row, or no row here is labelled)."""
+    values = [r.get(label_column) for r in batches.read_rows(ws, dataset, "train")]
+    values = [str(v) for v in values if v is not None and str(v).strip() and str(v) in labels]
+    if not values or not any(p.get("label") is not None for p in predictions):
+        return None
+    label, scores = scoring.majority_baseline(values, predictions, labels)
+    return Majority(label, scores)
 
 
 def variant_kind(version: Any) -> str:

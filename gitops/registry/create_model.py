@@ -13,19 +13,26 @@ from gitops.errors import NotFoundError, RegistryError
 from gitops.registry import codeowners_text
 from gitops.validation import Problems
 
+# A classification model's gate unless it declares its own: a candidate whose accuracy is
+# significantly worse than the baseline's (the paired interval of the change all below 0) fails.
+DEFAULT_CLASSIFICATION_GATES = [{"metric": "accuracy", "max_decrease_pct": 0, "significant": True}]
+
 
 def create_model(ws: Workspace, name: str, *, description: str = "", task: str = "text-generation",
                  owners: list[str] | None = None, protect: dict[str, list[str]] | None = None,
                  gates: list[dict[str, Any]] | None = None, classification: dict[str, Any] | Path | None = None) -> Model:
     """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases).
     ``classification`` is the block a ``task: classification`` model needs (gitops.core.task), or
-    a YAML file holding it."""
+    a YAML file holding it. A classification model without ``gates`` gets
+    :data:`DEFAULT_CLASSIFICATION_GATES` (accuracy not significantly worse than the baseline)."""
     if problem := refs.name_problem(name):
         raise RegistryError(problem)
     rel = layout.model_file(name)
     header: dict[str, Any] = {"name": name, "description": description, "task": task, "owners": owners or []}
     if protect:
         header["protected"] = protect
+    if not gates and task == "classification":
+        gates = [dict(g) for g in DEFAULT_CLASSIFICATION_GATES]
     if gates:
         header["gates"] = gates
     if isinstance(classification, Path):

@@ -10,14 +10,18 @@ promoted and diffed like any version.
 Everything that can be checked without reading rows is checked before anything is written: the
 base exists and is not itself a prompt, the data set version exists, the task's template and the
 example template name only its columns, ``k`` fits in its train split, a semantic embedder is a
-sentence-transformers model (a local directory, or a hub id found in the local Hugging Face cache or
-downloaded once). The embedder is pinned like the base: the md5 of its files (and, for a hub id, the
-commit it was at) is stored with the config, and prediction refuses an embedder whose files differ.
+sentence-transformers model (a directory inside the repository, or a hub id found in the local
+Hugging Face cache or downloaded once). The embedder is pinned like the base: the md5 of its files
+(and, for a hub id, the commit it was at) is stored with the config, and prediction refuses an
+embedder whose files differ. It is never stored as a path of one machine: a directory is recorded
+relative to the repository root, a Hugging Face cache snapshot as its hub id and commit, and any
+other directory is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +92,15 @@ def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) 
               "generation": {"max_new_tokens": spec.max_new_tokens, "temperature": spec.temperature}}
     if spec.retrieval.type == "semantic":
         path, revision = resolve_embedder(ws.root, spec.retrieval.embedder or "", src, spec.retrieval.revision)
-        config["retrieval"]["embedder"] = spec.retrieval.embedder
+        name, revision = portable_embedder(ws.root, spec.retrieval.embedder or "", path, revision, src)
+        config["retrieval"]["embedder"] = name
         if revision is not None:
             config["retrieval"]["revision"] = revision
         config["retrieval"]["embedder_md5"] = embedder_md5(path)
     if spec.constrain:  # only when set: configs added before the key existed keep their hash
         config["generation"]["constrain"] = spec.constrain
+    if spec.chat:
+        config["chat"] = True
     for key in ("dataset", "example"):
         if getattr(spec, key) is not None:
             config[key] = getattr(spec, key)
@@ -141,6 +148,32 @@ def resolve_embedder(root: Path, embedder: str, src: str, revision: str | None =
         raise RegistryError(f"{src}: retrieval.embedder '{shown(embedder)}' is not a sentence-transformers model "
                             "(it has no modules.json)")
     return path, commit
+
+
+_HF_SNAPSHOT = ("snapshots", "models--")
+
+
+def portable_embedder(root: Path, embedder: str, path: Path, revision: str | None, src: str) -> tuple[str, str | None]:
+    """How a stored config names the embedder, so that it means the same files on every machine: a
+    hub id with the commit it is at; a directory inside the repository relative to its root; a
+    directory that is a Hugging Face cache snapshot (``.../models--ORG--NAME/snapshots/COMMIT``) as
+    that hub id and commit. Any other directory (an absolute path on this machine) is refused."""
+    if revision is not None:  # resolved through the Hub: already a hub id and a commit
+        return embedder, revision
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(root.resolve()).as_posix(), None
+    except ValueError:
+        pass
+    parent = resolved.parent
+    if parent.name == _HF_SNAPSHOT[0] and parent.parent.name.startswith(_HF_SNAPSHOT[1]):
+        org_name = parent.parent.name[len(_HF_SNAPSHOT[1]):].split("--", 1)
+        if len(org_name) == 2 and hub.is_hub_id("/".join(org_name)) and re.fullmatch(r"[0-9a-f]{40}", resolved.name):
+            return "/".join(org_name), resolved.name
+    raise RegistryError(f"{src}: retrieval.embedder '{shown(embedder)}' is a directory outside the repository; a "
+                        "prompt version must not depend on a path of this machine: put the model inside the "
+                        "repository (tracked with DVC) and name it relative to the root, or name it by hub id "
+                        "(org/name, with revision:)")
 
 
 def pinned_embedder(root: Path, retrieval: dict[str, Any], src: str) -> tuple[Path, str]:

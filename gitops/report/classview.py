@@ -1,6 +1,8 @@
 """The report of a classification model: the variants table of ``gitops compare`` (variant, kind,
-accuracy with its interval, the paired interval against the baseline, macro accuracy, invalid
-outputs, p50 latency, tokens per prediction), per-class scores and confusion matrices.
+accuracy with its interval, the paired interval against the baseline, macro-F1, log loss, expected
+calibration error, macro accuracy, invalid outputs, p50 latency, tokens per prediction), the
+majority-class reference row, a flag with three raw outputs for a variant whose outputs matched
+no label more than 20% of the time, per-class scores and confusion matrices.
 
 When several results files of one classification model are rendered together (a PR that adds or
 moves several variants) and they share the baseline and the scored rows, :func:`combine` makes
@@ -13,11 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gitops.eval.results import ClassificationSide, Delta, EvalResults, ModelResult
-from gitops.report.escape import Safe, cell
+import json
 
-HEADER = Safe("| variant | kind | accuracy | vs baseline | macro acc. | invalid | p50 latency | tokens |\n"
-              "|---|---|--:|---|--:|--:|--:|--:|")
+from gitops.eval.results import ClassificationSide, Delta, EvalResults, MajorityBaseline, ModelResult
+from gitops.report.escape import Safe, cell, inline
+
+HEADER = Safe("| variant | kind | accuracy | vs baseline | macro-F1 | log loss | ECE | macro acc. | invalid | "
+              "p50 latency | tokens |\n|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|")
+INVALID_FLAG = 0.2     # gitops.predict.scoring.INVALID_FLAG: the report reads documents, not predictions
 MAX_DETAIL_LABELS = 30   # more labels than this: per-class scores and the matrix stay in the results file
 
 
@@ -56,8 +61,37 @@ def table(r: EvalResults, limit: int | None = None) -> VariantTable:
     comparison = r.comparison("baseline")
     rows.append(_row(r.candidate, info.candidate, "candidate", comparison.deltas.get("accuracy") if comparison
                      else None, limit, baseline=r.baseline is not None))
+    if info.majority is not None:
+        rows.append(majority_row(info.majority, limit))
     notes = [note] if (note := parent_note(r, limit)) else []
+    notes += invalid_notes([(m, side) for m, side in ((r.baseline, info.baseline), (r.parent, info.parent),
+                                                     (r.candidate, info.candidate)) if m is not None and side], limit)
     return VariantTable(_caption(r), rows, notes + [interval_note(r)])
+
+
+def majority_row(m: MajorityBaseline, limit: int | None = None) -> Safe:
+    """The reference row: always answering the most frequent label of the train split."""
+    ci = f" [{m.accuracy_ci[0]:.1%}, {m.accuracy_ci[1]:.1%}]" if m.accuracy_ci else ""
+    f1ci = f" [{m.macro_f1_ci[0]:.1%}, {m.macro_f1_ci[1]:.1%}]" if m.macro_f1_ci else ""
+    cells = [f"always {cell(m.label, limit)} (majority class)", "reference", _pct(m.accuracy) + ci, "—",
+             _pct(m.macro_f1) + f1ci, _num(m.log_loss, "", 3), _pct(m.ece), _pct(m.macro_accuracy), "—", "—", "—"]
+    return Safe("| " + " | ".join(cells) + " |")
+
+
+def invalid_notes(sides: list[tuple[ModelResult, ClassificationSide]], limit: int | None = None) -> list[Safe]:
+    """A warning per side whose outputs matched no label more than 20% of the time, with three of them."""
+    out, seen = [], set()
+    for m, side in sides:
+        rate = m.metrics.get("invalid_rate")
+        if rate is None or rate <= INVALID_FLAG or m.version in seen:
+            continue
+        seen.add(m.version)
+        shown = ", ".join(inline(json.dumps(o, ensure_ascii=False), min(limit or 200, 200))
+                          for o in side.invalid_examples[:3]) or "none recorded"
+        out.append(Safe(f"⚠️ {cell(m.ref, limit)} matched no label in {rate:.1%} of its outputs (over "
+                        f"{INVALID_FLAG:.0%}): those rows were scored as the fallback label, so its accuracy says "
+                        f"little about what it learned. Three of its raw outputs: {shown}."))
+    return out
 
 
 def parent_note(r: EvalResults, limit: int | None = None) -> Safe | None:
@@ -93,9 +127,14 @@ def combine(results: list[EvalResults], limit: int | None = None) -> Combined:
             rows.append(_row(r.candidate, r.classification.candidate, "candidate",
                              comparison.deltas.get("accuracy") if comparison else None, limit,
                              baseline=r.baseline is not None))
+        if first.classification.majority is not None:
+            rows.append(majority_row(first.classification.majority, limit))
         caption = Safe(f"One table for {len(group)} candidates of {cell(model, limit)}, on the same rows. "
                        f"{_caption(first)}")
-        out.tables.append(VariantTable(caption, rows, [interval_note(first)]))
+        sides = [(first.baseline, first.classification.baseline)] if first.baseline is not None else []
+        sides += [(r.candidate, r.classification.candidate) for r in group]
+        out.tables.append(VariantTable(caption, rows, invalid_notes([x for x in sides if x[1]], limit)
+                                       + [interval_note(first)]))
         out.joined.update(idx)
     return out
 
@@ -122,8 +161,12 @@ def interval_note(r: EvalResults) -> Safe:
     st = r.statistics
     return Safe(f"vs baseline: the candidate's accuracy minus the baseline's, and its {st.confidence:.0%} "
                 f"interval from a paired bootstrap ({st.resamples:,} resamples, seed {st.seed}) over the same "
-                "rows. Invalid: outputs that matched no label (scored as the fallback). Latency: a batch's time "
-                "over its rows. Tokens: prompt plus completion per prediction.")
+                "rows. macro-F1: the mean F1 over the labels. Log loss: the mean -ln p(true label) from each "
+                "prediction's label probabilities. ECE: expected calibration error over 10 confidence bins. "
+                "Invalid: outputs that matched no label (scored as the fallback). Latency: a batch's time "
+                "over its rows. Tokens: prompt plus completion per prediction. The majority class row always "
+                "answers the most frequent label of the train split (its probabilities: the train split's "
+                "label frequencies).")
 
 
 def _row(m: ModelResult, side: ClassificationSide, role: str, delta: Delta | None, limit: int | None,
@@ -136,15 +179,29 @@ def _row(m: ModelResult, side: ClassificationSide, role: str, delta: Delta | Non
 
 def variant_cells(m: ModelResult, side: ClassificationSide, delta: Delta | None, *, candidate: bool,
                   baseline: bool) -> dict[str, str]:
-    """The numbers of one variant's row, formatted (no text from data): accuracy with its
-    interval, the change against the baseline (a candidate's only), macro accuracy, invalid
-    outputs, p50 latency and tokens per prediction. ``gitops site`` shows the same cells."""
+    """The numbers of one variant's row, formatted (no text from data), in the report's column
+    order: accuracy with its interval, the change against the baseline (a candidate's only),
+    macro-F1, log loss and ECE with their intervals, macro accuracy, invalid outputs (flagged over
+    the limit), p50 latency and tokens per prediction. ``gitops site`` shows the same cells."""
     metrics = m.metrics
     ci = f" [{side.accuracy_ci[0]:.1%}, {side.accuracy_ci[1]:.1%}]" if side.accuracy_ci else ""
     vs = "—" if not candidate or not baseline else (_delta(delta) if delta is not None else "n/a")
+    invalid = metrics.get("invalid_rate")
+    flag = "⚠️ " if invalid is not None and invalid > INVALID_FLAG else ""
     return {"accuracy": _pct(metrics.get("accuracy")) + ci, "vs_baseline": vs,
-            "macro_accuracy": _pct(metrics.get("macro_accuracy")), "invalid": _pct(metrics.get("invalid_rate")),
+            "macro_f1": _pct(metrics.get("macro_f1")) + _ci(side.macro_f1_ci),
+            "log_loss": _num(metrics.get("log_loss"), "", 3) + _ci(side.log_loss_ci, 3),
+            "ece": _pct(metrics.get("ece")) + _ci(side.ece_ci),
+            "macro_accuracy": _pct(metrics.get("macro_accuracy")), "invalid": flag + _pct(invalid),
             "latency": _num(metrics.get("latency_p50_ms"), " ms"), "tokens": _num(metrics.get("tokens_per_prediction"), "")}
+
+
+def _ci(ci: list[float] | None, digits: int | None = None) -> str:
+    if not ci:
+        return ""
+    if digits is None:
+        return f" [{ci[0]:.1%}, {ci[1]:.1%}]"
+    return f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
 def _delta(d: Delta) -> str:
@@ -160,8 +217,8 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def _num(value: float | None, unit: str) -> str:
-    return "n/a" if value is None else f"{value:.1f}{unit}"
+def _num(value: float | None, unit: str, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
 
 def details(r: EvalResults, limit: int | None = None) -> list[tuple[Safe, list[Safe], list[Safe]]]:

@@ -45,6 +45,7 @@ class RenderedReport:
     samples_shown: int = 0
     samples_total: int = 0
     verdict: str = "pass"         # pass when every section passes its gates
+    icon: str = "✅"              # ❌ a gate failed, ⚠️ a warning (accuracy significantly worse), ⚪ not judged
 
     @property
     def full_markdown(self) -> str:
@@ -119,6 +120,7 @@ def render_report(results: list[EvalResults], *, max_chars: int = GITHUB_COMMENT
         raise ReportError(f"the character limit {max_chars} is too small; use at least {MIN_CHARS}")
     total = sum(len(r.samples) for r in results)
     verdict = "pass" if all(r.verdict == "pass" for r in results) else "fail"
+    icon = overall_icon(results)
     # Escaping never shortens text (beyond dropping carriage returns), so when the raw sample texts
     # alone exceed the limit, rendering everything just to measure it would be wasted work.
     raw = sum(len(t) - t.count("\r") for r in results for s in r.samples
@@ -127,7 +129,7 @@ def render_report(results: list[EvalResults], *, max_chars: int = GITHUB_COMMENT
     if raw <= max_chars:
         full = full()
         if comment_length(full) <= max_chars:
-            return RenderedReport(full, full, False, total, total, verdict)
+            return RenderedReport(full, full, False, total, total, verdict, icon)
     best: tuple[int, str] | None = None
     for level in _SHORTER:
         fitted = _fit_samples(results, level, max_chars, full_report_hint)
@@ -136,9 +138,19 @@ def render_report(results: list[EvalResults], *, max_chars: int = GITHUB_COMMENT
         if best and best[0] >= min(_ENOUGH_SAMPLES, max(len(r.samples) for r in results)):
             break
     if best is None:
-        return RenderedReport(_minimal(results, max_chars, full_report_hint), full, True, 0, total, verdict)
+        return RenderedReport(_minimal(results, max_chars, full_report_hint), full, True, 0, total, verdict, icon)
     shown = sum(min(best[0], len(r.samples)) for r in results)
-    return RenderedReport(best[1], full, True, shown, total, verdict)
+    return RenderedReport(best[1], full, True, shown, total, verdict, icon)
+
+
+def overall_icon(results: list[EvalResults]) -> str:
+    """❌ when a gate failed, ✅ when every section is ✅, ⚪ when none was judged, else ⚠️."""
+    icons = {views.headline(r)[0] for r in results}
+    if views.FAIL in icons:
+        return views.FAIL
+    if len(icons) == 1:
+        return icons.pop()
+    return views.WARN
 
 
 def _fit_samples(results: list[EvalResults], level: _Level, max_chars: int,
@@ -192,6 +204,7 @@ def _render(results: list[EvalResults], level: _Level, count: int | None, hint: 
         "multi": len(results) > 1,
         "h": Safe("###" if len(results) > 1 else "##"),
         "failing": failing,
+        "overall": Safe(overall_icon(results)),
         "sections": sections,
         "level": level,
         "shortened": level is not _FULL,
@@ -232,8 +245,11 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe], joined: bool = Fal
                "too_many": classview.too_many_labels(r)}
     header, columns = views.sample_header(r)
     chart = views.curve_chart(r.candidate.training_curve) if level.curve else None
+    icon, words = views.headline(r)
     return {
         "r": r,
+        "icon": Safe(icon),
+        "headline": words,
         "passed": passed,
         "skipped": sum(g.skipped for g in r.gates),
         "metrics": views.metric_rows(r),
@@ -255,7 +271,7 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe], joined: bool = Fal
 
 def _gate_row(gate: GateResult) -> tuple[GateResult, str, str]:
     """The gate as words and the detail without repeating them (the message starts with the words)."""
-    what = describe_gate(gate.metric, gate.bound, gate.threshold)
+    what = describe_gate(gate.metric, gate.bound, gate.threshold, gate.significant)
     detail = gate.message[len(what) + 2:] if gate.message.startswith(what + ": ") else gate.message
     return gate, what, detail
 

@@ -21,12 +21,41 @@ KNOWN_METRICS: dict[str, tuple[str, str, str]] = {
     "size_bytes": ("Size", "lower", "bytes"),
     # a classification model's (gitops.predict.evaluation): accuracy is the one that rises when better
     "accuracy": ("Accuracy", "higher", ""),
+    "macro_f1": ("Macro-F1", "higher", ""),
+    "log_loss": ("Log loss", "lower", ""),
+    "ece": ("Calibration error (ECE)", "lower", ""),
     "macro_accuracy": ("Macro accuracy", "higher", ""),
     "invalid_rate": ("Invalid outputs", "lower", ""),
     "tokens_per_prediction": ("Tokens per prediction", "lower", ""),
 }
 CHART_MAX_POINTS = 50
 _SINGULAR = {"rows": "row", "requests": "request", "batches": "batch"}
+
+
+PASS, FAIL, WARN, NEUTRAL = "✅", "❌", "⚠️", "⚪"
+
+
+def headline(r: EvalResults) -> tuple[str, Safe]:
+    """The section's icon and verdict words. ✅ only when gates exist and pass and the candidate's
+    accuracy is not significantly worse than the baseline's (the paired interval of the change all
+    below 0): then ⚠️ says so, whatever the gates say; no gates at all is ⚪, not judged."""
+    passed = sum(g.passed for g in r.gates)
+    if r.verdict == "fail":
+        return FAIL, Safe(f"{len(r.gates) - passed} of {len(r.gates)} gates failed")
+    words = f"{passed}/{len(r.gates)} gates pass" if r.gates else "no gates defined, so not judged"
+    worse = worse_accuracy(r)
+    if worse is not None:
+        return WARN, Safe(f"{words}, but accuracy is significantly worse than the baseline's ({worse})")
+    return (PASS if r.gates else NEUTRAL), Safe(words)
+
+
+def worse_accuracy(r: EvalResults) -> str | None:
+    """``-13.3% [-25.0%, -1.7%]`` when the candidate's accuracy is significantly below the baseline's."""
+    comparison = r.comparison("baseline")
+    d = comparison.deltas.get("accuracy") if comparison is not None else None
+    if d is None or d.delta is None or d.high is None or d.low is None or d.high >= 0:
+        return None
+    return f"{d.delta:+.1%} [{d.low:+.1%}, {d.high:+.1%}]"
 
 
 @dataclass

@@ -53,12 +53,19 @@ async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], Com
             req = chat.with_prompt(model, req)
         if model.prompt is not None:  # a prompt version: each text is a row, rendered as predict renders it
             req = await run_in_threadpool(prompted.render, model, req)
-        jobs = _admit(request, req, model)
+        constrained = model.prompt is not None and model.prompt.constrained
+        if constrained:  # the labels scored as predict scores them; nothing queued, nothing generated
+            ids, answers = await _score(req, model)
+        else:
+            jobs = _admit(request, req, model)
     except BaseException as exc:  # not queued: nothing else will release the pins
         model.unpin(len(req.prompts))
         if isinstance(exc, APIError):
             return error_response(request, exc)
         raise
+    if constrained:
+        model.unpin(len(req.prompts))
+        return _constrained(request, req, model, ids, answers)
     headers = {VERSION_HEADER: f"{model.label}; md5={model.md5}", "X-Request-Id": request.state.request_id}
     if req.stream:
         return StreamingResponse(_stream(request, req, model, jobs), media_type="text/event-stream",
@@ -72,6 +79,63 @@ async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], Com
     kind = "chat.completion" if req.chat else "text_completion"
     return JSONResponse(protocol.completion(_cid(req), protocol.now(), model.label, model.md5, choices, usage,
                                             kind=kind), headers=headers)
+
+
+async def _score(req: CompletionRequest, model: LoadedModel) -> tuple[list[list[int]], list]:
+    """A constrained prompt version's answers (:func:`prompted.score`) and the prompts' ids."""
+    ids = [model.backend.encode(p, chat=model.prompt.chat) for p in req.prompts]
+    longest = max(len(i) for i in ids)
+    if longest >= model.context:
+        raise APIError(413, f"This model's maximum context length is {model.context} tokens; the prompt "
+                            f"has {longest} tokens.", param="prompt", code="context_length_exceeded")
+    return ids, await run_in_threadpool(prompted.score, model, list(req.prompts))
+
+
+def _constrained(request: Request, req: CompletionRequest, model: LoadedModel, ids: list[list[int]],
+                 answers: list) -> Response:
+    """A prompt version with ``generation: {constrain: labels}`` answers with the likeliest label as
+    its text (as predict's ``raw_output``), its probabilities in the ``classification`` field."""
+    state = serve_state(request)
+    prompt_tokens, completion_tokens = sum(len(i) for i in ids), sum(n for _, _, n in answers)
+    request.state.prompt_tokens, request.state.completion_tokens = prompt_tokens, completion_tokens
+    state.metrics.prompt_tokens.labels(model.label).inc(prompt_tokens)
+    state.metrics.completion_tokens.labels(model.label).inc(completion_tokens)
+    usage = protocol.usage(prompt_tokens, completion_tokens)
+    headers = {VERSION_HEADER: f"{model.label}; md5={model.md5}", "X-Request-Id": request.state.request_id}
+
+    def answer(i: int, label: str, probs: dict[str, float], text: str, finish: str | None,
+               first: bool = False) -> dict:
+        out = chat.choice(i, text, finish, stream=req.stream, first=first) if req.chat \
+            else protocol.choice(i, text, finish)
+        if finish is not None:
+            out["classification"] = {"label": label, "matched": True, "probabilities": probs}
+        return out
+
+    kind = ("chat.completion" if req.chat else "text_completion") + (".chunk" if req.stream and req.chat else "")
+    if not req.stream:
+        choices = [answer(i, label, probs, label, "stop") for i, (label, probs, _) in enumerate(answers)]
+        return JSONResponse(protocol.completion(_cid(req), protocol.now(), model.label, model.md5, choices, usage,
+                                                kind=kind), headers=headers)
+
+    async def events() -> AsyncIterator[bytes]:
+        cid, created = _cid(req), protocol.now()
+
+        def chunk(choices: list[dict], with_usage: bool = False) -> bytes:
+            body = protocol.completion(cid, created, model.label, model.md5, choices, None, kind=kind)
+            if with_usage:
+                body["usage"] = usage
+            return protocol.sse(body)
+
+        for i, (label, probs, _) in enumerate(answers):
+            if req.chat:
+                yield chunk([answer(i, label, probs, "", None, first=True)])
+            yield chunk([answer(i, label, probs, label, None)])
+            yield chunk([answer(i, label, probs, "", "stop")])
+        if req.include_usage:
+            yield chunk([], with_usage=True)
+        yield protocol.sse("[DONE]")
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})
 
 
 def _check_model(request: Request, req: CompletionRequest, model: LoadedModel) -> None:
@@ -106,7 +170,8 @@ def _admit(request: Request, req: CompletionRequest, model: LoadedModel) -> list
     if req.max_tokens >= model.context:
         raise protocol.bad("max_tokens", f"'max_tokens' is {req.max_tokens}; {model.label} has a context "
                                          f"of {model.context} tokens, prompt included.")
-    ids = [model.backend.encode(p) for p in req.prompts]
+    chat_text = model.prompt is not None and model.prompt.chat  # the prompts carry their own special tokens
+    ids = [model.backend.encode(p, chat=chat_text) for p in req.prompts]
     longest = max(len(i) for i in ids)
     if longest + req.max_tokens > model.context:
         raise APIError(413, f"This model's maximum context length is {model.context} tokens; the prompt "

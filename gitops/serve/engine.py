@@ -31,6 +31,7 @@ class LoadedModel:
         self.load_seconds = load_seconds
         self.context = backend.max_length or DEFAULT_CONTEXT
         self.render_lock = threading.Lock()  # a prompt version's retrieval, one request at a time
+        self.score_lock = threading.Lock()   # a constrained prompt version's label scoring, likewise
         self._pins = 0
         self._retired = False
         self._closed = False

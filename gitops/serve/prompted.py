@@ -13,6 +13,14 @@ task's input template fills ``{sample}``, the retriever's examples over the trai
 - Each choice carries the task's reading of the raw output as an extension field,
   ``"classification": {"label": "4", "matched": true}`` (``matched`` false: no extraction rule
   matched and the label is the task's fallback), beside the raw ``text``.
+- The row is normalised as the data set the version names was at ingest (``html_unescape``,
+  ``strip``...), so a request is read as predict reads that data set's rows.
+- ``chat: true`` in the config: the rendered prompt is the user's turn of the base's chat template.
+- ``generation: {constrain: labels}``: nothing is generated. Every label is scored as the
+  prompt's continuation (:mod:`gitops.ml.choices`, predict's own path) and the likeliest is the
+  answer's text, so the served answer equals predict's ``raw_output`` for that row; the extension
+  field adds ``probabilities`` (one per label, summing to 1). ``max_tokens``, ``temperature`` and
+  ``stop`` do not apply to a constrained version.
 """
 
 from __future__ import annotations
@@ -31,9 +39,9 @@ def render(model: LoadedModel, req: CompletionRequest) -> CompletionRequest:
     version's generation settings where the request left them out. Raises APIError (400)."""
     prompter = model.prompt
     assert prompter is not None
-    rows = [row_of(prompter.task, text) for text in req.prompts]
+    rows = [prompter.clean(row_of(prompter.task, text)) for text in req.prompts]
     with model.render_lock:  # one retrieval at a time per model (an index is not promised thread-safe)
-        prompts = prompter.render_many(rows)
+        prompts = prompter.model_prompts(rows, model.backend.tokenizer)
     max_tokens = req.max_tokens if "max_tokens" in req.given else prompter.max_new_tokens
     sampling = req.sampling if "temperature" in req.given else replace(req.sampling,
                                                                           temperature=prompter.temperature)
@@ -67,3 +75,20 @@ def classification(model: LoadedModel, output: str) -> dict[str, Any]:
     assert model.prompt is not None
     label, matched = model.prompt.task.predict(output)
     return {"label": label, "matched": matched}
+
+
+def score(model: LoadedModel, prompts: list[str]) -> list[tuple[str, dict[str, float], int]]:
+    """A constrained version's answers to rendered ``prompts``: per prompt, the likeliest label,
+    every label's probability and the chosen label's token count (what predict computes)."""
+    from gitops.ml import choices
+
+    prompter = model.prompt
+    assert prompter is not None
+    labels = prompter.task.labels
+    with model.score_lock:  # one scoring at a time per model, beside the batcher's generation
+        scores = choices.score_labels(model.backend, prompts, labels, chat=prompter.chat)
+    out = []
+    for row in scores:
+        j = choices.best(row)
+        out.append((labels[j], dict(zip(labels, choices.probabilities(row), strict=True)), row[j][1]))
+    return out

@@ -85,29 +85,54 @@ def _sampler_cls() -> type:
     return EpochSampler
 
 
-def _encode(tokenizer: Any, texts: list[str | Pair], max_length: int, chat: bool = False) -> list[list[int]]:
+Row = tuple[list[int], int]
+"""A training row: its token ids, and how many leading ids are context only (not in the loss)."""
+
+
+def _encode(tokenizer: Any, texts: list[str | Pair], max_length: int, chat: bool = False,
+            response_only: bool = False) -> list[Row]:
     """Token ids per row through the one tokenization (:mod:`gitops.ml.tokens`): the tokenizer's
     own special tokens, EOS appended so the model learns where a row ends, exactly as eval scores.
-    A row is a text or a formatted (prompt, response) pair (:mod:`gitops.ml.prompting`)."""
-    rendered = [prompting.render(tokenizer, (t, None) if isinstance(t, str) else t, chat) for t in texts]
-    rows = [tokens.sequence_ids(tokenizer, t, max_length=max_length, chat=chat) for t in rendered]
-    rows = [r for r in rows if len(r) >= 2]  # one token gives nothing to predict
+    A row is a text or a formatted (prompt, response) pair (:mod:`gitops.ml.prompting`); a pair
+    longer than ``max_length`` loses the middle of its prompt, never its response (a classifier
+    must see its label). ``response_only``: the loss covers the response and EOS alone."""
+    rows = [_encode_row(tokenizer, (t, None) if isinstance(t, str) else t, max_length, chat, response_only)
+            for t in texts]
+    rows = [r for r in rows if len(r[0]) - max(r[1], 1) >= 1]  # something left to predict
     if not rows:
         raise TrainError("no training text is long enough to learn from (each needs at least 2 tokens)")
     return rows
 
 
-def _collate(pad_id: int) -> Callable[[list[list[int]]], dict[str, Any]]:
+def _encode_row(tokenizer: Any, pair: Pair, max_length: int, chat: bool, response_only: bool) -> Row:
+    ids = tokens.sequence_ids(tokenizer, prompting.render(tokenizer, pair, chat), chat=chat)
+    if pair[1] is None:
+        return ids[:max_length], 0
+    # the prompt's tokens as training and prediction tokenize them jointly with what follows (the
+    # longest common prefix with the prompt's own ids, as gitops.ml.choices scores a label)
+    prompt = tokens.text_ids(tokenizer, prompting.render_prompt(tokenizer, pair[0], chat), chat=chat)
+    n = 0
+    while n < min(len(prompt), len(ids) - 1) and prompt[n] == ids[n]:
+        n += 1
+    context, answer = ids[:max(n, 1)], ids[max(n, 1):]
+    if len(ids) > max_length:  # cut the prompt's middle (as prediction does), keep the answer whole
+        answer = answer[:max_length - 2]
+        context = tokens.fit_ids(tokenizer, context, max_length - len(answer))
+    return context + answer, len(context) if response_only else 0
+
+
+def _collate(pad_id: int) -> Callable[[list[Row]], dict[str, Any]]:
     import torch
 
-    def collate(rows: list[list[int]]) -> dict[str, Any]:
-        width = max(len(r) for r in rows)
+    def collate(rows: list[Row]) -> dict[str, Any]:
+        width = max(len(ids) for ids, _ in rows)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        for i, (r, context) in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r)
             mask[i, : len(r)] = 1
-        labels = ids.masked_fill(mask == 0, -100)
+            labels[i, context: len(r)] = ids[i, context: len(r)]  # padding and context-only ids: no loss
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     return collate
@@ -119,8 +144,9 @@ def _loaders(tokenizer: Any, train_texts: list[str | Pair], valid_texts: list[st
 
     t = cfg.trainer
     pad_id = tokens.pad_id(tokenizer)  # padded positions are masked out of the loss
-    train_rows = _encode(tokenizer, train_texts, t.max_length, cfg.chat)
-    valid_rows = _encode(tokenizer, valid_texts, t.max_length, cfg.chat) if valid_texts else []
+    only = cfg.loss == "response"
+    train_rows = _encode(tokenizer, train_texts, t.max_length, cfg.chat, only)
+    valid_rows = _encode(tokenizer, valid_texts, t.max_length, cfg.chat, only) if valid_texts else []
     sampler = _sampler_cls()(len(train_rows), t.seed)
     # Each DataLoader iterator draws a seed from its generator; with the global one that draw would
     # shift the dropout RNG of a resumed run (its iterator starts after the RNG states are restored).
@@ -238,16 +264,19 @@ def _scheduler(optimizer: Any, total_steps: int) -> Any:
 def train_model(train_texts: list[str | Pair], valid_texts: list[str | Pair], base_model: str | Path,
                 cfg: TrainConfig,
                 out_dir: Path, *, resume: bool = False, progress: Progress | None = None,
-                base_adapter: Path | None = None, merge: bool = True) -> TrainResult:
+                base_adapter: Path | None = None, merge: bool = True, threads: int | None = None) -> TrainResult:
     """Fine-tune a LoRA adapter on ``train_texts`` (texts, or (prompt, response) pairs formatted as
     ``cfg``'s prompt section says); write ``adapter/``, ``merged/``, ``metrics.json``
     and ``loss_curve.json`` under ``out_dir`` (main process). ``resume`` continues from the last
     checkpoint in ``out_dir`` when there is one. ``base_adapter`` is a parent's LoRA adapter, merged
     into the base before the new adapter is added. ``merge=False`` skips ``merged/`` (a version that
-    stores the adapter alone never reads it: on SmolLM2 that is 538 MB not written)."""
+    stores the adapter alone never reads it: on SmolLM2 that is 538 MB not written). ``threads``
+    caps torch's CPU threads (default: torch's own choice, every core)."""
     import torch
     from accelerate.utils import set_seed
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     if not train_texts:
         raise TrainError("the train split is empty: nothing to train on")
     started = time.perf_counter()
@@ -302,7 +331,7 @@ def _run_loop(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, trai
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad()
-            scored = (batch["labels"] != -100).sum()
+            scored = batch["attention_mask"].sum()  # tokens run through the model (tokens/s), in the loss or not
             stats = accelerator.reduce(torch.stack([loss.detach().float().cpu() * 1.0, torch.tensor(1.0),
                                                     scored.float().cpu()]).to(accelerator.device), "sum")
             state.window_loss += float(stats[0])

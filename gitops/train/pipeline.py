@@ -159,13 +159,16 @@ def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, Base
 
 def _classification_format(ws: Workspace, cfg: TrainConfig) -> None:
     """A ``task: classification`` model learns its task as every variant is scored: the task's input
-    template, then a space and the label (``gitops predict`` generates from the input and extracts
-    the label). The config's prompt section is replaced by that; the effective config records it."""
+    template, then a space and the label, then the end token (``gitops predict`` generates from the
+    input, stops at the end token and extracts the label). The loss covers the label and the end
+    token alone (the review is context, not something to learn to write), and a row longer than
+    ``max_length`` loses the middle of its input, never its label. The config's prompt section is
+    replaced by that; the effective config records it."""
     model = ws.registry().models.get(cfg.output_model)
     if model is None or model.classification is None:
         return
     task = model.classification
-    cfg.template, cfg.response, cfg.chat = task.input, " {" + task.label + "}", False
+    cfg.template, cfg.response, cfg.chat, cfg.loss = task.input, " {" + task.label + "}", False, "response"
 
 
 def check_before_training(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, push: bool = False) -> None:
@@ -194,32 +197,36 @@ def check_before_training(ws: Workspace, cfg: TrainConfig, *, alias: str | None 
 
 def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
           alias: str | None = None, push: bool = False, progress: Progress | None = None, pr: bool = False,
-          github_repo: str | None = None, base: str | None = None) -> TrainRun:
+          github_repo: str | None = None, base: str | None = None, threads: int | None = None) -> TrainRun:
     """Train from a config file and register the result as a new version of ``output.model``.
 
     ``pr``: register it (and move ``alias``) on a new branch and open a pull request into ``base``
     (default: the branch checked out) instead of committing here (see :mod:`gitops.github.proposal`);
-    the repository, token, remote and branch are checked before training starts."""
+    the repository, token, remote and branch are checked before training starts. ``threads`` caps
+    torch's CPU threads (not part of the config: it changes speed, not the result)."""
+    if threads is not None and threads < 1:
+        raise ConfigError("--threads must be at least 1")
     cfg = train_config.read(Path(config_path), overrides)
     if push and pr:
         raise ConfigError("--push and --pr exclude each other: --pr pushes a branch and opens a pull request")
     check_before_training(ws, cfg, alias=alias, push=push)
     if not pr:
-        return _train(ws, ws.root, cfg, resume=resume, alias=alias, push=push, progress=progress)
+        return _train(ws, ws.root, cfg, resume=resume, alias=alias, push=push, progress=progress, threads=threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise TrainError("--pr runs in one process: under accelerate launch, train without it, then propose the "
                          "version with 'gitops promote MODEL@vN --to ALIAS --pr'")
     version = ws.registry().model(cfg.output_model).next_version_id()
     plan = proposal.plan(ws, proposal.train_branch(cfg.output_model, version), repo=github_repo, base=base)
     run, proposed = proposal.propose(
-        ws, plan, lambda tree: _train(tree, ws.root, cfg, resume=resume, alias=alias, push=False, progress=progress),
+        ws, plan, lambda tree: _train(tree, ws.root, cfg, resume=resume, alias=alias, push=False, progress=progress,
+                            threads=threads),
         proposal.train_text)
     run.proposal = proposed
     return run
 
 
 def _train(ws: Workspace, home: Path, cfg: TrainConfig, *, resume: bool, alias: str | None, push: bool,
-           progress: Progress | None) -> TrainRun:
+           progress: Progress | None, threads: int | None = None) -> TrainRun:
     """Resolve, read, train and register in ``ws``; the work directory (checkpoints, for
     ``--resume``) lives in the repository at ``home`` even when ``ws`` is a proposal's worktree."""
     cfg, base, dataset, version = effective_config(ws, cfg)
@@ -227,7 +234,8 @@ def _train(ws: Workspace, home: Path, cfg: TrainConfig, *, resume: bool, alias: 
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)
     out = work_dir(home, cfg)
     result = train_model(train_texts, valid_texts, base.load_from, cfg, out, resume=resume, progress=progress,
-                         base_adapter=base.adapter, merge=base.md5 is None)  # peft-lora: no merged copy
+                         base_adapter=base.adapter, merge=base.md5 is None,  # peft-lora: no merged copy
+                         threads=threads)
     run = TrainRun(model=cfg.output_model, version=None, dataset=cfg.dataset, base_model=cfg.base_model,
                    parent=base.parent, config=cfg.to_dict(), config_hash=cfg.config_hash(), result=result,
                    base_md5=base.md5, format="peft-lora" if base.md5 else "hf")

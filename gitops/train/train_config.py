@@ -24,6 +24,7 @@ from gitops.validation import REQUIRED, Field, ListOf, Problems, Record, Scalar,
 from gitops.yamlio import LineMap
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+LOSSES = ("all", "response")
 MAX_CONFIG_BYTES = 1024 * 1024  # a config is a page of YAML; anything larger is not one
 MAX_TEXT = 1024  # characters of a string value (a base model path, a module name)
 MAX_TEMPLATE = 4096
@@ -97,6 +98,10 @@ SCHEMA = Record({
         "chat": Field(Scalar("bool", label="true or false"), False,
                       "Format prompt and response as a user and an assistant turn through the tokenizer's "
                       "chat template, in training and eval (needs `response`).", True),
+        "loss": _str("all", "Which tokens the loss covers: `all` (the whole row) or `response` (the "
+                            "response and its end token alone; needs `response`; what a classification "
+                            "model trains with). A row longer than `trainer.max_length` loses the middle of "
+                            "its prompt, never its response.", "response", choices=LOSSES),
     })),
     "adapter": Field(Record({
         "type": _str("lora", "Adapter kind; only `lora` for now.", "lora", choices=("lora",)),
@@ -124,7 +129,8 @@ SCHEMA = Record({
         "gradient_accumulation_steps": _int(1, "Micro-batches per optimizer step.", 4, minimum=1, maximum=65536),
         "precision": _str("fp32", "`fp32`; `bf16` (CPU or a GPU that supports it); `fp16` (CUDA GPU only).",
                           "bf16", choices=PRECISIONS),
-        "max_length": _int(256, "Tokens per row; longer rows are truncated.", 128, minimum=8, maximum=1 << 20),
+        "max_length": _int(256, "Tokens per row; a longer row is cut (a prompt + response row in its "
+                                "prompt's middle, keeping the response).", 128, minimum=8, maximum=1 << 20),
     })),
     "output": Field(Record({
         "model": _str(REQUIRED, "Registry model name the new version is registered under.", "review-autocomplete",
@@ -165,6 +171,7 @@ class TrainConfig:
     template: str = "{text}"
     response: str | None = None
     chat: bool = False
+    loss: str = "all"
     gguf_file: str | None = None
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -175,6 +182,8 @@ class TrainConfig:
         prompt: dict[str, Any] = {"template": self.template}
         if self.response is not None or self.chat:  # only when used: older configs keep their hash
             prompt.update(response=self.response, chat=self.chat)
+        if self.loss != "all":
+            prompt["loss"] = self.loss
         out: dict[str, Any] = {"base_model": self.base_model, "dataset": self.dataset, "prompt": prompt,
                                "adapter": dict(vars(self.adapter)), "trainer": dict(vars(self.trainer)),
                                "output": {"model": self.output_model}}
@@ -281,6 +290,9 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
         if prompt["chat"] and prompt["response"] is None:
             problems.add(source, (doc or {}).get("prompt"), "chat", "prompt.chat is true but prompt.response is "
                          "not set: a chat row needs the assistant's turn, e.g. response: '{text}'")
+        if prompt["loss"] == "response" and prompt["response"] is None:
+            problems.add(source, (doc or {}).get("prompt"), "loss", "prompt.loss is response but prompt.response "
+                         "is not set: there is no response to learn, e.g. response: ' {label}'")
     if problems:
         if len(problems) == 1:
             raise ConfigError(problems[0])
@@ -288,7 +300,7 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
     assert data is not None
     return TrainConfig(base_model=data["base_model"], dataset=data["dataset"], output_model=data["output"]["model"],
                        template=data["prompt"]["template"], response=data["prompt"]["response"],
-                       chat=data["prompt"]["chat"], gguf_file=data["gguf_file"],
+                       chat=data["prompt"]["chat"], loss=data["prompt"]["loss"], gguf_file=data["gguf_file"],
                        adapter=AdapterConfig(**data["adapter"]), trainer=TrainerConfig(**data["trainer"]),
                        source=source)
 
