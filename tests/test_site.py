@@ -137,9 +137,12 @@ def test_metric_trends_are_charts_with_a_description_and_a_table(rendered: Path)
 def test_classification_model_shows_its_variants_side_by_side(rendered: Path) -> None:
     doc = parse(rendered / f"models/{CLASSIFIER}/index.html")
     table = rows(doc.find("table", class_="variants"))
-    assert [r[:5] for r in table] == [["v1", "few-shot bm25 k=3", "50.0% [33.3%, 66.7%]", "—", "50.0%"],
-                                      ["v2", "zero-shot", "80.0% [63.3%, 93.3%]", "+30.0% [+13.3%, +46.7%] (vs v1)",
-                                       "80.0%"]]
+    # variant, kind, accuracy, vs baseline, then macro-F1 with its interval (the report's columns)
+    assert [r[:4] for r in table] == [["v1", "few-shot bm25 k=3", "50.0% [33.3%, 66.7%]", "—"],
+                                      ["v2", "zero-shot", "80.0% [63.3%, 93.3%]", "+30.0% [+13.3%, +46.7%] (vs v1)"]]
+    assert [r[4].split(" [")[0] for r in table] == ["50.0%", "80.0%"]
+    headers = [th.text() for th in doc.find("table", class_="variants").find_all("th", scope="col")]
+    assert headers[4:7] == ["Macro-F1", "Log loss", "ECE"]
     assert parse(rendered / f"models/{MODEL}/index.html").find_all("table", class_="variants") == []
     # the prompt version is a variant made from v1, in the lineage and on its page
     svg = doc.find("svg", class_="lineage")

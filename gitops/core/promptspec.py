@@ -67,6 +67,7 @@ PROMPT_REFERENCE = (
         "semantic only: a sentence-transformers directory or hub id (pinned by md5)."),
     Key("retrieval.revision", "string", "none", "main", "semantic only: the hub id's branch, tag or commit."),
     Key("retrieval.seed", "integer", "0", 0, "The seed of random retrieval."),
+    Key("chat", "boolean", "false", True, "Render the prompt through the base's chat template, as the user's turn."),
     Key("generation", "mapping", "`{max_new_tokens: 8, temperature: 0}`", None, "Decoding (below)."),
     Key("generation.max_new_tokens", "integer", "8", 4, f"Tokens generated per row, 1 to {MAX_NEW_TOKENS}."),
     Key("generation.temperature", "number", "0", 0, "0 (greedy) to 2."),
