@@ -17,8 +17,12 @@ class _Bar:
     def __call__(self, step: int, total: int, last: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        if self.bar is None:
-            self.bar = tqdm(total=total, initial=step - 1, desc="train", unit="step", dynamic_ncols=True)
+        if self.bar is None or self.bar.total != total:
+            if self.bar is not None:
+                self.bar.close()
+            stage = last.get("stage")  # a head's embedding reports rows, training reports steps
+            self.bar = tqdm(total=total, initial=0 if stage else step - 1, desc=stage or "train",
+                            unit="row" if stage else "step", dynamic_ncols=True)
         self.bar.update(step - self.bar.n)
         if last.get("eval_loss") is not None:
             self.bar.set_postfix(train_loss=f"{last['train_loss']:.3f}", eval_loss=f"{last['eval_loss']:.3f}")
@@ -36,11 +40,18 @@ class _Bar:
                                              "checkpoint.")
 @click.option("--alias", metavar="ALIAS", help="Also point this alias (e.g. staging) at the new version.")
 @click.option("--push", is_flag=True, help="Push the weights (dvc push) and the commit after registering.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="CPU threads of the base while a head embeds rows (adapter.type: head; default: half the "
+                   "CPUs, 1 to 4), e.g. --threads 2.")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
               help="Directory inside the GitOps repository.")
 def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
-              repo: Path) -> None:
+              threads: int | None, repo: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
+
+    With `adapter: {type: head}` it trains a classification head on the frozen base instead: the
+    rows are embedded once (cached per data set version, grown per batch) and the version stores the
+    head alone (format head), pinned to its base.
 
     Runs on CPU, one GPU, or several processes:
     `accelerate launch --multi_gpu --num_processes 2 -m gitops train CONFIG`.
@@ -51,15 +62,20 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml
       gitops train train.yaml --set trainer.learning_rate=1e-4 --set trainer.epochs=2
       gitops train train.yaml --resume --alias staging
+      gitops train head.yaml --threads 2
     """
     from gitops import api
 
     ws = api.Workspace.open(repo)
     bar = _Bar()
     try:
-        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar)
+        run = api.train(ws, config, list(overrides), resume=resume, alias=alias, push=push, progress=bar,
+                        threads=threads)
     finally:
         bar.close()
+    if run.format == "head":
+        _say_head(run)
+        return
     if run.version is None:
         return  # a non-main process under accelerate launch: the main one reports
     m = run.result.metrics
@@ -73,6 +89,18 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
     click.echo(f"  config hash {run.config_hash[:12]}  weights {run.path}")
     if run.parent:
         click.echo(f"  parent {run.parent}")
+    if run.alias:
+        click.echo(f"  alias {run.alias} -> {run.version}")
+
+
+def _say_head(run: Any) -> None:
+    m = run.metrics
+    what = "Registered" if run.created else "Already registered:"
+    click.echo(f"{what} {run.model}@{run.version} (format head) on {run.base_model} from {run.dataset}")
+    click.echo(f"  embedded {run.embedded} row(s) with the base, {run.cached} from the cache ({m['embed_s']} s)")
+    click.echo(f"  {m['epochs']} epochs (best {m['best_epoch']}) in {m['fit_s']} s: valid loss {m['eval_loss']}, "
+               f"valid accuracy {m['eval_accuracy']:.1%}")
+    click.echo(f"  {m['wall_time_s']} s in all; config hash {run.config_hash[:12]}  head {run.path}")
     if run.alias:
         click.echo(f"  alias {run.alias} -> {run.version}")
 

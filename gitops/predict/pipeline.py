@@ -36,6 +36,8 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict import scoring
+from gitops.predict.head import is_head
+from gitops.predict.head import predictions as head_predictions
 from gitops.predict.pool import BackendPool
 from gitops.predict.prompter import open_prompter
 
@@ -46,7 +48,7 @@ CONSTRAIN = ("labels", "none")
 MAX_BATCH = 256
 MAX_ROWS = 1_000_000
 COLUMNS = ("key", "label", "prediction", "matched", "raw_output", "prompt_tokens", "completion_tokens",
-           "latency_ms")
+           "latency_ms", "probabilities")  # probabilities: {label: p} in task order (JSONL object, else JSON text)
 Progress = Callable[[int, int], None]
 
 
@@ -119,7 +121,8 @@ def plan_predict(ws: Workspace, ref: str, dataset: str, split: str = "test", *, 
     if constrain is None:
         constrain = ((config or {}).get("generation") or {}).get("constrain", "none")
     return Plan(f"{model.name}@{version.id}", model, version, task, label, split, rows,
-                [_row_key(r, ds.key) for r in rows], config, constrained=constrain == "labels")
+                [_row_key(r, ds.key) for r in rows], config,
+                constrained=constrain == "labels" and not is_head(version))  # a head is never generated
 
 
 def _row_key(row: dict[str, Any], key: list[str]) -> str:
@@ -186,7 +189,8 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
             rows = [plan.rows[i] for i in index]
             prompts = prompter.render_many(rows)
             ids = [backend.encode(p) for p in prompts]
-            made = (_constrained(plan, index, prompts, ids, backend) if plan.constrained
+            made = (_headed(plan, index, ids, backend) if is_head(plan.version)
+                    else _constrained(plan, index, prompts, ids, backend) if plan.constrained
                     else _generated(plan, index, ids, backend, max_new))
             if sink is not None:
                 sink.write("".join(json.dumps(m) + "\n" for m in made))
@@ -220,6 +224,15 @@ def _constrained(plan: Plan, index: list[int], prompts: list[str], ids: list[lis
         j = choices.best(row)
         made.append(_prediction(plan, i, labels[j], True, labels[j], len(x), row[j][1], share))
     return made
+
+
+def _headed(plan: Plan, index: list[int], ids: list[list[int]], classifier: Any) -> list[dict[str, Any]]:
+    """A head version: one forward pass of the base for the batch, the likeliest label, every label's probability."""
+    t0 = time.perf_counter()
+    answers = head_predictions(classifier, ids)
+    share = (time.perf_counter() - t0) / len(index)
+    return [{**_prediction(plan, i, label, True, label, len(x), 0, share), "probabilities": probabilities}
+            for i, x, (label, probabilities) in zip(index, ids, answers, strict=True)]
 
 
 def _prediction(plan: Plan, i: int, predicted: str, matched: bool, raw: str, prompt_tokens: int,
@@ -289,14 +302,21 @@ def write_predictions(out: Path, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows]), tmp)
+        pq.write_table(pa.Table.from_pylist([_flat(r) for r in rows]), tmp)
     elif suffix == ".csv":
         import csv
 
         with tmp.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(_flat(r) for r in rows)
     else:
-        tmp.write_text("".join(json.dumps({c: r[c] for c in COLUMNS}) + "\n" for r in rows), encoding="utf-8")
+        tmp.write_text("".join(json.dumps({c: r.get(c) for c in COLUMNS}) + "\n" for r in rows), encoding="utf-8")
     os.replace(tmp, out)
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A prediction for a table (CSV, Parquet): ``probabilities`` as JSON text (empty: none)."""
+    out = {c: row.get(c) for c in COLUMNS}
+    out["probabilities"] = json.dumps(out["probabilities"]) if out["probabilities"] is not None else None
+    return out

@@ -14,6 +14,7 @@ from gitops.core.materialize import loadable
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError
+from gitops.predict.head import head_base, is_head, open_classifier
 from gitops.predict.prompter import pinned_base
 
 RUNNABLE = ("hf", "peft-lora", "ct2")
@@ -27,8 +28,18 @@ class BackendPool:
         self._open: dict[tuple[str, str], Any] = {}
 
     def get(self, ws: Workspace, model: Model, version: Version) -> Any:
-        """The backend ``version`` runs on (a prompt version: its base), opened on first use."""
+        """The backend ``version`` runs on (a prompt version: its base; a head version: its classifier
+        over its base), opened on first use."""
+        if is_head(version):
+            key = (model.name, version.id)
+            if key not in self._open:
+                base_model, base = head_base(ws.registry(), model, version)  # its pin, before anything loads
+                self._open[key] = open_classifier(ws, model, version, self._backend(ws, base_model.name, base))
+            return self._open[key]
         name, target = runs_on(ws, model, version)
+        return self._backend(ws, name, target)
+
+    def _backend(self, ws: Workspace, name: str, target: Version) -> Any:
         key = (name, target.id)
         if key not in self._open:
             self._open[key] = _open(ws, name, target, self.device, self.threads)

@@ -85,7 +85,11 @@ def compare_variants(ws: Workspace, variant_refs: list[str], *, dataset: str | N
 
 
 def variant_kind(version: Any) -> str:
-    """What a variant is, for the tables: zero-shot, few-shot TYPE k=K (a prompt version), or its format."""
+    """What a variant is, for the tables: zero-shot, few-shot TYPE k=K (a prompt version), a head's
+    shape, or its format."""
+    if version.format == "head":  # a classification head on the frozen base: its shape and pooling
+        h = (version.config or {}).get("head") or {}
+        return f"head {h.get('type', 'linear')}, {h.get('pooling', 'last')} of layer {h.get('layer', -1)}"
     if version.format != "prompt":
         return version.format
     r = (version.config or {}).get("retrieval") or {}

@@ -36,11 +36,12 @@ from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train import card as cardmod
 from gitops.train import train_config
+from gitops.train.head import HeadRun, train_head
 from gitops.train.lora import Progress, TrainResult, train_model
 from gitops.train.register_base import ensure_base
 from gitops.train.train_config import TrainConfig
+from gitops.train.workdir import RUNS_DIR, work_dir  # noqa: F401 - RUNS_DIR: where callers find runs
 
-RUNS_DIR = ".gitops/runs"
 RELEASE_FILES = ("metrics.json", "loss_curve.json")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what a peft-lora version stores
 
@@ -132,17 +133,6 @@ def read_split(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: 
     return [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, split)]
 
 
-def work_dir(root: Path, cfg: TrainConfig) -> Path:
-    """The run's work dir: one per effective config, so ``--resume`` finds the run it continues.
-    It ignores itself in git (a ``.gitignore`` of ``*``)."""
-    runs = root / RUNS_DIR
-    runs.mkdir(parents=True, exist_ok=True)
-    ignore = runs / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n", encoding="utf-8")
-    return runs / f"{cfg.output_model}-{cfg.config_hash()[:12]}"
-
-
 def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, BaseSpec, Dataset, DatasetVersion]:
     """The config as it actually runs: data set and registry base resolved to versions."""
     base = resolve_base(ws, cfg.base_model, cfg.output_model, cfg.gguf_file)
@@ -166,13 +156,18 @@ def _classification_format(ws: Workspace, cfg: TrainConfig) -> None:
 
 
 def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
-          alias: str | None = None, push: bool = False, progress: Progress | None = None) -> TrainRun:
-    """Train from a config file and register the result as a new version of ``output.model``."""
+          alias: str | None = None, push: bool = False, progress: Progress | None = None,
+          threads: int | None = None) -> TrainRun | HeadRun:
+    """Train from a config file and register the result as a new version of ``output.model``
+    (``adapter.type: head``: a classification head on the frozen base, :mod:`gitops.train.head`;
+    ``threads`` applies to it)."""
     cfg = train_config.read(Path(config_path), overrides)
     if alias is not None and (problem := refs.alias_problem(alias)):
         raise ConfigError(f"--alias: {problem}")
     if push:
         ws.check_push()
+    if cfg.is_head:
+        return train_head(ws, cfg, alias=alias, push=push, threads=threads, progress=progress)
     cfg, base, dataset, version = effective_config(ws, cfg)
     train_texts = read_split(ws, dataset, version, "train", cfg.prompt_format)
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)

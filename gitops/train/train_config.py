@@ -24,6 +24,11 @@ from gitops.validation import REQUIRED, Field, ListOf, Problems, Record, Scalar,
 from gitops.yamlio import LineMap
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+ADAPTERS = ("lora", "head")
+POOLINGS = ("last", "mean")
+HEAD_TYPES = ("linear", "mlp")
+CLASS_WEIGHTS = ("balanced", "none")
+MAX_LAYER = 1024  # hidden-state index; checked against the base's own depth before embedding
 MAX_CONFIG_BYTES = 1024 * 1024  # a config is a page of YAML; anything larger is not one
 MAX_TEXT = 1024  # characters of a string value (a base model path, a module name)
 MAX_TEMPLATE = 4096
@@ -97,7 +102,8 @@ SCHEMA = Record({
                       "chat template, in training and eval (needs `response`)."),
     })),
     "adapter": Field(Record({
-        "type": _str("lora", "Adapter kind; only `lora` for now.", choices=("lora",)),
+        "type": _str("lora", "Adapter kind: `lora` (a LoRA fine-tune) or `head` (a classification head on the "
+                             "frozen base; see the `head` section).", choices=ADAPTERS),
         "r": _int(8, "LoRA rank (1 to 4096).", minimum=1, maximum=4096),
         "alpha": _float(16.0, "LoRA scaling numerator (`lora_alpha`, 0 to 1e6).", minimum=0, maximum=1e6),
         "dropout": _float(0.05, "Dropout on the LoRA input.", minimum=0, maximum=1),
@@ -124,6 +130,31 @@ SCHEMA = Record({
                           choices=PRECISIONS),
         "max_length": _int(256, "Tokens per row; longer rows are truncated.", minimum=8, maximum=1 << 20),
     })),
+    "head": Field(Record({
+        "type": _str("linear", "`adapter.type: head` only: `linear` (one layer) or `mlp` (one hidden layer, GELU).",
+                     choices=HEAD_TYPES),
+        "hidden": _int(256, "Width of the `mlp` head's hidden layer (1 to 65536).", minimum=1, maximum=65536),
+        "pooling": _str("last", "How a row's hidden states become one vector: `last` (the last token's) or "
+                                "`mean` (the mean over its tokens).", choices=POOLINGS),
+        "layer": _int(-1, "The hidden state to pool: -1 the base's last (after its final norm), N the output of "
+                          "its N-th layer, -2 the one before the last...; layers after it are not run.",
+                      minimum=-MAX_LAYER, maximum=MAX_LAYER),
+        "max_length": _int(256, "Tokens of a row's input the base reads (longer inputs lose their middle).",
+                           minimum=8, maximum=1 << 16),
+        "epochs": _int(200, "Passes over the train split at most (early stopping on the valid split ends it "
+                            "sooner).", minimum=1, maximum=100_000),
+        "patience": _int(10, "Stop after this many epochs without a lower valid loss; the best epoch is kept.",
+                         minimum=1, maximum=100_000),
+        "learning_rate": _float(1e-3, "AdamW learning rate of the head (at most 10).", minimum=0, maximum=10),
+        "weight_decay": _float(1e-4, "AdamW weight decay of the head.", minimum=0, maximum=10),
+        "batch_size": _int(256, "Rows per head training step.", minimum=1, maximum=1 << 20),
+        "dropout": _float(0.1, "Dropout on the `mlp` head's hidden layer.", minimum=0, maximum=0.9),
+        "class_weights": _str("balanced", "`balanced`: each label's loss weighted by n / (labels x its count), so a "
+                                          "rare label counts as much as a common one; `none`.",
+                              choices=CLASS_WEIGHTS),
+        "embed_batch_size": _int(32, "Rows per forward pass of the base when embedding (rows of similar length "
+                                     "batched together).", minimum=1, maximum=4096),
+    })),
     "output": Field(Record({
         "model": _str(REQUIRED, "Registry model name the new version is registered under.", rule=_name_rule),
     })),
@@ -137,6 +168,25 @@ class AdapterConfig:
     alpha: float = 16.0
     dropout: float = 0.05
     target_modules: list[str] | None = None
+
+
+@dataclass
+class HeadConfig:
+    """The ``head`` section: a classification head on the frozen base (``adapter.type: head``)."""
+
+    type: str = "linear"
+    hidden: int = 256
+    pooling: str = "last"
+    layer: int = -1
+    max_length: int = 256
+    epochs: int = 200
+    patience: int = 10
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    dropout: float = 0.1
+    class_weights: str = "balanced"
+    embed_batch_size: int = 32
 
 
 @dataclass
@@ -165,7 +215,13 @@ class TrainConfig:
     gguf_file: str | None = None
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
     source: str = "<config>"
+
+    @property
+    def is_head(self) -> bool:
+        """A classification head on the frozen base, not a LoRA fine-tune."""
+        return self.adapter.type == "head"
 
     def to_dict(self) -> dict[str, Any]:
         """The effective config in the file's shape (what is recorded and hashed)."""
@@ -177,6 +233,8 @@ class TrainConfig:
                                "output": {"model": self.output_model}}
         if self.gguf_file is not None:
             out["gguf_file"] = self.gguf_file
+        if self.is_head:  # only when used: a LoRA config keeps its hash; LoRA's own keys mean nothing here
+            out.update(adapter={"type": "head"}, trainer={"seed": self.trainer.seed}, head=dict(vars(self.head)))
         return out
 
     @property
@@ -275,6 +333,12 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
                     prompting.template_fields(prompt[key], f"prompt.{key}")
             except ConfigError as exc:
                 problems.add(source, (doc or {}).get("prompt"), key, exc.message)
+        if data["head"]["layer"] == 0:
+            problems.add(source, (doc or {}).get("head"), "layer", "head.layer 0 would pool the token embeddings, "
+                         "not a hidden state: use -1 (the last), or N (1 up to the base's layers)")
+        if isinstance(doc, dict) and "head" in doc and data["adapter"]["type"] != "head":
+            problems.add(source, doc, "head", "a head section is set but adapter.type is "
+                         f"'{data['adapter']['type']}'; set adapter.type: head to train a classification head")
         if prompt["chat"] and prompt["response"] is None:
             problems.add(source, (doc or {}).get("prompt"), "chat", "prompt.chat is true but prompt.response is "
                          "not set: a chat row needs the assistant's turn, e.g. response: '{text}'")
@@ -287,7 +351,7 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
                        template=data["prompt"]["template"], response=data["prompt"]["response"],
                        chat=data["prompt"]["chat"], gguf_file=data["gguf_file"],
                        adapter=AdapterConfig(**data["adapter"]), trainer=TrainerConfig(**data["trainer"]),
-                       source=source)
+                       head=HeadConfig(**data["head"]), source=source)
 
 
 def read(path: Path, overrides: list[str] | None = None) -> TrainConfig:
