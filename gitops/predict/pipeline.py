@@ -36,8 +36,8 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict import scoring
-from gitops.predict.head import is_head
-from gitops.predict.head import predictions as head_predictions
+from gitops.predict.head_variant import is_head
+from gitops.predict.head_variant import predictions as head_predictions
 from gitops.predict.pool import BackendPool
 from gitops.predict.prompter import open_prompter
 

@@ -14,7 +14,7 @@ from gitops.core.materialize import loadable
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError
-from gitops.predict.head import head_base, is_head, open_classifier
+from gitops.predict.head_variant import head_base, is_head, open_classifier
 from gitops.predict.prompter import pinned_base
 
 RUNNABLE = ("hf", "peft-lora", "ct2")

@@ -102,7 +102,7 @@ def open_model(resolved: Resolved, *, threads: int | None = None, device: str = 
     classifier = None
     try:
         if resolved.head is not None:  # a head answers with one forward pass: warm that up instead
-            from gitops.ml.head import classifier_for
+            from gitops.ml.classhead import classifier_for
 
             classifier = classifier_for(backend, resolved.head.head, resolved.head.spec)
             classifier.probabilities([classifier.encode(WARMUP_PROMPT)])

@@ -1,6 +1,6 @@
 """A head version behind ``/v1/completions``: each request's text is a row, answered by its head.
 
-A head version (a classification head on a frozen, pinned base; :mod:`gitops.predict.head`) does
+A head version (a classification head on a frozen, pinned base; :mod:`gitops.predict.head_variant`) does
 not generate. The server renders the row as ``gitops predict`` does (the model's task input template,
 through the same :class:`~gitops.predict.prompter.Prompter`), runs the base once for every prompt of
 the request together, and answers each with the likeliest label as the choice's ``text`` and
@@ -42,7 +42,7 @@ class Answer:
 def classify(model: LoadedModel, texts: tuple[str, ...]) -> list[Answer]:
     """Each text as a row of the task, rendered and answered by the head (worker thread). Raises
     APIError (400) for a text that is not a row of this task."""
-    from gitops.predict.head import predictions
+    from gitops.predict.head_variant import predictions
 
     parts, classifier = model.resolved.head, model.classifier
     assert parts is not None and classifier is not None

@@ -193,7 +193,7 @@ class RepoSource:
             with self._git_lock:
                 registry = self.ws.registry_at(commit)
             if version.format == "head":
-                from gitops.predict.head import head_base
+                from gitops.predict.head_variant import head_base
 
                 head_base(registry, model, version)
                 if self.engine == "ct2":
@@ -212,7 +212,7 @@ class RepoSource:
     def _head(self, tree: Workspace, model: Model, version: Version) -> tuple[Model, Version, HeadParts]:
         """A head version's pinned base (md5 checked again) and its parts: the row renderer, the
         head and its description, from its verified files (KB), loaded now, before any swap."""
-        from gitops.predict.head import head_base, load_head
+        from gitops.predict.head_variant import head_base, load_head
         from gitops.predict.prompter import open_prompter
 
         self._require_task(model, version)

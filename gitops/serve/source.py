@@ -30,7 +30,7 @@ SERVABLE_FORMATS = ("ct2", "hf", "peft-lora")
 class HeadParts:
     """What a head version serves with (:mod:`gitops.serve.headed`), loaded off the request path:
     the row renderer (a :class:`~gitops.predict.prompter.Prompter` without instruction or examples),
-    the head (``gitops.ml.head.Head``) and its description (``HeadSpec``)."""
+    the head (``gitops.ml.classhead.Head``) and its description (``HeadSpec``)."""
 
     prompter: Prompter
     head: Any

@@ -36,7 +36,7 @@ from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train import card as cardmod
 from gitops.train import train_config
-from gitops.train.head import HeadRun, train_head
+from gitops.train.head_train import HeadRun, train_head
 from gitops.train.lora import Progress, TrainResult, train_model
 from gitops.train.register_base import ensure_base
 from gitops.train.train_config import TrainConfig
@@ -159,7 +159,7 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
           alias: str | None = None, push: bool = False, progress: Progress | None = None,
           threads: int | None = None) -> TrainRun | HeadRun:
     """Train from a config file and register the result as a new version of ``output.model``
-    (``adapter.type: head``: a classification head on the frozen base, :mod:`gitops.train.head`;
+    (``adapter.type: head``: a classification head on the frozen base, :mod:`gitops.train.head_train`;
     ``threads`` applies to it)."""
     cfg = train_config.read(Path(config_path), overrides)
     if alias is not None and (problem := refs.alias_problem(alias)):

@@ -4,7 +4,7 @@ Seed 004: "start with not training the weights of the LLM"; "get rid of the larg
 output and add a classification head on top". The model's task input template renders each row
 of the train and valid splits (no instruction, no examples), the base runs once per row (the
 vectors are cached machine-locally and grow per ingested batch: :mod:`gitops.ml.embcache`), and a
-linear or small MLP head learns the labels from the pooled hidden state (:mod:`gitops.ml.head`).
+linear or small MLP head learns the labels from the pooled hidden state (:mod:`gitops.ml.classhead`).
 The version (format ``head``) stores the head alone, kilobytes, in DVC like every version, pinned
 to its base by ``base_model`` (a version id) and ``base_md5``.
 
@@ -33,9 +33,9 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError, NotFoundError
 from gitops.ml import embcache, gguf_base
-from gitops.ml import head as headmod
+from gitops.ml import classhead as headmod
 from gitops.ml.embed import Pooling
-from gitops.predict.head import BASE_FORMATS
+from gitops.predict.head_variant import BASE_FORMATS
 from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train.register_base import ensure_base

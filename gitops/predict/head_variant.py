@@ -1,5 +1,5 @@
 """Head versions as variants: a classification head on a frozen, pinned base (``gitops train`` with
-``adapter: {type: head}``; :mod:`gitops.train.head` trains them, :mod:`gitops.ml.head` holds the head).
+``adapter: {type: head}``; :mod:`gitops.train.head_train` trains them, :mod:`gitops.ml.classhead` holds the head).
 
 A head version runs on its base as a prompt version does, but answers with one forward pass of the
 base per batch: the row rendered by the model's task input template (no instruction, no examples),
@@ -62,7 +62,7 @@ def check_task(task: ClassificationTask, spec: Any, label: str) -> None:
 
 def load_head(ws: Workspace, model: Model, version: Version) -> tuple[Any, Any]:
     """A head version's (Head, HeadSpec) from its verified files, its pins and task checked."""
-    from gitops.ml.head import load
+    from gitops.ml.classhead import load
 
     label = f"{model.name}@{version.id}"
     if model.classification is None:
@@ -77,9 +77,9 @@ def load_head(ws: Workspace, model: Model, version: Version) -> tuple[Any, Any]:
 
 
 def open_classifier(ws: Workspace, model: Model, version: Version, backend: Any) -> Any:
-    """A head version's :class:`~gitops.ml.head.HeadClassifier` over ``backend`` (its base, opened by
+    """A head version's :class:`~gitops.ml.classhead.HeadClassifier` over ``backend`` (its base, opened by
     the caller: an hf backend, shared with other variants on that base). Files verified first."""
-    from gitops.ml.head import classifier_for
+    from gitops.ml.classhead import classifier_for
 
     head, spec = load_head(ws, model, version)
     return classifier_for(backend, head, spec)
