@@ -324,7 +324,7 @@ def test_serve_answers_a_head_version_as_predict_does(head_repo: HeadRepo) -> No
     texts = {r["id"]: r["text"] for r in split_rows(head_repo, f"{DATA}@v1", "test")}
     server = Server(root, free_port(), secret=None, ref=f"{MODEL}@production")
     try:
-        ready = server.wait_ready(f"{MODEL}@v2")
+        ready = server.wait_ready(f"{MODEL}@v2", timeout=300)  # a loaded CI machine starts torch slowly
         assert (ready["format"], ready["base"]) == ("head", f"{BASE}@v1")
         client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
         resp = client.completions.create(model=MODEL, prompt=[texts[p["key"]] for p in want], temperature=0)

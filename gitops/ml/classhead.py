@@ -215,7 +215,8 @@ def fit(x_train: Any, y_train: Any, x_valid: Any, y_valid: Any, labels: int, s: 
         if valid_loss < best - 1e-7:
             best, waited = valid_loss, 0
             best_state = copy.deepcopy(head.net.state_dict())
-            out.best_epoch, out.train_loss, out.eval_loss, out.eval_accuracy = epoch, total / len(xt), valid_loss, accuracy
+            out.best_epoch, out.train_loss, out.eval_loss = epoch, total / len(xt), valid_loss
+            out.eval_accuracy = accuracy
         else:
             waited += 1
             if waited >= s.patience:

@@ -87,16 +87,10 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
     cfg.dataset, cfg.base_model, cfg.gguf_file = label, f"{base_name}@{base.id}", None
     cfg.template, cfg.response, cfg.chat = task.input, None, False  # what the head reads; recorded
     pooling = Pooling(cfg.head.pooling, cfg.head.layer, cfg.head.max_length)
-    texts = [task.render(r) for r in train_rows + valid_rows]
-    vectors = _embed(loaded, pooling, task, f"{dataset.name}-{dversion.md5.removesuffix('.dir')}", texts,
-                     cfg, threads or default_threads(), progress)
-    index = {name: i for i, name in enumerate(task.labels)}
-    y = [index[str(r[task.label])] for r in train_rows + valid_rows]
-    n = len(train_rows)
-    settings = headmod.FitSettings(**{k: getattr(cfg.head, k) for k in (
-        "type", "hidden", "epochs", "patience", "learning_rate", "weight_decay", "batch_size", "dropout",
-        "class_weights")}, seed=cfg.trainer.seed)
-    fitted = headmod.fit(vectors.vectors[:n], y[:n], vectors.vectors[n:], y[n:], len(task.labels), settings)
+    rows = train_rows + valid_rows
+    vectors = _embed(loaded, pooling, task, f"{dataset.name}-{dversion.md5.removesuffix('.dir')}",
+                     [task.render(r) for r in rows], cfg, threads or default_threads(), progress)
+    fitted = _fit(cfg, task, rows, len(train_rows), vectors.vectors)
     spec = headmod.HeadSpec(labels=list(task.labels), type=cfg.head.type,
                             hidden=cfg.head.hidden if cfg.head.type == "mlp" else None,
                             dim=int(vectors.vectors.shape[1]), pooling=pooling, template=task.input,
@@ -104,7 +98,7 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
                             base_md5=base.md5)
     metrics = {"train_loss": round(fitted.train_loss, 6), "eval_loss": round(fitted.eval_loss, 6),
                "eval_accuracy": round(fitted.eval_accuracy, 6), "epochs": fitted.epochs,
-               "best_epoch": fitted.best_epoch, "train_rows": n, "valid_rows": len(valid_rows),
+               "best_epoch": fitted.best_epoch, "train_rows": len(train_rows), "valid_rows": len(valid_rows),
                "embedded_rows": vectors.embedded, "cached_rows": vectors.reused,
                "embed_s": round(vectors.seconds, 3), "fit_s": round(fitted.seconds, 3),
                "wall_time_s": round(time.perf_counter() - t0, 3)}
@@ -112,6 +106,16 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
                   config=cfg.to_dict(), config_hash=cfg.config_hash(), metrics=metrics, path="",
                   embedded=vectors.embedded, cached=vectors.reused, curve=fitted.curve)
     return _register(ws, cfg, run, fitted.head, spec, alias=alias, push=push)
+
+
+def _fit(cfg: TrainConfig, task: ClassificationTask, rows: list[dict], n_train: int, vectors: Any) -> Any:
+    """The head fitted on the first ``n_train`` rows' vectors, stopped early on the rest (valid)."""
+    index = {name: i for i, name in enumerate(task.labels)}
+    y = [index[str(r[task.label])] for r in rows]
+    settings = headmod.FitSettings(**{k: getattr(cfg.head, k) for k in (
+        "type", "hidden", "epochs", "patience", "learning_rate", "weight_decay", "batch_size", "dropout",
+        "class_weights")}, seed=cfg.trainer.seed)
+    return headmod.fit(vectors[:n_train], y[:n_train], vectors[n_train:], y[n_train:], len(task.labels), settings)
 
 
 def _classification_model(ws: Workspace, name: str) -> tuple[Model, ClassificationTask]:
@@ -207,7 +211,8 @@ def _register(ws: Workspace, cfg: TrainConfig, run: HeadRun, head: Any, spec: An
         _card(release, run, spec, expected)
         result = register(ws, run.model, release, fmt="head", base_model=run.base_model, base_md5=run.base_md5,
                           dataset=run.dataset, metrics=run.metrics, config=run.config, config_hash=run.config_hash,
-                          note=f"gitops train (head: {spec.type}, {spec.pooling.pooling} of layer {spec.pooling.layer})",
+                          note=f"gitops train (head: {spec.type}, {spec.pooling.pooling} of layer "
+                               f"{spec.pooling.layer})",
                           move=True)
     version = result.version
     run.version, run.path, run.commit, run.created = version.id, version.path, version.commit, result.created

@@ -140,7 +140,7 @@ SCHEMA = Record({
                           "its N-th layer, -2 the one before the last...; layers after it are not run.",
                       minimum=-MAX_LAYER, maximum=MAX_LAYER),
         "max_length": _int(256, "Tokens of a row's input the base reads (longer inputs lose their middle).",
-                           minimum=8, maximum=1 << 16),
+                           minimum=8, maximum=32768),
         "epochs": _int(200, "Passes over the train split at most (early stopping on the valid split ends it "
                             "sooner).", minimum=1, maximum=100_000),
         "patience": _int(10, "Stop after this many epochs without a lower valid loss; the best epoch is kept.",
@@ -153,7 +153,7 @@ SCHEMA = Record({
                                           "rare label counts as much as a common one; `none`.",
                               choices=CLASS_WEIGHTS),
         "embed_batch_size": _int(32, "Rows per forward pass of the base when embedding (rows of similar length "
-                                     "batched together).", minimum=1, maximum=4096),
+                                     "batched together).", minimum=1, maximum=1024),
     })),
     "output": Field(Record({
         "model": _str(REQUIRED, "Registry model name the new version is registered under.", rule=_name_rule),
