@@ -119,6 +119,8 @@ def test_a_head_version_stores_kilobytes_pinned_to_its_base(head_repo: HeadRepo)
     assert version.config["prompt"] == {"template": "Review: {text}"} and version.config["adapter"] == {"type": "head"}
     assert version.metrics["train_rows"] + version.metrics["valid_rows"] == len(rows)
     assert version.metrics["eval_accuracy"] > 0.8  # the words say the rating: the head learns them
+    shown = run_gitops("show", MODEL, cwd=head_repo.root)
+    assert shown.exit_code == 0 and f"head on {BASE}@v1" in shown.stdout  # nothing without its base
 
 
 def test_predict_gives_every_label_a_probability_and_is_never_invalid(head_repo: HeadRepo) -> None:
@@ -340,3 +342,49 @@ def test_serve_answers_a_head_version_as_predict_does(head_repo: HeadRepo) -> No
     finally:
         server.stop()
         assert "Traceback" not in server.logs()
+
+
+def test_lora_plus_head_trains_the_base_with_the_head_and_runs_merged(head_repo: HeadRepo,
+                                                                      base_model_dir: Path) -> None:  # noqa: F811
+    """The next rung: LoRA layers trained together with the head. The version stores both; predict
+    runs the base with the adapter merged in, checked against peft's own merge and the head by hand."""
+    import numpy as np
+    import torch
+    from peft import PeftModel
+    from safetensors.numpy import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = head_repo.root
+    cfg = head_repo.config("lora-head", adapter={"type": "lora", "head": True, "r": 4, "alpha": 8, "dropout": 0.0,
+                                                 "target_modules": ["q_proj", "v_proj"]},
+                           trainer={"epochs": 3, "batch_size": 16, "learning_rate": 0.02, "seed": 7},
+                           head={"type": "linear", "epochs": 2, "patience": 3})  # a weak frozen start to improve on
+    res = run_gitops("train", str(cfg), "--threads", "1", cwd=root)
+    assert res.exit_code == 0, res.stderr
+    assert "frozen head: valid loss" in res.stdout and "then LoRA + head for" in res.stdout
+    version = Workspace.open(root).registry().model(MODEL).latest()
+    assert (version.format, version.base_model, version.config["adapter"]["head"]) == ("head", f"{BASE}@v1", True)
+    assert version.metrics["best_epoch"] >= 1 and version.metrics["eval_loss"] < version.metrics["frozen_eval_loss"]
+    files = root / version.path
+    assert {"adapter_config.json", "adapter_model.safetensors", "head.json", "head.safetensors"} <= {
+        p.name for p in files.iterdir()}
+    assert json.loads((files / "head.json").read_text())["adapter"] is True
+    lora = load_file(str(files / "adapter_model.safetensors"))
+    assert any(np.abs(v).max() > 0 for k, v in lora.items() if "lora_B" in k)  # the base's layers did train
+    got = predicted(head_repo, f"{MODEL}@{version.id}", "lora-head.jsonl", "--limit", "5")
+    assert all(p["matched"] and sum(p["probabilities"].values()) == pytest.approx(1.0) for p in got)
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model_dir), str(files))
+    merged = merged.merge_and_unload().eval()
+    w = load_file(str(files / "head.safetensors"))
+    texts = {r["id"]: f"Review: {r['text']}" for r in split_rows(head_repo, f"{DATA}@v1", "test")}
+    for p in got:
+        with torch.no_grad():
+            hidden = merged.get_decoder()(torch.tensor([tok(texts[p["key"]])["input_ids"]])).last_hidden_state
+        logits = (((hidden[0, -1].numpy() - w["mean"]) / w["scale"]) @ w["net.0.weight"].T + w["net.0.bias"])
+        want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        assert list(p["probabilities"].values()) == pytest.approx(list(want), abs=1e-4)
+    compared = run_gitops("compare", f"{MODEL}@v2", f"{MODEL}@{version.id}", "--dataset", f"{DATA}@v1", "--json",
+                          cwd=root)
+    assert compared.exit_code == 0, compared.stderr
+    assert json.loads(compared.stdout)["variants"][1]["kind"] == "LoRA + head linear, last of layer -1"

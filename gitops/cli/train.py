@@ -98,6 +98,9 @@ def _say_head(run: Any) -> None:
     what = "Registered" if run.created else "Already registered:"
     click.echo(f"{what} {run.model}@{run.version} (format head) on {run.base_model} from {run.dataset}")
     click.echo(f"  embedded {run.embedded} row(s) with the base, {run.cached} from the cache ({m['embed_s']} s)")
+    if "frozen_eval_accuracy" in m:  # LoRA + head: the frozen head it started from, then the joint training
+        click.echo(f"  frozen head: valid loss {m['frozen_eval_loss']}, valid accuracy {m['frozen_eval_accuracy']:.1%};"
+                   f" then LoRA + head for {m['steps']} steps")
     click.echo(f"  {m['epochs']} epochs (best {m['best_epoch']}) in {m['fit_s']} s: valid loss {m['eval_loss']}, "
                f"valid accuracy {m['eval_accuracy']:.1%}")
     click.echo(f"  {m['wall_time_s']} s in all; config hash {run.config_hash[:12]}  head {run.path}")

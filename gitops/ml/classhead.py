@@ -48,11 +48,13 @@ class HeadSpec:
     template_md5: str
     base_model: str
     base_md5: str
+    adapter: bool = False  # LoRA layers trained with the head are stored beside it (the base merged with them)
 
     def to_dict(self) -> dict[str, Any]:
         return {"gitops_head": SPEC_VERSION, "labels": list(self.labels), "type": self.type, "hidden": self.hidden,
                 "dim": self.dim, **self.pooling.to_dict(), "template": self.template,
-                "template_md5": self.template_md5, "base_model": self.base_model, "base_md5": self.base_md5}
+                "template_md5": self.template_md5, "base_model": self.base_model, "base_md5": self.base_md5,
+                "adapter": self.adapter}
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> HeadSpec:
@@ -86,7 +88,7 @@ class HeadSpec:
         return cls(labels=list(labels), type=data["type"], hidden=hidden if data["type"] == "mlp" else None,
                    dim=ints["dim"], pooling=Pooling(data["pooling"], ints["layer"], ints["max_length"]),
                    template=data["template"], template_md5=data["template_md5"], base_model=data["base_model"],
-                   base_md5=data["base_md5"])
+                   base_md5=data["base_md5"], adapter=data.get("adapter") is True)
 
 
 def read_spec(head_dir: Path) -> HeadSpec:

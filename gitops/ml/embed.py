@@ -70,15 +70,27 @@ class Embedder:
         """One forward pass over ``batch`` (ids from :meth:`encode`): a float32 numpy array (rows, dim)."""
         import torch
 
+        with torch.inference_mode():
+            return self.pooled(batch).cpu().numpy()
+
+    def pooled(self, batch: list[list[int]]) -> Any:
+        """The pooled hidden states of ``batch`` as a float32 torch tensor (rows, dim), in the caller's
+        grad mode: a head trained with the base's LoRA layers (``adapter: {type: lora, head: true}``)
+        backpropagates through it."""
+        import torch
+
         from gitops.ml.backends import pad_ids
 
         ids, mask = pad_ids(batch, tokens.pad_id(self.tokenizer), left=False, device=self.device)
         with self._lock:
-            return self._pooled(ids, mask)
+            hidden = self._hidden(ids, mask).float()
+        if self.pooling.pooling == "last":
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), mask.sum(1) - 1]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1)
 
-    def _pooled(self, ids: Any, mask: Any) -> Any:
-        import torch
-
+    def _hidden(self, ids: Any, mask: Any) -> Any:
+        """The hidden state at ``layer`` for every position (the forward stops at that block)."""
         hook = None
         if self.stop_after is not None:
             def stop(_module: Any, _inputs: Any, output: Any) -> None:
@@ -86,19 +98,9 @@ class Embedder:
 
             hook = self.stop_after.register_forward_hook(stop)
         try:
-            with torch.inference_mode():
-                try:
-                    hidden = self.decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-                except _Stop as stopped:
-                    hidden = stopped.hidden
-                hidden = hidden.float()
-                if self.pooling.pooling == "last":
-                    last = mask.sum(1) - 1
-                    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-                else:
-                    weights = mask.unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * weights).sum(1) / weights.sum(1)
-                return pooled.cpu().numpy()
+            return self.decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        except _Stop as stopped:
+            return stopped.hidden
         finally:
             if hook is not None:
                 hook.remove()

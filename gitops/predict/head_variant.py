@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitops.core import refs
-from gitops.core.materialize import loadable
+from gitops.core.materialize import has_adapter, loadable
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask
@@ -72,6 +72,9 @@ def load_head(ws: Workspace, model: Model, version: Version) -> tuple[Any, Any]:
     head, spec = load(files)
     if spec.base_md5 != version.base_md5:
         raise IntegrityError(f"{label}: head.json names base md5 {spec.base_md5}, the registry {version.base_md5}")
+    if spec.adapter != has_adapter(version) or (spec.adapter and not (files / "adapter_config.json").is_file()):
+        raise ConfigError(f"{label}: head.json and the version's config disagree on whether LoRA layers were "
+                          "trained with the head (or the adapter's files are missing)")
     check_task(model.classification, spec, label)
     return head, spec
 

@@ -89,7 +89,8 @@ def variant_kind(version: Any) -> str:
     shape, or its format."""
     if version.format == "head":  # a classification head on the frozen base: its shape and pooling
         h = (version.config or {}).get("head") or {}
-        return f"head {h.get('type', 'linear')}, {h.get('pooling', 'last')} of layer {h.get('layer', -1)}"
+        lora = "LoRA + " if ((version.config or {}).get("adapter") or {}).get("type") == "lora" else ""
+        return f"{lora}head {h.get('type', 'linear')}, {h.get('pooling', 'last')} of layer {h.get('layer', -1)}"
     if version.format != "prompt":
         return version.format
     r = (version.config or {}).get("retrieval") or {}

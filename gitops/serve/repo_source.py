@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops.core import refs
-from gitops.core.materialize import Loadable, loadable
+from gitops.core.materialize import Loadable, has_adapter, loadable
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
@@ -122,8 +122,10 @@ class RepoSource:
                 weights_model, base = base_model.name, f"{base_model.name}@{weights.id}"
                 prompter = self._prompter(tree, model, version)
             elif version.format == "head":  # its pinned base runs; the head (KB) answers from its states
-                base_model, weights, head = self._head(tree, model, version)
-                weights_model, base = base_model.name, f"{base_model.name}@{weights.id}"
+                base_model, base_version, head = self._head(tree, model, version)
+                base = f"{base_model.name}@{base_version.id}"
+                if not has_adapter(version):  # else: the version itself, its LoRA layers merged into the base
+                    weights_model, weights = base_model.name, base_version
             # dvc pull, every file hashed against the registry; a pinned peft-lora version comes back
             # merged into its base (from the merge cache, built once per base and adapter md5)
             loaded = loadable(tree, weights_model, weights)

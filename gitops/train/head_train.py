@@ -75,22 +75,19 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
     from gitops.eval.pipeline import default_threads
 
     t0 = time.perf_counter()
-    model, task = _classification_model(ws, cfg.output_model)
+    model, task = classification_model(ws, cfg.output_model)
     dataset, dversion = batches.resolve(ws, cfg.dataset)
     label = f"{dataset.name}@{dversion.id}"
-    if why := check_columns(task, dataset.columns, label):
-        raise ConfigError(why)
-    train_rows, valid_rows = (_labelled(ws, dataset, dversion, split, task) for split in ("train", "valid"))
-    _check_rows(task, train_rows, valid_rows, label)
-    base_name, base = _base(ws, cfg)
+    train_rows, valid_rows = labelled_rows(ws, dataset, dversion, task, label)
+    base_name, base = base_version(ws, cfg)
     loaded = loadable(ws, base_name, base)  # verified (a pinned LoRA base: merged, from the cache)
     cfg.dataset, cfg.base_model, cfg.gguf_file = label, f"{base_name}@{base.id}", None
     cfg.template, cfg.response, cfg.chat = task.input, None, False  # what the head reads; recorded
     pooling = Pooling(cfg.head.pooling, cfg.head.layer, cfg.head.max_length)
     rows = train_rows + valid_rows
-    vectors = _embed(loaded, pooling, task, f"{dataset.name}-{dversion.md5.removesuffix('.dir')}",
+    vectors = embed_rows(loaded, pooling, task, f"{dataset.name}-{dversion.md5.removesuffix('.dir')}",
                      [task.render(r) for r in rows], cfg, threads or default_threads(), progress)
-    fitted = _fit(cfg, task, rows, len(train_rows), vectors.vectors)
+    fitted = fit_head(cfg, task, rows, len(train_rows), vectors.vectors)
     spec = headmod.HeadSpec(labels=list(task.labels), type=cfg.head.type,
                             hidden=cfg.head.hidden if cfg.head.type == "mlp" else None,
                             dim=int(vectors.vectors.shape[1]), pooling=pooling, template=task.input,
@@ -105,10 +102,10 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
     run = HeadRun(model=model.name, version="", dataset=cfg.dataset, base_model=cfg.base_model, base_md5=base.md5,
                   config=cfg.to_dict(), config_hash=cfg.config_hash(), metrics=metrics, path="",
                   embedded=vectors.embedded, cached=vectors.reused, curve=fitted.curve)
-    return _register(ws, cfg, run, fitted.head, spec, alias=alias, push=push)
+    return register_head(ws, cfg, run, fitted.head, spec, alias=alias, push=push)
 
 
-def _fit(cfg: TrainConfig, task: ClassificationTask, rows: list[dict], n_train: int, vectors: Any) -> Any:
+def fit_head(cfg: TrainConfig, task: ClassificationTask, rows: list[dict], n_train: int, vectors: Any) -> Any:
     """The head fitted on the first ``n_train`` rows' vectors, stopped early on the rest (valid)."""
     index = {name: i for i, name in enumerate(task.labels)}
     y = [index[str(r[task.label])] for r in rows]
@@ -118,7 +115,7 @@ def _fit(cfg: TrainConfig, task: ClassificationTask, rows: list[dict], n_train: 
     return headmod.fit(vectors[:n_train], y[:n_train], vectors[n_train:], y[n_train:], len(task.labels), settings)
 
 
-def _classification_model(ws: Workspace, name: str) -> tuple[Model, ClassificationTask]:
+def classification_model(ws: Workspace, name: str) -> tuple[Model, ClassificationTask]:
     model = ws.registry().models.get(name)
     if model is None or model.classification is None:
         what = "does not exist" if model is None else f"has task '{model.task}'"
@@ -126,6 +123,16 @@ def _classification_model(ws: Workspace, name: str) -> tuple[Model, Classificati
                           f"create it with 'gitops model create {name} --task classification --classification "
                           "task.yaml'")
     return model, model.classification
+
+
+def labelled_rows(ws: Workspace, dataset: Any, version: Any, task: ClassificationTask,
+                  label: str) -> tuple[list[dict], list[dict]]:
+    """The labelled rows of the train and valid splits, checked (columns, labels, enough of them)."""
+    if why := check_columns(task, dataset.columns, label):
+        raise ConfigError(why)
+    train, valid = (_labelled(ws, dataset, version, split, task) for split in ("train", "valid"))
+    _check_rows(task, train, valid, label)
+    return train, valid
 
 
 def _labelled(ws: Workspace, dataset: Any, version: Any, split: str, task: ClassificationTask) -> list[dict]:
@@ -146,7 +153,7 @@ def _check_rows(task: ClassificationTask, train: list[dict], valid: list[dict], 
                           "loss, so it needs some (ingest more rows, or give the data set a valid share)")
 
 
-def _base(ws: Workspace, cfg: TrainConfig) -> tuple[str, Version]:
+def base_version(ws: Workspace, cfg: TrainConfig) -> tuple[str, Version]:
     """The registry version the head is pinned to (a GGUF is registered as a base version first)."""
     ref = cfg.base_model
     if gguf_base.is_gguf(ref, cfg.gguf_file):
@@ -167,7 +174,7 @@ def _base(ws: Workspace, cfg: TrainConfig) -> tuple[str, Version]:
     return model.name, version
 
 
-def _embed(loaded: Any, pooling: Pooling, task: ClassificationTask, dataset: str, texts: list[str],
+def embed_rows(loaded: Any, pooling: Pooling, task: ClassificationTask, dataset: str, texts: list[str],
            cfg: TrainConfig, threads: int, progress: Progress | None) -> embcache.Embeddings:
     """The vectors of ``texts``, from the cache where it has them; the base opens only for the rest
     (with the key checked against its depth first, so a bad layer fails before any row runs)."""
@@ -195,13 +202,16 @@ def _embed(loaded: Any, pooling: Pooling, task: ClassificationTask, dataset: str
             opened["backend"].close()
 
 
-def _register(ws: Workspace, cfg: TrainConfig, run: HeadRun, head: Any, spec: Any, *, alias: str | None,
-              push: bool) -> HeadRun:
+def register_head(ws: Workspace, cfg: TrainConfig, run: HeadRun, head: Any, spec: Any, *, alias: str | None,
+                  push: bool, extra: Callable[[Path], None] | None = None) -> HeadRun:
+    """Write the version's files (the head; ``extra`` adds more, a LoRA adapter) and register them."""
     out = work_dir(ws.root, cfg)
     release = out / "release"
     shutil.rmtree(release, ignore_errors=True)
     release.mkdir(parents=True)
     headmod.save(head, spec, release)
+    if extra is not None:
+        extra(release)
     (release / "metrics.json").write_text(json.dumps(run.metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (release / "loss_curve.json").write_text(json.dumps(run.curve) + "\n", encoding="utf-8")
     yamlio.dump_file(release / "train_config.yaml", run.config)
@@ -211,8 +221,8 @@ def _register(ws: Workspace, cfg: TrainConfig, run: HeadRun, head: Any, spec: An
         _card(release, run, spec, expected)
         result = register(ws, run.model, release, fmt="head", base_model=run.base_model, base_md5=run.base_md5,
                           dataset=run.dataset, metrics=run.metrics, config=run.config, config_hash=run.config_hash,
-                          note=f"gitops train (head: {spec.type}, {spec.pooling.pooling} of layer "
-                               f"{spec.pooling.layer})",
+                          note=f"gitops train ({'LoRA + ' if spec.adapter else ''}head: {spec.type}, "
+                               f"{spec.pooling.pooling} of layer {spec.pooling.layer})",
                           move=True)
     version = result.version
     run.version, run.path, run.commit, run.created = version.id, version.path, version.commit, result.created

@@ -37,6 +37,7 @@ from gitops.registry.register import register
 from gitops.train import card as cardmod
 from gitops.train import train_config
 from gitops.train.head_train import HeadRun, train_head
+from gitops.train.lora_head import train_lora_head
 from gitops.train.lora import Progress, TrainResult, train_model
 from gitops.train.register_base import ensure_base
 from gitops.train.train_config import TrainConfig
@@ -168,6 +169,8 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
         ws.check_push()
     if cfg.is_head:
         return train_head(ws, cfg, alias=alias, push=push, threads=threads, progress=progress)
+    if cfg.adapter.head:
+        return train_lora_head(ws, cfg, alias=alias, push=push, threads=threads, progress=progress)
     cfg, base, dataset, version = effective_config(ws, cfg)
     train_texts = read_split(ws, dataset, version, "train", cfg.prompt_format)
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)

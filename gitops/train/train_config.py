@@ -113,6 +113,10 @@ SCHEMA = Record({
                                 None, "Module names to adapt, e.g. `[q_proj, v_proj]`, or `[all-linear]`; null: "
                                       "peft's default for the architecture (an error naming the model's "
                                       "linear layers where peft has none)."),
+        "head": Field(Scalar("bool", label="true or false"), False,
+                      "`type: lora` only: train the LoRA layers together with a classification head (the `head` "
+                      "section) on the pooled hidden state, instead of generating the label: the next rung after a "
+                      "frozen head."),
     })),
     "trainer": Field(Record({
         "epochs": _int(1, "Passes over the train split.", minimum=1, maximum=_MANY),
@@ -168,6 +172,7 @@ class AdapterConfig:
     alpha: float = 16.0
     dropout: float = 0.05
     target_modules: list[str] | None = None
+    head: bool = False  # LoRA plus a classification head (the next rung), not LoRA generating labels
 
 
 @dataclass
@@ -223,18 +228,28 @@ class TrainConfig:
         """A classification head on the frozen base, not a LoRA fine-tune."""
         return self.adapter.type == "head"
 
+    @property
+    def trains_head(self) -> bool:
+        """A classification head, on the frozen base or on LoRA layers trained with it."""
+        return self.is_head or self.adapter.head
+
     def to_dict(self) -> dict[str, Any]:
         """The effective config in the file's shape (what is recorded and hashed)."""
         prompt: dict[str, Any] = {"template": self.template}
         if self.response is not None or self.chat:  # only when used: older configs keep their hash
             prompt.update(response=self.response, chat=self.chat)
+        adapter = dict(vars(self.adapter))
+        if not adapter["head"]:
+            del adapter["head"]  # only when used: a LoRA config keeps its hash
         out: dict[str, Any] = {"base_model": self.base_model, "dataset": self.dataset, "prompt": prompt,
-                               "adapter": dict(vars(self.adapter)), "trainer": dict(vars(self.trainer)),
+                               "adapter": adapter, "trainer": dict(vars(self.trainer)),
                                "output": {"model": self.output_model}}
         if self.gguf_file is not None:
             out["gguf_file"] = self.gguf_file
         if self.is_head:  # only when used: a LoRA config keeps its hash; LoRA's own keys mean nothing here
             out.update(adapter={"type": "head"}, trainer={"seed": self.trainer.seed}, head=dict(vars(self.head)))
+        elif self.adapter.head:
+            out["head"] = dict(vars(self.head))
         return out
 
     @property
@@ -336,9 +351,14 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
         if data["head"]["layer"] == 0:
             problems.add(source, (doc or {}).get("head"), "layer", "head.layer 0 would pool the token embeddings, "
                          "not a hidden state: use -1 (the last), or N (1 up to the base's layers)")
-        if isinstance(doc, dict) and "head" in doc and data["adapter"]["type"] != "head":
+        adapter = data["adapter"]
+        if isinstance(doc, dict) and "head" in doc and adapter["type"] != "head" and not adapter["head"]:
             problems.add(source, doc, "head", "a head section is set but adapter.type is "
-                         f"'{data['adapter']['type']}'; set adapter.type: head to train a classification head")
+                         f"'{data['adapter']['type']}'; set adapter.type: head (a head on the frozen base) or "
+                         "adapter.head: true (LoRA plus a head) to train a classification head")
+        if data["adapter"]["type"] == "head" and data["adapter"]["head"]:
+            problems.add(source, (doc or {}).get("adapter"), "head", "adapter.head: true goes with type: lora (LoRA "
+                         "plus a head); type: head already is a head, on the frozen base")
         if prompt["chat"] and prompt["response"] is None:
             problems.add(source, (doc or {}).get("prompt"), "chat", "prompt.chat is true but prompt.response is "
                          "not set: a chat row needs the assistant's turn, e.g. response: '{text}'")
