@@ -306,6 +306,7 @@ def test_a_head_whose_base_or_template_changed_is_refused(head_repo: HeadRepo) -
     ({"head.layer": 0}, "head.layer 0 would pool the token embeddings"),
     ({"head.pooling": "max"}, "head.pooling must be one of last, mean"),
     ({"head": {"type": "linear"}, "adapter": {"type": "lora"}}, "a head section is set but adapter.type is 'lora'"),
+    ({"adapter": {"type": "head", "head": True}}, "adapter.head: true goes with type: lora"),
 ])
 def test_bad_head_configs_are_refused_before_anything_is_written(head_repo: HeadRepo, changes: dict,
                                                                  needle: str) -> None:

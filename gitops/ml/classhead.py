@@ -178,7 +178,19 @@ def class_weights(y: Any, labels: int, how: str) -> Any:
 
 def fit(x_train: Any, y_train: Any, x_valid: Any, y_valid: Any, labels: int, s: FitSettings) -> Fitted:
     """Train a head on vectors ``x_*`` (numpy, rows x dim) and label indexes ``y_*``; early stopping on
-    the valid loss (weighted like the train loss), the best epoch's weights kept."""
+    the valid loss (weighted like the train loss), the best epoch's weights kept. On one CPU thread:
+    a head's steps are far too small to share, and spare threads only spin (worse on a busy machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit(x_train, y_train, x_valid, y_valid, labels, s)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(x_train: Any, y_train: Any, x_valid: Any, y_valid: Any, labels: int, s: FitSettings) -> Fitted:
     import numpy as np
     import torch
 

@@ -167,6 +167,8 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
         raise ConfigError(f"--alias: {problem}")
     if push:
         ws.check_push()
+    if cfg.trains_head and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainError("a classification head trains in one process: run 'gitops train' without accelerate launch")
     if cfg.is_head:
         return train_head(ws, cfg, alias=alias, push=push, threads=threads, progress=progress)
     if cfg.adapter.head:
