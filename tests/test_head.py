@@ -199,6 +199,26 @@ def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path
             Embedder(model, tok, Pooling("last", layer, 64))
 
 
+@pytest.mark.parametrize("change, key", [
+    ({"gitops_head": 2}, "gitops head description"), ({"labels": ["1"]}, "'labels'"),
+    ({"labels": ["1", "1"]}, "'labels'"), ({"dim": 10**9}, "'dim'"), ({"type": "forest"}, "'type'"),
+    ({"type": "mlp", "hidden": 60000, "dim": 60000}, "'hidden'"), ({"pooling": "max"}, "'pooling'"),
+    ({"base_md5": ""}, "'base_md5'"), ({"layer": True}, "'layer'"),
+])
+def test_a_head_json_that_is_not_one_is_refused(tmp_path: Path, change: dict, key: str) -> None:
+    from gitops.errors import ConfigError
+    from gitops.ml.classhead import read_spec
+
+    good = {"gitops_head": 1, "labels": LABELS, "type": "linear", "hidden": None, "dim": 64, "pooling": "last",
+            "layer": -1, "max_length": 256, "template": "Review: {text}", "template_md5": "a" * 32,
+            "base_model": f"{BASE}@v1", "base_md5": "b" * 32 + ".dir"}
+    (tmp_path / "head.json").write_text(json.dumps(good))
+    assert read_spec(tmp_path).labels == LABELS
+    (tmp_path / "head.json").write_text(json.dumps({**good, **change}))
+    with pytest.raises(ConfigError, match=f"head.json.*{key}|{key}"):
+        read_spec(tmp_path)
+
+
 def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(base_model_dir: Path,  # noqa: F811
                                                                               tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -33,6 +33,7 @@ HEAD_TYPES = ("linear", "mlp")
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_DIM = 1 << 16
 MAX_LABELS = 1000
+MAX_WEIGHTS = 1 << 26  # a head is kilobytes to megabytes; a head.json asking for more is not one
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class HeadSpec:
         if data["type"] == "mlp" and (not isinstance(hidden, int) or isinstance(hidden, bool)
                                       or not 1 <= hidden <= MAX_DIM):
             raise bad("hidden", f"1 to {MAX_DIM} for an mlp head")
+        if ints["dim"] * (hidden if data["type"] == "mlp" else len(labels)) > MAX_WEIGHTS:
+            raise bad("hidden", f"small enough for at most {MAX_WEIGHTS:,} weights in the first layer")
         if data.get("pooling") not in POOLINGS:
             raise bad("pooling", " or ".join(POOLINGS))
         for key in ("template", "template_md5", "base_model", "base_md5"):
