@@ -154,7 +154,8 @@ def main() -> None:
             m = run.metrics
             print(f"gitops train (head, {what}): {wall:.1f} s wall for {m['train_rows']} train + {m['valid_rows']} "
                   f"valid rows; embedded {run.embedded} ({m['embed_s']} s), cached {run.cached}; fit {m['fit_s']} s "
-                  f"({m['epochs']} epochs, best {m['best_epoch']}); valid accuracy {m['eval_accuracy']:.1%}")
+                  f"wall, {m['fit_cpu_s']} s CPU ({m['epochs']} epochs, best {m['best_epoch']}); valid accuracy "
+                  f"{m['eval_accuracy']:.1%}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -26,6 +26,7 @@ same greedy decoding (``MAX_NEW`` new tokens at most), every engine on ``--threa
 :mod:`gitops.ml.gguf_base`); default: the embedded toy base; or ``--model DIR``, a local causal LM.
 
     python bench/predict_throughput.py [--rows 64] [--index-rows 10000] [--batch-size 32] [--model smollm2]
+        [--head '{"pooling": "mean", "layer": 14}']
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ MAX_NEW = 3
 
 
 def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int,
-              head_rows: int = 400, threads: int | None = None):  # noqa: ANN201 - a Workspace
+              head_rows: int = 400, threads: int | None = None,
+              head: dict | None = None):  # noqa: ANN201 - a Workspace
     from gitops import api
 
     root = api.init(tmp / "repo", remote=str(tmp / "remote")).root
@@ -77,7 +79,8 @@ def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int,
                        "text", ["id"])
     api.ingest(api.Workspace.open(root), [small], "small")
     (tmp / "head.yaml").write_text(json.dumps({"base_model": "ratings-base@v1", "dataset": "small@v1",
-                                               "adapter": {"type": "head"}, "output": {"model": "ratings"}}))
+                                               "adapter": {"type": "head"}, "head": head or {},
+                                               "output": {"model": "ratings"}}))
     api.train(api.Workspace.open(root), tmp / "head.yaml", threads=threads)  # ratings@v5
     return api.Workspace.open(root)
 
@@ -132,6 +135,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32, help="gitops predict batch size (default 32)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for every engine (default 2)")
     ap.add_argument("--head-rows", type=int, default=400, help="rows the head version trains on (default 400)")
+    ap.add_argument("--head", default="{}", help='the head section, JSON, e.g. \'{"pooling": "mean", "layer": 14}\' '
+                                                 "(SmolLM2: the seed004 example's; default: linear, last token, last layer)")
     ap.add_argument("--model", help="smollm2 (the real SmolLM2-135M-Instruct) or a local causal LM directory "
                                     "(default: the embedded toy base)")
     args = ap.parse_args()
@@ -153,7 +158,7 @@ def main() -> None:
         t0 = time.perf_counter()
         model_dir = base_dir(args.model)
         ws = make_repo(tmp, model_dir, convert_to_ct2(model_dir, tmp / "ct2", "int8"), args.index_rows,
-                       args.head_rows, args.threads)
+                       args.head_rows, args.threads, json.loads(args.head))
         print(f"repository with the hf base and its ct2 int8 conversion ready in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)
         plan = pipeline.plan_predict(ws, "ratings@v1", "reviews@v1", "test", limit=args.rows)
@@ -172,7 +177,7 @@ def main() -> None:
             for ref, name, kw in (("ratings@v1", "zero-shot, hf", {}), ("ratings@v4", "zero-shot, ct2 int8", {}),
                                   ("ratings@v1", "zero-shot, hf, constrained", {"constrain": "labels"}),
                                   ("ratings@v4", "zero-shot, ct2 int8, constrained", {"constrain": "labels"}),
-                                  ("ratings@v5", "head (linear), hf", {})):
+                                  ("ratings@v5", "head, hf", {})):
                 load, r = run(ref, **kw)
                 opened = f"   (model opened in {load:.1f} s)" if load > 0.05 else ""
                 print(f"{'predict ' + name:<36}{r.rows_per_second:>10.1f} rows/s {r.rows_per_second / naive_rate:6.1f}x"

@@ -101,7 +101,8 @@ def _say_head(run: Any) -> None:
     if "frozen_eval_accuracy" in m:  # LoRA + head: the frozen head it started from, then the joint training
         click.echo(f"  frozen head: valid loss {m['frozen_eval_loss']}, valid accuracy {m['frozen_eval_accuracy']:.1%};"
                    f" then LoRA + head for {m['steps']} steps")
-    click.echo(f"  {m['epochs']} epochs (best {m['best_epoch']}) in {m['fit_s']} s: valid loss {m['eval_loss']}, "
+    cpu = f" ({m['fit_cpu_s']} s of CPU)" if "fit_cpu_s" in m else ""
+    click.echo(f"  {m['epochs']} epochs (best {m['best_epoch']}) in {m['fit_s']} s{cpu}: valid loss {m['eval_loss']}, "
                f"valid accuracy {m['eval_accuracy']:.1%}")
     click.echo(f"  {m['wall_time_s']} s in all; config hash {run.config_hash[:12]}  head {run.path}")
     if run.alias:

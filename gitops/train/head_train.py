@@ -98,6 +98,7 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
                "best_epoch": fitted.best_epoch, "train_rows": len(train_rows), "valid_rows": len(valid_rows),
                "embedded_rows": vectors.embedded, "cached_rows": vectors.reused,
                "embed_s": round(vectors.seconds, 3), "fit_s": round(fitted.seconds, 3),
+               "fit_cpu_s": round(fitted.cpu_seconds, 3),
                "wall_time_s": round(time.perf_counter() - t0, 3)}
     run = HeadRun(model=model.name, version="", dataset=cfg.dataset, base_model=cfg.base_model, base_md5=base.md5,
                   config=cfg.to_dict(), config_hash=cfg.config_hash(), metrics=metrics, path="",
