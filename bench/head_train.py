@@ -6,11 +6,12 @@ One temporary GitOps repository: a reviews data set of ``--train-rows`` demo rev
 registered as ``base@v1``, a ``task: classification`` model and a head config. Then, on
 ``--threads`` threads everywhere (torch ``set_num_threads``, one inter-op thread):
 
-- **embed**: the rendered inputs (``Review: {text}``) of the first ``--rows`` rows through the base.
-  ``naive``: transformers, one forward pass per row (``AutoModelForCausalLM``, ``output_hidden_states``,
-  the last token's final hidden state: what an ad-hoc script does). ``gitops``:
-  :class:`gitops.ml.embed.Embedder` (rows batched by length, right-padded, no LM head,
-  ``inference_mode``), the same hidden state. Rounds interleave (naive, gitops, naive, gitops, ...),
+- **embed**: the rendered inputs (``Review: {text}``) of the first ``--rows`` rows through the base,
+  the hidden state ``--layer`` names pooled by ``--pooling`` (default: the seed004 example's, the
+  mean of layer 14 on SmolLM2). ``naive``: transformers, one forward pass per row
+  (``AutoModelForCausalLM`` with ``output_hidden_states``, that state pooled: what an ad-hoc script
+  does). ``gitops``: :class:`gitops.ml.embed.Embedder` (rows batched by length, right-padded, no LM
+  head, the blocks after the layer not run, ``inference_mode``), the same vectors. Rounds interleave (naive, gitops, naive, gitops, ...),
   ``--repeats`` of each; min and median are reported, and the two agree to 1e-3.
 - **train**: ``gitops train head.yaml`` twice on the same data set version. The first embeds every
   train and valid row (its wall time includes the base's forward passes); the second finds them in
@@ -51,20 +52,22 @@ def base_dir(model: str) -> Path:
     return Path(model)
 
 
-def naive_embed(model, tok, texts: list[str]):  # noqa: ANN001, ANN201 - torch objects
-    """One forward pass per row, the way a script would: the last token's final hidden state."""
+def naive_embed(model, tok, texts: list[str], pooling: str, layer: int):  # noqa: ANN001, ANN201 - torch
+    """One forward pass per row, the way a script would: every hidden state out, the one ``layer``
+    names pooled (``hidden_states[layer]``; -1, the last, is the decoder's output)."""
     import numpy as np
     import torch
 
     out = []
     with torch.no_grad():
         for text in texts:
-            hidden = model(**tok(text, return_tensors="pt"), output_hidden_states=True).hidden_states[-1]
-            out.append(hidden[0, -1].numpy())
+            hidden = model(**tok(text, return_tensors="pt"), output_hidden_states=True).hidden_states[layer][0]
+            out.append((hidden[-1] if pooling == "last" else hidden.mean(0)).numpy())
     return np.stack(out)
 
 
-def bench_embed(model_dir: Path, texts: list[str], repeats: int, batch: int) -> tuple[list[float], list[float]]:
+def bench_embed(model_dir: Path, texts: list[str], repeats: int, batch: int, pooling: str,
+                layer: int) -> tuple[list[float], list[float]]:
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -72,13 +75,13 @@ def bench_embed(model_dir: Path, texts: list[str], repeats: int, batch: int) -> 
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     tok = AutoTokenizer.from_pretrained(model_dir)
-    embedder = Embedder(model, tok, Pooling("last", -1, 256))
-    naive_embed(model, tok, texts[:2])  # warm-up, both sides
+    embedder = Embedder(model, tok, Pooling(pooling, layer, 256))
+    naive_embed(model, tok, texts[:2], pooling, layer)  # warm-up, both sides
     embedder.embed(texts[:2])
     naive_s, gitops_s = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        want = naive_embed(model, tok, texts)
+        want = naive_embed(model, tok, texts, pooling, layer)
         naive_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         got = embedder.embed(texts, batch)
@@ -117,6 +120,9 @@ def main() -> None:
     ap.add_argument("--head", default='{"type": "linear", "pooling": "last", "layer": -1}',
                     help="the head section, JSON (default: linear on the last token of the last layer)")
     ap.add_argument("--skip-embed", action="store_true", help="only the train part")
+    ap.add_argument("--pooling", default="mean", help="embed part: last or mean (default mean, as the example)")
+    ap.add_argument("--layer", type=int, default=None, help="embed part: the hidden state (default 14 on smollm2, "
+                                                            "the seed004 example's; -1 otherwise)")
     args = ap.parse_args()
     import torch
     from transformers.utils import logging as hf_logging
@@ -133,9 +139,11 @@ def main() -> None:
     print(f"{args.model}: threads {args.threads}, load average {load:.1f} at the start")
     if not args.skip_embed:
         texts = [f"Review: {r['text']}" for r in generate(args.rows)]
-        naive_s, gitops_s = bench_embed(model_dir, texts, args.repeats, args.batch_size)
+        layer = args.layer if args.layer is not None else (14 if args.model == "smollm2" else -1)
+        naive_s, gitops_s = bench_embed(model_dir, texts, args.repeats, args.batch_size, args.pooling, layer)
         rate = lambda s: len(texts) / s  # noqa: E731
-        print(f"embed {len(texts)} rows, {args.repeats} interleaved rounds (min / median rows/s):")
+        print(f"embed {len(texts)} rows ({args.pooling} of layer {layer}), {args.repeats} interleaved rounds "
+              "(min / median rows/s):")
         print(f"  naive per-row forward   {rate(min(naive_s)):8.1f} / {rate(statistics.median(naive_s)):8.1f}")
         print(f"  gitops Embedder         {rate(min(gitops_s)):8.1f} / {rate(statistics.median(gitops_s)):8.1f}   "
               f"{min(naive_s) / min(gitops_s):.1f}x (min), {statistics.median(naive_s) / statistics.median(gitops_s):.1f}x"
