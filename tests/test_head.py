@@ -142,6 +142,12 @@ def test_predict_gives_every_label_a_probability_and_is_never_invalid(head_repo:
     assert res.exit_code == 0, res.stderr
     table = list(csv.DictReader(out.open()))  # a table cell holds the probabilities as JSON text
     assert [json.loads(r["probabilities"]) for r in table] == [p["probabilities"] for p in head]
+    import pyarrow.parquet as pq
+
+    out = head_repo.tmp / "head.parquet"
+    res = run_gitops("predict", f"{MODEL}@v2", "--dataset", f"{DATA}@v1", "--out", str(out), cwd=head_repo.root)
+    assert res.exit_code == 0, res.stderr
+    assert [json.loads(r["probabilities"]) for r in pq.read_table(out).to_pylist()] == [p["probabilities"] for p in head]
 
 
 def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo: HeadRepo,
