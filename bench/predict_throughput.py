@@ -4,7 +4,9 @@ One temporary GitOps repository: a ratings data set of ``--index-rows`` rows (80
 retrieval index), a base model registered as ``ratings-base@v1`` (hf) and its CTranslate2 int8
 conversion as ``ratings-base@v2``, and a ``task: classification`` model with prompt versions on
 them: zero-shot (v1), few-shot random k=3 (v2), few-shot bm25 k=3 (v3) on the hf base and
-zero-shot on the ct2 base (v4). Then, on the same first ``--rows`` rows of the test split and the
+zero-shot on the ct2 base (v4), and a head version (v5: a head on the hf base's hidden state,
+trained by ``gitops train`` on a second, ``--head-rows``-row data set so that its embeddings stay
+cheap; ``--head`` sets its section). Then, on the same first ``--rows`` rows of the test split and the
 same greedy decoding (``MAX_NEW`` new tokens at most), every engine on ``--threads`` threads
 (default 1: the naive loop collapses under load when it shares cores it expects to have; torch
 ``set_num_threads`` with one inter-op thread; ctranslate2 ``intra_threads``), each case timed
@@ -18,6 +20,9 @@ transformers float32; ``ct2 int8`` is CTranslate2 with int8 weights and activati
   length), the model opened once (a warm-up run on a shared backend pool; opening is not timed,
   it is printed); free decoding with and without the per-label probabilities (``--no-probabilities``
   does the naive loop's work: generate and parse), and constrained to the labels;
+- ``head``: ``gitops.api.predict`` on the head version (one forward pass of the base per batch, no
+  generation; its input is the row alone, without the instruction the prompts carry), the issue's
+  "predicts at >= 50x the naive per-row generate-and-parse loop";
 - ``retrieval``: the time to open the cached index (read the train rows, load the index) and fetch
   the examples of those rows (random, bm25), next to the time ``predict`` takes for the few-shot
   variant: the share retrieval adds.
@@ -26,7 +31,7 @@ transformers float32; ``ct2 int8`` is CTranslate2 with int8 weights and activati
 :mod:`gitops.ml.gguf_base`); default: the embedded toy base; or ``--model DIR``, a local causal LM.
 
     python bench/predict_throughput.py [--rows 64] [--index-rows 10000] [--batch-size 32] [--threads 1]
-        [--repeats 3] [--model smollm2]
+        [--repeats 3] [--model smollm2] [--head-rows 400] [--head '{"pooling": "mean", "layer": 14}']
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ TASK = 'input: "Review: {text}"\nlabel: rating\nlabels: ["1", "2", "3", "4", "5"
 MAX_NEW = 3
 
 
-def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int):  # noqa: ANN201 - a Workspace
+def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int,
+              head_rows: int = 400, threads: int | None = None,
+              head: dict | None = None):  # noqa: ANN201 - a Workspace
     from gitops import api
 
     root = api.init(tmp / "repo", remote=str(tmp / "remote")).root
@@ -71,6 +78,16 @@ def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int):  # no
             cfg.update(dataset="reviews@v1", retrieval=retrieval, example="Review: {text}\nRating: {rating}\n\n")
         (tmp / f"{name}.yaml").write_text(json.dumps(cfg))
         api.add_prompt(api.Workspace.open(root), "ratings", tmp / f"{name}.yaml")
+    small = tmp / "small.jsonl"  # the head's own training rows: embedding them is what its training costs
+    small.write_text("".join(json.dumps({"id": f"s{i:06d}", "text": f"{WORDS[str(i % 5 + 1)]} thing {i}",
+                                         "rating": str(i % 5 + 1)}) + "\n" for i in range(head_rows)))
+    api.create_dataset(api.Workspace.open(root), "small", {"id": "string", "text": "string", "rating": "string"},
+                       "text", ["id"])
+    api.ingest(api.Workspace.open(root), [small], "small")
+    (tmp / "head.yaml").write_text(json.dumps({"base_model": "ratings-base@v1", "dataset": "small@v1",
+                                               "adapter": {"type": "head"}, "head": head or {},
+                                               "output": {"model": "ratings"}}))
+    api.train(api.Workspace.open(root), tmp / "head.yaml", threads=threads)  # ratings@v5
     return api.Workspace.open(root)
 
 
@@ -130,7 +147,8 @@ CASES = (("ratings@v1", "zero-shot, hf fp32", {}),
          ("ratings@v1", "zero-shot, hf fp32, constrained", {"constrain": "labels"}),
          ("ratings@v4", "zero-shot, ct2 int8, constrained", {"constrain": "labels"}),
          ("ratings@v2", "few-shot random k=3, hf fp32", {}),
-         ("ratings@v3", "few-shot bm25 k=3, hf fp32", {}))
+         ("ratings@v3", "few-shot bm25 k=3, hf fp32", {}),
+         ("ratings@v5", "head, hf fp32", {}))
 
 
 def main() -> None:
@@ -140,6 +158,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32, help="gitops predict batch size (default 32)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for every engine, both sides (default 1)")
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds of every case, interleaved (default 3)")
+    ap.add_argument("--head-rows", type=int, default=400, help="rows the head version trains on (default 400)")
+    ap.add_argument("--head", default="{}", help='the head section, JSON, e.g. \'{"pooling": "mean", "layer": 14}\' '
+                                                 "(SmolLM2: the seed004 example's; default: linear, last token, last layer)")
     ap.add_argument("--model", help="smollm2 (the real SmolLM2-135M-Instruct) or a local causal LM directory "
                                     "(default: the embedded toy base)")
     args = ap.parse_args()
@@ -160,7 +181,8 @@ def main() -> None:
         tmp = Path(d)
         t0 = time.perf_counter()
         model_dir = base_dir(args.model)
-        ws = make_repo(tmp, model_dir, convert_to_ct2(model_dir, tmp / "ct2", "int8"), args.index_rows)
+        ws = make_repo(tmp, model_dir, convert_to_ct2(model_dir, tmp / "ct2", "int8"), args.index_rows,
+                       args.head_rows, args.threads, json.loads(args.head))
         print(f"repository with the hf base and its ct2 int8 conversion ready in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)
         plan = pipeline.plan_predict(ws, "ratings@v1", "reviews@v1", "test", limit=args.rows)

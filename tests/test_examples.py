@@ -33,3 +33,6 @@ def test_seed004_configs_are_valid_and_the_script_adds_each_of_them() -> None:
     added = re.findall(r'gitops prompt add ratings --config "\$here/([\w-]+\.yaml)"', script)
     assert sorted(added) == [f.name for f in prompts]
     assert '"$here/lora.yaml"' in script and "gitops compare ratings@v1 ratings@v2 ratings@v3 ratings@v4" in script
+    head = train_config.read(EXAMPLE / "head.yaml")  # ratings@v5: a classification head on the same base
+    assert head.is_head and head.output_model == "ratings" and head.base_model == specs[0].base
+    assert '"$here/head.yaml"' in script and "ratings@v4 ratings@v5 --dataset" in script

@@ -100,9 +100,9 @@ def _print_model(data: dict) -> None:
 
 
 def _format_label(v: dict) -> str:
-    """``ct2/int8``; ``peft-lora on smollm2-135m-instruct@v1`` (an adapter is nothing without its base)."""
+    """``ct2/int8``; ``peft-lora on smollm2-135m-instruct@v1`` (an adapter, or a head, is nothing without its base)."""
     label = v["format"] + (f"/{v['quantization']}" if v["quantization"] else "")
-    return f"{label} on {v['base_model']}" if v["format"] == "peft-lora" and v.get("base_model") else label
+    return f"{label} on {v['base_model']}" if v["format"] in ("peft-lora", "head") and v.get("base_model") else label
 
 
 def _print_version(data: dict) -> None:

@@ -19,8 +19,12 @@ class _Bar:
     def __call__(self, step: int, total: int, last: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        if self.bar is None:
-            self.bar = tqdm(total=total, initial=step - 1, desc="train", unit="step", dynamic_ncols=True)
+        if self.bar is None or self.bar.total != total:
+            if self.bar is not None:
+                self.bar.close()
+            stage = last.get("stage")  # a head's embedding reports rows, training reports steps
+            self.bar = tqdm(total=total, initial=0 if stage else step - 1, desc=stage or "train",
+                            unit="row" if stage else "step", dynamic_ncols=True)
         self.bar.update(step - self.bar.n)
         if last.get("eval_loss") is not None:
             self.bar.set_postfix(train_loss=f"{last['train_loss']:.3f}", eval_loss=f"{last['eval_loss']:.3f}")
@@ -44,13 +48,18 @@ class _Bar:
 @github_repo_option
 @click.option("--base", "base_branch", metavar="BRANCH",
               help="The branch the --pr pull request merges into (default: the branch checked out).")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads torch may use (default: every core), e.g. --threads 2 on a shared machine.")
+@click.option("--threads", type=click.IntRange(1, 256),
+              help="CPU threads torch may use (default: every core; a head's embedding: half the CPUs, 1 to 4), "
+                   "e.g. --threads 2 on a shared machine.")
 @repo_option
 def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str | None, push: bool,
               open_pr: bool, github_repo: str | None, base_branch: str | None, threads: int | None,
               repo_dir: Path) -> None:
     """Fine-tune a LoRA adapter as CONFIG declares and register the result as a new version.
+
+    With `adapter: {type: head}` it trains a classification head on the frozen base instead: the
+    rows are embedded once (cached per data set version, grown per batch) and the version stores the
+    head alone (format head), pinned to its base.
 
     Runs on CPU, one GPU, or several processes:
     `accelerate launch --multi_gpu --num_processes 2 -m gitops train CONFIG`.
@@ -63,6 +72,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
       gitops train train.yaml --resume --alias staging
       gitops train train.yaml --alias staging --pr      # main is protected: a pull request
       gitops train train.yaml --threads 2
+      gitops train head.yaml                            # adapter: {type: head}
     """
     from gitops import api
 
@@ -73,6 +83,9 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
                         pr=open_pr, github_repo=github_repo, base=base_branch, threads=threads)
     finally:
         bar.close()
+    if run.format == "head":
+        _say_head(run)
+        return
     if run.version is None:
         return  # a non-main process under accelerate launch: the main one reports
     m = run.result.metrics
@@ -88,9 +101,30 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
         click.echo(f"  parent {run.parent}")
     if run.alias:
         click.echo(f"  alias {run.alias} -> {run.version}")
+    _say_proposal(run)
+
+
+def _say_proposal(run: Any) -> None:
     if run.proposal is not None:
         pr = run.proposal
         click.echo(f"Opened pull request #{pr.pr_number} ({pr.branch} into {pr.base}): {pr.pr_url}")
+
+
+def _say_head(run: Any) -> None:
+    m = run.metrics
+    what = "Registered" if run.created else "Already registered:"
+    click.echo(f"{what} {run.model}@{run.version} (format head) on {run.base_model} from {run.dataset}")
+    click.echo(f"  embedded {run.embedded} row(s) with the base, {run.cached} from the cache ({m['embed_s']} s)")
+    if "frozen_eval_accuracy" in m:  # LoRA + head: the frozen head it started from, then the joint training
+        click.echo(f"  frozen head: valid loss {m['frozen_eval_loss']}, valid accuracy {m['frozen_eval_accuracy']:.1%};"
+                   f" then LoRA + head for {m['steps']} steps")
+    cpu = f" ({m['fit_cpu_s']} s of CPU)" if "fit_cpu_s" in m else ""
+    click.echo(f"  {m['epochs']} epochs (best {m['best_epoch']}) in {m['fit_s']} s{cpu}: valid loss {m['eval_loss']}, "
+               f"valid accuracy {m['eval_accuracy']:.1%}")
+    click.echo(f"  {m['wall_time_s']} s in all; config hash {run.config_hash[:12]}  head {run.path}")
+    if run.alias:
+        click.echo(f"  alias {run.alias} -> {run.version}")
+    _say_proposal(run)
 
 
 @click.command("register-base")

@@ -119,9 +119,19 @@ class Loadable:
 
 
 def is_pinned(version: Version) -> bool:
-    """A ``peft-lora`` version that names its base version and that base's md5 (what gitops train
-    registers); older adapters name a base by path or name and are loaded with it as they were."""
-    return version.format == "peft-lora" and bool(version.base_md5) and "@" in (version.base_model or "")
+    """A version holding a LoRA adapter pinned to its base version by md5: a ``peft-lora`` version
+    gitops train registered (older adapters name a base by path or name and are loaded with it as
+    they were), or a ``head`` version trained with LoRA layers (``adapter: {type: lora, head: true}``),
+    whose weights are its base with the adapter merged in."""
+    if not version.base_md5 or "@" not in (version.base_model or ""):
+        return False
+    return version.format == "peft-lora" or (version.format == "head" and has_adapter(version))
+
+
+def has_adapter(version: Version) -> bool:
+    """A head version whose LoRA layers were trained with it (its recorded config says so)."""
+    adapter = (version.config or {}).get("adapter")
+    return version.format == "head" and isinstance(adapter, dict) and adapter.get("type") == "lora"
 
 
 def loadable(ws: Workspace, model: str, version: Version, *, _depth: int = 0) -> Loadable:

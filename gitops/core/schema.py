@@ -23,7 +23,7 @@ from gitops.validation import (REQUIRED, Field, Invalid, Key, ListOf, MapOf, Pro
                                finite_number, validate)
 from gitops.yamlio import LineMap
 
-FORMATS = ("peft-lora", "hf", "ct2", "prompt")
+FORMATS = ("peft-lora", "hf", "ct2", "prompt", "head")
 QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 COLUMN_TYPES = ("string", "int", "float", "bool")
 OWNER_RE = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+\.[^@\s]+)$")

@@ -42,6 +42,8 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict import output, scoring
+from gitops.predict.head_variant import is_head
+from gitops.predict.head_variant import predictions as head_predictions
 from gitops.predict.inputs import is_unlabeled, read_input
 from gitops.predict.pool import BackendPool
 from gitops.predict.prompter import dataset_normalizer, open_prompter, prompt_config
@@ -54,7 +56,7 @@ MAX_BATCH = 256
 MAX_ROWS = 1_000_000
 SPLIT_FILE = "file"   # the split a plan of rows from --input FILE reports
 COLUMNS = ("key", "input", "label", "prediction", "matched", "raw_output", "prompt_tokens", "completion_tokens",
-           "latency_ms", "probabilities")
+           "latency_ms", "probabilities")  # probabilities: {label: p} in task order (JSONL object, else JSON text)
 Progress = Callable[[int, int], None]
 
 
@@ -140,7 +142,8 @@ def plan_predict(ws: Workspace, ref: str, dataset: str | None, split: str = "tes
     if constrain is None:
         constrain = ((config or {}).get("generation") or {}).get("constrain", "none")
     return Plan(f"{model.name}@{version.id}", model, version, task, label, split, rows, keys, config,
-                constrained=constrain == "labels", probabilities=probabilities)
+                constrained=constrain == "labels" and not is_head(version),  # a head is never generated
+                probabilities=probabilities)
 
 
 def _dataset_rows(ws: Workspace, task: ClassificationTask, dataset: str,
@@ -230,10 +233,14 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
             progress(len(done), len(plan.rows))
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            prompts = prompter.model_prompts([plan.rows[i] for i in index], backend.tokenizer)
-            ids = [tokens.prompt_ids(backend.tokenizer, p, chat=prompter.chat) for p in prompts]
-            made = (_constrained(plan, index, prompts, ids, backend, prompter.chat) if plan.constrained
-                    else _generated(plan, index, prompts, ids, backend, max_new, prompter.chat))
+            if is_head(plan.version):  # the rendered input alone, through the head's own tokenizer
+                prompts = prompter.render_many([plan.rows[i] for i in index])
+                made = _headed(index, [backend.encode(p) for p in prompts], backend)
+            else:
+                prompts = prompter.model_prompts([plan.rows[i] for i in index], backend.tokenizer)
+                ids = [tokens.prompt_ids(backend.tokenizer, p, chat=prompter.chat) for p in prompts]
+                made = (_constrained(plan, index, prompts, ids, backend, prompter.chat) if plan.constrained
+                        else _generated(plan, index, prompts, ids, backend, max_new, prompter.chat))
             for m in made:
                 m.update(_row_fields(plan, m["row"], texts[m["row"]]), digest=digests[m["row"]])
             if sink is not None:
@@ -279,6 +286,15 @@ def _probabilities(plan: Plan, scores: list[tuple[float, int]]) -> dict[str, flo
     from gitops.ml import choices
 
     return dict(zip(plan.task.labels, choices.probabilities(scores), strict=True))
+
+
+def _headed(index: list[int], ids: list[list[int]], classifier: Any) -> list[dict[str, Any]]:
+    """A head version: one forward pass of the base for the batch, the likeliest label, every label's probability."""
+    t0 = time.perf_counter()
+    answers = head_predictions(classifier, ids)
+    share = (time.perf_counter() - t0) / len(index)
+    return [_prediction(i, label, True, label, len(x), 0, share, probabilities)
+            for i, x, (label, probabilities) in zip(index, ids, answers, strict=True)]
 
 
 def _prediction(i: int, predicted: str, matched: bool, raw: str, prompt_tokens: int, completion_tokens: int,

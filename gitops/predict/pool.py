@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops.core.materialize import loadable
+from gitops.core.materialize import has_adapter, loadable
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError
+from gitops.predict.head_variant import head_base, is_head, open_classifier
 from gitops.predict.prompter import pinned_base
 
 RUNNABLE = ("hf", "peft-lora", "ct2")
@@ -27,8 +28,22 @@ class BackendPool:
         self._open: dict[tuple[str, str], Any] = {}
 
     def get(self, ws: Workspace, model: Model, version: Version) -> Any:
-        """The backend ``version`` runs on (a prompt version: its base), opened on first use."""
+        """The backend ``version`` runs on (a prompt version: its base; a head version: its classifier
+        over its base), opened on first use."""
+        if is_head(version):
+            key = (model.name, version.id)
+            if key not in self._open:
+                base_model, base = head_base(ws.registry(), model, version)  # its pin, before anything loads
+                # a frozen head shares its base's backend; a head trained with LoRA runs on the base
+                # with its adapter merged in (materialize's merge cache), opened for it alone
+                backend = self._backend(ws, model.name, version) if has_adapter(version) \
+                    else self._backend(ws, base_model.name, base)
+                self._open[key] = open_classifier(ws, model, version, backend)
+            return self._open[key]
         name, target = runs_on(ws, model, version)
+        return self._backend(ws, name, target)
+
+    def _backend(self, ws: Workspace, name: str, target: Version) -> Any:
         key = (name, target.id)
         if key not in self._open:
             self._open[key] = _open(ws, name, target, self.device, self.threads)
@@ -58,7 +73,7 @@ def _open(ws: Workspace, name: str, target: Version, device: str, threads: int |
     from gitops.ml.backends import open_backend
     from gitops.ml.bases import base_model_dir
 
-    if target.format not in RUNNABLE:
+    if target.format not in RUNNABLE and not has_adapter(target):  # a LoRA head's weights: its merged base
         raise ConfigError(f"{name}@{target.id} has format '{target.format}', which gitops predict cannot run")
     loaded = loadable(ws, name, target)
     base_dir = base_model_dir(ws, target.base_model) if loaded.format == "peft-lora" else None

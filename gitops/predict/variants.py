@@ -159,7 +159,12 @@ def majority_of(ws: Workspace, dataset: str, label_column: str, predictions: lis
 
 
 def variant_kind(version: Any) -> str:
-    """What a variant is, for the tables: zero-shot, few-shot TYPE k=K (a prompt version), or its format."""
+    """What a variant is, for the tables: zero-shot, few-shot TYPE k=K (a prompt version), a head's
+    shape, or its format."""
+    if version.format == "head":  # a classification head on the frozen base: its shape and pooling
+        h = (version.config or {}).get("head") or {}
+        lora = "LoRA + " if ((version.config or {}).get("adapter") or {}).get("type") == "lora" else ""
+        return f"{lora}head {h.get('type', 'linear')}, {h.get('pooling', 'last')} of layer {h.get('layer', -1)}"
     if version.format != "prompt":
         return version.format
     r = (version.config or {}).get("retrieval") or {}

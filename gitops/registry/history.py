@@ -46,7 +46,7 @@ def _landed_on(event: AliasEvent, version: Version | None) -> AliasEvent:
     """The event with what its new version is: the format, and the base an adapter stands on."""
     if version is None:
         return event
-    base = version.base_model if version.format == "peft-lora" else None
+    base = version.base_model if version.format in ("peft-lora", "head") else None
     return dataclasses.replace(event, new_format=version.format, new_base=base)
 
 

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gitops.serve import chat, prompted, protocol
+from gitops.serve import chat, headed, prompted, protocol
 from gitops.serve.engine import LoadedModel
 from gitops.serve.logs import VERSION_HEADER
 from gitops.serve.protocol import APIError, CompletionRequest
@@ -49,6 +49,8 @@ async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], Com
         return error_response(request, exc)
     try:
         _check_model(request, req, model)
+        if model.classifier is not None:  # a head version: one forward pass, a label and its probabilities
+            return await headed.answer(request, req, model)  # it releases the pins once answered
         if req.chat:
             req = chat.with_prompt(model, req)
         if model.prompt is not None:  # a prompt version: each text is a row, rendered as predict renders it

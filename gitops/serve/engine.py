@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitops.serve.source import Resolved
 
@@ -25,9 +25,11 @@ DEFAULT_CONTEXT = 2048  # the prompt + completion bound when the tokenizer state
 class LoadedModel:
     """A backend plus the version it runs and a pin count (thread-safe)."""
 
-    def __init__(self, resolved: Resolved, backend: Backend, *, load_seconds: float = 0.0) -> None:
+    def __init__(self, resolved: Resolved, backend: Backend, *, load_seconds: float = 0.0,
+                 classifier: Any = None) -> None:
         self.resolved = resolved
         self.backend = backend
+        self.classifier = classifier  # a head version's HeadClassifier over the backend (gitops.serve.headed)
         self.load_seconds = load_seconds
         self.context = backend.max_length or DEFAULT_CONTEXT
         self.render_lock = threading.Lock()  # a prompt version's retrieval, one request at a time
@@ -98,9 +100,16 @@ def open_model(resolved: Resolved, *, threads: int | None = None, device: str = 
     t0 = time.perf_counter()
     backend = open_backend(resolved.path, resolved.fmt, base_dir=resolved.base_dir, device=device,
                            threads=threads)
+    classifier = None
     try:
-        backend.generate_tokens([backend.encode(WARMUP_PROMPT)], [2])
+        if resolved.head is not None:  # a head answers with one forward pass: warm that up instead
+            from gitops.ml.classhead import classifier_for
+
+            classifier = classifier_for(backend, resolved.head.head, resolved.head.spec)
+            classifier.probabilities([classifier.encode(WARMUP_PROMPT)])
+        else:
+            backend.generate_tokens([backend.encode(WARMUP_PROMPT)], [2])
     except BaseException:
         backend.close()
         raise
-    return LoadedModel(resolved, backend, load_seconds=time.perf_counter() - t0)
+    return LoadedModel(resolved, backend, load_seconds=time.perf_counter() - t0, classifier=classifier)

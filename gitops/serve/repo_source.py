@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitops.adapters import dvc_remote
 from gitops.core import refs
-from gitops.core.materialize import Loadable, loadable
+from gitops.core.materialize import Loadable, has_adapter, loadable
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
@@ -38,7 +38,7 @@ from gitops.errors import (
     RepoStateError,
 )
 from gitops.serve.hooks import Decision
-from gitops.serve.source import SERVABLE_FORMATS, Resolved, dir_md5
+from gitops.serve.source import SERVABLE_FORMATS, HeadParts, Resolved, dir_md5
 
 if TYPE_CHECKING:
     from gitops.predict.prompter import Prompter
@@ -112,7 +112,7 @@ class RepoSource:
             self.ws.git.worktree_checkout(self.tree, commit)
             self._configure_dvc()
             tree = Workspace(self.tree)
-            prompter, base = None, None
+            prompter, base, head = None, None, None
             weights_model, weights = self.model, version
             if version.format == "prompt":
                 # no weights of its own: its pinned base (md5 checked again, as predict does) and its
@@ -120,14 +120,19 @@ class RepoSource:
                 base_model, weights = self._pinned_base(tree.registry(), model, version)
                 weights_model, base = base_model.name, f"{base_model.name}@{weights.id}"
                 prompter = self._prompter(tree, model, version)
+            elif version.format == "head":  # its pinned base runs; the head (KB) answers from its states
+                base_model, base_version, head = self._head(tree, model, version)
+                base = f"{base_model.name}@{base_version.id}"
+                if not has_adapter(version):  # else: the version itself, its LoRA layers merged into the base
+                    weights_model, weights = base_model.name, base_version
             # dvc pull, every file hashed against the registry; a pinned peft-lora version comes back
             # merged into its base (from the merge cache, built once per base and adapter md5)
             loaded = loadable(tree, weights_model, weights)
             shown_label = base or label
             self._require_dir(shown_label, weights, loaded.files)
             base_dir = self._base_dir(tree, shown_label, weights) if loaded.format == "peft-lora" else None
-            path, fmt, base_dir = self._for_engine(shown_label, loaded, base_dir)
-        return Resolved(ref, label, version.md5, path, fmt, base_dir, commit, prompter, base)
+            path, fmt, base_dir = self._for_engine(shown_label, loaded, base_dir, head=head is not None)
+        return Resolved(ref, label, version.md5, path, fmt, base_dir, commit, prompter, base, head)
 
     # -- the deploy hook's target --
 
@@ -168,12 +173,21 @@ class RepoSource:
         """Refuse now, before anything loads, a prompt version ``gitops serve`` cannot run: one of a
         model without a classification task, or whose pinned base is missing or changed."""
         model, version = self.model_version_at(commit)
-        if version.format == "prompt":
+        if version.format in ("prompt", "head"):
             self._require_task(model, version)
             with self._git_lock:
                 registry = self.ws.registry_at(commit)
-                spec = f"{self.ws.git.resolve(commit)}:{version.path}"
-                text = self.ws.git.read_blobs([spec])[spec]
+                if version.format == "prompt":
+                    spec = f"{self.ws.git.resolve(commit)}:{version.path}"
+                    text = self.ws.git.read_blobs([spec])[spec]
+            if version.format == "head":
+                from gitops.predict.head_variant import head_base
+
+                head_base(registry, model, version)
+                if self.engine == "ct2":
+                    raise ConfigError(f"{model.name}@{version.id} is a head version, which reads its base's hidden "
+                                      "states: serve it with --engine auto or hf")
+                return
             from gitops.core.promptspec import MAX_PROMPT_BYTES, stored_config
 
             data = text.encode("utf-8") if text is not None and len(text) <= MAX_PROMPT_BYTES else None
@@ -183,8 +197,20 @@ class RepoSource:
     @staticmethod
     def _require_task(model: Model, version: Version) -> None:
         if model.task_for(version) is None:  # also refuses a version added with another block
-            raise ConfigError(f"{model.name}@{version.id} is a prompt version of a model with task '{model.task}'; "
-                              "gitops serve renders prompt versions of classification models (docs/tasks.md)")
+            raise ConfigError(f"{model.name}@{version.id} is a {version.format} version of a model with task "
+                              f"'{model.task}'; gitops serve runs {version.format} versions of classification "
+                              "models (docs/tasks.md)")
+
+    def _head(self, tree: Workspace, model: Model, version: Version) -> tuple[Model, Version, HeadParts]:
+        """A head version's pinned base (md5 checked again) and its parts: the row renderer, the
+        head and its description, from its verified files (KB), loaded now, before any swap."""
+        from gitops.predict.head_variant import head_base, load_head
+        from gitops.predict.prompter import open_prompter
+
+        self._require_task(model, version)
+        base_model, base = head_base(tree.registry(), model, version)
+        head, spec = load_head(tree, model, version)
+        return base_model, base, HeadParts(open_prompter(tree, model.classification, None), head, spec)
 
     @staticmethod
     def _pinned_base(registry: Registry, model: Model, version: Version) -> tuple[Model, Version]:
@@ -220,10 +246,14 @@ class RepoSource:
                                 "a local directory")
         return base
 
-    def _for_engine(self, label: str, loaded: Loadable, base_dir: Path | None) -> tuple[Path, str, Path | None]:
+    def _for_engine(self, label: str, loaded: Loadable, base_dir: Path | None, *,
+                    head: bool = False) -> tuple[Path, str, Path | None]:
         path, fmt = loaded.weights, loaded.format
         if fmt not in SERVABLE_FORMATS:
             raise ConfigError(f"{label} has format '{fmt}'; gitops serve runs {', '.join(SERVABLE_FORMATS)}")
+        if head and (fmt == "ct2" or self.engine == "ct2"):
+            raise ConfigError(f"a head reads the hidden states of its base {label}, which CTranslate2 does not give; "
+                              "serve it with --engine auto or hf")
         if self.engine == "auto" or (self.engine == "ct2") == (fmt == "ct2"):
             return path, fmt, base_dir
         if self.engine == "hf":

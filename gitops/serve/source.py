@@ -16,7 +16,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
 
@@ -24,6 +24,17 @@ if TYPE_CHECKING:
     from gitops.predict.prompter import Prompter
 
 SERVABLE_FORMATS = ("ct2", "hf", "peft-lora")
+
+
+@dataclass(frozen=True)
+class HeadParts:
+    """What a head version serves with (:mod:`gitops.serve.headed`), loaded off the request path:
+    the row renderer (a :class:`~gitops.predict.prompter.Prompter` without instruction or examples),
+    the head (``gitops.ml.classhead.Head``) and its description (``HeadSpec``)."""
+
+    prompter: Prompter
+    head: Any
+    spec: Any
 
 
 @dataclass(frozen=True)
@@ -48,11 +59,12 @@ class Resolved:
     commit: str | None = None
     prompt: Prompter | None = None
     base: str | None = None
+    head: HeadParts | None = None
 
     @property
     def format(self) -> str:
-        """The version's own format (``prompt`` for a prompt version; else what the engine runs)."""
-        return "prompt" if self.prompt is not None else self.fmt
+        """The version's own format (``prompt``, ``head``; else what the engine runs)."""
+        return "head" if self.head is not None else "prompt" if self.prompt is not None else self.fmt
 
     def __post_init__(self) -> None:
         if self.fmt not in SERVABLE_FORMATS:

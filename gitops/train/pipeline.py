@@ -38,11 +38,13 @@ from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train import card as cardmod
 from gitops.train import train_config
+from gitops.train.head_train import HeadRun, train_head
+from gitops.train.lora_head import train_lora_head
 from gitops.train.lora import Progress, TrainResult, train_model
 from gitops.train.register_base import ensure_base
 from gitops.train.train_config import TrainConfig
+from gitops.train.workdir import RUNS_DIR, work_dir  # noqa: F401 - RUNS_DIR: where callers find runs
 
-RUNS_DIR = ".gitops/runs"
 RELEASE_FILES = ("metrics.json", "loss_curve.json")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what a peft-lora version stores
 
@@ -135,17 +137,6 @@ def read_split(ws: Workspace, dataset: Dataset, version: DatasetVersion, split: 
     return [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, split)]
 
 
-def work_dir(root: Path, cfg: TrainConfig) -> Path:
-    """The run's work dir: one per effective config, so ``--resume`` finds the run it continues.
-    It ignores itself in git (a ``.gitignore`` of ``*``)."""
-    runs = root / RUNS_DIR
-    runs.mkdir(parents=True, exist_ok=True)
-    ignore = runs / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n", encoding="utf-8")
-    return runs / f"{cfg.output_model}-{cfg.config_hash()[:12]}"
-
-
 def effective_config(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, BaseSpec, Dataset, DatasetVersion]:
     """The config as it actually runs: data set and registry base resolved to versions."""
     base = resolve_base(ws, cfg.base_model, cfg.output_model, cfg.gguf_file)
@@ -197,8 +188,10 @@ def check_before_training(ws: Workspace, cfg: TrainConfig, *, alias: str | None 
 
 def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, *, resume: bool = False,
           alias: str | None = None, push: bool = False, progress: Progress | None = None, pr: bool = False,
-          github_repo: str | None = None, base: str | None = None, threads: int | None = None) -> TrainRun:
-    """Train from a config file and register the result as a new version of ``output.model``.
+          github_repo: str | None = None, base: str | None = None,
+          threads: int | None = None) -> TrainRun | HeadRun:
+    """Train from a config file and register the result as a new version of ``output.model``
+    (``adapter.type: head``: a classification head on the frozen base, :mod:`gitops.train.head_train`).
 
     ``pr``: register it (and move ``alias``) on a new branch and open a pull request into ``base``
     (default: the branch checked out) instead of committing here (see :mod:`gitops.github.proposal`);
@@ -210,6 +203,8 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
     if push and pr:
         raise ConfigError("--push and --pr exclude each other: --pr pushes a branch and opens a pull request")
     check_before_training(ws, cfg, alias=alias, push=push)
+    if cfg.trains_head and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainError("a classification head trains in one process: run 'gitops train' without accelerate launch")
     if not pr:
         return _train(ws, ws.root, cfg, resume=resume, alias=alias, push=push, progress=progress, threads=threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -226,9 +221,13 @@ def train(ws: Workspace, config_path: Path, overrides: list[str] | None = None, 
 
 
 def _train(ws: Workspace, home: Path, cfg: TrainConfig, *, resume: bool, alias: str | None, push: bool,
-           progress: Progress | None, threads: int | None = None) -> TrainRun:
+           progress: Progress | None, threads: int | None = None) -> TrainRun | HeadRun:
     """Resolve, read, train and register in ``ws``; the work directory (checkpoints, for
     ``--resume``) lives in the repository at ``home`` even when ``ws`` is a proposal's worktree."""
+    if cfg.is_head:
+        return train_head(ws, cfg, alias=alias, push=push, threads=threads, progress=progress)
+    if cfg.adapter.head:
+        return train_lora_head(ws, cfg, alias=alias, push=push, threads=threads, progress=progress)
     cfg, base, dataset, version = effective_config(ws, cfg)
     train_texts = read_split(ws, dataset, version, "train", cfg.prompt_format)
     valid_texts = read_split(ws, dataset, version, "valid", cfg.prompt_format)

@@ -25,6 +25,11 @@ from gitops.yamlio import LineMap
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 LOSSES = ("all", "response")
+ADAPTERS = ("lora", "head")
+POOLINGS = ("last", "mean")
+HEAD_TYPES = ("linear", "mlp")
+CLASS_WEIGHTS = ("balanced", "none")
+MAX_LAYER = 1024  # hidden-state index; checked against the base's own depth before embedding
 MAX_CONFIG_BYTES = 1024 * 1024  # a config is a page of YAML; anything larger is not one
 MAX_TEXT = 1024  # characters of a string value (a base model path, a module name)
 MAX_TEMPLATE = 4096
@@ -104,7 +109,8 @@ SCHEMA = Record({
                             "its prompt, never its response.", "response", choices=LOSSES),
     })),
     "adapter": Field(Record({
-        "type": _str("lora", "Adapter kind; only `lora` for now.", "lora", choices=("lora",)),
+        "type": _str("lora", "Adapter kind: `lora` (a LoRA fine-tune) or `head` (a classification head on the "
+                             "frozen base; see the `head` section).", "head", choices=ADAPTERS),
         "r": _int(8, "LoRA rank (1 to 4096).", 16, minimum=1, maximum=4096),
         "alpha": _float(16.0, "LoRA scaling numerator (`lora_alpha`, 0 to 1e6).", 32, minimum=0, maximum=1e6),
         "dropout": _float(0.05, "Dropout on the LoRA input.", 0.1, minimum=0, maximum=1),
@@ -114,6 +120,10 @@ SCHEMA = Record({
                                 None, "Module names to adapt, e.g. `[q_proj, v_proj]`, or `[all-linear]`; null: "
                                       "peft's default for the architecture (an error naming the model's "
                                       "linear layers where peft has none).", ["q_proj", "v_proj"]),
+        "head": Field(Scalar("bool", label="true or false"), False,
+                      "`type: lora` only: train the LoRA layers together with a classification head (the `head` "
+                      "section) on the pooled hidden state, instead of generating the label: the next rung after a "
+                      "frozen head.", True),
     })),
     "trainer": Field(Record({
         "epochs": _int(1, "Passes over the train split.", 3, minimum=1, maximum=_MANY),
@@ -132,6 +142,31 @@ SCHEMA = Record({
         "max_length": _int(256, "Tokens per row; a longer row is cut (a prompt + response row in its "
                                 "prompt's middle, keeping the response).", 128, minimum=8, maximum=1 << 20),
     })),
+    "head": Field(Record({
+        "type": _str("linear", "`adapter.type: head` only: `linear` (one layer) or `mlp` (one hidden layer, GELU).",
+                     "mlp", choices=HEAD_TYPES),
+        "hidden": _int(256, "Width of the `mlp` head's hidden layer (1 to 65536).", 512, minimum=1, maximum=65536),
+        "pooling": _str("last", "How a row's hidden states become one vector: `last` (the last token's) or "
+                                "`mean` (the mean over its tokens).", "mean", choices=POOLINGS),
+        "layer": _int(-1, "The hidden state to pool: -1 the base's last (after its final norm), N the output of "
+                          "its N-th layer, -2 the one before the last...; layers after it are not run.",
+                      14, minimum=-MAX_LAYER, maximum=MAX_LAYER),
+        "max_length": _int(256, "Tokens of a row's input the base reads (longer inputs lose their middle).",
+                           128, minimum=8, maximum=32768),
+        "epochs": _int(200, "Passes over the train split at most (early stopping on the valid split ends it "
+                            "sooner).", 100, minimum=1, maximum=100_000),
+        "patience": _int(10, "Stop after this many epochs without a lower valid loss; the best epoch is kept.",
+                         5, minimum=1, maximum=100_000),
+        "learning_rate": _float(1e-3, "AdamW learning rate of the head (at most 10).", 3e-4, minimum=0, maximum=10),
+        "weight_decay": _float(1e-4, "AdamW weight decay of the head.", 0.01, minimum=0, maximum=10),
+        "batch_size": _int(256, "Rows per head training step.", 128, minimum=1, maximum=1 << 20),
+        "dropout": _float(0.1, "Dropout on the `mlp` head's hidden layer.", 0.2, minimum=0, maximum=0.9),
+        "class_weights": _str("balanced", "`balanced`: each label's loss weighted by n / (labels x its count), so a "
+                                          "rare label counts as much as a common one; `none`.",
+                              "none", choices=CLASS_WEIGHTS),
+        "embed_batch_size": _int(32, "Rows per forward pass of the base when embedding (rows of similar length "
+                                     "batched together).", 64, minimum=1, maximum=1024),
+    })),
     "output": Field(Record({
         "model": _str(REQUIRED, "Registry model name the new version is registered under.", "review-autocomplete",
                       rule=_name_rule),
@@ -146,6 +181,26 @@ class AdapterConfig:
     alpha: float = 16.0
     dropout: float = 0.05
     target_modules: list[str] | None = None
+    head: bool = False  # LoRA plus a classification head (the next rung), not LoRA generating labels
+
+
+@dataclass
+class HeadConfig:
+    """The ``head`` section: a classification head on the frozen base (``adapter.type: head``)."""
+
+    type: str = "linear"
+    hidden: int = 256
+    pooling: str = "last"
+    layer: int = -1
+    max_length: int = 256
+    epochs: int = 200
+    patience: int = 10
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    dropout: float = 0.1
+    class_weights: str = "balanced"
+    embed_batch_size: int = 32
 
 
 @dataclass
@@ -175,7 +230,18 @@ class TrainConfig:
     gguf_file: str | None = None
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
     source: str = "<config>"
+
+    @property
+    def is_head(self) -> bool:
+        """A classification head on the frozen base, not a LoRA fine-tune."""
+        return self.adapter.type == "head"
+
+    @property
+    def trains_head(self) -> bool:
+        """A classification head, on the frozen base or on LoRA layers trained with it."""
+        return self.is_head or self.adapter.head
 
     def to_dict(self) -> dict[str, Any]:
         """The effective config in the file's shape (what is recorded and hashed)."""
@@ -184,11 +250,18 @@ class TrainConfig:
             prompt.update(response=self.response, chat=self.chat)
         if self.loss != "all":
             prompt["loss"] = self.loss
+        adapter = dict(vars(self.adapter))
+        if not adapter["head"]:
+            del adapter["head"]  # only when used: a LoRA config keeps its hash
         out: dict[str, Any] = {"base_model": self.base_model, "dataset": self.dataset, "prompt": prompt,
-                               "adapter": dict(vars(self.adapter)), "trainer": dict(vars(self.trainer)),
+                               "adapter": adapter, "trainer": dict(vars(self.trainer)),
                                "output": {"model": self.output_model}}
         if self.gguf_file is not None:
             out["gguf_file"] = self.gguf_file
+        if self.is_head:  # only when used: a LoRA config keeps its hash; LoRA's own keys mean nothing here
+            out.update(adapter={"type": "head"}, trainer={"seed": self.trainer.seed}, head=dict(vars(self.head)))
+        elif self.adapter.head:
+            out["head"] = dict(vars(self.head))
         return out
 
     @property
@@ -287,6 +360,17 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
                     prompting.template_fields(prompt[key], f"prompt.{key}")
             except ConfigError as exc:
                 problems.add(source, (doc or {}).get("prompt"), key, exc.message)
+        if data["head"]["layer"] == 0:
+            problems.add(source, (doc or {}).get("head"), "layer", "head.layer 0 would pool the token embeddings, "
+                         "not a hidden state: use -1 (the last), or N (1 up to the base's layers)")
+        adapter = data["adapter"]
+        if isinstance(doc, dict) and "head" in doc and adapter["type"] != "head" and not adapter["head"]:
+            problems.add(source, doc, "head", "a head section is set but adapter.type is "
+                         f"'{data['adapter']['type']}'; set adapter.type: head (a head on the frozen base) or "
+                         "adapter.head: true (LoRA plus a head) to train a classification head")
+        if data["adapter"]["type"] == "head" and data["adapter"]["head"]:
+            problems.add(source, (doc or {}).get("adapter"), "head", "adapter.head: true goes with type: lora (LoRA "
+                         "plus a head); type: head already is a head, on the frozen base")
         if prompt["chat"] and prompt["response"] is None:
             problems.add(source, (doc or {}).get("prompt"), "chat", "prompt.chat is true but prompt.response is "
                          "not set: a chat row needs the assistant's turn, e.g. response: '{text}'")
@@ -302,7 +386,7 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
                        template=data["prompt"]["template"], response=data["prompt"]["response"],
                        chat=data["prompt"]["chat"], loss=data["prompt"]["loss"], gguf_file=data["gguf_file"],
                        adapter=AdapterConfig(**data["adapter"]), trainer=TrainerConfig(**data["trainer"]),
-                       source=source)
+                       head=HeadConfig(**data["head"]), source=source)
 
 
 def read(path: Path, overrides: list[str] | None = None) -> TrainConfig:
