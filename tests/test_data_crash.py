@@ -123,7 +123,9 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
     assert len(ids) == len(set(ids)) == (ROUNDS + 2) * ROWS
     assert git.dirty_paths(repo) == [] and not (repo / JOURNAL).exists()
     print(outcomes, f"(one uninterrupted run: {full:.1f} s, loop: {time.monotonic() - start:.0f} s)")
-    assert outcomes["before"] > 0 and outcomes["recovered"] > 0, outcomes  # kills did land mid-ingest
+    # kills did land before the commit (whether one also landed inside the commit's few milliseconds,
+    # leaving a journal to recover, depends on the load; the tests below kill at each point on purpose)
+    assert outcomes["killed"] > 0 and outcomes["before"] > 0, outcomes
 
 
 class Killed(BaseException):
