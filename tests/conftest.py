@@ -67,13 +67,31 @@ def run_gitops_process(*args: str, cwd: Path, timeout: float = 120) -> subproces
                           timeout=timeout)
 
 
+_TEMPLATE: dict[str, Path] = {}  # one `gitops init` per test process, copied for every test
+
+
 @pytest.fixture
-def gitops_repo(tmp_path: Path) -> Path:
-    """A fresh GitOps repo made by `gitops init`, with a local DVC remote beside it."""
+def gitops_repo(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh GitOps repo as `gitops init` makes it, with a local DVC remote beside it.
+
+    ``gitops init`` runs once per test process (dvc's init alone costs 1 to 3 s of CPU, and some
+    200 tests start here); each test gets a copy whose remote URL names its own remote, committed
+    as init commits it. ``init`` itself is tested on real runs (test_registry_e2e, test_scaffold_team)."""
+    import shutil
+
     from gitops import api
 
-    result = api.init(tmp_path / "repo", remote=str(tmp_path / "remote"))
-    return result.root
+    if "root" not in _TEMPLATE:
+        base = tmp_path_factory.mktemp("init-template")
+        _TEMPLATE.update(root=api.init(base / "repo", remote=str(base / "remote")).root, remote=base / "remote")
+    root = tmp_path / "repo"
+    shutil.copytree(_TEMPLATE["root"], root, symlinks=True)
+    config = root / ".dvc" / "config"
+    text = config.read_text(encoding="utf-8")
+    assert str(_TEMPLATE["remote"]) in text, text
+    config.write_text(text.replace(str(_TEMPLATE["remote"]), str(tmp_path / "remote")), encoding="utf-8")
+    subprocess.run(["git", "commit", "-qa", "--amend", "--no-edit"], cwd=root, check=True, capture_output=True)
+    return root
 
 
 @pytest.fixture
