@@ -59,8 +59,9 @@ def commit(root: Path, message: str) -> str:
     return git(root, "rev-parse", "HEAD")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Own HOME and git identity; a module opts in with ``pytest.mark.usefixtures("_isolated_git")``."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))

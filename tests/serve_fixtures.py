@@ -23,7 +23,6 @@ import pytest
 from gitops.deploy import DeliveryStore
 from gitops.serve import DeployHandler, DirSource, ServeConfig, ServerThread, create_app
 from gitops.serve.hooks import Decision, signed_verifier
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 SECRET = "serve-test-secret"
 REF = "toy@production"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_gitops
-from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, write_prompt  # noqa: F401 - fixtures
+from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
 
 MODEL_FILE = f"registry/{MODEL}/model.yaml"
 BASE_FILE = f"registry/{BASE}/model.yaml"

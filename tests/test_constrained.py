@@ -14,15 +14,7 @@ from gitops.ml import choices
 from gitops.predict import pipeline
 from gitops.predict.renderer import PromptRenderer
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import (  # noqa: F401
-    BASE,
-    DATA,
-    MODEL,
-    ratings_repo,
-    toy_ratings_repo,
-    write_prompt,
-)
+from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
 
 PROMPTS = ["Rate the review from 1 to 5.\nReview: excellent superb love item number 3\nRating:",
            "Review: awful broken refund\nRating:", "Review: ok\nRating:"]

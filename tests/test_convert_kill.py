@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 

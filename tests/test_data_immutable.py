@@ -23,7 +23,7 @@ from gitops import api
 from gitops.core.workspace import Workspace
 from gitops.errors import IntegrityError
 from tests.conftest import run_gitops
-from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, write_prompt  # noqa: F401 - fixtures
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 DATASET_FILE = f"registry/datasets/{DATA}.yaml"
 

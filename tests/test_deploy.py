@@ -11,7 +11,10 @@ from gitops.cli import main
 from gitops.core.workspace import Workspace
 from gitops.deploy import DeployFailed, deploy
 from gitops.errors import DeployError
-from tests.deploy_fixtures import SECRET, _isolated_git, receiver, repo, write_config  # noqa: F401
+from tests.deploy_fixtures import SECRET, write_config
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 ENV = {"TEST_DEPLOY_SECRET": SECRET}
 

@@ -22,9 +22,10 @@ import pytest
 from gitops.core.workspace import Workspace
 from gitops.deploy import DeliveryStore, DeployFailed, deploy, plan, stable_delivery_id
 from gitops.errors import DeployError
-from tests.deploy_fixtures import (  # noqa: F401
-    SECRET, _isolated_git, commit, receiver, receiver_example, repo, write_config, write_model,
-)
+from tests.deploy_fixtures import SECRET, commit, receiver_example, write_config, write_model
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 ROOT = Path(__file__).resolve().parents[1]
 LATE_ANSWER = """

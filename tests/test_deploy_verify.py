@@ -12,7 +12,7 @@ import pytest
 
 from gitops.deploy import (BadBody, BadSignature, MissingHeader, ReplayCache, ReplayedDelivery, StaleTimestamp,
                            signed_headers, verify)
-from tests.deploy_fixtures import SECRET, receiver  # noqa: F401
+from tests.deploy_fixtures import SECRET
 
 BODY = json.dumps({"model": "chat", "alias": "production", "version": "v3"}).encode()
 

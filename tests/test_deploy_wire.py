@@ -21,7 +21,10 @@ from typing import ClassVar
 import pytest
 
 from tests.conftest import run_gitops
-from tests.deploy_fixtures import SECRET, _isolated_git, repo, write_config  # noqa: F401
+from tests.deploy_fixtures import SECRET, write_config
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "deploy-webhooks.md"
 

@@ -12,8 +12,7 @@ import pytest
 
 from gitops.eval.results import EvalResults, ResultsError
 from tests.conftest import run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import DATA, MODEL, ratings_repo, toy_ratings_repo  # noqa: F401
+from tests.prompt_fixtures import DATA, MODEL
 
 ROWS = "6"
 

@@ -12,8 +12,7 @@ import pytest
 
 from gitops.eval.results import EvalResults
 from tests.conftest import run_gitops
-from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
+from tests.eval_fixtures import FAST, MODEL, EvalRepo
 
 METRICS = {"loss", "perplexity", "latency_p50_ms", "latency_p95_ms", "tokens_per_s", "size_bytes"}
 

@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 from gitops.errors import EvalError
 from gitops.eval import harness

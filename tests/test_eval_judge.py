@@ -16,10 +16,8 @@ import pytest
 from gitops.core.settings import JudgeConfig
 from gitops.eval.results import EvalResults
 from tests.conftest import run_gitops
-from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import ratings_repo  # noqa: F401
-from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.eval_fixtures import FAST, MODEL, EvalRepo
+from tests.serve_fixtures import REF, live_server
 
 GOLDEN = Path(__file__).parent / "golden" / "results-v3.json"
 

@@ -7,7 +7,10 @@ import pytest
 from gitops.adapters.github import connect
 from gitops.errors import GithubError
 from gitops.github.comments import append_step_summary, post_sticky_comment
-from tests.github_fixtures import REPO, Site, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import REPO, Site
+
+# every test here in its own HOME, no GitHub variables, no retries (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("github_env")
 
 MARKER = "<!-- gitops-report model=review alias=staging -->"
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from gitops.cli import main
-from tests.github_fixtures import REPO, Site, git, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import REPO, Site, git
+
+# every test here in its own HOME, no GitHub variables, no retries (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("github_env")
 
 
 def test_promote_makes_a_local_branch_and_commit_only(site: Site) -> None:

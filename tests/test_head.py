@@ -20,7 +20,6 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from tests.conftest import git_state, run_gitops
 from tests.eval_fixtures import _isolate
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 from tests.prompt_fixtures import TASK_BLOCK, review_rows
 
 MODEL, BASE, DATA = "ratings", "ratings-base", "reviews"

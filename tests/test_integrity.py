@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_gitops
-from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
+from tests.eval_fixtures import FAST, MODEL, EvalRepo
 
 
 def _object(remote: Path, md5: str) -> Path:

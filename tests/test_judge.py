@@ -13,8 +13,7 @@ import pytest
 
 from gitops.eval.judge import sample_score, summarize, verdict
 from tests.conftest import run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import REF, live_server
 
 GOLDEN = Path(__file__).parent / "golden" / "results-v3.json"
 

@@ -18,7 +18,6 @@ import pytest
 from gitops.ml.prompting import Pair
 from gitops.train.lora import _collate, _encode
 from tests.eval_fixtures import _isolate
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 LABELS = ["terrible", "poor", "okay", "fine", "great"]   # one toy token each (the toy never saw a digit)
 TASK = ('input: "Review: {text}\\nVerdict:"\nlabel: verdict\nlabels: [' + ", ".join(f'"{x}"' for x in LABELS)

@@ -16,7 +16,7 @@ import pytest
 
 from gitops import yamlio
 from tests.conftest import run_gitops
-from tests.train_fixtures import base_model_dir, tiny_config  # noqa: F401
+from tests.train_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
 MODEL = "review-autocomplete"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 from gitops.convert.ct2 import convert_to_ct2
 from gitops.errors import ConfigError, NotFoundError

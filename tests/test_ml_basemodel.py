@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 from gitops.ml.corpus import load_corpus
 from gitops.errors import TrainError

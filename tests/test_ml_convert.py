@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.ml_fixtures import base_model_dir, make_lora_adapter, ml_cache_dir  # noqa: F401
+from tests.ml_fixtures import make_lora_adapter
 
 from gitops.convert.ct2 import META_FILE, convert_to_ct2
 from gitops.errors import ConvertError, NotFoundError

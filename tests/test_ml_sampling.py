@@ -7,8 +7,6 @@ import pytest
 
 from gitops.errors import ConfigError
 from gitops.ml.backends import Sampling, open_backend
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import toy_ct2  # noqa: F401
 
 PROMPTS = ["The chocolate tour was excellent,", "Bad kettle", "I regret buying this"]
 

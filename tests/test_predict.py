@@ -15,14 +15,7 @@ from gitops.data import batches
 from gitops.predict import pipeline
 from gitops.predict.scoring import score
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import (  # noqa: F401
-    DATA,
-    MODEL,
-    ratings_repo,
-    toy_ratings_repo,
-    write_prompt,
-)
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 TASK_LABELS = ["1", "2", "3", "4", "5"]
 

@@ -15,13 +15,7 @@ import pytest
 from gitops.core.workspace import Workspace
 from gitops.predict import output, pipeline
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import (  # noqa: F401
-    DATA,
-    MODEL,
-    ratings_repo,
-    toy_ratings_repo,
-)
+from tests.prompt_fixtures import DATA, MODEL
 
 LABELS = ["1", "2", "3", "4", "5"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from gitops import yamlio
 from tests.conftest import git_state, run_gitops
-from tests.prompt_fixtures import BASE, MODEL, ratings_repo, write_prompt  # noqa: F401
+from tests.prompt_fixtures import BASE, MODEL, write_prompt
 
 
 def add(repo: Path, config: Path, *extra: str):

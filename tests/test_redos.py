@@ -22,7 +22,6 @@ from gitops.core.task import Rule
 from gitops.registry.codeowners_rules import parse as parse_codeowners
 from gitops.saferegex import check_pattern
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 from tests.test_serve_cli import Server, free_port
 
 HOSTILE_RULES = [r"(\w+\s?)+\d", r"^(.|.)*q$", r"^(\w+\s?)*$", r"(a|aa)+$", r"(.*a){12}", r"^(a+)+$"]

@@ -49,7 +49,7 @@ def test_every_way_a_team_points_the_pin_is_accepted(scaffolded: Path, line: str
 @pytest.mark.parametrize("text, problem", [
     ("gitops-registry>=0.3\n", "2: 'gitops-registry>=0.3' is not a pinned requirement"),
     ("gitops-registry[ml]==0.3.1\n", "2: the requirement asks for extras [ml]: write it without them"),
-    (f"gitops-registry @ git+https://github.com/acme/gitops@main\n", "must end in @ and a full 40-character commit"),
+    ("gitops-registry @ git+https://github.com/acme/gitops@main\n", "must end in @ and a full 40-character commit"),
     ("torch==2.13.0\n", "2: the requirement names 'torch', not gitops-registry"),
     ("gitops-registry==0.3.1\ngitops-registry==0.3.2\n", "3: a second requirement: the file names gitops once"),
     ("-e .\n", "2: pip option '-e' is not allowed here"),

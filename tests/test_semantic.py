@@ -15,8 +15,7 @@ from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError, IntegrityError
 from gitops.predict.retrieval import build_retriever
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import DATA, MODEL, ratings_repo, write_prompt  # noqa: F401
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 TASK = ClassificationTask(input="Review: {text}", label="rating", labels=["1", "2", "3", "4", "5"], fallback="3")
 

@@ -12,8 +12,7 @@ import openai
 import pytest
 
 from gitops.ml.backends import open_backend
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import REF, live_server
 
 PROMPT = "The chocolate tour was excellent,"
 

@@ -23,8 +23,7 @@ import pytest
 import yaml
 
 from gitops import api
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import make_version, signed, toy_ct2  # noqa: F401
+from tests.serve_fixtures import make_version, signed
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "serve-cli-secret"

@@ -19,8 +19,7 @@ import time
 import pytest
 
 from gitops.serve.protocol import ConnectionLimits
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import live_server
 
 DEADLINE_S = 1.0  # head and body deadlines of the servers below
 HEAD = b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"

@@ -14,8 +14,7 @@ import pytest
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from tests.conftest import run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, toy_ratings_repo, write_prompt  # noqa: F401
+from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
 from tests.test_serve_cli import Server, free_port
 from tests.test_serve_prompt import openai_client
 

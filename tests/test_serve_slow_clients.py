@@ -22,8 +22,6 @@ import httpx
 import pytest
 
 from gitops import api
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import toy_ct2  # noqa: F401
 from tests.test_serve_cli import Server, free_port
 
 TRICKLERS = 600

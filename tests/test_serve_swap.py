@@ -13,8 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import live_server, make_version, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import live_server, make_version
 
 PROMPT = "The chocolate tour was excellent,"
 

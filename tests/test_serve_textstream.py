@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from gitops.serve.textstream import TextStream
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 TEXTS = ["The chocolate tour was excellent, I would go again.",
          "Crème brûlée 🍫 — naïve café, 10/10 ✓",  # multi-byte characters split over byte tokens

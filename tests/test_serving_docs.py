@@ -7,8 +7,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_gitops
-from tests.deploy_fixtures import _isolated_git, repo  # noqa: F401
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
 

@@ -20,7 +20,7 @@ import yaml
 from gitops.core.workspace import Workspace
 from gitops.errors import IntegrityError
 from tests.conftest import run_gitops
-from tests.prompt_fixtures import DATA, MODEL, ratings_repo, write_prompt  # noqa: F401 - fixtures
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 MODEL_FILE = f"registry/{MODEL}/model.yaml"
 EDITS = {

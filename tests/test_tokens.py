@@ -15,7 +15,6 @@ import pytest
 from gitops.errors import ConfigError
 from gitops.ml import tokens
 from tests.gguf_fixtures import write_tiny_llama_gguf
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 TEXT = "This kettle is quiet and the handle feels solid."
 

@@ -13,7 +13,7 @@ from gitops import yamlio
 from gitops.train import card
 from gitops.train.train_config import config_hash
 from tests.conftest import git_state, run_gitops
-from tests.train_fixtures import base_model_dir, tiny_config  # noqa: F401
+from tests.train_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
 MODEL = "review-autocomplete"

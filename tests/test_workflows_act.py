@@ -9,7 +9,10 @@ import pytest
 
 from gitops.core import toolkit
 from tests.act_helpers import pull_request_event, run_act
-from tests.deploy_fixtures import SECRET, _isolated_git, git, receiver, repo, write_config  # noqa: F401
+from tests.deploy_fixtures import SECRET, git, write_config
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 
