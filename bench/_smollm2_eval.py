@@ -39,7 +39,7 @@ PROMPTS = [
 HARNESS_GOAL = 0.90
 
 
-def timed(fn, repeats: int) -> dict:  # noqa: ANN001 - fn() -> tokens generated
+def timed(fn, repeats: int) -> dict:  # untyped: fn() -> tokens generated
     """Best of ``repeats`` after one warm-up: tokens, seconds, tokens/s, CPU/wall of the best run."""
     fn()
     runs = []
@@ -82,7 +82,7 @@ class Raw:
         self.ids = [self.tok(p)["input_ids"] for p in PROMPTS]
         self.eos = self.tok.eos_token_id
 
-    def _count(self, rows) -> int:  # noqa: ANN001 - rows of new ids, cut at the end token
+    def _count(self, rows) -> int:  # untyped: rows of new ids, cut at the end token
         return sum(len(r[:r.index(self.eos)] if self.eos in r else r) for r in rows)
 
     def naive(self) -> int:
@@ -116,7 +116,7 @@ class Raw:
         self.gen.unload_model()
 
 
-def harness_case(path: Path, fmt: str, threads: int, new_tokens: int, batch_size: int):  # noqa: ANN201
+def harness_case(path: Path, fmt: str, threads: int, new_tokens: int, batch_size: int):
     """A closure generating through gitops' harness path: ``open_backend`` (kept open across repeats)
     and ``Backend.generate`` in batches, as ``gitops.eval.harness.throughput`` calls it. Timed at
     wall clock around the whole call, so tokenization, batching and decoding count too (the

@@ -90,7 +90,7 @@ def build_gto(root: Path, versions: int, stages: int) -> None:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_once(cwd: Path, args: list[str], before=None) -> float:  # noqa: ANN001 - an optional callable
+def run_once(cwd: Path, args: list[str], before=None) -> float:  # untyped: an optional callable
     if before is not None:
         before()
     start = time.perf_counter()

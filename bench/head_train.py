@@ -52,7 +52,7 @@ def base_dir(model: str) -> Path:
     return Path(model)
 
 
-def naive_embed(model, tok, texts: list[str], pooling: str, layer: int):  # noqa: ANN001, ANN201 - torch
+def naive_embed(model, tok, texts: list[str], pooling: str, layer: int):  # untyped: torch
     """One forward pass per row, the way a script would: every hidden state out, the one ``layer``
     names pooled (``hidden_states[layer]``; -1, the last, is the decoder's output)."""
     import numpy as np

@@ -55,7 +55,7 @@ MAX_NEW = 3
 
 def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int,
               head_rows: int = 400, threads: int | None = None,
-              head: dict | None = None):  # noqa: ANN201 - a Workspace
+              head: dict | None = None):  # untyped: a Workspace
     from gitops import api
 
     root = api.init(tmp / "repo", remote=str(tmp / "remote")).root
@@ -91,7 +91,7 @@ def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int,
     return api.Workspace.open(root)
 
 
-def naive_loop(model_dir: Path):  # noqa: ANN201 - a callable
+def naive_loop(model_dir: Path):  # untyped: a callable
     """The naive loop over a model loaded once: ``loop(prompts)`` is the seconds of one ``generate``
     per prompt (greedy, ``MAX_NEW`` tokens at most), after a warm-up."""
     import torch
@@ -114,7 +114,7 @@ def naive_loop(model_dir: Path):  # noqa: ANN201 - a callable
     return loop
 
 
-def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:  # noqa: ANN001
+def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:
     """Seconds to open the variant's cached index (train rows read, index loaded) and fetch the rows' examples."""
     from gitops.predict.prompter import retrieval_of
     from gitops.predict.retrieval import build_retriever

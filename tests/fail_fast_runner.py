@@ -40,7 +40,7 @@ def setup(work: Path) -> Path:
         weights.mkdir()
         (weights / "model.safetensors").write_text(f"not weights {n}")
         (weights / "config.json").write_text('{"model_type": "opt"}')
-    C = ("-C", str(repo))
+    C = ("-C", str(repo))  # noqa: N806 - reads as the -C option it stands for
     steps = [("init", str(repo), "--remote", str(work / "remote")),
              ("dataset", "create", "reviews", "--column", "id:string", "--column", "text:string", "--column",
               "rating:string", "--text-field", "text", "--key", "id", *C),
@@ -97,7 +97,7 @@ class Judge(BaseHTTPRequestHandler):
 
 
 def run_cases(work: Path, repo: Path) -> dict[str, dict]:
-    C = ("-C", str(repo))
+    C = ("-C", str(repo))  # noqa: N806 - reads as the -C option it stands for
     afile = work / "afile"
     afile.write_text("a file, not a directory\n")
     (work / "more.csv").write_text("id,text,rating\nm1,more,3\n")

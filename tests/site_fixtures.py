@@ -93,7 +93,7 @@ def build_site_repo(base: Path) -> SiteRepo:
     with isolated(base / "home"):
         api.init(root, remote=str(base / "remote"), repo=REPO)
 
-        def ws():  # noqa: ANN202 - a fresh Workspace: git moves below happen outside it
+        def ws():  # untyped: a fresh Workspace: git moves below happen outside it
             return api.Workspace.open(root)
 
         api.create_model(ws(), MODEL, description=f"Review auto-suggest {HOSTILE['img']}", owners=["@acme/ml"],

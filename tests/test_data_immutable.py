@@ -111,7 +111,7 @@ def test_an_honest_ingest_passes_check_base_and_reads(ratings_repo: Path, tmp_pa
     assert len(api.read_rows(Workspace(root), f"{DATA}@v2")) == 70
 
 
-def _edit(root: Path, change) -> None:  # noqa: ANN001 - a function of the parsed data set file
+def _edit(root: Path, change) -> None:  # untyped: a function of the parsed data set file
     doc = yaml.safe_load((root / DATASET_FILE).read_text())
     change(doc)
     (root / DATASET_FILE).write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -71,14 +71,14 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def open_page(browser, path: Path) -> list[dict]:  # noqa: ANN001 - a selenium WebDriver
+def open_page(browser, path: Path) -> list[dict]:  # untyped: a selenium WebDriver
     """Load ``path`` and return what the browser logged while it did (console errors, CSP reports)."""
     browser.get_log("browser")  # drop what earlier pages logged
     browser.get(path.as_uri())
     return browser.get_log("browser")
 
 
-def by_css(browser, selector: str) -> list:  # noqa: ANN001
+def by_css(browser, selector: str) -> list:
     from selenium.webdriver.common.by import By
 
     return browser.find_elements(By.CSS_SELECTOR, selector)

@@ -31,7 +31,7 @@ EDITS = {
 }
 
 
-def _edit_block(root: Path, change) -> None:  # noqa: ANN001 - changes the block's plain data in place
+def _edit_block(root: Path, change) -> None:  # untyped: changes the block's plain data in place
     doc = yaml.safe_load((root / MODEL_FILE).read_text())
     change(doc["classification"])
     (root / MODEL_FILE).write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -68,7 +68,7 @@ def free_port() -> int:
 class World:
     """The machines of the walkthrough, in one temporary directory."""
 
-    def __init__(self, tmp: Path, s3_url: str, em, tokens: dict[str, str], port: int) -> None:  # noqa: ANN001
+    def __init__(self, tmp: Path, s3_url: str, em, tokens: dict[str, str], port: int) -> None:
         self.tmp, self.s3_url, self.em, self.tokens, self.port = tmp, s3_url, em, tokens, port
         self.origin = tmp / "github" / "acme" / "my-models.git"
         self.work = tmp / "laptop" / "my-models"
@@ -92,7 +92,7 @@ class World:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "PYTHONPATH": str(SOURCE)}
 
-    def pull(self, title_start: str):  # noqa: ANN201 - the emulator's Pull
+    def pull(self, title_start: str):  # untyped: the emulator's Pull
         (pull,) = [p for p in self.em.pulls.values() if p.title.startswith(title_start)]
         return pull
 
@@ -105,7 +105,7 @@ class World:
         git(self.work, "pull", "-q", "--ff-only")
         return before, git(self.origin, "rev-parse", "main")
 
-    def act(self, workflow: str, event_name: str, event: dict, label: str, secrets: dict | None = None):  # noqa: ANN201
+    def act(self, workflow: str, event_name: str, event: dict, label: str, secrets: dict | None = None):
         return run_act(WORKFLOWS / workflow, event_name, event, workdir=self.work, scratch=self.tmp / f"act-{label}",
                        env={"GITHUB_API_URL": self.em.base_url, "GITOPS_GITHUB_RETRIES": "0"},
                        secrets={"GITHUB_TOKEN": self.tokens["gitops-bot"],

@@ -365,7 +365,7 @@ class Dvc:
                 return [fs.read_bytes(p) for p in paths]
         except DvcError:
             raise
-        except Exception as exc:  # DVC raises many types (missing cache, unreachable remote, ...)
+        except Exception as exc:  # noqa: BLE001 - DVC raises many types (missing cache, unreachable remote, ...)
             raise DvcError(str(exc) or type(exc).__name__) from None
 
     # --- the incremental directory pointer ---------------------------------------------------------

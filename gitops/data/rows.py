@@ -197,7 +197,7 @@ def _read_parquet(path: Path) -> list[RawRow]:
         raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a broken file
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
         raise DataError(f"{path}: not a readable Parquet file ({shown(exc, 200)})") from None
     if twice := _twice(table.column_names):
         raise DataError(f"{path}: column '{shown(twice[0])}' appears twice in the Parquet schema")

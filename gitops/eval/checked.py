@@ -53,12 +53,12 @@ def _record(cls: type) -> Record:
                             REQUIRED if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                             else None)
               for f in dataclasses.fields(cls)}
-    return Record(fields, what=cls.__name__, build=_builder(cls), cls=cls, keep_absent=False,
+    return Record(fields, what=cls.__name__, build=_Builder(cls), cls=cls, keep_absent=False,
                   unknown="{path} is not a known key of {what} (known: {allowed})", missing="{path} is missing",
                   not_mapping="{path} must be an object ({what}), not {shown}", build_error="{path} {message}")
 
 
-class _builder:
+class _Builder:
     """Builds ``cls``; a value rule it breaks (:class:`ResultsError`) is reported where the record is."""
 
     def __init__(self, cls: type) -> None:

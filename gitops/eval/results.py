@@ -418,7 +418,7 @@ class EvalResults(Checked):
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "results") -> EvalResults:  # noqa: D102
+    def from_dict(cls, data: Any, source: str = "results") -> EvalResults:
         """Decode a parsed document; raise :class:`ResultsError` naming ``source`` and the key."""
         if not isinstance(data, dict):
             raise ResultsError(f"{source} must be a JSON object (a gitops results document)")

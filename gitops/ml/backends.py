@@ -426,7 +426,7 @@ def _sample(logits, sampling: Sampling, rng) -> int:
     return int(rng.choice(chosen, p=p[chosen] / p[chosen].sum()))
 
 
-def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # noqa: ANN001, ANN201 - torch
+def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # untyped: torch
     """``batch`` as (ids, attention mask) tensors on ``device``, padded on the left or the right."""
     import torch
 

@@ -194,7 +194,7 @@ def _parse_once() -> Iterator[None]:
     reader_cls, name_map, bar = gguf.GGUFReader, gguf.get_tensor_name_map, hf_gguf.tqdm
     readers: dict[tuple[str, str], object] = {}
 
-    def reader(path, mode="r"):  # noqa: ANN001, ANN202 - GGUFReader's own signature
+    def reader(path, mode="r"):  # untyped: GGUFReader's own signature
         key = (os.path.realpath(path), mode)
         if key not in readers:
             readers[key] = reader_cls(path, mode)

@@ -126,14 +126,14 @@ def _chunks(total: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, total)) for start in range(0, total, size)]
 
 
-def _page_links(page: str, model: str, chunks: list[tuple[int, int]], where) -> list[dict[str, Any]]:  # noqa: ANN001
+def _page_links(page: str, model: str, chunks: list[tuple[int, int]], where) -> list[dict[str, Any]]:
     """Links to the numbered pages. The last, still filling, shows no end: a link reads the same
     on every page until a new page starts, so a full page is never rewritten for its neighbour."""
     return [{"number": n, "href": rel(page, where(model, n)), "first": start + 1,
              "last": stop if n < len(chunks) else None} for n, (start, stop) in enumerate(chunks, start=1)]
 
 
-def _listing(model: str, page: str, title: str, rows: list, number: int, chunks: list, where) -> dict[str, Any]:  # noqa: ANN001
+def _listing(model: str, page: str, title: str, rows: list, number: int, chunks: list, where) -> dict[str, Any]:
     return {"title": title, "root": "../../", "model": model,
             "breadcrumbs": [{"text": "Registry", "href": rel(page, "index.html")},
                             {"text": model, "href": rel(page, common.model_path(model))}],

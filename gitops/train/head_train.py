@@ -242,7 +242,7 @@ def _card(release: Path, run: HeadRun, spec: Any, version: str) -> None:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), keep_trailing_newline=True,
-                             autoescape=False, undefined=jinja2.StrictUndefined)  # noqa: S701 - Markdown
+                             autoescape=False, undefined=jinja2.StrictUndefined)  # no autoescape: Markdown
     front = {"base_model": run.base_model, "datasets": [run.dataset], "library_name": "gitops",
              "pipeline_tag": "text-classification", "tags": ["gitops", "classification-head"]}
     text = env.get_template("head_card.md.j2").render(run=run, spec=spec, version=version,
