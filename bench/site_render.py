@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fastrepo import FastImport  # noqa: E402
+from _fastrepo import FastImport
 
 MODEL = "review-autocomplete"
 ALIASES = ("production", "staging", "canary", "shadow", "nightly")

@@ -77,10 +77,10 @@ class Judge(BaseHTTPRequestHandler):
 
     posts = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         self._send({"object": "list", "data": [{"id": "judge", "object": "model"}]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         Judge.posts += 1
         self._send({"choices": [{"text": " A", "index": 0}]})
 

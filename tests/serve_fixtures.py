@@ -29,7 +29,7 @@ REF = "toy@production"
 
 
 @pytest.fixture(scope="session")
-def toy_ct2(base_model_dir, tmp_path_factory) -> Path:  # noqa: F811
+def toy_ct2(base_model_dir, tmp_path_factory) -> Path:
     from gitops.convert.ct2 import convert_to_ct2
 
     return convert_to_ct2(base_model_dir, tmp_path_factory.mktemp("serve") / "toy-int8", "int8")

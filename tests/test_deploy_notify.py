@@ -25,7 +25,7 @@ def slack():
     status = [200]
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(status[0])
             self.send_header("Content-Length", "2")

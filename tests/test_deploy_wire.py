@@ -53,7 +53,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
     received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((dict(self.headers.items()), body))
         self.send_response(204)

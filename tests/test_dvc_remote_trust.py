@@ -39,11 +39,11 @@ class _Recorder(http.server.SimpleHTTPRequestHandler):
     def _record(self) -> None:
         self.seen.append((self.command, self.path, self.headers.get("Authorization")))
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         self._record()
         super().do_GET()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._record()
         super().do_HEAD()
 

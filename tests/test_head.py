@@ -49,7 +49,7 @@ class HeadRepo:
 
 
 @pytest.fixture(scope="module")
-def head_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> HeadRepo:  # noqa: F811
+def head_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> HeadRepo:
     import torch
 
     torch.set_num_threads(1)
@@ -148,7 +148,7 @@ def test_predict_gives_every_label_a_probability_and_is_never_invalid(head_repo:
 
 
 def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo: HeadRepo,
-                                                                     base_model_dir: Path) -> None:  # noqa: F811
+                                                                     base_model_dir: Path) -> None:
     """Independent of gitops' batching, padding and pooling: one row at a time through transformers,
     the last token's final hidden state, the head's weights applied by hand with numpy."""
     import numpy as np
@@ -172,7 +172,7 @@ def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo:
         assert list(p["probabilities"].values()) == pytest.approx(list(want), abs=1e-4)
 
 
-def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path) -> None:  # noqa: F811
+def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path) -> None:
     """layer 1 of the 2-layer toy is its first block's output (the forward stops there), -1 the
     decoder's output, mean the average over the real tokens; padding in a batch changes nothing."""
     import torch
@@ -222,7 +222,7 @@ def test_a_head_json_that_is_not_one_is_refused(tmp_path: Path, change: dict, ke
         read_spec(tmp_path)
 
 
-def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(base_model_dir: Path,  # noqa: F811
+def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(base_model_dir: Path,
                                                                               tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -371,7 +371,7 @@ def test_serve_answers_a_head_version_as_predict_does(head_repo: HeadRepo) -> No
 
 
 def test_lora_plus_head_trains_the_base_with_the_head_and_runs_merged(head_repo: HeadRepo,
-                                                                      base_model_dir: Path) -> None:  # noqa: F811
+                                                                      base_model_dir: Path) -> None:
     """The next rung: LoRA layers trained together with the head. The version stores both; predict
     runs the base with the adapter merged in, checked against peft's own merge and the head by hand."""
     import numpy as np

@@ -98,7 +98,7 @@ def echo_judge(reply: str = "A"):
         def do_GET(self) -> None:  # the http.server API names it
             self._send(200, {"data": [{"id": "judge"}, {"id": f"seen {self.headers.get('Authorization')}"}]})
 
-        def do_POST(self) -> None:  # noqa: N802 - idem
+        def do_POST(self) -> None:  # idem
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if body["model"] != "judge":
                 self._send(500, {"error": f"no model; you sent Authorization: {self.headers.get('Authorization')}, "

@@ -35,7 +35,7 @@ def long_rows(n: int) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, ml_cache_dir: Path, base_model_dir: Path):  # noqa: F811
+def trained(tmp_path_factory: pytest.TempPathFactory, ml_cache_dir: Path, base_model_dir: Path):
     """A toy repository with long reviews and a 20-step LoRA fine-tune of a classification model
     (peft-lora on the registered toy base), its test rows predicted by free decoding."""
     import os
@@ -90,13 +90,13 @@ def test_probabilities_come_with_free_decoding(trained) -> None:
     assert result.scores.log_loss is not None and result.scores.ece is not None
 
 
-def toy_tokenizer(base_model_dir: Path):  # noqa: F811
+def toy_tokenizer(base_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(base_model_dir)
 
 
-def test_a_long_row_keeps_its_label_and_end_token_and_loses_its_inputs_middle(base_model_dir: Path) -> None:  # noqa: F811
+def test_a_long_row_keeps_its_label_and_end_token_and_loses_its_inputs_middle(base_model_dir: Path) -> None:
     tok = toy_tokenizer(base_model_dir)
     row = long_rows(1)[0]
     pair: Pair = (f"Review: {row['text']}\nVerdict:", f" {row['verdict']}")

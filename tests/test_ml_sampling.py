@@ -12,7 +12,7 @@ PROMPTS = ["The chocolate tour was excellent,", "Bad kettle", "I regret buying t
 
 
 @pytest.fixture(scope="module", params=["ct2", "hf"])
-def backend(request, base_model_dir, toy_ct2):  # noqa: F811
+def backend(request, base_model_dir, toy_ct2):
     path = toy_ct2 if request.param == "ct2" else base_model_dir
     with open_backend(path, request.param, threads=1) as b:
         yield b

@@ -100,7 +100,7 @@ def test_codeowners_and_admin_path_globs_match_in_linear_time() -> None:
 
 
 @pytest.fixture(scope="module")
-def redos_repo(tmp_path_factory, base_model_dir: Path) -> Path:  # noqa: F811
+def redos_repo(tmp_path_factory, base_model_dir: Path) -> Path:
     """A classification model whose rule for label 1 is ``(?s)^(.|.|.)*q$`` (on ``re``: 3^n steps for an
     output of n characters that does not end in q), with a zero-shot prompt version on the toy
     base as its production (the text goes to the model as it is)."""

@@ -21,7 +21,7 @@ TASK = ClassificationTask(input="Review: {text}", label="rating", labels=["1", "
 
 
 @pytest.fixture(scope="module")
-def embedder(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def embedder(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny sentence-transformers model: the toy base's transformer with mean pooling, saved."""
     from sentence_transformers import SentenceTransformer, models
 

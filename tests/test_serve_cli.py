@@ -78,7 +78,7 @@ class Repos:
 
 
 @pytest.fixture
-def repos(tmp_path: Path, toy_ct2: Path) -> Repos:  # noqa: F811
+def repos(tmp_path: Path, toy_ct2: Path) -> Repos:
     admin = tmp_path / "admin"
     api.init(admin, remote=str(tmp_path / "dvc-remote"))
     api.create_model(api.Workspace.open(admin), "toy", description="toy", owners=["@acme/ml"])
@@ -153,7 +153,7 @@ def corrupt_on_remote(remote: Path, weights: Path) -> None:
     obj.write_bytes(b"toy@v2\n")
 
 
-def test_serve_swaps_on_gitops_deploy_and_refuses_a_tampered_version(repos: Repos, toy_ct2: Path):  # noqa: F811
+def test_serve_swaps_on_gitops_deploy_and_refuses_a_tampered_version(repos: Repos, toy_ct2: Path):
     port = free_port()
     repos.hook(port)
     server = Server(repos.serving, port)

@@ -117,7 +117,7 @@ def _base_dir(ws: Workspace) -> Path:
 
 
 def test_a_chat_prompt_version_renders_through_the_bases_chat_template(toy_ratings_repo: Path,
-                                                                        base_model_dir: Path,  # noqa: F811
+                                                                        base_model_dir: Path,
                                                                         tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 

@@ -32,7 +32,7 @@ HEAD = b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/j
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, toy_ct2: Path):  # noqa: F811
+def served(tmp_path_factory, toy_ct2: Path):
     """``gitops serve toy@production`` with 2 s client deadlines, on a repository of one version."""
     base = tmp_path_factory.mktemp("slow")
     repo = base / "repo"

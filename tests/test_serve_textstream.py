@@ -12,7 +12,7 @@ TEXTS = ["The chocolate tour was excellent, I would go again.",
 
 
 @pytest.fixture(scope="module")
-def tok(base_model_dir):  # noqa: F811
+def tok(base_model_dir):
     from gitops.ml.loading import load_tokenizer
 
     return load_tokenizer(base_model_dir)

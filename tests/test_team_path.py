@@ -229,7 +229,7 @@ def test_the_readme_walkthrough_from_init_to_a_deployed_promotion(world: World, 
     for old, new in substitutions(world.port).items():
         serve_line = serve_line.replace(old, new)
     assert serve_line.startswith("gitops serve ")
-    with open(world.tmp / "serve.log", "w") as log:  # noqa: SIM117
+    with open(world.tmp / "serve.log", "w") as log:
         world.serve = subprocess.Popen(["bash", "-c", f"exec {serve_line} --threads 1"],
                                        cwd=world.tmp / "serving-host" / "serving", env=world.env(),
                                        stdout=subprocess.DEVNULL, stderr=log)

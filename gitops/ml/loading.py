@@ -58,7 +58,7 @@ def load_tokenizer(path: Path, fallback: Path | None = None):
         src = Path(fallback)
     try:
         tok = AutoTokenizer.from_pretrained(str(src))
-    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; one error out
+    except Exception as exc:  # corrupt files raise many types; one error out
         raise NotFoundError(f"No usable tokenizer in {src} ({exc}).") from exc
     tok.padding_side = "left"  # decoder-only models generate after the prompt's last token
     if tok.pad_token is None:
@@ -73,7 +73,7 @@ def load_hf(path: Path, device: str = "cpu"):
     path = require_model_dir(path)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path))
-    except Exception as exc:  # noqa: BLE001 - e.g. SafetensorError for a truncated file
+    except Exception as exc:  # e.g. SafetensorError for a truncated file
         raise NotFoundError(f"Cannot load model weights from {path} ({exc}).") from exc
     return model.to(device).eval(), load_tokenizer(path)
 
@@ -91,7 +91,7 @@ def load_peft(adapter_dir: Path, base_dir: Path | None = None, device: str = "cp
     model, _ = load_hf(base, device)
     try:
         peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
-    except Exception as exc:  # noqa: BLE001 - shape mismatch, bad safetensors, bad config
+    except Exception as exc:  # shape mismatch, bad safetensors, bad config
         raise ConfigError(f"Cannot load the adapter in {adapter_dir} on {base} ({exc}).") from exc
     return peft_model.to(device).eval(), load_tokenizer(adapter_dir, fallback=base)
 

@@ -82,7 +82,7 @@ class Ticket:
         for fn in callbacks:
             try:
                 fn(self)
-            except Exception:  # noqa: BLE001 - one failing listener must not stop the loader
+            except Exception:  # one failing listener must not stop the loader
                 log.exception("a load ticket callback failed")
         self._done.set()
 
