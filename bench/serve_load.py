@@ -281,8 +281,8 @@ def prepare(tmp: Path, model: str, n_versions: int, quantization: str) -> tuple[
 
 
 def bench_prompts(n: int = 64) -> list[str]:
-    from gitops.ml.corpus import load_corpus
     from gitops.eval.harness import make_prompts
+    from gitops.ml.corpus import load_corpus
 
     texts = [row["text"] for row in load_corpus()]
     return [p.text for p in make_prompts(texts[-n * 2:])][:n]

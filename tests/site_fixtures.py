@@ -66,8 +66,16 @@ def _batch(base: Path, name: str, rows: list[tuple[str, str]]) -> Path:
 
 
 def _results(version: str, baseline: str, alias: str | None, created: str) -> str:
-    from gitops.eval.results import (Comparison, DatasetInfo, Delta, Environment, EvalResults, GenerationInfo,
-                                     ModelResult, Sample)
+    from gitops.eval.results import (
+        Comparison,
+        DatasetInfo,
+        Delta,
+        Environment,
+        EvalResults,
+        GenerationInfo,
+        ModelResult,
+        Sample,
+    )
 
     return EvalResults(
         created_at=created, model=MODEL, alias=alias, dataset=DatasetInfo(ref=f"{DATASET}@v2", rows=40),

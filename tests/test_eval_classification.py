@@ -39,7 +39,7 @@ def test_eval_of_a_zero_shot_prompt_against_a_few_shot_baseline(toy_ratings_repo
     assert doc.candidate.metrics["invalid_rate"] == pytest.approx(invalid)
     assert set(doc.candidate.metrics) == {"accuracy", "macro_f1", "log_loss", "ece", "macro_accuracy",
                                           "invalid_rate", "latency_p50_ms", "tokens_per_prediction"}
-    import math   # log loss: the mean -ln p(true label) of predict's own probabilities, on the same rows
+    import math  # log loss: the mean -ln p(true label) of predict's own probabilities, on the same rows
 
     losses = [-math.log(p["probabilities"][p["label"]]) for p in preds["v1"]]
     assert doc.candidate.metrics["log_loss"] == pytest.approx(sum(losses) / len(losses))

@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-
 from gitops.errors import EvalError
 from gitops.eval import harness
 from gitops.eval.harness import MeasureConfig, Prompt

@@ -67,6 +67,6 @@ def test_loose_objects_past_the_limit_are_packed_by_the_commit_that_crosses_it(r
     commands = [json.loads(line).get("argv", []) for line in trace.read_text().splitlines()
                 if '"event":"start"' in line]
     assert any("--task=loose-objects" in a for a in commands)
-    assert not any(a[-2:] == ["gc", "--auto"] or "repack" in a and "-a" in a for a in commands)  # no full repack
+    assert not any(a[-2:] == ["gc", "--auto"] or ("repack" in a and "-a" in a) for a in commands)  # no full repack
     assert git.run(repo, "fsck", "--no-progress", "--no-dangling").strip() == ""   # nothing lost
     assert len(api.Workspace(repo).registry().datasets["reviews"].versions) == 2

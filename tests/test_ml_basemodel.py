@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from gitops.ml.corpus import load_corpus
 from gitops.errors import TrainError
 from gitops.ml import basemodel
+from gitops.ml.corpus import load_corpus
 
 
 @pytest.fixture(scope="module")

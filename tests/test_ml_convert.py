@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.ml_fixtures import make_lora_adapter
 
 from gitops.convert.ct2 import META_FILE, convert_to_ct2
 from gitops.errors import ConvertError, NotFoundError
 from gitops.ml.backends import open_backend
 from gitops.ml.loading import adapter_base, load_hf, load_peft, merge_adapter
+from tests.ml_fixtures import make_lora_adapter
 
 TEXTS = ["I love this blender. Five stars from me.",
          "Worst toaster I have ever owned. The handle is flimsy and the lid feels cheap. Save your money.",

@@ -97,7 +97,7 @@ def test_a_partial_file_with_foreign_lines_is_refused(toy_ratings_repo: Path, tm
         "a row number past the end": {**line, "row": 60},
         "a prediction that is no label": {**line, "prediction": "=HYPERLINK(1)"},
         "the same row twice": json.loads(rest[0]) | {"row": line["row"], "digest": line["digest"]},
-        "a probability out of range": {**line, "probabilities": {k: 2.0 for k in LABELS}},
+        "a probability out of range": {**line, "probabilities": dict.fromkeys(LABELS, 2.0)},
     }
     for what, bad in forged.items():
         partial.write_text("\n".join([header, first, json.dumps(bad), *rest[1:]]) + "\n")

@@ -227,9 +227,8 @@ def environment_reads() -> tuple[set[str], list[str]]:
 
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-                if node.func.attr in ("get", "pop") and _is_environment(node.func.value):
-                    named(node.args[0], ast.unparse(node)[:60])
-                elif node.func.attr == "getenv":
+                environ = node.func.attr in ("get", "pop") and _is_environment(node.func.value)
+                if environ or node.func.attr == "getenv":
                     named(node.args[0], ast.unparse(node)[:60])
             elif isinstance(node, ast.Subscript) and _is_environment(node.value) and isinstance(node.ctx, ast.Load):
                 named(node.slice, ast.unparse(node)[:60])

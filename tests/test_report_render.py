@@ -9,8 +9,15 @@ import pytest
 
 from gitops.eval.results import CurvePoint, Sample
 from gitops.report.escape import cell, inline
-from gitops.report.render import (GITHUB_COMMENT_LIMIT, ReportError, comment_length, find_marker, marker,
-                                  render_report, report_marker)
+from gitops.report.render import (
+    GITHUB_COMMENT_LIMIT,
+    ReportError,
+    comment_length,
+    find_marker,
+    marker,
+    render_report,
+    report_marker,
+)
 from gitops.report.views import curve_chart
 from tests.report_fixtures import check_golden, check_markdown, parser, results, with_samples
 

@@ -10,10 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from gitops.errors import EvalError, GitopsError, NotFoundError
-from gitops.eval.results import (SCHEMA_VERSION, CurvePoint, DatasetInfo, Environment, EvalResults,
-                                 GateResult, GenerationInfo, ModelResult, ResultsError, Sample)
 from gitops.core.schema import Version
+from gitops.errors import EvalError, GitopsError, NotFoundError
+from gitops.eval.results import (
+    SCHEMA_VERSION,
+    CurvePoint,
+    DatasetInfo,
+    Environment,
+    EvalResults,
+    GateResult,
+    GenerationInfo,
+    ModelResult,
+    ResultsError,
+    Sample,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 

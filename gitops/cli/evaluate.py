@@ -85,7 +85,6 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
       gitops eval ratings@v2 --baseline ratings@v1 --dataset reviews@v1 --max-rows 200   # classification
     """
     from gitops import api
-
     from gitops.core.refs import alias_problem
     from gitops.yamlio import output_problem
 

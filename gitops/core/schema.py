@@ -19,8 +19,20 @@ from gitops.core import refs
 from gitops.core.records import DEFAULT_SPLITS, GATE_BOUNDS, Alias, Dataset, DatasetVersion, Gate, Model, Version
 from gitops.core.task import CLASSIFICATION, ClassificationTask, parse_classification
 from gitops.errors import shown
-from gitops.validation import (REQUIRED, Field, Invalid, Key, ListOf, MapOf, Problems, Record, Scalar, Typed,
-                               finite_number, validate)
+from gitops.validation import (
+    REQUIRED,
+    Field,
+    Invalid,
+    Key,
+    ListOf,
+    MapOf,
+    Problems,
+    Record,
+    Scalar,
+    Typed,
+    finite_number,
+    validate,
+)
 from gitops.yamlio import LineMap
 
 FORMATS = ("peft-lora", "hf", "ct2", "prompt", "head")
@@ -527,7 +539,7 @@ def note_problem(note: object) -> str | None:
     if len(note) > MAX_NOTE:
         return f"the note has {len(note):,} characters; at most {MAX_NOTE}"
     if bad := next((c for c in note if 0xD800 <= ord(c) <= 0xDFFF), None):
-        return f"the note holds {ascii(bad)}, which is not Unicode text (a lone surrogate, or bytes that are not UTF-8)"
+        return f"the note holds {bad!a}, which is not Unicode text (a lone surrogate, or bytes that are not UTF-8)"
     if bad := next((c for c in note if not c.isprintable() and c not in "\n\t"), None):
-        return f"the note holds the control character {ascii(bad)}"
+        return f"the note holds the control character {bad!a}"
     return None

@@ -86,7 +86,7 @@ def requirement_problem(line: str, root: Path | None = None) -> str | None:
     if line == ".":
         return None if root is None or _is_toolkit(root) else \
             "'.' installs this repository, which is not the gitops toolkit (no pyproject.toml naming gitops-registry)"
-    if line.startswith(("./", "wheels/")) or line.endswith(".whl") and "://" not in line and "@" not in line:
+    if line.startswith(("./", "wheels/")) or (line.endswith(".whl") and "://" not in line and "@" not in line):
         return _wheel_problem(line, root)
     for pattern in (_PIN, _URL):
         match = pattern.match(line)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any, Union
 
 from gitops.errors import EvalError
@@ -27,7 +27,7 @@ class ResultsError(EvalError):
 _SCALARS = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec_of(hint: Any) -> Spec:
     """The validation spec of a type hint; supports what the results shapes use and nothing more."""
     origin = typing.get_origin(hint)
@@ -43,7 +43,7 @@ def spec_of(hint: Any) -> Spec:
     return Scalar(_SCALARS[hint])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

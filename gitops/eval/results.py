@@ -22,7 +22,7 @@ from typing import Any
 from gitops import jsonio
 from gitops.core.schema import GATE_BOUNDS, Version
 from gitops.errors import shown
-from gitops.eval.checked import ResultsError, Checked, spec_of
+from gitops.eval.checked import Checked, ResultsError, spec_of
 from gitops.validation import Invalid, conform, show_json
 
 SCHEMA_VERSION = 2

@@ -177,7 +177,7 @@ class Backend:
     def close(self) -> None:
         """Release the model (memory, threads). The backend is unusable afterwards."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc) -> None:

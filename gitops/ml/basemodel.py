@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from gitops.core.localcache import build_once, cache_root
 from gitops.errors import IntegrityError, TrainError

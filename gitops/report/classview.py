@@ -13,9 +13,8 @@ is escaped here (:func:`gitops.report.escape.cell`); the numbers and words are o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import json
+from dataclasses import dataclass, field
 
 from gitops.eval.results import ClassificationSide, Delta, EvalResults, MajorityBaseline, ModelResult
 from gitops.report.escape import Safe, cell, inline

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitops.adapters import dvc, git
+from gitops.adapters.github import repo_problem
 from gitops.core import layout, settings
 from gitops.core import toolkit as toolkit_file
 from gitops.core.reader import Registry
-from gitops.adapters.github import repo_problem
 from gitops.errors import ConfigError, RepoStateError, shown
 from gitops.registry import codeowners_text
 

@@ -32,8 +32,8 @@ from gitops.core.task import ClassificationTask, check_columns, check_labels
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError, NotFoundError
-from gitops.ml import embcache, gguf_base
 from gitops.ml import classhead as headmod
+from gitops.ml import embcache, gguf_base
 from gitops.ml.embed import Pooling
 from gitops.predict.head_variant import BASE_FORMATS
 from gitops.registry.alias import set_alias

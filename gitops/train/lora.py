@@ -16,9 +16,10 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gitops.errors import TrainError
 from gitops.ml import prompting, tokens
