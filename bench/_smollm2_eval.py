@@ -19,6 +19,7 @@ model's bytes read per token). Load average and CPU/wall per case make a contend
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -183,10 +184,8 @@ def report(threads: int, cases: dict, bw: float, bytes_per_token: int) -> None:
 
 def cpu_note() -> str:
     flags = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     vnni = "with VNNI" if "vnni" in flags else "without VNNI"
     return (f"CPU: {isa} {vnni}. Without VNNI an int8 dot product costs three instructions per 32 MACs and "

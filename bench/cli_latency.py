@@ -136,12 +136,12 @@ def main() -> None:
         g, t = work / "gitops-repo", work / "gto-repo"
         fresh_clone = lambda: shutil.rmtree(g / ".git" / "gitops" / "cache", ignore_errors=True)  # noqa: E731
         rows = [
-            ("show", *interleaved((g, gitops_cmd + ["show"]), (t, gto_cmd + ["show"]), args.runs)),
-            ("show (cold)", *interleaved((g, gitops_cmd + ["show"], fresh_clone), (t, gto_cmd + ["show"]), args.runs)),
-            ("show MODEL", *interleaved((g, gitops_cmd + ["show", MODEL]), (t, gto_cmd + ["show", MODEL]), args.runs)),
-            ("history MODEL", *interleaved((g, gitops_cmd + ["history", MODEL]), (t, gto_cmd + ["history", MODEL]),
+            ("show", *interleaved((g, [*gitops_cmd, "show"]), (t, [*gto_cmd, "show"]), args.runs)),
+            ("show (cold)", *interleaved((g, [*gitops_cmd, "show"], fresh_clone), (t, [*gto_cmd, "show"]), args.runs)),
+            ("show MODEL", *interleaved((g, [*gitops_cmd, "show", MODEL]), (t, [*gto_cmd, "show", MODEL]), args.runs)),
+            ("history MODEL", *interleaved((g, [*gitops_cmd, "history", MODEL]), (t, [*gto_cmd, "history", MODEL]),
                                            args.runs)),
-            ("check", *interleaved((g, gitops_cmd + ["check"]), None, args.runs)),
+            ("check", *interleaved((g, [*gitops_cmd, "check"]), None, args.runs)),
         ]
     finally:
         shutil.rmtree(work, ignore_errors=True)

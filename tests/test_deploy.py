@@ -114,7 +114,7 @@ def test_connection_refused_is_retried_then_fails(repo):
         port = s.getsockname()[1]
     write_config(repo.root, f"http://127.0.0.1:{port}/x", retries=2)
     sleeps = Sleeps()
-    with pytest.raises(DeployFailed, match="cannot connect to 127.0.0.1"):
+    with pytest.raises(DeployFailed, match=r"cannot connect to 127.0.0.1"):
         deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=sleeps)
     assert sleeps == [1.0, 2.0]
 

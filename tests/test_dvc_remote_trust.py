@@ -130,5 +130,5 @@ def test_a_committed_config_local_is_refused(pr: tuple[Path, str], servers) -> N
     runner, base = pr
     _git(runner, "checkout", "-q", base)
     _git(runner, "add", "-f", ".dvc/config.local")
-    with pytest.raises(RepoStateError, match="config.local is committed"):
+    with pytest.raises(RepoStateError, match=r"config.local is committed"):
         Workspace(runner).require_dvc_config_of(base)

@@ -133,11 +133,11 @@ def test_a_malformed_classification_section_is_refused() -> None:
     data = classification_results("v1", "v2", hits=[1, 0, 1, 1], base_hits=[0, 0, 1, 1]).to_dict()
     assert EvalResults.from_dict(json.loads(json.dumps(data))).classification is not None  # round trip
     data["classification"]["candidate"]["confusion"] = [[1, 2]]
-    with pytest.raises(ResultsError, match="classification.candidate.confusion must be 3 x 3"):
+    with pytest.raises(ResultsError, match=r"classification.candidate.confusion must be 3 x 3"):
         EvalResults.from_dict(data)
     data["classification"]["candidate"]["confusion"] = [[0] * 3] * 3
     data["classification"]["baseline"] = None
-    with pytest.raises(ResultsError, match="classification.baseline must be present exactly when"):
+    with pytest.raises(ResultsError, match=r"classification.baseline must be present exactly when"):
         EvalResults.from_dict(data)
 
 

@@ -193,7 +193,7 @@ def test_failed_gate_exits_3_after_writing_results(eval_repo, tmp_path):
 
 
 def test_unknown_dataset_and_missing_recorded_dataset(eval_repo, weights, tmp_path):
-    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v1", "--dataset", "nope@latest")
+    result, _out = _eval(eval_repo, tmp_path, f"{MODEL}@v1", "--dataset", "nope@latest")
     assert result.exit_code == 1 and "data set 'nope' does not exist" in result.stderr
     result = run_gitops("eval", "other@v1", cwd=eval_repo.root)
     assert result.exit_code == 1 and "model 'other' does not exist" in result.stderr

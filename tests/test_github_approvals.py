@@ -113,7 +113,7 @@ def test_unknown_team_is_a_github_error(site: Site) -> None:
 
     site.commit_files("main", {".github/CODEOWNERS": f"/{PROD} @acme/ghosts\n"})
     number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
-    with pytest.raises(GithubError, match="team @acme/ghosts.*read:org"):
+    with pytest.raises(GithubError, match=r"team @acme/ghosts.*read:org"):
         _check(site, number)
 
 

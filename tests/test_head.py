@@ -198,7 +198,7 @@ def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path
     hook.remove()
     assert ran == []  # the block after the chosen layer never ran
     for layer in (3, -3, 0):
-        with pytest.raises(ConfigError, match="has 2 layers|3 layers|layers"):
+        with pytest.raises(ConfigError, match=r"has 2 layers|3 layers|layers"):
             Embedder(model, tok, Pooling("last", layer, 64))
 
 
@@ -246,13 +246,13 @@ def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(bas
     other_pooling = embcache.EmbedKey(key.base_md5, key.template_md5, "mean", -1, 64)
     for changed in (other_template, other_base, other_pooling):
         assert run(changed, "reviews-v1md5", texts).embedded == 12
-    grown = run(key, "reviews-v2md5", texts + ["Review: a new row", "Review: another new row"])
+    grown = run(key, "reviews-v2md5", [*texts, "Review: a new row", "Review: another new row"])
     assert (grown.embedded, grown.reused) == (2, 12)  # a new data set version: only its new rows
     assert (grown.vectors[:12] == first.vectors).all()
     # a tampered entry is never used: it is rebuilt (the old rows from the v1 entry, the new ones embedded)
     vectors = grown.entry / embcache.VECTORS
     vectors.write_bytes(vectors.read_bytes()[:-8] + b"\0" * 8)
-    rebuilt = run(key, "reviews-v2md5", texts + ["Review: a new row", "Review: another new row"])
+    rebuilt = run(key, "reviews-v2md5", [*texts, "Review: a new row", "Review: another new row"])
     assert (rebuilt.embedded, rebuilt.reused) == (2, 12) and (rebuilt.vectors == grown.vectors).all()
 
 
@@ -282,9 +282,9 @@ def test_compare_eval_and_report_treat_a_head_as_a_variant(head_repo: HeadRepo) 
     res = run_gitops("compare", f"{MODEL}@v1", f"{MODEL}@v2", "--dataset", f"{DATA}@v1", "--json", cwd=root)
     assert res.exit_code == 0, res.stderr
     table = json.loads(res.stdout)
-    zero, head = table["variants"]
+    _zero, head = table["variants"]
     assert head["kind"] == "head mlp, last of layer -1" and head["invalid_rate"] == 0.0
-    low, high = head["delta_vs_first_ci"]
+    low, _high = head["delta_vs_first_ci"]
     assert low > 0  # the head beats zero-shot by an interval that excludes 0
     out = head_repo.tmp / "results.json"
     res = run_gitops("eval", f"{MODEL}@v2", "--baseline", f"{MODEL}@v1", "--dataset", f"{DATA}@v1", "--out",

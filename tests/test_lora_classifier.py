@@ -120,7 +120,7 @@ def test_loss_response_needs_a_response() -> None:
     from gitops.train.train_config import from_dict
 
     cfg = {"base_model": "b", "dataset": "d@v1", "output": {"model": "m"}, "prompt": {"loss": "response"}}
-    with pytest.raises(ConfigError, match="prompt.loss is response but prompt.response is not set"):
+    with pytest.raises(ConfigError, match=r"prompt.loss is response but prompt.response is not set"):
         from_dict(cfg)
     assert from_dict({**cfg, "prompt": {"response": "{text}", "loss": "response"}}).to_dict()["prompt"]["loss"] \
         == "response"

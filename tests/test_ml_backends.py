@@ -68,9 +68,9 @@ def test_open_errors(tmp_path, base_model_dir):
         open_backend(tmp_path / "nope", "hf")
     with pytest.raises(NotFoundError, match="not a CTranslate2 model"):
         open_backend(base_model_dir, "ct2")
-    with pytest.raises(NotFoundError, match="no config.json"):
+    with pytest.raises(NotFoundError, match=r"no config.json"):
         open_backend(tmp_path, "hf")
-    with pytest.raises(NotFoundError, match="adapter_config.json"):
+    with pytest.raises(NotFoundError, match=r"adapter_config.json"):
         open_backend(base_model_dir, "peft-lora")
 
 

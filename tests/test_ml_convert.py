@@ -79,7 +79,7 @@ def test_lora_adapter_loads_merges_and_converts(base_model_dir, adapter_dir, tmp
         converted = ct2_b.score(TEXTS)
     with open_backend(base_model_dir, "hf", threads=1) as base_b:
         base = base_b.score(TEXTS)
-    for (a, _), (b, _), (c, _) in zip(tuned, converted, base):
+    for (a, _), (b, _), (_c, _) in zip(tuned, converted, base):
         assert abs(a - b) <= 0.01 * a  # the conversion kept the adapter's effect
     assert max(abs(a - c) for (a, _), (c, _) in zip(tuned, base)) > 1e-3  # and it had one
 
@@ -99,9 +99,9 @@ def test_missing_and_wrong_sources(tmp_path, base_model_dir):
     with pytest.raises(NotFoundError, match="does not exist"):
         convert_to_ct2(tmp_path / "nope", tmp_path / "out")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConvertError, match="no config.json"):
+    with pytest.raises(ConvertError, match=r"no config.json"):
         convert_to_ct2(tmp_path / "empty", tmp_path / "out")
-    with pytest.raises(ConvertError, match="no adapter_config.json"):
+    with pytest.raises(ConvertError, match=r"no adapter_config.json"):
         convert_to_ct2(base_model_dir, tmp_path / "out", fmt="peft-lora")
 
 

@@ -32,7 +32,7 @@ def test_rows_have_their_own_limits_and_the_callback_sees_every_token(backend):
     new = backend.generate_tokens(ids(backend), [3, 1, 20],
                                   on_token=lambda row, token: seen[row].append(token) or False)
     assert len(new[0]) == 3 and len(new[1]) == 1 and 1 <= len(new[2]) <= 20
-    assert seen == {i: t for i, t in enumerate(new)}  # in order, end token never passed on
+    assert seen == dict(enumerate(new))  # in order, end token never passed on
     assert all(backend.tokenizer.eos_token_id not in row for row in new)
 
 

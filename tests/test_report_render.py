@@ -213,6 +213,6 @@ def test_curve_chart_rules():
     chart = curve_chart(sparse)
     assert chart.count("    line [") == 1 and '[0, 1, 2, 3]' in chart
     long = [CurvePoint(step=i, train_loss=1.0, eval_loss=1.0) for i in range(500)]
-    axis = [line for line in curve_chart(long).split("\n") if "x-axis" in line][0]
+    axis = next(line for line in curve_chart(long).split("\n") if "x-axis" in line)
     steps = axis.split("[")[1].rstrip("]").split(", ")
     assert len(steps) <= 51 and steps[0] == "0" and steps[-1] == "499"

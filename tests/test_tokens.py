@@ -52,7 +52,7 @@ def test_chat_text_carries_its_own_markers(chatml_model, base_model_dir) -> None
     assert ids == chatml(text, add_special_tokens=False)["input_ids"]  # no EOS after the template's end
     prompt = tokens.chat_text(chatml, "Review a kettle.")
     assert prompt.endswith("<|im_start|>assistant\n")
-    with pytest.raises(ConfigError, match="prompt.chat is true, but the model's tokenizer has no chat template"):
+    with pytest.raises(ConfigError, match=r"prompt.chat is true, but the model's tokenizer has no chat template"):
         tokens.chat_text(AutoTokenizer.from_pretrained(base_model_dir), "hi")
 
 

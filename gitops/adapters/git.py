@@ -223,7 +223,7 @@ def read_blobs(root: Path, specs: list[str]) -> dict[str, str | None]:
         end = data.index(b"\n", pos)
         header = data[pos:end].decode()
         pos = end + 1
-        if header.endswith(" missing") or header.endswith(" ambiguous"):
+        if header.endswith((" missing", " ambiguous")):
             result[spec] = None
             continue
         size = int(header.rsplit(" ", 1)[1])

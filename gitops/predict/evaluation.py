@@ -212,7 +212,7 @@ def majority_detail(ws: Workspace, dataset: str, plan: Any, rows: list[dict[str,
 
 def _samples(plan: Any, labelled: dict[str, list[dict[str, Any]]], count: int) -> list[Sample]:
     """The first ``count`` rows: the task's input, each side's raw output, the true label."""
-    by_key = {key: row for key, row in zip(plan.keys, plan.rows, strict=True)}
+    by_key = dict(zip(plan.keys, plan.rows, strict=True))
     base = labelled.get("baseline")
     return [Sample(prompt=plan.task.render(by_key[p["key"]]), candidate=p["raw_output"], reference=p["label"],
                    baseline=base[i]["raw_output"] if base is not None else None)

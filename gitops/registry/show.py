@@ -32,7 +32,7 @@ def model_summary(model: Model) -> dict[str, Any]:
             "owners": model.owners, "versions_count": len(model.versions),
             "latest": latest.id if latest else None,
             "aliases": {a: al.version for a, al in sorted(model.aliases.items())},
-            "protected": {a: o for a, o in sorted(model.protected.items())},
+            "protected": dict(sorted(model.protected.items())),
             **({"classification": model.classification.to_dict()} if model.classification else {})}
 
 

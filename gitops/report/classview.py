@@ -65,7 +65,7 @@ def table(r: EvalResults, limit: int | None = None) -> VariantTable:
     notes = [note] if (note := parent_note(r, limit)) else []
     notes += invalid_notes([(m, side) for m, side in ((r.baseline, info.baseline), (r.parent, info.parent),
                                                      (r.candidate, info.candidate)) if m is not None and side], limit)
-    return VariantTable(_caption(r), rows, notes + [interval_note(r)])
+    return VariantTable(_caption(r), rows, [*notes, interval_note(r)])
 
 
 def majority_row(m: MajorityBaseline, limit: int | None = None) -> Safe:
@@ -132,8 +132,7 @@ def combine(results: list[EvalResults], limit: int | None = None) -> Combined:
                        f"{_caption(first)}")
         sides = [(first.baseline, first.classification.baseline)] if first.baseline is not None else []
         sides += [(r.candidate, r.classification.candidate) for r in group]
-        out.tables.append(VariantTable(caption, rows, invalid_notes([x for x in sides if x[1]], limit)
-                                       + [interval_note(first)]))
+        out.tables.append(VariantTable(caption, rows, [*invalid_notes([x for x in sides if x[1]], limit), interval_note(first)]))
         out.joined.update(idx)
     return out
 

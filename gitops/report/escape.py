@@ -19,7 +19,7 @@ import re
 _SPECIAL = "&<>`*[]|~\\$"
 _BASE: dict[int, str] = {ord(c): f"&#{ord(c)};" for c in _SPECIAL}
 # Control characters have no business in a report; line separators Markdown ignores but editors don't.
-for _code in list(range(32)) + [0x7F, 0x85, 0x2028, 0x2029]:
+for _code in [*range(32), 0x7F, 0x85, 0x2028, 0x2029]:
     _BASE[_code] = " "
 
 # Characters whose meaning depends on their neighbours are first marked with private-use code

@@ -243,7 +243,7 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe], joined: bool = Fal
                "parent_note": classview.parent_note(r, level.text) if joined else None,
                "details": classview.details(r, level.text) if level.curve else [],
                "too_many": classview.too_many_labels(r)}
-    header, columns = views.sample_header(r)
+    header, _columns = views.sample_header(r)
     chart = views.curve_chart(r.candidate.training_curve) if level.curve else None
     icon, words = views.headline(r)
     return {

@@ -197,7 +197,7 @@ def curve_chart(curve: list[CurvePoint], max_points: int = CHART_MAX_POINTS) -> 
         return None
     if len(points) > max_points:
         stride = -(-len(points) // max_points)
-        points = points[::stride] if points[::stride][-1] is points[-1] else points[::stride] + [points[-1]]
+        points = points[::stride] if points[::stride][-1] is points[-1] else [*points[::stride], points[-1]]
     lines = ["```mermaid", "xychart-beta", '    title "Loss by training step"',
              "    x-axis \"step\" [" + ", ".join(str(p.step) for p in points) + "]",
              '    y-axis "loss"']

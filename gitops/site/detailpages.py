@@ -85,7 +85,7 @@ def dataset_pages(ws: Workspace, inputs: SiteInputs, links: Links, d: Dataset, b
         batches = [{"id": b.id, "batch": clip(b.batch, "line"), "rows": b.rows,
                     "href": rel(page, common.dataset_version_path(d.name, b.id))} for b in ordered[: index + 1]]
         preview = previews[v.id]
-        columns = list(d.columns)[:MAX_PREVIEW_COLUMNS] + ["split"]
+        columns = [*list(d.columns)[:MAX_PREVIEW_COLUMNS], "split"]
         pages.append(Page(page, "dataset_version.html.j2", {
             "title": f"{d.name}@{v.id}", "root": "../../",
             "breadcrumbs": _crumbs(page, (d.name, common.dataset_path(d.name))),
