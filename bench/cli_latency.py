@@ -105,7 +105,7 @@ def interleaved(ours: tuple, theirs: tuple | None, runs: int) -> tuple[list[floa
     """``runs`` timings of each side, alternating (A B A B ...) after one untimed run of each (compile,
     warm the page cache); each side is (cwd, argv[, a callable run before each timed run])."""
     sides = [ours] + ([theirs] if theirs else [])
-    for cwd, args, *before in sides:
+    for cwd, args, *_before in sides:
         subprocess.run(args, cwd=cwd, capture_output=True, env=ENV)
     samples: list[list[float]] = [[] for _ in sides]
     for _ in range(runs):

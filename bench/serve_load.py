@@ -118,7 +118,7 @@ class Server:
     def __init__(self, args: list[str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill up and block it
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the server; a pipe nobody reads could fill up and block it
         self.proc = subprocess.Popen([sys.executable, __file__, "--server", *args, "--port", str(self.port)],
                                      stdout=subprocess.DEVNULL, stderr=self.log, text=True)
 

@@ -140,8 +140,8 @@ def build_site_repo(base: Path) -> SiteRepo:
         for name in ("v1", "v2"):
             api.register(ws(), CLASSIFIER, _weights(base, f"{CLASSIFIER}-{name}"), fmt="hf")
         prompt = base / "zero-shot.json"  # v3: a zero-shot prompt version on v1 (JSON is YAML)
-        prompt.write_text('{"base": "%s@v1", "task": "Rate the review.", "template": "{task}\\n{sample}\\nLabel:", '
-                          '"generation": {"max_new_tokens": 3}}' % CLASSIFIER)
+        prompt.write_text(f'{{"base": "{CLASSIFIER}@v1", "task": "Rate the review.", '
+                          '"template": "{task}\\n{sample}\\nLabel:", "generation": {"max_new_tokens": 3}}')
         api.add_prompt(ws(), CLASSIFIER, prompt)
         (root / "results" / "v2").mkdir(parents=True)
         (root / "results" / "v2" / "results.json").write_text(

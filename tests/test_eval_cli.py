@@ -41,7 +41,7 @@ def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_p
     calls = dict.fromkeys(["parse_texts", "parse_model", "parse_dataset", "resolve"], 0)
     for module, name in ((reader, "parse_texts"), (schema, "parse_model"), (schema, "parse_dataset"),
                          (batches, "resolve")):
-        def counting(*args, _real=getattr(module, name), _name=name, **kwargs):
+        def counting(*args, _real=getattr(module, name), _name=name, **kwargs):  # noqa: B008 - binds this loop's function
             calls[_name] += 1
             return _real(*args, **kwargs)
 

@@ -108,7 +108,7 @@ def test_a_long_row_keeps_its_label_and_end_token_and_loses_its_inputs_middle(ba
     assert ids[0] == full[0] and tok.decode(ids[context - 8:context]).endswith("\nVerdict:")  # the start and the end
     batch = _collate(1)([(ids, context)])
     learned = [t for t in batch["labels"][0].tolist() if t != -100]
-    assert learned == label + [tok.eos_token_id]                    # the loss: the label and the end token
+    assert learned == [*label, tok.eos_token_id]                    # the loss: the label and the end token
     [(whole, none)] = _encode(tok, [pair], MAX_LENGTH)               # loss: all (other prompt/response configs)
     assert whole == ids and none == 0
     [(plain, _)] = _encode(tok, [pair[0] + pair[1]], MAX_LENGTH)      # plain text is still cut at its end

@@ -121,7 +121,9 @@ def test_an_interrupted_prediction_resumes_where_it_stopped(toy_ratings_repo: Pa
         fh.write('{"key": "r0')            # a kill in the middle of a write leaves a torn line
     again = pipeline.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8)
     assert again.resumed == 16 and again.rows == whole.rows == 60
-    timeless = lambda rows: [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
+    def timeless(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
+
     assert timeless(read_out(out)) == timeless(read_out(tmp_path / "whole.jsonl"))  # greedy: as if never stopped
     assert not partial.exists()
 

@@ -214,7 +214,8 @@ def environment_reads() -> tuple[set[str], list[str]]:
         loops = {n.target.id: n.iter for n in ast.walk(tree) if isinstance(n, ast.comprehension)
                  and isinstance(n.target, ast.Name)}
 
-        def named(expr: ast.AST, where: str) -> None:
+        # this file's path and tables, bound now (B023): named() runs only within this iteration anyway
+        def named(expr: ast.AST, where: str, path=path, constants=constants, loops=loops) -> None:
             if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
                 names.add(expr.value)
             elif isinstance(expr, ast.Name) and expr.id in constants:

@@ -156,8 +156,12 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     def per_row(rows: list[dict[str, Any]], f: Callable[[dict[str, Any]], float]) -> tuple[list[float], list[float]]:
         return [f(p) for p in rows], ones
 
-    invalid = (lambda p: 0.0 if p["matched"] else 1.0)
-    tokens = (lambda p: float(p["prompt_tokens"] + p["completion_tokens"]))
+    def invalid(p: dict[str, Any]) -> float:
+        return 0.0 if p["matched"] else 1.0
+
+    def tokens(p: dict[str, Any]) -> float:
+        return float(p["prompt_tokens"] + p["completion_tokens"])
+
     intervals = {
         **paired,
         "invalid_rate": bootstrap.ratio_interval(per_row(cand, invalid), per_row(other, invalid), **settings),

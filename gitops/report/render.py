@@ -125,7 +125,10 @@ def render_report(results: list[EvalResults], *, max_chars: int = GITHUB_COMMENT
     # alone exceed the limit, rendering everything just to measure it would be wasted work.
     raw = sum(len(t) - t.count("\r") for r in results for s in r.samples
               for t in (s.prompt, s.candidate, s.reference or "", s.baseline or ""))
-    full: str | Callable[[], str] = lambda: _render(results, _FULL, None, None)
+    def render_full() -> str:
+        return _render(results, _FULL, None, None)
+
+    full: str | Callable[[], str] = render_full  # rendered here only when it may fit, else on first use
     if raw <= max_chars:
         full = full()
         if comment_length(full) <= max_chars:

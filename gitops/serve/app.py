@@ -105,7 +105,9 @@ class ServeState:
             self.metrics.swaps.labels(event.phase).inc()
 
     def _on_swap(self, old: LoadedModel | None, new: LoadedModel) -> None:
-        ident = lambda m: (m.label, m.md5, m.resolved.format)
+        def ident(m: LoadedModel) -> tuple:
+            return (m.label, m.md5, m.resolved.format)
+
         self.metrics.served(ident(old) if old else None, ident(new))
         self.metrics.swaps.labels("swapped").inc()
 

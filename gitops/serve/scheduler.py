@@ -12,6 +12,7 @@ latency grow without limit. Closing drains: queued jobs still run, new ones are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -96,10 +97,8 @@ class Job:
         self._post(("error", self.index, exc))
 
     def _post(self, event: tuple) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is gone (server stopped): nobody is listening
             self._loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:  # the loop is gone (server stopped): nobody is listening
-            pass
 
 
 class Batcher:
