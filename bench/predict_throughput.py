@@ -160,7 +160,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds of every case, interleaved (default 3)")
     ap.add_argument("--head-rows", type=int, default=400, help="rows the head version trains on (default 400)")
     ap.add_argument("--head", default="{}", help='the head section, JSON, e.g. \'{"pooling": "mean", "layer": 14}\' '
-                                                 "(SmolLM2: the seed004 example's; default: linear, last token, last layer)")
+                                                 "(SmolLM2: the seed004 example's; "
+                                                 "default: linear, last token, last layer)")
     ap.add_argument("--model", help="smollm2 (the real SmolLM2-135M-Instruct) or a local causal LM directory "
                                     "(default: the embedded toy base)")
     args = ap.parse_args()
@@ -202,7 +203,8 @@ def main() -> None:
                     rates[name].append(r.rows_per_second)
                     last[name] = r
         print(f"{args.model or 'toy'}: {len(prompts)} rows, at most {MAX_NEW} new tokens, {args.threads} thread(s) on "
-              f"every engine, batch {args.batch_size}, index {args.index_rows} rows, {args.repeats} interleaved rounds, "
+              f"every engine, batch {args.batch_size}, index {args.index_rows} rows, "
+              f"{args.repeats} interleaved rounds, "
               f"load average {os.getloadavg()[0]:.1f}")
         nmed = statistics.median(naive)
         print(f"{'case':<44}{'rows/s min':>11}{'median':>9}   ratio to the naive loop (hf fp32), median [min/max]")
@@ -217,7 +219,8 @@ def main() -> None:
             elif loads[name] > 0.05:
                 extra = f"   (model opened in {loads[name]:.1f} s)"
             print(f"{'predict ' + name:<44}{min(rs):>11.1f}{statistics.median(rs):>9.1f}   {ratio:5.1f}x "
-                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  ({name.split(', ')[1].split(',')[0]} vs "
+                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  "
+                  f"({name.split(', ')[1].split(',')[0]} vs "
                   f"hf fp32){extra}")
 
 

@@ -28,7 +28,8 @@ def toy_model(base_model_dir: Path):
 
 
 def independent(toy_model, prompt: str, label: str) -> float:
-    """log P(" label" | prompt): the text tokenized whole, one unpadded forward, the tokens after the prompt's summed."""
+    """log P(" label" | prompt): the text tokenized whole, one unpadded forward, the tokens after the
+    prompt's summed."""
     import torch
 
     model, tok = toy_model

@@ -144,7 +144,8 @@ def test_predict_gives_every_label_a_probability_and_is_never_invalid(head_repo:
     out = head_repo.tmp / "head.parquet"
     res = run_gitops("predict", f"{MODEL}@v2", "--dataset", f"{DATA}@v1", "--out", str(out), cwd=head_repo.root)
     assert res.exit_code == 0, res.stderr
-    assert [json.loads(r["probabilities"]) for r in pq.read_table(out).to_pylist()] == [p["probabilities"] for p in head]
+    stored = [json.loads(r["probabilities"]) for r in pq.read_table(out).to_pylist()]
+    assert stored == [p["probabilities"] for p in head]
 
 
 def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo: HeadRepo,
@@ -159,7 +160,8 @@ def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo:
     head = predicted(head_repo, f"{MODEL}@v2", "again.jsonl")
     files = head_repo.root / head_repo.first["version"].path
     w = load_file(str(files / "head.safetensors"))
-    model, tok = AutoModelForCausalLM.from_pretrained(base_model_dir).eval(), AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
     texts = {r["id"]: f"Review: {r['text']}" for r in split_rows(head_repo, f"{DATA}@v1", "test")}
     for p in head:
         with torch.no_grad():
@@ -181,7 +183,8 @@ def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path
     from gitops.errors import ConfigError
     from gitops.ml.embed import Embedder, Pooling
 
-    model, tok = AutoModelForCausalLM.from_pretrained(base_model_dir).eval(), AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
     texts = ["Review: good solid pleasant item number 8", "Review: awful"]
     with torch.no_grad():
         states = [model.get_decoder()(torch.tensor([tok(t)["input_ids"]]), output_hidden_states=True) for t in texts]
@@ -229,7 +232,8 @@ def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(bas
     from gitops.ml import embcache
     from gitops.ml.embed import Embedder, Pooling
 
-    model, tok = AutoModelForCausalLM.from_pretrained(base_model_dir).eval(), AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
     embedder = Embedder(model, tok, Pooling("last", -1, 64))
     texts = [f"Review: {r['text']}" for r in review_rows(12)]
     key = embcache.EmbedKey("a" * 32, embcache.template_md5("Review: {text}"), "last", -1, 64)
@@ -361,7 +365,8 @@ def test_serve_answers_a_head_version_as_predict_does(head_repo: HeadRepo) -> No
             assert choice.classification["label"] == p["prediction"] and choice.classification["matched"] is True
             assert choice.classification["probabilities"] == pytest.approx(p["probabilities"], abs=1e-6)
         assert resp.usage.prompt_tokens == sum(p["prompt_tokens"] for p in want) and resp.usage.completion_tokens == 0
-        chat = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": texts[want[0]["key"]]}])
+        chat = client.chat.completions.create(model=MODEL,
+                                              messages=[{"role": "user", "content": texts[want[0]["key"]]}])
         assert chat.choices[0].message.content == want[0]["prediction"]
         chunks = list(client.completions.create(model=MODEL, prompt=texts[want[1]["key"]], stream=True))
         assert "".join(c.choices[0].text for c in chunks if c.choices) == want[1]["prediction"]

@@ -141,7 +141,8 @@ def complete(url: str) -> tuple[str, str]:
 
 def gitops_deploy(admin: Path, base: str, head: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gitops", "deploy", "--base", base, "--head", head], cwd=admin,
-                          env=env(GITOPS_DEPLOY_SECRET=SECRET), capture_output=True, text=True, timeout=180, check=False)
+                          env=env(GITOPS_DEPLOY_SECRET=SECRET), capture_output=True, text=True, timeout=180,
+                          check=False)
 
 
 def corrupt_on_remote(remote: Path, weights: Path) -> None:
@@ -273,7 +274,8 @@ def test_serve_refuses_bad_input_before_starting(repos: Repos, tmp_path: Path):
                                capture_output=True, text=True, timeout=120, check=False)
         assert again.returncode == 1 and "another process" in again.stderr, again.stderr
         taken = subprocess.run([sys.executable, "-m", "gitops", "serve", "toy@production", "-C", str(repos.serving),
-                                "--port", str(port)], env=env(), capture_output=True, text=True, timeout=120, check=False)
+                                "--port", str(port)], env=env(), capture_output=True, text=True, timeout=120,
+                               check=False)
         assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr, taken.stderr
     finally:
         busy.stop()

@@ -139,7 +139,8 @@ def test_a_chat_prompt_version_renders_through_the_bases_chat_template(toy_ratin
     for r in rows:
         user = f"Rate the review from 1 to 5.\n{r['input']}"
         text = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
-        assert text.endswith("assistant:") and r["prompt_tokens"] == len(tok(text, add_special_tokens=False)["input_ids"])
+        assert text.endswith("assistant:")
+        assert r["prompt_tokens"] == len(tok(text, add_special_tokens=False)["input_ids"])
     no_template = run_gitops("predict", f"{MODEL}@v5", "--dataset", f"{DATA}@v1", "--limit", "2", "--out",
                              str(tmp_path / "x.jsonl"), cwd=repo)
     assert no_template.exit_code == 1 and "chat: true, but its base's tokenizer has no chat template" in \

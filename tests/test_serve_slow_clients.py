@@ -162,7 +162,8 @@ def test_600_trickling_connections_starve_nobody_and_are_closed_on_their_deadlin
         # then on the tricklers trickle, each until its deadline
         burst = took_in(served, before + TRICKLERS + 1)
         loaded = ask(fresh, until=tricklers.started + DEADLINE_S + 1.5)  # through their deadlines too
-        print(f"quiet: max {max(s for s, _ in quiet):.3f} s; burst taken in after {burst:.2f} s; with {TRICKLERS} tricklers: "
+        print(f"quiet: max {max(s for s, _ in quiet):.3f} s; burst taken in after {burst:.2f} s; "
+              f"with {TRICKLERS} tricklers: "
               f"{len(loaded)} requests, max {max(s for s, _ in loaded):.3f} s")
         assert {status for _, status in quiet + loaded} == {200}, loaded
         assert len(loaded) >= 6 and max(s for s, _ in loaded) < 1.0, sorted(loaded)[-5:]

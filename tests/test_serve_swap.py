@@ -32,8 +32,8 @@ class Clients:
             while not self.stop.is_set():
                 t0 = time.monotonic()
                 try:
-                    r = client.post("/v1/completions", json={"model": self.model, "prompt": self.prompt, "max_tokens": 8,
-                                                             "temperature": 0})
+                    r = client.post("/v1/completions", json={"model": self.model, "prompt": self.prompt,
+                                                             "max_tokens": 8, "temperature": 0})
                     version = r.json().get("model") if r.status_code == 200 else None
                     if version != r.headers.get("x-gitops-version", "").split(";")[0]:
                         version = "header and body disagree"

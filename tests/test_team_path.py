@@ -219,7 +219,8 @@ def test_the_readme_walkthrough_from_init_to_a_deployed_promotion(world: World, 
     assert f"url = s3://{BUCKET}/dvc" in config and KEY not in config and SECRET not in config
     model = yamlio.loads(git(world.origin, "show", f"main:registry/{MODEL}/model.yaml"), "model.yaml")
     assert model["versions"]["v1"]["base_model"] == "gitops/tiny-opt"
-    assert yamlio.loads(git(world.origin, "show", f"main:registry/{MODEL}/aliases/production.yaml"), "a")["version"] == "v1"
+    production = git(world.origin, "show", f"main:registry/{MODEL}/aliases/production.yaml")
+    assert yamlio.loads(production, "a")["version"] == "v1"
     weights = len(world.s3_keys())
     assert weights > 3  # v1's files and its manifest
 
@@ -264,7 +265,8 @@ def test_the_readme_walkthrough_from_init_to_a_deployed_promotion(world: World, 
     evaluated = world.act("evaluate.yml", "pull_request", event, "evaluate")
     assert evaluated.returncode == 0 and {"plan", "eval", "report"} <= evaluated.jobs_ran, evaluated.output[-5000:]
     (report,) = [c for c in world.em.comments.values() if c.issue == promote_pr.number]
-    assert report.body.startswith("<!-- gitops-report") and f"{MODEL}@v2" in report.body and f"{MODEL}@v1" in report.body
+    assert report.body.startswith("<!-- gitops-report")
+    assert f"{MODEL}@v2" in report.body and f"{MODEL}@v1" in report.body
     refused = world.act("registry-check.yml", "pull_request", event, "check-refused")
     assert refused.jobs_failed == {"registry-check"}, refused.output[-3000:]
     assert f"registry/{MODEL}/aliases/production.yaml: protected alias 'production'" in refused.output

@@ -189,7 +189,8 @@ def test_registry_check_installs_the_base_commits_toolkit(gitops_repo):
     base = pin(gitops_repo.root, ".", "the toolkit, which pins itself")
     git(gitops_repo.root, "update-ref", "refs/remotes/origin/main", base)
     _toolkit(gitops_repo.root, "2.0", TRAP)  # the pull request rewrites the check, and the pin
-    (gitops_repo.root / toolkit.REQUIREMENTS_FILE).write_text(toolkit.render("./evil/gitops_registry-6.6-py3-none-any.whl"))
+    evil = toolkit.render("./evil/gitops_registry-6.6-py3-none-any.whl")
+    (gitops_repo.root / toolkit.REQUIREMENTS_FILE).write_text(evil)
     git(gitops_repo.root, "add", "-A")
     git(gitops_repo.root, "commit", "-q", "-m", "approve everything")
     head = git(gitops_repo.root, "rev-parse", "HEAD")

@@ -102,7 +102,8 @@ def check_remote(url: str, options: dict[str, str] | None = None) -> None:
     try:
         Config.validate({"remote": {DEFAULT_REMOTE: {"url": url, **(options or {})}}})
     except DvcException as exc:
-        raise DvcError(f"--remote-option: DVC refuses these settings for {url} ({str(exc).split(': ', 1)[-1]})") from None
+        raise DvcError(f"--remote-option: DVC refuses these settings for {url} "
+                       f"({str(exc).split(': ', 1)[-1]})") from None
 
 
 def init(root: Path, remote_url: str | None = None, options: dict[str, str] | None = None,

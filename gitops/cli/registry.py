@@ -147,7 +147,8 @@ def model_create(name: str, description: str, task: str, classification_file: Pa
     from gitops import api
 
     created = api.create_model(workspace_of(repo_dir), name, description=description, task=task,
-                               owners=list(owners), protect=parse_pairs(protect, "--protect"), classification=classification_file)
+                               owners=list(owners), protect=parse_pairs(protect, "--protect"),
+                               classification=classification_file)
     click.echo(f"Created model '{created.name}'" + (
         f" (protected: {', '.join(created.protected)})" if created.protected else ""))
     for gate in created.gates:

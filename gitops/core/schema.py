@@ -6,7 +6,8 @@ are described as specs (:mod:`gitops.validation`); checks that span keys (a pare
 exist, a text field that must be a column) follow in code. The loader is on the hot path of
 ``gitops show``: a version record is one spec walk, about 5 us.
 
-The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain data the content cache stores (:mod:`gitops.core.cache`).
+The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain data the
+content cache stores (:mod:`gitops.core.cache`).
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ VERSION_SPEC = Record({
     "commit": Field(_TEXT, None, "The git commit it was made from.", "0a1b2c3d4e5f"),
     "created_at": Field(_TEXT, None, "When it was registered (UTC, ISO 8601).", "2025-01-31T12:00:00Z"),
     "author": Field(_TEXT, None, "Who registered it (git's user).", "Ada <ada@example.com>"),
-    "metrics": Field(_Metrics("number", label="a mapping of metric names to numbers"), {}, "Numbers measured when it was made (training loss, size).",
-                     {"eval_loss": 1.84}),
+    "metrics": Field(_Metrics("number", label="a mapping of metric names to numbers"), {},
+                     "Numbers measured when it was made (training loss, size).", {"eval_loss": 1.84}),
     "note": Field(_TEXT, None, "Why it exists, in a sentence.", "gitops train (120 steps)"),
     "task_md5": Field(Scalar("str", nullable=True, rule=_md5_rule), None,
                       "md5 of the model's classification block the version was added under; predict and serve "

@@ -12,8 +12,8 @@ The document is the one ``gitops eval`` always writes (:class:`gitops.eval.resul
 invalid-output rate, p50 latency and tokens per prediction (so the model's gates hold on them),
 each comparison carries their deltas with paired bootstrap intervals over the rows, and
 ``classification`` holds the labels, per-class scores, confusion matrices, up to three outputs
-that matched no label, and the majority-class reference (always the most frequent train label). Lives on the predict floor because it runs predictions; ``gitops.eval`` below
-it does not know about them.
+that matched no label, and the majority-class reference (always the most frequent train label). Lives on the predict
+floor because it runs predictions; ``gitops.eval`` below it does not know about them.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ def model_summary(model: Model) -> dict[str, Any]:
 
 def version_row(model: Model, v: Version) -> dict[str, Any]:
     return {"id": v.id, "format": v.format, "quantization": v.quantization, "parent": v.parent,
-            "base_model": v.base_model, "dataset": v.dataset, "created_at": v.created_at, "author": v.author, "metrics": v.metrics,
+            "base_model": v.base_model, "dataset": v.dataset, "created_at": v.created_at, "author": v.author,
+            "metrics": v.metrics,
             "aliases": sorted(a for a, al in model.aliases.items() if al.version == v.id)}
 
 

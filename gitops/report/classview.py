@@ -132,7 +132,8 @@ def combine(results: list[EvalResults], limit: int | None = None) -> Combined:
                        f"{_caption(first)}")
         sides = [(first.baseline, first.classification.baseline)] if first.baseline is not None else []
         sides += [(r.candidate, r.classification.candidate) for r in group]
-        out.tables.append(VariantTable(caption, rows, [*invalid_notes([x for x in sides if x[1]], limit), interval_note(first)]))
+        out.tables.append(VariantTable(caption, rows, [*invalid_notes([x for x in sides if x[1]], limit),
+                                                       interval_note(first)]))
         out.joined.update(idx)
     return out
 
@@ -191,7 +192,8 @@ def variant_cells(m: ModelResult, side: ClassificationSide, delta: Delta | None,
             "log_loss": _num(metrics.get("log_loss"), "", 3) + _ci(side.log_loss_ci, 3),
             "ece": _pct(metrics.get("ece")) + _ci(side.ece_ci),
             "macro_accuracy": _pct(metrics.get("macro_accuracy")), "invalid": flag + _pct(invalid),
-            "latency": _num(metrics.get("latency_p50_ms"), " ms"), "tokens": _num(metrics.get("tokens_per_prediction"), "")}
+            "latency": _num(metrics.get("latency_p50_ms"), " ms"),
+            "tokens": _num(metrics.get("tokens_per_prediction"), "")}
 
 
 def _ci(ci: list[float] | None, digits: int | None = None) -> str:

@@ -101,7 +101,8 @@ def model_pages(inputs: SiteInputs, links: Links, name: str) -> list[Page]:
         "title": name, "root": "../../", "breadcrumbs": [{"text": "Registry", "href": rel(path, "index.html")}],
         "name": name, "description": clip(m.description, "text"), "task": clip(m.task, "name"),
         "owners": [clip(o, "name") for o in m.owners],
-        "protected": [{"alias": a, "owners": [clip(o, "name") for o in owners]} for a, owners in sorted(m.protected.items())],
+        "protected": [{"alias": a, "owners": [clip(o, "name") for o in owners]}
+                      for a, owners in sorted(m.protected.items())],
         "gates": [gate_text(g) for g in m.gates],
         "file_url": links.file(f"registry/{name}/model.yaml", inputs.last_change.get(f"model:{name}")),
         "last": commit_view(inputs.last_change.get(f"model:{name}"), links),
