@@ -57,7 +57,7 @@ def fingerprint() -> str:
 
         h = hashlib.sha256(__version__.encode())
         for module in (schema, refs, task, validation, yamlio):
-            h.update(Path(module.__file__).read_bytes())
+            h.update(Path(str(module.__file__)).read_bytes())
         _FINGERPRINT = h.hexdigest()[:16]
     return _FINGERPRINT
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, cast
 
 from gitops.core import refs
 from gitops.core.records import DEFAULT_SPLITS, GATE_BOUNDS, Alias, Dataset, DatasetVersion, Gate, Model, Version
@@ -118,7 +118,7 @@ class _Metrics(Scalar):
 
 
 _TEXT = Scalar("str", nullable=True)
-_REGISTRY_WORDS = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
+_REGISTRY_WORDS: dict[str, Any] = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
                    "missing": "{record} is missing the required key '{key}'",
                    "not_mapping": "{record} must be a mapping"}
 
@@ -298,7 +298,7 @@ def _protected(protected: Any, doc: LineMap, src: str, p: Problems) -> dict[str,
     return out
 
 
-def _versions(versions: LineMap, src: str, p: Problems) -> dict[str, Version]:
+def _versions(versions: dict[str, Any], src: str, p: Problems) -> dict[str, Version]:
     out: dict[str, Version] = {}
     for vid, record in versions.items():
         if not isinstance(vid, str) or not refs.is_version(vid):
@@ -389,7 +389,7 @@ def parse_dataset(doc: Any, src: str, stem: str, p: Problems) -> Dataset | None:
     if len(p) != start:
         return None
     return Dataset(name=stem, description=description, columns={str(k): v for k, v in columns.items()},
-                   text_field=text_field, key=key, splits={str(k): float(v) for k, v in splits.items()},
+                   text_field=cast(str, text_field), key=key, splits={str(k): float(v) for k, v in splits.items()},
                    versions=versions, split_column=split_column, normalize=normalize)
 
 

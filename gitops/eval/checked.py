@@ -34,7 +34,7 @@ def spec_of(hint: Any) -> Spec:
     if origin in (Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return dataclasses.replace(spec_of(inner), nullable=True)  # type: ignore[type-var]
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _record(hint)
     if origin is list:
         return ListOf(spec_of(typing.get_args(hint)[0]))
@@ -78,7 +78,7 @@ class Checked:
         cls = type(self)
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             try:
-                value = conform(spec_of(_hints(cls)[f.name]), getattr(self, f.name), f"{cls.__name__}.{f.name}",
+                value = conform(spec_of(_hints(cls)[f.name]), getattr(self, f.name), f"{cls.__name__}.{f.name}",  # type: ignore[arg-type]  # a class is hashable
                                 decode=False)
             except Invalid as exc:
                 raise ResultsError(exc.message) from None

@@ -130,7 +130,7 @@ def check_bound(metric: str, bound: str, threshold: float, candidate: Mapping[st
     return result(passed, f"{what}: {shown_cand} {sign} {shown_limit}{context}", limit)
 
 
-def _significant(what: str, upper: bool, limit: float, base: float, delta: Delta | None, result) -> GateResult:
+def _significant(what: str, upper: bool, limit: float, base: float | None, delta: Delta | None, result) -> GateResult:
     """A relative bound judged on the interval of the change: it fails only when the whole interval
     lies beyond the bound (the candidate is significantly worse than allowed)."""
     if delta is None or delta.low is None or delta.high is None:

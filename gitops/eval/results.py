@@ -430,7 +430,7 @@ class EvalResults(Checked):
                                f"version {SCHEMA_VERSION}; use the gitops version that wrote it")
         body = {k: v for k, v in data.items() if k != "verdict"}
         try:
-            results = conform(spec_of(cls), body)
+            results = conform(spec_of(cls), body)  # type: ignore[arg-type]  # a class is hashable
         except Invalid as exc:
             raise ResultsError(f"{source}: {exc.message}") from None
         # verdict is derived; a stored one that disagrees means the document was edited by hand.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,8 +171,10 @@ class Backend:
             self._generate_steps(batch, max(max_new_tokens), sampling, rows.step)
         else:
             for i, ids in enumerate(batch):  # each seeded row on its own generator
-                self._generate_seeded(ids, max_new_tokens[i], sampling,
-                                      lambda _row, token, i=i: rows.step(i, token))
+                def on_token(_row: int, token: int, i: int = i) -> Any:
+                    return rows.step(i, token)
+
+                self._generate_seeded(ids, max_new_tokens[i], sampling, on_token)
         return rows.tokens
 
     def close(self) -> None:
@@ -357,7 +360,7 @@ class CT2Backend(Backend):
         self.generator = None
 
 
-def open_backend(path: Path, fmt: str, *, base_dir: Path | None = None, device: str = "cpu",
+def open_backend(path: Path, fmt: str, *, base_dir: Path | str | None = None, device: str = "cpu",
                  threads: int | None = None) -> Backend:
     """Open the weights at ``path`` (format ``fmt``) for generation and scoring.
 

@@ -84,7 +84,7 @@ def embeddings(key: EmbedKey, dataset: str, texts: list[str], embed: Callable[[l
     root = cache_root(cache_dir) / ROOT / key.family()
     wanted = [text_md5(t) for t in texts]
     needed = set(wanted)
-    stats = {"embedded": 0, "seconds": 0.0}
+    stats: dict[str, Any] = {"embedded": 0, "seconds": 0.0}
 
     def build(tmp: Path) -> None:
         known = _known_vectors(root, key, needed)

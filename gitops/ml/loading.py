@@ -31,7 +31,7 @@ def require_model_dir(path: Path, what: str = "Model") -> Path:
     return path
 
 
-def adapter_base(adapter_dir: Path, base_dir: Path | None = None) -> Path:
+def adapter_base(adapter_dir: Path, base_dir: Path | str | None = None) -> Path:
     """The base model directory of a LoRA adapter: ``base_dir`` if given, else the one the
     adapter's ``adapter_config.json`` records (``base_model_name_or_path``)."""
     cfg_path = Path(adapter_dir) / "adapter_config.json"
@@ -78,7 +78,7 @@ def load_hf(path: Path, device: str = "cpu"):
     return model.to(device).eval(), load_tokenizer(path)
 
 
-def load_peft(adapter_dir: Path, base_dir: Path | None = None, device: str = "cpu"):
+def load_peft(adapter_dir: Path, base_dir: Path | str | None = None, device: str = "cpu"):
     """Load a LoRA adapter on its base: ``(PeftModel, tokenizer)``, in eval mode.
 
     The tokenizer comes from the adapter directory when training saved one there (it may have
