@@ -38,7 +38,7 @@ def adapter_base(adapter_dir: Path, base_dir: Path | str | None = None) -> Path:
     if not cfg_path.is_file():
         raise NotFoundError(f"Adapter directory {adapter_dir} has no adapter_config.json.")
     if base_dir is not None:
-        return require_model_dir(base_dir, "Base model")
+        return require_model_dir(Path(base_dir), "Base model")
     try:
         recorded = json.loads(cfg_path.read_text())["base_model_name_or_path"]
     except (ValueError, KeyError, TypeError) as exc:

@@ -20,7 +20,7 @@ class ModelCard:
     dataset: str
     config: dict[str, Any]
     config_hash: str
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     version: str | None = None
     parent: str | None = None
     commit: str | None = None
