@@ -109,7 +109,7 @@ def demo(directory: Path | None = None, *, max_steps: int | None = None, eval_ro
     say = say or (lambda _msg: None)
     start = time.perf_counter()
     keep = directory is not None
-    if keep and directory.exists() and any(directory.iterdir()):
+    if directory is not None and directory.exists() and any(directory.iterdir()):
         raise RepoStateError(f"{directory} already exists and is not empty; choose a new directory for --keep")
     if base == SMOLLM2:
         from gitops.ml.gguf_base import smollm2_path

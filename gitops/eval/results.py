@@ -337,7 +337,8 @@ class JudgeSummary(Checked):
             raise ResultsError(f"wins, losses and ties must add up to the {self.samples} samples judged")
         if not (0 <= self.win_rate <= 1 and 0 <= self.consistent <= 1):
             raise ResultsError("win_rate and consistent must be shares from 0 to 1")
-        if (self.low is None) != (self.high is None) or (self.low is not None and not self.low <= self.high):
+        if (self.low is None) != (self.high is None) or (
+                self.low is not None and self.high is not None and not self.low <= self.high):
             raise ResultsError("low and high must both be null or an interval with low <= high")
 
 

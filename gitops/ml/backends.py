@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitops.errors import ConfigError, EvalError, NotFoundError
 from gitops.ml import tokens

@@ -200,12 +200,12 @@ def _parse_once() -> Iterator[None]:
             readers[key] = reader_cls(path, mode)
         return readers[key]
 
-    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.cache(name_map)
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.cache(name_map)  # type: ignore[misc,assignment]  # for the load
     hf_gguf.tqdm = lambda items, **_kwargs: items
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map, hf_gguf.tqdm = reader_cls, name_map, bar
+        gguf.GGUFReader, gguf.get_tensor_name_map, hf_gguf.tqdm = reader_cls, name_map, bar  # type: ignore[misc]  # restored
         readers.clear()
 
 

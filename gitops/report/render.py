@@ -130,7 +130,7 @@ def render_report(results: list[EvalResults], *, max_chars: int = GITHUB_COMMENT
 
     full: str | Callable[[], str] = render_full  # rendered here only when it may fit, else on first use
     if raw <= max_chars:
-        full = full()
+        full = render_full()
         if comment_length(full) <= max_chars:
             return RenderedReport(full, full, False, total, total, verdict, icon)
     best: tuple[int, str] | None = None

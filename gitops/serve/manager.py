@@ -193,6 +193,7 @@ class ModelManager:
                 ref, self._wanted = self._wanted, None
                 tickets, self._tickets = self._tickets, []
                 self._loading = {"ref": ref, "phase": "resolving", "since": time.time()}
+            assert ref is not None  # taken only when one was wanted (returned above otherwise)
             event, error = LoadEvent("failed", ref, error="the load did not finish"), None
             try:
                 event, error = self._load(ref)

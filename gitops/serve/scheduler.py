@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from gitops.ml.backends import Sampling
 from gitops.serve.engine import LoadedModel
@@ -164,7 +165,8 @@ class Batcher:
                     break
                 self._cond.wait(left)
             key = self._queue[0].key
-            batch, rest = [], deque()
+            batch: list[Any] = []
+            rest: deque[Any] = deque()
             for job in self._queue:
                 (batch if job.key == key and len(batch) < self.max_batch else rest).append(job)
             self._queue = rest

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gitops import yamlio
 from gitops.core import refs
@@ -190,7 +190,8 @@ def embed_rows(loaded: Any, pooling: Pooling, task: ClassificationTask, dataset:
     def embed(missing: list[str]) -> Any:
         t0 = time.perf_counter()
         backend = opened["backend"] = open_backend(loaded.weights, "hf", threads=threads)
-        embedder = Embedder(backend.model, backend.tokenizer, pooling, cfg.base_model)
+        hf = cast(Any, backend)  # an hf backend: its model and tokenizer
+        embedder = Embedder(hf.model, hf.tokenizer, pooling, cfg.base_model)
         opened["load_s"] = time.perf_counter() - t0
         report = (lambda done, total: progress(done, total, {"stage": "embed"})) if progress else None
         return embedder.embed(missing, cfg.head.embed_batch_size, report)
