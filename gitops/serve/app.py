@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -140,9 +141,9 @@ def create_app(config: ServeConfig, source: ModelSource, *, deploy: DeployHandle
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/hooks/deploy", deploy_hook, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, APIError: api_error,
-                                        Exception: internal_error})
+    # each handler takes its own exception type; starlette's dict type asks for one taking any
+    handlers: dict[Any, Any] = {HTTPException: http_error, APIError: api_error, Exception: internal_error}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.serve = state
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app
