@@ -132,7 +132,8 @@ def _same_rows(runs: dict[str, PredictResult]) -> dict[str, list[dict[str, Any]]
 def classification_metrics(scores: scoring.Scores) -> dict[str, float | None]:
     """The metrics a classification side records (and gates may hold), from its scores; log loss
     and the calibration error only when its predictions carry probabilities."""
-    out = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "macro_accuracy": scores.macro_accuracy,
+    out: dict[str, float | None] = {
+           "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "macro_accuracy": scores.macro_accuracy,
            "invalid_rate": scores.invalid_rate, "latency_p50_ms": scores.latency_p50_ms,
            "tokens_per_prediction": scores.tokens_per_prediction}
     if scores.log_loss is not None:
@@ -147,7 +148,7 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     rate, tokens and p50 latency by the same bootstrap; macro accuracy (a mean of per-class
     recalls) without an interval."""
     stats = stats or statistics()
-    settings = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
+    settings: dict[str, Any] = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
     labels = labels or sorted({p["label"] for p in cand} | {p["prediction"] for p in cand + other})
     mc, mo = (classification_metrics(scoring.score(rows, labels)) for rows in (cand, other))
     paired = scoring.deltas(cand, other, labels)
@@ -171,11 +172,12 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     }
     deltas = {}
     for name in mc:
-        if mo.get(name) is None:
+        cv, ov = mc[name], mo.get(name)
+        if cv is None or ov is None:
             continue  # log loss and ECE: the other side has no probabilities
         low, high = intervals.get(name) or (None, None)
         has_unit = name in intervals
-        deltas[name] = Delta(delta=mc[name] - mo[name], low=low, high=high, unit="rows" if has_unit else None,
+        deltas[name] = Delta(delta=cv - ov, low=low, high=high, unit="rows" if has_unit else None,
                              units=len(cand) if has_unit else 0)
     return Comparison(against=against, version=version, deltas=deltas)
 
