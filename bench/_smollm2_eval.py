@@ -19,6 +19,7 @@ model's bytes read per token). Load average and CPU/wall per case make a contend
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -39,7 +40,7 @@ PROMPTS = [
 HARNESS_GOAL = 0.90
 
 
-def timed(fn, repeats: int) -> dict:  # noqa: ANN001 - fn() -> tokens generated
+def timed(fn, repeats: int) -> dict:  # untyped: fn() -> tokens generated
     """Best of ``repeats`` after one warm-up: tokens, seconds, tokens/s, CPU/wall of the best run."""
     fn()
     runs = []
@@ -82,7 +83,7 @@ class Raw:
         self.ids = [self.tok(p)["input_ids"] for p in PROMPTS]
         self.eos = self.tok.eos_token_id
 
-    def _count(self, rows) -> int:  # noqa: ANN001 - rows of new ids, cut at the end token
+    def _count(self, rows) -> int:  # untyped: rows of new ids, cut at the end token
         return sum(len(r[:r.index(self.eos)] if self.eos in r else r) for r in rows)
 
     def naive(self) -> int:
@@ -116,7 +117,7 @@ class Raw:
         self.gen.unload_model()
 
 
-def harness_case(path: Path, fmt: str, threads: int, new_tokens: int, batch_size: int):  # noqa: ANN201
+def harness_case(path: Path, fmt: str, threads: int, new_tokens: int, batch_size: int):
     """A closure generating through gitops' harness path: ``open_backend`` (kept open across repeats)
     and ``Backend.generate`` in batches, as ``gitops.eval.harness.throughput`` calls it. Timed at
     wall clock around the whole call, so tokenization, batching and decoding count too (the
@@ -183,10 +184,8 @@ def report(threads: int, cases: dict, bw: float, bytes_per_token: int) -> None:
 
 def cpu_note() -> str:
     flags = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     vnni = "with VNNI" if "vnni" in flags else "without VNNI"
     return (f"CPU: {isa} {vnni}. Without VNNI an int8 dot product costs three instructions per 32 MACs and "

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fastrepo import FastImport  # noqa: E402
+from _fastrepo import FastImport
 
 MODEL = "review-autocomplete"
 
@@ -90,7 +90,7 @@ def build_gto(root: Path, versions: int, stages: int) -> None:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_once(cwd: Path, args: list[str], before=None) -> float:  # noqa: ANN001 - an optional callable
+def run_once(cwd: Path, args: list[str], before=None) -> float:  # untyped: an optional callable
     if before is not None:
         before()
     start = time.perf_counter()
@@ -105,7 +105,7 @@ def interleaved(ours: tuple, theirs: tuple | None, runs: int) -> tuple[list[floa
     """``runs`` timings of each side, alternating (A B A B ...) after one untimed run of each (compile,
     warm the page cache); each side is (cwd, argv[, a callable run before each timed run])."""
     sides = [ours] + ([theirs] if theirs else [])
-    for cwd, args, *before in sides:
+    for cwd, args, *_before in sides:
         subprocess.run(args, cwd=cwd, capture_output=True, env=ENV)
     samples: list[list[float]] = [[] for _ in sides]
     for _ in range(runs):
@@ -136,12 +136,12 @@ def main() -> None:
         g, t = work / "gitops-repo", work / "gto-repo"
         fresh_clone = lambda: shutil.rmtree(g / ".git" / "gitops" / "cache", ignore_errors=True)  # noqa: E731
         rows = [
-            ("show", *interleaved((g, gitops_cmd + ["show"]), (t, gto_cmd + ["show"]), args.runs)),
-            ("show (cold)", *interleaved((g, gitops_cmd + ["show"], fresh_clone), (t, gto_cmd + ["show"]), args.runs)),
-            ("show MODEL", *interleaved((g, gitops_cmd + ["show", MODEL]), (t, gto_cmd + ["show", MODEL]), args.runs)),
-            ("history MODEL", *interleaved((g, gitops_cmd + ["history", MODEL]), (t, gto_cmd + ["history", MODEL]),
+            ("show", *interleaved((g, [*gitops_cmd, "show"]), (t, [*gto_cmd, "show"]), args.runs)),
+            ("show (cold)", *interleaved((g, [*gitops_cmd, "show"], fresh_clone), (t, [*gto_cmd, "show"]), args.runs)),
+            ("show MODEL", *interleaved((g, [*gitops_cmd, "show", MODEL]), (t, [*gto_cmd, "show", MODEL]), args.runs)),
+            ("history MODEL", *interleaved((g, [*gitops_cmd, "history", MODEL]), (t, [*gto_cmd, "history", MODEL]),
                                            args.runs)),
-            ("check", *interleaved((g, gitops_cmd + ["check"]), None, args.runs)),
+            ("check", *interleaved((g, [*gitops_cmd, "check"]), None, args.runs)),
         ]
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -11,8 +11,8 @@ registered as ``base@v1``, a ``task: classification`` model and a head config. T
   mean of layer 14 on SmolLM2). ``naive``: transformers, one forward pass per row
   (``AutoModelForCausalLM`` with ``output_hidden_states``, that state pooled: what an ad-hoc script
   does). ``gitops``: :class:`gitops.ml.embed.Embedder` (rows batched by length, right-padded, no LM
-  head, the blocks after the layer not run, ``inference_mode``), the same vectors. Rounds interleave (naive, gitops, naive, gitops, ...),
-  ``--repeats`` of each; min and median are reported, and the two agree to 1e-3.
+  head, the blocks after the layer not run, ``inference_mode``), the same vectors. Rounds interleave
+  (naive, gitops, naive, gitops, ...), ``--repeats`` of each; min and median are reported, and the two agree to 1e-3.
 - **train**: ``gitops train head.yaml`` twice on the same data set version. The first embeds every
   train and valid row (its wall time includes the base's forward passes); the second finds them in
   the embedding cache, so it is the head's training (read the cache, fit, register): the issue's
@@ -52,7 +52,7 @@ def base_dir(model: str) -> Path:
     return Path(model)
 
 
-def naive_embed(model, tok, texts: list[str], pooling: str, layer: int):  # noqa: ANN001, ANN201 - torch
+def naive_embed(model, tok, texts: list[str], pooling: str, layer: int):  # untyped: torch
     """One forward pass per row, the way a script would: every hidden state out, the one ``layer``
     names pooled (``hidden_states[layer]``; -1, the last, is the decoder's output)."""
     import numpy as np
@@ -146,7 +146,8 @@ def main() -> None:
               "(min / median rows/s):")
         print(f"  naive per-row forward   {rate(min(naive_s)):8.1f} / {rate(statistics.median(naive_s)):8.1f}")
         print(f"  gitops Embedder         {rate(min(gitops_s)):8.1f} / {rate(statistics.median(gitops_s)):8.1f}   "
-              f"{min(naive_s) / min(gitops_s):.1f}x (min), {statistics.median(naive_s) / statistics.median(gitops_s):.1f}x"
+              f"{min(naive_s) / min(gitops_s):.1f}x (min), "
+              f"{statistics.median(naive_s) / statistics.median(gitops_s):.1f}x"
               f" (median)")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -33,9 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gitops import api  # noqa: E402
-from gitops.adapters import git  # noqa: E402
-from tests.data_fixtures import GIT_ENV, make_repo  # noqa: E402
+from gitops import api
+from gitops.adapters import git
+from tests.data_fixtures import GIT_ENV, make_repo
 
 COLUMNS = {"id": "string", "text": "string", "rating": "int"}
 

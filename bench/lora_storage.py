@@ -47,7 +47,7 @@ def disk_bytes(*paths: Path) -> int:
     return total
 
 
-def make_repo(root: Path, *, link_cache: bool, rows: int):  # noqa: ANN201 - a Workspace
+def make_repo(root: Path, *, link_cache: bool, rows: int):  # untyped: a Workspace
     """A GitOps repo with model MODEL and data set reviews@v1; ``link_cache=False`` restores DVC's
     default cache.type (what gitops init wrote before it linked)."""
     from gitops import api
@@ -66,7 +66,7 @@ def make_repo(root: Path, *, link_cache: bool, rows: int):  # noqa: ANN201 - a W
     return api.Workspace(root)
 
 
-def register_base(ws, model: str):  # noqa: ANN001, ANN201
+def register_base(ws, model: str):
     """The base as a registry version: the SmolLM2 GGUF (dequantized, cached), or the toy's dir."""
     from gitops import api
 

@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.act_helpers import ActResult, act_available, pull_request_event, run_act  # noqa: E402
-from tests.prloop_fixtures import (REPO, STAGING_BRANCH, Loop, act_env, act_secrets, build_loop,  # noqa: E402
-                                   isolated_environ)
+from tests.prloop_fixtures import REPO, STAGING_BRANCH, Loop, act_env, act_secrets, build_loop, isolated_environ  # noqa: E402
 
 TARGET_S = 60.0
 JOBS = ("plan", "eval", "report")

@@ -55,7 +55,7 @@ MAX_NEW = 3
 
 def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int,
               head_rows: int = 400, threads: int | None = None,
-              head: dict | None = None):  # noqa: ANN201 - a Workspace
+              head: dict | None = None):  # untyped: a Workspace
     from gitops import api
 
     root = api.init(tmp / "repo", remote=str(tmp / "remote")).root
@@ -91,7 +91,7 @@ def make_repo(tmp: Path, model_dir: Path, ct2_dir: Path, index_rows: int,
     return api.Workspace.open(root)
 
 
-def naive_loop(model_dir: Path):  # noqa: ANN201 - a callable
+def naive_loop(model_dir: Path):  # untyped: a callable
     """The naive loop over a model loaded once: ``loop(prompts)`` is the seconds of one ``generate``
     per prompt (greedy, ``MAX_NEW`` tokens at most), after a warm-up."""
     import torch
@@ -114,7 +114,7 @@ def naive_loop(model_dir: Path):  # noqa: ANN201 - a callable
     return loop
 
 
-def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:  # noqa: ANN001
+def retrieval_seconds(ws, ref: str, rows: list[dict]) -> float:
     """Seconds to open the variant's cached index (train rows read, index loaded) and fetch the rows' examples."""
     from gitops.predict.prompter import retrieval_of
     from gitops.predict.retrieval import build_retriever
@@ -160,7 +160,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds of every case, interleaved (default 3)")
     ap.add_argument("--head-rows", type=int, default=400, help="rows the head version trains on (default 400)")
     ap.add_argument("--head", default="{}", help='the head section, JSON, e.g. \'{"pooling": "mean", "layer": 14}\' '
-                                                 "(SmolLM2: the seed004 example's; default: linear, last token, last layer)")
+                                                 "(SmolLM2: the seed004 example's; "
+                                                 "default: linear, last token, last layer)")
     ap.add_argument("--model", help="smollm2 (the real SmolLM2-135M-Instruct) or a local causal LM directory "
                                     "(default: the embedded toy base)")
     args = ap.parse_args()
@@ -202,7 +203,8 @@ def main() -> None:
                     rates[name].append(r.rows_per_second)
                     last[name] = r
         print(f"{args.model or 'toy'}: {len(prompts)} rows, at most {MAX_NEW} new tokens, {args.threads} thread(s) on "
-              f"every engine, batch {args.batch_size}, index {args.index_rows} rows, {args.repeats} interleaved rounds, "
+              f"every engine, batch {args.batch_size}, index {args.index_rows} rows, "
+              f"{args.repeats} interleaved rounds, "
               f"load average {os.getloadavg()[0]:.1f}")
         nmed = statistics.median(naive)
         print(f"{'case':<44}{'rows/s min':>11}{'median':>9}   ratio to the naive loop (hf fp32), median [min/max]")
@@ -217,7 +219,8 @@ def main() -> None:
             elif loads[name] > 0.05:
                 extra = f"   (model opened in {loads[name]:.1f} s)"
             print(f"{'predict ' + name:<44}{min(rs):>11.1f}{statistics.median(rs):>9.1f}   {ratio:5.1f}x "
-                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  ({name.split(', ')[1].split(',')[0]} vs "
+                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  "
+                  f"({name.split(', ')[1].split(',')[0]} vs "
                   f"hf fp32){extra}")
 
 

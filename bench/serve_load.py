@@ -118,7 +118,7 @@ class Server:
     def __init__(self, args: list[str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill up and block it
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the server; a pipe nobody reads could fill up and block it
         self.proc = subprocess.Popen([sys.executable, __file__, "--server", *args, "--port", str(self.port)],
                                      stdout=subprocess.DEVNULL, stderr=self.log, text=True)
 
@@ -281,8 +281,8 @@ def prepare(tmp: Path, model: str, n_versions: int, quantization: str) -> tuple[
 
 
 def bench_prompts(n: int = 64) -> list[str]:
-    from gitops.ml.corpus import load_corpus
     from gitops.eval.harness import make_prompts
+    from gitops.ml.corpus import load_corpus
 
     texts = [row["text"] for row in load_corpus()]
     return [p.text for p in make_prompts(texts[-n * 2:])][:n]

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fastrepo import FastImport  # noqa: E402
+from _fastrepo import FastImport
 
 MODEL = "review-autocomplete"
 ALIASES = ("production", "staging", "canary", "shadow", "nightly")
@@ -155,7 +155,7 @@ def main() -> None:
         sh(root, "git", "commit", "-q", "-m", f"register {MODEL} v{args.versions + 1}")
         again, again_cpu, said = run_site(root, out)
         print(f"+1 version  {again:6.2f} s wall, {again_cpu:5.2f} s CPU: {said}")
-        pages = [p for p in out.rglob("*.html")]
+        pages = list(out.rglob("*.html"))
         biggest = max(pages, key=lambda p: p.stat().st_size)
         total = sum(p.stat().st_size for p in pages)
         print(f"{len(pages):,} pages, {total / 2**20:.1f} MiB in all; largest {biggest.relative_to(out)} "

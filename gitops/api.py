@@ -5,7 +5,7 @@ takes the :class:`Workspace` as its first argument; they return data and never p
 resolved on first use (PEP 562), so ``import gitops.api`` stays light and ``gitops show`` never
 pays for training or DVC.
 
-    from gitops import api
+    from gitops import api as api
     ws = api.Workspace.open(".")
     api.register(ws, "review-autocomplete", Path("out/merged"), fmt="hf")
 """
@@ -13,7 +13,7 @@ pays for training or DVC.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Workspace": "gitops.core.workspace",
@@ -57,6 +57,50 @@ _EXPORTS = {
     "predict": "gitops.predict.pipeline",
     "compare_variants": "gitops.predict.variants",
 }
+
+# What type checkers see: each export's real object, re-exported (`as` itself), never imported at run time.
+# tests/test_api_types.py fails when this block and _EXPORTS disagree.
+if TYPE_CHECKING:
+    from gitops.convert.pipeline import convert as convert
+    from gitops.core.workspace import Workspace as Workspace
+    from gitops.data.batches import read_rows as read_rows
+    from gitops.data.create_dataset import create_dataset as create_dataset
+    from gitops.data.ingest import ingest as ingest
+    from gitops.data.show_dataset import show_dataset as show_dataset
+    from gitops.demo.story import demo as demo
+    from gitops.deploy.notify import notify as notify
+    from gitops.deploy.webhooks import deploy as deploy
+    from gitops.eval.judge import judge_file as judge  # noqa: F401 - renamed re-export
+    from gitops.eval.pipeline import evaluate as evaluate
+    from gitops.eval.pipeline import plan_eval as plan_eval
+    from gitops.github.approvals import approvals as approvals
+    from gitops.github.comments import post_report as post_report
+    from gitops.github.promote import open_pull_request as open_pull_request
+    from gitops.github.promote import promote as promote
+    from gitops.github.proposal import propose_ingest as propose_ingest
+    from gitops.github.pulls import open_pull as open_pull
+    from gitops.github.pulls import pull_target as pull_target
+    from gitops.github.repository import connect_to as github_client  # noqa: F401 - renamed re-export
+    from gitops.predict.evaluation import evaluate_classification as evaluate_classification
+    from gitops.predict.pipeline import predict as predict
+    from gitops.predict.variants import compare_variants as compare_variants
+    from gitops.registry.alias import set_alias as set_alias
+    from gitops.registry.alias import unset_alias as unset_alias
+    from gitops.registry.check import check as check
+    from gitops.registry.codeowners import codeowners as codeowners
+    from gitops.registry.create_model import create_model as create_model
+    from gitops.registry.diff import diff as diff
+    from gitops.registry.history import history as history
+    from gitops.registry.prompt import add_prompt as add_prompt
+    from gitops.registry.register import register as register
+    from gitops.registry.review import review_changes as review_changes
+    from gitops.registry.show import show as show
+    from gitops.report.render import report_from_files as report  # noqa: F401 - renamed re-export
+    from gitops.scaffold.init import init as init
+    from gitops.serve.launch import serve as serve
+    from gitops.site.build import site as site
+    from gitops.train.pipeline import train as train
+    from gitops.train.register_base import ensure_base as register_base  # noqa: F401 - renamed re-export
 
 __all__ = list(_EXPORTS)
 

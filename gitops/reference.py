@@ -60,7 +60,8 @@ ENVIRONMENT = (
     EnvVar("GIT_CEILING_DIRECTORIES", "every command", "See GIT_DIR."),
     EnvVar("GIT_DISCOVERY_ACROSS_FILESYSTEM", "every command", "See GIT_DIR."),
     EnvVar("GITOPS_DEPLOY_SECRET", "deploy; serve (`--secret-env`)",
-           "The deploy webhook's HMAC secret: the default name of a hook's `secret_env` and of serve's `--secret-env`."),
+           "The deploy webhook's HMAC secret: the default name of a hook's `secret_env` and of serve's "
+           "`--secret-env`."),
     EnvVar("GITOPS_DEMO_DEPLOY_SECRET", "demo", "The demo's own deploy secret, set and read inside its process."),
     EnvVar("SLACK_WEBHOOK_URL", "deploy, report --post (notify)",
            "Conventional name for `notify.slack_webhook_env`: the chat webhook URL (no default: unset, no message)."),

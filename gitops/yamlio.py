@@ -54,7 +54,7 @@ _CONSTRUCTORS = _CONSTRUCTOR.yaml_constructors
 class LineMap(dict):
     """A dict that knows the 1-based line of itself and of each of its keys."""
 
-    __slots__ = ("line", "key_lines")
+    __slots__ = ("key_lines", "line")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

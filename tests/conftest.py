@@ -11,6 +11,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+# The fixture modules, registered once for every test module (a test asks for a fixture by name; it
+# imports only the plain helpers it calls). Two fixtures there are opt-in per module, not autouse:
+# deploy_fixtures' `_isolated_git` and github_fixtures' `github_env` (pytest.mark.usefixtures).
+pytest_plugins = [
+    "tests.deploy_fixtures",
+    "tests.eval_fixtures",
+    "tests.github_fixtures",
+    "tests.ml_fixtures",
+    "tests.prompt_fixtures",
+    "tests.serve_fixtures",
+    "tests.train_fixtures",
+]
+
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Ada Tester",
     "GIT_AUTHOR_EMAIL": "ada@example.com",

@@ -59,7 +59,8 @@ def run_killed_at(root: Path, target: str, when: str, *args: str) -> subprocess.
     """``gitops ARGS`` that SIGKILLs itself ``when`` ("before"/"after") ``target`` ("module:attr") runs."""
     module, attr = target.split(":")
     return subprocess.run([sys.executable, "-c", _KILL_AT, module, attr, when, *args], cwd=root,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=120, start_new_session=True, check=False)
+                          env=subprocess_env(), capture_output=True, text=True, timeout=120, start_new_session=True,
+                          check=False)
 
 
 def kill_in_git(root: Path, state: str) -> Path:

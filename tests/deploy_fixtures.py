@@ -59,8 +59,9 @@ def commit(root: Path, message: str) -> str:
     return git(root, "rev-parse", "HEAD")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Own HOME and git identity; a module opts in with ``pytest.mark.usefixtures("_isolated_git")``."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -127,7 +128,7 @@ class Receiver:
 
 def _handler(state: Receiver) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:  # http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with state.lock:
                 state.attempts += 1

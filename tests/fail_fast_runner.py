@@ -40,7 +40,7 @@ def setup(work: Path) -> Path:
         weights.mkdir()
         (weights / "model.safetensors").write_text(f"not weights {n}")
         (weights / "config.json").write_text('{"model_type": "opt"}')
-    C = ("-C", str(repo))
+    C = ("-C", str(repo))  # noqa: N806 - reads as the -C option it stands for
     steps = [("init", str(repo), "--remote", str(work / "remote")),
              ("dataset", "create", "reviews", "--column", "id:string", "--column", "text:string", "--column",
               "rating:string", "--text-field", "text", "--key", "id", *C),
@@ -77,10 +77,10 @@ class Judge(BaseHTTPRequestHandler):
 
     posts = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         self._send({"object": "list", "data": [{"id": "judge", "object": "model"}]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         Judge.posts += 1
         self._send({"choices": [{"text": " A", "index": 0}]})
 
@@ -97,7 +97,7 @@ class Judge(BaseHTTPRequestHandler):
 
 
 def run_cases(work: Path, repo: Path) -> dict[str, dict]:
-    C = ("-C", str(repo))
+    C = ("-C", str(repo))  # noqa: N806 - reads as the -C option it stands for
     afile = work / "afile"
     afile.write_text("a file, not a directory\n")
     (work / "more.csv").write_text("id,text,rating\nm1,more,3\n")

@@ -34,7 +34,7 @@ def _tokenizer(texts: list[str]):
     return fast
 
 
-def _permute(w, n_head: int):  # noqa: ANN001 - numpy array; llama.cpp convert_hf_to_gguf's permute
+def _permute(w, n_head: int):  # untyped: numpy array; llama.cpp convert_hf_to_gguf's permute
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
@@ -100,7 +100,7 @@ def write_tiny_llama_gguf(out_dir: Path, *, architecture: str = "llama", seed: i
     return path, reference
 
 
-def _write_vocab(writer, tok) -> None:  # noqa: ANN001 - a GGUFWriter and a fast tokenizer
+def _write_vocab(writer, tok) -> None:  # untyped: a GGUFWriter and a fast tokenizer
     import gguf
 
     data = json.loads(tok.backend_tokenizer.to_str())

@@ -41,9 +41,12 @@ def git(cwd: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def github_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Own HOME and git identity; no GitHub variables leak in; PyGithub does not retry 5xx."""
+    """Own HOME and git identity; no GitHub variables leak in; PyGithub does not retry 5xx.
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("github_env")``.
+    """
     home = tmp_path_factory.mktemp("home")
     (home / ".gitconfig").write_text("[user]\n\tname = Ada Tester\n\temail = ada@example.com\n"
                                      "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n")

@@ -1,6 +1,6 @@
 """Shared ML fixtures: the embedded default base model, built once per test session.
 
-Other test files import these (``from ml_fixtures import base_model_dir  # noqa: F401``).
+tests/conftest.py registers this module (``pytest_plugins``): any test can ask for ``base_model_dir``.
 Set ``GITOPS_TEST_CACHE_DIR`` to keep the built model between sessions (it is keyed by its
 recipe hash, so a changed recipe still rebuilds).
 """

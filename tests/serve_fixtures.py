@@ -23,14 +23,13 @@ import pytest
 from gitops.deploy import DeliveryStore
 from gitops.serve import DeployHandler, DirSource, ServeConfig, ServerThread, create_app
 from gitops.serve.hooks import Decision, signed_verifier
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 SECRET = "serve-test-secret"
 REF = "toy@production"
 
 
 @pytest.fixture(scope="session")
-def toy_ct2(base_model_dir, tmp_path_factory) -> Path:  # noqa: F811
+def toy_ct2(base_model_dir, tmp_path_factory) -> Path:
     from gitops.convert.ct2 import convert_to_ct2
 
     return convert_to_ct2(base_model_dir, tmp_path_factory.mktemp("serve") / "toy-int8", "int8")

@@ -66,8 +66,16 @@ def _batch(base: Path, name: str, rows: list[tuple[str, str]]) -> Path:
 
 
 def _results(version: str, baseline: str, alias: str | None, created: str) -> str:
-    from gitops.eval.results import (Comparison, DatasetInfo, Delta, Environment, EvalResults, GenerationInfo,
-                                     ModelResult, Sample)
+    from gitops.eval.results import (
+        Comparison,
+        DatasetInfo,
+        Delta,
+        Environment,
+        EvalResults,
+        GenerationInfo,
+        ModelResult,
+        Sample,
+    )
 
     return EvalResults(
         created_at=created, model=MODEL, alias=alias, dataset=DatasetInfo(ref=f"{DATASET}@v2", rows=40),
@@ -93,7 +101,7 @@ def build_site_repo(base: Path) -> SiteRepo:
     with isolated(base / "home"):
         api.init(root, remote=str(base / "remote"), repo=REPO)
 
-        def ws():  # noqa: ANN202 - a fresh Workspace: git moves below happen outside it
+        def ws():  # untyped: a fresh Workspace: git moves below happen outside it
             return api.Workspace.open(root)
 
         api.create_model(ws(), MODEL, description=f"Review auto-suggest {HOSTILE['img']}", owners=["@acme/ml"],
@@ -132,8 +140,8 @@ def build_site_repo(base: Path) -> SiteRepo:
         for name in ("v1", "v2"):
             api.register(ws(), CLASSIFIER, _weights(base, f"{CLASSIFIER}-{name}"), fmt="hf")
         prompt = base / "zero-shot.json"  # v3: a zero-shot prompt version on v1 (JSON is YAML)
-        prompt.write_text('{"base": "%s@v1", "task": "Rate the review.", "template": "{task}\\n{sample}\\nLabel:", '
-                          '"generation": {"max_new_tokens": 3}}' % CLASSIFIER)
+        prompt.write_text(f'{{"base": "{CLASSIFIER}@v1", "task": "Rate the review.", '
+                          '"template": "{task}\\n{sample}\\nLabel:", "generation": {"max_new_tokens": 3}}')
         api.add_prompt(ws(), CLASSIFIER, prompt)
         (root / "results" / "v2").mkdir(parents=True)
         (root / "results" / "v2" / "results.json").write_text(

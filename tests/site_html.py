@@ -24,7 +24,7 @@ class Node:
             parts.append(child if isinstance(child, str) else child.text())
         return " ".join(" ".join(parts).split())
 
-    def iter(self):  # noqa: ANN201
+    def iter(self):
         yield self
         for child in self.children:
             if isinstance(child, Node):

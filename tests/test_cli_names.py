@@ -92,7 +92,7 @@ def test_the_repository_comes_from_the_option_then_gitops_yaml_then_the_environm
     assert all(s in str(none.value) for s in ("--github-repo OWNER/NAME", "github.repo in gitops.yaml",
                                               "GITHUB_REPOSITORY"))
     # A workflow's repository disagrees with gitops.yaml (a rename, or a pull request's own edit).
-    with pytest.raises(GithubError, match="github.repo in gitops.yaml is 'acme/old' but GITHUB_REPOSITORY is"):
+    with pytest.raises(GithubError, match=r"github.repo in gitops.yaml is 'acme/old' but GITHUB_REPOSITORY is"):
         choose(None, "acme/old", env)
     for bad in ("acme", "acme/models/x", "-acme/models", "acme/..", "acme/mod els", "a" * 40 + "/m"):
         with pytest.raises(GithubError, match="must look like OWNER/NAME"):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_gitops
-from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, write_prompt  # noqa: F401 - fixtures
+from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
 
 MODEL_FILE = f"registry/{MODEL}/model.yaml"
 BASE_FILE = f"registry/{BASE}/model.yaml"
@@ -31,7 +31,7 @@ def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _yaml(root: Path, rel: str, change) -> None:  # noqa: ANN001 - edits the parsed file in place
+def _yaml(root: Path, rel: str, change) -> None:  # untyped: edits the parsed file in place
     doc = yaml.safe_load((root / rel).read_text())
     change(doc)
     (root / rel).write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -14,29 +14,22 @@ from gitops.ml import choices
 from gitops.predict import pipeline
 from gitops.predict.renderer import PromptRenderer
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import (  # noqa: F401
-    BASE,
-    DATA,
-    MODEL,
-    ratings_repo,
-    toy_ratings_repo,
-    write_prompt,
-)
+from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
 
 PROMPTS = ["Rate the review from 1 to 5.\nReview: excellent superb love item number 3\nRating:",
            "Review: awful broken refund\nRating:", "Review: ok\nRating:"]
 
 
 @pytest.fixture(scope="module")
-def toy_model(base_model_dir: Path):  # noqa: F811
+def toy_model(base_model_dir: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(base_model_dir).eval(), AutoTokenizer.from_pretrained(base_model_dir)
 
 
 def independent(toy_model, prompt: str, label: str) -> float:
-    """log P(" label" | prompt): the text tokenized whole, one unpadded forward, the tokens after the prompt's summed."""
+    """log P(" label" | prompt): the text tokenized whole, one unpadded forward, the tokens after the
+    prompt's summed."""
     import torch
 
     model, tok = toy_model
@@ -52,7 +45,7 @@ def independent(toy_model, prompt: str, label: str) -> float:
                                     ["one", "bad", "the", "broken"],  # one token each: the next-token path
                                     ["one", "two words", "5"]])       # mixed lengths in one batch
 @pytest.mark.parametrize("fmt", ["hf", "ct2"])
-def test_label_scores_equal_independent_forward_passes(toy_model, base_model_dir: Path, tmp_path_factory,  # noqa: F811
+def test_label_scores_equal_independent_forward_passes(toy_model, base_model_dir: Path, tmp_path_factory,
                                                        fmt: str, labels: list[str]) -> None:
     from gitops.ml.backends import open_backend
 
@@ -71,7 +64,7 @@ def test_label_scores_equal_independent_forward_passes(toy_model, base_model_dir
 
 
 @pytest.mark.parametrize("fmt", ["hf", "ct2"])
-def test_a_label_merging_with_the_prompts_end_is_scored_as_the_joint_text(toy_model, base_model_dir: Path,  # noqa: F811
+def test_a_label_merging_with_the_prompts_end_is_scored_as_the_joint_text(toy_model, base_model_dir: Path,
                                                                           tmp_path_factory, fmt: str) -> None:
     """A prompt ending in a space: "one" is written "Ġone" with that space, "5" is "Ġ" + "5" (toy
     tokenizer), so the labels' contexts differ and every (prompt, label) sequence is scored whole."""
@@ -186,7 +179,7 @@ def test_a_constrained_prompt_needs_a_classification_model(ratings_repo: Path, t
     assert git_state(ratings_repo) == before
 
 
-def test_a_prompt_version_runs_on_a_ct2_base_batched(toy_ratings_repo: Path, base_model_dir: Path,  # noqa: F811
+def test_a_prompt_version_runs_on_a_ct2_base_batched(toy_ratings_repo: Path, base_model_dir: Path,
                                                      tmp_path: Path) -> None:
     """A prompt version may name a ct2 version as its base: CTranslate2 then generates (and scores) the
     batches; float32 ct2 agrees with the hf base on every constrained prediction."""
@@ -209,7 +202,7 @@ def test_a_prompt_version_runs_on_a_ct2_base_batched(toy_ratings_repo: Path, bas
     assert all(p["completion_tokens"] <= 3 for p in free.predictions)
 
 
-def test_many_labels_split_a_batch_into_bounded_engine_calls(toy_model, base_model_dir: Path,  # noqa: F811
+def test_many_labels_split_a_batch_into_bounded_engine_calls(toy_model, base_model_dir: Path,
                                                              monkeypatch) -> None:
     """Rows x labels is bounded per engine call; the scores do not depend on the split."""
     from gitops.ml.backends import open_backend

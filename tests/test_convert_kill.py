@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def hf_repo(tmp_path_factory, base_model_dir: Path) -> Path:  # noqa: F811
+def hf_repo(tmp_path_factory, base_model_dir: Path) -> Path:
     from tests.hostile_fixtures import isolated
 
     base = tmp_path_factory.mktemp("convert-kill")

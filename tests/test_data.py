@@ -295,9 +295,8 @@ def test_every_data_command_has_help_with_an_example() -> None:
 
 
 def test_one_ingest_at_a_time(repo: Path, tmp_path: Path) -> None:
-    with Workspace(repo).writing("ingest"):
-        with pytest.raises(RepoStateError, match="another ingest is running"):
-            api.ingest(Workspace(repo), [jsonl(tmp_path / "a.jsonl", reviews(0, 2))], "reviews")
+    with Workspace(repo).writing("ingest"), pytest.raises(RepoStateError, match="another ingest is running"):
+        api.ingest(Workspace(repo), [jsonl(tmp_path / "a.jsonl", reviews(0, 2))], "reviews")
     assert api.ingest(Workspace(repo), [jsonl(tmp_path / "a.jsonl", reviews(0, 2))], "reviews").version == "v1"
 
 

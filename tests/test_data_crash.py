@@ -115,7 +115,7 @@ def test_sigkill_during_ingest_leaves_before_or_after(repo: Path, tmp_path: Path
         if time.monotonic() - start > 50:
             break
     # a final run of everything completes and holds every row exactly once
-    files = [batch_file(tmp_path, n) for n in range(0, ROUNDS + 2)]
+    files = [batch_file(tmp_path, n) for n in range(ROUNDS + 2)]
     out = subprocess.run([sys.executable, "-m", "gitops", "ingest", *map(str, files), "--dataset", "reviews"],
                          cwd=repo, env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

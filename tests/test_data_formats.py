@@ -134,7 +134,7 @@ def test_header_cells_and_delimiters(tmp_path: Path) -> None:
     assert rows.read_file(psv)[0].values == {"id": "a", "text": "b, c"}
     assert rows.file_format(tmp_path / "x.txt", "\t") == ("delimited", "\t")
     assert rows.file_format(tmp_path / "x.jsonl", ";") == ("jsonl", None)  # a delimiter is for text files
-    with pytest.raises(DataError, match="unknown input format '.txt'"):
+    with pytest.raises(DataError, match=r"unknown input format '.txt'"):
         rows.file_format(tmp_path / "x.txt")
     assert rows.parse_delimiter("tab") == rows.parse_delimiter("\\t") == "\t"
     for bad in ("ab", '"', "x", "\n", ""):

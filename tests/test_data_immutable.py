@@ -23,7 +23,7 @@ from gitops import api
 from gitops.core.workspace import Workspace
 from gitops.errors import IntegrityError
 from tests.conftest import run_gitops
-from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, write_prompt  # noqa: F401 - fixtures
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 DATASET_FILE = f"registry/datasets/{DATA}.yaml"
 
@@ -111,7 +111,7 @@ def test_an_honest_ingest_passes_check_base_and_reads(ratings_repo: Path, tmp_pa
     assert len(api.read_rows(Workspace(root), f"{DATA}@v2")) == 70
 
 
-def _edit(root: Path, change) -> None:  # noqa: ANN001 - a function of the parsed data set file
+def _edit(root: Path, change) -> None:  # untyped: a function of the parsed data set file
     doc = yaml.safe_load((root / DATASET_FILE).read_text())
     change(doc)
     (root / DATASET_FILE).write_text(yaml.safe_dump(doc, sort_keys=False))

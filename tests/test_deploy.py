@@ -11,7 +11,10 @@ from gitops.cli import main
 from gitops.core.workspace import Workspace
 from gitops.deploy import DeployFailed, deploy
 from gitops.errors import DeployError
-from tests.deploy_fixtures import SECRET, _isolated_git, receiver, repo, write_config  # noqa: F401
+from tests.deploy_fixtures import SECRET, write_config
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 ENV = {"TEST_DEPLOY_SECRET": SECRET}
 
@@ -111,7 +114,7 @@ def test_connection_refused_is_retried_then_fails(repo):
         port = s.getsockname()[1]
     write_config(repo.root, f"http://127.0.0.1:{port}/x", retries=2)
     sleeps = Sleeps()
-    with pytest.raises(DeployFailed, match="cannot connect to 127.0.0.1"):
+    with pytest.raises(DeployFailed, match=r"cannot connect to 127.0.0.1"):
         deploy(Workspace(repo.root), repo.base, repo.head, env=ENV, sleep=sleeps)
     assert sleeps == [1.0, 2.0]
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from gitops.core.workspace import Workspace
 from gitops.deploy import deploy
-from tests.deploy_fixtures import SECRET, _isolated_git, receiver_example, repo, write_config  # noqa: F401
+from tests.deploy_fixtures import SECRET, receiver_example, write_config
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 
 def test_receiver_example(repo, tmp_path, monkeypatch, capsys):

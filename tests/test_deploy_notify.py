@@ -13,7 +13,10 @@ from gitops.cli import main
 from gitops.core.settings import NotifyConfig
 from gitops.deploy import notify
 from gitops.errors import DeployError
-from tests.deploy_fixtures import _isolated_git, git  # noqa: F401
+from tests.deploy_fixtures import git
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 
 @pytest.fixture
@@ -22,7 +25,7 @@ def slack():
     status = [200]
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(status[0])
             self.send_header("Content-Length", "2")

@@ -22,9 +22,10 @@ import pytest
 from gitops.core.workspace import Workspace
 from gitops.deploy import DeliveryStore, DeployFailed, deploy, plan, stable_delivery_id
 from gitops.errors import DeployError
-from tests.deploy_fixtures import (  # noqa: F401
-    SECRET, _isolated_git, commit, receiver, receiver_example, repo, write_config, write_model,
-)
+from tests.deploy_fixtures import SECRET, commit, receiver_example, write_config, write_model
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 ROOT = Path(__file__).resolve().parents[1]
 LATE_ANSWER = """
@@ -63,12 +64,12 @@ def start_receiver(script: Path, cwd: Path, port: int, **extra: str) -> subproce
             time.sleep(0.05)
 
 
-def gitops_deploy(repo) -> subprocess.Popen:  # noqa: F811
+def gitops_deploy(repo) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gitops", "deploy", "--base", repo.base, "--head", repo.head],
                             cwd=repo.root, env=env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_a_receiver_restarted_between_attempts_deploys_once(repo, tmp_path):  # noqa: F811
+def test_a_receiver_restarted_between_attempts_deploys_once(repo, tmp_path):
     """Attempt 1 deploys, but its answer never reaches the sender (timeout); the receiver restarts;
     the retry is answered from the durable record: one deploy, and ``gitops deploy`` exits 0."""
     code, last = receiver_example()
@@ -97,7 +98,7 @@ def test_a_receiver_restarted_between_attempts_deploys_once(repo, tmp_path):  # 
     assert (first_out + second_out).count("deploy chat v3") == 1, (first_out, second_out)
 
 
-def test_a_slow_first_attempt_that_fails_is_deployed_by_a_retry(repo, tmp_path, monkeypatch):  # noqa: F811
+def test_a_slow_first_attempt_that_fails_is_deployed_by_a_retry(repo, tmp_path, monkeypatch):
     """Attempt 1 runs past the sender's timeout and then fails; the retry meanwhile must not count
     as delivered: a later attempt deploys, once, and only then ``gitops deploy`` exits 0."""
     code, last = receiver_example()
@@ -134,7 +135,7 @@ def test_a_slow_first_attempt_that_fails_is_deployed_by_a_retry(repo, tmp_path, 
     assert "HTTP 200" in out and "attempt(s)" in out and "1 attempt(s)" not in out
 
 
-def test_409_is_never_success(repo, receiver):  # noqa: F811
+def test_409_is_never_success(repo, receiver):
     """A receiver that says "in progress" (even after a failed first attempt) was not delivered to,
     however often it says it."""
     write_config(repo.root, receiver.url, retries=3)
@@ -146,7 +147,7 @@ def test_409_is_never_success(repo, receiver):  # noqa: F811
     assert err.value.result.deliveries[0].ok is False
 
 
-def test_409_then_2xx_is_delivered_after_waiting(repo, receiver):  # noqa: F811
+def test_409_then_2xx_is_delivered_after_waiting(repo, receiver):
     write_config(repo.root, receiver.url)
     receiver.script = [409, 409]
     waits: list[float] = []
@@ -156,7 +157,7 @@ def test_409_then_2xx_is_delivered_after_waiting(repo, receiver):  # noqa: F811
     assert len({h["X-Gitops-Delivery"] for h, _ in receiver.requests}) == 1
 
 
-def test_delivery_ids_are_stable_per_hook_model_alias_version_and_commit(repo):  # noqa: F811
+def test_delivery_ids_are_stable_per_hook_model_alias_version_and_commit(repo):
     write_config(repo.root, "http://127.0.0.1:9/hooks")
     ws = Workspace(repo.root)
     _, first = plan(ws, repo.base, repo.head, ws.settings.deploy.hooks)

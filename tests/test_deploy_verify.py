@@ -10,9 +10,17 @@ import urllib.request
 
 import pytest
 
-from gitops.deploy import (BadBody, BadSignature, MissingHeader, ReplayCache, ReplayedDelivery, StaleTimestamp,
-                           signed_headers, verify)
-from tests.deploy_fixtures import SECRET, receiver  # noqa: F401
+from gitops.deploy import (
+    BadBody,
+    BadSignature,
+    MissingHeader,
+    ReplayCache,
+    ReplayedDelivery,
+    StaleTimestamp,
+    signed_headers,
+    verify,
+)
+from tests.deploy_fixtures import SECRET
 
 BODY = json.dumps({"model": "chat", "alias": "production", "version": "v3"}).encode()
 

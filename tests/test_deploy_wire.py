@@ -21,7 +21,10 @@ from typing import ClassVar
 import pytest
 
 from tests.conftest import run_gitops
-from tests.deploy_fixtures import SECRET, _isolated_git, repo, write_config  # noqa: F401
+from tests.deploy_fixtures import SECRET, write_config
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "deploy-webhooks.md"
 
@@ -50,7 +53,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
     received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((dict(self.headers.items()), body))
         self.send_response(204)

@@ -39,11 +39,11 @@ class _Recorder(http.server.SimpleHTTPRequestHandler):
     def _record(self) -> None:
         self.seen.append((self.command, self.path, self.headers.get("Authorization")))
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         self._record()
         super().do_GET()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._record()
         super().do_HEAD()
 
@@ -130,5 +130,5 @@ def test_a_committed_config_local_is_refused(pr: tuple[Path, str], servers) -> N
     runner, base = pr
     _git(runner, "checkout", "-q", base)
     _git(runner, "add", "-f", ".dvc/config.local")
-    with pytest.raises(RepoStateError, match="config.local is committed"):
+    with pytest.raises(RepoStateError, match=r"config.local is committed"):
         Workspace(runner).require_dvc_config_of(base)

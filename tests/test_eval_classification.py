@@ -12,8 +12,7 @@ import pytest
 
 from gitops.eval.results import EvalResults, ResultsError
 from tests.conftest import run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import DATA, MODEL, ratings_repo, toy_ratings_repo  # noqa: F401
+from tests.prompt_fixtures import DATA, MODEL
 
 ROWS = "6"
 
@@ -40,7 +39,7 @@ def test_eval_of_a_zero_shot_prompt_against_a_few_shot_baseline(toy_ratings_repo
     assert doc.candidate.metrics["invalid_rate"] == pytest.approx(invalid)
     assert set(doc.candidate.metrics) == {"accuracy", "macro_f1", "log_loss", "ece", "macro_accuracy",
                                           "invalid_rate", "latency_p50_ms", "tokens_per_prediction"}
-    import math   # log loss: the mean -ln p(true label) of predict's own probabilities, on the same rows
+    import math  # log loss: the mean -ln p(true label) of predict's own probabilities, on the same rows
 
     losses = [-math.log(p["probabilities"][p["label"]]) for p in preds["v1"]]
     assert doc.candidate.metrics["log_loss"] == pytest.approx(sum(losses) / len(losses))
@@ -134,11 +133,11 @@ def test_a_malformed_classification_section_is_refused() -> None:
     data = classification_results("v1", "v2", hits=[1, 0, 1, 1], base_hits=[0, 0, 1, 1]).to_dict()
     assert EvalResults.from_dict(json.loads(json.dumps(data))).classification is not None  # round trip
     data["classification"]["candidate"]["confusion"] = [[1, 2]]
-    with pytest.raises(ResultsError, match="classification.candidate.confusion must be 3 x 3"):
+    with pytest.raises(ResultsError, match=r"classification.candidate.confusion must be 3 x 3"):
         EvalResults.from_dict(data)
     data["classification"]["candidate"]["confusion"] = [[0] * 3] * 3
     data["classification"]["baseline"] = None
-    with pytest.raises(ResultsError, match="classification.baseline must be present exactly when"):
+    with pytest.raises(ResultsError, match=r"classification.baseline must be present exactly when"):
         EvalResults.from_dict(data)
 
 

@@ -12,8 +12,7 @@ import pytest
 
 from gitops.eval.results import EvalResults
 from tests.conftest import run_gitops
-from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
+from tests.eval_fixtures import FAST, MODEL, EvalRepo
 
 METRICS = {"loss", "perplexity", "latency_p50_ms", "latency_p95_ms", "tokens_per_s", "size_bytes"}
 
@@ -25,7 +24,7 @@ def _eval(repo: EvalRepo, tmp_path: Path, *args: str):
 
 
 def _check_metrics(metrics: dict, weights: Path) -> None:
-    assert METRICS <= set(metrics)
+    assert set(metrics) >= METRICS
     assert 0 < metrics["loss"] < 20
     assert math.isclose(metrics["perplexity"], math.exp(metrics["loss"]), rel_tol=1e-9)
     assert 0 < metrics["latency_p50_ms"] <= metrics["latency_p95_ms"]
@@ -33,7 +32,7 @@ def _check_metrics(metrics: dict, weights: Path) -> None:
     assert metrics["size_bytes"] == sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
 
 
-def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_path, monkeypatch):  # noqa: F811
+def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_path, monkeypatch):
     """One ``gitops eval`` (candidate, baseline, gates, data set) parses the registry once, each file
     once, and resolves its data set once: the Workspace is built once and handed to every step."""
     from gitops.core import cache, reader, schema
@@ -42,7 +41,7 @@ def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_p
     calls = dict.fromkeys(["parse_texts", "parse_model", "parse_dataset", "resolve"], 0)
     for module, name in ((reader, "parse_texts"), (schema, "parse_model"), (schema, "parse_dataset"),
                          (batches, "resolve")):
-        def counting(*args, _real=getattr(module, name), _name=name, **kwargs):  # noqa: ANN202
+        def counting(*args, _real=getattr(module, name), _name=name, **kwargs):  # noqa: B008 - binds this loop's function
             calls[_name] += 1
             return _real(*args, **kwargs)
 
@@ -54,7 +53,7 @@ def test_eval_reads_the_registry_and_resolves_the_data_set_once(eval_repo, tmp_p
     assert calls == {"parse_texts": 1, "parse_model": 1, "parse_dataset": 1, "resolve": 1}
 
 
-def test_peft_lora_candidate_against_hf_production(eval_repo, tmp_path):  # noqa: F811
+def test_peft_lora_candidate_against_hf_production(eval_repo, tmp_path):
     result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v2")
     assert result.exit_code == 0, result.stderr
     assert "against review-autocomplete@production" in result.stderr
@@ -86,7 +85,7 @@ def test_peft_lora_candidate_against_hf_production(eval_repo, tmp_path):  # noqa
     assert "review-autocomplete@v2" in report.stdout and doc.samples[0].prompt.split()[0] in report.stdout
 
 
-def test_ct2_candidate_is_compared_with_its_parent_and_shows_no_curve(eval_repo, tmp_path):  # noqa: F811
+def test_ct2_candidate_is_compared_with_its_parent_and_shows_no_curve(eval_repo, tmp_path):
     """v3 is the int8 conversion of v1: against production (v2 here) and against its parent v1, on the
     same rows with the same settings; it was never trained, so it has no curve, though v1 has one."""
     result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--baseline", f"{MODEL}@v2")
@@ -119,7 +118,7 @@ def test_ct2_candidate_is_compared_with_its_parent_and_shows_no_curve(eval_repo,
     assert all(s.candidate is not None and s.baseline is not None for s in doc.samples)
 
 
-def test_a_parent_that_is_the_baseline_is_measured_once(eval_repo, tmp_path):  # noqa: F811
+def test_a_parent_that_is_the_baseline_is_measured_once(eval_repo, tmp_path):
     result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v3", "--baseline", f"{MODEL}@production")
     assert result.exit_code == 0, result.stderr
     assert "parent loss" not in result.stderr  # no progress stage for a parent: the baseline's numbers serve
@@ -132,7 +131,7 @@ def test_a_parent_that_is_the_baseline_is_measured_once(eval_repo, tmp_path):  #
     assert EvalResults.load(out2).parent is None and EvalResults.load(out2).comparisons == []
 
 
-def test_production_itself_has_no_default_baseline(eval_repo, tmp_path):  # noqa: F811
+def test_production_itself_has_no_default_baseline(eval_repo, tmp_path):
     result, out = _eval(eval_repo, tmp_path, f"{MODEL}@production")
     assert result.exit_code == 0, result.stderr
     assert "no baseline: the candidate is review-autocomplete@production itself" in result.stderr
@@ -142,7 +141,7 @@ def test_production_itself_has_no_default_baseline(eval_repo, tmp_path):  # noqa
     assert doc.gates[0].skipped and doc.gates[0].passed  # relative gate: nothing to compare with
 
 
-def test_tampered_weights_are_refused(eval_repo, tmp_path):  # noqa: F811
+def test_tampered_weights_are_refused(eval_repo, tmp_path):
     target = eval_repo.root / f"models/{MODEL}/v2/adapter_config.json"
     original, mode = target.read_bytes(), target.stat().st_mode
     target.chmod(0o644)  # DVC makes linked (hardlink cache) files read-only
@@ -158,7 +157,7 @@ def test_tampered_weights_are_refused(eval_repo, tmp_path):  # noqa: F811
     assert not out.exists()
 
 
-def test_a_fresh_clone_pulls_weights_and_data_through_dvc(eval_repo, tmp_path):  # noqa: F811
+def test_a_fresh_clone_pulls_weights_and_data_through_dvc(eval_repo, tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(eval_repo.root), str(clone)], check=True)
     assert not (clone / f"models/{MODEL}/v3").exists()
@@ -173,7 +172,7 @@ def test_a_fresh_clone_pulls_weights_and_data_through_dvc(eval_repo, tmp_path): 
     assert doc.dataset.ref == "reviews@v1" and doc.dataset.rows > 0
 
 
-def test_failed_gate_exits_3_after_writing_results(eval_repo, tmp_path):  # noqa: F811
+def test_failed_gate_exits_3_after_writing_results(eval_repo, tmp_path):
     model_yaml = eval_repo.root / "registry" / MODEL / "model.yaml"
     original = model_yaml.read_text()
     try:
@@ -193,14 +192,14 @@ def test_failed_gate_exits_3_after_writing_results(eval_repo, tmp_path):  # noqa
     assert "latency_p95_ms" in report.stdout
 
 
-def test_unknown_dataset_and_missing_recorded_dataset(eval_repo, weights, tmp_path):  # noqa: F811
-    result, out = _eval(eval_repo, tmp_path, f"{MODEL}@v1", "--dataset", "nope@latest")
+def test_unknown_dataset_and_missing_recorded_dataset(eval_repo, weights, tmp_path):
+    result, _out = _eval(eval_repo, tmp_path, f"{MODEL}@v1", "--dataset", "nope@latest")
     assert result.exit_code == 1 and "data set 'nope' does not exist" in result.stderr
     result = run_gitops("eval", "other@v1", cwd=eval_repo.root)
     assert result.exit_code == 1 and "model 'other' does not exist" in result.stderr
 
 
-def test_version_without_dataset_asks_for_one(eval_repo, weights, monkeypatch):  # noqa: F811
+def test_version_without_dataset_asks_for_one(eval_repo, weights, monkeypatch):
     from gitops import api
 
     root = eval_repo.root
@@ -213,11 +212,11 @@ def test_version_without_dataset_asks_for_one(eval_repo, weights, monkeypatch): 
 
 
 @pytest.mark.parametrize("bad", ["--samples=-1", "--max-new-tokens=0", "--device=tpu"])
-def test_bad_options_are_usage_errors(eval_repo, bad):  # noqa: F811
+def test_bad_options_are_usage_errors(eval_repo, bad):
     assert run_gitops("eval", f"{MODEL}@v1", bad, cwd=eval_repo.root).exit_code == 2
 
 
-def test_cuda_without_a_gpu_is_one_sentence(eval_repo, tmp_path):  # noqa: F811
+def test_cuda_without_a_gpu_is_one_sentence(eval_repo, tmp_path):
     import torch
 
     if torch.cuda.is_available():

@@ -7,8 +7,6 @@ import math
 
 import pytest
 
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-
 from gitops.errors import EvalError
 from gitops.eval import harness
 from gitops.eval.harness import MeasureConfig, Prompt
@@ -43,7 +41,7 @@ def test_loss_metrics_mean_over_tokens_and_overflow():
         harness.loss_metrics(0.0, 0)
 
 
-def test_measure_matches_transformers_loss_and_records_samples(base_model_dir):  # noqa: F811
+def test_measure_matches_transformers_loss_and_records_samples(base_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -75,7 +73,7 @@ def test_measure_matches_transformers_loss_and_records_samples(base_model_dir): 
     assert calls[-1] == ("throughput", 3, 3)
 
 
-def test_measure_refuses_empty_inputs(base_model_dir):  # noqa: F811
+def test_measure_refuses_empty_inputs(base_model_dir):
     from gitops.ml.backends import open_backend
 
     with open_backend(base_model_dir, "hf", threads=1) as backend:

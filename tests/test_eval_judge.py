@@ -16,10 +16,8 @@ import pytest
 from gitops.core.settings import JudgeConfig
 from gitops.eval.results import EvalResults
 from tests.conftest import run_gitops
-from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import ratings_repo  # noqa: F401
-from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.eval_fixtures import FAST, MODEL, EvalRepo
+from tests.serve_fixtures import REF, live_server
 
 GOLDEN = Path(__file__).parent / "golden" / "results-v3.json"
 
@@ -43,7 +41,7 @@ class _Settings:
 
 
 @pytest.fixture
-def settings(eval_repo):  # noqa: F811
+def settings(eval_repo):
     s = _Settings(eval_repo)
     yield s
     s.restore()
@@ -70,7 +68,7 @@ def _spy_model_loads(monkeypatch) -> list[str]:
     return opened
 
 
-def test_eval_with_the_judge_in_gitops_yaml(eval_repo, settings, toy_versions, tmp_path, monkeypatch):  # noqa: F811
+def test_eval_with_the_judge_in_gitops_yaml(eval_repo, settings, toy_versions, tmp_path, monkeypatch):
     """gitops.yaml configures the judge; the eval records a judge section whose counts are what the
     server answered (its own request counter) and what ``gitops judge`` finds on the same file."""
     out = tmp_path / "results.json"
@@ -102,7 +100,7 @@ def test_eval_with_the_judge_in_gitops_yaml(eval_repo, settings, toy_versions, t
     assert f"of 5 samples, both orders; consistent {judged.consistent:.0%}" in line
 
 
-def test_an_unreachable_judge_stops_eval_before_any_model_loads(eval_repo, settings, tmp_path,  # noqa: F811
+def test_an_unreachable_judge_stops_eval_before_any_model_loads(eval_repo, settings, tmp_path,
                                                                 monkeypatch):
     opened = _spy_model_loads(monkeypatch)
     settings.write(_judge_yaml("http://127.0.0.1:9"))
@@ -113,7 +111,7 @@ def test_an_unreachable_judge_stops_eval_before_any_model_loads(eval_repo, setti
     assert not out.exists() and opened == []
 
 
-def test_a_pull_requests_own_gitops_yaml_does_not_choose_the_judge(eval_repo, settings, tmp_path):  # noqa: F811
+def test_a_pull_requests_own_gitops_yaml_does_not_choose_the_judge(eval_repo, settings, tmp_path):
     """With --baseline-rev (the evaluate workflow), eval.judge comes from gitops.yaml at that commit:
     the PR's checkout pointing the judge (and the holdout's text) elsewhere is not obeyed."""
     import subprocess
@@ -138,7 +136,7 @@ def test_a_pull_requests_own_gitops_yaml_does_not_choose_the_judge(eval_repo, se
         git("reset", "-q", "--hard", start)
 
 
-def test_a_judge_that_does_not_serve_the_model_and_the_cli_override(eval_repo, settings, toy_versions,  # noqa: F811
+def test_a_judge_that_does_not_serve_the_model_and_the_cli_override(eval_repo, settings, toy_versions,
                                                                     tmp_path, monkeypatch):
     out = tmp_path / "results.json"
     with live_server({"toy@v1": toy_versions["toy@v1"]}) as live:
@@ -154,7 +152,7 @@ def test_a_judge_that_does_not_serve_the_model_and_the_cli_override(eval_repo, s
     assert not out.exists() and opened == []
 
 
-def test_a_missing_token_variable_is_one_sentence(eval_repo, settings, tmp_path, monkeypatch):  # noqa: F811
+def test_a_missing_token_variable_is_one_sentence(eval_repo, settings, tmp_path, monkeypatch):
     monkeypatch.delenv("GITOPS_TEST_JUDGE_TOKEN", raising=False)
     settings.write(_judge_yaml("http://127.0.0.1:9", extra="    token_env: GITOPS_TEST_JUDGE_TOKEN\n"))
     out = tmp_path / "results.json"
@@ -170,7 +168,7 @@ def test_a_missing_token_variable_is_one_sentence(eval_repo, settings, tmp_path,
     ("    token_env: my-token\n", "token_env", "must be the NAME of an environment variable"),
     ("    retries: 3\n", "retries", "unknown key 'retries'"),
 ])
-def test_bad_judge_settings_are_one_sentence_naming_key_and_line(eval_repo, settings, tmp_path,  # noqa: F811
+def test_bad_judge_settings_are_one_sentence_naming_key_and_line(eval_repo, settings, tmp_path,
                                                                  extra, key, words):
     settings.write(_judge_yaml("http://127.0.0.1:9", extra=extra))
     line = settings.path.read_text().splitlines().index(extra.rstrip("\n")) + 1
@@ -188,7 +186,7 @@ def test_bad_judge_settings_are_one_sentence_naming_key_and_line(eval_repo, sett
     ("http://user:pw@judge.example.com",
      "must not carry a password; put secrets in the environment variable named by token_env"),
 ])
-def test_a_bad_judge_endpoint_names_its_line(eval_repo, settings, endpoint, words):  # noqa: F811
+def test_a_bad_judge_endpoint_names_its_line(eval_repo, settings, endpoint, words):
     settings.write(_judge_yaml(endpoint))
     line = settings.path.read_text().splitlines().index(f"    endpoint: {endpoint}") + 1
     res = run_gitops("eval", f"{MODEL}@v3", *FAST, cwd=eval_repo.root)
@@ -196,7 +194,7 @@ def test_a_bad_judge_endpoint_names_its_line(eval_repo, settings, endpoint, word
     assert "pw@" not in res.stderr
 
 
-def test_no_judge_does_not_read_the_judge_settings(eval_repo, settings):  # noqa: F811
+def test_no_judge_does_not_read_the_judge_settings(eval_repo, settings):
     settings.write(_judge_yaml("ftp://bad"))
     res = run_gitops("eval", f"{MODEL}@v3", "--no-judge", "--dataset", "nope@v1", *FAST, cwd=eval_repo.root)
     assert res.exit_code == 1 and "gitops.yaml" not in res.stderr and "nope" in res.stderr
@@ -208,12 +206,12 @@ def test_no_judge_does_not_read_the_judge_settings(eval_repo, settings):  # noqa
     (["--judge-endpoint", "ftp://x", "--judge-model", "m"], "must be an http:// or https:// URL"),
     (["--judge-endpoint", "http://127.0.0.1:9", "--judge-model", "two words"], "without spaces"),
 ])
-def test_judge_options_are_checked(eval_repo, args, words):  # noqa: F811
+def test_judge_options_are_checked(eval_repo, args, words):
     res = run_gitops("eval", f"{MODEL}@v3", *args, *FAST, cwd=eval_repo.root)
     assert res.exit_code == 2 and words in res.stderr
 
 
-def test_no_baseline_means_no_judge_with_a_note(eval_repo):  # noqa: F811
+def test_no_baseline_means_no_judge_with_a_note(eval_repo):
     from gitops import api
 
     ws = api.Workspace(eval_repo.root)
@@ -318,7 +316,7 @@ def test_the_token_named_by_token_env_is_sent_as_a_bearer_token(monkeypatch):
     assert seen == ["Bearer s3cret", "Bearer wrong"]
 
 
-def test_a_classification_model_is_not_judged(ratings_repo, weights):  # noqa: F811
+def test_a_classification_model_is_not_judged(ratings_repo, weights):
     """Labels score a classification model; its free-text outputs are not sent to a judge."""
     from gitops import api
     from tests.prompt_fixtures import DATA

@@ -56,7 +56,7 @@ BILLION_LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
 HOSTILE = [
     "", " ", "\n", "\t", "\x00", "\r\n", "production\n", "staging.", "v0", "v01", "v1\n", "latest", "datasets",
     "../../etc/passwd", "/abs/path", "a/b", "C:\\x", "-", "--help", "--output=/tmp/gitops-fuzz", "-C", "@", "@@",
-    "x@", "@v1", f"{MODEL}@", f"{MODEL}@@v1", f"{MODEL}@../x", "HEAD~999", "HEAD^{tree}", "💥", "ｆｕｌｌ",
+    "x@", "@v1", f"{MODEL}@", f"{MODEL}@@v1", f"{MODEL}@../x", "HEAD~999", "HEAD^{tree}", "💥", "ｆｕｌｌ",  # noqa: RUF001 - full-width letters on purpose
     "a\u2028b", "\ud800", "x" * 70, "x" * 100_000, "9" * 400, "9" * 5000, "1e999", "-1e999", "nan", ".inf",
     "0x1f", "0o17", "2024-13-45", "~", "null", "yes", "on", "*a", "&a x", "!!python/object/apply:os.system [x]",
     "<<: {a: 1}", "? x", "[" * 200, "{" * 200, "{text}", "{text!r}", "{text:>200000000}", "{0}", "{}", "{{", "}",

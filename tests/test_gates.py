@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from gitops.core.schema import Gate
 from gitops.eval.gates import check_bound, describe_gate, evaluate_gates, format_number, format_pair
 from gitops.eval.results import GateResult
-from gitops.core.schema import Gate
 
 
 def one(gate: Gate, candidate: dict, baseline: dict | None) -> GateResult:

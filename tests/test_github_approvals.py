@@ -7,7 +7,10 @@ from click.testing import CliRunner
 
 from gitops.adapters.github import connect
 from gitops.github.approvals import check_approvals
-from tests.github_fixtures import REPO, Site, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import REPO, Site
+
+# every test here in its own HOME, no GitHub variables, no retries (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("github_env")
 
 PROD = "registry/review/aliases/production.yaml"
 STAGING = "registry/review/aliases/staging.yaml"
@@ -110,7 +113,7 @@ def test_unknown_team_is_a_github_error(site: Site) -> None:
 
     site.commit_files("main", {".github/CODEOWNERS": f"/{PROD} @acme/ghosts\n"})
     number = site.pull_request("prod-v2", {PROD: "version: v2\n"}, author="bob")
-    with pytest.raises(GithubError, match="team @acme/ghosts.*read:org"):
+    with pytest.raises(GithubError, match=r"team @acme/ghosts.*read:org"):
         _check(site, number)
 
 

@@ -24,7 +24,10 @@ from click.testing import CliRunner
 
 from gitops.adapters.github import connect
 from gitops.github.approvals import check_approvals
-from tests.github_fixtures import MD5, MODEL_YAML, REPO, Site, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import MD5, MODEL_YAML, REPO, Site
+
+# every test here in its own HOME, no GitHub variables, no retries (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("github_env")
 
 PROD = "registry/review/aliases/production.yaml"
 STAGING = "registry/review/aliases/staging.yaml"

@@ -7,7 +7,10 @@ import pytest
 from gitops.adapters.github import connect
 from gitops.errors import GithubError
 from gitops.github.comments import append_step_summary, post_sticky_comment
-from tests.github_fixtures import REPO, Site, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import REPO, Site
+
+# every test here in its own HOME, no GitHub variables, no retries (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("github_env")
 
 MARKER = "<!-- gitops-report model=review alias=staging -->"
 
@@ -50,7 +53,7 @@ def test_github_errors_become_one_sentence(site: Site, monkeypatch) -> None:
     gh = connect(REPO, token=site.tokens["bob"], base_url=site.url)
     with pytest.raises(GithubError, match=r"found nothing while reading pull request #99"):
         gh.pull(99)
-    with pytest.raises(GithubError, match="cannot reach GitHub at http://127.0.0.1:9"):
+    with pytest.raises(GithubError, match=r"cannot reach GitHub at http://127.0.0.1:9"):
         connect(REPO, token="t", base_url="http://127.0.0.1:9").pull(1)
     with pytest.raises(GithubError, match="GITHUB_TOKEN is not set"):
         connect(REPO)

@@ -6,9 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 import requests
 
-from tests.github_fixtures import REPO, Site, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import REPO, Site
+
+# every test here in its own HOME, no GitHub variables, no retries (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("github_env")
 
 
 def test_a_bad_request_body_is_a_violation(site: Site) -> None:

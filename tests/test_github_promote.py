@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from gitops.cli import main
-from tests.github_fixtures import REPO, Site, git, github_env, site  # noqa: F401 - fixtures
+from tests.github_fixtures import REPO, Site, git
+
+# every test here in its own HOME, no GitHub variables, no retries (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("github_env")
 
 
 def test_promote_makes_a_local_branch_and_commit_only(site: Site) -> None:
@@ -33,7 +37,8 @@ def test_promote_pr_opens_a_pull_request_with_the_alias_file(site: Site, monkeyp
     assert "from `v1` to `v2`" in pull.body and "Why: beats v1 on loss" in pull.body
     files = site.em.changed_files(pull)
     assert [(f["filename"], f["status"]) for f in files] == [("registry/review/aliases/production.yaml", "modified")]
-    assert site.em.blob(pull.head, "registry/review/aliases/production.yaml") == b"version: v2\nnote: beats v1 on loss\n"
+    assert site.em.blob(pull.head, "registry/review/aliases/production.yaml") == \
+        b"version: v2\nnote: beats v1 on loss\n"
 
 
 def test_promote_pr_checks_repository_and_token_first_and_a_failed_try_leaves_nothing(site: Site, monkeypatch) -> None:
@@ -48,7 +53,8 @@ def test_promote_pr_checks_repository_and_token_first_and_a_failed_try_leaves_no
         assert site.em.pulls == {} and git(site.work, "status", "--porcelain") == ""
 
     def promote(*extra: str) -> str:
-        res = CliRunner().invoke(main, ["promote", "review@v3", "--to", "staging", "--pr", *extra, "-C", str(site.work)])
+        res = CliRunner().invoke(main, ["promote", "review@v3", "--to", "staging", "--pr", *extra,
+                                        "-C", str(site.work)])
         assert res.exit_code == 1 and "Traceback" not in res.output, res.output
         nothing_left()
         return res.output

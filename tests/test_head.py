@@ -20,7 +20,6 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from tests.conftest import git_state, run_gitops
 from tests.eval_fixtures import _isolate
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 from tests.prompt_fixtures import TASK_BLOCK, review_rows
 
 MODEL, BASE, DATA = "ratings", "ratings-base", "reviews"
@@ -50,7 +49,7 @@ class HeadRepo:
 
 
 @pytest.fixture(scope="module")
-def head_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> HeadRepo:  # noqa: F811
+def head_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> HeadRepo:
     import torch
 
     torch.set_num_threads(1)
@@ -145,11 +144,12 @@ def test_predict_gives_every_label_a_probability_and_is_never_invalid(head_repo:
     out = head_repo.tmp / "head.parquet"
     res = run_gitops("predict", f"{MODEL}@v2", "--dataset", f"{DATA}@v1", "--out", str(out), cwd=head_repo.root)
     assert res.exit_code == 0, res.stderr
-    assert [json.loads(r["probabilities"]) for r in pq.read_table(out).to_pylist()] == [p["probabilities"] for p in head]
+    stored = [json.loads(r["probabilities"]) for r in pq.read_table(out).to_pylist()]
+    assert stored == [p["probabilities"] for p in head]
 
 
 def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo: HeadRepo,
-                                                                     base_model_dir: Path) -> None:  # noqa: F811
+                                                                     base_model_dir: Path) -> None:
     """Independent of gitops' batching, padding and pooling: one row at a time through transformers,
     the last token's final hidden state, the head's weights applied by hand with numpy."""
     import numpy as np
@@ -160,7 +160,8 @@ def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo:
     head = predicted(head_repo, f"{MODEL}@v2", "again.jsonl")
     files = head_repo.root / head_repo.first["version"].path
     w = load_file(str(files / "head.safetensors"))
-    model, tok = AutoModelForCausalLM.from_pretrained(base_model_dir).eval(), AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
     texts = {r["id"]: f"Review: {r['text']}" for r in split_rows(head_repo, f"{DATA}@v1", "test")}
     for p in head:
         with torch.no_grad():
@@ -173,7 +174,7 @@ def test_the_probabilities_are_the_heads_on_an_unbatched_forward_pass(head_repo:
         assert list(p["probabilities"].values()) == pytest.approx(list(want), abs=1e-4)
 
 
-def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path) -> None:  # noqa: F811
+def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path) -> None:
     """layer 1 of the 2-layer toy is its first block's output (the forward stops there), -1 the
     decoder's output, mean the average over the real tokens; padding in a batch changes nothing."""
     import torch
@@ -182,7 +183,8 @@ def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path
     from gitops.errors import ConfigError
     from gitops.ml.embed import Embedder, Pooling
 
-    model, tok = AutoModelForCausalLM.from_pretrained(base_model_dir).eval(), AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
     texts = ["Review: good solid pleasant item number 8", "Review: awful"]
     with torch.no_grad():
         states = [model.get_decoder()(torch.tensor([tok(t)["input_ids"]]), output_hidden_states=True) for t in texts]
@@ -199,7 +201,7 @@ def test_pooling_and_layers_read_the_hidden_state_they_name(base_model_dir: Path
     hook.remove()
     assert ran == []  # the block after the chosen layer never ran
     for layer in (3, -3, 0):
-        with pytest.raises(ConfigError, match="has 2 layers|3 layers|layers"):
+        with pytest.raises(ConfigError, match=r"has 2 layers|3 layers|layers"):
             Embedder(model, tok, Pooling("last", layer, 64))
 
 
@@ -223,14 +225,15 @@ def test_a_head_json_that_is_not_one_is_refused(tmp_path: Path, change: dict, ke
         read_spec(tmp_path)
 
 
-def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(base_model_dir: Path,  # noqa: F811
+def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(base_model_dir: Path,
                                                                               tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gitops.ml import embcache
     from gitops.ml.embed import Embedder, Pooling
 
-    model, tok = AutoModelForCausalLM.from_pretrained(base_model_dir).eval(), AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
     embedder = Embedder(model, tok, Pooling("last", -1, 64))
     texts = [f"Review: {r['text']}" for r in review_rows(12)]
     key = embcache.EmbedKey("a" * 32, embcache.template_md5("Review: {text}"), "last", -1, 64)
@@ -247,13 +250,13 @@ def test_the_cache_key_misses_on_template_base_and_data_and_hits_on_the_same(bas
     other_pooling = embcache.EmbedKey(key.base_md5, key.template_md5, "mean", -1, 64)
     for changed in (other_template, other_base, other_pooling):
         assert run(changed, "reviews-v1md5", texts).embedded == 12
-    grown = run(key, "reviews-v2md5", texts + ["Review: a new row", "Review: another new row"])
+    grown = run(key, "reviews-v2md5", [*texts, "Review: a new row", "Review: another new row"])
     assert (grown.embedded, grown.reused) == (2, 12)  # a new data set version: only its new rows
     assert (grown.vectors[:12] == first.vectors).all()
     # a tampered entry is never used: it is rebuilt (the old rows from the v1 entry, the new ones embedded)
     vectors = grown.entry / embcache.VECTORS
     vectors.write_bytes(vectors.read_bytes()[:-8] + b"\0" * 8)
-    rebuilt = run(key, "reviews-v2md5", texts + ["Review: a new row", "Review: another new row"])
+    rebuilt = run(key, "reviews-v2md5", [*texts, "Review: a new row", "Review: another new row"])
     assert (rebuilt.embedded, rebuilt.reused) == (2, 12) and (rebuilt.vectors == grown.vectors).all()
 
 
@@ -283,9 +286,9 @@ def test_compare_eval_and_report_treat_a_head_as_a_variant(head_repo: HeadRepo) 
     res = run_gitops("compare", f"{MODEL}@v1", f"{MODEL}@v2", "--dataset", f"{DATA}@v1", "--json", cwd=root)
     assert res.exit_code == 0, res.stderr
     table = json.loads(res.stdout)
-    zero, head = table["variants"]
+    _zero, head = table["variants"]
     assert head["kind"] == "head mlp, last of layer -1" and head["invalid_rate"] == 0.0
-    low, high = head["delta_vs_first_ci"]
+    low, _high = head["delta_vs_first_ci"]
     assert low > 0  # the head beats zero-shot by an interval that excludes 0
     out = head_repo.tmp / "results.json"
     res = run_gitops("eval", f"{MODEL}@v2", "--baseline", f"{MODEL}@v1", "--dataset", f"{DATA}@v1", "--out",
@@ -362,7 +365,8 @@ def test_serve_answers_a_head_version_as_predict_does(head_repo: HeadRepo) -> No
             assert choice.classification["label"] == p["prediction"] and choice.classification["matched"] is True
             assert choice.classification["probabilities"] == pytest.approx(p["probabilities"], abs=1e-6)
         assert resp.usage.prompt_tokens == sum(p["prompt_tokens"] for p in want) and resp.usage.completion_tokens == 0
-        chat = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": texts[want[0]["key"]]}])
+        chat = client.chat.completions.create(model=MODEL,
+                                              messages=[{"role": "user", "content": texts[want[0]["key"]]}])
         assert chat.choices[0].message.content == want[0]["prediction"]
         chunks = list(client.completions.create(model=MODEL, prompt=texts[want[1]["key"]], stream=True))
         assert "".join(c.choices[0].text for c in chunks if c.choices) == want[1]["prediction"]
@@ -372,7 +376,7 @@ def test_serve_answers_a_head_version_as_predict_does(head_repo: HeadRepo) -> No
 
 
 def test_lora_plus_head_trains_the_base_with_the_head_and_runs_merged(head_repo: HeadRepo,
-                                                                      base_model_dir: Path) -> None:  # noqa: F811
+                                                                      base_model_dir: Path) -> None:
     """The next rung: LoRA layers trained together with the head. The version stores both; predict
     runs the base with the adapter merged in, checked against peft's own merge and the head by hand."""
     import numpy as np

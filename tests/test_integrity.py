@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_gitops
-from tests.eval_fixtures import FAST, MODEL, EvalRepo, eval_repo  # noqa: F401
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
+from tests.eval_fixtures import FAST, MODEL, EvalRepo
 
 
 def _object(remote: Path, md5: str) -> Path:
@@ -54,7 +53,7 @@ def _corrupt(path: Path, data: bytes | None = None) -> None:
     path.write_bytes(data if data is not None else body[:-8] + bytes(b ^ 0xFF for b in body[-8:]))
 
 
-def test_eval_refuses_a_file_corrupted_on_the_remote(eval_repo, tmp_path):  # noqa: F811
+def test_eval_refuses_a_file_corrupted_on_the_remote(eval_repo, tmp_path):
     clone, remote = _clone_with_fresh_remote(eval_repo, tmp_path)
     _md5, entries = _manifest(eval_repo, "v2")
     [weights] = [e for e in entries if e["relpath"].endswith(".safetensors")]
@@ -74,7 +73,7 @@ def test_eval_refuses_a_file_corrupted_on_the_remote(eval_repo, tmp_path):  # no
     assert result.exit_code == 0, result.stderr
 
 
-def test_eval_refuses_a_manifest_corrupted_on_the_remote(eval_repo, tmp_path):  # noqa: F811
+def test_eval_refuses_a_manifest_corrupted_on_the_remote(eval_repo, tmp_path):
     """The ``.dir`` manifest itself is checked against the md5 the registry records: a remote that
     serves a manifest listing other files (here: v1's weights under v2's name) is refused."""
     clone, remote = _clone_with_fresh_remote(eval_repo, tmp_path)
@@ -88,7 +87,7 @@ def test_eval_refuses_a_manifest_corrupted_on_the_remote(eval_repo, tmp_path):  
     assert v2_md5 in result.stderr
 
 
-def test_convert_refuses_a_file_corrupted_on_the_remote(eval_repo, tmp_path):  # noqa: F811
+def test_convert_refuses_a_file_corrupted_on_the_remote(eval_repo, tmp_path):
     """Conversion goes through the same door: the corrupted source is never converted or registered."""
     clone, remote = _clone_with_fresh_remote(eval_repo, tmp_path)
     _md5, entries = _manifest(eval_repo, "v1")
@@ -102,7 +101,7 @@ def test_convert_refuses_a_file_corrupted_on_the_remote(eval_repo, tmp_path):  #
                           text=True).stdout == head
 
 
-def test_a_locally_edited_file_is_named(eval_repo, tmp_path):  # noqa: F811
+def test_a_locally_edited_file_is_named(eval_repo, tmp_path):
     """Files already on disk are hashed too (no trust in DVC's state database): an edited file is
     named, an extra file is named, and both are left for the user to restore."""
     clone, _remote = _clone_with_fresh_remote(eval_repo, tmp_path)
@@ -117,7 +116,7 @@ def test_a_locally_edited_file_is_named(eval_repo, tmp_path):  # noqa: F811
     assert extra.exists()
 
 
-def test_the_pulled_copy_verifies_when_nothing_was_tampered(eval_repo, tmp_path):  # noqa: F811
+def test_the_pulled_copy_verifies_when_nothing_was_tampered(eval_repo, tmp_path):
     from gitops.core.materialize import version_files
     from gitops.core.workspace import Workspace
 
@@ -128,7 +127,7 @@ def test_the_pulled_copy_verifies_when_nothing_was_tampered(eval_repo, tmp_path)
     assert (path / "config.json").is_file()
 
 
-def test_without_the_cache_the_files_must_make_the_recorded_manifest(eval_repo, tmp_path):  # noqa: F811
+def test_without_the_cache_the_files_must_make_the_recorded_manifest(eval_repo, tmp_path):
     """Weights on disk but the DVC cache cleared: the manifest the files make (as ``dvc add`` would
     write it) must have the recorded md5, so an unchanged copy passes and an edited one does not."""
     from gitops.core.materialize import version_files
@@ -148,7 +147,7 @@ def test_without_the_cache_the_files_must_make_the_recorded_manifest(eval_repo, 
         version_files(ws, model.name, v1)
 
 
-def test_a_tampered_cached_base_model_is_refused(eval_repo, base_model_dir, tmp_path, monkeypatch):  # noqa: F811
+def test_a_tampered_cached_base_model_is_refused(eval_repo, base_model_dir, tmp_path, monkeypatch):
     """The embedded base in the cache (``~/.cache/gitops`` on a runner) is hashed on every use: a
     LoRA version evaluated on a base whose config someone edited is refused in one sentence."""
     cache = tmp_path / "cache"

@@ -50,7 +50,7 @@ def test_reads_are_bounded(tmp_path: Path) -> None:
     sparse = tmp_path / "huge.json"
     with sparse.open("wb") as fh:
         fh.truncate(10 * 1024**3)  # 10 GB that take no disk: refused by size, never read
-    with pytest.raises(jsonio.TooLarge, match="huge.json: larger than 1 MiB"):
+    with pytest.raises(jsonio.TooLarge, match=r"huge.json: larger than 1 MiB"):
         jsonio.load_file(sparse, 1024 * 1024)
     with pytest.raises(jsonio.TooLarge):  # a device that never ends: the read stops past the limit
         jsonio.read_bounded(Path("/dev/zero"), 4096)

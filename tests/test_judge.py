@@ -13,8 +13,7 @@ import pytest
 
 from gitops.eval.judge import sample_score, summarize, verdict
 from tests.conftest import run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import REF, live_server
 
 GOLDEN = Path(__file__).parent / "golden" / "results-v3.json"
 
@@ -99,7 +98,7 @@ def echo_judge(reply: str = "A"):
         def do_GET(self) -> None:  # the http.server API names it
             self._send(200, {"data": [{"id": "judge"}, {"id": f"seen {self.headers.get('Authorization')}"}]})
 
-        def do_POST(self) -> None:  # noqa: N802 - idem
+        def do_POST(self) -> None:  # idem
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if body["model"] != "judge":
                 self._send(500, {"error": f"no model; you sent Authorization: {self.headers.get('Authorization')}, "

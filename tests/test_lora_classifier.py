@@ -18,7 +18,6 @@ import pytest
 from gitops.ml.prompting import Pair
 from gitops.train.lora import _collate, _encode
 from tests.eval_fixtures import _isolate
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 LABELS = ["terrible", "poor", "okay", "fine", "great"]   # one toy token each (the toy never saw a digit)
 TASK = ('input: "Review: {text}\\nVerdict:"\nlabel: verdict\nlabels: [' + ", ".join(f'"{x}"' for x in LABELS)
@@ -36,7 +35,7 @@ def long_rows(n: int) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, ml_cache_dir: Path, base_model_dir: Path):  # noqa: F811
+def trained(tmp_path_factory: pytest.TempPathFactory, ml_cache_dir: Path, base_model_dir: Path):
     """A toy repository with long reviews and a 20-step LoRA fine-tune of a classification model
     (peft-lora on the registered toy base), its test rows predicted by free decoding."""
     import os
@@ -91,13 +90,13 @@ def test_probabilities_come_with_free_decoding(trained) -> None:
     assert result.scores.log_loss is not None and result.scores.ece is not None
 
 
-def toy_tokenizer(base_model_dir: Path):  # noqa: F811
+def toy_tokenizer(base_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(base_model_dir)
 
 
-def test_a_long_row_keeps_its_label_and_end_token_and_loses_its_inputs_middle(base_model_dir: Path) -> None:  # noqa: F811
+def test_a_long_row_keeps_its_label_and_end_token_and_loses_its_inputs_middle(base_model_dir: Path) -> None:
     tok = toy_tokenizer(base_model_dir)
     row = long_rows(1)[0]
     pair: Pair = (f"Review: {row['text']}\nVerdict:", f" {row['verdict']}")
@@ -109,7 +108,7 @@ def test_a_long_row_keeps_its_label_and_end_token_and_loses_its_inputs_middle(ba
     assert ids[0] == full[0] and tok.decode(ids[context - 8:context]).endswith("\nVerdict:")  # the start and the end
     batch = _collate(1)([(ids, context)])
     learned = [t for t in batch["labels"][0].tolist() if t != -100]
-    assert learned == label + [tok.eos_token_id]                    # the loss: the label and the end token
+    assert learned == [*label, tok.eos_token_id]                    # the loss: the label and the end token
     [(whole, none)] = _encode(tok, [pair], MAX_LENGTH)               # loss: all (other prompt/response configs)
     assert whole == ids and none == 0
     [(plain, _)] = _encode(tok, [pair[0] + pair[1]], MAX_LENGTH)      # plain text is still cut at its end
@@ -121,7 +120,7 @@ def test_loss_response_needs_a_response() -> None:
     from gitops.train.train_config import from_dict
 
     cfg = {"base_model": "b", "dataset": "d@v1", "output": {"model": "m"}, "prompt": {"loss": "response"}}
-    with pytest.raises(ConfigError, match="prompt.loss is response but prompt.response is not set"):
+    with pytest.raises(ConfigError, match=r"prompt.loss is response but prompt.response is not set"):
         from_dict(cfg)
     assert from_dict({**cfg, "prompt": {"response": "{text}", "loss": "response"}}).to_dict()["prompt"]["loss"] \
         == "response"

@@ -16,7 +16,7 @@ import pytest
 
 from gitops import yamlio
 from tests.conftest import run_gitops
-from tests.train_fixtures import base_model_dir, tiny_config  # noqa: F401
+from tests.train_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
 MODEL = "review-autocomplete"
@@ -30,7 +30,7 @@ def _dir_bytes(path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def lora_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path):  # noqa: F811
+def lora_repo(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path):
     """A repo with the toy base registered as ``tiny-base@v1``, reviews@v1, and ``MODEL@v1``: a LoRA
     run on that base (so a peft-lora version)."""
     from gitops import api
@@ -80,7 +80,7 @@ def test_a_lora_version_stores_the_adapter_alone_pinned_to_its_base(lora_repo) -
     assert (event["new_format"], event["new_base"]) == ("peft-lora", f"{BASE}@v1")
 
 
-def test_eval_and_convert_use_the_merged_weights_and_agree_with_a_merge_by_hand(lora_repo, base_model_dir,  # noqa: F811
+def test_eval_and_convert_use_the_merged_weights_and_agree_with_a_merge_by_hand(lora_repo, base_model_dir,
                                                                                  tmp_path) -> None:
     """The merge by hand, registered the old way (a merged hf copy), scores what the peft-lora
     version scores; so does its CTranslate2 float32 conversion, which is a full model."""

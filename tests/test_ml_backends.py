@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 from gitops.convert.ct2 import convert_to_ct2
 from gitops.errors import ConfigError, NotFoundError
@@ -14,7 +13,7 @@ PROMPTS = ["This product is", "I regret buying this", "The battery",
 
 
 @pytest.fixture(scope="module")
-def backends(base_model_dir, tmp_path_factory):  # noqa: F811
+def backends(base_model_dir, tmp_path_factory):
     ct2_dir = convert_to_ct2(base_model_dir, tmp_path_factory.mktemp("b") / "f32", "float32")
     hf, ct2 = open_backend(base_model_dir, "hf", threads=1), open_backend(ct2_dir, "ct2", threads=1)
     yield hf, ct2
@@ -62,16 +61,16 @@ def test_long_prompt_is_truncated_not_an_error(backends):
         assert n == 127 and nll > 0
 
 
-def test_open_errors(tmp_path, base_model_dir):  # noqa: F811
+def test_open_errors(tmp_path, base_model_dir):
     with pytest.raises(ConfigError, match="Unknown model format 'onnx'"):
         open_backend(base_model_dir, "onnx")
     with pytest.raises(NotFoundError, match="does not exist"):
         open_backend(tmp_path / "nope", "hf")
     with pytest.raises(NotFoundError, match="not a CTranslate2 model"):
         open_backend(base_model_dir, "ct2")
-    with pytest.raises(NotFoundError, match="no config.json"):
+    with pytest.raises(NotFoundError, match=r"no config.json"):
         open_backend(tmp_path, "hf")
-    with pytest.raises(NotFoundError, match="adapter_config.json"):
+    with pytest.raises(NotFoundError, match=r"adapter_config.json"):
         open_backend(base_model_dir, "peft-lora")
 
 

@@ -6,15 +6,14 @@ import json
 import re
 
 import pytest
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
-from gitops.ml.corpus import load_corpus
 from gitops.errors import TrainError
 from gitops.ml import basemodel
+from gitops.ml.corpus import load_corpus
 
 
 @pytest.fixture(scope="module")
-def loaded(base_model_dir):  # noqa: F811
+def loaded(base_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(base_model_dir), AutoTokenizer.from_pretrained(
@@ -44,7 +43,7 @@ def test_greedy_completion_is_corpus_words(loaded):
     assert words and sum(w.lower() in vocab for w in words) >= max(1, len(words) // 2), text
 
 
-def test_cache_is_reused(base_model_dir, ml_cache_dir):  # noqa: F811
+def test_cache_is_reused(base_model_dir, ml_cache_dir):
     marker = base_model_dir / basemodel.MARKER
     before = marker.stat().st_mtime_ns
     calls = []

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.ml_fixtures import base_model_dir, make_lora_adapter, ml_cache_dir  # noqa: F401
 
 from gitops.convert.ct2 import META_FILE, convert_to_ct2
 from gitops.errors import ConvertError, NotFoundError
 from gitops.ml.backends import open_backend
 from gitops.ml.loading import adapter_base, load_hf, load_peft, merge_adapter
+from tests.ml_fixtures import make_lora_adapter
 
 TEXTS = ["I love this blender. Five stars from me.",
          "Worst toaster I have ever owned. The handle is flimsy and the lid feels cheap. Save your money.",
@@ -18,13 +18,13 @@ TEXTS = ["I love this blender. Five stars from me.",
 
 
 @pytest.fixture(scope="module")
-def ct2_dirs(base_model_dir, tmp_path_factory):  # noqa: F811
+def ct2_dirs(base_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ct2")
     return {q: convert_to_ct2(base_model_dir, root / q, q) for q in ("int8", "float32")}
 
 
 @pytest.fixture(scope="module")
-def adapter_dir(base_model_dir, tmp_path_factory):  # noqa: F811
+def adapter_dir(base_model_dir, tmp_path_factory):
     return make_lora_adapter(base_model_dir, tmp_path_factory.mktemp("lora") / "adapter")
 
 
@@ -42,7 +42,7 @@ def test_ct2_generates_text(ct2_dirs):
     assert gen.text.strip() and 1 <= gen.new_tokens <= 8 and gen.seconds > 0
 
 
-def test_hf_and_ct2_float32_scores_agree(base_model_dir, ct2_dirs):  # noqa: F811
+def test_hf_and_ct2_float32_scores_agree(base_model_dir, ct2_dirs):
     with open_backend(base_model_dir, "hf", threads=1) as hf:
         ref = hf.score(TEXTS, batch_size=2)
     with open_backend(ct2_dirs["float32"], "ct2", threads=1) as ct2:
@@ -55,7 +55,7 @@ def test_hf_and_ct2_float32_scores_agree(base_model_dir, ct2_dirs):  # noqa: F81
         assert abs(a - c) <= 0.1 * a  # int8 is close, not equal
 
 
-def test_reconverting_replaces_output(base_model_dir, tmp_path):  # noqa: F811
+def test_reconverting_replaces_output(base_model_dir, tmp_path):
     out = tmp_path / "m"
     convert_to_ct2(base_model_dir, out, "int8")
     (out / "stale.txt").write_text("old")
@@ -64,7 +64,7 @@ def test_reconverting_replaces_output(base_model_dir, tmp_path):  # noqa: F811
     assert json.loads((out / META_FILE).read_text())["quantization"] == "int16"
 
 
-def test_lora_adapter_loads_merges_and_converts(base_model_dir, adapter_dir, tmp_path):  # noqa: F811
+def test_lora_adapter_loads_merges_and_converts(base_model_dir, adapter_dir, tmp_path):
     assert adapter_base(adapter_dir) == base_model_dir  # recorded in adapter_config.json
     model, tok = load_peft(adapter_dir)
     assert type(model).__name__.startswith("Peft") and tok.unk_token == "<unk>"
@@ -79,7 +79,7 @@ def test_lora_adapter_loads_merges_and_converts(base_model_dir, adapter_dir, tmp
         converted = ct2_b.score(TEXTS)
     with open_backend(base_model_dir, "hf", threads=1) as base_b:
         base = base_b.score(TEXTS)
-    for (a, _), (b, _), (c, _) in zip(tuned, converted, base):
+    for (a, _), (b, _), (_c, _) in zip(tuned, converted, base):
         assert abs(a - b) <= 0.01 * a  # the conversion kept the adapter's effect
     assert max(abs(a - c) for (a, _), (c, _) in zip(tuned, base)) > 1e-3  # and it had one
 
@@ -89,19 +89,19 @@ def test_lora_adapter_loads_merges_and_converts(base_model_dir, adapter_dir, tmp
     ({"fmt": "ct2"}, ConvertError, "already in CTranslate2 format"),
     ({"fmt": "onnx"}, ConvertError, "Cannot convert format 'onnx'"),
 ])
-def test_bad_arguments(base_model_dir, tmp_path, kwargs, err, words):  # noqa: F811
+def test_bad_arguments(base_model_dir, tmp_path, kwargs, err, words):
     with pytest.raises(err, match=words):
         convert_to_ct2(base_model_dir, tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_and_wrong_sources(tmp_path, base_model_dir):  # noqa: F811
+def test_missing_and_wrong_sources(tmp_path, base_model_dir):
     with pytest.raises(NotFoundError, match="does not exist"):
         convert_to_ct2(tmp_path / "nope", tmp_path / "out")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConvertError, match="no config.json"):
+    with pytest.raises(ConvertError, match=r"no config.json"):
         convert_to_ct2(tmp_path / "empty", tmp_path / "out")
-    with pytest.raises(ConvertError, match="no adapter_config.json"):
+    with pytest.raises(ConvertError, match=r"no adapter_config.json"):
         convert_to_ct2(base_model_dir, tmp_path / "out", fmt="peft-lora")
 
 
@@ -126,7 +126,7 @@ def test_unconvertible_architecture(tmp_path):
         convert_to_ct2(tmp_path / "b", tmp_path / "out", "int8")
 
 
-def test_corrupt_weights_are_a_clear_error(base_model_dir, tmp_path):  # noqa: F811
+def test_corrupt_weights_are_a_clear_error(base_model_dir, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     for f in base_model_dir.iterdir():

@@ -7,14 +7,12 @@ import pytest
 
 from gitops.errors import ConfigError
 from gitops.ml.backends import Sampling, open_backend
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import toy_ct2  # noqa: F401
 
 PROMPTS = ["The chocolate tour was excellent,", "Bad kettle", "I regret buying this"]
 
 
 @pytest.fixture(scope="module", params=["ct2", "hf"])
-def backend(request, base_model_dir, toy_ct2):  # noqa: F811
+def backend(request, base_model_dir, toy_ct2):
     path = toy_ct2 if request.param == "ct2" else base_model_dir
     with open_backend(path, request.param, threads=1) as b:
         yield b
@@ -34,7 +32,7 @@ def test_rows_have_their_own_limits_and_the_callback_sees_every_token(backend):
     new = backend.generate_tokens(ids(backend), [3, 1, 20],
                                   on_token=lambda row, token: seen[row].append(token) or False)
     assert len(new[0]) == 3 and len(new[1]) == 1 and 1 <= len(new[2]) <= 20
-    assert seen == {i: t for i, t in enumerate(new)}  # in order, end token never passed on
+    assert seen == dict(enumerate(new))  # in order, end token never passed on
     assert all(backend.tokenizer.eos_token_id not in row for row in new)
 
 

@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 from tests.act_helpers import pull_request_event, run_act
-from tests.prloop_fixtures import (MODEL, PRODUCTION_BRANCH, REPO, STAGING_BRANCH, Loop, act_env, act_secrets,
-                                   build_loop, isolated_environ)
+from tests.prloop_fixtures import (
+    MODEL,
+    PRODUCTION_BRANCH,
+    REPO,
+    STAGING_BRANCH,
+    Loop,
+    act_env,
+    act_secrets,
+    build_loop,
+    isolated_environ,
+)
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 

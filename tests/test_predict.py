@@ -15,14 +15,7 @@ from gitops.data import batches
 from gitops.predict import pipeline
 from gitops.predict.scoring import score
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import (  # noqa: F401
-    DATA,
-    MODEL,
-    ratings_repo,
-    toy_ratings_repo,
-    write_prompt,
-)
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 TASK_LABELS = ["1", "2", "3", "4", "5"]
 
@@ -128,7 +121,9 @@ def test_an_interrupted_prediction_resumes_where_it_stopped(toy_ratings_repo: Pa
         fh.write('{"key": "r0')            # a kill in the middle of a write leaves a torn line
     again = pipeline.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8)
     assert again.resumed == 16 and again.rows == whole.rows == 60
-    timeless = lambda rows: [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
+    def timeless(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
+
     assert timeless(read_out(out)) == timeless(read_out(tmp_path / "whole.jsonl"))  # greedy: as if never stopped
     assert not partial.exists()
 

@@ -15,13 +15,7 @@ import pytest
 from gitops.core.workspace import Workspace
 from gitops.predict import output, pipeline
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import (  # noqa: F401
-    DATA,
-    MODEL,
-    ratings_repo,
-    toy_ratings_repo,
-)
+from tests.prompt_fixtures import DATA, MODEL
 
 LABELS = ["1", "2", "3", "4", "5"]
 
@@ -103,7 +97,7 @@ def test_a_partial_file_with_foreign_lines_is_refused(toy_ratings_repo: Path, tm
         "a row number past the end": {**line, "row": 60},
         "a prediction that is no label": {**line, "prediction": "=HYPERLINK(1)"},
         "the same row twice": json.loads(rest[0]) | {"row": line["row"], "digest": line["digest"]},
-        "a probability out of range": {**line, "probabilities": {k: 2.0 for k in LABELS}},
+        "a probability out of range": {**line, "probabilities": dict.fromkeys(LABELS, 2.0)},
     }
     for what, bad in forged.items():
         partial.write_text("\n".join([header, first, json.dumps(bad), *rest[1:]]) + "\n")

@@ -18,7 +18,7 @@ import yaml
 from gitops.core.promptspec import config_hash
 from gitops.core.workspace import Workspace
 from tests.conftest import run_gitops
-from tests.prompt_fixtures import DATA, MODEL, ratings_repo, write_prompt  # noqa: F401 - fixtures
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 MODEL_FILE = f"registry/{MODEL}/model.yaml"
 EVIL = {"template": "{sample:>300}{task.__class__}", "generation": {"max_new_tokens": 500, "temperature": 2.0}}

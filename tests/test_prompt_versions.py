@@ -10,7 +10,7 @@ import pytest
 
 from gitops import yamlio
 from tests.conftest import git_state, run_gitops
-from tests.prompt_fixtures import BASE, MODEL, ratings_repo, write_prompt  # noqa: F401
+from tests.prompt_fixtures import BASE, MODEL, write_prompt
 
 
 def add(repo: Path, config: Path, *extra: str):
@@ -97,7 +97,8 @@ def test_a_template_naming_a_missing_column_is_refused(ratings_repo: Path, tmp_p
     other = tmp_path / "other.jsonl"
     other.write_text("".join(json.dumps({"id": f"o{i}", "body": "x y z", "rating": "1"}) + "\n" for i in range(10)))
     for args in (("dataset", "create", "other", "--column", "id:string", "--column", "body:string", "--column",
-                  "rating:string", "--text-field", "body", "--key", "id"), ("ingest", str(other), "--dataset", "other")):
+                  "rating:string", "--text-field", "body", "--key", "id"),
+                 ("ingest", str(other), "--dataset", "other")):
         assert run_gitops(*args, cwd=ratings_repo).exit_code == 0
     before = git_state(ratings_repo)
     res = add(ratings_repo, write_prompt(tmp_path / "p.yaml", dataset="other@v1", example=None,

@@ -35,7 +35,7 @@ class Team:
     batches: list[Path]
     tokens: dict[str, str]
 
-    def pull(self, branch: str):  # noqa: ANN201 - the emulator's Pull
+    def pull(self, branch: str):  # untyped: the emulator's Pull
         (pull,) = [p for p in self.em.pulls.values() if p.head == branch]
         return pull
 

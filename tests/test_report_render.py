@@ -9,8 +9,15 @@ import pytest
 
 from gitops.eval.results import CurvePoint, Sample
 from gitops.report.escape import cell, inline
-from gitops.report.render import (GITHUB_COMMENT_LIMIT, ReportError, comment_length, find_marker, marker,
-                                  render_report, report_marker)
+from gitops.report.render import (
+    GITHUB_COMMENT_LIMIT,
+    ReportError,
+    comment_length,
+    find_marker,
+    marker,
+    render_report,
+    report_marker,
+)
 from gitops.report.views import curve_chart
 from tests.report_fixtures import check_golden, check_markdown, parser, results, with_samples
 
@@ -206,6 +213,6 @@ def test_curve_chart_rules():
     chart = curve_chart(sparse)
     assert chart.count("    line [") == 1 and '[0, 1, 2, 3]' in chart
     long = [CurvePoint(step=i, train_loss=1.0, eval_loss=1.0) for i in range(500)]
-    axis = [line for line in curve_chart(long).split("\n") if "x-axis" in line][0]
+    axis = next(line for line in curve_chart(long).split("\n") if "x-axis" in line)
     steps = axis.split("[")[1].rstrip("]").split(", ")
     assert len(steps) <= 51 and steps[0] == "0" and steps[-1] == "499"

@@ -10,10 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from gitops.errors import EvalError, GitopsError, NotFoundError
-from gitops.eval.results import (SCHEMA_VERSION, CurvePoint, DatasetInfo, Environment, EvalResults,
-                                 GateResult, GenerationInfo, ModelResult, ResultsError, Sample)
 from gitops.core.schema import Version
+from gitops.errors import EvalError, GitopsError, NotFoundError
+from gitops.eval.results import (
+    SCHEMA_VERSION,
+    CurvePoint,
+    DatasetInfo,
+    Environment,
+    EvalResults,
+    GateResult,
+    GenerationInfo,
+    ModelResult,
+    ResultsError,
+    Sample,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -40,7 +50,7 @@ def test_round_trip_is_exact(name, tmp_path):
 
 def test_document_shape_and_derived_verdict():
     doc = load_doc()
-    assert list(doc)[0] == "schema_version" and doc["schema_version"] == SCHEMA_VERSION
+    assert next(iter(doc)) == "schema_version" and doc["schema_version"] == SCHEMA_VERSION
     assert doc["verdict"] == "pass"
     assert EvalResults.from_dict(load_doc("results-v2.json")).verdict == "fail"
     first = EvalResults.from_dict(load_doc("results-first.json"))
@@ -114,9 +124,9 @@ def test_not_json_and_missing_file(tmp_path):
 
 
 def test_dataclasses_check_themselves_when_built_in_code():
-    with pytest.raises(ResultsError, match="CurvePoint.train_loss must be a finite number or null"):
+    with pytest.raises(ResultsError, match=r"CurvePoint.train_loss must be a finite number or null"):
         CurvePoint(step=1, train_loss=float("nan"))
-    with pytest.raises(ResultsError, match="ModelResult.metrics.loss must be a finite number or null"):
+    with pytest.raises(ResultsError, match=r"ModelResult.metrics.loss must be a finite number or null"):
         ModelResult(ref="m@v1", version="v1", format="hf", metrics={"loss": float("inf")})
     with pytest.raises(ResultsError, match="is skipped, so it must count as passed"):
         GateResult(metric="loss", bound="max", threshold=1, passed=False, message="", skipped=True)

@@ -15,7 +15,7 @@ from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict.renderer import PromptRenderer
 from gitops.predict.retrieval import build_retriever
-from tests.prompt_fixtures import DATA, WORDS, ratings_repo  # noqa: F401
+from tests.prompt_fixtures import DATA, WORDS
 
 TASK = ClassificationTask(input="Review: {text}", label="rating", labels=["1", "2", "3", "4", "5"], fallback="3")
 

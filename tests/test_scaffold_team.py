@@ -49,13 +49,13 @@ def test_every_way_a_team_points_the_pin_is_accepted(scaffolded: Path, line: str
 @pytest.mark.parametrize("text, problem", [
     ("gitops-registry>=0.3\n", "2: 'gitops-registry>=0.3' is not a pinned requirement"),
     ("gitops-registry[ml]==0.3.1\n", "2: the requirement asks for extras [ml]: write it without them"),
-    (f"gitops-registry @ git+https://github.com/acme/gitops@main\n", "must end in @ and a full 40-character commit"),
+    ("gitops-registry @ git+https://github.com/acme/gitops@main\n", "must end in @ and a full 40-character commit"),
     ("torch==2.13.0\n", "2: the requirement names 'torch', not gitops-registry"),
     ("gitops-registry==0.3.1\ngitops-registry==0.3.2\n", "3: a second requirement: the file names gitops once"),
     ("-e .\n", "2: pip option '-e' is not allowed here"),
     ("-r more.txt\ngitops-registry==0.3.1\n", "2: pip option '-r' is not allowed here"),
-    ("./wheels/gitops_registry-9.9-py3-none-any.whl\n", "2: the wheel wheels/gitops_registry-9.9-py3-none-any.whl is not "
-                                                        "in the repository"),
+    ("./wheels/gitops_registry-9.9-py3-none-any.whl\n",
+     "2: the wheel wheels/gitops_registry-9.9-py3-none-any.whl is not in the repository"),
     ("../elsewhere/gitops_registry-1.0-py3-none-any.whl\n", "must stay inside the repository"),
     (".\n", "2: '.' installs this repository, which is not the gitops toolkit"),
     ("# nothing but comments\n", "names no requirement (e.g. gitops-registry=="),

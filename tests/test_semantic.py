@@ -15,21 +15,21 @@ from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError, IntegrityError
 from gitops.predict.retrieval import build_retriever
 from tests.conftest import git_state, run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import DATA, MODEL, ratings_repo, write_prompt  # noqa: F401
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 TASK = ClassificationTask(input="Review: {text}", label="rating", labels=["1", "2", "3", "4", "5"], fallback="3")
 
 
 @pytest.fixture(scope="module")
-def embedder(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def embedder(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny sentence-transformers model: the toy base's transformer with mean pooling, saved."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     out = tmp_path_factory.mktemp("embedder") / "st-toy"
-    transformer = models.Transformer(str(base_model_dir))
+    transformer = Transformer(str(base_model_dir))
     dimension = getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension
-    pooling = models.Pooling(dimension(), pooling_mode="mean")
+    pooling = Pooling(dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(out))
     return out
 

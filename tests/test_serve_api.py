@@ -12,14 +12,13 @@ import openai
 import pytest
 
 from gitops.ml.backends import open_backend
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import REF, live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import REF, live_server
 
 PROMPT = "The chocolate tour was excellent,"
 
 
 @pytest.fixture(scope="module")
-def live(toy_versions):  # noqa: F811
+def live(toy_versions):
     with live_server({"toy@v1": toy_versions["toy@v1"]}) as live:
         yield live
 
@@ -30,7 +29,7 @@ def client(live) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="module")
-def expected(toy_versions):  # noqa: F811
+def expected(toy_versions):
     """The same model's greedy completions straight from the backend, for comparison."""
     with open_backend(toy_versions["toy@v1"], "ct2", threads=1) as backend:
         return {p: g.text for p, g in zip([PROMPT, "Bad kettle"],
@@ -148,7 +147,7 @@ def test_acceptable_defaults_of_unsupported_fields_pass(live):
     assert live.client.post("/v1/completions", json=body).status_code == 200
 
 
-def test_body_over_the_limit_is_413(toy_versions):  # noqa: F811
+def test_body_over_the_limit_is_413(toy_versions):
     from gitops.serve import Limits
 
     with live_server({"toy@v1": toy_versions["toy@v1"]}, limits=Limits(max_body_bytes=200)) as small:
@@ -162,7 +161,7 @@ def test_unknown_route_and_method_use_the_error_shape(live):
     assert resp.status_code == 405 and resp.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_queue_full_is_429_with_retry_after(toy_versions):  # noqa: F811
+def test_queue_full_is_429_with_retry_after(toy_versions):
     with live_server({"toy@v1": toy_versions["toy@v1"]}, max_queue=2, max_batch=1) as small:
         # one request with more prompts than the queue holds: refused whole, nothing queued
         resp = small.client.post("/v1/completions", json={"model": "toy", "prompt": ["a", "b", "c"]})
@@ -185,13 +184,13 @@ def test_queue_full_is_429_with_retry_after(toy_versions):  # noqa: F811
         assert all(ra == "1" for s, ra in statuses if s == 429)
 
 
-def test_deadline_in_the_queue_is_504(toy_versions):  # noqa: F811
+def test_deadline_in_the_queue_is_504(toy_versions):
     with live_server({"toy@v1": toy_versions["toy@v1"]}, request_timeout_s=0.001, max_wait_ms=20) as slow:
         resp = slow.client.post("/v1/completions", json={"model": "toy", "prompt": "x"})
         assert resp.status_code == 504 and resp.json()["error"]["code"] == "timeout"
 
 
-def test_not_ready_is_503_and_readyz_says_why(toy_versions):  # noqa: F811
+def test_not_ready_is_503_and_readyz_says_why(toy_versions):
     with live_server({"toy@v1": toy_versions["toy@v1"]}, first="none") as broken:
         resp = broken.client.post("/v1/completions", json={"model": "toy", "prompt": "x"})
         assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
@@ -235,7 +234,7 @@ def test_the_server_modules_import_no_heavy_library():
     assert out.stdout.strip() == "[]", out.stderr
 
 
-def test_the_docs_example_runs(toy_versions, capsys):  # noqa: F811
+def test_the_docs_example_runs(toy_versions, capsys):
     import re
     from pathlib import Path
 

@@ -23,8 +23,7 @@ import pytest
 import yaml
 
 from gitops import api
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import make_version, signed, toy_ct2  # noqa: F401
+from tests.serve_fixtures import make_version, signed
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "serve-cli-secret"
@@ -79,7 +78,7 @@ class Repos:
 
 
 @pytest.fixture
-def repos(tmp_path: Path, toy_ct2: Path) -> Repos:  # noqa: F811
+def repos(tmp_path: Path, toy_ct2: Path) -> Repos:
     admin = tmp_path / "admin"
     api.init(admin, remote=str(tmp_path / "dvc-remote"))
     api.create_model(api.Workspace.open(admin), "toy", description="toy", owners=["@acme/ml"])
@@ -142,7 +141,8 @@ def complete(url: str) -> tuple[str, str]:
 
 def gitops_deploy(admin: Path, base: str, head: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gitops", "deploy", "--base", base, "--head", head], cwd=admin,
-                          env=env(GITOPS_DEPLOY_SECRET=SECRET), capture_output=True, text=True, timeout=180, check=False)
+                          env=env(GITOPS_DEPLOY_SECRET=SECRET), capture_output=True, text=True, timeout=180,
+                          check=False)
 
 
 def corrupt_on_remote(remote: Path, weights: Path) -> None:
@@ -154,7 +154,7 @@ def corrupt_on_remote(remote: Path, weights: Path) -> None:
     obj.write_bytes(b"toy@v2\n")
 
 
-def test_serve_swaps_on_gitops_deploy_and_refuses_a_tampered_version(repos: Repos, toy_ct2: Path):  # noqa: F811
+def test_serve_swaps_on_gitops_deploy_and_refuses_a_tampered_version(repos: Repos, toy_ct2: Path):
     port = free_port()
     repos.hook(port)
     server = Server(repos.serving, port)
@@ -274,7 +274,8 @@ def test_serve_refuses_bad_input_before_starting(repos: Repos, tmp_path: Path):
                                capture_output=True, text=True, timeout=120, check=False)
         assert again.returncode == 1 and "another process" in again.stderr, again.stderr
         taken = subprocess.run([sys.executable, "-m", "gitops", "serve", "toy@production", "-C", str(repos.serving),
-                                "--port", str(port)], env=env(), capture_output=True, text=True, timeout=120, check=False)
+                                "--port", str(port)], env=env(), capture_output=True, text=True, timeout=120,
+                               check=False)
         assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr, taken.stderr
     finally:
         busy.stop()

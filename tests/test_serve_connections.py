@@ -19,15 +19,14 @@ import time
 import pytest
 
 from gitops.serve.protocol import ConnectionLimits
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import live_server, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import live_server
 
 DEADLINE_S = 1.0  # head and body deadlines of the servers below
 HEAD = b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
 
 
 @pytest.fixture(scope="module")
-def live(toy_versions):  # noqa: F811
+def live(toy_versions):
     limits = ConnectionLimits(head_timeout_s=DEADLINE_S, body_timeout_s=DEADLINE_S)
     with live_server({"toy@v1": toy_versions["toy@v1"]}, connections=limits) as live:
         yield live
@@ -188,7 +187,7 @@ def test_drops_are_counted(live):
     assert 'gitops_serve_connections_dropped_total{reason="head_timeout"}' in text
 
 
-def test_over_the_connection_limit_the_longest_waiting_goes_and_a_busy_server_says_503(toy_versions):  # noqa: F811
+def test_over_the_connection_limit_the_longest_waiting_goes_and_a_busy_server_says_503(toy_versions):
     limits = ConnectionLimits(max_connections=4, head_timeout_s=30, body_timeout_s=30)
     with live_server({"toy@v1": toy_versions["toy@v1"]}, connections=limits) as small:
         small.client.close()  # its kept-alive connection would count against the four

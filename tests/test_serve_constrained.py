@@ -14,8 +14,7 @@ import pytest
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from tests.conftest import run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, toy_ratings_repo, write_prompt  # noqa: F401
+from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
 from tests.test_serve_cli import Server, free_port
 from tests.test_serve_prompt import openai_client
 
@@ -118,7 +117,7 @@ def _base_dir(ws: Workspace) -> Path:
 
 
 def test_a_chat_prompt_version_renders_through_the_bases_chat_template(toy_ratings_repo: Path,
-                                                                        base_model_dir: Path,  # noqa: F811
+                                                                        base_model_dir: Path,
                                                                         tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -140,7 +139,8 @@ def test_a_chat_prompt_version_renders_through_the_bases_chat_template(toy_ratin
     for r in rows:
         user = f"Rate the review from 1 to 5.\n{r['input']}"
         text = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
-        assert text.endswith("assistant:") and r["prompt_tokens"] == len(tok(text, add_special_tokens=False)["input_ids"])
+        assert text.endswith("assistant:")
+        assert r["prompt_tokens"] == len(tok(text, add_special_tokens=False)["input_ids"])
     no_template = run_gitops("predict", f"{MODEL}@v5", "--dataset", f"{DATA}@v1", "--limit", "2", "--out",
                              str(tmp_path / "x.jsonl"), cwd=repo)
     assert no_template.exit_code == 1 and "chat: true, but its base's tokenizer has no chat template" in \

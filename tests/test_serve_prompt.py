@@ -20,9 +20,8 @@ from gitops import api
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from tests.conftest import run_gitops
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.prompt_fixtures import BASE, DATA, MODEL, ratings_repo, toy_ratings_repo, write_prompt  # noqa: F401
-from tests.serve_fixtures import live_server, make_version, toy_ct2  # noqa: F401
+from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
+from tests.serve_fixtures import live_server, make_version
 from tests.test_serve_cli import Server, free_port
 from tests.test_serve_swap import Clients
 
@@ -82,7 +81,7 @@ def check_chat_takes_the_last_user_message(server: Server, repo: Path, want: dic
     assert chunks[-1].choices[0].finish_reason and chunks[-1].choices[0].classification["label"] == want["prediction"]
 
 
-def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_ratings_repo: Path,  # noqa: F811
+def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_ratings_repo: Path,
                                                                          tmp_path: Path):
     repo = toy_ratings_repo
     move(repo, "v2")  # few-shot bm25 k=2
@@ -128,7 +127,7 @@ def test_served_prompt_versions_answer_as_predict_and_swap_with_weights(toy_rati
 
 
 @pytest.fixture
-def pairs_repo(toy_ratings_repo: Path, tmp_path: Path) -> Path:  # noqa: F811
+def pairs_repo(toy_ratings_repo: Path, tmp_path: Path) -> Path:
     """A second classification model whose input template names two columns, with one zero-shot
     prompt version aliased production."""
     repo = toy_ratings_repo
@@ -145,7 +144,7 @@ def pairs_repo(toy_ratings_repo: Path, tmp_path: Path) -> Path:  # noqa: F811
 
 
 def test_a_multi_column_task_takes_a_json_row_and_refuses_plain_text(pairs_repo: Path,
-                                                                      base_model_dir: Path):  # noqa: F811
+                                                                      base_model_dir: Path):
     from openai import BadRequestError
     from transformers import AutoTokenizer
 
@@ -176,7 +175,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{%
                  "{% if add_generation_prompt %}assistant:{% endif %}")
 
 
-def test_chat_runs_a_weights_version_through_its_chat_template(toy_ct2: Path, tmp_path: Path):  # noqa: F811
+def test_chat_runs_a_weights_version_through_its_chat_template(toy_ct2: Path, tmp_path: Path):
     chatty = make_version(toy_ct2, tmp_path / "chatty", "toy@v1")
     config = chatty / "tokenizer_config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "chat_template": CHAT_TEMPLATE}))
@@ -203,7 +202,7 @@ def test_chat_runs_a_weights_version_through_its_chat_template(toy_ct2: Path, tm
             assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 
-def test_random_examples_for_a_served_row_follow_its_text(ratings_repo: Path):  # noqa: F811
+def test_random_examples_for_a_served_row_follow_its_text(ratings_repo: Path):
     """A served row has no key columns: random retrieval seeds with its text, so the same text gets
     the same examples and different texts different ones (not one fixed draw for every request)."""
     from gitops.core.promptspec import Retrieval
@@ -218,7 +217,7 @@ def test_random_examples_for_a_served_row_follow_its_text(ratings_repo: Path):  
     assert len({tuple(d) for d in draws}) > 1 and all(len(d) == 3 for d in draws)
 
 
-def test_a_prompt_version_serve_cannot_run_is_refused_before_starting(toy_ratings_repo: Path,  # noqa: F811
+def test_a_prompt_version_serve_cannot_run_is_refused_before_starting(toy_ratings_repo: Path,
                                                                        tmp_path: Path):
     import subprocess
     import sys

@@ -22,8 +22,6 @@ import httpx
 import pytest
 
 from gitops import api
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import toy_ct2  # noqa: F401
 from tests.test_serve_cli import Server, free_port
 
 TRICKLERS = 600
@@ -34,7 +32,7 @@ HEAD = b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/j
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, toy_ct2: Path):  # noqa: F811
+def served(tmp_path_factory, toy_ct2: Path):
     """``gitops serve toy@production`` with 2 s client deadlines, on a repository of one version."""
     base = tmp_path_factory.mktemp("slow")
     repo = base / "repo"
@@ -164,7 +162,8 @@ def test_600_trickling_connections_starve_nobody_and_are_closed_on_their_deadlin
         # then on the tricklers trickle, each until its deadline
         burst = took_in(served, before + TRICKLERS + 1)
         loaded = ask(fresh, until=tricklers.started + DEADLINE_S + 1.5)  # through their deadlines too
-        print(f"quiet: max {max(s for s, _ in quiet):.3f} s; burst taken in after {burst:.2f} s; with {TRICKLERS} tricklers: "
+        print(f"quiet: max {max(s for s, _ in quiet):.3f} s; burst taken in after {burst:.2f} s; "
+              f"with {TRICKLERS} tricklers: "
               f"{len(loaded)} requests, max {max(s for s, _ in loaded):.3f} s")
         assert {status for _, status in quiet + loaded} == {200}, loaded
         assert len(loaded) >= 6 and max(s for s, _ in loaded) < 1.0, sorted(loaded)[-5:]

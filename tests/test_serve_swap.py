@@ -13,8 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
-from tests.serve_fixtures import live_server, make_version, toy_ct2, toy_versions  # noqa: F401
+from tests.serve_fixtures import live_server, make_version
 
 PROMPT = "The chocolate tour was excellent,"
 
@@ -33,8 +32,8 @@ class Clients:
             while not self.stop.is_set():
                 t0 = time.monotonic()
                 try:
-                    r = client.post("/v1/completions", json={"model": self.model, "prompt": self.prompt, "max_tokens": 8,
-                                                             "temperature": 0})
+                    r = client.post("/v1/completions", json={"model": self.model, "prompt": self.prompt,
+                                                             "max_tokens": 8, "temperature": 0})
                     version = r.json().get("model") if r.status_code == 200 else None
                     if version != r.headers.get("x-gitops-version", "").split(";")[0]:
                         version = "header and body disagree"
@@ -60,7 +59,7 @@ class Clients:
             t.join()
 
 
-def test_three_swaps_under_load_fail_no_request(toy_versions):  # noqa: F811
+def test_three_swaps_under_load_fail_no_request(toy_versions):
     with live_server(toy_versions) as live:
         old_models, seen_at = [], {}
         with Clients(live.url, 6) as clients:
@@ -95,7 +94,7 @@ def test_three_swaps_under_load_fail_no_request(toy_versions):  # noqa: F811
         assert singles < batches  # concurrent requests shared engine calls
 
 
-def test_failed_loads_keep_the_old_model_serving(toy_versions, toy_ct2, tmp_path, caplog):  # noqa: F811
+def test_failed_loads_keep_the_old_model_serving(toy_versions, toy_ct2, tmp_path, caplog):
     corrupt = make_version(toy_ct2, tmp_path / "corrupt", "toy@v5")
     with open(corrupt / "model.bin", "r+b") as fh:
         fh.truncate(1000)
@@ -129,7 +128,7 @@ def test_failed_loads_keep_the_old_model_serving(toy_versions, toy_ct2, tmp_path
         assert 'gitops_serve_swaps_total{result="failed"} 2.0' in live.client.get("/metrics").text
 
 
-def test_deploy_hook_refuses_what_the_verifier_refuses(toy_versions):  # noqa: F811
+def test_deploy_hook_refuses_what_the_verifier_refuses(toy_versions):
     with live_server({"toy@v1": toy_versions["toy@v1"], "toy@v2": toy_versions["toy@v2"]}) as live:
         live.source.point("toy@production", "toy@v2")  # a load would change what is served
         cases = [
@@ -154,7 +153,7 @@ def test_deploy_hook_refuses_what_the_verifier_refuses(toy_versions):  # noqa: F
         assert other.status_code == 200 and other.json()["status"] == "ignored"
 
 
-def test_deploy_target_failure_lets_the_retry_in(toy_versions):  # noqa: F811
+def test_deploy_target_failure_lets_the_retry_in(toy_versions):
     from gitops.errors import GitError
 
     with live_server({"toy@v1": toy_versions["toy@v1"]}) as live:
@@ -180,7 +179,7 @@ def test_deploy_target_failure_lets_the_retry_in(toy_versions):  # noqa: F811
         assert bug.status_code == 500 and bug.json()["error"]["code"] == "internal_error"
 
 
-def test_shutdown_drains_requests_in_flight(base_model_dir, tmp_path):  # noqa: F811
+def test_shutdown_drains_requests_in_flight(base_model_dir, tmp_path):
     """hf engine (slower per token than ct2, so requests are surely in flight), one prompt per batch."""
     hf = tmp_path / "hf"
     shutil.copytree(base_model_dir, hf)
@@ -215,7 +214,7 @@ def test_shutdown_drains_requests_in_flight(base_model_dir, tmp_path):  # noqa: 
             httpx.get(live.url + "/healthz", timeout=2)
 
 
-def test_a_lora_version_swaps_in_merged(toy_versions, base_model_dir, tmp_path):  # noqa: F811
+def test_a_lora_version_swaps_in_merged(toy_versions, base_model_dir, tmp_path):
     """ct2 -> a peft-lora adapter (merged into its base on load, run by transformers)."""
     from gitops.ml.backends import open_backend
     from tests.ml_fixtures import make_lora_adapter
@@ -234,7 +233,7 @@ def test_a_lora_version_swaps_in_merged(toy_versions, base_model_dir, tmp_path):
         assert resp.json()["model"] == "toy@v5" and resp.json()["choices"][0]["text"] == expected.text
 
 
-def test_a_slow_load_answers_in_progress_and_then_deployed(toy_versions, tmp_path):  # noqa: F811
+def test_a_slow_load_answers_in_progress_and_then_deployed(toy_versions, tmp_path):
     """A load longer than the hook's wait: the attempt and a retry hear 409 + Retry-After, the
     delivery is not recorded done; once the swap is in, the next attempt hears "deployed"."""
     from gitops.serve.engine import open_model
@@ -264,7 +263,7 @@ def test_a_slow_load_answers_in_progress_and_then_deployed(toy_versions, tmp_pat
         assert live.status()["swaps"] == 1
 
 
-def test_a_restarted_server_remembers_what_it_deployed(toy_versions, tmp_path):  # noqa: F811
+def test_a_restarted_server_remembers_what_it_deployed(toy_versions, tmp_path):
     """The same delivery after a restart is answered from the durable store: nothing is resolved,
     loaded or swapped again, even though the source now names another version."""
     store = tmp_path / "deliveries.sqlite"

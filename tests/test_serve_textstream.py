@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from gitops.serve.textstream import TextStream
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 TEXTS = ["The chocolate tour was excellent, I would go again.",
          "Crème brûlée 🍫 — naïve café, 10/10 ✓",  # multi-byte characters split over byte tokens
@@ -13,7 +12,7 @@ TEXTS = ["The chocolate tour was excellent, I would go again.",
 
 
 @pytest.fixture(scope="module")
-def tok(base_model_dir):  # noqa: F811
+def tok(base_model_dir):
     from gitops.ml.loading import load_tokenizer
 
     return load_tokenizer(base_model_dir)

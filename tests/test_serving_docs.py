@@ -7,8 +7,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_gitops
-from tests.deploy_fixtures import _isolated_git, repo  # noqa: F401
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
 
@@ -32,7 +36,7 @@ def test_a_broken_template_is_refused_by_check(gitops_repo: Path):
     assert checked.exit_code == 1 and "gitops.yaml" in checked.stderr and "weights_dir" in checked.stderr
 
 
-def test_the_documented_hook_templates_render_the_documented_bodies(repo):  # noqa: F811
+def test_the_documented_hook_templates_render_the_documented_bodies(repo):
     (repo.root / "gitops.yaml").write_text(templates().replace("review-autocomplete", "chat"), encoding="utf-8")
     out = run_gitops("deploy", "--base", repo.base, "--head", repo.head, "--dry-run", "--json", cwd=repo.root)
     assert out.exit_code == 0, out.stderr

@@ -78,7 +78,7 @@ def test_index_lists_models_and_data_sets_with_aliases_owners_protection_and_las
     doc = parse(rendered / "index.html")
     models = {r[0].split(" ")[0]: r for r in rows(doc.find("table", class_="models"))}
     assert set(models) == {MODEL, CLASSIFIER}
-    name, task, versions, latest, aliases, owners, last = models[MODEL]
+    _name, task, versions, latest, aliases, owners, last = models[MODEL]
     assert (task, versions, latest, owners) == ("text-generation", "3", "v3", "@acme/ml")
     assert aliases == "production → v3 protected: @acme/mlops staging → v3"
     assert "Merge pull request #12 from acme/promote-v3" in last
@@ -173,7 +173,7 @@ def test_version_and_data_set_version_pages(rendered: Path, template) -> None:
     data = parse(rendered / f"datasets/{DATASET}/v2.html")
     assert "Total rows 40" in data.find("dl", class_="facts").text()
     assert sum(int(r[1]) for r in rows(data.find("table", class_="splits"))) == 20
-    assert [li.text() for li in data.find("section", aria_labelledby="batches").find_all("li")][0].startswith("v1 : ")
+    assert next(li.text() for li in data.find("section", aria_labelledby="batches").find_all("li")).startswith("v1 : ")
     assert data.find("section", aria_labelledby="models").text().endswith(f"{MODEL}@v2")
     assert rows(data.find("table", class_="preview"))[0][0] == "s0"
 

@@ -71,14 +71,14 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def open_page(browser, path: Path) -> list[dict]:  # noqa: ANN001 - a selenium WebDriver
+def open_page(browser, path: Path) -> list[dict]:  # untyped: a selenium WebDriver
     """Load ``path`` and return what the browser logged while it did (console errors, CSP reports)."""
     browser.get_log("browser")  # drop what earlier pages logged
     browser.get(path.as_uri())
     return browser.get_log("browser")
 
 
-def by_css(browser, selector: str) -> list:  # noqa: ANN001
+def by_css(browser, selector: str) -> list:
     from selenium.webdriver.common.by import By
 
     return browser.find_elements(By.CSS_SELECTOR, selector)
@@ -128,7 +128,8 @@ def test_hostile_strings_render_as_text_and_run_no_script(browser, site: Path) -
         assert expected in " ".join(el.text for el in by_css(browser, selector)), (page, selector)
         assert browser.title.endswith("· gitops registry") and "pwned" not in browser.title
         assert by_css(browser, "script, img, iframe, object, embed") == []
-        assert [a.get_attribute("href") for a in by_css(browser, "a") if "javascript" in (a.get_attribute("href") or "")] == []
+        hrefs = [a.get_attribute("href") or "" for a in by_css(browser, "a")]
+        assert [h for h in hrefs if "javascript" in h] == []
         assert browser.execute_script("return document.querySelectorAll('[onerror], [onclick], [onload]').length") == 0
 
 

@@ -20,7 +20,7 @@ import yaml
 from gitops.core.workspace import Workspace
 from gitops.errors import IntegrityError
 from tests.conftest import run_gitops
-from tests.prompt_fixtures import DATA, MODEL, ratings_repo, write_prompt  # noqa: F401 - fixtures
+from tests.prompt_fixtures import DATA, MODEL, write_prompt
 
 MODEL_FILE = f"registry/{MODEL}/model.yaml"
 EDITS = {
@@ -31,7 +31,7 @@ EDITS = {
 }
 
 
-def _edit_block(root: Path, change) -> None:  # noqa: ANN001 - changes the block's plain data in place
+def _edit_block(root: Path, change) -> None:  # untyped: changes the block's plain data in place
     doc = yaml.safe_load((root / MODEL_FILE).read_text())
     change(doc["classification"])
     (root / MODEL_FILE).write_text(yaml.safe_dump(doc, sort_keys=False))

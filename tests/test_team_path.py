@@ -68,7 +68,7 @@ def free_port() -> int:
 class World:
     """The machines of the walkthrough, in one temporary directory."""
 
-    def __init__(self, tmp: Path, s3_url: str, em, tokens: dict[str, str], port: int) -> None:  # noqa: ANN001
+    def __init__(self, tmp: Path, s3_url: str, em, tokens: dict[str, str], port: int) -> None:
         self.tmp, self.s3_url, self.em, self.tokens, self.port = tmp, s3_url, em, tokens, port
         self.origin = tmp / "github" / "acme" / "my-models.git"
         self.work = tmp / "laptop" / "my-models"
@@ -92,7 +92,7 @@ class World:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "PYTHONPATH": str(SOURCE)}
 
-    def pull(self, title_start: str):  # noqa: ANN201 - the emulator's Pull
+    def pull(self, title_start: str):  # untyped: the emulator's Pull
         (pull,) = [p for p in self.em.pulls.values() if p.title.startswith(title_start)]
         return pull
 
@@ -105,7 +105,7 @@ class World:
         git(self.work, "pull", "-q", "--ff-only")
         return before, git(self.origin, "rev-parse", "main")
 
-    def act(self, workflow: str, event_name: str, event: dict, label: str, secrets: dict | None = None):  # noqa: ANN201
+    def act(self, workflow: str, event_name: str, event: dict, label: str, secrets: dict | None = None):
         return run_act(WORKFLOWS / workflow, event_name, event, workdir=self.work, scratch=self.tmp / f"act-{label}",
                        env={"GITHUB_API_URL": self.em.base_url, "GITOPS_GITHUB_RETRIES": "0"},
                        secrets={"GITHUB_TOKEN": self.tokens["gitops-bot"],
@@ -219,7 +219,8 @@ def test_the_readme_walkthrough_from_init_to_a_deployed_promotion(world: World, 
     assert f"url = s3://{BUCKET}/dvc" in config and KEY not in config and SECRET not in config
     model = yamlio.loads(git(world.origin, "show", f"main:registry/{MODEL}/model.yaml"), "model.yaml")
     assert model["versions"]["v1"]["base_model"] == "gitops/tiny-opt"
-    assert yamlio.loads(git(world.origin, "show", f"main:registry/{MODEL}/aliases/production.yaml"), "a")["version"] == "v1"
+    production = git(world.origin, "show", f"main:registry/{MODEL}/aliases/production.yaml")
+    assert yamlio.loads(production, "a")["version"] == "v1"
     weights = len(world.s3_keys())
     assert weights > 3  # v1's files and its manifest
 
@@ -229,7 +230,7 @@ def test_the_readme_walkthrough_from_init_to_a_deployed_promotion(world: World, 
     for old, new in substitutions(world.port).items():
         serve_line = serve_line.replace(old, new)
     assert serve_line.startswith("gitops serve ")
-    with open(world.tmp / "serve.log", "w") as log:  # noqa: SIM117
+    with open(world.tmp / "serve.log", "w") as log:
         world.serve = subprocess.Popen(["bash", "-c", f"exec {serve_line} --threads 1"],
                                        cwd=world.tmp / "serving-host" / "serving", env=world.env(),
                                        stdout=subprocess.DEVNULL, stderr=log)
@@ -264,7 +265,8 @@ def test_the_readme_walkthrough_from_init_to_a_deployed_promotion(world: World, 
     evaluated = world.act("evaluate.yml", "pull_request", event, "evaluate")
     assert evaluated.returncode == 0 and {"plan", "eval", "report"} <= evaluated.jobs_ran, evaluated.output[-5000:]
     (report,) = [c for c in world.em.comments.values() if c.issue == promote_pr.number]
-    assert report.body.startswith("<!-- gitops-report") and f"{MODEL}@v2" in report.body and f"{MODEL}@v1" in report.body
+    assert report.body.startswith("<!-- gitops-report")
+    assert f"{MODEL}@v2" in report.body and f"{MODEL}@v1" in report.body
     refused = world.act("registry-check.yml", "pull_request", event, "check-refused")
     assert refused.jobs_failed == {"registry-check"}, refused.output[-3000:]
     assert f"registry/{MODEL}/aliases/production.yaml: protected alias 'production'" in refused.output

@@ -15,7 +15,6 @@ import pytest
 from gitops.errors import ConfigError
 from gitops.ml import tokens
 from tests.gguf_fixtures import write_tiny_llama_gguf
-from tests.ml_fixtures import base_model_dir, ml_cache_dir  # noqa: F401
 
 TEXT = "This kettle is quiet and the handle feels solid."
 
@@ -26,7 +25,7 @@ def chatml_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_llama_gguf(tmp_path_factory.mktemp("chatml"))[1]
 
 
-def test_the_tokenizers_own_rules_decide_bos_and_eos_is_appended_once(base_model_dir, chatml_model) -> None:  # noqa: F811
+def test_the_tokenizers_own_rules_decide_bos_and_eos_is_appended_once(base_model_dir, chatml_model) -> None:
     from transformers import AutoTokenizer
 
     opt = AutoTokenizer.from_pretrained(base_model_dir)
@@ -43,7 +42,7 @@ def test_the_tokenizers_own_rules_decide_bos_and_eos_is_appended_once(base_model
     assert len(tokens.sequence_ids(chatml, TEXT, max_length=5)) == 5
 
 
-def test_chat_text_carries_its_own_markers(chatml_model, base_model_dir) -> None:  # noqa: F811
+def test_chat_text_carries_its_own_markers(chatml_model, base_model_dir) -> None:
     from transformers import AutoTokenizer
 
     chatml = AutoTokenizer.from_pretrained(chatml_model)
@@ -53,11 +52,11 @@ def test_chat_text_carries_its_own_markers(chatml_model, base_model_dir) -> None
     assert ids == chatml(text, add_special_tokens=False)["input_ids"]  # no EOS after the template's end
     prompt = tokens.chat_text(chatml, "Review a kettle.")
     assert prompt.endswith("<|im_start|>assistant\n")
-    with pytest.raises(ConfigError, match="prompt.chat is true, but the model's tokenizer has no chat template"):
+    with pytest.raises(ConfigError, match=r"prompt.chat is true, but the model's tokenizer has no chat template"):
         tokens.chat_text(AutoTokenizer.from_pretrained(base_model_dir), "hi")
 
 
-def test_a_long_prompt_keeps_its_leading_specials_and_its_end(base_model_dir) -> None:  # noqa: F811
+def test_a_long_prompt_keeps_its_leading_specials_and_its_end(base_model_dir) -> None:
     from transformers import AutoTokenizer
 
     opt = AutoTokenizer.from_pretrained(base_model_dir)
@@ -78,7 +77,7 @@ def test_pad_falls_back_to_eos_then_zero(chatml_model) -> None:
 
 
 @pytest.mark.parametrize("which", ["opt", "chatml"])
-def test_eval_scores_exactly_what_training_learns(which: str, base_model_dir, chatml_model) -> None:  # noqa: F811
+def test_eval_scores_exactly_what_training_learns(which: str, base_model_dir, chatml_model) -> None:
     """The loss training computes on a row equals the NLL evaluation reports for it, on both kinds
     of tokenizer: the same ids, the same first-token convention (a BOS prepended by eval alone, the
     old bug, makes these differ by a whole extra scored token)."""

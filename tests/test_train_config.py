@@ -63,7 +63,7 @@ def test_wrong_types_name_key_and_line(tmp_path: Path) -> None:
         config.read(write(tmp_path, GOOD.replace("trainer:\n  learning_rate: 1e-4\n  epochs: 2\n", "trainer: 3\n")))
     with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16, not 'fp8'"):
         config.read(write(tmp_path, GOOD), ["trainer.precision=fp8"])
-    with pytest.raises(ConfigError, match="adapter.dropout must be at most 1"):
+    with pytest.raises(ConfigError, match=r"adapter.dropout must be at most 1"):
         config.read(write(tmp_path, GOOD), ["adapter.dropout=1.5"])
 
 
@@ -78,11 +78,11 @@ def test_set_overrides_any_key_with_type_checks(tmp_path: Path) -> None:
         config.read(path, ["trainer.lr=1"])
     with pytest.raises(ConfigError, match=r"trainer\.epochs must be an integer, not str 'many'"):
         config.read(path, ["trainer.epochs=many"])
-    with pytest.raises(ConfigError, match="must look like key.path=value"):
+    with pytest.raises(ConfigError, match=r"must look like key.path=value"):
         config.read(path, ["trainer.epochs"])
     with pytest.raises(ConfigError, match="'trainer' is a section"):
         config.read(path, ["trainer=1"])
-    with pytest.raises(ConfigError, match="prompt.template .* not a valid format string"):
+    with pytest.raises(ConfigError, match=r"prompt.template .* not a valid format string"):
         config.read(path, ["prompt.template=oops {"])
 
 

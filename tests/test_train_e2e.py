@@ -13,7 +13,7 @@ from gitops import yamlio
 from gitops.train import card
 from gitops.train.train_config import config_hash
 from tests.conftest import git_state, run_gitops
-from tests.train_fixtures import base_model_dir, tiny_config  # noqa: F401
+from tests.train_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
 MODEL = "review-autocomplete"
@@ -51,7 +51,7 @@ def test_train_registers_a_version_with_lineage_and_card(repo: Path, base_model_
     assert f"Registered {MODEL}@v1 (format hf)" in res.stdout and "alias staging -> v1" in res.stdout
     from gitops.core.workspace import Workspace
 
-    model, v1 = Workspace(repo).registry().resolve(f"{MODEL}@staging")
+    _model, v1 = Workspace(repo).registry().resolve(f"{MODEL}@staging")
     assert v1.id == "v1" and v1.format == "hf" and v1.parent is None
     assert v1.dataset == "reviews@v1"  # `latest` resolved to the version actually read
     assert v1.base_model == str(base_model_dir)

@@ -15,7 +15,7 @@ import pytest
 
 from gitops.train import train_config as config
 from gitops.train.lora import train_model
-from tests.train_fixtures import PYTHON, base_model_dir, review_texts, subprocess_env, tiny_config  # noqa: F401
+from tests.train_fixtures import PYTHON, subprocess_env, tiny_config
 
 pytestmark = pytest.mark.slow
 

@@ -187,7 +187,7 @@ def test_every_workflow_installs_the_pinned_toolkit_and_never_imports_the_checko
     installs = list(_installs())
     # every job installs, but Pages' deploy job, which publishes the artifact the build job made and runs no gitops
     assert {(n, j) for n, _, j, _, _ in installs} == {(n, j) for n, _, j, _ in _jobs()} - {("pages.yml", "deploy")}
-    for name, _doc, job_id, step, args in installs:
+    for name, _doc, job_id, _step, args in installs:
         ml = "gpu" in json.dumps(_job(name, job_id)["runs-on"])
         assert args == (f'{REQUIREMENTS} "gitops-registry[ml]"' if ml else REQUIREMENTS), (name, job_id, args)
     for path in sorted(SCAFFOLD.glob("*.yml")):
@@ -206,7 +206,7 @@ def test_pull_requests_are_judged_by_the_toolkit_their_base_branch_pins():
     """A pull request may change .github/gitops-requirements.txt (or a wheel it names): every job a
     pull request starts installs the pin as the BASE commit has it, extracted outside the checkout;
     the jobs of a push to main install the checkout's own (it passed review)."""
-    for name, doc, job_id, step, args in _installs():
+    for name, doc, job_id, step, _args in _installs():
         if "pull_request" in doc["on"]:
             assert step["working-directory"] == "${{ runner.temp }}", (name, job_id)
             assert step["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}", (name, job_id)

@@ -9,7 +9,10 @@ import pytest
 
 from gitops.core import toolkit
 from tests.act_helpers import pull_request_event, run_act
-from tests.deploy_fixtures import SECRET, _isolated_git, git, receiver, repo, write_config  # noqa: F401
+from tests.deploy_fixtures import SECRET, git, write_config
+
+# every test here in its own HOME and git identity (opt-in: the plugin fixture is not autouse)
+pytestmark = pytest.mark.usefixtures("_isolated_git")
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 
@@ -186,7 +189,8 @@ def test_registry_check_installs_the_base_commits_toolkit(gitops_repo):
     base = pin(gitops_repo.root, ".", "the toolkit, which pins itself")
     git(gitops_repo.root, "update-ref", "refs/remotes/origin/main", base)
     _toolkit(gitops_repo.root, "2.0", TRAP)  # the pull request rewrites the check, and the pin
-    (gitops_repo.root / toolkit.REQUIREMENTS_FILE).write_text(toolkit.render("./evil/gitops_registry-6.6-py3-none-any.whl"))
+    evil = toolkit.render("./evil/gitops_registry-6.6-py3-none-any.whl")
+    (gitops_repo.root / toolkit.REQUIREMENTS_FILE).write_text(evil)
     git(gitops_repo.root, "add", "-A")
     git(gitops_repo.root, "commit", "-q", "-m", "approve everything")
     head = git(gitops_repo.root, "rev-parse", "HEAD")

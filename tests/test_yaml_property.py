@@ -83,13 +83,13 @@ metric_names = _word(LOWER, LOWER + "_", 10)
 timestamps = st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def _optional(draw, doc: dict, key: str, strategy) -> None:  # noqa: ANN001
+def _optional(draw, doc: dict, key: str, strategy) -> None:
     if draw(st.booleans()):
         doc[key] = draw(strategy)
 
 
 @st.composite
-def versions_of(draw, name: str, min_size: int = 0) -> dict:  # noqa: ANN001
+def versions_of(draw, name: str, min_size: int = 0) -> dict:
     out = {}
     for i in range(1, draw(st.integers(min_size, 4)) + 1):
         record = {"format": draw(st.sampled_from(FORMATS)), "path": f"models/{name}/v{i}", "md5": draw(md5s)}
@@ -109,7 +109,7 @@ def versions_of(draw, name: str, min_size: int = 0) -> dict:  # noqa: ANN001
 
 
 @st.composite
-def models(draw, name: str, min_versions: int = 0, min_aliases: int = 0) -> dict:  # noqa: ANN001
+def models(draw, name: str, min_versions: int = 0, min_aliases: int = 0) -> dict:
     doc: dict = {"name": name}
     _optional(draw, doc, "description", texts)
     _optional(draw, doc, "task", st.sampled_from(["text-generation", "summarization"]))
@@ -131,7 +131,7 @@ def models(draw, name: str, min_versions: int = 0, min_aliases: int = 0) -> dict
 
 
 @st.composite
-def datasets(draw, name: str, min_versions: int = 0) -> dict:  # noqa: ANN001
+def datasets(draw, name: str, min_versions: int = 0) -> dict:
     columns = draw(st.dictionaries(_word(LOWER, LOWER + "_", 6), st.sampled_from(COLUMN_TYPES),
                                    min_size=1, max_size=4))
     text_columns = [c for c, t in columns.items() if t == "string"] or ["text"]
@@ -157,7 +157,7 @@ def datasets(draw, name: str, min_versions: int = 0) -> dict:  # noqa: ANN001
 
 
 @st.composite
-def registries(draw, full: bool = False) -> dict:  # noqa: ANN001
+def registries(draw, full: bool = False) -> dict:
     """Models (with aliases) and data sets; ``full``: the first model has a version and an alias and
     the first data set a version, for breakages that need them."""
     names = draw(st.lists(model_names, min_size=1, max_size=2, unique=True))
@@ -212,7 +212,7 @@ def _first(reg: dict) -> tuple[str, dict, str, str, dict, str, dict]:
     return name, model, version, alias, model["aliases"][alias], ds_name, ds
 
 
-def _model_key(key: str, value: object):  # noqa: ANN202
+def _model_key(key: str, value: object):
     def apply(reg: dict) -> tuple[str, list]:
         name, model, *_ = _first(reg)
         model["doc"][key] = value
@@ -220,7 +220,7 @@ def _model_key(key: str, value: object):  # noqa: ANN202
     return apply
 
 
-def _version_key(key: str, value: object):  # noqa: ANN202
+def _version_key(key: str, value: object):
     def apply(reg: dict) -> tuple[str, list]:
         name, model, version, *_ = _first(reg)
         record = model["doc"]["versions"][version]
@@ -242,7 +242,7 @@ def _gate_without_bound(reg: dict) -> tuple[str, list]:
     return f"registry/{name}/model.yaml", ["gates", 0]
 
 
-def _alias_key(key: str, value: object):  # noqa: ANN202
+def _alias_key(key: str, value: object):
     def apply(reg: dict) -> tuple[str, list]:
         name, _, _, alias, alias_doc, *_ = _first(reg)
         alias_doc[key] = value
@@ -250,7 +250,7 @@ def _alias_key(key: str, value: object):  # noqa: ANN202
     return apply
 
 
-def _dataset(change):  # noqa: ANN001, ANN202
+def _dataset(change):
     def apply(reg: dict) -> tuple[str, list]:
         *_, ds_name, ds = _first(reg)
         return f"registry/datasets/{ds_name}.yaml", change(ds)
@@ -330,7 +330,7 @@ def check_repo(tmp_path_factory: pytest.TempPathFactory):
         yield root
 
 
-def write_registry(root, files: dict[str, str]) -> None:  # noqa: ANN001
+def write_registry(root, files: dict[str, str]) -> None:
     import shutil
 
     for sub in ("registry", "models"):
@@ -340,7 +340,7 @@ def write_registry(root, files: dict[str, str]) -> None:  # noqa: ANN001
         (root / rel).write_text(text, encoding="utf-8")
 
 
-def run_check(root) -> tuple[int, str]:  # noqa: ANN001
+def run_check(root) -> tuple[int, str]:
     """`gitops codeowners --write` (refused when the registry is broken), then `gitops check`."""
     from tests.conftest import run_gitops
 

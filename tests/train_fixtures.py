@@ -1,7 +1,6 @@
-"""Fixtures for the train tests: the embedded tiny OPT base model and demo review texts.
+"""Fixtures for the train tests: demo review texts and a tiny train config.
 
-The base model is built once per test session (about 20 s on one core), into ``$GITOPS_CACHE_DIR``
-when set (CI can keep it between runs), else a session temp dir.
+The embedded base model they train on is ``base_model_dir`` of tests/ml_fixtures.py (one per session).
 """
 
 from __future__ import annotations
@@ -13,18 +12,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded default base model (gitops.ml.basemodel), built once per session."""
-    import torch
-
-    from gitops.ml.basemodel import default_base_model
-
-    torch.set_num_threads(1)
-    cache = os.environ.get("GITOPS_CACHE_DIR")
-    return default_base_model(Path(cache) if cache else tmp_path_factory.mktemp("model-cache"))
 
 
 @pytest.fixture(scope="session")

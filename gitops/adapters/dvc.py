@@ -102,7 +102,8 @@ def check_remote(url: str, options: dict[str, str] | None = None) -> None:
     try:
         Config.validate({"remote": {DEFAULT_REMOTE: {"url": url, **(options or {})}}})
     except DvcException as exc:
-        raise DvcError(f"--remote-option: DVC refuses these settings for {url} ({str(exc).split(': ', 1)[-1]})") from None
+        raise DvcError(f"--remote-option: DVC refuses these settings for {url} "
+                       f"({str(exc).split(': ', 1)[-1]})") from None
 
 
 def init(root: Path, remote_url: str | None = None, options: dict[str, str] | None = None,
@@ -365,7 +366,7 @@ class Dvc:
                 return [fs.read_bytes(p) for p in paths]
         except DvcError:
             raise
-        except Exception as exc:  # DVC raises many types (missing cache, unreachable remote, ...)
+        except Exception as exc:  # noqa: BLE001 - DVC raises many types (missing cache, unreachable remote, ...)
             raise DvcError(str(exc) or type(exc).__name__) from None
 
     # --- the incremental directory pointer ---------------------------------------------------------

@@ -168,7 +168,7 @@ def translated(url: str | None, action: str) -> Iterator[None]:
         if scheme_of(url) is None:
             raise
         raise DvcError(f"{action}: {unreachable(url or '', exc)}") from None
-    except Exception as exc:  # noqa: BLE001 - the cloud clients' own exceptions (botocore's NoCredentialsError)
+    except Exception as exc:  # the cloud clients' own exceptions (botocore's NoCredentialsError)
         if scheme_of(url) is None or type(exc).__module__.split(".")[0] not in CLIENT_PACKAGES:
             raise
         raise DvcError(f"{action}: {_classified(url or '', exc)}") from None

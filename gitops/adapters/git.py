@@ -218,12 +218,13 @@ def read_blobs(root: Path, specs: list[str]) -> dict[str, str | None]:
     )
     if proc.returncode != 0:
         raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    data, pos, result = proc.stdout, 0, {}
+    data, pos = proc.stdout, 0
+    result: dict[str, str | None] = {}
     for spec in specs:
         end = data.index(b"\n", pos)
         header = data[pos:end].decode()
         pos = end + 1
-        if header.endswith(" missing") or header.endswith(" ambiguous"):
+        if header.endswith((" missing", " ambiguous")):
             result[spec] = None
             continue
         size = int(header.rsplit(" ", 1)[1])

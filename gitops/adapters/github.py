@@ -15,9 +15,10 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from gitops.errors import GithubError
 

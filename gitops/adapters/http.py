@@ -9,6 +9,7 @@ URL, because webhook URLs (Slack's, for one) carry their secret in the path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 from gitops.errors import DeployError
@@ -59,7 +60,7 @@ def get(url: str, headers: dict[str, str], timeout_s: float) -> HttpResponse:
 
 
 def _request(method: str, url: str, headers: dict[str, str], timeout_s: float, max_text: int,
-             **kwargs: object) -> HttpResponse:
+             **kwargs: Any) -> HttpResponse:
     import requests  # late: `gitops show` should not pay for it
 
     host = host_of(url)

@@ -37,7 +37,7 @@ class GitopsGroup(click.Group):
             click.secho(f"Error: {bounded(str(exc))}", err=True, fg="red")
             sys.exit(exc.exit_code)
         except click.ClickException as exc:  # usage errors quote the user's values too
-            exc.message = bounded(exc.message)
+            exc.message = bounded(exc.message)  # type: ignore[misc]  # click marks it Final; bounded in place
             raise
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

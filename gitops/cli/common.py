@@ -23,7 +23,7 @@ github_repo_option = click.option(
 )
 
 
-def workspace_of(repo_dir: Path):  # noqa: ANN201 - a gitops.api.Workspace (imported lazily)
+def workspace_of(repo_dir: Path):  # untyped: a gitops.api.Workspace (imported lazily)
     """The command's one Workspace: the GitOps repository containing ``repo_dir``."""
     from gitops import api
 
@@ -34,7 +34,7 @@ def workspace_of(repo_dir: Path):  # noqa: ANN201 - a gitops.api.Workspace (impo
     return ws
 
 
-def _say_recovered(ws) -> None:  # noqa: ANN001 - a gitops.api.Workspace
+def _say_recovered(ws) -> None:  # untyped: a gitops.api.Workspace
     for sentence in ws.recovered:
         click.echo(f"{sentence[0].upper()}{sentence[1:]}.", err=True)
 

@@ -21,7 +21,8 @@ def _describe(r) -> str:
 
 
 @click.command("deploy")
-@click.option("--base", required=True, metavar="REF", help="Git ref before the change, e.g. the push's 'before' commit.")
+@click.option("--base", required=True, metavar="REF",
+              help="Git ref before the change, e.g. the push's 'before' commit.")
 @click.option("--head", required=True, metavar="REF", help="Git ref after the change, e.g. the pushed commit.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent (payloads included); send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -85,7 +85,6 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
       gitops eval ratings@v2 --baseline ratings@v1 --dataset reviews@v1 --max-rows 200   # classification
     """
     from gitops import api
-
     from gitops.core.refs import alias_problem
     from gitops.yamlio import output_problem
 
@@ -176,7 +175,8 @@ def summary(results: EvalResults) -> str:
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--endpoint", required=True,
               help="Base URL of an OpenAI-compatible server, e.g. --endpoint http://127.0.0.1:8000.")
-@click.option("--model", "judge_model", required=True, help="The judge's model name there, e.g. --model judge@production.")
+@click.option("--model", "judge_model", required=True,
+              help="The judge's model name there, e.g. --model judge@production.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, e.g. --json > judge.json.")
 def judge_command(results: Path, endpoint: str, judge_model: str, as_json: bool) -> None:
     """Let a stronger model judge an evaluation's samples: candidate vs baseline, both orders, win rate.

@@ -100,6 +100,7 @@ def approvals_cmd(pr_number: int | None, base: str | None, as_json: bool, github
         return
     if as_json:
         raise click.UsageError("--json goes with --base")
+    assert pr_number is not None  # exactly one of --pr and --base (checked above)
     result = api.approvals(pr_number, github_repo, repo_dir)
     for line in result.lines():
         click.echo(line)

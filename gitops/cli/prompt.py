@@ -45,7 +45,7 @@ def prompt_add(model_name: str, config: Path, note: str | None, repo_dir: Path) 
 _SPLITS = click.Choice(["test", "valid", "train", "all"])
 
 
-def _constrain_option(fn):  # noqa: ANN001, ANN202 - a click decorator
+def _constrain_option(fn):  # untyped: a click decorator
     return click.option(
         "--constrain", type=click.Choice(["labels", "none"]), default=None,
         help="Decoding: 'labels' scores each label as the prompt's continuation and predicts the likeliest "

@@ -147,7 +147,8 @@ def model_create(name: str, description: str, task: str, classification_file: Pa
     from gitops import api
 
     created = api.create_model(workspace_of(repo_dir), name, description=description, task=task,
-                               owners=list(owners), protect=parse_pairs(protect, "--protect"), classification=classification_file)
+                               owners=list(owners), protect=parse_pairs(protect, "--protect"),
+                               classification=classification_file)
     click.echo(f"Created model '{created.name}'" + (
         f" (protected: {', '.join(created.protected)})" if created.protected else ""))
     for gate in created.gates:
@@ -221,7 +222,7 @@ def alias_set(model_name: str, alias_name: str, version: str, note: str | None, 
     if not change.changed:
         click.echo(f"{model_name}@{alias_name} already points to {change.new}; nothing to do.")
         return
-    click.echo(f"{model_name}@{alias_name}: {change.old or 'none'} -> {change.new} ({change.commit[:8]})")
+    click.echo(f"{model_name}@{alias_name}: {change.old or 'none'} -> {change.new} ({(change.commit or '')[:8]})")
     if change.protected:
         click.echo("This alias is protected: a code owner must approve the pull request that carries it.")
 
@@ -240,7 +241,7 @@ def alias_unset(model_name: str, alias_name: str, repo_dir: Path) -> None:
     from gitops import api
 
     change = api.unset_alias(workspace_of(repo_dir), model_name, alias_name)
-    click.echo(f"{model_name}@{alias_name}: {change.old} -> none ({change.commit[:8]})")
+    click.echo(f"{model_name}@{alias_name}: {change.old} -> none ({(change.commit or '')[:8]})")
 
 
 @click.command()

@@ -63,6 +63,7 @@ def report_command(results: tuple[Path, ...], out: Path | None, full_out: Path |
         write_atomic(full_out, rendered.full_markdown)
     click.echo(summary_line(rendered, out), err=True)
     if post:
+        assert pr_number is not None  # --post without --pr was refused above
         url, created = api.post_report(rendered.markdown, pr_number, github)
         click.echo(f"{'Posted' if created else 'Updated'} the report on PR #{pr_number}: {url}", err=True)
     if check and rendered.verdict != "pass":

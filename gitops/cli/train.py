@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from gitops.cli.common import github_repo_option, repo_option, workspace_of
+
+if TYPE_CHECKING:
+    from gitops.train.pipeline import TrainRun
 
 
 class _Bar:
@@ -86,6 +89,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], resume: bool, alias: str
     if run.format == "head":
         _say_head(run)
         return
+    run = cast("TrainRun", run)  # every format but head is a LoRA (or full) training run
     if run.version is None:
         return  # a non-main process under accelerate launch: the main one reports
     m = run.result.metrics

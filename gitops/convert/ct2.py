@@ -146,7 +146,7 @@ def _run_converter(src: Path, dst: Path, quantization: str) -> None:
     model_type = check_convertible(src)
     try:
         TransformersConverter(str(src)).convert(str(dst), quantization=quantization, force=True)
-    except Exception as exc:  # noqa: BLE001 - the converter is an outside system: translate all
+    except Exception as exc:  # the converter is an outside system: translate all
         # It raises ValueError for unsupported architectures, but also AttributeError/KeyError
         # when a transformers release renamed something the converter reads.
         what = f"this {model_type} model" if model_type else str(src)

@@ -26,6 +26,7 @@ test) does not replay a chain per Workspace.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -56,7 +57,7 @@ def fingerprint() -> str:
 
         h = hashlib.sha256(__version__.encode())
         for module in (schema, refs, task, validation, yamlio):
-            h.update(Path(module.__file__).read_bytes())
+            h.update(Path(str(module.__file__)).read_bytes())
         _FINGERPRINT = h.hexdigest()[:16]
     return _FINGERPRINT
 
@@ -129,10 +130,8 @@ class ContentCache:
         if current and replayed > COMPACT_AFTER:  # a long chain: start the next one from here
             self.put(rel, text, key, found)
         elif current and end < len(raw):  # lines past the match belong to a rolled-back append: drop them
-            try:
+            with contextlib.suppress(OSError):
                 os.truncate(path, end)
-            except OSError:
-                pass
         return found
 
     def versions_last(self, rel: str, key: str) -> bool | None:

@@ -87,7 +87,7 @@ def seal(git: Git, path: Path, entry: Journal, paths: list[str]) -> None:
     HEAD holding exactly these blobs is the proof that the commit happened."""
     present = [p for p in paths if (git.root / p).is_file()]
     ids = git.run("hash-object", "--", *present).split() if present else []
-    entry.sealed = {**{p: None for p in paths}, **dict(zip(present, ids, strict=True))}
+    entry.sealed = {**dict.fromkeys(paths), **dict(zip(present, ids, strict=True))}
     _write(path, entry)
 
 

@@ -145,7 +145,7 @@ def loadable(ws: Workspace, model: str, version: Version, *, _depth: int = 0) ->
     if _depth >= MAX_ADAPTER_DEPTH:
         raise ConfigError(f"{label}: more than {MAX_ADAPTER_DEPTH} adapters stacked on each other; "
                           "register a merged version as a base")
-    base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model, require_ref=True))
+    base_model, base = ws.registry().resolve(refs.parse_ref(version.base_model or "", require_ref=True))
     if base.md5 != version.base_md5:
         raise IntegrityError(f"{label} was trained on {version.base_model} with md5 {version.base_md5}, but the "
                              f"registry now records md5 {base.md5} for it; refusing to merge the adapter "

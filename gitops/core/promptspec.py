@@ -216,7 +216,7 @@ def _retrieval(doc: LineMap, src: str, p: Problems, stored: bool = False) -> Ret
     if not isinstance(block, LineMap):
         p.add(src, doc, "retrieval", "retrieval must be a mapping like {type: bm25, k: 3}")
         return Retrieval()
-    allowed = RETRIEVAL_KEYS + ("embedder_md5",) if stored else RETRIEVAL_KEYS
+    allowed = (*RETRIEVAL_KEYS, "embedder_md5") if stored else RETRIEVAL_KEYS
     for key in block:
         if key not in allowed:
             p.add(src, block, key, f"unknown key '{shown(key)}' in retrieval (allowed: {', '.join(allowed)})")

@@ -32,7 +32,7 @@ class Version:
     quantization: str | None = None
     config: dict[str, Any] | None = None
     config_hash: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
     note: str | None = None
     base_md5: str | None = None  # the md5 of the base version a peft-lora adapter was trained on
     # The md5 of the model's classification block when the version was added (ClassificationTask.md5):

@@ -6,21 +6,34 @@ are described as specs (:mod:`gitops.validation`); checks that span keys (a pare
 exist, a text field that must be a column) follow in code. The loader is on the hot path of
 ``gitops show``: a version record is one spec walk, about 5 us.
 
-The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain data the content cache stores (:mod:`gitops.core.cache`).
+The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain data the
+content cache stores (:mod:`gitops.core.cache`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, cast
 
 from gitops.core import refs
 from gitops.core.records import DEFAULT_SPLITS, GATE_BOUNDS, Alias, Dataset, DatasetVersion, Gate, Model, Version
 from gitops.core.task import CLASSIFICATION, ClassificationTask, parse_classification
 from gitops.errors import shown
-from gitops.validation import (REQUIRED, Field, Invalid, Key, ListOf, MapOf, Problems, Record, Scalar, Typed,
-                               finite_number, validate)
+from gitops.validation import (
+    REQUIRED,
+    Field,
+    Invalid,
+    Key,
+    ListOf,
+    MapOf,
+    Problems,
+    Record,
+    Scalar,
+    Typed,
+    finite_number,
+    validate,
+)
 from gitops.yamlio import LineMap
 
 FORMATS = ("peft-lora", "hf", "ct2", "prompt", "head")
@@ -105,7 +118,7 @@ class _Metrics(Scalar):
 
 
 _TEXT = Scalar("str", nullable=True)
-_REGISTRY_WORDS = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
+_REGISTRY_WORDS: dict[str, Any] = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
                    "missing": "{record} is missing the required key '{key}'",
                    "not_mapping": "{record} must be a mapping"}
 
@@ -132,8 +145,8 @@ VERSION_SPEC = Record({
     "commit": Field(_TEXT, None, "The git commit it was made from.", "0a1b2c3d4e5f"),
     "created_at": Field(_TEXT, None, "When it was registered (UTC, ISO 8601).", "2025-01-31T12:00:00Z"),
     "author": Field(_TEXT, None, "Who registered it (git's user).", "Ada <ada@example.com>"),
-    "metrics": Field(_Metrics("number", label="a mapping of metric names to numbers"), {}, "Numbers measured when it was made (training loss, size).",
-                     {"eval_loss": 1.84}),
+    "metrics": Field(_Metrics("number", label="a mapping of metric names to numbers"), {},
+                     "Numbers measured when it was made (training loss, size).", {"eval_loss": 1.84}),
     "note": Field(_TEXT, None, "Why it exists, in a sentence.", "gitops train (120 steps)"),
     "task_md5": Field(Scalar("str", nullable=True, rule=_md5_rule), None,
                       "md5 of the model's classification block the version was added under; predict and serve "
@@ -285,7 +298,7 @@ def _protected(protected: Any, doc: LineMap, src: str, p: Problems) -> dict[str,
     return out
 
 
-def _versions(versions: LineMap, src: str, p: Problems) -> dict[str, Version]:
+def _versions(versions: dict[str, Any], src: str, p: Problems) -> dict[str, Version]:
     out: dict[str, Version] = {}
     for vid, record in versions.items():
         if not isinstance(vid, str) or not refs.is_version(vid):
@@ -376,7 +389,7 @@ def parse_dataset(doc: Any, src: str, stem: str, p: Problems) -> Dataset | None:
     if len(p) != start:
         return None
     return Dataset(name=stem, description=description, columns={str(k): v for k, v in columns.items()},
-                   text_field=text_field, key=key, splits={str(k): float(v) for k, v in splits.items()},
+                   text_field=cast(str, text_field), key=key, splits={str(k): float(v) for k, v in splits.items()},
                    versions=versions, split_column=split_column, normalize=normalize)
 
 
@@ -527,7 +540,7 @@ def note_problem(note: object) -> str | None:
     if len(note) > MAX_NOTE:
         return f"the note has {len(note):,} characters; at most {MAX_NOTE}"
     if bad := next((c for c in note if 0xD800 <= ord(c) <= 0xDFFF), None):
-        return f"the note holds {ascii(bad)}, which is not Unicode text (a lone surrogate, or bytes that are not UTF-8)"
+        return f"the note holds {bad!a}, which is not Unicode text (a lone surrogate, or bytes that are not UTF-8)"
     if bad := next((c for c in note if not c.isprintable() and c not in "\n\t"), None):
-        return f"the note holds the control character {ascii(bad)}"
+        return f"the note holds the control character {bad!a}"
     return None

@@ -271,7 +271,7 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
     return cfg
 
 
-def _parse_runners(doc: LineMap, cfg: Settings, src: str, p: Problems) -> None:
+def _parse_runners(doc: dict[str, Any], cfg: Settings, src: str, p: Problems) -> None:
     runners = doc.get("runners") or {}
     shape = ("runners must be a mapping like {gpu: [self-hosted, gpu, ephemeral], "
              "trusted: [self-hosted, gpu, trusted]}")
@@ -302,7 +302,7 @@ def admin_path_problem(pattern: Any) -> str | None:
     return None
 
 
-def _admin_paths(value: Any, doc: LineMap, src: str, p: Problems) -> list[str]:
+def _admin_paths(value: Any, doc: dict[str, Any], src: str, p: Problems) -> list[str]:
     if not isinstance(value, list) or len(value) > MAX_ADMIN_PATHS:
         p.add(src, doc, "admin_paths", f"admin_paths must be a list of at most {MAX_ADMIN_PATHS} path patterns")
         return []

@@ -28,7 +28,7 @@ import json
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gitops.errors import shown
 from gitops.saferegex import check_pattern, compile_linear
@@ -161,7 +161,9 @@ def parse_classification(doc: LineMap, src: str, p: Problems) -> ClassificationT
     extract = _extract(block, labels or [], src, p)
     if len(p) != start or template is None or labels is None:
         return None
-    return ClassificationTask(input=template, label=label, labels=labels, fallback=fallback, extract=extract)
+    # label is a string and fallback one of the labels: otherwise a problem was added and None returned above
+    return ClassificationTask(input=template, label=cast(str, label), labels=labels, fallback=cast(str, fallback),
+                              extract=extract)
 
 
 def _template(block: LineMap, src: str, p: Problems) -> str | None:

@@ -33,7 +33,8 @@ MAX_LINES = 100
 # pip options a requirements file may hold besides the requirement: where to find packages.
 OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--trusted-host", "--no-index")
 _NAME = re.compile(r"^gitops[-_.]registry$", re.I)
-_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?\s*==\s*(?P<version>[A-Za-z0-9.+!_-]+)$")
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?"
+                  r"\s*==\s*(?P<version>[A-Za-z0-9.+!_-]+)$")
 _URL = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?\s*@\s*(?P<url>\S+)$")
 _GIT = re.compile(r"^git\+(https|ssh|file)://\S+@(?P<rev>[0-9a-f]{40})(#\S*)?$")
 _WHEEL = re.compile(r"^gitops_registry-[A-Za-z0-9.+!_]+-[^/]*\.whl$")
@@ -86,7 +87,7 @@ def requirement_problem(line: str, root: Path | None = None) -> str | None:
     if line == ".":
         return None if root is None or _is_toolkit(root) else \
             "'.' installs this repository, which is not the gitops toolkit (no pyproject.toml naming gitops-registry)"
-    if line.startswith(("./", "wheels/")) or line.endswith(".whl") and "://" not in line and "@" not in line:
+    if line.startswith(("./", "wheels/")) or (line.endswith(".whl") and "://" not in line and "@" not in line):
         return _wheel_problem(line, root)
     for pattern in (_PIN, _URL):
         match = pattern.match(line)

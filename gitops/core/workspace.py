@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitops import yamlio
 from gitops.adapters import git as git_adapter
 from gitops.adapters.dvc import Dvc
 from gitops.adapters.git import Git
@@ -30,7 +31,6 @@ from gitops.core import journal, layout, reader, refs
 from gitops.core.cache import ContentCache, digest
 from gitops.core.reader import Registry
 from gitops.core.schema import Dataset
-from gitops import yamlio
 from gitops.errors import DataError, DiskFull, GitopsError, NotFoundError, RegistryError, RepoStateError, disk_full
 from gitops.validation import Problems
 

@@ -95,7 +95,7 @@ def _read_batches(ws: Workspace, dataset: Dataset, batches: list[DatasetVersion]
                 got = hashlib.sha256(data).hexdigest()
                 raise IntegrityError(
                     f"{v.batch} ({dataset.name}@{v.id}): the copy DVC served has sha256 {got[:16]}..., not the "
-                    f"{expected_sha256(v)[:16]}... that {dataset.name}@{v.id} released; a released batch was "
+                    f"{(expected_sha256(v) or '')[:16]}... that {dataset.name}@{v.id} released; a released batch was "
                     "rewritten (or its cached copy is corrupted), so it is refused: restore the data.dvc that "
                     "released it and 'dvc pull', or ingest new rows as a new version")
             out[i] = data

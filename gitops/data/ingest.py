@@ -184,7 +184,7 @@ def _nothing_message(ds: Dataset, checked: rows.Checked, result: IngestResult) -
 
 def _render_batch(ds: Dataset, new: list[_New]) -> tuple[str, list[tuple[str, str]], dict[str, int]]:
     """The batch file's text (JSON Lines, each row with its ``split``), its key shard pairs and split counts."""
-    counts = {name: 0 for name in ds.splits}
+    counts = dict.fromkeys(ds.splits, 0)
     lines, pairs = [], []
     for item in new:
         counts[item.split] += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ class KeyIndex:
                 self._insert(version.batch, pairs)
             self._set_stamp(self.stamp)
 
-    def _insert(self, batch: str, pairs: list[tuple[str, ...]]) -> None:
+    def _insert(self, batch: str, pairs: Sequence[tuple[str, ...]]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", pairs)
         self.db.execute("INSERT OR IGNORE INTO batches VALUES (?)", (batch,))
 

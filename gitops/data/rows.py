@@ -197,7 +197,7 @@ def _read_parquet(path: Path) -> list[RawRow]:
         raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a broken file
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
         raise DataError(f"{path}: not a readable Parquet file ({shown(exc, 200)})") from None
     if twice := _twice(table.column_names):
         raise DataError(f"{path}: column '{shown(twice[0])}' appears twice in the Parquet schema")
@@ -236,10 +236,10 @@ def _from_text(value: str, typ: str) -> tuple[Any, str | None]:
         return (number, None) if INT_MIN <= number <= INT_MAX else (None, f"'{shown(value)}' is out of range (int64)")
     if typ == "float":
         try:
-            number = float(text)
+            real = float(text)
         except ValueError:
             return None, f"'{shown(value)}' is not a number"
-        return (number, None) if math.isfinite(number) else (None, f"'{shown(value)}' is not a finite number")
+        return (real, None) if math.isfinite(real) else (None, f"'{shown(value)}' is not a finite number")
     if text.lower() in _TRUE | _FALSE:
         return text.lower() in _TRUE, None
     return None, f"'{shown(value)}' is not true or false"
@@ -308,8 +308,8 @@ def check_files(paths: list[Path], dataset: Dataset, delimiter: str | None = Non
     for path in paths:
         for row in read_file(path, delimiter):
             typed, problem = check_row(row, dataset, clean)
-            if problem is not None:
-                result.rejects.append(Reject(row.source, row.line, row.location, problem, row.values))
+            if problem is not None or typed is None:
+                result.rejects.append(Reject(row.source, row.line, row.location, problem or "", row.values))
             else:
                 result.good.append((row, typed))
     return result

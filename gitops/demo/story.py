@@ -109,7 +109,7 @@ def demo(directory: Path | None = None, *, max_steps: int | None = None, eval_ro
     say = say or (lambda _msg: None)
     start = time.perf_counter()
     keep = directory is not None
-    if keep and directory.exists() and any(directory.iterdir()):
+    if directory is not None and directory.exists() and any(directory.iterdir()):
         raise RepoStateError(f"{directory} already exists and is not empty; choose a new directory for --keep")
     if base == SMOLLM2:
         from gitops.ml.gguf_base import smollm2_path
@@ -197,7 +197,7 @@ def comparisons(base: Base) -> list[tuple[str, str]]:
     return [(f"{MODEL}@staging", f"{MODEL}@production"), (f"{MODEL}@v2", f"{MODEL}@production")]
 
 
-def _evaluate(ws, root: Path, base: Base, eval_rows: int, step: Callable[[str], None]) -> list:  # noqa: ANN001
+def _evaluate(ws, root: Path, base: Base, eval_rows: int, step: Callable[[str], None]) -> list:
     from gitops.eval.pipeline import evaluate
 
     results = []
@@ -233,7 +233,7 @@ def _num(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def _summary_line(res) -> str:  # noqa: ANN001 - an EvalResults
+def _summary_line(res) -> str:  # untyped: an EvalResults
     """``✅ m@staging (v3, ct2/int8) vs m@production (v1): perplexity 2.17 vs 2.18, ...; 2/2 gates pass``."""
     cand, base = res.candidate, res.baseline
     fmt = cand.format + (f"/{cand.quantization}" if cand.quantization else "")
@@ -252,7 +252,7 @@ def _summary_line(res) -> str:  # noqa: ANN001 - an EvalResults
             f"{passed}/{len(res.gates)} gates pass{_conversion_cost(res)}")
 
 
-def _conversion_cost(res) -> str:  # noqa: ANN001 - an EvalResults
+def _conversion_cost(res) -> str:  # untyped: an EvalResults
     """``; int8 cost vs v2: perplexity +0.4% [-0.1%, +0.9%]`` for a converted candidate."""
     comp, parent = res.comparison("parent"), res.parent
     delta = comp.deltas.get("perplexity") if comp else None

@@ -148,7 +148,7 @@ def _check_id(delivery: str) -> None:
         raise DeployError("a delivery id is short printable ASCII (the X-Gitops-Delivery header)")
 
 
-def _lock_exclusively(path: Path):  # noqa: ANN202 - an open file holding the lock
+def _lock_exclusively(path: Path):  # untyped: an open file holding the lock
     """Hold an exclusive lock on ``path`` for the life of the returned file, or refuse at once."""
     fh = open(path, "a+b")  # noqa: SIM115 - kept open: closing it releases the lock
     try:

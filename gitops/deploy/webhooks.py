@@ -218,7 +218,8 @@ def _snippet(text: str) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body.get("error")
+        inner = error if isinstance(error, dict) else body
         if isinstance(inner.get("message"), str):
             text = inner["message"]
     text = " ".join(text.split())[:240]

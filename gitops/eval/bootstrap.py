@@ -15,7 +15,7 @@ exactly. numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ MIN_UNITS = 2          # one unit resampled is always itself: no spread, no inte
 _CELLS = 2_000_000     # index cells drawn per chunk (16 MB of int64), whatever the number of units
 
 
-def ratio_interval(cand: tuple[list[float], list[float]], ref: tuple[list[float], list[float]], *,
+def ratio_interval(cand: tuple[Sequence[float], Sequence[float]], ref: tuple[Sequence[float], Sequence[float]], *,
                    transform: Callable[[np.ndarray], np.ndarray] | None = None, resamples: int = RESAMPLES,
                    seed: int = SEED, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
     """Interval of ``f(sum(num_c)/sum(den_c)) - f(sum(num_r)/sum(den_r))`` over paired units.

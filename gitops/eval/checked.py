@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any, Union
 
 from gitops.errors import EvalError
@@ -27,14 +27,14 @@ class ResultsError(EvalError):
 _SCALARS = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec_of(hint: Any) -> Spec:
     """The validation spec of a type hint; supports what the results shapes use and nothing more."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return dataclasses.replace(spec_of(inner), nullable=True)  # type: ignore[type-var]
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _record(hint)
     if origin is list:
         return ListOf(spec_of(typing.get_args(hint)[0]))
@@ -43,7 +43,7 @@ def spec_of(hint: Any) -> Spec:
     return Scalar(_SCALARS[hint])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -53,12 +53,12 @@ def _record(cls: type) -> Record:
                             REQUIRED if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                             else None)
               for f in dataclasses.fields(cls)}
-    return Record(fields, what=cls.__name__, build=_builder(cls), cls=cls, keep_absent=False,
+    return Record(fields, what=cls.__name__, build=_Builder(cls), cls=cls, keep_absent=False,
                   unknown="{path} is not a known key of {what} (known: {allowed})", missing="{path} is missing",
                   not_mapping="{path} must be an object ({what}), not {shown}", build_error="{path} {message}")
 
 
-class _builder:
+class _Builder:
     """Builds ``cls``; a value rule it breaks (:class:`ResultsError`) is reported where the record is."""
 
     def __init__(self, cls: type) -> None:
@@ -78,7 +78,7 @@ class Checked:
         cls = type(self)
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             try:
-                value = conform(spec_of(_hints(cls)[f.name]), getattr(self, f.name), f"{cls.__name__}.{f.name}",
+                value = conform(spec_of(_hints(cls)[f.name]), getattr(self, f.name), f"{cls.__name__}.{f.name}",  # type: ignore[arg-type]  # a class is hashable
                                 decode=False)
             except Invalid as exc:
                 raise ResultsError(exc.message) from None

@@ -15,6 +15,8 @@ A metric with no per-unit numbers gets its delta without an interval.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gitops.eval import bootstrap
 from gitops.eval.harness import Measurement
 from gitops.eval.results import Comparison, Delta, Statistics
@@ -49,7 +51,7 @@ def metric_delta(name: str, cand: Measurement, other: Measurement, stats: Statis
 
 def _interval(name: str, cand: Measurement, other: Measurement, stats: Statistics
               ) -> tuple[str | None, int, tuple[float, float] | None]:
-    settings = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
+    settings: dict[str, Any] = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
     if name in ("loss", "perplexity"):
         import numpy as np
 

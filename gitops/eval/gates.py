@@ -130,12 +130,13 @@ def check_bound(metric: str, bound: str, threshold: float, candidate: Mapping[st
     return result(passed, f"{what}: {shown_cand} {sign} {shown_limit}{context}", limit)
 
 
-def _significant(what: str, upper: bool, limit: float, base: float, delta: Delta | None, result) -> GateResult:  # noqa: ANN001
+def _significant(what: str, upper: bool, limit: float, base: float | None, delta: Delta | None, result) -> GateResult:
     """A relative bound judged on the interval of the change: it fails only when the whole interval
     lies beyond the bound (the candidate is significantly worse than allowed)."""
     if delta is None or delta.low is None or delta.high is None:
         return result(True, f"{what}: skipped, the comparison has no interval to judge significance by",
                       skipped=True)
+    assert base is not None  # a significance gate is relative: skipped above when there is no base
     low, high = base + delta.low, base + delta.high   # the candidate's value, as far as the rows tell
     beyond = low > limit if upper else high < limit
     shown = f"{format_number(delta.delta)} [{format_number(delta.low)}, {format_number(delta.high)}]"

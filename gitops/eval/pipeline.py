@@ -268,7 +268,7 @@ def holdout(ws: Workspace, plan: EvalPlan, fmt: PromptFormat,
     return texts, prompts
 
 
-def _candidate_tokenizer(ws: Workspace, ref: str):  # noqa: ANN202 - a transformers tokenizer
+def _candidate_tokenizer(ws: Workspace, ref: str):  # untyped: a transformers tokenizer
     """The candidate's tokenizer, whose chat template formats the rows for both sides."""
     from gitops.ml.loading import load_tokenizer
 

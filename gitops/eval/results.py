@@ -22,7 +22,7 @@ from typing import Any
 from gitops import jsonio
 from gitops.core.schema import GATE_BOUNDS, Version
 from gitops.errors import shown
-from gitops.eval.checked import ResultsError, Checked, spec_of
+from gitops.eval.checked import Checked, ResultsError, spec_of
 from gitops.validation import Invalid, conform, show_json
 
 SCHEMA_VERSION = 2
@@ -337,7 +337,8 @@ class JudgeSummary(Checked):
             raise ResultsError(f"wins, losses and ties must add up to the {self.samples} samples judged")
         if not (0 <= self.win_rate <= 1 and 0 <= self.consistent <= 1):
             raise ResultsError("win_rate and consistent must be shares from 0 to 1")
-        if (self.low is None) != (self.high is None) or (self.low is not None and not self.low <= self.high):
+        if (self.low is None) != (self.high is None) or (
+                self.low is not None and self.high is not None and not self.low <= self.high):
             raise ResultsError("low and high must both be null or an interval with low <= high")
 
 
@@ -418,7 +419,7 @@ class EvalResults(Checked):
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "results") -> EvalResults:  # noqa: D102
+    def from_dict(cls, data: Any, source: str = "results") -> EvalResults:
         """Decode a parsed document; raise :class:`ResultsError` naming ``source`` and the key."""
         if not isinstance(data, dict):
             raise ResultsError(f"{source} must be a JSON object (a gitops results document)")
@@ -430,7 +431,7 @@ class EvalResults(Checked):
                                f"version {SCHEMA_VERSION}; use the gitops version that wrote it")
         body = {k: v for k, v in data.items() if k != "verdict"}
         try:
-            results = conform(spec_of(cls), body)
+            results = conform(spec_of(cls), body)  # type: ignore[arg-type]  # a class is hashable
         except Invalid as exc:
             raise ResultsError(f"{source}: {exc.message}") from None
         # verdict is derived; a stored one that disagrees means the document was edited by hand.

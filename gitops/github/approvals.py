@@ -109,10 +109,10 @@ def latest_reviews(reviews: list[Review]) -> dict[str, Review]:
     """Each reviewer's latest review that decides something: COMMENTED and PENDING reviews change
     nothing on GitHub either, while a DISMISSED one withdraws an approval."""
     latest: dict[str, Review] = {}
-    for review in sorted(reviews, key=lambda r: (r.submitted_at, r.id)):
-        if review.state in ("COMMENTED", "PENDING"):
+    for each in sorted(reviews, key=lambda r: (r.submitted_at, r.id)):
+        if each.state in ("COMMENTED", "PENDING"):
             continue
-        latest[review.author] = review
+        latest[each.author] = each
     return latest
 
 

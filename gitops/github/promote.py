@@ -48,8 +48,8 @@ def pr_text(result: PromoteResult, note: str | None) -> tuple[str, str]:
 def promote(ws: Workspace, ref: str, alias: str, note: str | None = None, *, open_pr: bool = False,
             base: str = "main", github_repo: str | None = None, remote: str = "origin") -> PromoteResult:
     """Commit ``alias -> version of ref`` on a new branch made from HEAD, without checking it out:
-    the work tree stays on the branch it was on, untouched. HEAD (not the base branch) is the start so a version registered in a
-    local commit (the training workflow) travels with its promotion.
+    the work tree stays on the branch it was on, untouched. HEAD (not the base branch) is the start so a
+    version registered in a local commit (the training workflow) travels with its promotion.
 
     With ``open_pr`` the branch is pushed to ``remote`` and a pull request into ``base`` opened on
     ``github_repo`` (default: gitops.yaml's github.repo, then $GITHUB_REPOSITORY). The remote, the

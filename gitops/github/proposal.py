@@ -175,7 +175,8 @@ def train_text(run: Any) -> tuple[str, str]:
     metrics = run.result.metrics
     body = [f"Registers **{run.model}@{run.version}** ({run.format}), fine-tuned from `{run.base_model}` on "
             f"`{run.dataset}`" + (f", and points `{run.alias}` at it." if run.alias else "."), "",
-            f"- steps: {run.result.steps}; eval loss {metrics.get('eval_loss')}, perplexity {metrics.get('perplexity')}",
+            f"- steps: {run.result.steps}; eval loss {metrics.get('eval_loss')}, "
+            f"perplexity {metrics.get('perplexity')}",
             f"- config hash: `{run.config_hash[:12]}`; weights: `{run.path}` (on the DVC remote)",
             "", "The evaluation workflow compares it with production on this pull request."]
     return title, "\n".join(body)

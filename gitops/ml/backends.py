@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitops.errors import ConfigError, EvalError, NotFoundError
 from gitops.ml import tokens
@@ -170,14 +171,16 @@ class Backend:
             self._generate_steps(batch, max(max_new_tokens), sampling, rows.step)
         else:
             for i, ids in enumerate(batch):  # each seeded row on its own generator
-                self._generate_seeded(ids, max_new_tokens[i], sampling,
-                                      lambda _row, token, i=i: rows.step(i, token))
+                def on_token(_row: int, token: int, i: int = i) -> Any:
+                    return rows.step(i, token)
+
+                self._generate_seeded(ids, max_new_tokens[i], sampling, on_token)
         return rows.tokens
 
     def close(self) -> None:
         """Release the model (memory, threads). The backend is unusable afterwards."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -357,7 +360,7 @@ class CT2Backend(Backend):
         self.generator = None
 
 
-def open_backend(path: Path, fmt: str, *, base_dir: Path | None = None, device: str = "cpu",
+def open_backend(path: Path, fmt: str, *, base_dir: Path | str | None = None, device: str = "cpu",
                  threads: int | None = None) -> Backend:
     """Open the weights at ``path`` (format ``fmt``) for generation and scoring.
 
@@ -426,7 +429,7 @@ def _sample(logits, sampling: Sampling, rng) -> int:
     return int(rng.choice(chosen, p=p[chosen] / p[chosen].sum()))
 
 
-def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # noqa: ANN001, ANN201 - torch
+def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # untyped: torch
     """``batch`` as (ids, attention mask) tensors on ``device``, padded on the left or the right."""
     import torch
 

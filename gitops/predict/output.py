@@ -114,7 +114,7 @@ def _foreign(value: Any, digests: list[str], labels: list[str], seen: set[int]) 
     return None
 
 
-def open_partial(partial: Path, header: dict[str, Any], *, fresh: bool):  # noqa: ANN201 - a text file
+def open_partial(partial: Path, header: dict[str, Any], *, fresh: bool):  # untyped: a text file
     partial.parent.mkdir(parents=True, exist_ok=True)
     sink = partial.open("w" if fresh else "a", encoding="utf-8")
     if fresh:

@@ -129,6 +129,7 @@ def plan_predict(ws: Workspace, ref: str, dataset: str | None, split: str = "tes
         rows, keys = read_input(Path(input_file), task, (lambda r: r) if clean is None else
                                 (lambda r: {k: clean(v) if isinstance(v, str) else v for k, v in r.items()}), MAX_ROWS)
     else:
+        assert dataset is not None  # exactly one of dataset and input_file (checked above)
         rows, keys, label = _dataset_rows(ws, task, dataset, split)
     if limit is not None:
         rows, keys = rows[:limit], keys[:limit]

@@ -54,7 +54,7 @@ class BackendPool:
             backend.close()
         self._open.clear()
 
-    def __enter__(self) -> "BackendPool":
+    def __enter__(self) -> BackendPool:
         return self
 
     def __exit__(self, *exc: object) -> None:

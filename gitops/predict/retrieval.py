@@ -118,10 +118,11 @@ def build_retriever(ws: Workspace, dataset_ref: str | None, retrieval: Retrieval
 def template_md5(template: str | Callable[[dict[str, Any]], str]) -> str:
     """What identifies how rows become indexed text: the input template (or, given a task's
     ``render``, that task's template), md5-hashed."""
+    text: object = template
     if not isinstance(template, str):
         owner = getattr(template, "__self__", None)
-        template = getattr(owner, "input", None) or getattr(template, "__qualname__", repr(template))
-    return hashlib.md5(template.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        text = getattr(owner, "input", None) or getattr(template, "__qualname__", repr(template))
+    return hashlib.md5(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _prefix_entry(ws: Workspace, kind: str, suffix: str, row_keys: list[str]) -> Path | None:

@@ -130,7 +130,7 @@ def log_losses(rows: list[dict[str, Any]]) -> list[float]:
     return [-math.log(max(float(r["probabilities"].get(r["label"], 0.0)), EPSILON)) for r in rows]
 
 
-def macro_f1_stat(rows: list[dict[str, Any]], labels: list[str]):  # noqa: ANN201 - counts -> values
+def macro_f1_stat(rows: list[dict[str, Any]], labels: list[str]):  # untyped: counts -> values
     """macro-F1 as a function of draw counts: per label, true positives, true and predicted rows
     summed over the drawn rows; F1 averaged over the labels true or predicted in the draw."""
     import numpy as np
@@ -140,7 +140,7 @@ def macro_f1_stat(rows: list[dict[str, Any]], labels: list[str]):  # noqa: ANN20
     pred = np.array([index[r["prediction"]] for r in rows])
     hit = (truth == pred).astype(np.float64)
 
-    def stat(counts):  # noqa: ANN001, ANN202 - numpy
+    def stat(counts):  # untyped: numpy
         true_n = _group_sums(counts, truth, len(labels))
         pred_n = _group_sums(counts, pred, len(labels))
         tp = _group_sums(counts * hit, truth, len(labels))
@@ -152,7 +152,7 @@ def macro_f1_stat(rows: list[dict[str, Any]], labels: list[str]):  # noqa: ANN20
     return stat
 
 
-def ece_stat(rows: list[dict[str, Any]]):  # noqa: ANN201 - counts -> values, or None
+def ece_stat(rows: list[dict[str, Any]]):  # untyped: counts -> values, or None
     """The expected calibration error as a function of draw counts (None without probabilities)."""
     import numpy as np
 
@@ -162,14 +162,14 @@ def ece_stat(rows: list[dict[str, Any]]):  # noqa: ANN201 - counts -> values, or
     hit = np.array([1.0 if r["prediction"] == r["label"] else 0.0 for r in rows])
     bins = np.minimum((conf * BINS).astype(int), BINS - 1)
 
-    def stat(counts):  # noqa: ANN001, ANN202 - numpy
+    def stat(counts):  # untyped: numpy
         gap = _group_sums(counts * hit, bins, BINS) - _group_sums(counts * conf, bins, BINS)
         return np.abs(gap).sum(axis=1) / counts.sum(axis=1)
 
     return stat
 
 
-def _group_sums(counts, groups, n_groups: int):  # noqa: ANN001, ANN202 - numpy
+def _group_sums(counts, groups, n_groups: int):  # untyped: numpy
     """Per draw (row of ``counts``), the counts summed over the units of each group."""
     import numpy as np
 
@@ -180,13 +180,13 @@ def _group_sums(counts, groups, n_groups: int):  # noqa: ANN001, ANN202 - numpy
     return out
 
 
-def _point(stat, n: int) -> float:  # noqa: ANN001
+def _point(stat, n: int) -> float:
     import numpy as np
 
     return float(stat(np.ones((1, n)))[0])
 
 
-def _own_interval(stat, n: int) -> Interval:  # noqa: ANN001
+def _own_interval(stat, n: int) -> Interval:
     return bootstrap.counts_interval(stat, n)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gitops.errors import ConfigError
 from gitops.core.promptspec import Retrieval
+from gitops.errors import ConfigError
 from gitops.registry.prompt import pinned_embedder
 
 EMBEDDINGS = "embeddings.npy"
@@ -26,7 +26,7 @@ def embedder_dir(root: Path, retrieval: Retrieval) -> tuple[Path, str]:
     return pinned_embedder(root, pin, "prompt config")
 
 
-def _model(model_dir: Path):  # noqa: ANN202 - a SentenceTransformer
+def _model(model_dir: Path):  # untyped: a SentenceTransformer
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -36,7 +36,7 @@ def _model(model_dir: Path):  # noqa: ANN202 - a SentenceTransformer
                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
 
 
-def _encode(model, texts: list[str]):  # noqa: ANN001, ANN202 - numpy in, numpy out
+def _encode(model, texts: list[str]):  # untyped: numpy in, numpy out
     return model.encode(texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True,
                         show_progress_bar=False)
 

@@ -150,8 +150,8 @@ def majority_of(ws: Workspace, dataset: str, label_column: str, predictions: lis
                 labels: list[str]) -> Majority | None:
     """The majority-class reference over ``predictions``' rows, from ``dataset``'s train split (None
     when it has no labelled train row, or no row here is labelled)."""
-    values = [r.get(label_column) for r in batches.read_rows(ws, dataset, "train")]
-    values = [str(v) for v in values if v is not None and str(v).strip() and str(v) in labels]
+    raw = [r.get(label_column) for r in batches.read_rows(ws, dataset, "train")]
+    values = [str(v) for v in raw if v is not None and str(v).strip() and str(v) in labels]
     if not values or not any(p.get("label") is not None for p in predictions):
         return None
     label, scores = scoring.majority_baseline(values, predictions, labels)

@@ -169,7 +169,8 @@ def _version_problems(src: str, old: dict[str, Any], new: dict[str, Any], base_n
         if after is None:
             out.append(Problem(src, None, vid, f"version {vid} was removed; {why.split(',')[0]}"))
         elif changed := changed_keys(before.to_dict(), after.to_dict()):
-            out.append(Problem(src, None, vid, f"version {vid} changed ({', '.join(changed)}) since {base_name}; {why}"))
+            out.append(Problem(src, None, vid,
+                               f"version {vid} changed ({', '.join(changed)}) since {base_name}; {why}"))
     return out
 
 

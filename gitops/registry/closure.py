@@ -39,6 +39,7 @@ from gitops.core.schema import Dataset, Model
 from gitops.errors import GitopsError, RegistryError
 from gitops.registry import codeowners_rules as codeowners
 from gitops.registry.changes import DATA_POINTER, changed_keys, data_pointer_problem
+from gitops.saferegex import LinearPattern
 from gitops.validation import Problems
 
 ALIAS_PATH = re.compile(r"^registry/(?P<model>[^/]+)/aliases/(?P<alias>[^/]+)\.yaml$")
@@ -127,8 +128,8 @@ class Side:
         self._invalid: dict[str, str | None] = {}  # a model.yaml's first problem (its protection is unknown)
         self._datasets: dict[str, Dataset | None] = {}
         self._settings: settings.Settings | None = None
-        self._codeowners: codeowners.Codeowners | None | bool = False
-        self._guarded: list[re.Pattern[str]] | None = None
+        self._codeowners: codeowners.Codeowners | bool | None = False
+        self._guarded: list[LinearPattern] | None = None
 
     def text(self, path: str) -> str | None:
         if path not in self._texts:
@@ -346,8 +347,8 @@ class _Reviewer:
             return
         before = before if isinstance(before, dict) else {}
         if task := [k for k in TASK_KEYS if before.get(k) != after.get(k)]:
-            parts = changed_keys(*(d.get("classification") for d in (before, after))) \
-                if all(isinstance(d.get("classification"), dict) for d in (before, after)) else []
+            old, new = before.get("classification"), after.get("classification")
+            parts = changed_keys(old, new) if isinstance(old, dict) and isinstance(new, dict) else []
             self.touch(path, f"the task block changed ({', '.join(parts or task)}): the prompts and labels of every "
                              "version of the model", own)
         for vid in sorted({v for c in holding for m, v in c.versions if m == model}, key=refs.version_number):
@@ -369,10 +370,11 @@ class _Reviewer:
         if rule := changed_keys(*({k: v for k, v in d.items() if k not in ("name", "description", "versions")}
                                   for d in (before, after))):
             parts.append(f"its {', '.join(rule)} changed")
-        released = before.get("versions") if isinstance(before.get("versions"), dict) else {}
+        versions = before.get("versions")
+        released: dict[str, Any] = versions if isinstance(versions, dict) else {}
         for vid in sorted(released, key=lambda v: refs.version_number(v) if refs.is_version(str(v)) else 0):
-            if what := _version_change(vid, released, after.get("versions")):
-                parts.append(what)
+            if change := _version_change(vid, released, after.get("versions")):
+                parts.append(change)
         if parts:
             self.touch(path, f"data set '{name}': " + "; ".join(parts), users, immutable=True)
 

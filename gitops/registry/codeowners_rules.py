@@ -111,7 +111,7 @@ def parse(text: str, source: str = ".github/CODEOWNERS") -> Codeowners:
         if not fields:
             continue
         pattern, owners = fields[0], tuple(fields[1:])
-        if pattern.startswith("!") or "[" in pattern or pattern.startswith("\\#"):
+        if pattern.startswith(("!", "\\#")) or "[" in pattern:
             result.problems.append(f"{source}:{number}: pattern '{pattern}' uses syntax GitHub does not "
                                    "support (negation, [ ] ranges or an escaped #); the line is ignored")
             continue

@@ -20,7 +20,8 @@ DEFAULT_CLASSIFICATION_GATES = [{"metric": "accuracy", "max_decrease_pct": 0, "s
 
 def create_model(ws: Workspace, name: str, *, description: str = "", task: str = "text-generation",
                  owners: list[str] | None = None, protect: dict[str, list[str]] | None = None,
-                 gates: list[dict[str, Any]] | None = None, classification: dict[str, Any] | Path | None = None) -> Model:
+                 gates: list[dict[str, Any]] | None = None,
+                 classification: dict[str, Any] | Path | None = None) -> Model:
     """Add ``registry/NAME/model.yaml`` (and keep CODEOWNERS in sync with its protected aliases).
     ``classification`` is the block a ``task: classification`` model needs (gitops.core.task), or
     a YAML file holding it. A classification model without ``gates`` gets

@@ -86,7 +86,7 @@ def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) 
     if spec.constrain and model.classification is None:
         raise RegistryError(f"{src}: generation.constrain: labels needs a model with task: classification (its "
                             f"labels); '{model.name}' has task '{model.task}'")
-    config = {"base": f"{base_model.name}@{base.id}", "base_md5": base.md5, "template": spec.template,
+    config: dict[str, Any] = {"base": f"{base_model.name}@{base.id}", "base_md5": base.md5, "template": spec.template,
               "task": spec.task, "retrieval": {"type": spec.retrieval.type, "k": spec.retrieval.k,
                                                "seed": spec.retrieval.seed},
               "generation": {"max_new_tokens": spec.max_new_tokens, "temperature": spec.temperature}}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class _AlreadyRegistered(Exception):
 
 def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: str | None = None,
              base_model: str | None = None, dataset: str | None = None,
-             metrics: dict[str, float] | Path | None = None, config: dict | None = None,
+             metrics: Mapping[str, float | None] | Path | None = None, config: dict | None = None,
              config_hash: str | None = None, quantization: str | None = None, note: str | None = None,
              move: bool = False, push: bool = False, base_md5: str | None = None) -> RegisterResult:
     """Store a weights directory as the model's next version: copy under ``models/MODEL/vN``,

@@ -32,13 +32,14 @@ def model_summary(model: Model) -> dict[str, Any]:
             "owners": model.owners, "versions_count": len(model.versions),
             "latest": latest.id if latest else None,
             "aliases": {a: al.version for a, al in sorted(model.aliases.items())},
-            "protected": {a: o for a, o in sorted(model.protected.items())},
+            "protected": dict(sorted(model.protected.items())),
             **({"classification": model.classification.to_dict()} if model.classification else {})}
 
 
 def version_row(model: Model, v: Version) -> dict[str, Any]:
     return {"id": v.id, "format": v.format, "quantization": v.quantization, "parent": v.parent,
-            "base_model": v.base_model, "dataset": v.dataset, "created_at": v.created_at, "author": v.author, "metrics": v.metrics,
+            "base_model": v.base_model, "dataset": v.dataset, "created_at": v.created_at, "author": v.author,
+            "metrics": v.metrics,
             "aliases": sorted(a for a, al in model.aliases.items() if al.version == v.id)}
 
 

@@ -13,11 +13,18 @@ is escaped here (:func:`gitops.report.escape.cell`); the numbers and words are o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import json
+from dataclasses import dataclass, field
+from typing import Any
 
-from gitops.eval.results import ClassificationSide, Delta, EvalResults, MajorityBaseline, ModelResult
+from gitops.eval.results import (
+    ClassificationInfo,
+    ClassificationSide,
+    Delta,
+    EvalResults,
+    MajorityBaseline,
+    ModelResult,
+)
 from gitops.report.escape import Safe, cell, inline
 
 HEADER = Safe("| variant | kind | accuracy | vs baseline | macro-F1 | log loss | ECE | macro acc. | invalid | "
@@ -48,6 +55,12 @@ def is_classification(r: EvalResults) -> bool:
     return r.classification is not None
 
 
+def info_of(r: EvalResults) -> ClassificationInfo:
+    """The classification block of a result :func:`is_classification` accepted."""
+    assert r.classification is not None
+    return r.classification
+
+
 def table(r: EvalResults, limit: int | None = None) -> VariantTable:
     """One result's table: the baseline, the parent, then the candidate (its interval vs the baseline)."""
     info = r.classification
@@ -66,7 +79,7 @@ def table(r: EvalResults, limit: int | None = None) -> VariantTable:
     notes = [note] if (note := parent_note(r, limit)) else []
     notes += invalid_notes([(m, side) for m, side in ((r.baseline, info.baseline), (r.parent, info.parent),
                                                      (r.candidate, info.candidate)) if m is not None and side], limit)
-    return VariantTable(_caption(r), rows, notes + [interval_note(r)])
+    return VariantTable(_caption(r), rows, [*notes, interval_note(r)])
 
 
 def majority_row(m: MajorityBaseline, limit: int | None = None) -> Safe:
@@ -119,22 +132,23 @@ def combine(results: list[EvalResults], limit: int | None = None) -> Combined:
             out.notes.append(Safe(f"The {len(group)} results of {cell(model, limit)} are shown separately: {why}."))
             continue
         first = group[0]
+        first_info = info_of(first)
         rows = []
-        if first.baseline is not None and first.classification.baseline is not None:
-            rows.append(_row(first.baseline, first.classification.baseline, "baseline", None, limit))
+        if first.baseline is not None and first_info.baseline is not None:
+            rows.append(_row(first.baseline, first_info.baseline, "baseline", None, limit))
         for r in group:
             comparison = r.comparison("baseline")
-            rows.append(_row(r.candidate, r.classification.candidate, "candidate",
+            rows.append(_row(r.candidate, info_of(r).candidate, "candidate",
                              comparison.deltas.get("accuracy") if comparison else None, limit,
                              baseline=r.baseline is not None))
-        if first.classification.majority is not None:
-            rows.append(majority_row(first.classification.majority, limit))
+        if first_info.majority is not None:
+            rows.append(majority_row(first_info.majority, limit))
         caption = Safe(f"One table for {len(group)} candidates of {cell(model, limit)}, on the same rows. "
                        f"{_caption(first)}")
-        sides = [(first.baseline, first.classification.baseline)] if first.baseline is not None else []
-        sides += [(r.candidate, r.classification.candidate) for r in group]
-        out.tables.append(VariantTable(caption, rows, invalid_notes([x for x in sides if x[1]], limit)
-                                       + [interval_note(first)]))
+        sides = [(first.baseline, first_info.baseline)] if first.baseline is not None else []
+        sides += [(r.candidate, info_of(r).candidate) for r in group]
+        out.tables.append(VariantTable(caption, rows, [*invalid_notes([(m, side) for m, side in sides if side], limit),
+                                                       interval_note(first)]))
         out.joined.update(idx)
     return out
 
@@ -146,7 +160,7 @@ def _why_apart(group: list[EvalResults]) -> str | None:
     if len({baseline(r) for r in group}) > 1:
         shown = ", ".join(sorted({r.baseline.version if r.baseline else "none" for r in group}))
         return f"their baselines differ ({cell(shown, 200)})"
-    rows = {(r.dataset.ref, r.dataset.split, r.classification.rows_md5) for r in group}
+    rows = {(r.dataset.ref, r.dataset.split, info_of(r).rows_md5) for r in group}
     if len(rows) > 1:
         return "they were scored on different rows (data set, split or --max-rows differ)"
     return None
@@ -193,7 +207,8 @@ def variant_cells(m: ModelResult, side: ClassificationSide, delta: Delta | None,
             "log_loss": _num(metrics.get("log_loss"), "", 3) + _ci(side.log_loss_ci, 3),
             "ece": _pct(metrics.get("ece")) + _ci(side.ece_ci),
             "macro_accuracy": _pct(metrics.get("macro_accuracy")), "invalid": flag + _pct(invalid),
-            "latency": _num(metrics.get("latency_p50_ms"), " ms"), "tokens": _num(metrics.get("tokens_per_prediction"), "")}
+            "latency": _num(metrics.get("latency_p50_ms"), " ms"),
+            "tokens": _num(metrics.get("tokens_per_prediction"), "")}
 
 
 def _ci(ci: list[float] | None, digits: int | None = None) -> str:
@@ -226,7 +241,7 @@ def details(r: EvalResults, limit: int | None = None) -> list[tuple[Safe, list[S
     included); empty tables when there are more than :data:`MAX_DETAIL_LABELS` labels."""
     info = r.classification
     assert info is not None
-    out = []
+    out: list[Any] = []
     for role, m in (("Candidate", r.candidate), ("Baseline", r.baseline), ("Parent", r.parent)):
         side = getattr(info, role.lower())
         if m is None or side is None or (role == "Parent" and r.baseline is not None

@@ -19,7 +19,7 @@ import re
 _SPECIAL = "&<>`*[]|~\\$"
 _BASE: dict[int, str] = {ord(c): f"&#{ord(c)};" for c in _SPECIAL}
 # Control characters have no business in a report; line separators Markdown ignores but editors don't.
-for _code in list(range(0, 32)) + [0x7F, 0x85, 0x2028, 0x2029]:
+for _code in [*range(32), 0x7F, 0x85, 0x2028, 0x2029]:
     _BASE[_code] = " "
 
 # Characters whose meaning depends on their neighbours are first marked with private-use code
@@ -32,7 +32,7 @@ _CONTEXT = (("_", re.compile(r"_(?<![A-Za-z0-9]_)|_(?![A-Za-z0-9])"), "\ue000"),
             ("@", re.compile(r"@(?<!\w@)"), "\ue001"),
             ("#", re.compile(r"#(?=[0-9])"), "\ue002"))
 _UNMARK = {0xE000: "&#95;", 0xE001: "@\u2060", 0xE002: "#\u2060"}
-_SCRUB = {code: "\ufffd" for code in _UNMARK}
+_SCRUB = dict.fromkeys(_UNMARK, "\ufffd")
 _BASE.update(_UNMARK)
 
 _CELL = dict(_BASE)

@@ -125,9 +125,12 @@ def render_report(results: list[EvalResults], *, max_chars: int = GITHUB_COMMENT
     # alone exceed the limit, rendering everything just to measure it would be wasted work.
     raw = sum(len(t) - t.count("\r") for r in results for s in r.samples
               for t in (s.prompt, s.candidate, s.reference or "", s.baseline or ""))
-    full: str | Callable[[], str] = lambda: _render(results, _FULL, None, None)
+    def render_full() -> str:
+        return _render(results, _FULL, None, None)
+
+    full: str | Callable[[], str] = render_full  # rendered here only when it may fit, else on first use
     if raw <= max_chars:
-        full = full()
+        full = render_full()
         if comment_length(full) <= max_chars:
             return RenderedReport(full, full, False, total, total, verdict, icon)
     best: tuple[int, str] | None = None
@@ -243,7 +246,7 @@ def _section(r: EvalResults, level: _Level, rows: list[Safe], joined: bool = Fal
                "parent_note": classview.parent_note(r, level.text) if joined else None,
                "details": classview.details(r, level.text) if level.curve else [],
                "too_many": classview.too_many_labels(r)}
-    header, columns = views.sample_header(r)
+    header, _columns = views.sample_header(r)
     chart = views.curve_chart(r.candidate.training_curve) if level.curve else None
     icon, words = views.headline(r)
     return {

@@ -123,7 +123,7 @@ def _change(cand: float | None, base: float | None, better: str, unit: str, delt
         return ""
     diff = cand - base
     interval = delta is not None and delta.low is not None and delta.high is not None
-    if diff == 0 and not (interval and (delta.low, delta.high) != (0, 0)):
+    if diff == 0 and not (interval and delta is not None and (delta.low, delta.high) != (0, 0)):
         return "= no change"
     text = ("▲ " if diff > 0 else "▼ " if diff < 0 else "= ") + _signed(diff, unit)
     if base != 0 and diff != 0:
@@ -133,9 +133,10 @@ def _change(cand: float | None, base: float | None, better: str, unit: str, delt
     if delta.method == "exact":
         return text + ", exact" + (f", {_word(delta.direction, better)}" if better else "")
     if not interval:
-        word = _SINGULAR.get(delta.unit, delta.unit) if delta.units == 1 else delta.unit
+        word = _SINGULAR.get(delta.unit or "", delta.unit) if delta.units == 1 else delta.unit
         count = f" ({delta.units} {word})" if delta.unit else ""
         return text + f", no interval{count}: not judged"
+    assert delta.low is not None and delta.high is not None  # interval
     text += f" [{_signed(delta.low, unit, bare=True)}, {_signed(delta.high, unit, bare=True)}]"
     text += f" {unit}" if unit else ""
     if better:
@@ -197,7 +198,7 @@ def curve_chart(curve: list[CurvePoint], max_points: int = CHART_MAX_POINTS) -> 
         return None
     if len(points) > max_points:
         stride = -(-len(points) // max_points)
-        points = points[::stride] if points[::stride][-1] is points[-1] else points[::stride] + [points[-1]]
+        points = points[::stride] if points[::stride][-1] is points[-1] else [*points[::stride], points[-1]]
     lines = ["```mermaid", "xychart-beta", '    title "Loss by training step"',
              "    x-axis \"step\" [" + ", ".join(str(p.step) for p in points) + "]",
              '    y-axis "loss"']
@@ -264,7 +265,8 @@ def judge_line(results: EvalResults) -> Safe | None:
 def lineage_rows(results: EvalResults) -> list[tuple[str, str | None, str | None]]:
     """(label, candidate value, baseline value) for the lineage table."""
     c, b = results.candidate, results.baseline
-    rows = [("Format", _format(c.format, c.quantization), _format(b.format, b.quantization) if b else None)]
+    rows: list[tuple[str, str | None, str | None]] = [
+        ("Format", _format(c.format, c.quantization), _format(b.format, b.quantization) if b else None)]
     for key, label in (("dataset", "Data set"), ("base_model", "Base model"), ("parent", "Parent"),
                        ("config_hash", "Config hash"), ("commit", "Commit"), ("created_at", "Created"),
                        ("author", "Author")):

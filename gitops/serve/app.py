@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -105,7 +106,9 @@ class ServeState:
             self.metrics.swaps.labels(event.phase).inc()
 
     def _on_swap(self, old: LoadedModel | None, new: LoadedModel) -> None:
-        ident = lambda m: (m.label, m.md5, m.resolved.format)
+        def ident(m: LoadedModel) -> tuple:
+            return (m.label, m.md5, m.resolved.format)
+
         self.metrics.served(ident(old) if old else None, ident(new))
         self.metrics.swaps.labels("swapped").inc()
 
@@ -138,9 +141,9 @@ def create_app(config: ServeConfig, source: ModelSource, *, deploy: DeployHandle
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/hooks/deploy", deploy_hook, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, APIError: api_error,
-                                        Exception: internal_error})
+    # each handler takes its own exception type; starlette's dict type asks for one taking any
+    handlers: dict[Any, Any] = {HTTPException: http_error, APIError: api_error, Exception: internal_error}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.serve = state
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app

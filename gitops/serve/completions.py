@@ -15,6 +15,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -85,6 +86,7 @@ async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], Com
 
 async def _score(req: CompletionRequest, model: LoadedModel) -> tuple[list[list[int]], list]:
     """A constrained prompt version's answers (:func:`prompted.score`) and the prompts' ids."""
+    assert model.prompt is not None  # scored only for a prompt version
     ids = [model.backend.encode(p, chat=model.prompt.chat) for p in req.prompts]
     longest = max(len(i) for i in ids)
     if longest >= model.context:
@@ -179,7 +181,7 @@ def _admit(request: Request, req: CompletionRequest, model: LoadedModel) -> list
         raise APIError(413, f"This model's maximum context length is {model.context} tokens; the prompt "
                             f"has {longest} tokens and max_tokens asks for {req.max_tokens} more.",
                        param="prompt", code="context_length_exceeded")
-    loop, events = asyncio.get_running_loop(), asyncio.Queue()
+    loop, events = asyncio.get_running_loop(), asyncio.Queue[Any]()
     deadline = time.monotonic() + state.config.request_timeout_s
     jobs = [Job(model, i, p, req.max_tokens, req.sampling, req.stop, deadline, stream=req.stream,
                 loop=loop, events=events) for i, p in enumerate(ids)]

@@ -141,6 +141,7 @@ class DeliveryDesk:
         if not ticket.wait(self.handler.wait_s):
             raise self._in_progress(delivery, f"loading {ticket.ref}")
         event = ticket.event
+        assert event is not None  # a ticket that finished waiting holds its event
         if event.phase in ("swapped", "unchanged"):
             return {**_record(ticket), "delivery": delivery}
         current = self.manager.current
@@ -155,6 +156,7 @@ class DeliveryDesk:
         """When a delivery's load ends: record it as done, or drop it so a retry runs it again."""
         with self._lock:
             self._tickets.pop(delivery, None)
+        assert ticket.event is not None  # the load ended
         if ticket.event.phase in ("swapped", "unchanged"):
             self._finish(delivery, _record(ticket))
         else:
@@ -175,5 +177,6 @@ class DeliveryDesk:
 
 def _record(ticket: Ticket) -> dict[str, Any]:
     event = ticket.event
+    assert event is not None  # recorded only once loaded
     return {"status": "deployed", "version": event.version, "md5": event.md5, "ref": ticket.ref,
             "result": event.phase}

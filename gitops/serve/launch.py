@@ -96,7 +96,7 @@ def prepare(ws: Workspace, ref: str, options: ServeOptions) -> Serving:
         serving.closers.append(serving.store.close)
         deploy = DeployHandler(signed_verifier(options.secret), source.target, serving.store,
                                wait_s=options.hook_wait_s)
-    background = [Follower(source, options.poll_s).start] if options.follow else []
+    background: list[Any] = [Follower(source, options.poll_s).start] if options.follow else []
     connections = ConnectionLimits(max_connections=options.max_connections, head_timeout_s=options.head_timeout_s,
                                    body_timeout_s=options.body_timeout_s)
     config = ServeConfig(str(parsed), threads=options.threads, device=options.device, connections=connections)

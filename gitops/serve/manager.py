@@ -82,7 +82,7 @@ class Ticket:
         for fn in callbacks:
             try:
                 fn(self)
-            except Exception:  # noqa: BLE001 - one failing listener must not stop the loader
+            except Exception:  # one failing listener must not stop the loader
                 log.exception("a load ticket callback failed")
         self._done.set()
 
@@ -193,6 +193,7 @@ class ModelManager:
                 ref, self._wanted = self._wanted, None
                 tickets, self._tickets = self._tickets, []
                 self._loading = {"ref": ref, "phase": "resolving", "since": time.time()}
+            assert ref is not None  # taken only when one was wanted (returned above otherwise)
             event, error = LoadEvent("failed", ref, error="the load did not finish"), None
             try:
                 event, error = self._load(ref)

@@ -3,6 +3,7 @@ tests, never share counters). The version served is a label wherever a number de
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -48,10 +49,8 @@ class ServeMetrics:
     def served(self, old: tuple[str, str, str] | None, new: tuple[str, str, str]) -> None:
         """Move the ``model_info`` mark from ``old`` to ``new`` (version, md5, format)."""
         if old is not None:
-            try:
+            with contextlib.suppress(KeyError):
                 self.model_info.remove(*old)
-            except KeyError:
-                pass
         self.model_info.labels(*new).set(1)
 
     def exposition(self, queue_depth: int) -> bytes:

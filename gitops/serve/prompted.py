@@ -61,7 +61,7 @@ def row_of(task: ClassificationTask, text: str) -> dict[str, Any]:
         data = None
     if not isinstance(data, dict):
         raise bad("prompt", f"This model's input names the columns {names}: send each prompt as a JSON object "
-                            f"holding them, like {json.dumps({c: '...' for c in columns})}.", "invalid_row")
+                            f"holding them, like {json.dumps(dict.fromkeys(columns, '...'))}.", "invalid_row")
     if missing := [c for c in columns if c not in data]:
         raise bad("prompt", f"The prompt's JSON object has no column '{missing[0][:64]}' (this model's input "
                             f"names {names}).", "missing_column")

@@ -30,7 +30,8 @@ DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 DEFAULT_TEMPERATURE = 1.0  # idem; send temperature=0 for greedy
 FD_RESERVE = 128  # descriptors kept for all that is not a client: model files, threads, git, logs
 # Fields OpenAI defines that this server accepts only at their default value (None: absent/null).
-DEFAULT_ONLY = {"echo": (False,), "logprobs": (None, 0), "best_of": (None, 1), "suffix": (None,),
+DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
+                "echo": (False,), "logprobs": (None, 0), "best_of": (None, 1), "suffix": (None,),
                 "presence_penalty": (None, 0), "frequency_penalty": (None, 0), "logit_bias": (None, {})}
 KNOWN = {"model", "prompt", "max_tokens", "temperature", "top_p", "stop", "seed", "n", "stream",
          "stream_options", "user", *DEFAULT_ONLY}

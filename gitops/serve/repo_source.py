@@ -160,6 +160,7 @@ class RepoSource:
             older = serving is not None and serving.commit and serving.commit != commit \
                 and self.ws.git.is_ancestor(commit, serving.commit)
         if older:
+            assert serving is not None and serving.commit  # older needs both
             return Decision(None, f"commit {commit[:12]} is older than the one served ({serving.commit[:12]})")
         return Decision(pinned(self.ref, commit))
 
@@ -210,6 +211,7 @@ class RepoSource:
         self._require_task(model, version)
         base_model, base = head_base(tree.registry(), model, version)
         head, spec = load_head(tree, model, version)
+        assert model.classification is not None  # _require_task above
         return base_model, base, HeadParts(open_prompter(tree, model.classification, None), head, spec)
 
     @staticmethod
@@ -224,7 +226,9 @@ class RepoSource:
         from gitops.predict.prompter import open_prompter, prompt_config
 
         self._require_task(model, version)
-        return open_prompter(tree, model.task_for(version), prompt_config(tree, model, version))
+        task = model.task_for(version)
+        assert task is not None  # _require_task above
+        return open_prompter(tree, task, prompt_config(tree, model, version))
 
     @staticmethod
     def _require_dir(label: str, version: Version, path: Path) -> None:

@@ -12,10 +12,12 @@ latency grow without limit. Closing drains: queued jobs still run, new ones are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from gitops.ml.backends import Sampling
 from gitops.serve.engine import LoadedModel
@@ -96,10 +98,8 @@ class Job:
         self._post(("error", self.index, exc))
 
     def _post(self, event: tuple) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is gone (server stopped): nobody is listening
             self._loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:  # the loop is gone (server stopped): nobody is listening
-            pass
 
 
 class Batcher:
@@ -165,7 +165,8 @@ class Batcher:
                     break
                 self._cond.wait(left)
             key = self._queue[0].key
-            batch, rest = [], deque()
+            batch: list[Any] = []
+            rest: deque[Any] = deque()
             for job in self._queue:
                 (batch if job.key == key and len(batch) < self.max_batch else rest).append(job)
             self._queue = rest

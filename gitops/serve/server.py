@@ -28,7 +28,8 @@ def make_server(app, *, host: str = "127.0.0.1", port: int = 8000, graceful_time
     metrics = state.metrics if state is not None else None
     protocol = guarded_protocol(limits, metrics and metrics.dropped_connection, metrics and metrics.accepted.inc)
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False, log_config=None,
-                            timeout_graceful_shutdown=graceful_timeout_s, http=protocol,
+                            timeout_graceful_shutdown=graceful_timeout_s,  # type: ignore[arg-type]  # asyncio waits a float
+                            http=protocol,
                             timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
                             h11_max_incomplete_event_size=limits.max_head_bytes)
     server = uvicorn.Server(config)

@@ -77,7 +77,8 @@ def dataset_pages(ws: Workspace, inputs: SiteInputs, links: Links, d: Dataset, b
     pages = [Page(path, "dataset.html.j2", {
         "title": f"Data set {d.name}", "root": "../../", "breadcrumbs": _crumbs(path),
         "name": d.name, "description": clip(d.description, "text"), "schema": schema, "versions": rows[:1000],
-        "more_versions": max(len(rows) - 1000, 0), "file_url": links.file(f"registry/datasets/{d.name}.yaml", inputs.last_change.get(f"dataset:{d.name}")),
+        "more_versions": max(len(rows) - 1000, 0),
+        "file_url": links.file(f"registry/datasets/{d.name}.yaml", inputs.last_change.get(f"dataset:{d.name}")),
         "last": commit_view(inputs.last_change.get(f"dataset:{d.name}"), links)})]
     previews = {v.id: batch_preview(ws, v.batch, budget) for v in reversed(ordered)}
     for index, v in enumerate(ordered):
@@ -85,7 +86,7 @@ def dataset_pages(ws: Workspace, inputs: SiteInputs, links: Links, d: Dataset, b
         batches = [{"id": b.id, "batch": clip(b.batch, "line"), "rows": b.rows,
                     "href": rel(page, common.dataset_version_path(d.name, b.id))} for b in ordered[: index + 1]]
         preview = previews[v.id]
-        columns = list(d.columns)[:MAX_PREVIEW_COLUMNS] + ["split"]
+        columns = [*list(d.columns)[:MAX_PREVIEW_COLUMNS], "split"]
         pages.append(Page(page, "dataset_version.html.j2", {
             "title": f"{d.name}@{v.id}", "root": "../../",
             "breadcrumbs": _crumbs(page, (d.name, common.dataset_path(d.name))),
@@ -175,7 +176,8 @@ def results_page(inputs: SiteInputs, links: Links, doc: Any) -> Page:
                               side(r.parent, "parent")) if s is not None],
         "dataset": {"ref": clip(r.dataset.ref, "name"), "split": clip(r.dataset.split, "name"), "rows": r.dataset.rows},
         "tables": tables,
-        "gates": [{"text": gate_text_of(g), "passed": g.passed, "skipped": g.skipped, "message": clip(g.message, "line")}
+        "gates": [{"text": gate_text_of(g), "passed": g.passed, "skipped": g.skipped,
+                   "message": clip(g.message, "line")}
                   for g in r.gates][:50],
         "samples": samples, "more_samples": max(len(r.samples) - MAX_SAMPLES, 0),
         "environment": {k: clip(v, "name") for k, v in _environment(r).items()},

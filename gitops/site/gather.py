@@ -207,10 +207,10 @@ def _results(ws: Workspace, commit: str, files: list[TreeFile], worktree: bool, 
             warnings.append(f"skipped {shown(path)}: not a results document ({exc})")
             continue
         docs.append(ResultsDoc(path, slug(path), results, committed))
-    committed = [d.path for d in docs if d.committed and not d.path.startswith(":")]  # never pathspec magic
-    if committed:
+    tracked = [d.path for d in docs if d.committed and not d.path.startswith(":")]  # never pathspec magic
+    if tracked:
         changed: dict[str, Commit] = {}
-        for entry in ws.git.log(committed, rev=commit):
+        for entry in ws.git.log(tracked, rev=commit):
             for path in entry.paths:
                 changed.setdefault(path, Commit.of(entry))
         for doc in docs:

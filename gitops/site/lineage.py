@@ -47,7 +47,7 @@ def lineage(inputs: SiteInputs, m: Model, page: str) -> dict[str, Any]:
     datasets: dict[str, tuple[str, str]] = {}
     for vid in shown:
         v = m.versions[vid]
-        node = {"id": f"version:{vid}", "label": vid, "sub": common.clip(_format(v), "name"),
+        node: dict[str, Any] = {"id": f"version:{vid}", "label": vid, "sub": common.clip(_format(v), "name"),
                 "href": rel(page, common.version_path(m.name, vid))}
         source = derived_from(m, v)
         columns["derived" if v.format in DERIVED_FORMATS else "trained"].append(node)
@@ -102,7 +102,7 @@ def relations(inputs: SiteInputs, m: Model, v: Version, page: str,
               children: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
     """One version's lineage as text: its ancestors back to the first, what it was made from, what
     was made from it (``children``: :func:`children_index`), and which aliases name it."""
-    chain = []
+    chain: list[Any] = []
     seen = {v.id}
     current = v
     while True:

@@ -46,13 +46,13 @@ def index_page(inputs: SiteInputs, links: Links) -> Page:
     datasets = []
     for name in sorted(reg.datasets):
         d = reg.datasets[name]
-        latest = d.latest()
+        newest = d.latest()
         datasets.append({
             "name": name, "href": rel(path, common.dataset_path(name)), "description": clip(d.description, "text"),
             "versions": len(d.versions),
-            "latest": {"id": latest.id, "href": rel(path, common.dataset_version_path(name, latest.id))}
-            if latest else None,
-            "rows": (latest.total_rows if latest and latest.total_rows is not None
+            "latest": {"id": newest.id, "href": rel(path, common.dataset_version_path(name, newest.id))}
+            if newest else None,
+            "rows": (newest.total_rows if newest and newest.total_rows is not None
                      else sum(v.rows for v in d.versions.values())),
             "last": commit_view(inputs.last_change.get(f"dataset:{name}"), links)})
     return Page(path, "index.html.j2", {
@@ -101,7 +101,8 @@ def model_pages(inputs: SiteInputs, links: Links, name: str) -> list[Page]:
         "title": name, "root": "../../", "breadcrumbs": [{"text": "Registry", "href": rel(path, "index.html")}],
         "name": name, "description": clip(m.description, "text"), "task": clip(m.task, "name"),
         "owners": [clip(o, "name") for o in m.owners],
-        "protected": [{"alias": a, "owners": [clip(o, "name") for o in owners]} for a, owners in sorted(m.protected.items())],
+        "protected": [{"alias": a, "owners": [clip(o, "name") for o in owners]}
+                      for a, owners in sorted(m.protected.items())],
         "gates": [gate_text(g) for g in m.gates],
         "file_url": links.file(f"registry/{name}/model.yaml", inputs.last_change.get(f"model:{name}")),
         "last": commit_view(inputs.last_change.get(f"model:{name}"), links),
@@ -126,14 +127,14 @@ def _chunks(total: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, total)) for start in range(0, total, size)]
 
 
-def _page_links(page: str, model: str, chunks: list[tuple[int, int]], where) -> list[dict[str, Any]]:  # noqa: ANN001
+def _page_links(page: str, model: str, chunks: list[tuple[int, int]], where) -> list[dict[str, Any]]:
     """Links to the numbered pages. The last, still filling, shows no end: a link reads the same
     on every page until a new page starts, so a full page is never rewritten for its neighbour."""
     return [{"number": n, "href": rel(page, where(model, n)), "first": start + 1,
              "last": stop if n < len(chunks) else None} for n, (start, stop) in enumerate(chunks, start=1)]
 
 
-def _listing(model: str, page: str, title: str, rows: list, number: int, chunks: list, where) -> dict[str, Any]:  # noqa: ANN001
+def _listing(model: str, page: str, title: str, rows: list, number: int, chunks: list, where) -> dict[str, Any]:
     return {"title": title, "root": "../../", "model": model,
             "breadcrumbs": [{"text": "Registry", "href": rel(page, "index.html")},
                             {"text": model, "href": rel(page, common.model_path(model))}],
@@ -243,7 +244,7 @@ def trends(versions: list[Version], columns: list[str], page: str, model: str) -
     """One chart per metric that two or more versions record: (version, value) in version order."""
     charts = []
     for metric in columns:
-        points = [{"version": v.id, "n": refs.version_number(v.id), "value": float(v.metrics[metric]),
+        points = [{"version": v.id, "n": refs.version_number(v.id), "value": float(v.metrics[metric] or 0.0),
                    "href": rel(page, common.version_path(model, v.id))}
                   for v in versions if _finite(v.metrics.get(metric))]
         if len(points) >= 2:
@@ -270,16 +271,18 @@ def variants(page: str, m: Model, docs: list[ResultsDoc]) -> dict[str, Any] | No
     rows: dict[str, dict[str, Any]] = {}
     for version, doc in newest.items():
         r = doc.results
+        info = r.classification
+        assert info is not None  # newest holds classification results only
         comparison = r.comparison("baseline")
         delta = comparison.deltas.get("accuracy") if comparison else None
-        cells = variant_cells(r.candidate, r.classification.candidate, delta, candidate=True,
+        cells = variant_cells(r.candidate, info.candidate, delta, candidate=True,
                               baseline=r.baseline is not None)
-        rows[version] = _variant_row(page, m.name, r.candidate.version, r.classification.candidate.kind, cells, doc,
+        rows[version] = _variant_row(page, m.name, r.candidate.version, info.candidate.kind, cells, doc,
                                      r.baseline.version if r.baseline is not None else None)
-        if r.baseline is not None and r.classification.baseline is not None and r.baseline.version not in newest:
-            cells = variant_cells(r.baseline, r.classification.baseline, None, candidate=False, baseline=False)
+        if r.baseline is not None and info.baseline is not None and r.baseline.version not in newest:
+            cells = variant_cells(r.baseline, info.baseline, None, candidate=False, baseline=False)
             rows.setdefault(r.baseline.version, _variant_row(page, m.name, r.baseline.version,
-                                                             r.classification.baseline.kind, cells, doc, None))
+                                                             info.baseline.kind, cells, doc, None))
     ordered = sorted(rows.values(), key=lambda row: refs.version_number(row["version"]["id"])
                      if refs.is_version(row["version"]["id"]) else 0)
     return {"rows": ordered, "labels": [clip(label, "name") for label in m.classification.labels][:50]}

@@ -15,7 +15,7 @@ CSP = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data
 
 
 @lru_cache(maxsize=1)
-def environment():  # noqa: ANN201 - a jinja2.Environment (imported here: only this command needs it)
+def environment():  # untyped: a jinja2.Environment (imported here: only this command needs it)
     import jinja2
 
     from gitops.site import svg

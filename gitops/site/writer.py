@@ -60,7 +60,8 @@ def write_site(out: Path, pages: list[tuple[str, str, Callable[[], bytes]]]) -> 
         target = out / path
         before = old.get(path)
         stat = _stat(target)
-        if before and before.get("key") == key and stat is not None and stat == (before.get("size"), before.get("mtime")):
+        if before and before.get("key") == key and stat is not None \
+                and stat == (before.get("size"), before.get("mtime")):
             new[path] = before
             result.unchanged += 1
             result.sizes[path] = stat[0]

@@ -20,7 +20,7 @@ class ModelCard:
     dataset: str
     config: dict[str, Any]
     config_hash: str
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     version: str | None = None
     parent: str | None = None
     commit: str | None = None
@@ -61,7 +61,7 @@ def render(card: ModelCard) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), keep_trailing_newline=True,
-                             autoescape=False, undefined=jinja2.StrictUndefined)  # noqa: S701 - Markdown, not HTML
+                             autoescape=False, undefined=jinja2.StrictUndefined)  # no autoescape: Markdown, not HTML
     return env.get_template("model_card.md.j2").render(
         card=card, front_matter=yamlio.dumps(card.front_matter()), config_yaml=yamlio.dumps(card.config))
 

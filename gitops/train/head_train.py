@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gitops import yamlio
 from gitops.core import refs
@@ -32,8 +32,8 @@ from gitops.core.task import ClassificationTask, check_columns, check_labels
 from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError, NotFoundError
-from gitops.ml import embcache, gguf_base
 from gitops.ml import classhead as headmod
+from gitops.ml import embcache, gguf_base
 from gitops.ml.embed import Pooling
 from gitops.predict.head_variant import BASE_FORMATS
 from gitops.registry.alias import set_alias
@@ -190,7 +190,8 @@ def embed_rows(loaded: Any, pooling: Pooling, task: ClassificationTask, dataset:
     def embed(missing: list[str]) -> Any:
         t0 = time.perf_counter()
         backend = opened["backend"] = open_backend(loaded.weights, "hf", threads=threads)
-        embedder = Embedder(backend.model, backend.tokenizer, pooling, cfg.base_model)
+        hf = cast(Any, backend)  # an hf backend: its model and tokenizer
+        embedder = Embedder(hf.model, hf.tokenizer, pooling, cfg.base_model)
         opened["load_s"] = time.perf_counter() - t0
         report = (lambda done, total: progress(done, total, {"stage": "embed"})) if progress else None
         return embedder.embed(missing, cfg.head.embed_batch_size, report)
@@ -242,7 +243,7 @@ def _card(release: Path, run: HeadRun, spec: Any, version: str) -> None:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), keep_trailing_newline=True,
-                             autoescape=False, undefined=jinja2.StrictUndefined)  # noqa: S701 - Markdown
+                             autoescape=False, undefined=jinja2.StrictUndefined)  # no autoescape: Markdown
     front = {"base_model": run.base_model, "datasets": [run.dataset], "library_name": "gitops",
              "pipeline_tag": "text-classification", "tags": ["gitops", "classification-head"]}
     text = env.get_template("head_card.md.j2").render(run=run, spec=spec, version=version,

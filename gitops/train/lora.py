@@ -16,9 +16,10 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gitops.errors import TrainError
 from gitops.ml import prompting, tokens
@@ -30,7 +31,7 @@ CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 
 # progress(step, total_steps, last_log) -- called on the main process only.
-Progress = Callable[[int, int, dict[str, float]], None]
+Progress = Callable[[int, int, dict[str, Any]], None]
 
 
 @dataclass
@@ -55,7 +56,7 @@ class TrainResult:
     out_dir: Path
     adapter_dir: Path
     merged_dir: Path
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     curve: list[dict[str, float | int | None]]
     steps: int
     resumed_from: int | None
@@ -75,7 +76,7 @@ def _sampler_cls() -> type:
         def set_epoch(self, epoch: int) -> None:
             self.epoch = epoch
 
-        def __iter__(self):  # type: ignore[no-untyped-def]
+        def __iter__(self):
             gen = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
             return iter(torch.randperm(self.n, generator=gen).tolist())
 
@@ -89,7 +90,7 @@ Row = tuple[list[int], int]
 """A training row: its token ids, and how many leading ids are context only (not in the loss)."""
 
 
-def _encode(tokenizer: Any, texts: list[str | Pair], max_length: int, chat: bool = False,
+def _encode(tokenizer: Any, texts: Sequence[str | Pair], max_length: int, chat: bool = False,
             response_only: bool = False) -> list[Row]:
     """Token ids per row through the one tokenization (:mod:`gitops.ml.tokens`): the tokenizer's
     own special tokens, EOS appended so the model learns where a row ends, exactly as eval scores.
@@ -138,7 +139,7 @@ def _collate(pad_id: int) -> Callable[[list[Row]], dict[str, Any]]:
     return collate
 
 
-def _loaders(tokenizer: Any, train_texts: list[str | Pair], valid_texts: list[str | Pair],
+def _loaders(tokenizer: Any, train_texts: Sequence[str | Pair], valid_texts: Sequence[str | Pair],
              cfg: TrainConfig) -> tuple:
     import torch
 
@@ -261,7 +262,7 @@ def _scheduler(optimizer: Any, total_steps: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1.0 - s / max(1, total_steps)))
 
 
-def train_model(train_texts: list[str | Pair], valid_texts: list[str | Pair], base_model: str | Path,
+def train_model(train_texts: Sequence[str | Pair], valid_texts: Sequence[str | Pair], base_model: str | Path,
                 cfg: TrainConfig,
                 out_dir: Path, *, resume: bool = False, progress: Progress | None = None,
                 base_adapter: Path | None = None, merge: bool = True, threads: int | None = None) -> TrainResult:
@@ -370,7 +371,7 @@ def _finish(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, state: 
     """Save adapter, merged model, metrics and curve (main process); all processes return the result."""
     last = state.curve[-1] if state.curve else {}
     eval_loss = last.get("eval_loss")
-    metrics: dict[str, float] = {
+    metrics: dict[str, float | None] = {
         "train_loss": _round(last.get("train_loss")),
         "eval_loss": _round(eval_loss),
         "perplexity": _round(math.exp(min(eval_loss, 50.0)) if eval_loss is not None else None),

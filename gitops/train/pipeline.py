@@ -39,8 +39,8 @@ from gitops.registry.register import register
 from gitops.train import card as cardmod
 from gitops.train import train_config
 from gitops.train.head_train import HeadRun, train_head
-from gitops.train.lora_head import train_lora_head
 from gitops.train.lora import Progress, TrainResult, train_model
+from gitops.train.lora_head import train_lora_head
 from gitops.train.register_base import ensure_base
 from gitops.train.train_config import TrainConfig
 from gitops.train.workdir import RUNS_DIR, work_dir  # noqa: F401 - RUNS_DIR: where callers find runs

@@ -57,7 +57,7 @@ def ensure_base(ws: Workspace, source: str, *, name: str | None = None, gguf_fil
     if gguf_base.is_gguf(source, gguf_file):
         gguf = gguf_base.locate(source, gguf_file, ws.root)
         if (found := _registered(ws, gguf.md5)) is not None:
-            return BaseRegistration(found[0], found[1].id, dict(found[1].config["source"]), created=False)
+            return BaseRegistration(found[0], found[1].id, dict((found[1].config or {})["source"]), created=False)
         model = name or _default_name(source, gguf.path)
         _check_can_register(ws, model, push)
         weights = gguf_base.dequantized_dir(gguf)

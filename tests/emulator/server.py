@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -143,18 +144,18 @@ class Emulator(World):
             self.calls.append(call)
             try:
                 self._api.validate_request(_openapi_request(request))
-            except Exception as exc:  # openapi-core raises a family of errors; every one is a violation
+            except Exception as exc:  # noqa: BLE001 - openapi-core raises a family of errors; every one is a violation
                 return self._violation(f"request {call} breaks GitHub's contract: {_reason(exc)}")
             try:
                 status, body, headers = self._route(request)
                 if self.response_hook is not None:
                     body = self.response_hook(call, body)
-            except Exception as exc:  # a bug in the emulator or the test's setup, never an answer GitHub gives
+            except Exception as exc:  # noqa: BLE001 - a bug in the emulator or the test's setup, never an answer GitHub gives
                 return self._violation(f"internal error answering {call}: {_internal(exc)}")
             response = self._json(status, body, headers)
             try:
                 self._validate_response(request, response, status, body)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - openapi-core's family again: a violation
                 return self._violation(f"response to {call} breaks GitHub's contract: {_reason(exc)}")
             return response
 
