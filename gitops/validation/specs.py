@@ -1,16 +1,5 @@
-"""One validation style: structured problems and one small spec validator.
-
-Every document gitops reads (registry files, ``gitops.yaml``, a train config, an evaluation
-results document) is checked by walking a *spec* (:class:`Record`, :class:`Scalar`,
-:class:`ListOf`, :class:`MapOf`) against the loaded value. What is wrong becomes a
-:class:`Problem` (source, line, key, message): errors carry these, nobody splits strings apart
-again. Two modes: *collect* every problem with the line it is on (files people edit, so
-``gitops check`` lists them all), or *strict*, the first problem raised as :class:`Invalid`
-(internal documents that check themselves, like evaluation results).
-
-Hand-written on purpose: pydantic's import alone costs ~100 ms of the 0.3 s a ``gitops show``
-may take, and the messages matter more than the machinery. Wording lives in the specs.
-"""
+"""The specs: structured problems and one small validator walking a spec over a loaded value
+(re-exported by :mod:`gitops.validation`, which describes them)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,118 @@
+"""Strict dataclasses: a record declared by its class (re-exported by :mod:`gitops.validation`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Union
+
+from gitops.validation.specs import (REQUIRED, Context, Field, Invalid, ListOf, MapOf, Problems, Record, Scalar, Spec,
+                                     conform, show_json, validate)
+
+_SCALARS = {str: "str", int: "int", float: "float", bool: "bool"}
+_BUILT = Context("", None, show_json, null_reads_empty=False, decode=False)  # an object made in code: strict
+
+
+def checked_field(spec: Spec | None = None, *, default: Any = dataclasses.MISSING,
+                  default_factory: Any = dataclasses.MISSING, help: str = "", example: Any = None) -> Any:
+    """A field of a :func:`strict` dataclass: ``spec`` (bounds, a rule, a label) instead of the one its
+    type hint gives, and the help and example docs/reference.md shows."""
+    return dataclasses.field(default=default, default_factory=default_factory,  # type: ignore[call-overload]
+                             metadata={"spec": spec, "help": help, "example": example})
+
+
+def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **messages: str) -> Any:
+    """Class decorator: a dataclass whose fields are checked against their specs whenever an object is
+    built, then by its ``validate_*`` methods (rules across fields; they raise ``error``). A bad field
+    raises ``error`` with one sentence. ``messages`` are :class:`Record`'s templates (``unknown``,
+    ``missing``, ``not_mapping``, ``build_error``) for documents decoded with :func:`load`."""
+
+    def wrap(cls: type) -> type:
+        if not dataclasses.is_dataclass(cls):
+            cls = dataclass(cls)
+        rules = [f for name, f in vars(cls).items() if name.startswith("validate_") and callable(f)]
+        init = cls.__init__  # type: ignore[misc]
+
+        @functools.wraps(init)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            record = record_of(type(self))
+            for name, f in record.fields.items():
+                try:
+                    value = f.spec.conform(getattr(self, name), f"{record.what}.{name}", _BUILT)
+                except Invalid as exc:
+                    raise error(getattr(exc, "message", str(exc))) from None
+                object.__setattr__(self, name, value)
+            for rule in rules:
+                rule(self)
+
+        cls.__init__ = __init__  # type: ignore[misc]
+        cls.__strict__ = (error, messages)  # type: ignore[attr-defined]
+        return cls
+
+    return wrap if cls is None else wrap(cls)
+
+
+@lru_cache(maxsize=None)
+def spec_of(hint: Any) -> Spec:
+    """The spec of a type hint: str, int, float, bool, ``X | None``, ``list[X]``, ``dict[str, X]``, or a
+    :func:`strict` dataclass; nothing more (what the declared records use)."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return dataclasses.replace(spec_of(inner), nullable=True)  # type: ignore[type-var]
+    if isinstance(hint, type) and hasattr(hint, "__strict__"):
+        return record_of(hint)
+    if origin is list:
+        return ListOf(spec_of(typing.get_args(hint)[0]))
+    if origin is dict:
+        return MapOf(spec_of(typing.get_args(hint)[1]))
+    return Scalar(_SCALARS[hint])
+
+
+@lru_cache(maxsize=None)
+def record_of(cls: type) -> Record:
+    """The :class:`Record` a :func:`strict` dataclass declares (built once, on first use, when every
+    class its hints name exists)."""
+    error, messages = cls.__strict__  # type: ignore[attr-defined]
+    hints = typing.get_type_hints(cls)
+    fields = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = REQUIRED
+        spec = f.metadata.get("spec") or spec_of(hints[f.name])
+        fields[f.name] = Field(spec, default, f.metadata.get("help", ""), f.metadata.get("example"))
+    return Record(fields, what=cls.__name__, build=_Builder(cls, error), cls=cls, keep_absent=False, **messages)
+
+
+class _Builder:
+    """Builds ``cls``; a rule it breaks (``error``) is reported where the record is."""
+
+    def __init__(self, cls: type, error: type[Exception]) -> None:
+        self.cls, self.error = cls, error
+
+    def __call__(self, **kwargs: Any) -> Any:
+        try:
+            return self.cls(**kwargs)
+        except self.error as exc:
+            raise Invalid(getattr(exc, "message", str(exc))) from None
+
+
+def load(cls: type, value: Any, source: str = "", problems: Problems | None = None, *, path: str = "") -> Any:
+    """Decode a parsed mapping into the :func:`strict` dataclass ``cls``. With ``problems`` every
+    problem is collected there, with its line (None when there were any); without, the first raises
+    :class:`Invalid` (JSON wording: an internal document)."""
+    if problems is None:
+        return conform(record_of(cls), value, path)
+    return validate(record_of(cls), value, source, problems, path=path)
+
+
+__all__ = ["checked_field", "load", "record_of", "spec_of", "strict"]
