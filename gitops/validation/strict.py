@@ -25,11 +25,13 @@ def checked_field(spec: Spec | None = None, *, default: Any = dataclasses.MISSIN
                              metadata={"spec": spec, "help": help, "example": example})
 
 
-def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **messages: str) -> Any:
+def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **messages: Any) -> Any:
     """Class decorator: a dataclass whose fields are checked against their specs whenever an object is
     built, then by its ``validate_*`` methods (rules across fields; they raise ``error``). A bad field
     raises ``error`` with one sentence. ``messages`` are :class:`Record`'s templates (``unknown``,
-    ``missing``, ``not_mapping``, ``build_error``) for documents decoded with :func:`load`."""
+    ``missing``, ``not_mapping``, ``build_error``, ``forbidden``...) for documents decoded with
+    :func:`load`. A field holding its declared default is not checked again (a default of None
+    where a document may not write null)."""
 
     def wrap(cls: type) -> type:
         if not dataclasses.is_dataclass(cls):
@@ -42,6 +44,8 @@ def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **me
             init(self, *args, **kwargs)
             record = record_of(type(self))
             for name, f in record.fields.items():
+                if getattr(self, name) is f.default:  # a declared default is trusted (None where null is refused)
+                    continue
                 try:
                     value = f.spec.conform(getattr(self, name), f"{record.what}.{name}", _BUILT)
                 except Invalid as exc:
