@@ -38,7 +38,7 @@ from gitops.adapters.github import repo_problem
 from gitops.core import refs
 from gitops.core.schema import owners_of
 from gitops.errors import ConfigError, RegistryError, shown
-from gitops.validation import (REQUIRED, Key, ListOf, Problems, Rule, checked_field, record_of, spec_of, strict,
+from gitops.validation import (REQUIRED, Check, Key, ListOf, Problems, checked_field, record_of, spec_of, strict,
                                validate)
 from gitops.yamlio import LineMap, plain
 
@@ -129,28 +129,28 @@ deploy:
 
 # --- the sections, as specs (gitops.validation); the sentences are the file's own ---------------
 
-def _env_rule(why: str, nullable: bool = False) -> Rule:  # the NAME of an environment variable, never its value
-    return Rule(lambda v: None if isinstance(v, str) and ENV_NAME_RE.fullmatch(v) else why, nullable=nullable)
+def _env_rule(why: str, nullable: bool = False) -> Check:  # the NAME of an environment variable, never its value
+    return Check(lambda v: None if isinstance(v, str) and ENV_NAME_RE.fullmatch(v) else why, nullable=nullable)
 
 
-def _bounded(low: float, high: float, integer: bool = False) -> Rule:
+def _bounded(low: float, high: float, integer: bool = False) -> Check:
     """A number from ``low`` to ``high`` (a whole one when ``integer``); held as an int or a float."""
     def check(v: Any) -> str | None:
         ok = isinstance(v, int) if integer else isinstance(v, (int, float))
         if isinstance(v, bool) or not ok or not low <= v <= high:
             return f"must be {'a whole number' if integer else 'a number'} from {low:g} to {high:g}"
         return None
-    return Rule(check, label=f"{'integer' if integer else 'number'}, {low:g} to {high:g}",
+    return Check(check, label=f"{'integer' if integer else 'number'}, {low:g} to {high:g}",
                 convert=int if integer else float)
 
 
-def _names(check: Callable[[str], str | None], nullable: bool = False) -> Rule:
+def _names(check: Callable[[str], str | None], nullable: bool = False) -> Check:
     def whys(v: Any) -> str | list[str] | None:
         v = [v] if isinstance(v, str) else v
         if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
             return " must be a non-empty list of names"
         return [f": {problem}" for x in v if (problem := check(x))]
-    return Rule(whys, say="{path}{why}", label="list of strings", convert=_listed, nullable=nullable)
+    return Check(whys, say="{path}{why}", label="list of strings", convert=_listed, nullable=nullable)
 
 
 def _listed(v: Any) -> list:
@@ -173,15 +173,15 @@ _NEVER = "{{record}}: never write a {0} into gitops.yaml; name its environment v
 class Hook:
     """One deploy webhook: where to POST, for which model aliases, signed with which secret."""
 
-    name: str = checked_field(Rule(lambda v: None if isinstance(v, str) and HOOK_NAME_RE.fullmatch(v)
+    name: str = checked_field(Check(lambda v: None if isinstance(v, str) and HOOK_NAME_RE.fullmatch(v)
                                    else "must be letters, digits, '.', '_' or '-'"))
-    url: str = checked_field(Rule(lambda v: url_problem(v)))
+    url: str = checked_field(Check(lambda v: url_problem(v)))
     # None: every model, for its protected aliases only
     models: list[str] | None = checked_field(_names(refs.name_problem, nullable=True), default=None)
     aliases: list[str] = checked_field(_names(refs.alias_problem), default_factory=lambda: ["production"])
     secret_env: str = checked_field(_env_rule(f"must be an environment variable name like {DEFAULT_SECRET_ENV}"),
                                     default=DEFAULT_SECRET_ENV)
-    payload: Any = checked_field(Rule(_payload_problems, say="{path}{why}", convert=plain), default=None)  # None: full
+    payload: Any = checked_field(Check(_payload_problems, say="{path}{why}", convert=plain), default=None)  # None: full
     timeout_s: float = checked_field(_bounded(0.1, 300), default=10.0)
     retries: int = checked_field(_bounded(0, 20, integer=True), default=4)  # retries after the first attempt
 
@@ -213,7 +213,7 @@ class NotifyConfig:
 
     slack_webhook_env: str | None = checked_field(_env_rule(
         "must be the NAME of an environment variable, e.g. SLACK_WEBHOOK_URL", nullable=True), default=None)
-    on: list[str] = checked_field(Rule(_events, convert=_listed),
+    on: list[str] = checked_field(Check(_events, convert=_listed),
                                   default_factory=lambda: list(NOTIFY_EVENTS))
 
 
@@ -241,8 +241,8 @@ class JudgeConfig:
     """An LLM judge for ``gitops eval`` (the ``eval.judge`` section): an OpenAI-compatible server
     that is shown the holdout's prompts and both models' completions."""
 
-    endpoint: str = checked_field(Rule(lambda v: url_problem(v, "token_env")))
-    model: str = checked_field(Rule(lambda v: judge_model_problem(v)))
+    endpoint: str = checked_field(Check(lambda v: url_problem(v, "token_env")))
+    model: str = checked_field(Check(lambda v: judge_model_problem(v)))
     token_env: str | None = checked_field(_env_rule(  # the NAME of the env var holding a bearer token
         "must be the NAME of an environment variable, e.g. GITOPS_JUDGE_TOKEN", nullable=True), default=None)
     samples: int | None = checked_field(_bounded(1, MAX_JUDGE_SAMPLES, integer=True), default=None)  # None: --samples
@@ -271,12 +271,12 @@ _GITHUB_SHAPE = "github must be a mapping with 'repo: owner/name'"
 @strict(error=ConfigError, not_mapping=_GITHUB_SHAPE, closed=True)
 @dataclass
 class GithubConfig:
-    repo: str | None = checked_field(Rule(repo_problem, say="{path} '{shown}' {why}", nullable=True), default=None)
+    repo: str | None = checked_field(Check(repo_problem, say="{path} '{shown}' {why}", nullable=True), default=None)
 
 
 _RUNNERS_SHAPE = ("runners must be a mapping like {gpu: [self-hosted, gpu, ephemeral], "
                   "trusted: [self-hosted, gpu, trusted]}")
-_RUNNERS = Rule(lambda v: None if isinstance(v, dict) and not set(v) - {"gpu", "trusted"} and all(
+_RUNNERS = Check(lambda v: None if isinstance(v, dict) and not set(v) - {"gpu", "trusted"} and all(
     isinstance(x, list) and all(isinstance(y, str) for y in x) for x in v.values()) else _RUNNERS_SHAPE, say="{why}")
 
 
@@ -286,7 +286,7 @@ def _admin_paths_problem(value: Any) -> str | None:
     return next((f"admin_paths: {problem}" for v in value if (problem := admin_path_problem(v))), None)
 
 
-_ADMIN_PATHS = Rule(_admin_paths_problem, say="{why}", convert=lambda v: [str(x) for x in v])
+_ADMIN_PATHS = Check(_admin_paths_problem, say="{why}", convert=lambda v: [str(x) for x in v])
 
 
 @dataclass

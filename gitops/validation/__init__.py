@@ -17,11 +17,11 @@ Hand-written on purpose: pydantic's import alone costs ~100 ms of the 0.3 s a ``
 may take, and the messages matter more than the machinery. Wording lives in the specs.
 """
 
-from gitops.validation.specs import (REQUIRED, Context, Field, Invalid, Key, ListOf, MapOf, Problem, Problems, Record,
-                                     Rule, Scalar, Spec, Typed, conform, describe, finite_number, line_of, show_json,
+from gitops.validation.specs import (REQUIRED, Check, Context, Field, Invalid, Key, ListOf, MapOf, Problem, Problems,
+                                     Record, Scalar, Spec, Typed, conform, describe, finite_number, line_of, show_json,
                                      show_python, validate)
 from gitops.validation.strict import checked_field, load, record_of, spec_of, strict
 
-__all__ = ["REQUIRED", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems", "Record",
-           "Rule", "Scalar", "Spec", "Typed", "checked_field", "conform", "describe", "finite_number", "line_of", "load",
-           "record_of", "show_json", "show_python", "spec_of", "strict", "validate"]
+__all__ = ["REQUIRED", "Check", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems",
+           "Record", "Scalar", "Spec", "Typed", "checked_field", "conform", "describe", "finite_number", "line_of",
+           "load", "record_of", "show_json", "show_python", "spec_of", "strict", "validate"]

@@ -260,7 +260,7 @@ class MapOf(Spec):
 
 
 @dataclass(frozen=True)
-class Rule(Spec):
+class Check(Spec):
     """Any value, checked by a function: ``check(value)`` returns why it is wrong (a sentence, or a
     list of them: each is a problem) or None. For values whose checks are older than the types (a
     URL, an environment variable's name, a payload template), where the sentence says the type too.
@@ -333,7 +333,7 @@ def describe(spec: Spec) -> str:
         return f"list of {item}" + (" (or one)" if spec.single else "") + nullable
     if isinstance(spec, MapOf):
         return f"mapping of name to {describe(spec.value)}" + nullable
-    if isinstance(spec, (Typed, Rule)):
+    if isinstance(spec, (Typed, Check)):
         return spec.label.removeprefix("a ").removeprefix("an ") + nullable
     return "mapping" + nullable
 
@@ -363,6 +363,7 @@ class Record(Spec):
     forbidden: Mapping[str, str] | None = None  # keys refused with their own sentence (a secret written inline)
     null_is_empty: bool = True  # False: a null where the mapping should be is not_mapping, not an empty one
     closed: bool = False  # an unknown key makes it not this record: not_mapping's sentence, at the record
+    partial: bool = False  # collect mode: the keys that conformed, even when others did not (for checks across keys)
 
     def _say(self, template: str, path: str, key: Any, field_path: str, shown: str = "") -> str:
         return template.format(path=_clip(field_path, 120), key=_clip(key), what=self.what,
@@ -402,7 +403,7 @@ class Record(Spec):
                 out[name] = (f.spec.conform(None, prefix + name, ctx, value, name) if isinstance(f.spec, Record)
                              else _fresh(f.default))
         if problems is not None and len(problems) != before:
-            return None
+            return out if self.partial and self.build is None else None
         if self.build is None:
             return out
         try:
@@ -451,6 +452,6 @@ def conform(spec: Spec, value: Any, path: str = "", *, show: Callable[[Any], str
     return spec.conform(value, path, Context("", None, show, null_reads_empty=False, decode=decode))
 
 
-__all__ = ["REQUIRED", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems", "Record",
-           "Rule", "Scalar", "Spec", "Typed", "conform", "describe", "finite_number", "line_of", "show_json", "show_python",
-           "validate"]
+__all__ = ["REQUIRED", "Check", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems",
+           "Record", "Scalar", "Spec", "Typed", "conform", "describe", "finite_number", "line_of", "show_json",
+           "show_python", "validate"]
