@@ -20,7 +20,7 @@ may take, and the messages matter more than the machinery. Wording lives in the 
 from gitops.validation.specs import (REQUIRED, Check, Context, Field, Invalid, Key, ListOf, MapOf, Problem, Problems,
                                      Record, Scalar, Spec, Typed, conform, describe, finite_number, line_of, show_json,
                                      show_python, validate)
-from gitops.validation.strict import checked_field, load, record_of, spec_of, strict
+from gitops.validation.declared import checked_field, load, record_of, spec_of, strict
 
 __all__ = ["REQUIRED", "Check", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems",
            "Record", "Scalar", "Spec", "Typed", "checked_field", "conform", "describe", "finite_number", "line_of",
