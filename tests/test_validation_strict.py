@@ -10,8 +10,21 @@ import pytest
 from gitops import yamlio
 from gitops.core import promptspec, settings, task
 from gitops.errors import ConfigError
-from gitops.validation import (REQUIRED, Check, Field, Invalid, ListOf, Problems, Record, Scalar, checked_field, load,
-                               record_of, strict, validate)
+from gitops.validation import (
+    REQUIRED,
+    Check,
+    Field,
+    Invalid,
+    ListOf,
+    Problems,
+    Record,
+    Scalar,
+    checked_field,
+    load,
+    record_of,
+    strict,
+    validate,
+)
 
 
 class ShapeError(Exception):

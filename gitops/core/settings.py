@@ -38,8 +38,7 @@ from gitops.adapters.github import repo_problem
 from gitops.core import refs
 from gitops.core.schema import owners_of
 from gitops.errors import ConfigError, RegistryError, shown
-from gitops.validation import (REQUIRED, Check, Key, ListOf, Problems, checked_field, record_of, spec_of, strict,
-                               validate)
+from gitops.validation import REQUIRED, Check, Key, ListOf, Problems, checked_field, record_of, strict, validate
 from gitops.yamlio import LineMap, plain
 
 SETTINGS_FILE = "gitops.yaml"
@@ -169,7 +168,6 @@ _NEVER = "{{record}}: never write a {0} into gitops.yaml; name its environment v
 
 @strict(error=ConfigError, not_mapping="{path} must be a mapping with at least name and url", null_is_empty=False,
         forbidden={"secret": _NEVER.format("secret")}, **_YAML)
-@dataclass
 class Hook:
     """One deploy webhook: where to POST, for which model aliases, signed with which secret."""
 
@@ -207,7 +205,6 @@ def _events(v: Any) -> str | None:
 
 @strict(error=ConfigError, not_mapping="notify must be a mapping like {{slack_webhook_env: SLACK_WEBHOOK_URL}}",
         unknown="notify: unknown key '{key}' (allowed: {allowed})")
-@dataclass
 class NotifyConfig:
     """Where chat notifications go: the env var holding a Slack-compatible incoming-webhook URL."""
 
@@ -221,9 +218,8 @@ _DEPLOY_SHAPE = "deploy must be a mapping with one key, hooks: [...]"
 
 
 @strict(error=ConfigError, not_mapping=_DEPLOY_SHAPE, closed=True)
-@dataclass
 class DeployConfig:
-    hooks: list[Hook] = checked_field(ListOf(spec_of(Hook), nullable=True, each=True,
+    hooks: list[Hook] = checked_field(ListOf(record_of(Hook), nullable=True, each=True,
                                              say="{path} must be a list of hooks"), default_factory=list)
 
     def __post_init__(self) -> None:
@@ -236,7 +232,6 @@ class DeployConfig:
 
 @strict(error=ConfigError, not_mapping="{path} must be a mapping like {{endpoint: URL, model: NAME}}",
         forbidden={"token": _NEVER.format("token")}, **_YAML)
-@dataclass
 class JudgeConfig:
     """An LLM judge for ``gitops eval`` (the ``eval.judge`` section): an OpenAI-compatible server
     that is shown the holdout's prompts and both models' completions."""
@@ -258,7 +253,6 @@ _EVAL_SHAPE = "eval must be a mapping with one key, judge: {{endpoint: URL, mode
 
 
 @strict(error=ConfigError, not_mapping=_EVAL_SHAPE, closed=True)
-@dataclass
 class EvalConfig:
     """The ``eval:`` section (today only ``judge:``)."""
 
@@ -269,7 +263,6 @@ _GITHUB_SHAPE = "github must be a mapping with 'repo: owner/name'"
 
 
 @strict(error=ConfigError, not_mapping=_GITHUB_SHAPE, closed=True)
-@dataclass
 class GithubConfig:
     repo: str | None = checked_field(Check(repo_problem, say="{path} '{shown}' {why}", nullable=True), default=None)
 

@@ -17,10 +17,30 @@ Hand-written on purpose: pydantic's import alone costs ~100 ms of the 0.3 s a ``
 may take, and the messages matter more than the machinery. Wording lives in the specs.
 """
 
-from gitops.validation.specs import (REQUIRED, Check, Context, Field, Invalid, Key, ListOf, MapOf, Problem, Problems,
-                                     Record, Scalar, Spec, Typed, conform, describe, finite_number, line_of, show_json,
-                                     show_python, validate)
 from gitops.validation.declared import checked_field, load, record_of, spec_of, strict
+from gitops.validation.specs import (
+                                     REQUIRED,
+                                     Check,
+                                     Context,
+                                     Field,
+                                     Invalid,
+                                     Key,
+                                     ListOf,
+                                     MapOf,
+                                     Problem,
+                                     Problems,
+                                     Record,
+                                     Scalar,
+                                     Spec,
+                                     Typed,
+                                     conform,
+                                     describe,
+                                     finite_number,
+                                     line_of,
+                                     show_json,
+                                     show_python,
+                                     validate,
+)
 
 __all__ = ["REQUIRED", "Check", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems",
            "Record", "Scalar", "Spec", "Typed", "checked_field", "conform", "describe", "finite_number", "line_of",

@@ -6,13 +6,28 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Union
+from functools import cache
+from typing import Any, TypeVar, Union, dataclass_transform, overload
 
-from gitops.validation.specs import (REQUIRED, Context, Field, Invalid, ListOf, MapOf, Problems, Record, Scalar, Spec,
-                                     conform, show_json, validate)
+from gitops.validation.specs import (
+    REQUIRED,
+    Context,
+    Field,
+    Invalid,
+    ListOf,
+    MapOf,
+    Problems,
+    Record,
+    Scalar,
+    Spec,
+    conform,
+    show_json,
+    validate,
+)
 
+T = TypeVar("T")
 _SCALARS = {str: "str", int: "int", float: "float", bool: "bool"}
 _BUILT = Context("", None, show_json, null_reads_empty=False, decode=False)  # an object made in code: strict
 
@@ -25,9 +40,18 @@ def checked_field(spec: Spec | None = None, *, default: Any = dataclasses.MISSIN
                              metadata={"spec": spec, "help": help, "example": example})
 
 
+@overload
+def strict(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def strict(*, error: type[Exception] = ValueError, **messages: Any) -> Callable[[type[T]], type[T]]: ...
+
+
+@dataclass_transform(field_specifiers=(dataclasses.field, checked_field))
 def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **messages: Any) -> Any:
     """Class decorator: a dataclass whose fields are checked against their specs whenever an object is
-    built, then by its ``validate_*`` methods (rules across fields; they raise ``error``). A bad field
+    built (it is made a dataclass unless it is one), then by its ``validate_*`` methods (rules across fields; they raise ``error``). A bad field
     raises ``error`` with one sentence. ``messages`` are :class:`Record`'s templates (``unknown``,
     ``missing``, ``not_mapping``, ``build_error``, ``forbidden``...) for documents decoded with
     :func:`load`. A field holding its declared default is not checked again (a default of None
@@ -61,7 +85,7 @@ def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **me
     return wrap if cls is None else wrap(cls)
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec_of(hint: Any) -> Spec:
     """The spec of a type hint: str, int, float, bool, ``X | None``, ``list[X]``, ``dict[str, X]``, or a
     :func:`strict` dataclass; nothing more (what the declared records use)."""
@@ -78,7 +102,7 @@ def spec_of(hint: Any) -> Spec:
     return Scalar(_SCALARS[hint])
 
 
-@lru_cache(maxsize=None)
+@cache
 def record_of(cls: type) -> Record:
     """The :class:`Record` a :func:`strict` dataclass declares (built once, on first use, when every
     class its hints name exists)."""
