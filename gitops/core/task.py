@@ -197,7 +197,7 @@ def parse_classification(doc: LineMap, src: str, p: Problems) -> ClassificationT
                               fallback=keys["fallback"], extract=extract)
 
 
-def _extract(rules: LineMap, labels: list[str], src: str, p: Problems) -> dict[str, Rule]:
+def _extract(rules: dict[Any, Any], labels: list[str], src: str, p: Problems) -> dict[str, Rule]:
     out: dict[str, Rule] = {}
     for label, rule in rules.items():
         where = f"classification.extract.{shown(label)}"

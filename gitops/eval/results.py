@@ -37,9 +37,9 @@ class ResultsError(EvalError):
 @dataclass_transform(field_specifiers=(field,))
 def checked(cls: type[T]) -> type[T]:
     """A shape of the document: a dataclass checked when built and when decoded (messages read the JSON)."""
-    return strict(dataclass(cls), error=ResultsError, build_error="{path} {message}",
-                  unknown="{path} is not a known key of {what} (known: {allowed})", missing="{path} is missing",
-                  not_mapping="{path} must be an object ({what}), not {shown}")
+    return strict(error=ResultsError, build_error="{path} {message}", missing="{path} is missing",
+                  unknown="{path} is not a known key of {what} (known: {allowed})",
+                  not_mapping="{path} must be an object ({what}), not {shown}")(dataclass(cls))
 
 
 def result_spec(cls: type) -> Any:

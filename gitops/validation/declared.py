@@ -66,7 +66,7 @@ def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **me
         @functools.wraps(init)
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
-            record = record_of(type(self))
+            record = record_of(type(self))  # type: ignore[arg-type]
             for name, f in record.fields.items():
                 if getattr(self, name) is f.default:  # a declared default is trusted (None where null is refused)
                     continue
@@ -78,7 +78,7 @@ def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **me
             for rule in rules:
                 rule(self)
 
-        cls.__init__ = __init__  # type: ignore[misc]
+        cls.__init__ = __init__  # type: ignore[method-assign]
         cls.__strict__ = (error, messages)  # type: ignore[attr-defined]
         return cls
 
