@@ -50,11 +50,12 @@ def strict(*, error: type[Exception] = ValueError, **messages: Any) -> Callable[
 
 @dataclass_transform(field_specifiers=(dataclasses.field, checked_field))
 def strict(cls: type | None = None, *, error: type[Exception] = ValueError, **messages: Any) -> Any:
-    """Class decorator: a dataclass whose fields are checked against their specs whenever an object is
-    built (it is made a dataclass unless it is one), then by its ``validate_*`` methods (rules across fields; they raise ``error``). A bad field
-    raises ``error`` with one sentence. ``messages`` are :class:`Record`'s templates (``unknown``,
-    ``missing``, ``not_mapping``, ``build_error``, ``forbidden``...) for documents decoded with
-    :func:`load`. A field holding its declared default is not checked again (a default of None
+    """Class decorator (after huggingface_hub's ``@strict``): the class, made a dataclass unless it is
+    one, checks every field against its spec whenever an object is built, then runs its
+    ``validate_*`` methods (rules across fields; they raise ``error``). A bad field raises ``error``
+    with one sentence naming ``Class.field``. ``messages`` are :class:`Record`'s options (``unknown``,
+    ``missing``, ``not_mapping``, ``build_error``, ``forbidden``, ``closed``...) for documents decoded
+    with :func:`load`. A field holding its declared default is not checked again (a default of None
     where a document may not write null)."""
 
     def wrap(cls: type) -> type:
