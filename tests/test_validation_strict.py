@@ -134,4 +134,5 @@ def test_settings_built_in_code_are_held_to_the_files_rules() -> None:
         settings.JudgeConfig(endpoint="ftp://h/x", model="judge")
     with pytest.raises(ConfigError, match=r"retries must be a whole number from 0 to 20"):
         settings.Hook(name="a", url="https://h", retries=21)
-    assert settings.Hook(name="a", url="https://h", models="m").models == ["m"]  # type: ignore[arg-type]  # one name: a list
+    one = settings.Hook(name="a", url="https://h", models="m")  # type: ignore[arg-type]
+    assert one.models == ["m"]  # one name reads as a list of one

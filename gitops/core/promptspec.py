@@ -129,7 +129,8 @@ GENERATION_SPEC = Record({
     "constrain": Field(Check(lambda v: None if v in CONSTRAIN_VALUES else "must be", "{path} must be 'labels' "
                              "(score each label of the task, predict the likeliest) or absent, not '{shown}'",
                              nullable=True)),
-}, unknown=_UNKNOWN, not_mapping="generation must be a mapping like {{max_new_tokens: 4, temperature: 0}}", partial=True)
+}, unknown=_UNKNOWN, not_mapping="generation must be a mapping like {{max_new_tokens: 4, temperature: 0}}",
+   partial=True)
 
 
 def _retrieval_spec(stored: bool) -> Record:
