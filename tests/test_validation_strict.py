@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from gitops import yamlio
-from gitops.core import promptspec, settings, task
+from gitops.core import promptspec, schema, settings, task
 from gitops.errors import ConfigError
 from gitops.validation import (
     REQUIRED,
@@ -122,6 +122,7 @@ def test_the_sections_declare_exactly_the_keys_the_reference_lists() -> None:
     assert tuple(record_of(settings.NotifyConfig).fields) == settings.NOTIFY_KEYS
     assert tuple(record_of(settings.JudgeConfig).fields) == settings.JUDGE_KEYS
     assert tuple(task.BLOCK_SPEC.fields) == task.CLASSIFICATION_KEYS
+    assert tuple(schema.DATASET_SPEC.fields) == schema.DATASET_KEYS
     assert tuple(promptspec._prompt_spec(False).fields) == promptspec.PROMPT_KEYS
     assert tuple(promptspec._prompt_spec(True).fields) == promptspec.PROMPT_KEYS + promptspec.PINNED_KEYS
     assert tuple(promptspec._retrieval_spec(False).fields) == promptspec.RETRIEVAL_KEYS

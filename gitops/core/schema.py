@@ -105,7 +105,7 @@ class _Metrics(Scalar):
 
 
 _TEXT = Scalar("str", nullable=True)
-_REGISTRY_WORDS = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
+_REGISTRY_WORDS: dict[str, Any] = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
                    "missing": "{record} is missing the required key '{key}'",
                    "not_mapping": "{record} must be a mapping"}
 
