@@ -106,8 +106,8 @@ class _Metrics(Scalar):
 
 _TEXT = Scalar("str", nullable=True)
 _REGISTRY_WORDS: dict[str, Any] = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
-                   "missing": "{record} is missing the required key '{key}'",
-                   "not_mapping": "{record} must be a mapping"}
+                                   "missing": "{record} is missing the required key '{key}'",
+                                   "not_mapping": "{record} must be a mapping"}
 
 MD5 = "3f1c0a8e1b5d4c2f9e7a6b5c4d3e2f1a.dir"  # an example, in the reference
 VERSION_SPEC = Record({
