@@ -123,6 +123,7 @@ def test_the_sections_declare_exactly_the_keys_the_reference_lists() -> None:
     assert tuple(record_of(settings.JudgeConfig).fields) == settings.JUDGE_KEYS
     assert tuple(task.BLOCK_SPEC.fields) == task.CLASSIFICATION_KEYS
     assert tuple(schema.DATASET_SPEC.fields) == schema.DATASET_KEYS
+    assert tuple(schema.MODEL_SPEC.fields) == schema.MODEL_KEYS
     assert tuple(promptspec._prompt_spec(False).fields) == promptspec.PROMPT_KEYS
     assert tuple(promptspec._prompt_spec(True).fields) == promptspec.PROMPT_KEYS + promptspec.PINNED_KEYS
     assert tuple(promptspec._retrieval_spec(False).fields) == promptspec.RETRIEVAL_KEYS

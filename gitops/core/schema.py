@@ -227,28 +227,32 @@ def _keys(doc: LineMap, allowed: tuple[str, ...], required: tuple[str, ...], src
             p.add(src, doc, None, f"{what} is missing the required key '{shown(key)}'")
 
 
-def _text(doc: LineMap, key: str, src: str, p: Problems, what: str) -> str | None:
-    value = doc.get(key)
-    if value is not None and not isinstance(value, str):
-        p.add(src, doc, key, f"{what}.{shown(key)} must be a string, not {type(value).__name__}")
-        return None
-    return value
+def _string(what: str, key: str) -> Check:
+    return Check(lambda v: None if isinstance(v, str) else f"{what}.{key} must be a string, not {type(v).__name__}",
+                 "{why}", "string", nullable=True)
+
+
+_ANY = Check(lambda v: None, nullable=True)  # checked by hand below: its problems name their own lines
+# Each key of model.yaml on its own; what they need of each other is parse_model's.
+MODEL_SPEC = Record({
+    "name": Field(_string("model", "name"), REQUIRED), "description": Field(_string("model", "description")),
+    "task": Field(_string("model", "task")), **{k: Field(_ANY) for k in MODEL_KEYS[3:]},
+}, what="model", not_mapping="model.yaml must be a mapping with keys: {allowed}", null_is_empty=False,
+   keep_absent=False, partial=True, unknown=_REGISTRY_WORDS["unknown"], missing=_REGISTRY_WORDS["missing"])
 
 
 def parse_model(doc: Any, src: str, dirname: str, p: Problems) -> Model | None:
     """``registry/<dirname>/model.yaml`` as a :class:`Model` (None, with problems in ``p``, if invalid)."""
     start = len(p)
-    if not isinstance(doc, LineMap):
-        p.add(src, None, None, "model.yaml must be a mapping with keys: " + ", ".join(MODEL_KEYS))
+    keys = validate(MODEL_SPEC, doc, src, p)
+    if keys is None:
         return None
-    _keys(doc, MODEL_KEYS, ("name",), src, p, "model")
-    name = _text(doc, "name", src, p, "model") or dirname
+    name = keys.get("name") or dirname
     if name != dirname:
         p.add(src, doc, "name", f"name '{shown(name)}' does not match its directory 'registry/{shown(dirname)}'")
     if problem := refs.name_problem(dirname):
         p.add(src, doc, "name", problem)
-    model = Model(name=dirname, description=_text(doc, "description", src, p, "model") or "",
-                  task=_text(doc, "task", src, p, "model") or "text-generation")
+    model = Model(name=dirname, description=keys.get("description") or "", task=keys.get("task") or "text-generation")
     if "owners" in doc:
         model.owners = owners_of(doc["owners"], doc, "owners", src, p, "owners")
     model.protected = _protected(doc.get("protected") or {}, doc, src, p)
@@ -347,11 +351,6 @@ def parse_alias(doc: Any, src: str, name: str, p: Problems) -> Alias | None:
 
 # --- datasets/<name>.yaml ------------------------------------------------------------------------
 
-def _string(what: str, key: str) -> Check:
-    return Check(lambda v: None if isinstance(v, str) else f"{what}.{key} must be a string, not {type(v).__name__}",
-                 "{why}", "string", nullable=True)
-
-
 def _splits_problem(splits: Any) -> str | None:
     if (not isinstance(splits, dict) or not splits or not all(is_number(v) and v >= 0 for v in splits.values())
             or abs(sum(splits.values()) - 1.0) > 1e-6):
@@ -365,7 +364,6 @@ def _normalize_problems(value: Any) -> str | list[str] | None:
     return [why for step in value if (why := _normalize_rule(step))]
 
 
-_ANY = Check(lambda v: None, nullable=True)  # checked by hand below: its problems name their own lines
 # Each key of a data set file on its own; what they need of each other is parse_dataset's.
 DATASET_SPEC = Record({
     "name": Field(_string("data set", "name"), REQUIRED),
