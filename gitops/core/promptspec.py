@@ -27,6 +27,7 @@ what pinning adds: ``base_md5``, a semantic embedder's ``embedder_md5``), and eq
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -39,7 +40,7 @@ from gitops.core import refs
 from gitops.core.records import Version
 from gitops.core.task import template_slots
 from gitops.errors import GitopsError, IntegrityError, RegistryError, shown
-from gitops.validation import REQUIRED, Key, Problems
+from gitops.validation import REQUIRED, Check, Field, Key, Problems, Record, validate
 from gitops.yamlio import LineMap
 
 PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation", "chat")
@@ -109,83 +110,128 @@ class PromptSpec:
         return template_slots(self.example) if self.example else []
 
 
+def _int_rule(low: int, high: int, text: str) -> Check:
+    return Check(lambda v: None if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else
+                 f" must be a whole number from {low} to {text}", "{path}{why}", "integer")
+
+
+def _temperature_problem(t: Any) -> str | None:
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 2 \
+            or 0 < t < MIN_TEMPERATURE:  # below it a float32 engine divides by zero (NaN, pad tokens)
+        return f" must be 0 (greedy) or a number from {MIN_TEMPERATURE:g} to 2"
+    return None
+
+
+_UNKNOWN = "unknown key '{key}' in {record} (allowed: {allowed})"
+GENERATION_SPEC = Record({
+    "max_new_tokens": Field(_int_rule(1, MAX_NEW_TOKENS, str(MAX_NEW_TOKENS)), 8),
+    "temperature": Field(Check(_temperature_problem, "{path}{why}", "number", convert=float), 0.0),
+    "constrain": Field(Check(lambda v: None if v in CONSTRAIN_VALUES else "must be", "{path} must be 'labels' "
+                             "(score each label of the task, predict the likeliest) or absent, not '{shown}'",
+                             nullable=True)),
+}, unknown=_UNKNOWN, not_mapping="generation must be a mapping like {{max_new_tokens: 4, temperature: 0}}",
+   partial=True)
+
+
+def _retrieval_spec(stored: bool) -> Record:
+    """The keys of ``retrieval:`` each on its own (what they need of each other: :func:`_retrieval`)."""
+    fields = {
+        "type": Field(Check(lambda v: None if v in RETRIEVAL_TYPES else "not one", "retrieval type '{shown}' is not "
+                            "one of " + ", ".join(RETRIEVAL_TYPES)), "none"),
+        "k": Field(_int_rule(0, MAX_K, str(MAX_K))),
+        "embedder": Field(Check(lambda v: None, nullable=True)),
+        "revision": Field(Check(lambda v: None if isinstance(v, str) and 0 < len(v) <= 128 else _REVISION, "{why}",
+                                nullable=True)),
+        "seed": Field(_int_rule(0, 2**32 - 1, "2**32-1"), 0),
+    }
+    if stored:
+        fields["embedder_md5"] = Field(Check(lambda v: None, nullable=True))
+    return Record(fields, unknown=_UNKNOWN, not_mapping="retrieval must be a mapping like {{type: bm25, k: 3}}",
+                  partial=True, keep_absent=False)
+
+
+_REVISION = ("retrieval.revision must be a branch, tag or commit (at most 128 characters) of a semantic embedder's "
+             "hub id")
+
+
+def _prompt_spec(stored: bool) -> Record:
+    """The keys of a prompt config each on its own (what they need of each other: :func:`parse_prompt`)."""
+    empty = "the prompt config's '{key}' is empty"
+
+    def text(key: str, nullable: bool = True) -> Check:
+        return Check(lambda v: (None if isinstance(v, str) and len(v) <= MAX_TEXT_CHARS else
+                                f"{key} must be a string of at most {MAX_TEXT_CHARS} characters") if v is not None
+                     else empty.format(key=key), "{why}", "string", nullable)
+
+    fields = {
+        "base": Field(Check(lambda v: _ref_problem(v) if v is not None else empty.format(key="base"), "{why}",
+                            convert=_ref_text), REQUIRED),
+        "dataset": Field(Check(lambda v: _ref_problem(v, "data set"), "{why}", nullable=True,
+                               convert=lambda v: _ref_text(v, "data set"))),
+        "task": Field(text("task")),
+        "template": Field(text("template", nullable=False), REQUIRED),
+        "example": Field(text("example")),
+        "retrieval": Field(dataclasses.replace(_retrieval_spec(stored), nullable=True)),
+        "generation": Field(dataclasses.replace(GENERATION_SPEC, nullable=True)),
+        "chat": Field(Check(lambda v: None if isinstance(v, bool) else "chat must be true (render the prompt through "
+                            "the base's chat template, as the user's turn) or false", "{why}"), False),
+    }
+    if stored:
+        md5 = "base_md5 must be the md5 of the base version's weights (32 hex digits)"
+        fields["base_md5"] = Field(Check(lambda v: None if isinstance(v, str) and _MD5.fullmatch(v) else
+                                         md5 if v is not None else [empty.format(key="base_md5"), md5], "{why}"),
+                                   REQUIRED)
+    return Record(fields, unknown="unknown key '{key}' in the prompt config (allowed: {allowed})",
+                  missing="the prompt config is missing the required key '{key}'",
+                  not_mapping="a prompt config must be a mapping with keys: {allowed}", partial=True, keep_absent=False,
+                  null_is_empty=False)
+
+
 def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> PromptSpec | None:
     """``prompt.yaml`` as a :class:`PromptSpec`, or None with every problem (file, line, key) in ``p``.
     ``stored``: a prompt version's stored config, pinned (``base: NAME@vN``, ``base_md5``, a semantic
     embedder's ``embedder_md5``); every other rule is the one ``gitops prompt add`` applies."""
-    allowed = PROMPT_KEYS + PINNED_KEYS if stored else PROMPT_KEYS
-    if not isinstance(doc, LineMap):
-        p.add(src, None, None, "a prompt config must be a mapping with keys: " + ", ".join(allowed))
-        return None
     start = len(p)
-    for key in doc:
-        if key not in allowed:
-            p.add(src, doc, key, f"unknown key '{shown(key)}' in the prompt config (allowed: {', '.join(allowed)})")
-    for key in ("base", "template", *(PINNED_KEYS if stored else ())):
-        if key not in doc:
-            p.add(src, doc, None, f"the prompt config is missing the required key '{key}'")
-        elif doc.get(key) is None:  # `base:` with nothing after it
-            p.add(src, doc, key, f"the prompt config's '{key}' is empty")
-    base = _ref(doc, "base", src, p)
-    if stored:
-        _pinned(doc, base, src, p)
-    dataset = _ref(doc, "dataset", src, p, what="data set")
-    texts = {k: _text(doc, k, src, p) for k in ("task", "template", "example")}
-    retrieval = _retrieval(doc, src, p, stored)
-    tokens, temperature, constrain = _generation(doc, src, p)
-    chat = doc.get("chat", False)
-    if not isinstance(chat, bool):
-        p.add(src, doc, "chat", "chat must be true (render the prompt through the base's chat template, as the "
-              "user's turn) or false")
-        chat = False
-    template = texts["template"]
+    keys = validate(_prompt_spec(stored), doc, src, p)
+    if keys is None:
+        return None
+    base = keys.get("base")
+    if stored and base is not None and not refs.parse_ref(base, require_ref=True).is_version:
+        p.add(src, doc, "base", f"base must name a version like NAME@v1 in a stored config, not '{shown(base)}'")
+    retrieval = _retrieval(doc, keys.get("retrieval"), src, p, stored)
+    generation = keys.get("generation") or {}
+    template = keys.get("template")
     if template is not None:
         _check_template(doc, template, retrieval, src, p)
-    if texts["example"] is not None:
-        _slots(doc, "example", texts["example"], src, p)
-    if retrieval.type != "none" and dataset is None and "dataset" not in doc:
+    if keys.get("example") is not None:
+        _slots(doc, "example", keys["example"], src, p)
+    if retrieval.type != "none" and keys.get("dataset") is None and "dataset" not in doc:
         p.add(src, doc, "retrieval", f"retrieval '{retrieval.type}' needs 'dataset: NAME@vN' to draw examples from")
-    if len(p) != start or base is None or template is None:
+    if len(p) != start:
         return None
-    return PromptSpec(base=base, template=template, task=texts["task"] or "", dataset=dataset,
-                      example=texts["example"], retrieval=retrieval, max_new_tokens=tokens, temperature=temperature,
-                      constrain=constrain, base_md5=doc.get("base_md5") if stored else None, chat=chat)
+    return PromptSpec(base=base, template=template, task=keys.get("task") or "", dataset=keys.get("dataset"),
+                      example=keys.get("example"), retrieval=retrieval,
+                      max_new_tokens=generation.get("max_new_tokens", 8),
+                      temperature=generation.get("temperature", 0.0), constrain=generation.get("constrain"),
+                      base_md5=keys.get("base_md5"), chat=keys.get("chat", False))
 
 
-def _pinned(doc: LineMap, base: str | None, src: str, p: Problems) -> None:
-    """A stored config names its base by version id and pins its md5."""
-    if base is not None and not refs.parse_ref(base, require_ref=True).is_version:
-        p.add(src, doc, "base", f"base must name a version like NAME@v1 in a stored config, not '{shown(base)}'")
-    md5 = doc.get("base_md5")
-    if "base_md5" in doc and not (isinstance(md5, str) and _MD5.fullmatch(md5)):
-        p.add(src, doc, "base_md5", "base_md5 must be the md5 of the base version's weights (32 hex digits)")
+def _ref_text(value: str, what: str = "model") -> str:
+    return str(refs.parse_ref(value, what, require_ref=True))
 
 
-def _ref(doc: LineMap, key: str, src: str, p: Problems, what: str = "model") -> str | None:
-    value = doc.get(key)
-    if value is None:
-        return None
+def _ref_problem(value: Any, what: str = "model") -> str | None:
+    """Why ``value`` is not a reference (a data set's must name a version), or None."""
+    key = "dataset" if what == "data set" else "base"
     try:
         if not isinstance(value, str):
             raise GitopsError("not a string")
         ref = refs.parse_ref(value, what, require_ref=True)
     except GitopsError:  # any malformed reference reads the same to the user
-        p.add(src, doc, key, f"{key} must be a reference like NAME@v1 or NAME@production, not '{shown(value)}'")
-        return None
+        return f"{key} must be a reference like NAME@v1 or NAME@production, not '{shown(value)}'"
     if what == "data set" and not ref.is_version:
-        p.add(src, doc, key, f"{key} must name a data set version like {ref.name}@v1")
-        return None
-    return str(ref)
-
-
-def _text(doc: LineMap, key: str, src: str, p: Problems) -> str | None:
-    value = doc.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
-        p.add(src, doc, key, f"{key} must be a string of at most {MAX_TEXT_CHARS} characters")
-        return None
-    return value
+        return f"{key} must name a data set version like {ref.name}@v1"
+    return None
 
 
 def _slots(doc: LineMap, key: str, text: str, src: str, p: Problems) -> list[str] | None:
@@ -209,80 +255,39 @@ def _check_template(doc: LineMap, template: str, retrieval: Retrieval, src: str,
         p.add(src, doc, "template", f"retrieval gives {retrieval.k} examples but the template has no {{context}}")
 
 
-def _retrieval(doc: LineMap, src: str, p: Problems, stored: bool = False) -> Retrieval:
+def _retrieval(doc: LineMap, keys: dict[str, Any] | None, src: str, p: Problems, stored: bool) -> Retrieval:
+    """The retrieval rule, once its keys hold each on its own (``keys``): what they need of each other."""
     block = doc.get("retrieval")
-    if block is None:
+    if keys is None or not isinstance(block, LineMap):
         return Retrieval()
-    if not isinstance(block, LineMap):
-        p.add(src, doc, "retrieval", "retrieval must be a mapping like {type: bm25, k: 3}")
-        return Retrieval()
-    allowed = (*RETRIEVAL_KEYS, "embedder_md5") if stored else RETRIEVAL_KEYS
-    for key in block:
-        if key not in allowed:
-            p.add(src, block, key, f"unknown key '{shown(key)}' in retrieval (allowed: {', '.join(allowed)})")
     pinned = block.get("embedder_md5")
     if stored and (pinned is not None or block.get("type") == "semantic") and not (
             isinstance(pinned, str) and _MD5.fullmatch(pinned) and block.get("type") == "semantic"):
         p.add(src, block, "embedder_md5" if "embedder_md5" in block else "type",
               "retrieval.embedder_md5 must pin a semantic embedder's files (32 hex digits), and only one")
-    kind = block.get("type", "none")
-    if kind not in RETRIEVAL_TYPES:
-        p.add(src, block, "type", f"retrieval type '{shown(kind)}' is not one of {', '.join(RETRIEVAL_TYPES)}")
+    if "type" in block and "type" not in keys:  # not one of the types: said
         return Retrieval()
-    k = block.get("k", 0 if kind == "none" else 3)
-    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= MAX_K:
-        p.add(src, block, "k", f"retrieval.k must be a whole number from 0 to {MAX_K}")
-        k = 0
-    elif kind == "none" and k:
-        p.add(src, block, "k", "retrieval.k must be 0 when the type is none")
-    elif kind != "none" and not k:
-        p.add(src, block, "k", f"retrieval.k must be at least 1 for type {kind}")
-    seed = block.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        p.add(src, block, "seed", "retrieval.seed must be a whole number from 0 to 2**32-1")
-        seed = 0
+    kind = keys.get("type", "none")
+    k = 0  # a k that is not a whole number in range is said already
+    if "k" in keys or "k" not in block:
+        k = keys.get("k", 0 if kind == "none" else 3)
+        if kind == "none" and k:
+            p.add(src, block, "k", "retrieval.k must be 0 when the type is none")
+        elif kind != "none" and not k:
+            p.add(src, block, "k", f"retrieval.k must be at least 1 for type {kind}")
     embedder = block.get("embedder")
     if kind == "semantic" and not isinstance(embedder, str):
         p.add(src, block, "embedder" if "embedder" in block else "type",
               "retrieval type semantic needs 'embedder': the path or hub id of a sentence-transformers model")
     elif kind != "semantic" and embedder is not None:
         p.add(src, block, "embedder", f"retrieval.embedder is only used by type semantic, not {kind}")
-    revision = block.get("revision")
-    if revision is not None and (kind != "semantic" or not isinstance(revision, str) or not 0 < len(revision) <= 128):
-        p.add(src, block, "revision", "retrieval.revision must be a branch, tag or commit (at most 128 characters) "
-              "of a semantic embedder's hub id")
+    revision = keys.get("revision")
+    if revision is not None and kind != "semantic":
+        p.add(src, block, "revision", _REVISION)
         revision = None
-    return Retrieval(type=kind, k=k, embedder=embedder if isinstance(embedder, str) else None, seed=seed,
-                     revision=revision, embedder_md5=pinned if stored and isinstance(pinned, str) else None)
-
-
-def _generation(doc: LineMap, src: str, p: Problems) -> tuple[int, float, str | None]:
-    block = doc.get("generation")
-    if block is None:
-        return 8, 0.0, None
-    if not isinstance(block, LineMap):
-        p.add(src, doc, "generation", "generation must be a mapping like {max_new_tokens: 4, temperature: 0}")
-        return 8, 0.0, None
-    for key in block:
-        if key not in GENERATION_KEYS:
-            p.add(src, block, key, f"unknown key '{shown(key)}' in generation (allowed: {', '.join(GENERATION_KEYS)})")
-    tokens = block.get("max_new_tokens", 8)
-    if not isinstance(tokens, int) or isinstance(tokens, bool) or not 1 <= tokens <= MAX_NEW_TOKENS:
-        p.add(src, block, "max_new_tokens", f"generation.max_new_tokens must be a whole number from 1 to "
-              f"{MAX_NEW_TOKENS}")
-        tokens = 8
-    temperature = block.get("temperature", 0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2 \
-            or 0 < temperature < MIN_TEMPERATURE:  # below it a float32 engine divides by zero (NaN, pad tokens)
-        p.add(src, block, "temperature", f"generation.temperature must be 0 (greedy) or a number from "
-              f"{MIN_TEMPERATURE:g} to 2")
-        temperature = 0
-    constrain = block.get("constrain")
-    if constrain is not None and constrain not in CONSTRAIN_VALUES:
-        p.add(src, block, "constrain", f"generation.constrain must be 'labels' (score each label of the task, "
-              f"predict the likeliest) or absent, not '{shown(constrain)}'")
-        constrain = None
-    return tokens, float(temperature), constrain
+    return Retrieval(type=kind, k=k, embedder=embedder if isinstance(embedder, str) else None,
+                     seed=keys.get("seed", 0), revision=revision,
+                     embedder_md5=pinned if stored and isinstance(pinned, str) else None)
 
 
 def config_hash(config: dict[str, Any]) -> str:

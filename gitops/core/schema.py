@@ -6,15 +6,15 @@ are described as specs (:mod:`gitops.validation`); checks that span keys (a pare
 exist, a text field that must be a column) follow in code. The loader is on the hot path of
 ``gitops show``: a version record is one spec walk, about 5 us.
 
-The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain data the
-content cache stores (:mod:`gitops.core.cache`).
+The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain
+data the content cache stores (:mod:`gitops.core.cache`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, cast
+from typing import Any
 
 from gitops.core import refs
 from gitops.core.records import DEFAULT_SPLITS, GATE_BOUNDS, Alias, Dataset, DatasetVersion, Gate, Model, Version
@@ -22,6 +22,7 @@ from gitops.core.task import CLASSIFICATION, ClassificationTask, parse_classific
 from gitops.errors import shown
 from gitops.validation import (
     REQUIRED,
+    Check,
     Field,
     Invalid,
     Key,
@@ -119,8 +120,8 @@ class _Metrics(Scalar):
 
 _TEXT = Scalar("str", nullable=True)
 _REGISTRY_WORDS: dict[str, Any] = {"unknown": "unknown key '{key}' in {record} (allowed: {allowed})",
-                   "missing": "{record} is missing the required key '{key}'",
-                   "not_mapping": "{record} must be a mapping"}
+                                   "missing": "{record} is missing the required key '{key}'",
+                                   "not_mapping": "{record} must be a mapping"}
 
 MD5 = "3f1c0a8e1b5d4c2f9e7a6b5c4d3e2f1a.dir"  # an example, in the reference
 VERSION_SPEC = Record({
@@ -240,28 +241,32 @@ def _keys(doc: LineMap, allowed: tuple[str, ...], required: tuple[str, ...], src
             p.add(src, doc, None, f"{what} is missing the required key '{shown(key)}'")
 
 
-def _text(doc: LineMap, key: str, src: str, p: Problems, what: str) -> str | None:
-    value = doc.get(key)
-    if value is not None and not isinstance(value, str):
-        p.add(src, doc, key, f"{what}.{shown(key)} must be a string, not {type(value).__name__}")
-        return None
-    return value
+def _string(what: str, key: str) -> Check:
+    return Check(lambda v: None if isinstance(v, str) else f"{what}.{key} must be a string, not {type(v).__name__}",
+                 "{why}", "string", nullable=True)
+
+
+_ANY = Check(lambda v: None, nullable=True)  # checked by hand below: its problems name their own lines
+# Each key of model.yaml on its own; what they need of each other is parse_model's.
+MODEL_SPEC = Record({
+    "name": Field(_string("model", "name"), REQUIRED), "description": Field(_string("model", "description")),
+    "task": Field(_string("model", "task")), **{k: Field(_ANY) for k in MODEL_KEYS[3:]},
+}, what="model", not_mapping="model.yaml must be a mapping with keys: {allowed}", null_is_empty=False,
+   keep_absent=False, partial=True, unknown=_REGISTRY_WORDS["unknown"], missing=_REGISTRY_WORDS["missing"])
 
 
 def parse_model(doc: Any, src: str, dirname: str, p: Problems) -> Model | None:
     """``registry/<dirname>/model.yaml`` as a :class:`Model` (None, with problems in ``p``, if invalid)."""
     start = len(p)
-    if not isinstance(doc, LineMap):
-        p.add(src, None, None, "model.yaml must be a mapping with keys: " + ", ".join(MODEL_KEYS))
+    keys = validate(MODEL_SPEC, doc, src, p)
+    if keys is None:
         return None
-    _keys(doc, MODEL_KEYS, ("name",), src, p, "model")
-    name = _text(doc, "name", src, p, "model") or dirname
+    name = keys.get("name") or dirname
     if name != dirname:
         p.add(src, doc, "name", f"name '{shown(name)}' does not match its directory 'registry/{shown(dirname)}'")
     if problem := refs.name_problem(dirname):
         p.add(src, doc, "name", problem)
-    model = Model(name=dirname, description=_text(doc, "description", src, p, "model") or "",
-                  task=_text(doc, "task", src, p, "model") or "text-generation")
+    model = Model(name=dirname, description=keys.get("description") or "", task=keys.get("task") or "text-generation")
     if "owners" in doc:
         model.owners = owners_of(doc["owners"], doc, "owners", src, p, "owners")
     model.protected = _protected(doc.get("protected") or {}, doc, src, p)
@@ -360,37 +365,69 @@ def parse_alias(doc: Any, src: str, name: str, p: Problems) -> Alias | None:
 
 # --- datasets/<name>.yaml ------------------------------------------------------------------------
 
+def _splits_problem(splits: Any) -> str | None:
+    if (not isinstance(splits, dict) or not splits or not all(is_number(v) and v >= 0 for v in splits.values())
+            or abs(sum(splits.values()) - 1.0) > 1e-6):
+        return "splits must map split names to fractions that add up to 1"
+    return None
+
+
+def _normalize_problems(value: Any) -> str | list[str] | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return f"normalize must be a list of steps ({', '.join(NORMALIZE_STEPS)})"
+    return [why for step in value if (why := _normalize_rule(step))]
+
+
+# Each key of a data set file on its own; what they need of each other is parse_dataset's.
+DATASET_SPEC = Record({
+    "name": Field(_string("data set", "name"), REQUIRED),
+    "description": Field(_string("data set", "description")),
+    "columns": Field(_ANY, REQUIRED),
+    "text_field": Field(_string("data set", "text_field"), REQUIRED),
+    "key": Field(Check(lambda v: None if isinstance(v, str) or (isinstance(v, list) and v and all(
+        isinstance(k, str) for k in v)) else "key must be a column name or a list of column names", "{why}",
+        convert=lambda v: [v] if isinstance(v, str) else list(v)), REQUIRED),
+    "splits": Field(Check(_splits_problem, "{why}", convert=lambda v: {str(k): float(x) for k, x in v.items()})),
+    "split_column": Field(Check(lambda v: None if isinstance(v, str) and v.strip() else "split_column must be the "
+                                "name of the input column that holds each row's split", "{why}", nullable=True)),
+    "normalize": Field(Check(_normalize_problems, "{why}", nullable=True, convert=list)),
+    "versions": Field(_ANY),
+}, what="data set", unknown="unknown key '{key}' in {record} (allowed: {allowed})",
+   missing="{record} is missing the required key '{key}'", not_mapping="a data set file must be a mapping with keys: "
+   "{allowed}", null_is_empty=False, keep_absent=False, partial=True)
+
+
 def parse_dataset(doc: Any, src: str, stem: str, p: Problems) -> Dataset | None:
     """``registry/datasets/<stem>.yaml`` as a :class:`Dataset` (None, with problems in ``p``, if invalid)."""
     start = len(p)
-    if not isinstance(doc, LineMap):
-        p.add(src, None, None, "a data set file must be a mapping with keys: " + ", ".join(DATASET_KEYS))
+    keys = validate(DATASET_SPEC, doc, src, p)
+    if keys is None:
         return None
-    _keys(doc, DATASET_KEYS, ("name", "columns", "text_field", "key"), src, p, "data set")
-    name = _text(doc, "name", src, p, "data set")
+    name = keys.get("name")
     if name is not None and name != stem:
         p.add(src, doc, "name", f"name '{shown(name)}' does not match the file name '{shown(stem)}.yaml'")
     if problem := refs.name_problem(stem, "data set"):
         p.add(src, doc, "name", problem)
     columns = _columns(doc, src, p)
-    text_field = _text(doc, "text_field", src, p, "data set")
+    text_field = keys.get("text_field")
     if text_field is not None and columns and text_field not in columns:
         p.add(src, doc, "text_field", f"text_field '{shown(text_field)}' is not one of the columns")
-    key = _key(doc, columns, src, p)
-    splits = doc.get("splits", DEFAULT_SPLITS)
-    if (not isinstance(splits, dict) or not splits or not all(is_number(v) and v >= 0 for v in splits.values())
-            or abs(sum(splits.values()) - 1.0) > 1e-6):
-        p.add(src, doc, "splits", "splits must map split names to fractions that add up to 1")
-        splits = {}
-    split_column = _split_column(doc, columns, src, p)
-    normalize = _normalize(doc, src, p)
+    key = keys.get("key", [])
+    for k in key:
+        if columns and k not in columns:
+            p.add(src, doc, "key", f"key column '{shown(k)}' is not one of the columns")
+    if dup := next((k for i, k in enumerate(key) if k in key[:i]), None):
+        p.add(src, doc, "key", f"key lists the column '{shown(dup)}' twice")
+    if (split_column := keys.get("split_column")) is not None and split_column in columns:
+        p.add(src, doc, "split_column", f"split_column '{split_column}' must not be one of the columns: it is read "
+              "at ingest to choose each row's split, not stored as data")
     versions = _dataset_versions(doc, src, p)
-    description = _text(doc, "description", src, p, "data set") or ""
     if len(p) != start:
         return None
-    return Dataset(name=stem, description=description, columns={str(k): v for k, v in columns.items()},
-                   text_field=cast(str, text_field), key=key, splits={str(k): float(v) for k, v in splits.items()},
-                   versions=versions, split_column=split_column, normalize=normalize)
+    return Dataset(name=stem, description=keys.get("description") or "",
+                   columns={str(k): v for k, v in columns.items()},
+                   text_field=text_field, key=key, splits=keys.get("splits", dict(DEFAULT_SPLITS)),
+                   versions=versions, split_column=split_column, normalize=keys.get("normalize") or [])
 
 
 def _columns(doc: LineMap, src: str, p: Problems) -> dict:
@@ -406,47 +443,6 @@ def _columns(doc: LineMap, src: str, p: Problems) -> dict:
             p.add(src, columns, col, f"column '{SPLIT_KEY}' is reserved: every stored row carries its split "
                   f"there (to take each row's split from an input column, name it in split_column instead)")
     return columns
-
-
-def _split_column(doc: LineMap, columns: dict, src: str, p: Problems) -> str | None:
-    value = doc.get("split_column")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        p.add(src, doc, "split_column", "split_column must be the name of the input column that holds each "
-              "row's split")
-        return None
-    if value in columns:
-        p.add(src, doc, "split_column", f"split_column '{value}' must not be one of the columns: it is read "
-              "at ingest to choose each row's split, not stored as data")
-    return value
-
-
-def _normalize(doc: LineMap, src: str, p: Problems) -> list[str]:
-    value = doc.get("normalize")
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        p.add(src, doc, "normalize", f"normalize must be a list of steps ({', '.join(NORMALIZE_STEPS)})")
-        return []
-    for step in value:
-        if why := _normalize_rule(step):
-            p.add(src, doc, "normalize", why)
-    return list(value)
-
-
-def _key(doc: LineMap, columns: dict, src: str, p: Problems) -> list[str]:
-    key = doc.get("key")
-    key = [key] if isinstance(key, str) else key
-    if "key" in doc and (not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key)):
-        p.add(src, doc, "key", "key must be a column name or a list of column names")
-        return []
-    for k in key or []:
-        if columns and k not in columns:
-            p.add(src, doc, "key", f"key column '{shown(k)}' is not one of the columns")
-    if dup := next((k for i, k in enumerate(key or []) if k in (key or [])[:i]), None):
-        p.add(src, doc, "key", f"key lists the column '{shown(dup)}' twice")
-    return list(key or [])
 
 
 def _dataset_versions(doc: LineMap, src: str, p: Problems) -> dict[str, DatasetVersion]:

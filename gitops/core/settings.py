@@ -12,16 +12,9 @@ Shape of the hook sections (every key but ``name`` and ``url`` optional)::
           payload: {model: "{model}", version: "{version}"}   # default: the full payload
           timeout_s: 10
           retries: 4
-    notify:
-      slack_webhook_env: SLACK_WEBHOOK_URL
-      on: [deploy, report]
-    eval:
-      judge:                                 # an LLM judge for gitops eval (docs/eval.md#judge)
-        endpoint: http://judge.internal:8000 # any OpenAI-compatible server; it receives holdout text
-        model: judge@production
-        token_env: GITOPS_JUDGE_TOKEN        # optional: the NAME of the env var holding a bearer token
-        samples: 16                          # default: the evaluation's --samples
-        timeout_s: 60
+
+(``notify:`` and ``eval.judge:`` are in docs/reference.md, as is every key.) Each section is a
+:func:`gitops.validation.strict` dataclass: its fields declare the checks, the messages are the file's.
 
 Secrets never live in the file: a hook names the environment variable that holds its secret, and a
 key that looks like an inline secret (``secret:``) is refused with a pointer to ``secret_env``.
@@ -34,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,18 +38,15 @@ from gitops.adapters.github import repo_problem
 from gitops.core import refs
 from gitops.core.schema import owners_of
 from gitops.errors import ConfigError, RegistryError, shown
-from gitops.validation import REQUIRED, Key, Problems
+from gitops.validation import REQUIRED, Check, Key, ListOf, Problems, checked_field, record_of, strict, validate
 from gitops.yamlio import LineMap, plain
 
 SETTINGS_FILE = "gitops.yaml"
 TOP_KEYS = ("github", "runners", "admins", "admin_paths", "deploy", "notify", "eval")
-# What decides deploys besides gitops.yaml's own keys: CODEOWNERS (in any place GitHub reads it)
-# and everything under .github/ (the workflows and any local action they use). The generated
-# CODEOWNERS gives these, and the ``admin_paths`` of gitops.yaml, to the admins, and ``gitops
-# approvals`` requires an admin's approval for a change to any of them.
-# What the admins own whatever gitops.yaml says: the workflows and CODEOWNERS, the settings (deploy
-# hooks among them), and DVC's configuration (where weights and data are pulled from and pushed to,
-# with the runners' credentials) and its ignore rules.
+# What the admins own whatever gitops.yaml says (the generated CODEOWNERS gives them these and the
+# ``admin_paths``; ``gitops approvals`` requires an admin's approval of a change to any): the workflows
+# and any local action under .github/, CODEOWNERS wherever GitHub reads it, the settings (deploy hooks
+# among them), and DVC's configuration (where weights and data go, with the runners' credentials).
 MACHINERY_PATHS = ("/.github/", "/CODEOWNERS", "/docs/CODEOWNERS", "/gitops.yaml", "/.dvc/", "/.dvcignore")
 MAX_ADMIN_PATHS = 64
 HOOK_KEYS = ("name", "url", "models", "aliases", "secret_env", "payload", "timeout_s", "retries")
@@ -135,18 +126,62 @@ deploy:
 """
 
 
-@dataclass
+# --- the sections, as specs (gitops.validation); the sentences are the file's own ---------------
+
+def _env_rule(why: str, nullable: bool = False) -> Check:  # the NAME of an environment variable, never its value
+    return Check(lambda v: None if isinstance(v, str) and ENV_NAME_RE.fullmatch(v) else why, nullable=nullable)
+
+
+def _bounded(low: float, high: float, integer: bool = False) -> Check:
+    """A number from ``low`` to ``high`` (a whole one when ``integer``); held as an int or a float."""
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok or not low <= v <= high:
+            return f"must be {'a whole number' if integer else 'a number'} from {low:g} to {high:g}"
+        return None
+    return Check(check, label=f"{'integer' if integer else 'number'}, {low:g} to {high:g}",
+                convert=int if integer else float)
+
+
+def _names(check: Callable[[str], str | None], nullable: bool = False) -> Check:
+    def whys(v: Any) -> str | list[str] | None:
+        v = [v] if isinstance(v, str) else v
+        if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+            return " must be a non-empty list of names"
+        return [f": {problem}" for x in v if (problem := check(x))]
+    return Check(whys, say="{path}{why}", label="list of strings", convert=_listed, nullable=nullable)
+
+
+def _listed(v: Any) -> list:
+    return [v] if isinstance(v, str) else list(v)
+
+
+def _payload_problems(v: Any) -> list[str]:
+    shape = [] if isinstance(v, dict) else [" must be a mapping (a JSON object template)"]
+    return shape + [f": {problem}" for problem in _template_problems(v)]
+
+
+_YAML = {"unknown": "{record}: unknown key '{key}' (allowed: {allowed})",
+         "missing": "{record} is missing the required key '{key}'"}
+_NEVER = "{{record}}: never write a {0} into gitops.yaml; name its environment variable with {0}_env instead"
+
+
+@strict(error=ConfigError, not_mapping="{path} must be a mapping with at least name and url", null_is_empty=False,
+        forbidden={"secret": _NEVER.format("secret")}, **_YAML)
 class Hook:
     """One deploy webhook: where to POST, for which model aliases, signed with which secret."""
 
-    name: str
-    url: str
-    models: list[str] | None = None  # None: every model, for its protected aliases only
-    aliases: list[str] = field(default_factory=lambda: ["production"])
-    secret_env: str = DEFAULT_SECRET_ENV
-    payload: Any = None  # None: the default payload
-    timeout_s: float = 10.0
-    retries: int = 4  # retries after the first attempt
+    name: str = checked_field(Check(lambda v: None if isinstance(v, str) and HOOK_NAME_RE.fullmatch(v)
+                                   else "must be letters, digits, '.', '_' or '-'"))
+    url: str = checked_field(Check(lambda v: url_problem(v)))
+    # None: every model, for its protected aliases only
+    models: list[str] | None = checked_field(_names(refs.name_problem, nullable=True), default=None)
+    aliases: list[str] = checked_field(_names(refs.alias_problem), default_factory=lambda: ["production"])
+    secret_env: str = checked_field(_env_rule(f"must be an environment variable name like {DEFAULT_SECRET_ENV}"),
+                                    default=DEFAULT_SECRET_ENV)
+    payload: Any = checked_field(Check(_payload_problems, say="{path}{why}", convert=plain), default=None)  # None: full
+    timeout_s: float = checked_field(_bounded(0.1, 300), default=10.0)
+    retries: int = checked_field(_bounded(0, 20, integer=True), default=4)  # retries after the first attempt
 
     def wants(self, model: str, alias: str, protected: bool = False) -> bool:
         """Whether a move of ``model``'s ``alias`` fires this hook. A hook that names no models acts
@@ -162,37 +197,89 @@ class Hook:
         return urlparse(self.url).netloc.rsplit("@", 1)[-1]
 
 
-@dataclass
+def _events(v: Any) -> str | None:
+    v = [v] if isinstance(v, str) else v
+    return None if isinstance(v, list) and all(e in NOTIFY_EVENTS for e in v) else \
+        f"must be a list of: {', '.join(NOTIFY_EVENTS)}"
+
+
+@strict(error=ConfigError, not_mapping="notify must be a mapping like {{slack_webhook_env: SLACK_WEBHOOK_URL}}",
+        unknown="notify: unknown key '{key}' (allowed: {allowed})")
 class NotifyConfig:
     """Where chat notifications go: the env var holding a Slack-compatible incoming-webhook URL."""
 
-    slack_webhook_env: str | None = None
-    on: list[str] = field(default_factory=lambda: list(NOTIFY_EVENTS))
+    slack_webhook_env: str | None = checked_field(_env_rule(
+        "must be the NAME of an environment variable, e.g. SLACK_WEBHOOK_URL", nullable=True), default=None)
+    on: list[str] = checked_field(Check(_events, convert=_listed),
+                                  default_factory=lambda: list(NOTIFY_EVENTS))
 
 
-@dataclass
+_DEPLOY_SHAPE = "deploy must be a mapping with one key, hooks: [...]"
+
+
+@strict(error=ConfigError, not_mapping=_DEPLOY_SHAPE, closed=True)
 class DeployConfig:
-    hooks: list[Hook] = field(default_factory=list)
+    hooks: list[Hook] = checked_field(ListOf(record_of(Hook), nullable=True, each=True,
+                                             say="{path} must be a list of hooks"), default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.hooks is None:  # `hooks:` written empty
+            self.hooks = []
 
     def hooks_for(self, model: str, alias: str, protected: bool = False) -> list[Hook]:
         return [h for h in self.hooks if h.wants(model, alias, protected)]
 
 
-@dataclass
+@strict(error=ConfigError, not_mapping="{path} must be a mapping like {{endpoint: URL, model: NAME}}",
+        forbidden={"token": _NEVER.format("token")}, **_YAML)
 class JudgeConfig:
     """An LLM judge for ``gitops eval`` (the ``eval.judge`` section): an OpenAI-compatible server
     that is shown the holdout's prompts and both models' completions."""
 
-    endpoint: str
-    model: str
-    token_env: str | None = None  # the NAME of the env var holding a bearer token, never the token
-    samples: int | None = None    # None: as many as the evaluation records (--samples)
-    timeout_s: float = 60.0
+    endpoint: str = checked_field(Check(lambda v: url_problem(v, "token_env")))
+    model: str = checked_field(Check(lambda v: judge_model_problem(v)))
+    token_env: str | None = checked_field(_env_rule(  # the NAME of the env var holding a bearer token
+        "must be the NAME of an environment variable, e.g. GITOPS_JUDGE_TOKEN", nullable=True), default=None)
+    samples: int | None = checked_field(_bounded(1, MAX_JUDGE_SAMPLES, integer=True), default=None)  # None: --samples
+    timeout_s: float = checked_field(_bounded(0.1, 600), default=60.0)
 
     @property
     def host(self) -> str:
         """The endpoint's host (and port): what messages and results show, never the full URL."""
         return urlparse(self.endpoint).netloc.rsplit("@", 1)[-1]
+
+
+_EVAL_SHAPE = "eval must be a mapping with one key, judge: {{endpoint: URL, model: NAME}}"
+
+
+@strict(error=ConfigError, not_mapping=_EVAL_SHAPE, closed=True)
+class EvalConfig:
+    """The ``eval:`` section (today only ``judge:``)."""
+
+    judge: JudgeConfig | None = None
+
+
+_GITHUB_SHAPE = "github must be a mapping with 'repo: owner/name'"
+
+
+@strict(error=ConfigError, not_mapping=_GITHUB_SHAPE, closed=True)
+class GithubConfig:
+    repo: str | None = checked_field(Check(repo_problem, say="{path} '{shown}' {why}", nullable=True), default=None)
+
+
+_RUNNERS_SHAPE = ("runners must be a mapping like {gpu: [self-hosted, gpu, ephemeral], "
+                  "trusted: [self-hosted, gpu, trusted]}")
+_RUNNERS = Check(lambda v: None if isinstance(v, dict) and not set(v) - {"gpu", "trusted"} and all(
+    isinstance(x, list) and all(isinstance(y, str) for y in x) for x in v.values()) else _RUNNERS_SHAPE, say="{why}")
+
+
+def _admin_paths_problem(value: Any) -> str | None:
+    if not isinstance(value, list) or len(value) > MAX_ADMIN_PATHS:
+        return f"admin_paths must be a list of at most {MAX_ADMIN_PATHS} path patterns"
+    return next((f"admin_paths: {problem}" for v in value if (problem := admin_path_problem(v))), None)
+
+
+_ADMIN_PATHS = Check(_admin_paths_problem, say="{why}", convert=lambda v: [str(x) for x in v])
 
 
 @dataclass
@@ -239,8 +326,18 @@ def read(root: Path, problems: Problems | None = None) -> Settings:
     return settings
 
 
+def _section(spec: Any, doc: Any, key: str, src: str, p: Problems, empty_ok: bool = False) -> Any:
+    """``doc[key]`` validated by ``spec`` (None when absent, null, empty with ``empty_ok``, or wrong:
+    its problems go to ``p``)."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    if value is None or (empty_ok and not value):
+        return None
+    return validate(spec, value, src, p, path=key, node=doc, key=key)
+
+
 def parse(doc: Any, src: str, p: Problems) -> Settings:
-    """The settings in a loaded ``gitops.yaml`` document; problems go to ``p``."""
+    """The settings in a loaded ``gitops.yaml`` document; problems go to ``p``. Each section is
+    checked on its own, so a bad one leaves the others parsed (``gitops check`` lists them all)."""
     cfg = Settings()
     if doc is None:
         return cfg
@@ -251,40 +348,23 @@ def parse(doc: Any, src: str, p: Problems) -> Settings:
     for key in doc:
         if key not in TOP_KEYS:
             p.add(src, doc, key, f"unknown key '{shown(key)}' (allowed: {', '.join(TOP_KEYS)})")
-    github = doc.get("github") or {}
-    if not isinstance(github, dict) or set(github) - {"repo"}:
-        p.add(src, doc, "github", "github must be a mapping with 'repo: owner/name'")
-    else:
-        repo = github.get("repo")
-        if repo is not None and (problem := repo_problem(repo)):
-            p.add(src, github, "repo", f"github.repo '{shown(repo)}' {problem}")
-        else:
-            cfg.repo = repo
-    _parse_runners(doc, cfg, src, p)
+    if github := _section(record_of(GithubConfig), doc, "github", src, p, empty_ok=True):
+        cfg.repo = github.repo
+    runners = _section(_RUNNERS, doc, "runners", src, p, empty_ok=True)
+    if runners is not None:
+        cfg.gpu_labels = list(runners.get("gpu") or cfg.gpu_labels)
+        cfg.trusted_labels = list(runners.get("trusted") or cfg.trusted_labels)
+        if set(cfg.trusted_labels) <= set(cfg.gpu_labels) or set(cfg.gpu_labels) <= set(cfg.trusted_labels):
+            p.add(src, runners, "trusted", "runners.trusted and runners.gpu must each have a label the other "
+                  "lacks, or a job for one could run on the other's runner (a runner takes any job whose labels "
+                  "it all has)")
     if doc.get("admins"):
         cfg.admins = owners_of(doc["admins"], doc, "admins", src, p, "admins")
-    if doc.get("admin_paths") is not None:
-        cfg.admin_paths = _admin_paths(doc["admin_paths"], doc, src, p)
+    cfg.admin_paths = _section(_ADMIN_PATHS, doc, "admin_paths", src, p) or []
     cfg.deploy = parse_deploy(doc, src, p)
     cfg.notify = parse_notify(doc, src, p)
     cfg.judge = parse_eval(doc, src, p)
     return cfg
-
-
-def _parse_runners(doc: dict[str, Any], cfg: Settings, src: str, p: Problems) -> None:
-    runners = doc.get("runners") or {}
-    shape = ("runners must be a mapping like {gpu: [self-hosted, gpu, ephemeral], "
-             "trusted: [self-hosted, gpu, trusted]}")
-    if not isinstance(runners, dict) or set(runners) - {"gpu", "trusted"} or not all(
-            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in runners.values()):
-        p.add(src, doc, "runners", shape)
-        return
-    cfg.gpu_labels = list(runners.get("gpu") or cfg.gpu_labels)
-    cfg.trusted_labels = list(runners.get("trusted") or cfg.trusted_labels)
-    if set(cfg.trusted_labels) <= set(cfg.gpu_labels) or set(cfg.gpu_labels) <= set(cfg.trusted_labels):
-        p.add(src, runners, "trusted", "runners.trusted and runners.gpu must each have a label the other lacks, "
-                                       "or a job for one could run on the other's runner (a runner takes any "
-                                       "job whose labels it all has)")
 
 
 def guarded_paths(settings: Settings) -> list[str]:
@@ -300,17 +380,6 @@ def admin_path_problem(pattern: Any) -> str | None:
         return (f"'{pattern}' is not a CODEOWNERS pattern GitHub reads (no spaces, no leading '!' or '#', "
                 "no [ ] ranges)")
     return None
-
-
-def _admin_paths(value: Any, doc: dict[str, Any], src: str, p: Problems) -> list[str]:
-    if not isinstance(value, list) or len(value) > MAX_ADMIN_PATHS:
-        p.add(src, doc, "admin_paths", f"admin_paths must be a list of at most {MAX_ADMIN_PATHS} path patterns")
-        return []
-    for pattern in value:
-        if problem := admin_path_problem(pattern):
-            p.add(src, doc, "admin_paths", f"admin_paths: {problem}")
-            return []
-    return [str(v) for v in value]
 
 
 def default_text(repo: str | None, hook_url: str | None = None) -> str:
@@ -354,18 +423,6 @@ def _redact(url: str) -> str:
     return shown(f"{parsed.scheme}://{parsed.netloc.rsplit('@', 1)[-1]}/..." if parsed.netloc else url[:40])
 
 
-def _names(value: Any, node: LineMap, key: str, src: str, p: Problems, what: str, check) -> list[str] | None:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        p.add(src, node, key, f"{what}.{shown(key)} must be a non-empty list of names")
-        return None
-    for v in value:
-        if problem := check(v):
-            p.add(src, node, key, f"{what}.{shown(key)}: {problem}")
-    return list(value)
-
-
 def _template_problems(template: Any) -> list[str]:
     """Unknown or malformed ``{placeholders}`` anywhere in a payload template."""
     found: list[str] = []
@@ -392,111 +449,30 @@ def _template_problems(template: Any) -> list[str]:
     return found
 
 
-def _parse_hook(raw: Any, index: int, hooks_node: Any, src: str, p: Problems) -> Hook | None:
-    what = f"deploy.hooks[{index}]"
-    if not isinstance(raw, LineMap):
-        p.add(src, hooks_node, "hooks", f"{what} must be a mapping with at least name and url")
-        return None
-    start = len(p)
-    if "secret" in raw:
-        p.add(src, raw, "secret", f"{what}: never write a secret into gitops.yaml; "
-                                  f"name its environment variable with secret_env instead")
-    for key in raw:
-        if key not in HOOK_KEYS and key != "secret":
-            p.add(src, raw, key, f"{what}: unknown key '{shown(key)}' (allowed: {', '.join(HOOK_KEYS)})")
-    for key in ("name", "url"):
-        if key not in raw:
-            p.add(src, raw, None, f"{what} is missing the required key '{shown(key)}'")
-    name = raw.get("name")
-    if "name" in raw and (not isinstance(name, str) or not HOOK_NAME_RE.fullmatch(name)):
-        p.add(src, raw, "name", f"{what}.name must be letters, digits, '.', '_' or '-'")
-    if "url" in raw and (problem := url_problem(raw["url"])):
-        p.add(src, raw, "url", f"{what}.url {problem}")
-    hook = Hook(name=str(name), url=str(raw.get("url")))
-    if raw.get("models") is not None:  # absent or null: every model
-        hook.models = _names(raw["models"], raw, "models", src, p, what, refs.name_problem)
-    if "aliases" in raw:
-        hook.aliases = _names(raw["aliases"], raw, "aliases", src, p, what, refs.alias_problem) or []
-    secret_env = raw.get("secret_env", DEFAULT_SECRET_ENV)
-    if not isinstance(secret_env, str) or not ENV_NAME_RE.fullmatch(secret_env):
-        p.add(src, raw, "secret_env", f"{what}.secret_env must be an environment variable name like "
-                                      f"{DEFAULT_SECRET_ENV}")
-    hook.secret_env = str(secret_env)
-    if "payload" in raw:
-        if not isinstance(raw["payload"], dict):
-            p.add(src, raw, "payload", f"{what}.payload must be a mapping (a JSON object template)")
-        for problem in _template_problems(raw["payload"]):
-            p.add(src, raw, "payload", f"{what}.payload: {problem}")
-        hook.payload = plain(raw["payload"])
-    hook.timeout_s = _bounded(raw, "timeout_s", 10.0, 0.1, 300, src, p, what)
-    hook.retries = int(_bounded(raw, "retries", 4, 0, 20, src, p, what, integer=True))
-    return hook if len(p) == start else None
-
-
-def _bounded(raw: LineMap, key: str, default: float, low: float, high: float, src: str, p: Problems,
-             what: str, integer: bool = False) -> float:
-    value = raw.get(key, default)
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not low <= value <= high:
-        kind = "a whole number" if integer else "a number"
-        p.add(src, raw, key, f"{what}.{shown(key)} must be {kind} from {low:g} to {high:g}")
-        return default
-    return float(value)
-
-
 def parse_deploy(doc: Any, src: str, problems: Problems) -> DeployConfig:
     """The ``deploy:`` section of the whole ``gitops.yaml`` document ``doc``; problems go to ``problems``."""
-    cfg = DeployConfig()
-    section = doc.get("deploy") if isinstance(doc, dict) else None
-    if section is None:
-        return cfg
-    if not isinstance(section, LineMap) or set(section) - {"hooks"}:
-        problems.add(src, doc, "deploy", "deploy must be a mapping with one key, hooks: [...]")
-        return cfg
-    hooks = section.get("hooks") or []
-    if not isinstance(hooks, list):
-        problems.add(src, section, "hooks", "deploy.hooks must be a list of hooks")
-        return cfg
+    before = len(problems)
+    cfg = _section(record_of(DeployConfig), doc, "deploy", src, problems)
+    if cfg is None:
+        return DeployConfig()
     seen: set[str] = set()
-    for i, raw in enumerate(hooks):
-        hook = _parse_hook(raw, i, section, src, problems)
-        if hook is None:
-            continue
+    for i, (raw, hook) in enumerate(zip(doc["deploy"].get("hooks") or [], cfg.hooks)):  # names across hooks
         if hook.name in seen:
             problems.add(src, raw, "name", f"deploy.hooks[{i}]: the hook name '{shown(hook.name)}' is used twice")
         seen.add(hook.name)
-        cfg.hooks.append(hook)
-    return cfg
+    return cfg if len(problems) == before else DeployConfig()
 
 
 def parse_notify(doc: Any, src: str, problems: Problems) -> NotifyConfig:
     """The ``notify:`` section of the whole ``gitops.yaml`` document ``doc``."""
-    cfg = NotifyConfig()
     section = doc.get("notify") if isinstance(doc, dict) else None
-    if section is None:
-        return cfg
-    if not isinstance(section, LineMap):
-        problems.add(src, doc, "notify", "notify must be a mapping like {slack_webhook_env: SLACK_WEBHOOK_URL}")
-        return cfg
-    # YAML 1.1 reads a bare `on:` key as the boolean True (the same quirk as workflow files).
-    on_key = True if True in section and "on" not in section else "on"
-    for key in section:
-        if key not in NOTIFY_KEYS and key is not on_key:
-            problems.add(src, section, key,
-                         f"notify: unknown key '{shown(key)}' (allowed: {', '.join(NOTIFY_KEYS)})")
-    env = section.get("slack_webhook_env")
-    if env is not None and (not isinstance(env, str) or not ENV_NAME_RE.fullmatch(env)):
-        problems.add(src, section, "slack_webhook_env",
-                     "notify.slack_webhook_env must be the NAME of an environment variable, e.g. SLACK_WEBHOOK_URL")
-    else:
-        cfg.slack_webhook_env = env
-    on = section.get(on_key, list(NOTIFY_EVENTS))
-    on = [on] if isinstance(on, str) else on
-    if not isinstance(on, list) or any(e not in NOTIFY_EVENTS for e in on):
-        problems.add(src, section, on_key, f"notify.on must be a list of: {', '.join(NOTIFY_EVENTS)}")
-    else:
-        cfg.on = list(on)
-    return cfg
+    if isinstance(section, LineMap) and True in section and "on" not in section:
+        # YAML 1.1 reads a bare `on:` key as the boolean True (the same quirk as workflow files).
+        renamed = LineMap(("on" if k is True else k, v) for k, v in section.items())
+        renamed.line = section.line
+        renamed.key_lines = {"on" if k is True else k: n for k, n in section.key_lines.items()}
+        doc = {"notify": renamed}
+    return _section(record_of(NotifyConfig), doc, "notify", src, problems) or NotifyConfig()
 
 
 # --- eval: -------------------------------------------------------------------------------------
@@ -511,41 +487,5 @@ def judge_model_problem(model: Any) -> str | None:
 
 def parse_eval(doc: Any, src: str, problems: Problems) -> JudgeConfig | None:
     """The ``eval:`` section (today only ``judge:``) of the whole ``gitops.yaml`` document ``doc``."""
-    section = doc.get("eval") if isinstance(doc, dict) else None
-    if section is None:
-        return None
-    if not isinstance(section, LineMap) or set(section) - {"judge"}:
-        problems.add(src, doc, "eval", "eval must be a mapping with one key, judge: {endpoint: URL, model: NAME}")
-        return None
-    raw = section.get("judge")
-    if raw is None:
-        return None
-    if not isinstance(raw, LineMap):
-        problems.add(src, section, "judge", "eval.judge must be a mapping like {endpoint: URL, model: NAME}")
-        return None
-    start = len(problems)
-    if "token" in raw:
-        problems.add(src, raw, "token", "eval.judge: never write a token into gitops.yaml; name its "
-                                        "environment variable with token_env instead")
-    for key in raw:
-        if key not in JUDGE_KEYS and key != "token":
-            problems.add(src, raw, key, f"eval.judge: unknown key '{shown(key)}' (allowed: {', '.join(JUDGE_KEYS)})")
-    for key in ("endpoint", "model"):
-        if key not in raw:
-            problems.add(src, raw, None, f"eval.judge is missing the required key '{key}'")
-    if "endpoint" in raw and (problem := url_problem(raw["endpoint"], "token_env")):
-        problems.add(src, raw, "endpoint", f"eval.judge.endpoint {problem}")
-    if "model" in raw and (problem := judge_model_problem(raw["model"])):
-        problems.add(src, raw, "model", f"eval.judge.model {problem}")
-    token_env = raw.get("token_env")
-    if token_env is not None and (not isinstance(token_env, str) or not ENV_NAME_RE.fullmatch(token_env)):
-        problems.add(src, raw, "token_env", "eval.judge.token_env must be the NAME of an environment variable, "
-                                            "e.g. GITOPS_JUDGE_TOKEN")
-    samples = None
-    if "samples" in raw:
-        samples = int(_bounded(raw, "samples", 1, 1, MAX_JUDGE_SAMPLES, src, problems, "eval.judge", integer=True))
-    timeout_s = _bounded(raw, "timeout_s", 60.0, 0.1, 600, src, problems, "eval.judge")
-    if len(problems) > start:
-        return None
-    return JudgeConfig(endpoint=str(raw["endpoint"]), model=str(raw["model"]), token_env=token_env,
-                       samples=samples, timeout_s=timeout_s)
+    section = _section(record_of(EvalConfig), doc, "eval", src, problems)
+    return section.judge if section is not None else None

@@ -28,11 +28,11 @@ import json
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from gitops.errors import shown
 from gitops.saferegex import check_pattern, compile_linear
-from gitops.validation import REQUIRED, Key, Problems
+from gitops.validation import REQUIRED, Check, Field, Key, Problems, Record, validate
 from gitops.yamlio import LineMap
 
 CLASSIFICATION = "classification"
@@ -135,6 +135,48 @@ def template_slots(template: str) -> list[str]:
     return out
 
 
+def _input_problem(template: Any) -> str | None:
+    if not isinstance(template, str) or not template.strip():
+        return " must be a template string like 'Review: {text}'"
+    if len(template) > MAX_TEMPLATE_CHARS:
+        return f" is longer than {MAX_TEMPLATE_CHARS} characters"
+    try:
+        slots = template_slots(template)
+    except ValueError as exc:
+        return f": {exc}"
+    return None if slots else " names no column; use a slot like {text}"
+
+
+def _labels_problem(labels: Any) -> str | None:
+    if (not isinstance(labels, list) or len(labels) < 2
+            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in labels)):
+        return " must be a list of at least two labels"
+    if len(labels) > MAX_LABELS:
+        return f" has {len(labels)} labels (at most {MAX_LABELS})"
+    out = [str(v) for v in labels]
+    if dup := next((v for v in out if out.count(v) > 1), None):
+        return f" lists '{shown(dup)}' twice"
+    if empty := [v for v in out if not v.strip()]:
+        return f" has an empty label ({len(empty)})"
+    return None
+
+
+# The keys of a classification block, each checked on its own; the fallback and the extraction rules
+# are then checked against the labels (parse_classification).
+BLOCK_SPEC = Record({
+    "input": Field(Check(_input_problem, "{path}{why}", "string"), REQUIRED),
+    "label": Field(Check(lambda v: None if isinstance(v, str) and _SLOT_RE.fullmatch(v) else
+                         " must be the name of the column that holds the true label", "{path}{why}", "string"),
+                   REQUIRED),
+    "labels": Field(Check(_labels_problem, "{path}{why}", "list of strings", convert=lambda v: [str(x) for x in v]),
+                    REQUIRED),
+    "fallback": Field(Check(lambda v: None, label="string"), REQUIRED),
+    "extract": Field(Check(lambda v: None if isinstance(v, dict) else
+                           " must map labels to {regex: ...} or {exact: ...}", "{path}{why}", nullable=True), None),
+}, unknown="unknown key '{key}' in {record} (allowed: {allowed})",
+   missing="{record} is missing the required key '{key}'", partial=True)
+
+
 def parse_classification(doc: LineMap, src: str, p: Problems) -> ClassificationTask | None:
     """The ``classification:`` block of ``doc`` (a model.yaml), or None with problems in ``p``."""
     block = doc.get("classification")
@@ -143,78 +185,19 @@ def parse_classification(doc: LineMap, src: str, p: Problems) -> ClassificationT
               "task: classification needs a 'classification' mapping with input, label, labels and fallback")
         return None
     start = len(p)
-    where = "classification"
-    for key in block:
-        if key not in CLASSIFICATION_KEYS:
-            p.add(src, block, key, f"unknown key '{shown(key)}' in {where} (allowed: {', '.join(CLASSIFICATION_KEYS)})")
-    for key in ("input", "label", "labels", "fallback"):
-        if key not in block:
-            p.add(src, block, None, f"{where} is missing the required key '{key}'")
-    template = _template(block, src, p)
-    label = block.get("label")
-    if "label" in block and (not isinstance(label, str) or not _SLOT_RE.fullmatch(label)):
-        p.add(src, block, "label", f"{where}.label must be the name of the column that holds the true label")
-    labels = _labels(block, src, p)
-    fallback = block.get("fallback")
-    if "fallback" in block and labels is not None and fallback not in labels:
-        p.add(src, block, "fallback", f"{where}.fallback '{shown(fallback)}' is not one of the labels")
-    extract = _extract(block, labels or [], src, p)
-    if len(p) != start or template is None or labels is None:
+    keys = validate(BLOCK_SPEC, block, src, p, path="classification", node=doc, key="classification")
+    labels = keys.get("labels")
+    if "fallback" in keys and labels is not None and keys["fallback"] not in labels:
+        p.add(src, block, "fallback", f"classification.fallback '{shown(keys['fallback'])}' is not one of the "
+                                      "labels")
+    extract = _extract(keys.get("extract") or {}, labels or [], src, p)
+    if len(p) != start:
         return None
-    # label is a string and fallback one of the labels: otherwise a problem was added and None returned above
-    return ClassificationTask(input=template, label=cast(str, label), labels=labels, fallback=cast(str, fallback),
-                              extract=extract)
+    return ClassificationTask(input=keys["input"], label=keys["label"], labels=keys["labels"],
+                              fallback=keys["fallback"], extract=extract)
 
 
-def _template(block: LineMap, src: str, p: Problems) -> str | None:
-    template = block.get("input")
-    if "input" not in block:
-        return None
-    if not isinstance(template, str) or not template.strip():
-        p.add(src, block, "input", "classification.input must be a template string like 'Review: {text}'")
-        return None
-    if len(template) > MAX_TEMPLATE_CHARS:
-        p.add(src, block, "input", f"classification.input is longer than {MAX_TEMPLATE_CHARS} characters")
-        return None
-    try:
-        slots = template_slots(template)
-    except ValueError as exc:
-        p.add(src, block, "input", f"classification.input: {exc}")
-        return None
-    if not slots:
-        p.add(src, block, "input", "classification.input names no column; use a slot like {text}")
-        return None
-    return template
-
-
-def _labels(block: LineMap, src: str, p: Problems) -> list[str] | None:
-    labels = block.get("labels")
-    if "labels" not in block:
-        return None
-    if (not isinstance(labels, list) or len(labels) < 2
-            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in labels)):
-        p.add(src, block, "labels", "classification.labels must be a list of at least two labels")
-        return None
-    if len(labels) > MAX_LABELS:
-        p.add(src, block, "labels", f"classification.labels has {len(labels)} labels (at most {MAX_LABELS})")
-        return None
-    out = [str(v) for v in labels]
-    if dup := next((v for v in out if out.count(v) > 1), None):
-        p.add(src, block, "labels", f"classification.labels lists '{shown(dup)}' twice")
-        return None
-    if empty := [v for v in out if not v.strip()]:
-        p.add(src, block, "labels", f"classification.labels has an empty label ({len(empty)})")
-        return None
-    return out
-
-
-def _extract(block: LineMap, labels: list[str], src: str, p: Problems) -> dict[str, Rule]:
-    rules = block.get("extract")
-    if rules is None:
-        return {}
-    if not isinstance(rules, LineMap):
-        p.add(src, block, "extract", "classification.extract must map labels to {regex: ...} or {exact: ...}")
-        return {}
+def _extract(rules: dict[Any, Any], labels: list[str], src: str, p: Problems) -> dict[str, Rule]:
     out: dict[str, Rule] = {}
     for label, rule in rules.items():
         where = f"classification.extract.{shown(label)}"

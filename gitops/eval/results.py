@@ -1,10 +1,9 @@
 """The evaluation results document: what ``gitops eval`` writes and ``gitops report`` reads.
 
 Internal data, written by our own harness, so the shapes are plain dataclasses that check
-themselves (STYLE.md #5). The checks are the project's one validator (:mod:`gitops.validation`)
-in strict mode, its specs derived once from the dataclasses' type hints: the same spec validates
-an object built in code (``__post_init__``) and decodes a JSON document into dataclasses
-(``from_dict``), so the two paths cannot drift apart. Every field is documented in
+themselves (STYLE.md #5): each is a :func:`gitops.validation.strict` dataclass, its spec declared by
+its type hints, so the same spec validates an object built in code and decodes a JSON document
+into dataclasses (``from_dict``); the two paths cannot drift apart. Every field is documented in
 ``docs/results-schema.md``; change both together and bump ``SCHEMA_VERSION`` when a change is not
 backwards compatible.
 """
@@ -17,29 +16,41 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 
 from gitops import jsonio
 from gitops.core.schema import GATE_BOUNDS, Version
-from gitops.errors import shown
-from gitops.eval.checked import Checked, ResultsError, spec_of
-from gitops.validation import Invalid, conform, show_json
+from gitops.errors import EvalError, shown
+from gitops.validation import Invalid, load, record_of, show_json, strict
 
 SCHEMA_VERSION = 2
 COMPARED_WITH = ("baseline", "parent")
 DELTA_METHODS = ("bootstrap", "exact")
+T = TypeVar("T")
 MAX_RESULTS_BYTES = 64 * 1024 * 1024  # samples included, a results document is a few MB at most
+
+
+class ResultsError(EvalError):
+    """A results document is malformed: wrong schema version, a missing key, a value of the wrong type."""
+
+
+@dataclass_transform(field_specifiers=(field,))
+def checked(cls: type[T]) -> type[T]:
+    """A shape of the document: a dataclass checked when built and when decoded (messages read the JSON)."""
+    return strict(error=ResultsError, build_error="{path} {message}", missing="{path} is missing",
+                  unknown="{path} is not a known key of {what} (known: {allowed})",
+                  not_mapping="{path} must be an object ({what}), not {shown}")(dataclass(cls))
 
 
 def result_spec(cls: type) -> Any:
     """The spec a results dataclass is checked by (what docs/reference.md lists)."""
-    return spec_of(cls)
+    return record_of(cls)
 
 
 # --- the shapes ----------------------------------------------------------------------------------
 
-@dataclass
-class DatasetInfo(Checked):
+@checked
+class DatasetInfo:
     """Which data the models were evaluated on."""
 
     ref: str                      # reviews@v2
@@ -47,8 +58,8 @@ class DatasetInfo(Checked):
     rows: int = 0                 # rows scored for loss/perplexity
 
 
-@dataclass
-class GenerationInfo(Checked):
+@checked
+class GenerationInfo:
     """How sample completions and latency were produced."""
 
     max_new_tokens: int
@@ -58,8 +69,8 @@ class GenerationInfo(Checked):
     samples: int = 0              # how many sample completions were generated
 
 
-@dataclass
-class Lineage(Checked):
+@checked
+class Lineage:
     """Where a version came from (copied from the registry's version record)."""
 
     parent: str | None = None
@@ -71,8 +82,8 @@ class Lineage(Checked):
     author: str | None = None
 
 
-@dataclass
-class CurvePoint(Checked):
+@checked
+class CurvePoint:
     """One logged training step; either loss may be missing at a given step."""
 
     step: int
@@ -80,8 +91,8 @@ class CurvePoint(Checked):
     eval_loss: float | None = None
 
 
-@dataclass
-class ModelResult(Checked):
+@checked
+class ModelResult:
     """One evaluated model version and its measurements."""
 
     ref: str                      # review-autocomplete@v3
@@ -106,8 +117,8 @@ class ModelResult(Checked):
                    training_curve=list(training_curve or []))
 
 
-@dataclass
-class Delta(Checked):
+@checked
+class Delta:
     """One metric of the candidate minus the same metric of a model it is compared with, and the
     confidence interval of that difference (see docs/results-schema.md#delta)."""
 
@@ -118,7 +129,7 @@ class Delta(Checked):
     unit: str | None = None           # what was resampled: rows, requests, batches
     units: int = 0                    # how many paired units
 
-    def _validate(self) -> None:
+    def validate_values(self) -> None:
         if self.method not in DELTA_METHODS:
             raise ResultsError(f"method '{self.method}' is not one of {', '.join(DELTA_METHODS)}")
         if (self.low is None) != (self.high is None):
@@ -139,21 +150,21 @@ class Delta(Checked):
         return 1 if self.low > 0 else -1 if self.high < 0 else 0
 
 
-@dataclass
-class Comparison(Checked):
+@checked
+class Comparison:
     """The candidate against one other model measured on the same rows with the same settings."""
 
     against: str                      # baseline or parent: which of the document's models
     version: str                      # that model's version, v1
     deltas: dict[str, Delta] = field(default_factory=dict)
 
-    def _validate(self) -> None:
+    def validate_values(self) -> None:
         if self.against not in COMPARED_WITH:
             raise ResultsError(f"against '{self.against}' is not one of {', '.join(COMPARED_WITH)}")
 
 
-@dataclass
-class Statistics(Checked):
+@checked
+class Statistics:
     """How every interval in the document was computed."""
 
     method: str = "paired bootstrap, percentile interval"
@@ -161,13 +172,13 @@ class Statistics(Checked):
     seed: int = 0
     confidence: float = 0.95
 
-    def _validate(self) -> None:
+    def validate_values(self) -> None:
         if self.resamples < 1 or not 0 < self.confidence < 1:
             raise ResultsError("resamples must be at least 1 and confidence between 0 and 1")
 
 
-@dataclass
-class Sample(Checked):
+@checked
+class Sample:
     """One prompt and what each model completed (baseline is null without a baseline)."""
 
     prompt: str
@@ -176,8 +187,8 @@ class Sample(Checked):
     baseline: str | None = None
 
 
-@dataclass
-class GateResult(Checked):
+@checked
+class GateResult:
     """The outcome of one bound of one gate (a gate with two bounds gives two results)."""
 
     metric: str
@@ -191,7 +202,7 @@ class GateResult(Checked):
     skipped: bool = False         # needed a baseline value that was not there; counts as passed
     significant: bool = False     # judged on the interval of the change, not its point value
 
-    def _validate(self) -> None:
+    def validate_values(self) -> None:
         if self.bound not in GATE_BOUNDS:
             raise ResultsError(f"bound '{self.bound}' is not one of {', '.join(GATE_BOUNDS)}")
         if self.skipped and not self.passed:
@@ -215,8 +226,8 @@ GATE_RESULT_REFERENCE = {
 }
 
 
-@dataclass
-class ClassScore(Checked):
+@checked
+class ClassScore:
     """One label's scores on one side: precision, recall and F1 over ``support`` true rows."""
 
     label: str
@@ -226,8 +237,8 @@ class ClassScore(Checked):
     support: int
 
 
-@dataclass
-class ClassificationSide(Checked):
+@checked
+class ClassificationSide:
     """One model's classification detail (docs/results-schema.md#classification)."""
 
     kind: str                                  # zero-shot, few-shot bm25 k=3, hf, peft-lora, ct2
@@ -240,8 +251,8 @@ class ClassificationSide(Checked):
     invalid_examples: list[str] = field(default_factory=list)  # up to 3 raw outputs that matched no label
 
 
-@dataclass
-class MajorityBaseline(Checked):
+@checked
+class MajorityBaseline:
     """Always answering the most frequent label of the train split, scored on the same rows: the
     reference a classifier must beat (docs/results-schema.md#classification)."""
 
@@ -255,8 +266,8 @@ class MajorityBaseline(Checked):
     macro_f1_ci: list[float] | None = None
 
 
-@dataclass
-class ClassificationInfo(Checked):
+@checked
+class ClassificationInfo:
     """A classification model's labels, which rows were predicted, and each side's detail."""
 
     labels: list[str]
@@ -266,7 +277,7 @@ class ClassificationInfo(Checked):
     parent: ClassificationSide | None = None
     majority: MajorityBaseline | None = None
 
-    def _validate(self) -> None:
+    def validate_values(self) -> None:
         n = len(self.labels)
         for name in ("candidate", "baseline", "parent"):
             side = getattr(self, name)
@@ -282,8 +293,8 @@ class ClassificationInfo(Checked):
                     raise ResultsError(f"classification.{name}.{ci} must be [low, high]")
 
 
-@dataclass
-class Environment(Checked):
+@checked
+class Environment:
     """Where the evaluation ran; library versions are null when not installed."""
 
     device: str
@@ -315,8 +326,8 @@ class Environment(Checked):
                    platform=f"{sys.platform}-{platform.machine()}")
 
 
-@dataclass
-class JudgeSummary(Checked):
+@checked
+class JudgeSummary:
     """An LLM judge's verdict on the samples: candidate against baseline, both orders
     (:mod:`gitops.eval.judge`; docs/results-schema.md#judgesummary)."""
 
@@ -331,7 +342,7 @@ class JudgeSummary(Checked):
     ties: int = 0
     consistent: float = 0.0       # share of samples decided the same way in both orders
 
-    def _validate(self) -> None:
+    def validate_values(self) -> None:
         if self.samples < 0 or min(self.wins, self.losses, self.ties) < 0 \
                 or self.wins + self.losses + self.ties != self.samples:
             raise ResultsError(f"wins, losses and ties must add up to the {self.samples} samples judged")
@@ -342,8 +353,8 @@ class JudgeSummary(Checked):
             raise ResultsError("low and high must both be null or an interval with low <= high")
 
 
-@dataclass
-class EvalResults(Checked):
+@checked
+class EvalResults:
     """One candidate evaluated (against an optional baseline) on one data set."""
 
     created_at: str
@@ -363,7 +374,7 @@ class EvalResults(Checked):
     classification: ClassificationInfo | None = None  # a classification model's labels and per-class detail
     schema_version: int = SCHEMA_VERSION
 
-    def _validate(self) -> None:
+    def validate_values(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
             raise ResultsError(f"schema_version must be {SCHEMA_VERSION}, not {self.schema_version}")
         if not self.model:
@@ -431,7 +442,7 @@ class EvalResults(Checked):
                                f"version {SCHEMA_VERSION}; use the gitops version that wrote it")
         body = {k: v for k, v in data.items() if k != "verdict"}
         try:
-            results = conform(spec_of(cls), body)  # type: ignore[arg-type]  # a class is hashable
+            results = load(cls, body)
         except Invalid as exc:
             raise ResultsError(f"{source}: {exc.message}") from None
         # verdict is derived; a stored one that disagrees means the document was edited by hand.

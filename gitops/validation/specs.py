@@ -1,16 +1,5 @@
-"""One validation style: structured problems and one small spec validator.
-
-Every document gitops reads (registry files, ``gitops.yaml``, a train config, an evaluation
-results document) is checked by walking a *spec* (:class:`Record`, :class:`Scalar`,
-:class:`ListOf`, :class:`MapOf`) against the loaded value. What is wrong becomes a
-:class:`Problem` (source, line, key, message): errors carry these, nobody splits strings apart
-again. Two modes: *collect* every problem with the line it is on (files people edit, so
-``gitops check`` lists them all), or *strict*, the first problem raised as :class:`Invalid`
-(internal documents that check themselves, like evaluation results).
-
-Hand-written on purpose: pydantic's import alone costs ~100 ms of the 0.3 s a ``gitops show``
-may take, and the messages matter more than the machinery. Wording lives in the specs.
-"""
+"""The specs: structured problems and one small validator walking a spec over a loaded value
+(re-exported by :mod:`gitops.validation`, which describes them)."""
 
 from __future__ import annotations
 
@@ -225,6 +214,8 @@ class ListOf(Spec):
     nullable: bool = False
     non_empty: bool = False
     single: bool = False
+    say: str = "{path} must be {label}, not {shown}"
+    each: bool = False  # collect mode: every bad item is a problem (None in the list), not the first only
 
     def conform(self, value: Any, path: str, ctx: Context, node: Any = None, key: Any = None) -> Any:
         if value is None:
@@ -234,8 +225,17 @@ class ListOf(Spec):
         if self.single and not isinstance(value, (list, tuple)):
             value = [value]
         if not isinstance(value, (list, tuple)) or (self.non_empty and not value):
-            raise Invalid(f"{path} must be {self.label}, not {ctx.show(value)}", node, key, path)
-        return [self.item.conform(v, f"{path}[{i}]", ctx, node, key) for i, v in enumerate(value)]
+            raise Invalid(self.say.format(path=path, label=self.label, shown=ctx.show(value)), node, key, path)
+        if not self.each:
+            return [self.item.conform(v, f"{path}[{i}]", ctx, node, key) for i, v in enumerate(value)]
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(self.item.conform(v, f"{path}[{i}]", ctx, node, key))
+            except Invalid as exc:
+                ctx.report(exc)
+                out.append(None)
+        return out
 
 
 @dataclass(frozen=True)
@@ -257,6 +257,34 @@ class MapOf(Spec):
                 raise Invalid(f"{path} keys must be non-empty strings, not {ctx.show(k)}", node, key, path)
             out[k] = self.value.conform(v, f"{path}.{k}", ctx, value, k)
         return out
+
+
+@dataclass(frozen=True)
+class Check(Spec):
+    """Any value, checked by a function: ``check(value)`` returns why it is wrong (a sentence, or a
+    list of them: each is a problem) or None. For values whose checks are older than the types (a
+    URL, an environment variable's name, a payload template), where the sentence says the type too.
+    ``say`` frames each reason (``{path}``, ``{record}``, ``{why}``, ``{shown}``); ``convert`` turns
+    an accepted value into what the record holds; ``label`` is its type in the reference."""
+
+    check: Callable[[Any], str | list[str] | None]
+    say: str = "{path} {why}"
+    label: str = ""
+    nullable: bool = False
+    convert: Callable[[Any], Any] | None = None
+
+    def conform(self, value: Any, path: str, ctx: Context, node: Any = None, key: Any = None) -> Any:
+        if value is None and self.nullable:
+            return None
+        whys = self.check(value)
+        if whys:
+            record = path.rsplit(".", 1)[0] if "." in path else path
+            said = [self.say.format(path=path, record=record, why=why, shown=shown(value))
+                    for why in ([whys] if isinstance(whys, str) else whys)]
+            for message in said[:-1]:
+                ctx.report(Invalid(message, node, key, path))
+            raise Invalid(said[-1], node, key, path)
+        return self.convert(value) if self.convert is not None else value
 
 
 @dataclass(frozen=True)
@@ -305,7 +333,7 @@ def describe(spec: Spec) -> str:
         return f"list of {item}" + (" (or one)" if spec.single else "") + nullable
     if isinstance(spec, MapOf):
         return f"mapping of name to {describe(spec.value)}" + nullable
-    if isinstance(spec, Typed):
+    if isinstance(spec, (Typed, Check)):
         return spec.label.removeprefix("a ").removeprefix("an ") + nullable
     return "mapping" + nullable
 
@@ -332,6 +360,10 @@ class Record(Spec):
     not_mapping: str = "'{path}' must be a mapping with keys: {allowed}"
     build_error: str = "{message}"
     keep_absent: bool = True
+    forbidden: Mapping[str, str] | None = None  # keys refused with their own sentence (a secret written inline)
+    null_is_empty: bool = True  # False: a null where the mapping should be is not_mapping, not an empty one
+    closed: bool = False  # an unknown key makes it not this record: not_mapping's sentence, at the record
+    partial: bool = False  # collect mode: the keys that conformed, even when others did not (for checks across keys)
 
     def _say(self, template: str, path: str, key: Any, field_path: str, shown: str = "") -> str:
         return template.format(path=_clip(field_path, 120), key=_clip(key), what=self.what,
@@ -341,17 +373,22 @@ class Record(Spec):
         if value is None:
             if self.nullable:
                 return None
-            value = LineMap()
+            if self.null_is_empty:
+                value = LineMap()
         if self.cls is not None and isinstance(value, self.cls):
             return value
         if not isinstance(value, dict) or (not ctx.decode and self.cls is not None):
             raise Invalid(self._say(self.not_mapping, path, key, path, ctx.show(value)), node, key, path)
-        prefix = f"{path}." if path else ""
         fields = self.fields
+        if self.closed and any(k not in fields for k in value):
+            raise Invalid(self._say(self.not_mapping, path, key, path, ctx.show(value)), node, key, path)
+        prefix = f"{path}." if path else ""
         problems = ctx.problems
         before = len(problems) if problems is not None else 0
         for k in value:
-            if k not in fields:
+            if self.forbidden and k in self.forbidden:
+                ctx.report(Invalid(self._say(self.forbidden[k], path, k, f"{prefix}{k}"), value, k, f"{prefix}{k}"))
+            elif k not in fields:
                 ctx.report(Invalid(self._say(self.unknown, path, k, f"{prefix}{k}"), value, k, f"{prefix}{k}"))
         out: dict[str, Any] = {}
         for name, f in fields.items():
@@ -366,7 +403,7 @@ class Record(Spec):
                 out[name] = (f.spec.conform(None, prefix + name, ctx, value, name) if isinstance(f.spec, Record)
                              else _fresh(f.default))
         if problems is not None and len(problems) != before:
-            return None
+            return out if self.partial and self.build is None else None
         if self.build is None:
             return out
         try:
@@ -396,12 +433,13 @@ def _fresh(default: Any) -> Any:
 
 
 def validate(spec: Spec, value: Any, source: str, problems: Problems, *, path: str = "",
-             show: Callable[[Any], str] = show_python) -> Any:
+             show: Callable[[Any], str] = show_python, node: Any = None, key: Any = None) -> Any:
     """Collect mode: every problem of ``value`` goes to ``problems``; returns the conformed value
-    (None when the top level itself is wrong)."""
+    (None when the top level itself is wrong). ``node``/``key``: where ``value`` is in its document
+    (``value`` is ``node[key]``), for the line of a problem with the value as a whole."""
     ctx = Context(source, problems, show)
     try:
-        return spec.conform(value, path, ctx)
+        return spec.conform(value, path, ctx, node, key)
     except Invalid as exc:
         ctx.report(exc)
         return None
@@ -414,6 +452,6 @@ def conform(spec: Spec, value: Any, path: str = "", *, show: Callable[[Any], str
     return spec.conform(value, path, Context("", None, show, null_reads_empty=False, decode=decode))
 
 
-__all__ = ["REQUIRED", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems", "Record",
-           "Scalar", "Spec", "Typed", "conform", "describe", "finite_number", "line_of", "show_json", "show_python",
-           "validate"]
+__all__ = ["REQUIRED", "Check", "Context", "Field", "Invalid", "Key", "ListOf", "MapOf", "Problem", "Problems",
+           "Record", "Scalar", "Spec", "Typed", "conform", "describe", "finite_number", "line_of", "show_json",
+           "show_python", "validate"]
