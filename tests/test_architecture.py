@@ -94,7 +94,7 @@ def test_every_verb_takes_the_workspace_first() -> None:
     from gitops.core.workspace import Workspace
 
     without = {"Workspace", "init", "demo", "report", "post_report", "approvals",  # no repository yet / GitHub only
-               "github_client",
+               "github_client", "EvalOptions",  # a type evaluate takes, as Workspace is
                "judge"}  # a results file and an endpoint
     for name in api.__all__:
         if name in without:

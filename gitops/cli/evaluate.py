@@ -86,6 +86,8 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
     """
     from gitops import api
 
+    import dataclasses
+
     from gitops.core.refs import alias_problem
     from gitops.yamlio import output_problem
 
@@ -103,16 +105,13 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
                          parent=not no_parent, judge=judge)
     for note in plan.notes:
         click.echo(note, err=True)
-    against = f" against {plan.baseline}" if plan.baseline else ""
-    click.echo(f"Evaluating {ref}{against} on {plan.dataset} ({split}) ...", err=True)
+    against = f" against {plan.baseline.label}" if plan.baseline else ""
+    click.echo(f"Evaluating {ref}{against} on {plan.dataset_ref} ({plan.split}) ...", err=True)
+    # a classification model's versions generate what their config says: --max-new-tokens is for completion
+    options = api.EvalOptions(samples=samples, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
+                              max_rows=max_rows, threads=threads, alias=alias)
     with StageBar(bar_format=STAGE_FORMAT) as bar:
-        if plan.task == "classification":  # every side predicts the rows; --max-new-tokens is the versions' own
-            results = api.evaluate_classification(ws, plan, samples=samples, batch_size=batch_size, device=device,
-                                                  max_rows=max_rows, threads=threads, alias=alias, progress=bar)
-        else:
-            results = api.evaluate(ws, ref, plan=plan, split=split, samples=samples, max_new_tokens=max_new_tokens,
-                                   batch_size=batch_size, device=device, max_rows=max_rows, threads=threads,
-                                   alias=alias, progress=bar)
+        results = api.evaluate(ws, plan, dataclasses.replace(options, progress=bar))
     try:
         results.save(out)
     except OSError as exc:

@@ -68,8 +68,8 @@ def serve_and_promote(ws: Workspace, model: str, candidate: str, *,
     from gitops.serve.launch import ServeOptions, prepare
     from gitops.serve.server import ServerThread
 
-    version_id = ws.registry().resolve(refs.Ref(model, candidate))[1].id
-    if ws.registry().resolve(refs.Ref(model, "production"))[1].id == version_id:
+    version_id = ws.registry().resolve(refs.RefSpec(model, candidate))[1].id
+    if ws.registry().resolve(refs.RefSpec(model, "production"))[1].id == version_id:
         raise ConfigError(f"{model}@production is already {version_id}; there is nothing to promote")
     port = _free_port()
     _add_hook(ws, model, f"http://127.0.0.1:{port}/hooks/deploy")

@@ -198,13 +198,14 @@ def comparisons(base: Base) -> list[tuple[str, str]]:
 
 
 def _evaluate(ws, root: Path, base: Base, eval_rows: int, step: Callable[[str], None]) -> list:  # noqa: ANN001
-    from gitops.eval.pipeline import evaluate
+    from gitops.eval.pipeline import EvalOptions, plan_eval
+    from gitops.predict.evaluation import evaluate
 
     results = []
+    options = EvalOptions(max_rows=eval_rows, samples=6, max_new_tokens=base.max_new_tokens)
     for ref, baseline in comparisons(base):
         step(f"Evaluating {ref} against {baseline}")
-        res = evaluate(ws, ref, baseline=baseline, max_rows=eval_rows, samples=6,
-                       max_new_tokens=base.max_new_tokens)
+        res = evaluate(ws, plan_eval(ws, ref, baseline=baseline), options)
         res.save(root / f"results-{res.candidate.version}.json")
         results.append(res)
     return results

@@ -441,7 +441,7 @@ def _version_change(vid: str, before: Any, after: Any) -> str | None:
     return f"version {vid} changed ({', '.join(keys)})" if keys else None
 
 
-def _ref(text: str | None) -> refs.Ref | None:
+def _ref(text: str | None) -> refs.RefSpec | None:
     try:
         return refs.parse_ref(text, require_ref=True) if text else None
     except GitopsError:
