@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 from gitops.errors import GitopsError
 from gitops.serve.engine import LoadedModel, Opener
-from gitops.serve.source import ModelSource, Resolved
+from gitops.serve.source import ModelSource, Resolved, Target
 
 log = logging.getLogger("gitops.serve")
 
@@ -47,7 +47,7 @@ class Ticket:
     coalesced into a newer one share that load's outcome."""
 
     def __init__(self, ref: str) -> None:
-        self.ref = ref
+        self.ref = ref  # what was asked, as shown
         self.event: LoadEvent | None = None
         self.error: Exception | None = None
         self._resolved = False
@@ -102,7 +102,7 @@ class ModelManager:
         self.source, self.opener = source, opener
         self.on_event, self.on_swap = on_event, on_swap
         self._current: LoadedModel | None = None
-        self._wanted: str | None = None
+        self._wanted: Target | str | None = None
         self._tickets: list[Ticket] = []
         self._loading: dict | None = None
         self._last_error: dict | None = None
@@ -130,14 +130,15 @@ class ModelManager:
 
     # -- swaps --
 
-    def request(self, ref: str) -> Ticket:
-        """Serve what ``ref`` names now: load it in the background (coalescing with a pending one)."""
-        ticket = Ticket(ref)
+    def request(self, target: Target | str) -> Ticket:
+        """Serve ``target`` (a version at a commit; or a reference, what it names now): load it in
+        the background (coalescing with a pending one). The source gets ``target`` as it is."""
+        ticket = Ticket(str(target))
         with self._lock:
             if self._stopping:
-                ticket.resolve(LoadEvent("failed", ref, error="the server is shutting down"))
+                ticket.resolve(LoadEvent("failed", str(target), error="the server is shutting down"))
                 return ticket
-            self._wanted = ref
+            self._wanted = target
             self._tickets.append(ticket)
             self._wake.notify_all()
         return ticket
@@ -163,6 +164,7 @@ class ModelManager:
                 "md5": model.md5 if model else None,
                 "format": model.resolved.format if model else None,
                 "base": model.resolved.base if model else None,
+                "commit": model.resolved.commit if model else None,
                 "swaps": self.swaps,
                 "loading": dict(self._loading) if self._loading else None,
                 "last_error": dict(self._last_error) if self._last_error else None,
@@ -190,12 +192,12 @@ class ModelManager:
                     self._wake.wait()
                 if self._stopping:
                     return
-                ref, self._wanted = self._wanted, None
+                target, self._wanted = self._wanted, None
                 tickets, self._tickets = self._tickets, []
-                self._loading = {"ref": ref, "phase": "resolving", "since": time.time()}
-            event, error = LoadEvent("failed", ref, error="the load did not finish"), None
+                self._loading = {"ref": str(target), "phase": "resolving", "since": time.time()}
+            event, error = LoadEvent("failed", str(target), error="the load did not finish"), None
             try:
-                event, error = self._load(ref)
+                event, error = self._load(target)
             finally:
                 with self._lock:
                     self._loading = None
@@ -203,11 +205,11 @@ class ModelManager:
                 for ticket in tickets:
                     ticket.resolve(event, error)
 
-    def _load(self, ref: str) -> tuple[LoadEvent, Exception | None]:
-        t0 = time.perf_counter()
+    def _load(self, target: Target | str) -> tuple[LoadEvent, Exception | None]:
+        t0, ref = time.perf_counter(), str(target)
         self.on_event(LoadEvent("resolving", ref))
         try:
-            resolved = self.source.resolve(ref)
+            resolved = self.source.resolve(target)
             current = self.current
             if current is not None and (current.label, current.md5) == (resolved.version_label, resolved.md5):
                 event = LoadEvent("unchanged", ref, resolved.version_label, resolved.md5)

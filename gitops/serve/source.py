@@ -18,12 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gitops.core.refs import Ref
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
     from gitops.predict.prompter import Prompter
 
 SERVABLE_FORMATS = ("ct2", "hf", "peft-lora")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a repository-backed server loads: version ``ref`` as the registry records it at
+    ``commit`` (the followed alias, read once at that commit). It travels unchanged from whoever
+    decided it (start-up, the deploy hook, ``--follow``) to the swap, so what loads is what was checked."""
+
+    ref: Ref
+    commit: str
+
+    def __str__(self) -> str:
+        return f"{self.ref} at {self.commit[:12]}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,7 @@ class Resolved:
     :class:`~gitops.predict.prompter.Prompter` (renderer and retriever, built here, off the request
     path) that turns each request's row into the text the base is given."""
 
-    ref: str
+    ref: str | Target
     version_label: str
     md5: str
     path: Path
@@ -75,8 +89,9 @@ class Resolved:
 class ModelSource(Protocol):
     """Turns a reference into a verified version on disk."""
 
-    def resolve(self, ref: str) -> Resolved:
-        """The version ``ref`` names now, its files present and verified; raises a
+    def resolve(self, ref: str | Target) -> Resolved:
+        """The version ``ref`` names now (a :class:`Target`: that version at that commit), its
+        files present and verified; raises a
         :class:`~gitops.errors.GitopsError` (e.g. :class:`IntegrityError`) when it cannot."""
         ...
 
