@@ -243,7 +243,7 @@ def test_a_library_plan_is_measured_as_planned_even_when_its_alias_moves(eval_re
     api.set_alias(ws, MODEL, "production", "v2")  # moved after planning: the plan measures v1 still
     looked_up: list[object] = []
 
-    def refused(self, ref):  # noqa: ANN001, ANN202
+    def refused(self: object, ref: object) -> None:
         looked_up.append(ref)
         raise AssertionError(f"{ref} looked up again after planning")
 

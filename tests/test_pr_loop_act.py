@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-rom gitops.core.refs import Ref
-
+from gitops.core.refs import Ref
 from tests.act_helpers import pull_request_event, run_act
 from tests.prloop_fixtures import (MODEL, PRODUCTION_BRANCH, REPO, STAGING_BRANCH, Loop, act_env, act_secrets,
                                    build_loop, isolated_environ)

@@ -89,3 +89,14 @@ def parse_ref(text: str, what: str = "model", require_ref: bool = False) -> RefS
     if ref and not is_version(ref) and ref != "latest" and alias_problem(ref):
         raise GitopsError(f"'{shown(text)}': '{shown(ref)}' is neither a version (v1, v2, ...) nor an alias name")
     return RefSpec(name, ref or None)
+
+
+def maybe_ref(text: str | None, what: str = "model", require_ref: bool = False) -> RefSpec | None:
+    """:func:`parse_ref`, or None where ``text`` is not a reference (a hub id, a path, empty): for
+    fields that may hold either."""
+    if not text:
+        return None
+    try:
+        return parse_ref(text, what, require_ref)
+    except GitopsError:
+        return None

@@ -123,14 +123,18 @@ def _add_hook(ws: Workspace, model: str, url: str) -> None:
 
 def _ask(url: str, model: str) -> Completion:
     """``POST /v1/completions`` with the seed's prompt (greedy, so the answer is the model's own)."""
-    import requests
+    import json
 
-    resp = requests.post(f"{url}/v1/completions", json={"model": model, "prompt": PROMPT, "max_tokens": MAX_TOKENS,
-                                                          "temperature": 0}, timeout=LOAD_WAIT_S)
-    if resp.status_code != 200:
-        raise DeployError(f"the endpoint {url} answered HTTP {resp.status_code}: {resp.text[:200]}")
-    label, _, md5 = resp.headers.get("X-Gitops-Version", "").partition("; md5=")
-    return Completion(label or resp.json().get("model", "?"), md5, resp.json()["choices"][0]["text"])
+    from gitops.adapters import http
+
+    body = json.dumps({"model": model, "prompt": PROMPT, "max_tokens": MAX_TOKENS, "temperature": 0}).encode()
+    resp = http.post(f"{url}/v1/completions", body, {"Content-Type": "application/json"}, LOAD_WAIT_S,
+                     max_text=http.MAX_GET_TEXT)
+    if resp.status != 200:
+        raise DeployError(f"the endpoint {url} answered HTTP {resp.status}: {resp.text[:200]}")
+    answer = json.loads(resp.text)
+    label, _, md5 = resp.header("X-Gitops-Version").partition("; md5=")
+    return Completion(label or answer.get("model", "?"), md5, answer["choices"][0]["text"])
 
 
 def _free_port() -> int:

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops.adapters import dvc_remote
+from gitops.adapters.dvc import dir_md5
 from gitops.core import refs
 from gitops.core.materialize import Loadable, has_adapter, loadable
 from gitops.core.reader import Registry
@@ -38,7 +38,7 @@ from gitops.errors import (
     RepoStateError,
 )
 from gitops.serve.hooks import Decision
-from gitops.serve.source import SERVABLE_FORMATS, HeadParts, Resolved, Target, dir_md5
+from gitops.serve.source import SERVABLE_FORMATS, HeadParts, Resolved, Target
 
 if TYPE_CHECKING:
     from gitops.predict.prompter import Prompter
@@ -174,7 +174,7 @@ class RepoSource:
 
     def _configure_dvc(self) -> None:
         """The worktree's ``.dvc/config.local``: credentials, the shared cache, absolute remote URLs."""
-        dvc_remote.link_worktree(self.ws.root, self.tree, self.ws.dvc.config.cache_dir)
+        self.ws.dvc.configure_worktree(self.tree)
 
     def check_servable(self, target: Target | str) -> None:
         """Refuse now, before anything loads, a prompt version ``gitops serve`` cannot run: one of a

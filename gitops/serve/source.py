@@ -10,14 +10,12 @@ when it fails.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gitops.adapters.dvc import dir_md5
 from gitops.core.refs import Ref
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
 
@@ -99,25 +97,6 @@ class ModelSource(Protocol):
 def model_name(ref: str) -> str:
     """``review-autocomplete`` of ``review-autocomplete@production``."""
     return ref.split("@", 1)[0]
-
-
-def dir_md5(path: Path) -> str:
-    """DVC's md5 of a directory (``<md5 of the manifest>.dir``): the manifest lists each file's
-    md5 and relative path, sorted by path, as ``dvc add`` writes it, so a registry md5 compares."""
-    path = Path(path)
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for name in filenames:
-            file = Path(dirpath) / name
-            digest = hashlib.md5()
-            with open(file, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            entries.append({"md5": digest.hexdigest(), "relpath": file.relative_to(path).as_posix()})
-    entries.sort(key=lambda e: e["relpath"])
-    manifest = json.dumps(entries, sort_keys=True).encode("utf-8")
-    return hashlib.md5(manifest).hexdigest() + ".dir"
 
 
 class DirSource:
