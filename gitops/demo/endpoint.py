@@ -74,7 +74,6 @@ def serve_and_promote(ws: Workspace, model: str, candidate: str, *,
     port = _free_port()
     _add_hook(ws, model, f"http://127.0.0.1:{port}/hooks/deploy")
     secret = secrets.token_hex(16)
-    ws = Workspace(ws.root)  # settings are read once per Workspace: this one sees the hook
     state = Path(tempfile.mkdtemp(prefix="gitops-demo-serve-"))  # the server's worktree and delivery record
     options = ServeOptions(port=port, secret=secret, hook_wait_s=LOAD_WAIT_S, state_dir=state)
     serving = prepare(ws, f"{model}@production", options)
