@@ -99,7 +99,7 @@ class RepoSource:
 
     # -- ModelSource --
 
-    def resolve(self, ref: str | Target) -> Resolved:
+    def fetch(self, ref: str | Target) -> Resolved:
         """``target``'s version at its commit, verified on disk. A plain reference (the followed
         alias) means the branch's tip now."""
         if isinstance(ref, Target):

@@ -1,9 +1,9 @@
 """Where the server gets a model from: the one seam between serving and the registry.
 
 The server knows a reference (``review-autocomplete@production``) and asks a :class:`ModelSource`
-which exact version that is and where its verified files lie. The registry-backed source (resolve
+which exact version that is and where its verified files lie (``fetch``). The registry-backed source (read
 the alias at a commit, ``dvc pull``, check the md5) is :class:`gitops.serve.repo_source.RepoSource`;
-:class:`DirSource` maps references to local directories for tests and benchmarks. ``resolve`` may be slow (it may
+:class:`DirSource` maps references to local directories for tests and benchmarks. ``fetch`` may be slow (it may
 pull weights) and may raise: the server calls it off the request path and keeps the old model
 when it fails.
 """
@@ -87,7 +87,7 @@ class Resolved:
 class ModelSource(Protocol):
     """Turns a reference into a verified version on disk."""
 
-    def resolve(self, ref: str | Target) -> Resolved:
+    def fetch(self, ref: str | Target) -> Resolved:
         """The version ``ref`` names now (a :class:`Target`: that version at that commit), its
         files present and verified; raises a
         :class:`~gitops.errors.GitopsError` (e.g. :class:`IntegrityError`) when it cannot."""
@@ -102,7 +102,7 @@ def model_name(ref: str) -> str:
 class DirSource:
     """A :class:`ModelSource` over local directories: ``ref -> Resolved``, movable like an alias.
 
-    Each entry records the md5 its directory had when it was added; ``resolve`` recomputes it and
+    Each entry records the md5 its directory had when it was added; ``fetch`` recomputes it and
     raises :class:`IntegrityError` when the files changed since, as the registry source does
     against the md5 the registry records.
     """
@@ -129,7 +129,7 @@ class DirSource:
                 raise NotFoundError(f"No version {label} was added to this source.")
             self._entries[ref] = self._entries[label]
 
-    def resolve(self, ref: str) -> Resolved:
+    def fetch(self, ref: str | Target) -> Resolved:
         with self._lock:
             entry = self._entries.get(ref)
         if entry is None:
