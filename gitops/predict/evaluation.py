@@ -1,7 +1,7 @@
 """``gitops eval`` for a ``task: classification`` model: the candidate, its baseline and a converted
 candidate's parent predict the same rows, and the results document carries their accuracy.
 
-Each side runs through :func:`gitops.predict.pipeline.predict` (a prompt version on its pinned
+Each side runs through :func:`gitops.predict.batch.predict` (a prompt version on its pinned
 base with its template and retrieved examples, a fine-tune or conversion on its own weights) over
 the same data set version split, cut to the same first ``max_rows`` rows, and is scored by
 :mod:`gitops.predict.scoring`. So every variant kind is accepted on either side, and the numbers
@@ -29,7 +29,7 @@ from gitops.errors import EvalError
 from gitops.eval import bootstrap
 from gitops.eval.compare import statistics
 from gitops.eval.gates import evaluate_gates
-from gitops.eval.pipeline import (
+from gitops.eval.evaluate import (
     UNTRAINED_FORMATS,
     EvalOptions,
     EvalPlan,
@@ -52,7 +52,7 @@ from gitops.eval.results import (
     Statistics,
 )
 from gitops.predict import scoring
-from gitops.predict.pipeline import PredictResult, plan_predict, predict
+from gitops.predict.batch import PredictResult, plan_predict, predict
 from gitops.predict.pool import BackendPool
 from gitops.predict.prompter import DEFAULT_MAX_NEW_TOKENS
 from gitops.predict.variants import majority_of, variant_kind
@@ -61,10 +61,10 @@ StageProgress = Callable[[str, int, int], None]
 
 
 def evaluate(ws: Workspace, plan: EvalPlan, options: EvalOptions | None = None) -> EvalResults:
-    """Measure ``plan`` (:func:`gitops.eval.pipeline.plan_eval`'s) and return the results document:
+    """Measure ``plan`` (:func:`gitops.eval.evaluate.plan_eval`'s) and return the results document:
     one signature for every task. A classification model's sides predict the rows
     (:func:`evaluate_classification`); a completion model's are scored by
-    :func:`gitops.eval.pipeline.evaluate_completion`. The dispatch lives here, above ``gitops.eval``,
+    :func:`gitops.eval.evaluate.evaluate_completion`. The dispatch lives here, above ``gitops.eval``,
     which never imports ``gitops.predict``."""
     if plan.task == "classification":
         return evaluate_classification(ws, plan, options)
@@ -74,7 +74,7 @@ def evaluate(ws: Workspace, plan: EvalPlan, options: EvalOptions | None = None) 
 def evaluate_classification(ws: Workspace, plan: EvalPlan, options: EvalOptions | None = None) -> EvalResults:
     """Predict ``plan``'s rows with the candidate, the baseline and the parent; score, compare, gate.
 
-    ``plan`` is :func:`gitops.eval.pipeline.plan_eval`'s for a classification model. ``max_rows``
+    ``plan`` is :func:`gitops.eval.evaluate.plan_eval`'s for a classification model. ``max_rows``
     keeps the first rows of the split (in data set order), the same ones for every side. Every
     side's rows are read and checked (columns, label vocabulary) before any model loads."""
     options = options or EvalOptions()

@@ -73,7 +73,7 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
                threads: int | None = None, progress: Progress | None = None) -> HeadRun:
     """Embed, fit, register: see the module doc. ``threads``: torch's CPU threads (default: half the
     CPUs, 1 to 4, as ``gitops eval``)."""
-    from gitops.eval.pipeline import default_threads
+    from gitops.eval.evaluate import default_threads
 
     t0 = time.perf_counter()
     model, task = classification_model(ws, cfg.output_model)

@@ -33,7 +33,7 @@ from gitops.errors import ConfigError, GitopsError, NotFoundError, RepoStateErro
 from gitops.github import proposal
 from gitops.ml import gguf_base
 from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
-from gitops.ml.prompting import Pair, PromptFormat
+from gitops.ml.textformat import Pair, PromptFormat
 from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train import card as cardmod

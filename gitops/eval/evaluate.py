@@ -36,9 +36,9 @@ from gitops.eval.compare import compare, statistics
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
 from gitops.eval.results import CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo, ModelResult, Sample
-from gitops.ml import prompting
+from gitops.ml import textformat
 from gitops.ml.bases import base_model_dir
-from gitops.ml.prompting import PromptFormat
+from gitops.ml.textformat import PromptFormat
 
 AUTO = "auto"
 DEFAULT_BASELINE_ALIAS = "production"
@@ -300,7 +300,7 @@ def evaluate_completion(ws: Workspace, plan: EvalPlan, options: EvalOptions | No
 def holdout(ws: Workspace, plan: EvalPlan, fmt: PromptFormat,
             max_rows: int | None) -> tuple[list[str], list[Prompt]]:
     """The texts to score and the prompts to complete, from the holdout rows formatted as the
-    candidate was trained (:mod:`gitops.ml.prompting`): the same strings for candidate and baseline."""
+    candidate was trained (:mod:`gitops.ml.textformat`): the same strings for candidate and baseline."""
     dataset, version = plan.dataset, plan.dataset_version
     fmt.check(list(dataset.columns), dataset.name)
     pairs = [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, plan.split)]
@@ -313,8 +313,8 @@ def holdout(ws: Workspace, plan: EvalPlan, fmt: PromptFormat,
         texts = [prompt for prompt, _ in pairs]
         return texts, harness.make_prompts(texts)
     tokenizer = _candidate_tokenizer(ws, plan.candidate) if fmt.chat else None
-    texts = [prompting.render(tokenizer, pair, fmt.chat) for pair in pairs]
-    prompts = [Prompt(prompting.render_prompt(tokenizer, prompt, fmt.chat), response or "")
+    texts = [textformat.render(tokenizer, pair, fmt.chat) for pair in pairs]
+    prompts = [Prompt(textformat.render_prompt(tokenizer, prompt, fmt.chat), response or "")
                for prompt, response in pairs]
     return texts, prompts
 
