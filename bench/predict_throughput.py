@@ -174,7 +174,7 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     from gitops import api
     from gitops.convert.ct2 import convert_to_ct2
-    from gitops.predict import pipeline
+    from gitops.predict import batch
     from gitops.predict.pool import BackendPool
     from gitops.predict.renderer import PromptRenderer
 
@@ -186,7 +186,7 @@ def main() -> None:
                        args.head_rows, args.threads, json.loads(args.head))
         print(f"repository with the hf base and its ct2 int8 conversion ready in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)
-        plan = pipeline.plan_predict(ws, "ratings@v1", "reviews@v1", "test", limit=args.rows)
+        plan = batch.plan_predict(ws, "ratings@v1", "reviews@v1", "test", limit=args.rows)
         prompts = [PromptRenderer(plan.task, plan.config).render(r, []) for r in plan.rows]
         loop = naive_loop(model_dir)
         naive: list[float] = []

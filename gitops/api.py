@@ -32,11 +32,12 @@ _EXPORTS = {
     "ingest": "gitops.data.ingest",
     "show_dataset": "gitops.data.show_dataset",
     "read_rows": "gitops.data.batches",
-    "train": "gitops.train.pipeline",
+    "train": "gitops.train.train",
     "register_base": ("gitops.train.register_base", "ensure_base"),
-    "convert": "gitops.convert.pipeline",
-    "plan_eval": "gitops.eval.pipeline",
-    "evaluate": "gitops.eval.pipeline",
+    "convert": "gitops.convert.convert",
+    "plan_eval": "gitops.eval.evaluate",
+    "evaluate": "gitops.predict.evaluation",
+    "EvalOptions": "gitops.eval.evaluate",
     "evaluate_classification": "gitops.predict.evaluation",
     "report": ("gitops.report.render", "report_from_files"),
     "site": ("gitops.site.build", "site"),
@@ -54,14 +55,14 @@ _EXPORTS = {
     "serve": "gitops.serve.launch",
     "demo": "gitops.demo.story",
     "judge": ("gitops.eval.judge", "judge_file"),
-    "predict": "gitops.predict.pipeline",
+    "predict": "gitops.predict.batch",
     "compare_variants": "gitops.predict.variants",
 }
 
 # What type checkers see: each export's real object, re-exported (`as` itself), never imported at run time.
 # tests/test_api_types.py fails when this block and _EXPORTS disagree.
 if TYPE_CHECKING:
-    from gitops.convert.pipeline import convert as convert
+    from gitops.convert.convert import convert as convert
     from gitops.core.workspace import Workspace as Workspace
     from gitops.data.batches import read_rows as read_rows
     from gitops.data.create_dataset import create_dataset as create_dataset
@@ -70,9 +71,9 @@ if TYPE_CHECKING:
     from gitops.demo.story import demo as demo
     from gitops.deploy.notify import notify as notify
     from gitops.deploy.webhooks import deploy as deploy
+    from gitops.eval.evaluate import EvalOptions as EvalOptions
+    from gitops.eval.evaluate import plan_eval as plan_eval
     from gitops.eval.judge import judge_file as judge  # noqa: F401 - renamed re-export
-    from gitops.eval.pipeline import evaluate as evaluate
-    from gitops.eval.pipeline import plan_eval as plan_eval
     from gitops.github.approvals import approvals as approvals
     from gitops.github.comments import post_report as post_report
     from gitops.github.promote import open_pull_request as open_pull_request
@@ -81,8 +82,9 @@ if TYPE_CHECKING:
     from gitops.github.pulls import open_pull as open_pull
     from gitops.github.pulls import pull_target as pull_target
     from gitops.github.repository import connect_to as github_client  # noqa: F401 - renamed re-export
+    from gitops.predict.batch import predict as predict
+    from gitops.predict.evaluation import evaluate as evaluate
     from gitops.predict.evaluation import evaluate_classification as evaluate_classification
-    from gitops.predict.pipeline import predict as predict
     from gitops.predict.variants import compare_variants as compare_variants
     from gitops.registry.alias import set_alias as set_alias
     from gitops.registry.alias import unset_alias as unset_alias
@@ -99,8 +101,8 @@ if TYPE_CHECKING:
     from gitops.scaffold.init import init as init
     from gitops.serve.launch import serve as serve
     from gitops.site.build import site as site
-    from gitops.train.pipeline import train as train
     from gitops.train.register_base import ensure_base as register_base  # noqa: F401 - renamed re-export
+    from gitops.train.train import train as train
 
 __all__ = list(_EXPORTS)
 

@@ -11,7 +11,7 @@ import pytest
 
 from gitops.core.workspace import Workspace
 from gitops.ml import choices
-from gitops.predict import pipeline
+from gitops.predict import batch
 from gitops.predict.renderer import PromptRenderer
 from tests.conftest import git_state, run_gitops
 from tests.prompt_fixtures import BASE, DATA, MODEL, write_prompt
@@ -109,7 +109,7 @@ def test_constrained_predictions_are_labels_and_the_argmax(toy_ratings_repo: Pat
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(r["matched"] and r["raw_output"] == r["prediction"] for r in rows)
     ws = Workspace.open(repo)
-    plan = pipeline.plan_predict(ws, f"{MODEL}@v1", f"{DATA}@v1", "test")
+    plan = batch.plan_predict(ws, f"{MODEL}@v1", f"{DATA}@v1", "test")
     labels = plan.task.labels
     renderer = PromptRenderer(plan.task, plan.config)
     for i in range(4):                                          # the zero-shot prompt: no retrieval
@@ -117,7 +117,7 @@ def test_constrained_predictions_are_labels_and_the_argmax(toy_ratings_repo: Pat
         scores = [independent(toy_model, prompt, label) for label in labels]
         assert rows[i]["prediction"] == labels[max(range(len(labels)), key=scores.__getitem__)]
         assert rows[i]["completion_tokens"] == 2               # " " and the digit, in the toy's tokenizer
-    free = pipeline.predict(ws, f"{MODEL}@v1", f"{DATA}@v1", batch_size=5)
+    free = batch.predict(ws, f"{MODEL}@v1", f"{DATA}@v1", batch_size=5)
     assert not free.constrained and any(r["raw_output"] != r["prediction"] for r in free.predictions)
 
 
@@ -149,7 +149,7 @@ def test_a_constrained_partial_file_does_not_resume_a_free_run(toy_ratings_repo:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.predict(ws, f"{MODEL}@v1", f"{DATA}@v1", out=out, batch_size=4, constrain="labels", progress=stop)
+        batch.predict(ws, f"{MODEL}@v1", f"{DATA}@v1", out=out, batch_size=4, constrain="labels", progress=stop)
     res = run_gitops("predict", f"{MODEL}@v1", "--dataset", f"{DATA}@v1", "--out", str(out), cwd=toy_ratings_repo)
     assert res.exit_code == 1 and "left from a prediction of another variant, data set, split or decoding" in res.stderr
 
@@ -166,7 +166,7 @@ def test_bad_constrain_values_are_named_with_file_and_line(ratings_repo: Path, t
                      "words", cwd=ratings_repo)
     assert cli.exit_code != 0 and "--constrain" in cli.stderr
     with pytest.raises(Exception, match="--constrain must be one of labels, none"):
-        pipeline.plan_predict(Workspace.open(ratings_repo), f"{MODEL}@latest", f"{DATA}@v1", constrain="words")
+        batch.plan_predict(Workspace.open(ratings_repo), f"{MODEL}@latest", f"{DATA}@v1", constrain="words")
 
 
 def test_a_constrained_prompt_needs_a_classification_model(ratings_repo: Path, tmp_path: Path) -> None:
@@ -193,11 +193,11 @@ def test_a_prompt_version_runs_on_a_ct2_base_batched(toy_ratings_repo: Path, bas
     res = run_gitops("prompt", "add", MODEL, "--config", str(cfg), cwd=repo)
     assert res.exit_code == 0 and f"{MODEL}@v4 (prompt on {BASE}@v3" in res.stdout, res.stderr
     ws = Workspace.open(repo)
-    on_ct2 = pipeline.predict(ws, f"{MODEL}@v4", f"{DATA}@v1", batch_size=8, constrain="labels")
-    on_hf = pipeline.predict(ws, f"{MODEL}@v1", f"{DATA}@v1", batch_size=8, constrain="labels")
+    on_ct2 = batch.predict(ws, f"{MODEL}@v4", f"{DATA}@v1", batch_size=8, constrain="labels")
+    on_hf = batch.predict(ws, f"{MODEL}@v1", f"{DATA}@v1", batch_size=8, constrain="labels")
     assert on_ct2.rows == on_hf.rows > 0
     assert [p["prediction"] for p in on_ct2.predictions] == [p["prediction"] for p in on_hf.predictions]
-    free = pipeline.predict(ws, f"{MODEL}@v4", f"{DATA}@v1", batch_size=8)
+    free = batch.predict(ws, f"{MODEL}@v4", f"{DATA}@v1", batch_size=8)
     assert [p["key"] for p in free.predictions] == [p["key"] for p in on_hf.predictions]
     assert all(p["completion_tokens"] <= 3 for p in free.predictions)
 

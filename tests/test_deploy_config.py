@@ -77,3 +77,18 @@ def test_bad_notify():
     assert len(p) == 2
     assert "gitops.yaml:2: notify.slack_webhook_env must be the NAME" in p[0]
     assert "gitops.yaml:3: notify.on must be a list of: deploy, report" in p[1]
+
+
+def test_a_workspace_reads_the_settings_it_committed(gitops_repo):
+    """``Workspace.commit`` drops the settings memo: a verb that commits a deploy hook (the demo
+    does) sees it through the same Workspace, without building a second one."""
+    from gitops import yamlio
+    from gitops.core.workspace import Workspace
+
+    ws = Workspace(gitops_repo)
+    assert ws.settings.deploy.hooks == []
+    doc = yamlio.plain(yamlio.load_file(gitops_repo / "gitops.yaml")) or {}
+    doc["deploy"] = {"hooks": [{"name": "local", "url": "http://127.0.0.1:9/hooks/deploy", "models": ["m"]}]}
+    yamlio.dump_file(gitops_repo / "gitops.yaml", doc)
+    ws.commit(["gitops.yaml"], "gitops.yaml: a deploy hook")
+    assert [h.name for h in ws.settings.deploy.hooks] == ["local"]

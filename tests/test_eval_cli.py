@@ -225,3 +225,35 @@ def test_cuda_without_a_gpu_is_one_sentence(eval_repo, tmp_path):
     assert result.exit_code == 1
     assert "--device cuda was asked for, but torch sees no CUDA device on this machine" in result.stderr
     assert not out.exists()
+
+
+def test_a_library_plan_is_measured_as_planned_even_when_its_alias_moves(eval_repo, monkeypatch):
+    """``api.evaluate(ws, plan, options)``: the document names the plan's split, data set version and
+    pinned versions, and nothing in the run looks a side up again, so an alias moved between the plan
+    and the run changes nothing (the plan is a library caller's only way to say what to measure)."""
+    from gitops import api
+    from gitops.core.reader import Registry
+    from gitops.core.refs import Ref
+
+    monkeypatch.chdir(eval_repo.root)
+    ws = api.Workspace(eval_repo.root)
+    plan = api.plan_eval(ws, f"{MODEL}@production", baseline=f"{MODEL}@v2", split="train")
+    assert (plan.candidate.ref, plan.baseline.ref, plan.alias) == (Ref(MODEL, "v1"), Ref(MODEL, "v2"), "production")
+    api.set_alias(ws, MODEL, "production", "v2")  # moved after planning: the plan measures v1 still
+    looked_up: list[object] = []
+
+    def refused(self: object, ref: object) -> None:
+        looked_up.append(ref)
+        raise AssertionError(f"{ref} looked up again after planning")
+
+    try:
+        with monkeypatch.context() as mp:
+            mp.setattr(Registry, "resolve", refused)
+            doc = api.evaluate(ws, plan, api.EvalOptions(max_rows=6, samples=1, max_new_tokens=2, batch_size=8,
+                                                         threads=1))
+    finally:
+        api.set_alias(api.Workspace(eval_repo.root), MODEL, "production", "v1")
+    assert looked_up == []
+    assert (doc.candidate.version, doc.baseline.version) == ("v1", "v2")
+    assert (doc.candidate.ref, doc.alias) == (f"{MODEL}@production", "production")
+    assert (doc.dataset.ref, doc.dataset.split) == (plan.dataset_ref, "train") and 0 < doc.dataset.rows <= 6

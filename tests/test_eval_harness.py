@@ -84,7 +84,7 @@ def test_measure_refuses_empty_inputs(base_model_dir):
 
 
 def test_training_curve_is_read_when_present_and_ignored_when_broken(tmp_path):
-    from gitops.eval.pipeline import read_curve
+    from gitops.eval.evaluate import read_curve
 
     (tmp_path / "loss_curve.json").write_text(
         '[{"step": 1, "train_loss": 2.5, "eval_loss": null}, {"step": 2, "train_loss": 2.0, "eval_loss": 2.2}]')
@@ -99,7 +99,7 @@ def test_training_curve_is_read_when_present_and_ignored_when_broken(tmp_path):
 def test_default_threads_is_half_the_usable_cpus_at_most_four(monkeypatch, cpus, threads):
     import os
 
-    from gitops.eval import pipeline
+    from gitops.eval import evaluate
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
-    assert pipeline.default_threads() == threads
+    assert evaluate.default_threads() == threads

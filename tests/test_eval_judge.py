@@ -329,5 +329,5 @@ def test_a_classification_model_is_not_judged(ratings_repo, weights):
     api.set_alias(ws, RATINGS, "production", "v1")
     judge = JudgeConfig(endpoint="http://127.0.0.1:9", model=REF)
     plan = api.plan_eval(api.Workspace(ratings_repo), f"{RATINGS}@v2", judge=judge)
-    assert plan.baseline == f"{RATINGS}@production"  # a baseline, and still no judge
+    assert plan.baseline.label == f"{RATINGS}@production"  # a baseline, and still no judge
     assert plan.judge is None and any("classification model" in n for n in plan.notes)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops.ml.prompting import Pair
+from gitops.ml.textformat import Pair
 from gitops.train.lora import _collate, _encode
 from tests.eval_fixtures import _isolate
 

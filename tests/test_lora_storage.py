@@ -100,22 +100,24 @@ def test_eval_and_convert_use_the_merged_weights_and_agree_with_a_merge_by_hand(
     PeftModel.from_pretrained(base, str(root / v1.path)).merge_and_unload().save_pretrained(str(by_hand))
     AutoTokenizer.from_pretrained(str(base_model_dir)).save_pretrained(str(by_hand))
     old = api.register(ws, MODEL, by_hand, fmt="hf", parent="v1", base_model=f"{BASE}@v1", dataset=v1.dataset).version
-    res = api.evaluate(api.Workspace(root), f"{MODEL}@v1", baseline=f"{MODEL}@{old.id}", max_rows=12,
-                       samples=2, max_new_tokens=4, threads=1)
+    ws = api.Workspace(root)
+    options = api.EvalOptions(max_rows=12, samples=2, max_new_tokens=4, threads=1)
+    res = api.evaluate(ws, api.plan_eval(ws, f"{MODEL}@v1", baseline=f"{MODEL}@{old.id}"), options)
     lora, merged = res.candidate.metrics, res.baseline.metrics
     assert (entry / merge_cache.MARKER).is_file()  # eval ran the merged weights from the cache
     assert lora["size_bytes"] < 0.2 * merged["size_bytes"]  # the version's own size: its adapter
     assert lora["perplexity"] == pytest.approx(merged["perplexity"], rel=1e-5)
     assert [s.candidate for s in res.samples] == [s.baseline for s in res.samples]
-    untrained = api.evaluate(api.Workspace(root), f"{BASE}@v1", baseline=None, dataset=v1.dataset, max_rows=12,
-                             samples=0, max_new_tokens=4, threads=1)
+    options = api.EvalOptions(max_rows=12, samples=0, max_new_tokens=4, threads=1)
+    ws = api.Workspace(root)
+    untrained = api.evaluate(ws, api.plan_eval(ws, f"{BASE}@v1", baseline=None, dataset=v1.dataset), options)
     assert untrained.candidate.metrics["perplexity"] != pytest.approx(lora["perplexity"], rel=1e-3)
 
     ct2 = api.convert(api.Workspace(root), f"{MODEL}@v1", quantization="float32")
     assert ct2.format == "ct2" and ct2.parent == "v1"
     assert (root / ct2.path / "model.bin").stat().st_size > 0.8 * _dir_bytes(by_hand / "model.safetensors")
-    res = api.evaluate(api.Workspace(root), f"{MODEL}@{ct2.id}", baseline=None, max_rows=12, samples=0,
-                       max_new_tokens=4, threads=1)
+    ws = api.Workspace(root)
+    res = api.evaluate(ws, api.plan_eval(ws, f"{MODEL}@{ct2.id}", baseline=None), options)
     assert res.candidate.metrics["perplexity"] == pytest.approx(lora["perplexity"], rel=1e-4)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops.core.refs import Ref
 from tests.act_helpers import pull_request_event, run_act
 from tests.prloop_fixtures import (
     MODEL,
@@ -125,7 +126,7 @@ def test_baseline_is_production_as_of_the_base_commit(loop):
 
     loop.checkout(PRODUCTION_BRANCH)
     plan = plan_eval(loop.work, f"{MODEL}@v2", baseline=f"{MODEL}@production", baseline_rev=loop.base_sha)
-    assert plan.baseline == f"{MODEL}@v1"
+    assert plan.baseline.label == f"{MODEL}@v1" and plan.baseline.ref == Ref(MODEL, "v1")
     # plain MODEL@production at the PR's head would be the candidate itself
     assert plan_eval(loop.work, f"{MODEL}@v2").baseline is None
     before_production = _commit_with_subject(loop, f"register {MODEL} v1 (hf)")

@@ -12,7 +12,7 @@ import pytest
 
 from gitops.core.workspace import Workspace
 from gitops.data import batches
-from gitops.predict import pipeline
+from gitops.predict import batch
 from gitops.predict.scoring import score
 from tests.conftest import git_state, run_gitops
 from tests.prompt_fixtures import DATA, MODEL, write_prompt
@@ -78,9 +78,9 @@ def test_predict_writes_every_test_row_in_each_format(toy_ratings_repo: Path, tm
 def test_variants_see_the_same_rows_and_prompts_differ_only_by_what_they_add(toy_ratings_repo: Path,
                                                                            tmp_path: Path) -> None:
     ws = Workspace.open(toy_ratings_repo)
-    plans = [pipeline.plan_predict(ws, f"{MODEL}@{v}", f"{DATA}@v1", "test") for v in ("v1", "v2", "v3")]
+    plans = [batch.plan_predict(ws, f"{MODEL}@{v}", f"{DATA}@v1", "test") for v in ("v1", "v2", "v3")]
     assert plans[0].keys == plans[1].keys == plans[2].keys
-    runs = {v: pipeline.predict(ws, f"{MODEL}@{v}", f"{DATA}@v1", batch_size=8) for v in ("v1", "v2", "v3")}
+    runs = {v: batch.predict(ws, f"{MODEL}@{v}", f"{DATA}@v1", batch_size=8) for v in ("v1", "v2", "v3")}
     tokens = {v: sum(p["prompt_tokens"] for p in r.predictions) for v, r in runs.items()}
     assert tokens["v3"] < tokens["v1"] < tokens["v2"]     # bare input < + instruction < + 2 examples each
 
@@ -104,7 +104,7 @@ def test_compare_table_markdown_and_json(toy_ratings_repo: Path) -> None:
 
 def test_an_interrupted_prediction_resumes_where_it_stopped(toy_ratings_repo: Path, tmp_path: Path) -> None:
     ws = Workspace.open(toy_ratings_repo)
-    whole = pipeline.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=tmp_path / "whole.jsonl",
+    whole = batch.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=tmp_path / "whole.jsonl",
                              batch_size=8)
     out = tmp_path / "preds.jsonl"
 
@@ -113,13 +113,13 @@ def test_an_interrupted_prediction_resumes_where_it_stopped(toy_ratings_repo: Pa
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8,
+        batch.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8,
                          progress=stop_after_two_batches)
     partial = tmp_path / "preds.jsonl.partial.jsonl"
     assert not out.exists() and len(partial.read_text().splitlines()) == 1 + 16
     with partial.open("a") as fh:
         fh.write('{"key": "r0')            # a kill in the middle of a write leaves a torn line
-    again = pipeline.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8)
+    again = batch.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8)
     assert again.resumed == 16 and again.rows == whole.rows == 60
     def timeless(rows: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
@@ -235,10 +235,10 @@ def test_rows_run_shortest_first_and_a_resume_keeps_that_order(ratings_repo: Pat
     """Batches of similar length pad little; the output order is the data set's (checked above)."""
     assert run_gitops("prompt", "add", MODEL, "--config", str(write_prompt(tmp_path / "p.yaml")),
                       cwd=ratings_repo).exit_code == 0
-    plan = pipeline.plan_predict(Workspace.open(ratings_repo), f"{MODEL}@v1", f"{DATA}@v1", "all")
-    order = pipeline.length_order(plan, set())
+    plan = batch.plan_predict(Workspace.open(ratings_repo), f"{MODEL}@v1", f"{DATA}@v1", "all")
+    order = batch.length_order(plan, set())
     lengths = [len(plan.task.render(plan.rows[i])) for i in order]
     assert sorted(order) == list(range(60)) and lengths == sorted(lengths) and lengths[0] < lengths[-1]
     assert order[:3] != [0, 1, 2]                      # not the data set's order: the rows differ in length
     done = set(order[:16])                             # a killed run's first two batches of 8
-    assert pipeline.length_order(plan, done) == order[16:]
+    assert batch.length_order(plan, done) == order[16:]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gitops.core.workspace import Workspace
-from gitops.predict import output, pipeline
+from gitops.predict import batch, output
 from tests.conftest import git_state, run_gitops
 from tests.prompt_fixtures import DATA, MODEL
 
@@ -87,7 +87,7 @@ def test_a_partial_file_with_foreign_lines_is_refused(toy_ratings_repo: Path, tm
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8, progress=stop)
+        batch.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8, progress=stop)
     partial = output.partial_path(out)
     good = partial.read_text()
     header, first, *rest = good.splitlines()
@@ -107,7 +107,7 @@ def test_a_partial_file_with_foreign_lines_is_refused(toy_ratings_repo: Path, tm
         assert f"{partial}:3: " in res.stderr and "cannot be resumed" in res.stderr, (what, res.stderr)
         assert not out.exists()
     partial.write_text(good)            # the untouched file resumes
-    again = pipeline.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8)
+    again = batch.predict(ws, f"{MODEL}@v2", f"{DATA}@v1", split="all", out=out, batch_size=8)
     assert again.resumed == 16 and again.rows == 60 and not partial.exists()
 
 
@@ -119,7 +119,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> No
              "raw_output": "fine", "prompt_tokens": 3, "completion_tokens": 1, "latency_ms": 1.0,
              "probabilities": None}]
     out = tmp_path / "p.csv"
-    output.write_predictions(out, rows, pipeline.COLUMNS)
+    output.write_predictions(out, rows, batch.COLUMNS)
     got = list(csv.DictReader(out.open(newline="")))
     assert got[0]["key"] == "'=cmd|' /C calc'!A0" and got[0]["input"] == "'+SUM(1,2)"
     assert got[0]["prediction"] == "'@SUM(A1)" and got[0]["raw_output"] == "'\t=1+1"

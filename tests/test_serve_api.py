@@ -40,7 +40,7 @@ def test_openai_client_plain(client, live, expected):
     raw = client.completions.with_raw_response.create(model="toy", prompt=PROMPT, max_tokens=24, temperature=0)
     resp = raw.parse()
     assert resp.model == "toy@v1"
-    assert raw.headers["x-gitops-version"] == f"toy@v1; md5={live.source.resolve('toy@v1').md5}"
+    assert raw.headers["x-gitops-version"] == f"toy@v1; md5={live.source.fetch('toy@v1').md5}"
     assert resp.choices[0].text == expected[PROMPT] and resp.choices[0].text
     assert resp.choices[0].finish_reason in ("stop", "length")
     assert resp.usage.prompt_tokens == 13 and 0 < resp.usage.completion_tokens <= 24

@@ -279,3 +279,25 @@ def test_serve_refuses_bad_input_before_starting(repos: Repos, tmp_path: Path):
         assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr, taken.stderr
     finally:
         busy.stop()
+
+
+def test_start_up_loads_the_commit_it_checked_even_when_the_branch_moves_before_the_load(repos: Repos):
+    """``prepare`` checks the tip (the alias is there, the version servable) and the app's first load
+    is that very commit's version: a push landing between the check and the load waits for a deploy
+    or a poll, it is not served unchecked."""
+    from gitops.serve.launch import ServeOptions, prepare
+    from gitops.serve.server import ServerThread
+
+    serving = prepare(api.Workspace.open(repos.serving), "toy@production",
+                      ServeOptions(port=free_port(), threads=1, state_dir=repos.serving.parent / "state"))
+    checked = serving.tip
+    assert serving.version == "toy@v1" and checked == git(repos.serving, "rev-parse", "HEAD")
+    _, moved = repos.move("production", "v2")  # between the check and the load
+    try:
+        with ServerThread(serving.app) as server:
+            assert server.wait_ready(60)
+            status = httpx.get(server.url + "/readyz", timeout=10).json()
+            assert (status["version"], status["commit"]) == ("toy@v1", checked) and moved != checked
+            assert complete(server.url)[0] == "toy@v1"
+    finally:
+        serving.close()

@@ -45,6 +45,6 @@ def test_every_api_verb_resolves_to_its_area_function() -> None:
     for name in api.__all__:
         assert callable(getattr(api, name)), name
     from gitops.data.ingest import ingest
-    from gitops.train.pipeline import train
+    from gitops.train.train import train
 
     assert api.ingest is ingest and api.train is train

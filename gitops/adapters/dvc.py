@@ -223,6 +223,17 @@ def tree_md5s(root: Path) -> dict[str, str]:
     return out
 
 
+def dir_md5(root: Path) -> str:
+    """DVC's md5 of a directory (``<md5 of the manifest>.dir``), from its files' bytes now: what
+    ``dvc add`` records, so it compares with a registry md5."""
+    return manifest_md5(tree_md5s(Path(root)))
+
+
+def manifest_md5(md5s: dict[str, str]) -> str:
+    """The ``.dir`` md5 of the manifest of these files (relative path -> md5)."""
+    return hashlib.md5(manifest_bytes(md5s)).hexdigest() + ".dir"
+
+
 def manifest_bytes(md5s: dict[str, str]) -> bytes:
     """The ``.dir`` manifest ``dvc add`` writes for these files (sorted by relative path, as DVC sorts)."""
     return ("[" + ", ".join(_entry(rel, md5s[rel]) for rel in sorted(md5s)) + "]").encode("utf-8")
@@ -289,6 +300,13 @@ class Dvc:
         if self._config is None:
             self._config = DvcConfig(self.root)
         return self._config
+
+    def configure_worktree(self, tree: Path) -> None:
+        """Make the linked worktree ``tree`` of this repository use its DVC setup: its local
+        settings (credentials), its cache (shared, so nothing is stored twice) and its remotes,
+        relative URLs made absolute (``tree/.dvc/config.local``; see
+        :func:`gitops.adapters.dvc_remote.link_worktree`). The one way a worktree is configured."""
+        dvc_remote.link_worktree(self.root, Path(tree), self.config.cache_dir)
 
     def remote_url(self) -> str | None:
         """The default remote's URL as written in ``.dvc/config``."""

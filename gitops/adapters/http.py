@@ -1,4 +1,5 @@
-"""Plain HTTP requests (deploy webhooks, chat notifications, the eval judge), through ``requests``.
+"""Plain HTTP requests (deploy webhooks, chat notifications, the eval judge, the demo's and the
+tests' calls to a local ``gitops serve``), through ``requests``.
 
 The one border where HTTP failures become our errors: a connection failure or a timeout becomes
 :class:`HttpUnreachable` (a :class:`DeployError` that callers may retry); any HTTP status comes back
@@ -32,6 +33,11 @@ class HttpResponse:
     headers: dict[str, str]
     reason: str = ""
 
+    def header(self, name: str, default: str = "") -> str:
+        """The value of header ``name``, whatever its case (HTTP header names are case-insensitive)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), default)
+
 
 def host_of(url: str) -> str:
     """``host[:port]`` of ``url``, without any user:password part (``url`` is never echoed whole: it
@@ -43,14 +49,15 @@ def host_of(url: str) -> str:
     return netloc.rsplit("@", 1)[-1] or "an invalid URL"
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, *, max_text: int = 500) -> HttpResponse:
     """POST ``body`` to ``url`` and return the response, whatever its status.
 
     Redirects are not followed: a redirected POST turns into a GET (and a signed body must reach
-    the URL configured), so a 3xx comes back to the caller as a failure to report.
+    the URL configured), so a 3xx comes back to the caller as a failure to report. ``max_text``
+    caps the text kept: a webhook's answer only ever feeds an error message; a caller that parses
+    the answer (a completion) asks for more, at most :data:`MAX_GET_TEXT`.
     """
-    # Cap the text kept: it only ever feeds an error message.
-    return _request("POST", url, headers, timeout_s, 500, data=body)
+    return _request("POST", url, headers, timeout_s, min(max_text, MAX_GET_TEXT), data=body)
 
 
 def get(url: str, headers: dict[str, str], timeout_s: float) -> HttpResponse:

@@ -29,11 +29,12 @@ def convert(ref: str, to: str, quantization: str, alias: str | None, push: bool,
       gitops convert review-autocomplete@v2 --to ct2 --quantization int8
     """
     from gitops import api
+    from gitops.core.refs import parse_ref
 
     click.echo(f"Converting {ref} to {to} ({quantization}) ...", err=True)
     version = api.convert(workspace_of(repo_dir), ref, to=to, quantization=quantization, alias=alias, push=push)
     size = (version.metrics.get("size_bytes") or 0) / 1e6
-    click.echo(f"Registered {ref.split('@')[0]}@{version.id} ({to}/{quantization}, parent {version.parent}, "
+    click.echo(f"Registered {parse_ref(ref).name}@{version.id} ({to}/{quantization}, parent {version.parent}, "
                f"{size:.1f} MB)" + (f"; {alias} -> {version.id}" if alias else ""))
 
 

@@ -39,6 +39,7 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
       GITOPS_DEPLOY_SECRET=... gitops deploy --base "$BEFORE" --head "$SHA"
     """
     from gitops import api
+    from gitops.core.refs import parse_ref
     from gitops.deploy import DeployFailed
     from gitops.errors import GitopsError
 
@@ -64,7 +65,7 @@ def deploy_cmd(base: str, head: str, dry_run: bool, as_json: bool, repo_dir: Pat
         click.echo(f"{name} moved; no deploy hook listens to it")
     for name in result.unprotected:
         click.echo(f"{name} moved, but it is not protected and no deploy hook names model "
-                   f"'{name.split('@')[0]}': hooks without 'models:' act on protected aliases only")
+                   f"'{parse_ref(name).name}': hooks without 'models:' act on protected aliases only")
     for name in result.removed:
         click.echo(f"{name} was removed; nothing to deploy")
     if not result.deliveries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,16 +103,13 @@ def eval_command(ref: str, baseline: str | None, baseline_rev: str | None, no_ba
                          parent=not no_parent, judge=judge)
     for note in plan.notes:
         click.echo(note, err=True)
-    against = f" against {plan.baseline}" if plan.baseline else ""
-    click.echo(f"Evaluating {ref}{against} on {plan.dataset} ({split}) ...", err=True)
+    against = f" against {plan.baseline.label}" if plan.baseline else ""
+    click.echo(f"Evaluating {ref}{against} on {plan.dataset_ref} ({plan.split}) ...", err=True)
+    # a classification model's versions generate what their config says: --max-new-tokens is for completion
+    options = api.EvalOptions(samples=samples, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
+                              max_rows=max_rows, threads=threads, alias=alias)
     with StageBar(bar_format=STAGE_FORMAT) as bar:
-        if plan.task == "classification":  # every side predicts the rows; --max-new-tokens is the versions' own
-            results = api.evaluate_classification(ws, plan, samples=samples, batch_size=batch_size, device=device,
-                                                  max_rows=max_rows, threads=threads, alias=alias, progress=bar)
-        else:
-            results = api.evaluate(ws, ref, plan=plan, split=split, samples=samples, max_new_tokens=max_new_tokens,
-                                   batch_size=batch_size, device=device, max_rows=max_rows, threads=threads,
-                                   alias=alias, progress=bar)
+        results = api.evaluate(ws, plan, dataclasses.replace(options, progress=bar))
     try:
         results.save(out)
     except OSError as exc:
@@ -130,7 +128,6 @@ def _judge_config(ws: Workspace, endpoint: str | None, model: str | None, no_jud
     With ``--baseline-rev`` (a pull request's evaluation) eval.judge is read from gitops.yaml at
     that commit, not from the checkout: the PR's own gitops.yaml must not choose where the
     holdout's text is sent before an admin has approved the change."""
-    import dataclasses
 
     from gitops.core.settings import JudgeConfig, judge_model_problem, url_problem
 
@@ -194,7 +191,6 @@ def judge_command(results: Path, endpoint: str, judge_model: str, as_json: bool)
         raise click.BadParameter(problem, param_hint="--model")
     result = api.judge(results, endpoint, judge_model)
     if as_json:
-        import dataclasses
 
         from gitops.cli.output import echo_json
 

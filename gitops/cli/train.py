@@ -10,7 +10,7 @@ import click
 from gitops.cli.common import github_repo_option, repo_option, workspace_of
 
 if TYPE_CHECKING:
-    from gitops.train.pipeline import TrainRun
+    from gitops.train.train import TrainRun
 
 
 class _Bar:

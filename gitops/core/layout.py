@@ -16,7 +16,7 @@ from typing import Any
 from gitops import yamlio
 from gitops.core import refs
 from gitops.core.cache import ContentCache, digest
-from gitops.core.schema import Alias, Dataset, Model
+from gitops.core.schema import Alias, Dataset, Model, Version
 
 REGISTRY = "registry"
 DATASETS = "datasets"
@@ -40,6 +40,16 @@ def dataset_file(name: str) -> str:
 
 def version_dir(model: str, version: str) -> str:
     return f"models/{model}/{version}"
+
+
+POINTER_SUFFIX = ".dvc"
+
+
+def pointer(version: Version | str) -> str:
+    """The DVC pointer file of a version's files, ``models/m/v3.dvc``: ``version`` is the version's
+    record or the path of its files (``models/m/v3``)."""
+    path = version if isinstance(version, str) else version.path
+    return f"{path}{POINTER_SUFFIX}"
 
 
 _TOP_LEVEL = re.compile(r"^[^\s#][^\n]*", re.MULTILINE)

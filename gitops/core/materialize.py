@@ -21,8 +21,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops.adapters.dvc import file_md5, manifest_bytes, manifest_entries, read_pointer, tree_md5s
-from gitops.core import merged, refs
+from gitops.adapters.dvc import file_md5, manifest_entries, manifest_md5, read_pointer, tree_md5s
+from gitops.core import layout, merged, refs
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
@@ -35,7 +35,7 @@ _NAMED = 5  # files named in one error; the rest are counted
 def version_files(ws: Workspace, model: str, version: Version) -> Path:
     """The weights directory of ``model@version``, pulled from the DVC remote if absent, every file
     hashed and checked against the registry's record before it is handed out."""
-    rel_pointer = f"{version.path}.dvc"
+    rel_pointer = layout.pointer(version)
     pointer = ws.root / rel_pointer
     if not pointer.exists():
         raise NotFoundError(f"{model}@{version.id}: {rel_pointer} is missing, so its weights are not tracked")
@@ -73,9 +73,7 @@ def verify_files(ws: Workspace, version: Version, target: Path) -> tuple[list[st
     found = tree_md5s(target)
     manifest = ws.dvc.cached_object(version.md5)
     if manifest is None:  # files present but the cache cleared: the manifest they make must be the record
-        from hashlib import md5
-
-        actual = md5(manifest_bytes(found)).hexdigest() + ".dir"
+        actual = manifest_md5(found)
         return ([], []) if actual == version.md5 else (
             [f"together they make manifest {actual} (the recorded manifest is not in the DVC cache to name "
              "the file)"], [])

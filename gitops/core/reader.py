@@ -49,9 +49,11 @@ class Registry:
             raise dataset_not_found(name, self.datasets)
         return self.datasets[name]
 
-    def resolve(self, ref: refs.Ref | str) -> tuple[Model, Version]:
+    def resolve(self, ref: refs.RefSpec | refs.Ref | str) -> tuple[Model, Version]:
         """The model and version a reference names (version id, alias or ``latest``)."""
-        if isinstance(ref, str):
+        if isinstance(ref, refs.Ref):
+            ref = refs.RefSpec(ref.model, ref.version)
+        elif isinstance(ref, str):
             ref = refs.parse_ref(ref, require_ref=True)
         model = self.model(ref.name)
         target = ref.ref or "latest"

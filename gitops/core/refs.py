@@ -45,8 +45,9 @@ def name_problem(name: str, what: str = "model") -> str | None:
 
 
 @dataclass(frozen=True)
-class Ref:
-    """``name@ref``; ``ref`` is a version id, an alias, ``latest`` or None (the bare name)."""
+class RefSpec:
+    """``name@ref`` as written; ``ref`` is a version id, an alias, ``latest`` or None (the bare name).
+    What it names depends on when it is read: resolve it once into a :class:`Ref`."""
 
     name: str
     ref: str | None = None
@@ -59,7 +60,24 @@ class Ref:
         return f"{self.name}@{self.ref}" if self.ref else self.name
 
 
-def parse_ref(text: str, what: str = "model", require_ref: bool = False) -> Ref:
+@dataclass(frozen=True)
+class Ref:
+    """One version of one model, resolved: ``Ref("m", "v3")``. An alias or ``latest`` is read
+    once, where a plan is made, and pinned to the version it named then; this is what travels."""
+
+    model: str
+    version: str
+
+    def __post_init__(self) -> None:
+        if not is_version(self.version):
+            raise GitopsError(f"'{shown(self.model)}@{shown(self.version)}': a resolved reference names a "
+                              "version id (v1, v2, ...)")
+
+    def __str__(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+def parse_ref(text: str, what: str = "model", require_ref: bool = False) -> RefSpec:
     """Parse ``NAME[@REF]``; errors say what was expected."""
     name, sep, ref = text.partition("@")
     if problem := name_problem(name, what):
@@ -70,4 +88,15 @@ def parse_ref(text: str, what: str = "model", require_ref: bool = False) -> Ref:
         raise GitopsError(f"'{text}': expected {what}@REF, for example {name}@v1 or {name}@production")
     if ref and not is_version(ref) and ref != "latest" and alias_problem(ref):
         raise GitopsError(f"'{shown(text)}': '{shown(ref)}' is neither a version (v1, v2, ...) nor an alias name")
-    return Ref(name, ref or None)
+    return RefSpec(name, ref or None)
+
+
+def maybe_ref(text: str | None, what: str = "model", require_ref: bool = False) -> RefSpec | None:
+    """:func:`parse_ref`, or None where ``text`` is not a reference (a hub id, a path, empty): for
+    fields that may hold either."""
+    if not text:
+        return None
+    try:
+        return parse_ref(text, what, require_ref)
+    except GitopsError:
+        return None

@@ -258,7 +258,9 @@ class Workspace:
 
     def commit(self, paths: list[str], message: str) -> str:
         """Commit exactly ``paths`` (new ones are staged first); the new commit id. Inside a
-        transaction the journal is sealed first and dropped once the commit exists."""
+        transaction the journal is sealed first and dropped once the commit exists. The settings
+        memo is dropped: a committed ``gitops.yaml`` is what this Workspace reads next."""
+        self._settings = None
         entry = self._entry
         if entry is None:
             self.git.add(paths)

@@ -68,13 +68,12 @@ def serve_and_promote(ws: Workspace, model: str, candidate: str, *,
     from gitops.serve.launch import ServeOptions, prepare
     from gitops.serve.server import ServerThread
 
-    version_id = ws.registry().resolve(refs.Ref(model, candidate))[1].id
-    if ws.registry().resolve(refs.Ref(model, "production"))[1].id == version_id:
+    version_id = ws.registry().resolve(refs.RefSpec(model, candidate))[1].id
+    if ws.registry().resolve(refs.RefSpec(model, "production"))[1].id == version_id:
         raise ConfigError(f"{model}@production is already {version_id}; there is nothing to promote")
     port = _free_port()
     _add_hook(ws, model, f"http://127.0.0.1:{port}/hooks/deploy")
     secret = secrets.token_hex(16)
-    ws = Workspace(ws.root)  # settings are read once per Workspace: this one sees the hook
     state = Path(tempfile.mkdtemp(prefix="gitops-demo-serve-"))  # the server's worktree and delivery record
     options = ServeOptions(port=port, secret=secret, hook_wait_s=LOAD_WAIT_S, state_dir=state)
     serving = prepare(ws, f"{model}@production", options)
@@ -123,14 +122,18 @@ def _add_hook(ws: Workspace, model: str, url: str) -> None:
 
 def _ask(url: str, model: str) -> Completion:
     """``POST /v1/completions`` with the seed's prompt (greedy, so the answer is the model's own)."""
-    import requests
+    import json
 
-    resp = requests.post(f"{url}/v1/completions", json={"model": model, "prompt": PROMPT, "max_tokens": MAX_TOKENS,
-                                                          "temperature": 0}, timeout=LOAD_WAIT_S)
-    if resp.status_code != 200:
-        raise DeployError(f"the endpoint {url} answered HTTP {resp.status_code}: {resp.text[:200]}")
-    label, _, md5 = resp.headers.get("X-Gitops-Version", "").partition("; md5=")
-    return Completion(label or resp.json().get("model", "?"), md5, resp.json()["choices"][0]["text"])
+    from gitops.adapters import http
+
+    body = json.dumps({"model": model, "prompt": PROMPT, "max_tokens": MAX_TOKENS, "temperature": 0}).encode()
+    resp = http.post(f"{url}/v1/completions", body, {"Content-Type": "application/json"}, LOAD_WAIT_S,
+                     max_text=http.MAX_GET_TEXT)
+    if resp.status != 200:
+        raise DeployError(f"the endpoint {url} answered HTTP {resp.status}: {resp.text[:200]}")
+    answer = json.loads(resp.text)
+    label, _, md5 = resp.header("X-Gitops-Version").partition("; md5=")
+    return Completion(label or answer.get("model", "?"), md5, answer["choices"][0]["text"])
 
 
 def _free_port() -> int:

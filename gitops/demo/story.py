@@ -129,7 +129,7 @@ def demo(directory: Path | None = None, *, max_steps: int | None = None, eval_ro
 
 def _loop(root: Path, work: Path, base: Base, max_steps: int, eval_rows: int, say: Say,
           start: float) -> DemoResult:
-    from gitops.convert.pipeline import convert
+    from gitops.convert.convert import convert
     from gitops.core.workspace import Workspace
     from gitops.data.create_dataset import create_dataset
     from gitops.data.ingest import ingest
@@ -137,7 +137,7 @@ def _loop(root: Path, work: Path, base: Base, max_steps: int, eval_rows: int, sa
     from gitops.registry.create_model import create_model
     from gitops.registry.show import show
     from gitops.scaffold.init import init
-    from gitops.train.pipeline import train
+    from gitops.train.train import train
 
     steps: list[tuple[str, float]] = []
 
@@ -198,13 +198,14 @@ def comparisons(base: Base) -> list[tuple[str, str]]:
 
 
 def _evaluate(ws, root: Path, base: Base, eval_rows: int, step: Callable[[str], None]) -> list:
-    from gitops.eval.pipeline import evaluate
+    from gitops.eval.evaluate import EvalOptions, plan_eval
+    from gitops.predict.evaluation import evaluate
 
     results = []
+    options = EvalOptions(max_rows=eval_rows, samples=6, max_new_tokens=base.max_new_tokens)
     for ref, baseline in comparisons(base):
         step(f"Evaluating {ref} against {baseline}")
-        res = evaluate(ws, ref, baseline=baseline, max_rows=eval_rows, samples=6,
-                       max_new_tokens=base.max_new_tokens)
+        res = evaluate(ws, plan_eval(ws, ref, baseline=baseline), options)
         res.save(root / f"results-{res.candidate.version}.json")
         results.append(res)
     return results

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.adapters import http
+from gitops.core import layout
 from gitops.core.settings import Hook
 from gitops.core.workspace import Workspace
 from gitops.deploy.signing import signed_headers
@@ -117,7 +118,7 @@ def payload_values(model: str, alias: str, old: str | None, version: Any, *, com
     return {
         "event": EVENT, "model": model, "alias": alias, "version": version.id, "previous_version": old,
         "protected": protected, "format": version.format, "quantization": version.quantization,
-        "md5": version.md5, "base_model": version.base_model, "dvc_file": f"{version.path}.dvc",
+        "md5": version.md5, "base_model": version.base_model, "dvc_file": layout.pointer(version),
         "weights_path": version.path, "commit": commit, "base_commit": base_commit,
         "repository": repository, "delivery": delivery_id,
     }

@@ -1,7 +1,7 @@
 """Measure one opened model (a :class:`gitops.ml.backends.Backend`) on texts and prompts.
 
 Pure measurement, no registry: :func:`measure` takes the holdout texts and the prompts directly,
-so it can be tested and benchmarked without a repository. ``gitops.eval.pipeline`` feeds it the data set
+so it can be tested and benchmarked without a repository. ``gitops.eval.evaluate`` feeds it the data set
 and turns the numbers into the results document.
 
 What each metric means (also in docs/eval.md):

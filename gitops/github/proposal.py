@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops.adapters import dvc_remote
 from gitops.core import journal
 from gitops.core.workspace import Workspace
 from gitops.errors import RepoStateError
@@ -82,7 +81,7 @@ def worktree(ws: Workspace, plan: Plan) -> Iterator[Workspace]:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             ws.git.worktree_checkout(path, ws.git.resolve("HEAD"))
-            dvc_remote.link_worktree(ws.root, path, ws.dvc.config.cache_dir)
+            ws.dvc.configure_worktree(path)
             yield Workspace(path)
         finally:
             ws.git.worktree_remove(path)

@@ -1,7 +1,7 @@
 """``gitops eval`` for a ``task: classification`` model: the candidate, its baseline and a converted
 candidate's parent predict the same rows, and the results document carries their accuracy.
 
-Each side runs through :func:`gitops.predict.pipeline.predict` (a prompt version on its pinned
+Each side runs through :func:`gitops.predict.batch.predict` (a prompt version on its pinned
 base with its template and retrieved examples, a fine-tune or conversion on its own weights) over
 the same data set version split, cut to the same first ``max_rows`` rows, and is scored by
 :mod:`gitops.predict.scoring`. So every variant kind is accepted on either side, and the numbers
@@ -23,14 +23,20 @@ from collections.abc import Callable
 from typing import Any
 
 from gitops import timestamps
-from gitops.core import refs
 from gitops.core.materialize import loadable
 from gitops.core.workspace import Workspace
 from gitops.errors import EvalError
 from gitops.eval import bootstrap
 from gitops.eval.compare import statistics
+from gitops.eval.evaluate import (
+    UNTRAINED_FORMATS,
+    EvalOptions,
+    EvalPlan,
+    default_threads,
+    evaluate_completion,
+    read_curve,
+)
 from gitops.eval.gates import evaluate_gates
-from gitops.eval.pipeline import UNTRAINED_FORMATS, EvalPlan, default_threads, read_curve
 from gitops.eval.results import (
     ClassificationInfo,
     ClassificationSide,
@@ -46,7 +52,7 @@ from gitops.eval.results import (
     Statistics,
 )
 from gitops.predict import scoring
-from gitops.predict.pipeline import PredictResult, plan_predict, predict
+from gitops.predict.batch import PredictResult, plan_predict, predict
 from gitops.predict.pool import BackendPool
 from gitops.predict.prompter import DEFAULT_MAX_NEW_TOKENS
 from gitops.predict.variants import majority_of, variant_kind
@@ -54,63 +60,72 @@ from gitops.predict.variants import majority_of, variant_kind
 StageProgress = Callable[[str, int, int], None]
 
 
-def evaluate_classification(ws: Workspace, plan: EvalPlan, *, samples: int = 8, batch_size: int = 16,
-                            device: str = "cpu", max_rows: int | None = None, threads: int | None = None,
-                            alias: str | None = None, progress: StageProgress | None = None) -> EvalResults:
+def evaluate(ws: Workspace, plan: EvalPlan, options: EvalOptions | None = None) -> EvalResults:
+    """Measure ``plan`` (:func:`gitops.eval.evaluate.plan_eval`'s) and return the results document:
+    one signature for every task. A classification model's sides predict the rows
+    (:func:`evaluate_classification`); a completion model's are scored by
+    :func:`gitops.eval.evaluate.evaluate_completion`. The dispatch lives here, above ``gitops.eval``,
+    which never imports ``gitops.predict``."""
+    if plan.task == "classification":
+        return evaluate_classification(ws, plan, options)
+    return evaluate_completion(ws, plan, options)
+
+
+def evaluate_classification(ws: Workspace, plan: EvalPlan, options: EvalOptions | None = None) -> EvalResults:
     """Predict ``plan``'s rows with the candidate, the baseline and the parent; score, compare, gate.
 
-    ``plan`` is :func:`gitops.eval.pipeline.plan_eval`'s for a classification model. ``max_rows``
+    ``plan`` is :func:`gitops.eval.evaluate.plan_eval`'s for a classification model. ``max_rows``
     keeps the first rows of the split (in data set order), the same ones for every side. Every
     side's rows are read and checked (columns, label vocabulary) before any model loads."""
-    if samples < 0 or batch_size < 1 or (max_rows is not None and max_rows < 1):
-        raise EvalError("samples must be >= 0, and batch_size and max_rows >= 1")
-    if threads is not None and threads < 1:
-        raise EvalError("threads must be at least 1")
-    threads = threads or default_threads()
-    sides = {name: ref for name, ref in (("candidate", plan.candidate), ("baseline", plan.baseline),
-                                         ("parent", plan.parent)) if ref is not None}
-    plans = _checked_plans(ws, plan, sides, max_rows)
+    options = options or EvalOptions()
+    threads = options.threads or default_threads()
+    sides = plan.sides()
+    plans = _checked_plans(ws, plan, options.max_rows)
     runs: dict[str, PredictResult] = {}
-    with BackendPool(device, threads) as pool:  # sides on the same weights (prompts on one base) open them once
-        for name, ref in sides.items():
+    with BackendPool(options.device, threads) as pool:  # sides on the same weights (prompts on one base) open them once
+        for name, side in sides.items():
             same = next((runs[n] for n in runs if plans[n].ref == plans[name].ref), None)  # measured once
-            runs[name] = same or predict(ws, ref, plan.dataset, split=plan.split, batch_size=batch_size,
-                                         limit=max_rows, device=device, threads=threads,
-                                         progress=_stage(progress, name), pool=pool, plan=plans[name])
+            runs[name] = same or predict(ws, str(side.ref), plan.dataset_ref, split=plan.split,
+                                         batch_size=options.batch_size, limit=options.max_rows,
+                                         device=options.device, threads=threads,
+                                         progress=_stage(options.progress, name), pool=pool, plan=plans[name])
     labelled = _same_rows(runs)
     keys = [p["key"] for p in labelled["candidate"]]
     cand_plan = plans["candidate"]
-    results = {name: _model_result(ws, sides[name], plans[name], runs[name]) for name in runs}
+    results = {name: _model_result(ws, sides[name].label, plans[name], runs[name]) for name in runs}
     stats = statistics()
     comparisons = [compare_predictions(name, results[name].version, labelled["candidate"], labelled[name], stats,
                                        list(cand_plan.task.labels))
                    for name in ("baseline", "parent") if name in runs]
-    gates = evaluate_gates(ws.registry().model(plan.model).gates, results["candidate"].metrics,
+    gates = evaluate_gates(plan.model.gates, results["candidate"].metrics,
                            results["baseline"].metrics if "baseline" in results else None,
                            next((c.deltas for c in comparisons if c.against == "baseline"), None))
     info = ClassificationInfo(labels=list(cand_plan.task.labels), rows_md5=rows_digest(keys),
-                              majority=majority_detail(ws, plan.dataset, cand_plan, labelled["candidate"]),
+                              majority=majority_detail(ws, plan.dataset_ref, cand_plan, labelled["candidate"]),
                               **{name: side_detail(variant_kind(plans[name].version), runs[name].scores)
                                  for name in runs})
     config = cand_plan.config or {}
     max_new = int((config.get("generation") or {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
-    shown = _samples(cand_plan, labelled, samples)
+    shown = _samples(cand_plan, labelled, options.samples)
     return EvalResults(
-        created_at=timestamps.utc_now(), model=plan.model, alias=_alias(plan.candidate, alias),
-        dataset=DatasetInfo(ref=plan.dataset, split=plan.split, rows=len(keys)),
-        generation=GenerationInfo(max_new_tokens=max_new, greedy=True, batch_size=batch_size, prompt_words=0,
-                                  samples=len(shown)),
+        created_at=timestamps.utc_now(), model=plan.model.name, alias=options.alias or plan.alias,
+        dataset=DatasetInfo(ref=plan.dataset_ref, split=plan.split, rows=len(keys)),
+        generation=GenerationInfo(max_new_tokens=max_new, greedy=True, batch_size=options.batch_size,
+                                  prompt_words=0, samples=len(shown)),
         candidate=results["candidate"], baseline=results.get("baseline"), parent=results.get("parent"),
         comparisons=comparisons, statistics=stats, gates=gates, samples=shown, classification=info,
-        environment=Environment.collect(device, threads))
+        environment=Environment.collect(options.device, threads))
 
 
-def _checked_plans(ws: Workspace, plan: EvalPlan, sides: dict[str, str], max_rows: int | None) -> dict[str, Any]:
-    """Every side's rows read and checked (columns, labels in the vocabulary), before any model loads."""
-    plans = {name: plan_predict(ws, ref, plan.dataset, plan.split, limit=max_rows) for name, ref in sides.items()}
+def _checked_plans(ws: Workspace, plan: EvalPlan, max_rows: int | None) -> dict[str, Any]:
+    """Every side's rows read and checked (columns, labels in the vocabulary), before any model loads;
+    each side's pinned records are used as they are."""
+    plans = {name: plan_predict(ws, str(side.ref), plan.dataset_ref, plan.split, limit=max_rows,
+                                records=(side.model, side.version))
+             for name, side in plan.sides().items()}
     cand = plans["candidate"]
     if not any(r.get(cand.task.label) is not None for r in cand.rows):
-        raise EvalError(f"{plan.dataset} has no labelled rows in split '{plan.split}' (column "
+        raise EvalError(f"{plan.dataset_ref} has no labelled rows in split '{plan.split}' (column "
                         f"'{cand.task.label}'), so there is no accuracy to measure")
     for name, other in plans.items():
         if other.task.labels != cand.task.labels:
@@ -223,14 +238,6 @@ def _samples(plan: Any, labelled: dict[str, list[dict[str, Any]]], count: int) -
     return [Sample(prompt=plan.task.render(by_key[p["key"]]), candidate=p["raw_output"], reference=p["label"],
                    baseline=base[i]["raw_output"] if base is not None else None)
             for i, p in enumerate(labelled["candidate"][:count])]
-
-
-def _alias(ref: str, alias: str | None) -> str | None:
-    """The alias the candidate is proposed for: given, or the one ``ref`` names (not ``latest``)."""
-    parsed = refs.parse_ref(ref)
-    if alias is None and parsed.ref and not parsed.is_version and parsed.ref != "latest":
-        return parsed.ref
-    return alias
 
 
 def _stage(progress: StageProgress | None, label: str) -> Callable[[int, int], None] | None:

@@ -21,7 +21,7 @@ from gitops.core.workspace import Workspace
 from gitops.data import batches
 from gitops.errors import ConfigError
 from gitops.predict import scoring
-from gitops.predict.pipeline import DEFAULT_BATCH, MAX_BATCH, Progress, plan_predict, predict
+from gitops.predict.batch import DEFAULT_BATCH, MAX_BATCH, Progress, plan_predict, predict
 from gitops.predict.pool import BackendPool
 
 MAX_VARIANTS = 16

@@ -34,7 +34,7 @@ def set_alias(ws: Workspace, model: str, alias: str, version: str, note: str | N
     with ws.writing("alias set"):  # first settle a killed command: its alias file may be half-moved
         reg = ws.registry()
         m = reg.model(model)
-        _, target = reg.resolve(refs.Ref(model, version))
+        _, target = reg.resolve(refs.RefSpec(model, version))
         if version != "latest" and not refs.is_version(version):
             raise RegistryError(f"'{version}' is not a version id (v1, v2, ...); aliases point at versions")
         old = m.aliases[alias].version if alias in m.aliases else None

@@ -78,12 +78,12 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
     for model in reg.models.values():
         src = layout.model_file(model.name)
         for v in model.versions.values():
-            pointer = ws.root / f"{v.path}.dvc"
+            pointer = ws.root / layout.pointer(v)
             if v.format == "prompt" and not pointer.exists():  # a config in git (older ones: a directory in DVC)
                 out.extend(_prompt_file_problems(ws, src, model.name, v))
                 continue
             if not pointer.exists():
-                out.append(Problem(src, None, v.id, f"version {v.id}: {v.path}.dvc is missing "
+                out.append(Problem(src, None, v.id, f"version {v.id}: {layout.pointer(v)} is missing "
                                    "(weights not tracked by DVC)"))
                 continue
             try:
@@ -92,7 +92,8 @@ def _pointer_problems(ws: Workspace, reg: Registry) -> list[Problem]:
                 out.append(Problem("", None, None, str(exc)))
                 continue
             if md5 != v.md5:
-                out.append(Problem(src, None, v.id, f"version {v.id}: md5 {v.md5} disagrees with {v.path}.dvc ({md5})"))
+                out.append(Problem(src, None, v.id,
+                                   f"version {v.id}: md5 {v.md5} disagrees with {layout.pointer(v)} ({md5})"))
     return out
 
 
@@ -152,16 +153,16 @@ def _remote_problems(ws: Workspace, reg: Registry) -> list[Problem]:
     if problem := ws.dvc.remote_problem():
         return [Problem(".dvc/config", None, None, problem)]
     versions = [(m.name, v) for m in reg.models.values() for v in m.versions.values()
-                if (ws.root / f"{v.path}.dvc").exists()]
+                if (ws.root / layout.pointer(v)).exists()]
     data = (ws.root / DATA_POINTER).exists()
     if not versions and not data:
         return []
-    missing = ws.dvc.missing_on_remote([f"{v.path}.dvc" for _, v in versions] + ([DATA_POINTER] if data else []))
+    missing = ws.dvc.missing_on_remote([layout.pointer(v) for _, v in versions] + ([DATA_POINTER] if data else []))
     out = []
     for model, v in versions:
         if any(path == v.path or path.startswith(v.path + "/") for path in missing):
             out.append(Problem(layout.model_file(model), None, v.id, f"version {v.id}: {v.path} is not on the "
-                               f"DVC remote (run 'dvc push {v.path}.dvc')"))
+                               f"DVC remote (run 'dvc push {layout.pointer(v)}')"))
     if data and any(path == DATA_DIR or path.startswith(DATA_DIR + "/") for path in missing):
         out.append(Problem(DATA_POINTER, None, None, f"the data sets' files ({DATA_DIR}/) are not all on the DVC "
                            f"remote (run 'dvc push {DATA_POINTER}')"))

@@ -263,7 +263,7 @@ class _Reviewer:
             for closure in self._closures:
                 for model, vid in closure.versions:
                     version = self.base.model(model).versions[vid]  # type: ignore[union-attr]
-                    for rel in (version.path, f"{version.path}.dvc"):
+                    for rel in (version.path, layout.pointer(version)):
                         self._files.setdefault(rel, []).append((closure, f"{model}@{vid}"))
         return self._closures
 
@@ -443,11 +443,8 @@ def _version_change(vid: str, before: Any, after: Any) -> str | None:
     return f"version {vid} changed ({', '.join(keys)})" if keys else None
 
 
-def _ref(text: str | None) -> refs.Ref | None:
-    try:
-        return refs.parse_ref(text, require_ref=True) if text else None
-    except GitopsError:
-        return None  # a hub id or a path: not a version of this registry
+def _ref(text: str | None) -> refs.RefSpec | None:
+    return refs.maybe_ref(text, require_ref=True)  # None for a hub id or a path: not a version of this registry
 
 
 def _name(text: str, what: str) -> str | None:

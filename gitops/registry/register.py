@@ -80,7 +80,7 @@ def register(ws: Workspace, model: str, path: Path, *, fmt: str = "hf", parent: 
     if move:
         _discard(src)
     if push:  # also when the version existed: the killed run may have committed without pushing
-        ws.push([f"{result.version.path}.dvc"], f"{model} {result.version.id} was registered")
+        ws.push([layout.pointer(result.version)], f"{model} {result.version.id} was registered")
     return result
 
 
@@ -97,7 +97,7 @@ def _store(ws: Workspace, model: str, src: Path, draft: Version) -> RegisterResu
         raise RegistryError(f"{src} overlaps {rel}; register a directory outside models/{model}/")
     _clear_leftovers(ws, rel)
     model_rel = layout.model_file(model)
-    paths = [model_rel, f"{rel}.dvc", f"models/{model}/.gitignore"]
+    paths = [model_rel, layout.pointer(rel), f"models/{model}/.gitignore"]
     try:
         with ws.transaction(paths, [dest], f"register {model} {vid}"):
             _copy_weights(src, dest)
@@ -190,7 +190,7 @@ def _discard(src: Path) -> None:
 
 def _clear_leftovers(ws: Workspace, rel: str) -> None:
     """An interrupted register may leave an untracked ``models/M/vN`` behind: it is garbage."""
-    if ws.git.ls_files([rel, f"{rel}.dvc"]):
+    if ws.git.ls_files([rel, layout.pointer(rel)]):
         raise RegistryError(f"{rel} is already tracked in git, but the registry does not list it")
     shutil.rmtree(ws.root / rel, ignore_errors=True)
-    (ws.root / f"{rel}.dvc").unlink(missing_ok=True)
+    (ws.root / layout.pointer(rel)).unlink(missing_ok=True)

@@ -27,7 +27,7 @@ _EXPORTS = {
     "repo_source": ("RepoSource",),
     "protocol": ("Limits",),
     "server": ("ServerThread", "make_server"),
-    "source": ("DirSource", "ModelSource", "Resolved", "dir_md5"),
+    "source": ("DirSource", "ModelSource", "Resolved", "Target", "dir_md5"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -41,4 +41,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Decision", "DeployHandler", "DirSource", "Limits", "ModelSource", "RepoSource", "Resolved", "ServeConfig",
-           "ServeOptions", "ServerThread", "create_app", "dir_md5", "make_server", "serve", "signed_verifier"]
+           "ServeOptions", "ServerThread", "Target", "create_app", "dir_md5", "make_server", "serve", "signed_verifier"]

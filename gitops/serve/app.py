@@ -29,7 +29,7 @@ from gitops.serve.manager import LoadEvent, ModelManager, log_event
 from gitops.serve.metrics import CONTENT_TYPE, ServeMetrics
 from gitops.serve.protocol import APIError, ConnectionLimits, Limits, model_list
 from gitops.serve.scheduler import Batcher
-from gitops.serve.source import ModelSource, model_name
+from gitops.serve.source import ModelSource, Target, model_name
 from gitops.serve.web import api_error, http_error, internal_error, read_body, serve_state
 
 
@@ -59,8 +59,9 @@ class ServeState:
     """The running parts of one app (``app.state.serve``)."""
 
     def __init__(self, config: ServeConfig, source: ModelSource, opener: Opener,
-                 deploy: DeployHandler | None, metrics: ServeMetrics, background: list[Background]) -> None:
-        self.config, self.source, self.opener = config, source, opener
+                 deploy: DeployHandler | None, metrics: ServeMetrics, background: list[Background],
+                 first: Target | None = None) -> None:
+        self.config, self.source, self.opener, self.first = config, source, opener, first
         self.deploy, self.metrics, self.background = deploy, metrics, background
         self.name = model_name(config.ref)
         self.started = time.time()
@@ -76,7 +77,7 @@ class ServeState:
         self.manager = ModelManager(self.source, self.opener, on_event=self._on_event, on_swap=self._on_swap)
         if self.deploy is not None:
             self.desk = DeliveryDesk(self.deploy, self.manager, self.retry_after())
-        self.manager.request(self.config.ref)
+        self.manager.request(self.first or self.config.ref)  # exactly what start-up checked, when it did
         self._stoppers = [start(self.manager) for start in self.background]
 
     def stop(self) -> None:
@@ -115,14 +116,15 @@ class ServeState:
 
 def create_app(config: ServeConfig, source: ModelSource, *, deploy: DeployHandler | None = None,
                opener: Opener | None = None, metrics: ServeMetrics | None = None,
-               background: list[Background] | None = None) -> Starlette:
+               background: list[Background] | None = None, first: Target | None = None) -> Starlette:
     """The serving app for ``config.ref``. ``opener`` defaults to the project's backends with the
     configured threads and device; ``deploy`` enables ``POST /hooks/deploy``; ``background`` tasks
-    start with the app and stop first when it drains."""
+    start with the app and stop first when it drains; ``first`` is the first thing to load (default
+    ``config.ref``, what it names when the app starts)."""
     if opener is None:
         def opener(resolved):
             return open_model(resolved, threads=config.threads, device=config.device)
-    state = ServeState(config, source, opener, deploy, metrics or ServeMetrics(), list(background or []))
+    state = ServeState(config, source, opener, deploy, metrics or ServeMetrics(), list(background or []), first)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):

@@ -12,9 +12,11 @@ import logging
 import threading
 from collections.abc import Callable
 
+from gitops.core.refs import Ref
 from gitops.errors import GitopsError
 from gitops.serve.manager import ModelManager
-from gitops.serve.repo_source import RepoSource, pinned
+from gitops.serve.repo_source import RepoSource
+from gitops.serve.source import Target
 
 log = logging.getLogger("gitops.serve")
 MIN_INTERVAL_S = 1.0
@@ -47,19 +49,19 @@ class Follower:
             except GitopsError as exc:
                 log.warning("follow: %s", exc.message, extra={"fields": {"phase": "follow", "error": exc.message}})
 
-    def poll(self, manager: ModelManager) -> str | None:
-        """One poll; returns the reference it asked the manager to load, if any."""
+    def poll(self, manager: ModelManager) -> Target | None:
+        """One poll; returns the target it asked the manager to load, if any."""
         tip = self.source.tip()
         status = manager.status()
         if tip == self._last or status["loading"]:
             return None  # nothing moved, or a load is running (look again next time)
-        version = self.source.version_at(tip)
-        label = f"{self.source.model}@{version.id}"
+        model, version = self.source.model_version_at(tip)
+        target = Target(Ref(model.name, version.id), tip)
+        label = str(target.ref)
         self._last = tip
         if (status["version"], status["md5"]) == (label, version.md5):
             return None
-        ref = pinned(self.source.ref, tip)
         log.info("follow: %s moved to %s at %s", self.source.ref, label, tip[:12],
                  extra={"fields": {"phase": "follow", "version": label, "commit": tip}})
-        manager.request(ref)
-        return ref
+        manager.request(target)
+        return target

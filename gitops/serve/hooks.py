@@ -27,7 +27,7 @@ from gitops.deploy.deliveries import DONE, NEW, RUNNING, Claim, DeliveryStore
 from gitops.errors import ConfigError, DataError, EvalError, GitopsError, NotFoundError, RegistryError, RepoStateError
 from gitops.serve.manager import ModelManager, Ticket
 from gitops.serve.protocol import APIError
-from gitops.serve.source import Resolved
+from gitops.serve.source import Resolved, Target
 
 DELIVERY_HEADER = "x-gitops-delivery"
 Verifier = Callable[[Mapping[str, str], bytes], dict[str, Any]]
@@ -38,9 +38,11 @@ REFUSALS = (ConfigError, DataError, EvalError, NotFoundError, RegistryError, Rep
 
 @dataclass(frozen=True)
 class Decision:
-    """What a delivery asks of this server: load ``ref``, or nothing (``reason`` says why)."""
+    """What a delivery asks of this server: load ``target`` (a :class:`~gitops.serve.source.Target`
+    for a repository, a reference for a :class:`~gitops.serve.source.DirSource`), or nothing
+    (``reason`` says why)."""
 
-    ref: str | None
+    target: Target | str | None
     reason: str = ""
 
 
@@ -108,11 +110,11 @@ class DeliveryDesk:
                 raise self._in_progress(delivery, "deciding what to serve")
             return self._answer(delivery, ticket)
         decision = self._decide(delivery, payload)
-        if decision.ref is None:
+        if decision.target is None:
             record = {"status": "ignored", "reason": decision.reason}
             self._finish(delivery, record)
             return {**record, "delivery": delivery}
-        ticket = self.manager.request(decision.ref)
+        ticket = self.manager.request(decision.target)
         with self._lock:
             self._tickets[delivery] = ticket
         ticket.add_done_callback(lambda t: self._settle(delivery, t))

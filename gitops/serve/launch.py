@@ -83,11 +83,11 @@ def prepare(ws: Workspace, ref: str, options: ServeOptions) -> Serving:
     state_dir = Path(options.state_dir or ws.state_path("serve", str(parsed)))
     source = RepoSource(ws, str(parsed), state_dir, branch=options.branch, engine=options.engine)
     tip = source.tip()
-    version = source.version_at(tip)  # the model and the alias exist at the tip, or a clear error now
-    source.check_servable(tip)  # a prompt version's task and pinned base, before anything loads
+    target = source.at(tip)  # the model and the alias exist at the tip, or a clear error now
+    source.check_servable(target)  # a prompt version's task and pinned base, before anything loads
     _check_port(options.host, options.port)
     _check_state_dir(state_dir)
-    serving = Serving(None, source, options, tip, f"{parsed.name}@{version.id}", state_dir)
+    serving = Serving(None, source, options, tip, str(target.ref), state_dir)
     deploy = None
     if options.secret:
         from gitops.deploy.deliveries import DeliveryStore
@@ -100,7 +100,8 @@ def prepare(ws: Workspace, ref: str, options: ServeOptions) -> Serving:
     connections = ConnectionLimits(max_connections=options.max_connections, head_timeout_s=options.head_timeout_s,
                                    body_timeout_s=options.body_timeout_s)
     config = ServeConfig(str(parsed), threads=options.threads, device=options.device, connections=connections)
-    serving.app = create_app(config, source, deploy=deploy, background=background)
+    # the first load is the target checked above, even if the branch has moved since (--follow catches up)
+    serving.app = create_app(config, source, deploy=deploy, background=background, first=target)
     return serving
 
 

@@ -1,13 +1,13 @@
 """Which version serves, and live swaps with Triton's reload semantics.
 
-A swap resolves the reference through the :class:`~gitops.serve.source.ModelSource`, opens and warms
+A swap fetches the target through the :class:`~gitops.serve.source.ModelSource`, opens and warms
 the new version in a background thread beside the old one, then replaces the current model in one
 step under a lock. Requests admitted before that step finish on the old model (they pinned it);
 requests admitted after it get the new one; the old model is closed when its last request is done.
 If anything fails (resolving, an integrity check, opening, warming up) the old model keeps serving
 and the error is kept for ``/readyz`` and the logs. Requests for new targets while a load runs are
 coalesced: the loader goes on with the newest one. Each request gets a :class:`Ticket` that
-resolves with the outcome of the load that took it (the deploy hook answers from it).
+is settled with the outcome of the load that took it (the deploy hook answers from it).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 from gitops.errors import GitopsError
 from gitops.serve.engine import LoadedModel, Opener
-from gitops.serve.source import ModelSource, Resolved
+from gitops.serve.source import ModelSource, Resolved, Target
 
 log = logging.getLogger("gitops.serve")
 
@@ -47,10 +47,10 @@ class Ticket:
     coalesced into a newer one share that load's outcome."""
 
     def __init__(self, ref: str) -> None:
-        self.ref = ref
+        self.ref = ref  # what was asked, as shown
         self.event: LoadEvent | None = None
         self.error: Exception | None = None
-        self._resolved = False
+        self._settled = False
         self._done = threading.Event()
         self._callbacks: list[Callable[[Ticket], None]] = []
         self._lock = threading.Lock()
@@ -66,18 +66,18 @@ class Ticket:
     def add_done_callback(self, fn: Callable[[Ticket], None]) -> None:
         """Call ``fn(ticket)`` when the outcome is known (now, if it already is)."""
         with self._lock:
-            if not self._resolved:
+            if not self._settled:
                 self._callbacks.append(fn)
                 return
         fn(self)
 
-    def resolve(self, event: LoadEvent, error: Exception | None = None) -> None:
+    def settle(self, event: LoadEvent, error: Exception | None = None) -> None:
         """Set the outcome (once), run the callbacks, then wake the waiters: whoever waited sees
         what the callbacks recorded."""
         with self._lock:
-            if self._resolved:
+            if self._settled:
                 return
-            self.event, self.error, self._resolved = event, error, True
+            self.event, self.error, self._settled = event, error, True
             callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:
             try:
@@ -102,7 +102,7 @@ class ModelManager:
         self.source, self.opener = source, opener
         self.on_event, self.on_swap = on_event, on_swap
         self._current: LoadedModel | None = None
-        self._wanted: str | None = None
+        self._wanted: Target | str | None = None
         self._tickets: list[Ticket] = []
         self._loading: dict | None = None
         self._last_error: dict | None = None
@@ -130,14 +130,15 @@ class ModelManager:
 
     # -- swaps --
 
-    def request(self, ref: str) -> Ticket:
-        """Serve what ``ref`` names now: load it in the background (coalescing with a pending one)."""
-        ticket = Ticket(ref)
+    def request(self, target: Target | str) -> Ticket:
+        """Serve ``target`` (a version at a commit; or a reference, what it names now): load it in
+        the background (coalescing with a pending one). The source gets ``target`` as it is."""
+        ticket = Ticket(str(target))
         with self._lock:
             if self._stopping:
-                ticket.resolve(LoadEvent("failed", ref, error="the server is shutting down"))
+                ticket.settle(LoadEvent("failed", str(target), error="the server is shutting down"))
                 return ticket
-            self._wanted = ref
+            self._wanted = target
             self._tickets.append(ticket)
             self._wake.notify_all()
         return ticket
@@ -163,6 +164,7 @@ class ModelManager:
                 "md5": model.md5 if model else None,
                 "format": model.resolved.format if model else None,
                 "base": model.resolved.base if model else None,
+                "commit": model.resolved.commit if model else None,
                 "swaps": self.swaps,
                 "loading": dict(self._loading) if self._loading else None,
                 "last_error": dict(self._last_error) if self._last_error else None,
@@ -176,7 +178,7 @@ class ModelManager:
             dropped, self._tickets = self._tickets, []
             self._wake.notify_all()
         for ticket in dropped:
-            ticket.resolve(LoadEvent("failed", ticket.ref, error="the server is shutting down"))
+            ticket.settle(LoadEvent("failed", ticket.ref, error="the server is shutting down"))
         self._thread.join(timeout)
         with self._lock:
             model, self._current = self._current, None
@@ -190,25 +192,25 @@ class ModelManager:
                     self._wake.wait()
                 if self._stopping:
                     return
-                ref, self._wanted = self._wanted, None
+                target, self._wanted = self._wanted, None
                 tickets, self._tickets = self._tickets, []
-                self._loading = {"ref": ref, "phase": "resolving", "since": time.time()}
-            assert ref is not None  # taken only when one was wanted (returned above otherwise)
-            event, error = LoadEvent("failed", ref, error="the load did not finish"), None
+                self._loading = {"ref": str(target), "phase": "resolving", "since": time.time()}
+            assert target is not None  # taken only when one was wanted (returned above otherwise)
+            event, error = LoadEvent("failed", str(target), error="the load did not finish"), None
             try:
-                event, error = self._load(ref)
+                event, error = self._load(target)
             finally:
                 with self._lock:
                     self._loading = None
                     self._wake.notify_all()
                 for ticket in tickets:
-                    ticket.resolve(event, error)
+                    ticket.settle(event, error)
 
-    def _load(self, ref: str) -> tuple[LoadEvent, Exception | None]:
-        t0 = time.perf_counter()
+    def _load(self, target: Target | str) -> tuple[LoadEvent, Exception | None]:
+        t0, ref = time.perf_counter(), str(target)
         self.on_event(LoadEvent("resolving", ref))
         try:
-            resolved = self.source.resolve(ref)
+            resolved = self.source.fetch(target)
             current = self.current
             if current is not None and (current.label, current.md5) == (resolved.version_label, resolved.md5):
                 event = LoadEvent("unchanged", ref, resolved.version_label, resolved.md5)

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops.adapters import dvc_remote
+from gitops.adapters.dvc import dir_md5
 from gitops.core import refs
 from gitops.core.materialize import Loadable, has_adapter, loadable
 from gitops.core.reader import Registry
@@ -38,31 +38,24 @@ from gitops.errors import (
     RepoStateError,
 )
 from gitops.serve.hooks import Decision
-from gitops.serve.source import SERVABLE_FORMATS, HeadParts, Resolved, dir_md5
+from gitops.serve.source import SERVABLE_FORMATS, HeadParts, Resolved, Target
 
 if TYPE_CHECKING:
     from gitops.predict.prompter import Prompter
 
 ENGINES = ("auto", "ct2", "hf")
 COMMIT_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-PIN = "#"  # "review-autocomplete@production#<commit>": the alias as the registry says at that commit
-
-
-def pinned(ref: str, commit: str) -> str:
-    """The reference the loader resolves for ``ref`` at ``commit``."""
-    return f"{ref}{PIN}{commit}"
 
 
 class RepoSource:
     """Resolves ``MODEL@ALIAS`` (at the followed branch's tip, or pinned to a commit) to verified
     files. ``engine``: ``auto`` runs each version in its own format; ``ct2`` converts hf and LoRA
-    versions to CTranslate2 once (cached under the state directory); ``hf`` refuses ct2 versions."""
+    versions to CTranslate2 once (cached under the state directory); ``hf`` refuses ct2 versions
+    (checked once, by the caller: :class:`gitops.serve.launch.ServeOptions`)."""
 
     def __init__(self, ws: Workspace, ref: str, state_dir: Path, *, branch: str | None = None,
                  engine: str = "auto", quantization: str = "int8") -> None:
         parsed = refs.parse_ref(ref, require_ref=True)
-        if engine not in ENGINES:
-            raise ConfigError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
         self.ws, self.ref, self.model, self.alias = ws, str(parsed), parsed.name, parsed.ref
         self.engine, self.quantization = engine, quantization
         self.state_dir, self.tree = Path(state_dir), Path(state_dir) / "tree"
@@ -99,15 +92,29 @@ class RepoSource:
         with self._git_lock:
             return self.ws.registry_at(commit).resolve(self.ref)
 
+    def at(self, commit: str) -> Target:
+        """What to load for ``commit``: the version the followed alias names there, pinned to it."""
+        model, version = self.model_version_at(commit)
+        return Target(refs.Ref(model.name, version.id), commit)
+
     # -- ModelSource --
 
-    def resolve(self, ref: str) -> Resolved:
-        asked, _, commit = ref.partition(PIN)
-        if asked != self.ref:
-            raise NotFoundError(f"this server follows {self.ref}, not {asked}")
-        commit = commit or self.tip()
-        model, version = self.model_version_at(commit)
-        label = f"{self.model}@{version.id}"
+    def fetch(self, ref: str | Target) -> Resolved:
+        """``target``'s version at its commit, verified on disk. A plain reference (the followed
+        alias) means the branch's tip now."""
+        if isinstance(ref, Target):
+            target = ref
+        elif ref == self.ref:
+            target = self.at(self.tip())
+        else:
+            raise NotFoundError(f"this server follows {self.ref}, not {ref}")
+        if target.ref.model != self.model:
+            raise NotFoundError(f"this server follows {self.ref}, not {target.ref}")
+        commit = target.commit
+        with self._git_lock:
+            registry = self.ws.registry_at(commit)  # the one read of that commit's registry (memoized)
+        model, version = registry.resolve(target.ref)
+        label = str(target.ref)
         with self._tree_lock:
             self.ws.git.worktree_checkout(self.tree, commit)
             self._configure_dvc()
@@ -117,11 +124,11 @@ class RepoSource:
             if version.format == "prompt":
                 # no weights of its own: its pinned base (md5 checked again, as predict does) and its
                 # renderer + retriever, built now, before anything is swapped in
-                base_model, weights = self._pinned_base(tree.registry(), model, version)
+                base_model, weights = self._pinned_base(registry, model, version)
                 weights_model, base = base_model.name, f"{base_model.name}@{weights.id}"
                 prompter = self._prompter(tree, model, version)
             elif version.format == "head":  # its pinned base runs; the head (KB) answers from its states
-                base_model, base_version, head = self._head(tree, model, version)
+                base_model, base_version, head = self._head(tree, registry, model, version)
                 base = f"{base_model.name}@{base_version.id}"
                 if not has_adapter(version):  # else: the version itself, its LoRA layers merged into the base
                     weights_model, weights = base_model.name, base_version
@@ -162,22 +169,26 @@ class RepoSource:
         if older:
             assert serving is not None and serving.commit  # older needs both
             return Decision(None, f"commit {commit[:12]} is older than the one served ({serving.commit[:12]})")
-        return Decision(pinned(self.ref, commit))
+        return Decision(self.at(commit))
 
     # -- helpers --
 
     def _configure_dvc(self) -> None:
         """The worktree's ``.dvc/config.local``: credentials, the shared cache, absolute remote URLs."""
-        dvc_remote.link_worktree(self.ws.root, self.tree, self.ws.dvc.config.cache_dir)
+        self.ws.dvc.configure_worktree(self.tree)
 
-    def check_servable(self, commit: str) -> None:
+    def check_servable(self, target: Target | str) -> None:
         """Refuse now, before anything loads, a prompt version ``gitops serve`` cannot run: one of a
-        model without a classification task, or whose pinned base is missing or changed."""
-        model, version = self.model_version_at(commit)
+        model without a classification task, or whose pinned base is missing or changed.
+        ``target``: what will load (or a commit: what the followed alias names there)."""
+        target = target if isinstance(target, Target) else self.at(target)
+        commit = target.commit
+        with self._git_lock:
+            registry = self.ws.registry_at(commit)
+        model, version = registry.resolve(target.ref)
         if version.format in ("prompt", "head"):
             self._require_task(model, version)
             with self._git_lock:
-                registry = self.ws.registry_at(commit)
                 if version.format == "prompt":
                     spec = f"{self.ws.git.resolve(commit)}:{version.path}"
                     text = self.ws.git.read_blobs([spec])[spec]
@@ -202,14 +213,15 @@ class RepoSource:
                               f"'{model.task}'; gitops serve runs {version.format} versions of classification "
                               "models (docs/tasks.md)")
 
-    def _head(self, tree: Workspace, model: Model, version: Version) -> tuple[Model, Version, HeadParts]:
+    def _head(self, tree: Workspace, registry: Registry, model: Model,
+              version: Version) -> tuple[Model, Version, HeadParts]:
         """A head version's pinned base (md5 checked again) and its parts: the row renderer, the
         head and its description, from its verified files (KB), loaded now, before any swap."""
         from gitops.predict.head_variant import head_base, load_head
         from gitops.predict.prompter import open_prompter
 
         self._require_task(model, version)
-        base_model, base = head_base(tree.registry(), model, version)
+        base_model, base = head_base(registry, model, version)
         head, spec = load_head(tree, model, version)
         assert model.classification is not None  # _require_task above
         return base_model, base, HeadParts(open_prompter(tree, model.classification, None), head, spec)

@@ -70,16 +70,15 @@ class ServerThread:
 
     def wait_ready(self, timeout: float = 120.0) -> bool:
         """Poll ``/readyz`` until it answers 200 (the first model loads in the background)."""
-        import urllib.error
-        import urllib.request
+        from gitops.adapters import http
+        from gitops.errors import GitopsError
 
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=5) as resp:
-                    if resp.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
+                if http.get(self.url + "/readyz", {}, 5).status == 200:
+                    return True
+            except GitopsError:  # not listening yet, or no answer in time
                 pass
             time.sleep(0.05)
         return False

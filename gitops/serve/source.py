@@ -1,29 +1,41 @@
 """Where the server gets a model from: the one seam between serving and the registry.
 
 The server knows a reference (``review-autocomplete@production``) and asks a :class:`ModelSource`
-which exact version that is and where its verified files lie. The registry-backed source (resolve
+which exact version that is and where its verified files lie (``fetch``). The registry-backed source (read
 the alias at a commit, ``dvc pull``, check the md5) is :class:`gitops.serve.repo_source.RepoSource`;
-:class:`DirSource` maps references to local directories for tests and benchmarks. ``resolve`` may be slow (it may
+:class:`DirSource` maps references to local directories for tests and benchmarks. ``fetch`` may be slow (it may
 pull weights) and may raise: the server calls it off the request path and keeps the old model
 when it fails.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gitops.adapters.dvc import dir_md5
+from gitops.core.refs import Ref
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
     from gitops.predict.prompter import Prompter
 
 SERVABLE_FORMATS = ("ct2", "hf", "peft-lora")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a repository-backed server loads: version ``ref`` as the registry records it at
+    ``commit`` (the followed alias, read once at that commit). It travels unchanged from whoever
+    decided it (start-up, the deploy hook, ``--follow``) to the swap, so what loads is what was checked."""
+
+    ref: Ref
+    commit: str
+
+    def __str__(self) -> str:
+        return f"{self.ref} at {self.commit[:12]}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,7 @@ class Resolved:
     :class:`~gitops.predict.prompter.Prompter` (renderer and retriever, built here, off the request
     path) that turns each request's row into the text the base is given."""
 
-    ref: str
+    ref: str | Target
     version_label: str
     md5: str
     path: Path
@@ -75,8 +87,9 @@ class Resolved:
 class ModelSource(Protocol):
     """Turns a reference into a verified version on disk."""
 
-    def resolve(self, ref: str) -> Resolved:
-        """The version ``ref`` names now, its files present and verified; raises a
+    def fetch(self, ref: str | Target) -> Resolved:
+        """The version ``ref`` names now (a :class:`Target`: that version at that commit), its
+        files present and verified; raises a
         :class:`~gitops.errors.GitopsError` (e.g. :class:`IntegrityError`) when it cannot."""
         ...
 
@@ -86,29 +99,10 @@ def model_name(ref: str) -> str:
     return ref.split("@", 1)[0]
 
 
-def dir_md5(path: Path) -> str:
-    """DVC's md5 of a directory (``<md5 of the manifest>.dir``): the manifest lists each file's
-    md5 and relative path, sorted by path, as ``dvc add`` writes it, so a registry md5 compares."""
-    path = Path(path)
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for name in filenames:
-            file = Path(dirpath) / name
-            digest = hashlib.md5()
-            with open(file, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            entries.append({"md5": digest.hexdigest(), "relpath": file.relative_to(path).as_posix()})
-    entries.sort(key=lambda e: e["relpath"])
-    manifest = json.dumps(entries, sort_keys=True).encode("utf-8")
-    return hashlib.md5(manifest).hexdigest() + ".dir"
-
-
 class DirSource:
     """A :class:`ModelSource` over local directories: ``ref -> Resolved``, movable like an alias.
 
-    Each entry records the md5 its directory had when it was added; ``resolve`` recomputes it and
+    Each entry records the md5 its directory had when it was added; ``fetch`` recomputes it and
     raises :class:`IntegrityError` when the files changed since, as the registry source does
     against the md5 the registry records.
     """
@@ -135,9 +129,9 @@ class DirSource:
                 raise NotFoundError(f"No version {label} was added to this source.")
             self._entries[ref] = self._entries[label]
 
-    def resolve(self, ref: str) -> Resolved:
+    def fetch(self, ref: str | Target) -> Resolved:
         with self._lock:
-            entry = self._entries.get(ref)
+            entry = self._entries.get(ref if isinstance(ref, str) else str(ref.ref))
         if entry is None:
             raise NotFoundError(f"{ref} names no version in this source.")
         if not entry.path.is_dir():

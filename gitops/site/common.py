@@ -151,9 +151,10 @@ def source_commit(sha: str | None, links: Links) -> dict[str, Any] | None:
 
 def dataset_ref(text: str | None, inputs: SiteInputs) -> tuple[str, str] | None:
     """(data set, version) when ``text`` (``reviews@v2``) names a data set version in the registry."""
-    if not text or "@" not in text:
+    parsed = refs.maybe_ref(text, "data set", require_ref=True)
+    if parsed is None:
         return None
-    name, _, version = text.partition("@")
+    name, version = parsed.name, str(parsed.ref)
     dataset = inputs.registry.datasets.get(name)
     if dataset is None or not refs.is_version(version) or version not in dataset.versions:
         return None
@@ -162,9 +163,10 @@ def dataset_ref(text: str | None, inputs: SiteInputs) -> tuple[str, str] | None:
 
 def model_ref(text: str | None, inputs: SiteInputs) -> tuple[str, str] | None:
     """(model, version) when ``text`` (``review-autocomplete@v1``) names a version in the registry."""
-    if not text or "@" not in text:
+    parsed = refs.maybe_ref(text, require_ref=True)
+    if parsed is None:
         return None
-    name, _, ref = text.partition("@")
+    name, ref = parsed.name, str(parsed.ref)
     model = inputs.registry.models.get(name)
     if model is None:
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitops import yamlio
-from gitops.core import refs
+from gitops.core import layout, refs
 from gitops.core.records import Dataset, Model, Version
 from gitops.core.workspace import Workspace
 from gitops.eval.results import EvalResults, ModelResult
@@ -38,7 +38,7 @@ def version_page(ws: Workspace, inputs: SiteInputs, links: Links, m: Model, v: V
             evaluated.append({**results_link(path, d), "roles": roles})
     config = yamlio.dumps(v.config) if v.config else ""
     card = model_card(ws, v.md5) if v.format != "prompt" and inputs.dvc_cache else None
-    pointer = f"{v.path}.dvc" if v.format != "prompt" else None
+    pointer = layout.pointer(v) if v.format != "prompt" else None
     registered = inputs.registered.get((m.name, v.id))
     row = version_row(path, inputs, m.name, v, [])
     return Page(path, "version.html.j2", {

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from gitops import yamlio
-from gitops.core import refs
+from gitops.core import layout, refs
 from gitops.core.materialize import loadable
 from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask, check_columns, check_labels
@@ -73,7 +73,7 @@ def train_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, pus
                threads: int | None = None, progress: Progress | None = None) -> HeadRun:
     """Embed, fit, register: see the module doc. ``threads``: torch's CPU threads (default: half the
     CPUs, 1 to 4, as ``gitops eval``)."""
-    from gitops.eval.pipeline import default_threads
+    from gitops.eval.evaluate import default_threads
 
     t0 = time.perf_counter()
     model, task = classification_model(ws, cfg.output_model)
@@ -160,14 +160,14 @@ def base_version(ws: Workspace, cfg: TrainConfig) -> tuple[str, Version]:
     ref = cfg.base_model
     if gguf_base.is_gguf(ref, cfg.gguf_file):
         ref = ensure_base(ws, ref, gguf_file=cfg.gguf_file).ref
-    name, sep, _ = ref.partition("@")
+    parsed = refs.maybe_ref(ref, require_ref=True)
     registry = ws.registry()
-    if not sep or name not in registry.models:
+    if parsed is None or parsed.name not in registry.models:
         raise ConfigError(f"base_model '{ref}': a head is pinned to its base by md5, so the base must be a registry "
                           "version (NAME@vN): register it first with 'gitops register-base DIR' (or a .gguf, or "
                           "smollm2)")
     try:
-        model, version = registry.resolve(refs.parse_ref(ref, require_ref=True))
+        model, version = registry.resolve(parsed)
     except NotFoundError as exc:
         raise ConfigError(f"base_model: {exc}") from None
     if version.format not in BASE_FORMATS or (version.format == "peft-lora" and not version.base_md5):
@@ -233,7 +233,7 @@ def register_head(ws: Workspace, cfg: TrainConfig, run: HeadRun, head: Any, spec
         set_alias(ws, run.model, alias, version.id, note=f"head trained on {run.dataset}")
         run.alias = alias
     if push:
-        ws.push([f"{version.path}.dvc"], f"{run.model} {version.id} was registered")
+        ws.push([layout.pointer(version)], f"{run.model} {version.id} was registered")
     shutil.rmtree(out, ignore_errors=True)
     return run
 

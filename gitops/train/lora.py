@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import TrainError
-from gitops.ml import prompting, tokens
-from gitops.ml.prompting import Pair
+from gitops.ml import textformat, tokens
+from gitops.ml.textformat import Pair
 from gitops.train.modelio import load_base, precision_problem
 from gitops.train.train_config import TrainConfig
 
@@ -94,7 +94,7 @@ def _encode(tokenizer: Any, texts: Sequence[str | Pair], max_length: int, chat: 
             response_only: bool = False) -> list[Row]:
     """Token ids per row through the one tokenization (:mod:`gitops.ml.tokens`): the tokenizer's
     own special tokens, EOS appended so the model learns where a row ends, exactly as eval scores.
-    A row is a text or a formatted (prompt, response) pair (:mod:`gitops.ml.prompting`); a pair
+    A row is a text or a formatted (prompt, response) pair (:mod:`gitops.ml.textformat`); a pair
     longer than ``max_length`` loses the middle of its prompt, never its response (a classifier
     must see its label). ``response_only``: the loss covers the response and EOS alone."""
     rows = [_encode_row(tokenizer, (t, None) if isinstance(t, str) else t, max_length, chat, response_only)
@@ -106,12 +106,12 @@ def _encode(tokenizer: Any, texts: Sequence[str | Pair], max_length: int, chat: 
 
 
 def _encode_row(tokenizer: Any, pair: Pair, max_length: int, chat: bool, response_only: bool) -> Row:
-    ids = tokens.sequence_ids(tokenizer, prompting.render(tokenizer, pair, chat), chat=chat)
+    ids = tokens.sequence_ids(tokenizer, textformat.render(tokenizer, pair, chat), chat=chat)
     if pair[1] is None:
         return ids[:max_length], 0
     # the prompt's tokens as training and prediction tokenize them jointly with what follows (the
     # longest common prefix with the prompt's own ids, as gitops.ml.choices scores a label)
-    prompt = tokens.text_ids(tokenizer, prompting.render_prompt(tokenizer, pair[0], chat), chat=chat)
+    prompt = tokens.text_ids(tokenizer, textformat.render_prompt(tokenizer, pair[0], chat), chat=chat)
     n = 0
     while n < min(len(prompt), len(ids) - 1) and prompt[n] == ids[n]:
         n += 1

@@ -44,7 +44,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 def train_lora_head(ws: Workspace, cfg: TrainConfig, *, alias: str | None = None, push: bool = False,
                     threads: int | None = None, progress: Progress | None = None) -> HeadRun:
     """Warm start (a frozen head), then LoRA + head together; register the best as format ``head``."""
-    from gitops.eval.pipeline import default_threads
+    from gitops.eval.evaluate import default_threads
 
     t0 = time.perf_counter()
     model, task = head_train.classification_model(ws, cfg.output_model)

@@ -18,8 +18,8 @@ from typing import Any
 from gitops import yamlio
 from gitops.core import refs
 from gitops.errors import ConfigError, GitopsError, shown
-from gitops.ml import prompting
-from gitops.ml.prompting import PromptFormat
+from gitops.ml import textformat
+from gitops.ml.textformat import PromptFormat
 from gitops.validation import REQUIRED, Field, ListOf, Problems, Record, Scalar, Spec, validate
 from gitops.yamlio import LineMap
 
@@ -281,7 +281,7 @@ def config_hash(data: dict[str, Any]) -> str:
 
 def template_fields(template: str) -> list[str]:
     """Column names a ``str.format`` template uses; a malformed template is a ConfigError."""
-    return prompting.template_fields(template)
+    return textformat.template_fields(template)
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def parse(doc: Any, source: str = "<config>") -> TrainConfig:
         for key in ("template", "response"):
             try:
                 if prompt[key] is not None:
-                    prompting.template_fields(prompt[key], f"prompt.{key}")
+                    textformat.template_fields(prompt[key], f"prompt.{key}")
             except ConfigError as exc:
                 problems.add(source, (doc or {}).get("prompt"), key, exc.message)
         if data["head"]["layer"] == 0:

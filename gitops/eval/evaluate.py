@@ -7,8 +7,10 @@ candidate and the baseline see the same rows, the same prompts and the same deco
 model's gates are then held against the candidate. The library returns the results document; the
 CLI writes it and turns a failed gate into exit code 3.
 
-:func:`plan_eval` resolves everything (candidate, baseline, the data set version) once; the CLI
-shows the plan and hands it to :func:`evaluate`, so one command reads the registry once.
+:func:`plan_eval` resolves everything (candidate, baseline, parent, the data set version) once
+and pins each side to the version it named then (:class:`Side`); the CLI shows the plan and hands
+it to ``gitops.api.evaluate`` (which dispatches on the task, above this floor), so one command
+reads the registry once and measures exactly what it showed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from gitops import jsonio, timestamps
 from gitops.core import refs
 from gitops.core.materialize import loadable
+from gitops.core.reader import Registry
 from gitops.core.schema import Dataset, DatasetVersion, Model, Version
 from gitops.core.settings import JudgeConfig
 from gitops.core.task import CLASSIFICATION
@@ -33,9 +36,9 @@ from gitops.eval.compare import compare, statistics
 from gitops.eval.gates import evaluate_gates
 from gitops.eval.harness import MeasureConfig, Progress, Prompt
 from gitops.eval.results import CurvePoint, DatasetInfo, Environment, EvalResults, GenerationInfo, ModelResult, Sample
-from gitops.ml import prompting
+from gitops.ml import textformat
 from gitops.ml.bases import base_model_dir
-from gitops.ml.prompting import PromptFormat
+from gitops.ml.textformat import PromptFormat
 
 AUTO = "auto"
 DEFAULT_BASELINE_ALIAS = "production"
@@ -59,23 +62,85 @@ def default_threads() -> int:
     return max(1, min(MAX_DEFAULT_THREADS, cpus // 2))
 
 
-@dataclass
+@dataclass(frozen=True)
+class Side:
+    """One version an evaluation measures: as the user named it, and what that named at planning.
+
+    ``label`` is the reference as given (``m@staging``: the results document shows it); ``ref`` is
+    the version it resolved to then, and ``model``/``version`` are its records. Nothing after the
+    plan looks the label up again, so an alias moved mid-run cannot change what is measured."""
+
+    label: str
+    ref: refs.Ref
+    model: Model = field(repr=False, compare=False)
+    version: Version = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How an evaluation runs (the plan says what it measures): the same options for every task.
+
+    ``max_rows`` caps the holdout rows scored (the first ones, in data set order); ``threads`` is
+    the CPU thread count of every model (default :func:`default_threads`); ``alias`` is the alias
+    the candidate is proposed for (default: the alias the candidate's reference names);
+    ``max_new_tokens`` is a completion model's (a classification version generates what its config
+    says)."""
+
+    samples: int = 8
+    max_new_tokens: int = 16
+    batch_size: int = 16
+    device: str = "cpu"
+    max_rows: int | None = None
+    threads: int | None = None
+    alias: str | None = None
+    progress: Progress | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.samples < 0 or self.max_new_tokens < 1 or self.batch_size < 1 or \
+                (self.max_rows is not None and self.max_rows < 1):
+            raise EvalError("samples must be >= 0, and max_new_tokens, batch_size and max_rows >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise EvalError("threads must be at least 1")
+
+
+@dataclass(frozen=True)
 class EvalPlan:
-    """What an evaluation will compare, resolved before any model is loaded.
+    """What an evaluation will compare, resolved once before any model is loaded: every side
+    pinned to a version (with its records), the data set version and its split.
 
     ``notes`` are sentences for the user (why there is no baseline, which data set was chosen).
+    ``alias`` is the alias the candidate's reference named (``m@staging``: ``staging``), if any.
     """
 
-    model: str
-    candidate: str                # MODEL@REF as given
-    baseline: str | None          # MODEL@REF, or None for no baseline
-    dataset: str                  # NAME@vN, the concrete data set version
+    candidate: Side
+    baseline: Side | None         # None: no baseline
+    dataset: Dataset = field(repr=False)
+    dataset_version: DatasetVersion = field(repr=False)
     split: str
-    notes: list[str] = field(default_factory=list)
-    parent: str | None = None     # MODEL@vN: a converted candidate's source, measured too
-    data: tuple[Dataset, DatasetVersion] | None = field(default=None, repr=False)  # what ``dataset`` names
+    notes: tuple[str, ...] = ()
+    parent: Side | None = None    # a converted candidate's source, measured too
     judge: JudgeConfig | None = None  # the LLM judge that will compare candidate and baseline samples
-    task: str = "completion"      # the model's task: classification is scored by gitops.predict.evaluation
+    alias: str | None = None
+
+    @property
+    def model(self) -> Model:
+        """The candidate's model (its gates judge the run)."""
+        return self.candidate.model
+
+    @property
+    def dataset_ref(self) -> str:
+        """``NAME@vN``: the data set version every side is measured on."""
+        return f"{self.dataset.name}@{self.dataset_version.id}"
+
+    @property
+    def task(self) -> str:
+        """``classification`` (scored by :mod:`gitops.predict.evaluation`) or ``completion``."""
+        return "classification" if self.model.classification is not None else "completion"
+
+    def sides(self) -> dict[str, Side]:
+        """The sides to measure, by role (candidate, baseline, parent), in that order."""
+        return {name: side for name, side in (("candidate", self.candidate), ("baseline", self.baseline),
+                                              ("parent", self.parent)) if side is not None}
 
 
 def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
@@ -83,7 +148,7 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
               judge: JudgeConfig | None = None) -> EvalPlan:
     """Resolve the candidate, the baseline (``auto``: ``MODEL@production`` if that alias exists),
     the data set (default: the data set the candidate was trained on, at ``latest``) and, for a
-    converted candidate, its parent (unless ``parent`` is False).
+    converted candidate, its parent (unless ``parent`` is False), each once and pinned.
 
     ``baseline_rev``: read the baseline's alias as it was at this git ref (a PR's base commit), so a
     PR that moves ``production`` is compared with the production it replaces.
@@ -92,7 +157,10 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
     when there is no baseline to judge against or the model is a classification model."""
     if baseline_rev is not None:  # a pull request's evaluation: DVC only through the base's remotes
         ws.require_dvc_config_of(baseline_rev)
-    model, version = ws.registry().resolve(ref)
+    registry = ws.registry()
+    parsed = refs.parse_ref(ref, require_ref=True)
+    candidate = _side(registry, ref)
+    model, version = candidate.model, candidate.version
     notes: list[str] = []
     if baseline_rev is not None and baseline is not None:
         base_ref = _baseline_at(ws, baseline_rev, model, version, baseline, notes)
@@ -104,19 +172,23 @@ def plan_eval(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: 
                             f"--dataset NAME@latest")
         dataset = f"{refs.parse_ref(version.dataset, 'data set').name}@latest"
         notes.append(f"data set: {dataset} (the candidate was trained on {version.dataset})")
-    data = batches.resolve(ws, dataset)
-    if split not in data[0].splits and split != "all":  # all: a classification model's every row
-        raise EvalError(f"--split {shown(split)}: data set {data[0].name} has splits {', '.join(data[0].splits)}")
-    if base_ref is not None:
-        ws.registry().resolve(base_ref)  # a missing baseline is named now, not after the candidate's run
-    parent_ref = None
+    data, data_version = batches.resolve(ws, dataset)
+    if split not in data.splits and split != "all":  # all: a classification model's every row
+        raise EvalError(f"--split {shown(split)}: data set {data.name} has splits {', '.join(data.splits)}")
+    base_side = _side(registry, base_ref) if base_ref is not None else None  # a missing one is named now
+    parent_side = None
     if parent and version.format in UNTRAINED_FORMATS and version.parent:
-        parent_ref = f"{model.name}@{version.parent}"
-        notes.append(f"parent: {parent_ref} ({version.id} is a {version.format} conversion of it; measured too, "
-                     "to show what the conversion cost)")
-    return EvalPlan(model.name, ref, base_ref, f"{data[0].name}@{data[1].id}", split, notes, data=data,
-                    parent=parent_ref, judge=_plan_judge(model, base_ref, judge, notes),
-                    task="classification" if model.classification is not None else "completion")
+        parent_side = _side(registry, f"{model.name}@{version.parent}")
+        notes.append(f"parent: {parent_side.label} ({version.id} is a {version.format} conversion of it; "
+                     "measured too, to show what the conversion cost)")
+    alias = parsed.ref if parsed.ref and not parsed.is_version and parsed.ref != "latest" else None
+    return EvalPlan(candidate, base_side, data, data_version, split, parent=parent_side,
+                    judge=_plan_judge(model, base_ref, judge, notes), alias=alias, notes=tuple(notes))
+
+
+def _side(registry: Registry, label: str) -> Side:
+    model, version = registry.resolve(label)
+    return Side(label, refs.Ref(model.name, version.id), model, version)
 
 
 def _plan_judge(model: Model, baseline: str | None, judge: JudgeConfig | None,
@@ -168,47 +240,38 @@ def _baseline_at(ws: Workspace, rev: str, model: Model, version: Version, baseli
     return f"{old_model.name}@{old_version.id}"
 
 
-def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: str | None = None,
-             split: str = "test", samples: int = 8, max_new_tokens: int = 16, batch_size: int = 16,
-             device: str = "cpu", max_rows: int | None = None, threads: int | None = None,
-             alias: str | None = None, progress: Progress | None = None,
-             baseline_rev: str | None = None, plan: EvalPlan | None = None) -> EvalResults:
-    """Evaluate ``ref`` (and its baseline, and a converted candidate's parent) on ``split`` of the
-    data set; return the results document.
+def evaluate_completion(ws: Workspace, plan: EvalPlan, options: EvalOptions | None = None) -> EvalResults:
+    """Evaluate ``plan``'s candidate (and its baseline, and a converted candidate's parent) on its
+    data set version's split; return the results document. A classification model's plan is
+    measured by :func:`gitops.predict.evaluation.evaluate` (``gitops.api.evaluate``), which
+    dispatches on the task and calls this for a completion model.
 
-    ``plan`` is what :func:`plan_eval` returned for these arguments (planned here when None).
-    ``max_rows`` caps the holdout rows scored (the first ones, in data set order). ``threads`` is
-    the CPU thread count of every model (default :func:`default_threads`). ``alias`` is the alias
-    the candidate is proposed for (default: the alias ``ref`` names, if it names one). Gates are
-    evaluated and recorded; raising :class:`GateFailed` is the caller's choice (the CLI does, after
-    writing the document).
-    """
-    if samples < 0 or max_new_tokens < 1 or batch_size < 1 or (max_rows is not None and max_rows < 1):
-        raise EvalError("samples must be >= 0, and max_new_tokens, batch_size and max_rows >= 1")
-    if threads is not None and threads < 1:
-        raise EvalError("threads must be at least 1")
-    if plan is None:
-        plan = plan_eval(ws, ref, baseline=baseline, dataset=dataset, split=split, baseline_rev=baseline_rev)
+    Gates are evaluated and recorded; raising :class:`GateFailed` is the caller's choice (the CLI
+    does, after writing the document)."""
+    options = options or EvalOptions()
     if plan.task == "classification":
-        raise EvalError(f"{plan.model} is a classification model; evaluate it with "
-                        "gitops.api.evaluate_classification (what gitops eval runs for it)")
-    threads = threads or default_threads()
+        raise EvalError(f"{plan.model.name} is a classification model; evaluate it with gitops.api.evaluate "
+                        "(what gitops eval runs for it)")
+    threads = options.threads or default_threads()
+    samples = options.samples
     if plan.judge is not None:  # before any model loads: an unreachable judge costs seconds, not a run
         judging.check(plan.judge)
         samples = max(samples, plan.judge.samples or 0)
-    fmt = PromptFormat.from_config(ws.registry().resolve(plan.candidate)[1].config)
-    texts, prompts = holdout(ws, plan, fmt, max_rows)
-    config = MeasureConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, samples=samples, chat=fmt.chat)
+    fmt = PromptFormat.from_config(plan.candidate.version.config)
+    texts, prompts = holdout(ws, plan, fmt, options.max_rows)
+    config = MeasureConfig(max_new_tokens=options.max_new_tokens, batch_size=options.batch_size, samples=samples,
+                           chat=fmt.chat)
 
-    def run(target: str, label: str) -> tuple[ModelResult, harness.Measurement]:
-        return _evaluate_one(ws, target, texts, prompts, config, device, threads, _prefixed(progress, label))
+    def run(side: Side, label: str) -> tuple[ModelResult, harness.Measurement]:
+        return _evaluate_one(ws, side, texts, prompts, config, options.device, threads,
+                             _prefixed(options.progress, label))
 
     cand, cand_done = run(plan.candidate, "candidate")
     base, base_done = run(plan.baseline, "baseline") if plan.baseline is not None else (None, None)
     par, par_done = (None, None)
     if plan.parent is not None:  # the baseline may be the parent itself: measure it once
-        if base is not None and _same_version(ws, plan.baseline, plan.parent):
-            par, par_done = dataclasses.replace(base, ref=plan.parent), base_done
+        if base is not None and plan.baseline is not None and plan.baseline.ref == plan.parent.ref:
+            par, par_done = dataclasses.replace(base, ref=plan.parent.label), base_done
         else:
             par, par_done = run(plan.parent, "parent")
     stats = statistics()
@@ -221,70 +284,58 @@ def evaluate(ws: Workspace, ref: str, *, baseline: str | None = AUTO, dataset: s
                    for i, p in enumerate(prompts[:shown])]
     judged = judging.judge_samples(plan.judge, sample_rows) if plan.judge is not None and base else None
     gated = {**cand.metrics, judging.GATE_METRIC: judged.win_rate} if judged else cand.metrics
-    model = ws.registry().model(plan.model)
-    gates = evaluate_gates(model.gates, gated, base.metrics if base is not None else None,
+    gates = evaluate_gates(plan.model.gates, gated, base.metrics if base is not None else None,
                            next((c.deltas for c in comparisons if c.against == "baseline"), None))
-    parsed = refs.parse_ref(ref)
-    if alias is None and parsed.ref and not parsed.is_version and parsed.ref != "latest":
-        alias = parsed.ref
     return EvalResults(
         created_at=timestamps.utc_now(),
-        model=plan.model, alias=alias,
-        dataset=DatasetInfo(ref=plan.dataset, split=split, rows=cand_done.rows),
-        generation=GenerationInfo(max_new_tokens=max_new_tokens, greedy=True, batch_size=batch_size,
-                                  prompt_words=harness.PROMPT_WORDS, samples=shown),
+        model=plan.model.name, alias=options.alias or plan.alias,
+        dataset=DatasetInfo(ref=plan.dataset_ref, split=plan.split, rows=cand_done.rows),
+        generation=GenerationInfo(max_new_tokens=options.max_new_tokens, greedy=True,
+                                  batch_size=options.batch_size, prompt_words=harness.PROMPT_WORDS, samples=shown),
         candidate=cand, baseline=base, parent=par, comparisons=comparisons, statistics=stats,
         gates=gates, samples=sample_rows, judge=judged,
-        environment=Environment.collect(_device_label(device), threads))
-
-
-def _same_version(ws: Workspace, a: str | None, b: str) -> bool:
-    """Whether two references name the same version of the same model."""
-    if a is None:
-        return False
-    (ma, va), (mb, vb) = ws.registry().resolve(a), ws.registry().resolve(b)
-    return (ma.name, va.id) == (mb.name, vb.id)
+        environment=Environment.collect(_device_label(options.device), threads))
 
 
 def holdout(ws: Workspace, plan: EvalPlan, fmt: PromptFormat,
             max_rows: int | None) -> tuple[list[str], list[Prompt]]:
     """The texts to score and the prompts to complete, from the holdout rows formatted as the
-    candidate was trained (:mod:`gitops.ml.prompting`): the same strings for candidate and baseline."""
-    dataset, version = plan.data or batches.resolve(ws, plan.dataset)
+    candidate was trained (:mod:`gitops.ml.textformat`): the same strings for candidate and baseline."""
+    dataset, version = plan.dataset, plan.dataset_version
     fmt.check(list(dataset.columns), dataset.name)
     pairs = [fmt.pair(row, dataset.text_field) for row in batches.rows_of(ws, dataset, version, plan.split)]
     pairs = [p for p in pairs if isinstance(p[0], str) and (p[0] + (p[1] or "")).strip()]
     if not pairs:
-        raise EvalError(f"data set {plan.dataset} has no rows in split '{plan.split}'; ingest more data "
+        raise EvalError(f"data set {plan.dataset_ref} has no rows in split '{plan.split}'; ingest more data "
                         "or choose another --split")
     pairs = pairs[:max_rows] if max_rows is not None else pairs
     if fmt.response is None:  # plain text: prompts are cut from the rows' first words
         texts = [prompt for prompt, _ in pairs]
         return texts, harness.make_prompts(texts)
     tokenizer = _candidate_tokenizer(ws, plan.candidate) if fmt.chat else None
-    texts = [prompting.render(tokenizer, pair, fmt.chat) for pair in pairs]
-    prompts = [Prompt(prompting.render_prompt(tokenizer, prompt, fmt.chat), response or "")
+    texts = [textformat.render(tokenizer, pair, fmt.chat) for pair in pairs]
+    prompts = [Prompt(textformat.render_prompt(tokenizer, prompt, fmt.chat), response or "")
                for prompt, response in pairs]
     return texts, prompts
 
 
-def _candidate_tokenizer(ws: Workspace, ref: str):  # untyped: a transformers tokenizer
+def _candidate_tokenizer(ws: Workspace, candidate: Side):  # untyped: a transformers tokenizer
     """The candidate's tokenizer, whose chat template formats the rows for both sides."""
     from gitops.ml.loading import load_tokenizer
 
-    model, version = ws.registry().resolve(ref)
+    model, version = candidate.model, candidate.version
     loaded = loadable(ws, model.name, version)
     base = _base_dir(ws, model, version) if loaded.format == "peft-lora" else None
     return load_tokenizer(loaded.weights, fallback=base)
 
 
-def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Prompt],
+def _evaluate_one(ws: Workspace, side: Side, texts: list[str], prompts: list[Prompt],
                   config: MeasureConfig, device: str, threads: int | None,
                   progress: Progress | None) -> tuple[ModelResult, harness.Measurement]:
     """Load one version through DVC (md5-checked), measure it, close it."""
     from gitops.ml.backends import open_backend
 
-    model, version = ws.registry().resolve(ref)
+    model, version = side.model, side.version
     if version.format not in ("hf", "peft-lora", "ct2"):
         hint = "; score a prompt version of a classification model with gitops compare" \
             if version.format == "prompt" else ""
@@ -298,7 +349,7 @@ def _evaluate_one(ws: Workspace, ref: str, texts: list[str], prompts: list[Promp
     with open_backend(loaded.weights, loaded.format, base_dir=base_dir, device=device, threads=threads) as backend:
         measured = harness.measure(backend, texts, prompts, config, weights_dir=loaded.files, progress=progress)
     curve = [] if version.format in UNTRAINED_FORMATS else read_curve(loaded.files)  # never trained: no curve
-    result = ModelResult.from_version(ref, version, measured.metrics, curve)
+    result = ModelResult.from_version(side.label, version, measured.metrics, curve)
     return result, measured
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gitops.convert import variant_card
 from gitops.convert.ct2 import QUANTIZATIONS, SOURCE_FORMATS
-from gitops.core import refs
+from gitops.core import layout, refs
 from gitops.core.materialize import loadable
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace
@@ -58,7 +58,7 @@ def convert(ws: Workspace, ref: str, *, to: str = "ct2", quantization: str = "in
     if alias:
         set_alias(ws, model.name, alias, version.id, note=f"{quantization} variant of {src.id}")
     if push:
-        ws.push([f"{version.path}.dvc"], f"{model.name} {version.id} was registered")
+        ws.push([layout.pointer(version)], f"{model.name} {version.id} was registered")
     return version
 
 

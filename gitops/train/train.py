@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops import yamlio
-from gitops.core import refs
+from gitops.core import layout, refs
 from gitops.core.materialize import is_pinned, loadable, version_files
 from gitops.core.schema import Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
@@ -33,7 +33,7 @@ from gitops.errors import ConfigError, GitopsError, NotFoundError, RepoStateErro
 from gitops.github import proposal
 from gitops.ml import gguf_base
 from gitops.ml.bases import EMBEDDED_BASE, base_model_dir
-from gitops.ml.prompting import Pair, PromptFormat
+from gitops.ml.textformat import Pair, PromptFormat
 from gitops.registry.alias import set_alias
 from gitops.registry.register import register
 from gitops.train import card as cardmod
@@ -296,6 +296,6 @@ def _register(ws: Workspace, run: TrainRun, *, alias: str | None, push: bool) ->
         set_alias(ws, run.model, alias, version.id, note=f"trained from {run.dataset}")
         run.alias = alias
     if push:  # after the alias commit, so one push carries both commits
-        ws.push([f"{version.path}.dvc"], f"{run.model} {version.id} was registered")
+        ws.push([layout.pointer(version)], f"{run.model} {version.id} was registered")
     shutil.rmtree(run.result.out_dir, ignore_errors=True)  # registered: the checkpoints are done with
     return run

@@ -108,16 +108,17 @@ class Plan:
 
 def plan_predict(ws: Workspace, ref: str, dataset: str | None, split: str = "test", *, limit: int | None = None,
                  constrain: str | None = None, input_file: Path | None = None,
-                 probabilities: bool = True) -> Plan:
+                 probabilities: bool = True, records: tuple[Model, Version] | None = None) -> Plan:
     """Resolve ``ref``, read and check the rows of ``dataset`` (``split``, or ``all``) or of the plain
     file ``input_file`` (labels optional). ``constrain`` (labels or none) overrides what the
-    variant's config says."""
+    variant's config says. ``records``: the model and version ``ref`` names, when the caller has
+    resolved them already (an evaluation's pinned side): they are used, not looked up again."""
     if constrain is not None and constrain not in CONSTRAIN:
         raise ConfigError(f"--constrain must be one of {', '.join(CONSTRAIN)}, not '{constrain}'")
     if (dataset is None) == (input_file is None):
         raise ConfigError("predict the rows of a data set version (--dataset NAME@vN) or of a file (--input FILE): "
                           "one of the two")
-    model, version = ws.registry().resolve(refs.parse_ref(ref, require_ref=True))
+    model, version = records or ws.registry().resolve(refs.parse_ref(ref, require_ref=True))
     task = model.task_for(version)  # the block the version was added with, or a refusal
     if task is None:
         raise ConfigError(f"model '{model.name}' has task '{model.task}'; gitops predict needs 'task: "
