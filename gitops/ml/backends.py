@@ -20,6 +20,7 @@ from pathlib import Path
 from gitops.errors import ConfigError, EvalError, NotFoundError
 from gitops.ml import tokens
 from gitops.ml.prefix import KVStore, PrefixPlanner, cache_kwarg, hf_inputs
+from gitops.ml.tokens import pad_ids  # where it lives now; callers import it from here too
 
 FORMATS = ("hf", "peft-lora", "ct2")
 SAMPLING_TOP_K = 50  # only used when greedy=False; the same for both engines
@@ -439,17 +440,3 @@ def _sample(logits, sampling: Sampling, rng) -> int:
     keep = int(np.searchsorted(np.cumsum(p[order]), sampling.top_p)) + 1  # the token crossing top_p too
     chosen = order[:keep]
     return int(rng.choice(chosen, p=p[chosen] / p[chosen].sum()))
-
-
-def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # noqa: ANN001, ANN201 - torch
-    """``batch`` as (ids, attention mask) tensors on ``device``, padded on the left or the right."""
-    import torch
-
-    width = max(len(x) for x in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, seq in enumerate(batch):
-        sl = slice(width - len(seq), width) if left else slice(0, len(seq))
-        ids[i, sl] = torch.tensor(seq, dtype=torch.long)
-        mask[i, sl] = 1
-    return ids.to(device), mask.to(device)

@@ -145,7 +145,7 @@ def hf_inputs(backend: Any, seqs: list[list[int]], own: int = 1) -> tuple[Any, A
     import torch
 
     from gitops.ml import tokens
-    from gitops.ml.backends import pad_ids
+    from gitops.ml.tokens import pad_ids
 
     prefix = backend.prefixes.split(seqs, own)
     n = len(prefix)
