@@ -123,7 +123,14 @@ class KVStore:
             while len(self._caches) > MAX_PREFIXES:
                 self._caches.popitem(last=False)
         self._caches.move_to_end(prefix)
-        fresh = copy.deepcopy(cache)
+        layers = getattr(cache, "layers", None)
+        if layers is not None and all(type(layer).__name__ == "DynamicLayer" for layer in layers):
+            # A DynamicLayer never writes into its tensors (an update concatenates into new ones):
+            # copying the cache and its layers, not the tensors, leaves the kept prefix untouched.
+            fresh = copy.copy(cache)
+            fresh.layers = [copy.copy(layer) for layer in layers]
+        else:
+            fresh = copy.deepcopy(cache)
         if rows > 1:
             fresh.batch_repeat_interleave(rows)
         return fresh
