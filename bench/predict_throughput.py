@@ -163,15 +163,15 @@ CASES = (("ratings@v1", "zero-shot, hf fp32", {}),
          ("ratings@v5", "head, hf fp32", {}))
 
 
-def prefix_cache(pool, on: bool) -> None:  # noqa: ANN001
+def prefix_cache(pool, on: bool) -> None:
     """Shared-prefix reuse (gitops.ml.prefix) on or off in every backend the pool has open."""
-    for backend in pool._open.values():  # noqa: SLF001 - a bench reaching into the pool it made
+    for backend in pool._open.values():  # a bench reaching into the pool it made
         planner = getattr(backend, "prefixes", None) or getattr(getattr(backend, "backend", None), "prefixes", None)
         if planner is not None:
             planner.enabled = on
 
 
-def changed_outputs(with_cache, without) -> str:  # noqa: ANN001
+def changed_outputs(with_cache, without) -> str:
     """How many rows' outputs the prefix cache changed, and the accuracy both ways (same rows)."""
     a = {r["row"]: r for r in with_cache.predictions}
     b = {r["row"]: r for r in without.predictions}
@@ -234,7 +234,8 @@ def main() -> None:
                     rates[name].append(r.rows_per_second)
                     last[name] = r
         print(f"{args.model or 'toy'}: {len(prompts)} rows, at most {MAX_NEW} new tokens, {args.threads} thread(s) on "
-              f"every engine, batch {args.batch_size}, index {args.index_rows} rows, {args.repeats} interleaved rounds, "
+              f"every engine, batch {args.batch_size}, index {args.index_rows} rows, "
+              f"{args.repeats} interleaved rounds, "
               f"load average {os.getloadavg()[0]:.1f}")
         nmed = statistics.median(naive)
         print(f"{'case':<60}{'rows/s min':>11}{'median':>9}   ratio to the naive loop (hf fp32), median [min/max]")
@@ -251,8 +252,9 @@ def main() -> None:
                          + changed_outputs(last[name], last[name + NO_PREFIX])
             elif loads[name] > 0.05 and not extra:
                 extra = f"   (model opened in {loads[name]:.1f} s)"
+            precision = name.split(', ')[1].split(',')[0]
             print(f"{'predict ' + name:<60}{min(rs):>11.1f}{statistics.median(rs):>9.1f}   {ratio:5.1f}x "
-                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  ({name.split(', ')[1].split(',')[0]} vs "
+                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  ({precision} vs "
                   f"hf fp32){extra}")
 
 

@@ -34,7 +34,7 @@ def backend(request, base_model_dir: Path, tmp_path_factory):  # noqa: F811
         yield b
 
 
-def both_ways(backend, run):  # noqa: ANN001, ANN201
+def both_ways(backend, run):
     """``run()`` unsplit, then with a fresh planner: (plain answer, reused answer, the planner)."""
     backend.prefixes = PrefixPlanner(enabled=False)
     plain = run()
@@ -42,7 +42,7 @@ def both_ways(backend, run):  # noqa: ANN001, ANN201
     return plain, run(), backend.prefixes
 
 
-def instruction_tokens(backend) -> int:  # noqa: ANN001
+def instruction_tokens(backend) -> int:
     return len(backend.encode(INSTRUCTION.rstrip()))
 
 
@@ -74,20 +74,20 @@ def test_the_planner_splits_only_what_every_row_shares() -> None:
     p = PrefixPlanner()
     shared = list(range(100, 100 + MIN_PREFIX + 4))
     assert common_prefix([[1, 2, 3], [1, 2, 4], [1, 5]]) == 1
-    assert p.split([shared + [1, 2], shared + [3]]) == tuple(shared)
-    assert p.split([shared + [1, 2], shared + [1, 3]]) == tuple(shared)   # the remembered prefix, not a longer one
-    assert p.split([shared + [9]]) == tuple(shared)                        # one row takes a remembered prefix
+    assert p.split([[*shared, 1, 2], [*shared, 3]]) == tuple(shared)
+    assert p.split([[*shared, 1, 2], [*shared, 1, 3]]) == tuple(shared)   # the remembered prefix, not a longer one
+    assert p.split([[*shared, 9]]) == tuple(shared)                        # one row takes a remembered prefix
     assert p.split([shared]) == ()                                         # ... keeping a token of its own
     assert p.split([[5] * 20]) == ()                                       # one row alone never starts one
-    assert p.split([shared[:-1] + [7, 1], shared[:-1] + [8]]) == tuple(shared[:-1])  # a new one when it no longer fits
+    assert p.split([[*shared[:-1], 7, 1], [*shared[:-1], 8]]) == tuple(shared[:-1])  # a new one when it no longer fits
     assert p.split([[1] * (MIN_PREFIX - 1) + [2], [1] * (MIN_PREFIX - 1) + [3]]) == ()  # too short to matter
-    assert p.split([shared + [1], shared + [2]], own=2) == tuple(shared[:-1])  # the last `own` tokens stay out
+    assert p.split([[*shared, 1], [*shared, 2]], own=2) == tuple(shared[:-1])  # the last `own` tokens stay out
     p.enabled = False
-    assert p.split([shared + [1], shared + [2]]) == ()
+    assert p.split([[*shared, 1], [*shared, 2]]) == ()
     q = PrefixPlanner()
     for i in range(MAX_PREFIXES + 3):
         head = [i] * MIN_PREFIX
-        assert q.split([head + [1], head + [2]]) == tuple(head)
+        assert q.split([[*head, 1], [*head, 2]]) == tuple(head)
         q.engine_may_cache(tuple(head))
     assert len(q.known) == MAX_PREFIXES and len(q.engine_cached) == MAX_PREFIXES   # bounded memory
     assert not q.engine_may_cache((99,) * MIN_PREFIX) and q.engine_may_cache((0,) * MIN_PREFIX)

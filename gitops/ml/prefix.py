@@ -50,7 +50,7 @@ class PrefixPlanner:
     enabled: bool = True
     min_tokens: int = MIN_PREFIX
     stats: PrefixStats = field(default_factory=PrefixStats)
-    known: "OrderedDict[tuple[int, ...], None]" = field(default_factory=OrderedDict)
+    known: OrderedDict[tuple[int, ...], None] = field(default_factory=OrderedDict)
     engine_cached: set[tuple[int, ...]] = field(default_factory=set)
 
     def split(self, batch: list[list[int]], own: int = 1) -> tuple[int, ...]:
@@ -147,8 +147,9 @@ def cache_kwarg(model: Any) -> str:
 def hf_inputs(backend: Any, seqs: list[list[int]], own: int = 1) -> tuple[Any, Any, Any, int]:
     """``seqs`` as (ids, mask, cache, n) for a transformers forward or generate: the shared prefix
     of ``n`` tokens first (in ``cache`` when ``n`` > 0, None otherwise), then each row's rest
-    left-padded; each row keeps its last ``own`` tokens out of the prefix. Positions are ``mask.cumsum(-1) - 1``: every row's tokens keep the positions they
-    have unsplit and left-padded. A forward then takes ``ids[:, n:]``; generate takes all of it."""
+    left-padded; each row keeps its last ``own`` tokens out of the prefix. Positions are
+    ``mask.cumsum(-1) - 1``: every row's tokens keep the positions they have unsplit and
+    left-padded. A forward then takes ``ids[:, n:]``; generate takes all of it."""
     import torch
 
     from gitops.ml import tokens

@@ -78,7 +78,7 @@ def chat_text(tokenizer: Any, user: str, assistant: str | None = None) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=assistant is None)
 
 
-def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # noqa: ANN001, ANN201 - torch
+def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # untyped: torch
     """``batch`` as (ids, attention mask) tensors on ``device``, padded on the left or the right."""
     import torch
 
