@@ -24,6 +24,7 @@ at most ``MAX_PREFIXES`` are remembered, and CTranslate2 is asked to cache at mo
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,10 +53,15 @@ class PrefixPlanner:
     stats: PrefixStats = field(default_factory=PrefixStats)
     known: OrderedDict[tuple[int, ...], None] = field(default_factory=OrderedDict)
     engine_cached: set[tuple[int, ...]] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # a server may score and generate at once
 
     def split(self, batch: list[list[int]], own: int = 1) -> tuple[int, ...]:
         """The prefix every row of ``batch`` starts with, to compute once (empty: run unsplit);
         every row keeps at least its last ``own`` tokens out of it (those whose logits are wanted)."""
+        with self.lock:
+            return self._split(batch, own)
+
+    def _split(self, batch: list[list[int]], own: int) -> tuple[int, ...]:
         self.stats.last = 0
         if not self.enabled or not batch:
             return ()
@@ -77,6 +83,10 @@ class PrefixPlanner:
 
     def engine_may_cache(self, prefix: tuple[int, ...]) -> bool:
         """Whether an engine that never forgets (CTranslate2's state cache) may keep this prefix."""
+        with self.lock:
+            return self._may_cache(prefix)
+
+    def _may_cache(self, prefix: tuple[int, ...]) -> bool:
         if prefix in self.engine_cached or len(self.engine_cached) < MAX_PREFIXES:
             self.engine_cached.add(prefix)
             return True
@@ -106,9 +116,14 @@ class KVStore:
 
     def __init__(self) -> None:
         self._caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def expanded(self, model: Any, prefix: tuple[int, ...], rows: int, device: Any) -> Any:
         """A fresh cache holding ``prefix`` for each of ``rows`` rows (the stored one is not touched)."""
+        with self._lock:
+            return self._expanded(model, prefix, rows, device)
+
+    def _expanded(self, model: Any, prefix: tuple[int, ...], rows: int, device: Any) -> Any:
         import copy
 
         import torch
