@@ -23,6 +23,10 @@ transformers float32; ``ct2 int8`` is CTranslate2 with int8 weights and activati
 - ``head``: ``gitops.api.predict`` on the head version (one forward pass of the base per batch, no
   generation; its input is the row alone, without the instruction the prompts carry), the issue's
   "predicts at >= 50x the naive per-row generate-and-parse loop";
+- ``no prefix cache``: the same case with shared-prefix reuse (:mod:`gitops.ml.prefix`: the instruction
+  every prompt starts with runs once, CTranslate2's ``static_prompt``, a kept transformers KV cache)
+  turned off; the case with it on prints the speed-up, how many rows' outputs it changed (int8
+  rounding can flip a close greedy choice) and the accuracy both ways on the same rows;
 - ``retrieval``: the time to open the cached index (read the train rows, load the index) and fetch
   the examples of those rows (random, bm25), next to the time ``predict`` takes for the few-shot
   variant: the share retrieval adds.
@@ -140,15 +144,41 @@ def base_dir(model: str | None) -> Path:
     return default_base_model()  # the machine's cache: built once, not per run
 
 
+NO_PREFIX = ", no prefix cache"
 CASES = (("ratings@v1", "zero-shot, hf fp32", {}),
+         ("ratings@v1", "zero-shot, hf fp32" + NO_PREFIX, {}),
          ("ratings@v1", "zero-shot, hf fp32, no probabilities", {"probabilities": False}),
+         ("ratings@v1", "zero-shot, hf fp32, no probabilities" + NO_PREFIX, {"probabilities": False}),
          ("ratings@v4", "zero-shot, ct2 int8", {}),
+         ("ratings@v4", "zero-shot, ct2 int8" + NO_PREFIX, {}),
          ("ratings@v4", "zero-shot, ct2 int8, no probabilities", {"probabilities": False}),
+         ("ratings@v4", "zero-shot, ct2 int8, no probabilities" + NO_PREFIX, {"probabilities": False}),
          ("ratings@v1", "zero-shot, hf fp32, constrained", {"constrain": "labels"}),
+         ("ratings@v1", "zero-shot, hf fp32, constrained" + NO_PREFIX, {"constrain": "labels"}),
          ("ratings@v4", "zero-shot, ct2 int8, constrained", {"constrain": "labels"}),
+         ("ratings@v4", "zero-shot, ct2 int8, constrained" + NO_PREFIX, {"constrain": "labels"}),
          ("ratings@v2", "few-shot random k=3, hf fp32", {}),
+         ("ratings@v2", "few-shot random k=3, hf fp32" + NO_PREFIX, {}),
          ("ratings@v3", "few-shot bm25 k=3, hf fp32", {}),
          ("ratings@v5", "head, hf fp32", {}))
+
+
+def prefix_cache(pool, on: bool) -> None:
+    """Shared-prefix reuse (gitops.ml.prefix) on or off in every backend the pool has open."""
+    for backend in pool._open.values():  # a bench reaching into the pool it made
+        planner = getattr(backend, "prefixes", None) or getattr(getattr(backend, "backend", None), "prefixes", None)
+        if planner is not None:
+            planner.enabled = on
+
+
+def changed_outputs(with_cache, without) -> str:
+    """How many rows' outputs the prefix cache changed, and the accuracy both ways (same rows)."""
+    a = {r["row"]: r for r in with_cache.predictions}
+    b = {r["row"]: r for r in without.predictions}
+    raw = sum(a[i]["raw_output"] != b[i]["raw_output"] for i in a)
+    pred = sum(a[i]["prediction"] != b[i]["prediction"] for i in a)
+    return (f"outputs changed by the prefix cache: raw {raw}/{len(a)}, predictions {pred}/{len(a)}; accuracy "
+            f"{with_cache.scores.accuracy:.1%} with, {without.scores.accuracy:.1%} without")
 
 
 def main() -> None:
@@ -195,10 +225,12 @@ def main() -> None:
         last: dict[str, object] = {}
         with BackendPool("cpu", args.threads) as pool:
             for ref, name, kw in CASES:  # untimed: open each model once, build the indexes
+                prefix_cache(pool, not name.endswith(NO_PREFIX))
                 loads[name] = api.predict(ws, ref, "reviews@v1", limit=4, batch_size=4, pool=pool, **kw).load_seconds
             for _ in range(args.repeats):   # interleaved rounds: drifting load falls on every case alike
                 naive.append(len(prompts) / loop(prompts))
                 for ref, name, kw in CASES:
+                    prefix_cache(pool, not name.endswith(NO_PREFIX))
                     r = api.predict(ws, ref, "reviews@v1", limit=args.rows, batch_size=args.batch_size, pool=pool, **kw)
                     rates[name].append(r.rows_per_second)
                     last[name] = r
@@ -207,8 +239,8 @@ def main() -> None:
               f"{args.repeats} interleaved rounds, "
               f"load average {os.getloadavg()[0]:.1f}")
         nmed = statistics.median(naive)
-        print(f"{'case':<44}{'rows/s min':>11}{'median':>9}   ratio to the naive loop (hf fp32), median [min/max]")
-        print(f"{'naive per-row loop, hf fp32':<44}{min(naive):>11.1f}{nmed:>9.1f}")
+        print(f"{'case':<60}{'rows/s min':>11}{'median':>9}   ratio to the naive loop (hf fp32), median [min/max]")
+        print(f"{'naive per-row loop, hf fp32':<60}{min(naive):>11.1f}{nmed:>9.1f}")
         for ref, name, _ in CASES:
             rs = rates[name]
             ratio = statistics.median(rs) / nmed
@@ -216,11 +248,14 @@ def main() -> None:
             if "k=3" in name:
                 spent = retrieval_seconds(ws, ref, plan.rows)
                 extra = f"   retrieval {spent * 1000:.1f} ms = {spent / last[name].seconds:.1%} of its prediction time"
-            elif loads[name] > 0.05:
+            if name + NO_PREFIX in rates:
+                extra += f"   {statistics.median(rs) / statistics.median(rates[name + NO_PREFIX]):.2f}x without; " \
+                         + changed_outputs(last[name], last[name + NO_PREFIX])
+            elif loads[name] > 0.05 and not extra:
                 extra = f"   (model opened in {loads[name]:.1f} s)"
-            print(f"{'predict ' + name:<44}{min(rs):>11.1f}{statistics.median(rs):>9.1f}   {ratio:5.1f}x "
-                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  "
-                  f"({name.split(', ')[1].split(',')[0]} vs "
+            precision = name.split(', ')[1].split(',')[0]
+            print(f"{'predict ' + name:<60}{min(rs):>11.1f}{statistics.median(rs):>9.1f}   {ratio:5.1f}x "
+                  f"[{min(rs) / max(naive):.1f}x, {max(rs) / min(naive):.1f}x]  ({precision} vs "
                   f"hf fp32){extra}")
 
 

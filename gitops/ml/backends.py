@@ -20,6 +20,8 @@ from typing import Any
 
 from gitops.errors import ConfigError, EvalError, NotFoundError
 from gitops.ml import tokens
+from gitops.ml.prefix import KVStore, PrefixPlanner, cache_kwarg, hf_inputs
+from gitops.ml.tokens import pad_ids  # where it lives now; callers import it from here too
 
 FORMATS = ("hf", "peft-lora", "ct2")
 SAMPLING_TOP_K = 50  # only used when greedy=False; the same for both engines
@@ -91,6 +93,7 @@ class Backend:
         self.path = Path(path)
         limit = getattr(tokenizer, "model_max_length", None) or 0
         self.max_length = limit if 0 < limit < 1_000_000 else None  # None: no known limit
+        self.prefixes = PrefixPlanner()  # shared-prefix reuse (gitops.ml.prefix); .enabled = False turns it off
 
     def generate(self, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16,
                  greedy: bool = True, chat: bool = False) -> list[Generation]:
@@ -227,13 +230,15 @@ class HFBackend(Backend):
         super().__init__(tokenizer, path)
         self.model, self.fmt = model, fmt
         self.device = next(model.parameters()).device
+        self.kv = KVStore()  # the KV caches of shared prompt prefixes
 
     def _generate_ids(self, batch: list[list[int]], max_new: int, greedy: bool) -> list[list[int]]:
         import torch
         from transformers import GenerationConfig
 
         pad = tokens.pad_id(self.tokenizer)
-        input_ids, mask = pad_ids(batch, pad, left=True, device=self.device)
+        input_ids, mask, cache, _ = hf_inputs(self, batch)  # a shared prefix comes from its kept KV cache
+        extra = {} if cache is None else {cache_kwarg(self.model): cache}
         # An explicit config, so a generation_config.json saved with the weights cannot change
         # the decoding rules between candidate and baseline.
         cfg = GenerationConfig(max_new_tokens=max_new, do_sample=not greedy, num_beams=1,
@@ -243,7 +248,7 @@ class HFBackend(Backend):
                                bos_token_id=self.tokenizer.bos_token_id)
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=mask,
-                                      generation_config=cfg)
+                                      generation_config=cfg, **extra)
         return [self._cut_at_eos(row.tolist()) for row in out[:, input_ids.shape[1]:]]
 
     def _score_batch(self, batch: list[list[int]]) -> list[tuple[float, int]]:
@@ -311,10 +316,21 @@ class CT2Backend(Backend):
 
     def _generate_ids(self, batch: list[list[int]], max_new: int, greedy: bool) -> list[list[int]]:
         results = self.generator.generate_batch(
-            [self._tokens(ids) for ids in batch], max_length=max_new,
+            **self.static_prompt(batch), max_length=max_new,
             sampling_topk=1 if greedy else SAMPLING_TOP_K, beam_size=1,
             include_prompt_in_result=False)  # max_length then counts new tokens only
         return [self._cut_at_eos(list(r.sequences_ids[0])) for r in results]
+
+    def static_prompt(self, batch: list[list[int]]) -> dict:
+        """``generate_batch``'s prompt arguments for ``batch``: the rows' shared prefix, when there
+        is one, as its ``static_prompt`` (run once, tiled over the batch, cached in the model) and
+        each row's rest as ``start_tokens`` (:mod:`gitops.ml.prefix`)."""
+        prefix = self.prefixes.split(batch)
+        if not prefix:
+            return {"start_tokens": [self._tokens(ids) for ids in batch]}
+        return {"start_tokens": [self._tokens(ids[len(prefix):]) for ids in batch],
+                "static_prompt": self._tokens(list(prefix)),
+                "cache_static_prompt": self.prefixes.engine_may_cache(prefix)}
 
     def _score_batch(self, batch: list[list[int]]) -> list[tuple[float, int]]:
         # score_batch does not score the first token (our BOS), like the hf path.
@@ -427,17 +443,3 @@ def _sample(logits, sampling: Sampling, rng) -> int:
     keep = int(np.searchsorted(np.cumsum(p[order]), sampling.top_p)) + 1  # the token crossing top_p too
     chosen = order[:keep]
     return int(rng.choice(chosen, p=p[chosen] / p[chosen].sum()))
-
-
-def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # untyped: torch
-    """``batch`` as (ids, attention mask) tensors on ``device``, padded on the left or the right."""
-    import torch
-
-    width = max(len(x) for x in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, seq in enumerate(batch):
-        sl = slice(width - len(seq), width) if left else slice(0, len(seq))
-        ids[i, sl] = torch.tensor(seq, dtype=torch.long)
-        mask[i, sl] = 1
-    return ids.to(device), mask.to(device)

@@ -135,8 +135,8 @@ def _next_token_logprobs(backend, contexts: list[list[int]]):
         out: list[Any] = [None] * len(contexts)
         for length in sorted({len(c) for c in contexts}):
             group = [i for i, c in enumerate(contexts) if len(c) == length]
-            results = backend.generator.generate_batch(
-                [backend.tokenizer.convert_ids_to_tokens(contexts[i]) for i in group], max_length=1,
+            results = backend.generator.generate_batch(  # a shared prefix as the static prompt
+                **backend.static_prompt([contexts[i] for i in group]), max_length=1,
                 beam_size=1, sampling_topk=1, include_prompt_in_result=False, return_logits_vocab=True)
             for i, r in zip(group, results, strict=True):
                 out[i] = np.asarray(r.logits[0][0], dtype=np.float64)
@@ -171,17 +171,18 @@ def _sequence_logprobs(backend, flat: list[Choice]) -> list[float]:
 def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[float, int]]]:
     """transformers, each row's labels after one shared context: the contexts run once (KV cache
     kept), the cache is repeated per label and only the labels' tokens run after it."""
-    import inspect
-
     import torch
 
     from gitops.ml.backends import pad_ids
+    from gitops.ml.prefix import cache_kwarg, hf_inputs
 
     n_labels, pad = len(rows[0]), tokens.pad_id(backend.tokenizer)
-    ids, mask = pad_ids([row[0].context for row in rows], pad, left=True, device=backend.device)
+    ids, mask, prefix_cache, n = hf_inputs(backend, [row[0].context for row in rows])  # a shared prefix runs once
+    cache_kw = cache_kwarg(backend.model)
     with torch.inference_mode():
-        out = backend.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                            use_cache=True, logits_to_keep=1)
+        out = backend.model(input_ids=ids[:, n:], attention_mask=mask, use_cache=True, logits_to_keep=1,
+                            position_ids=(mask.cumsum(-1) - 1).clamp(min=0)[:, n:],
+                            **({} if prefix_cache is None else {cache_kw: prefix_cache}))
         first = torch.log_softmax(out.logits[:, -1].double(), -1).cpu()   # predicts each label's first token
         flat = [c for row in rows for c in row]
         width = max(len(c.scored) for c in flat) - 1
@@ -189,7 +190,6 @@ def _hf_shared_context(backend, rows: list[list[Choice]]) -> list[list[tuple[flo
         if width:
             # transformers 5.24 names the KV cache `cache` (`past_key_values` before, deprecated now)
             cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-            cache_kw = "cache" if "cache" in inspect.signature(backend.model.forward).parameters else "past_key_values"
             cache.batch_repeat_interleave(n_labels)
             tail, tail_mask = pad_ids([c.scored[:-1] or [pad] for c in flat], pad, left=False, device=backend.device)
             tail_mask = tail_mask * torch.tensor([[1 if len(c.scored) > 1 else 0] for c in flat], device=backend.device)
@@ -232,13 +232,14 @@ def _hf_logits(backend, seqs: list[list[int]], keep: int):
     each row's first real token (so padding changes nothing)."""
     import torch
 
-    from gitops.ml.backends import pad_ids
+    from gitops.ml.prefix import cache_kwarg, hf_inputs
 
-    input_ids, mask = pad_ids(seqs, tokens.pad_id(backend.tokenizer), left=True, device=backend.device)
+    # a prefix all sequences share runs once, from its kept KV cache; the last `keep` positions stay out of it
+    input_ids, mask, cache, n = hf_inputs(backend, seqs, own=keep)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
-        out = backend.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                            logits_to_keep=keep)
+        out = backend.model(input_ids=input_ids[:, n:], attention_mask=mask, position_ids=positions[:, n:],
+                            logits_to_keep=keep, **({} if cache is None else {cache_kwarg(backend.model): cache}))
     return out.logits[:, -keep:].float().cpu()
 
 

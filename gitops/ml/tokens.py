@@ -76,3 +76,17 @@ def chat_text(tokenizer: Any, user: str, assistant: str | None = None) -> str:
         messages.append({"role": "assistant", "content": assistant})
     # transformers 5 returns a BatchEncoding unless told otherwise: ask for the text explicitly.
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=assistant is None)
+
+
+def pad_ids(batch: list[list[int]], pad_id: int, *, left: bool, device):  # untyped: torch
+    """``batch`` as (ids, attention mask) tensors on ``device``, padded on the left or the right."""
+    import torch
+
+    width = max(len(x) for x in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, seq in enumerate(batch):
+        sl = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[i, sl] = torch.tensor(seq, dtype=torch.long)
+        mask[i, sl] = 1
+    return ids.to(device), mask.to(device)
