@@ -15,7 +15,8 @@ Printed: tokens/s (best and median of ``--repeats`` interleaved rounds, after on
 as % of raw, ratios against the naive loop and HF batched, whether the issue's goals (the harness at
 >= 20x naive and >= 2.5x HF batched, same threads, medians) are met, and ct2 int8 batch-1 tokens/s
 as a % of the memory-bandwidth limit (bandwidth measured here with a 1 GiB torch sum at the same
-thread count, divided by the int8 model's bytes read per token). Load average and CPU/wall per case make a contended run visible.
+thread count, divided by the int8 model's bytes read per token). Load average and CPU/wall per case
+make a contended run visible.
 """
 
 from __future__ import annotations
