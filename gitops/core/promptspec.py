@@ -11,9 +11,13 @@ A prompt version holds no weights: it is a base model version, a template and a 
     retrieval: {type: bm25, k: 3}  # none | random (seed) | bm25 | semantic (embedder: a path or hub id)
     generation: {max_new_tokens: 4, temperature: 0}   # constrain: labels (optional)
     chat: false                    # true: the rendered prompt is the user's turn of the base's chat template
+    calibrate: content-free        # optional: contextual calibration of the labels' probabilities
 
 ``generation.constrain: labels`` scores every label of the task as the prompt's continuation and
-predicts the likeliest instead of generating (:mod:`gitops.ml.choices`).
+predicts the likeliest instead of generating (:mod:`gitops.ml.choices`). ``calibrate: content-free``
+(contextual calibration, Zhao et al. 2021) divides each row's label probabilities by those the same
+prompt gives content-free inputs ("N/A", "", "[MASK]") and predicts the likeliest after that
+(:mod:`gitops.predict.calibration`); it implies label scoring.
 
 Template slots: ``{sample}`` (the row, rendered by the model's task input template; required),
 ``{task}`` (the instruction) and ``{context}`` (the retrieved examples, required when ``k`` > 0).
@@ -42,12 +46,13 @@ from gitops.errors import GitopsError, IntegrityError, RegistryError, shown
 from gitops.validation import REQUIRED, Key, Problems
 from gitops.yamlio import LineMap
 
-PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation", "chat")
+PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation", "chat", "calibrate")
 RETRIEVAL_TYPES = ("none", "random", "bm25", "semantic")
 RETRIEVAL_KEYS = ("type", "k", "embedder", "revision", "seed")
 GENERATION_KEYS = ("max_new_tokens", "temperature", "constrain")
 MIN_TEMPERATURE = 1e-4  # the server's floor too (gitops.serve.protocol)
 CONSTRAIN_VALUES = ("labels",)
+CALIBRATE_VALUES = ("content-free",)
 TEMPLATE_SLOTS = ("sample", "task", "context")
 MAX_K = 64
 MAX_NEW_TOKENS = 512
@@ -68,6 +73,8 @@ PROMPT_REFERENCE = (
     Key("retrieval.revision", "string", "none", "main", "semantic only: the hub id's branch, tag or commit."),
     Key("retrieval.seed", "integer", "0", 0, "The seed of random retrieval."),
     Key("chat", "boolean", "false", True, "Render the prompt through the base's chat template, as the user's turn."),
+    Key("calibrate", "string", "none", "content-free",
+        "`content-free`: divide the labels' probabilities by those of content-free inputs (implies label scoring)."),
     Key("generation", "mapping", "`{max_new_tokens: 8, temperature: 0}`", None, "Decoding (below)."),
     Key("generation.max_new_tokens", "integer", "8", 4, f"Tokens generated per row, 1 to {MAX_NEW_TOKENS}."),
     Key("generation.temperature", "number", "0", 0, "0 (greedy) to 2."),
@@ -104,6 +111,7 @@ class PromptSpec:
     constrain: str | None = None   # "labels": decoding constrained to the task's labels
     base_md5: str | None = None    # a stored config's pinned base (None in a config given to prompt add)
     chat: bool = False             # the prompt goes through the base's chat template, as the user's turn
+    calibrate: str | None = None   # "content-free": contextual calibration of the labels' probabilities
 
     def example_slots(self) -> list[str]:
         return template_slots(self.example) if self.example else []
@@ -138,6 +146,11 @@ def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> Pr
         p.add(src, doc, "chat", "chat must be true (render the prompt through the base's chat template, as the "
               "user's turn) or false")
         chat = False
+    calibrate = doc.get("calibrate")
+    if calibrate is not None and calibrate not in CALIBRATE_VALUES:
+        p.add(src, doc, "calibrate", f"calibrate must be 'content-free' (divide the labels' probabilities by those "
+              f"of content-free inputs) or absent, not '{shown(calibrate)}'")
+        calibrate = None
     template = texts["template"]
     if template is not None:
         _check_template(doc, template, retrieval, src, p)
@@ -149,7 +162,8 @@ def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> Pr
         return None
     return PromptSpec(base=base, template=template, task=texts["task"] or "", dataset=dataset,
                       example=texts["example"], retrieval=retrieval, max_new_tokens=tokens, temperature=temperature,
-                      constrain=constrain, base_md5=doc.get("base_md5") if stored else None, chat=chat)
+                      constrain=constrain, base_md5=doc.get("base_md5") if stored else None, chat=chat,
+                      calibrate=calibrate)
 
 
 def _pinned(doc: LineMap, base: str | None, src: str, p: Problems) -> None:
