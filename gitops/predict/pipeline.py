@@ -139,13 +139,13 @@ def plan_predict(ws: Workspace, ref: str, dataset: str | None, split: str = "tes
         raise ConfigError(f"{label} has no rows in split '{split}'")
     if why := check_labels(task, [r[task.label] for r in rows if not is_unlabeled(r.get(task.label))], label):
         raise ConfigError(why)
-    if constrain is None:
-        constrain = ((config or {}).get("generation") or {}).get("constrain", "none")
     if is_calibrated(config):  # calibration corrects the labels' probabilities: it needs them for every row
         if constrain == "none":
             raise ConfigError(f"{model.name}@{version.id} is calibrated (calibrate: content-free), which predicts "
                               "by scoring the labels; --constrain none does not apply to it")
         constrain = "labels"
+    if constrain is None:
+        constrain = ((config or {}).get("generation") or {}).get("constrain", "none")
     return Plan(f"{model.name}@{version.id}", model, version, task, label, split, rows, keys, config,
                 constrained=constrain == "labels" and not is_head(version),  # a head is never generated
                 probabilities=probabilities)
