@@ -120,11 +120,12 @@ def run(ws, zero, few, pool, rows: list[dict], skip: set[str], out: dict) -> Non
                                          side.backend.tokenizer)
         t0 = time.perf_counter()
         raw = [choices.probabilities(s) for s in choices.score_labels(side.backend, prompts, task.labels)]
-        out["seconds"][name] = out["seconds"].get(name, 0.0) + time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
+        out["seconds"][name] = out["seconds"].get(name, 0.0) + t1 - t0
         priors = side.calibrator.priors(side.backend, examples) if want_cal else [None] * len(rows)
+        # a calibrated variant's time: the rows' own scoring plus their content-free prompts
         out["seconds"][f"{name}, calibrated"] = out["seconds"].get(f"{name}, calibrated", 0.0) + \
-            out["seconds"][name] + time.perf_counter() - t0   # its own scoring plus the content-free prompts
+            time.perf_counter() - t0
         labels = [[str(e[task.label]) for e in ex] for ex in examples]
         for r, probs, prior, shown in zip(rows, raw, priors, labels):
             for variant, p in ((name, probs), (f"{name}, calibrated", calibrated(probs, prior) if prior else None)):
