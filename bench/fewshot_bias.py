@@ -41,7 +41,8 @@ SEED = HERE.parent / "examples" / "seed004"
 
 
 def gitops(repo: Path, *args: str) -> None:
-    res = subprocess.run([sys.executable, "-m", "gitops", *args], cwd=repo, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "gitops", *args], cwd=repo, capture_output=True, text=True,
+                         check=False)
     if res.returncode:
         sys.exit(f"gitops {' '.join(args)} failed:\n{res.stderr}")
 
@@ -101,7 +102,7 @@ VARIANTS = ("zero-shot", "zero-shot, calibrated", "few-shot random k=3", "few-sh
             "few-shot random k=3, reversed", "few-shot random k=3, reversed, calibrated")
 
 
-def run(ws, zero, few, pool, rows: list[dict], skip: set[str], out: dict) -> None:  # noqa: ANN001
+def run(ws, zero, few, pool, rows: list[dict], skip: set[str], out: dict) -> None:
     """Score ``rows`` (one batch) under every variant, appending to ``out[variant]``. Each prompt's
     labels are scored once (gitops.predict.calibration.label_answers, what predict and serve run)
     and calibrated from that by its examples' content-free prior."""
@@ -141,7 +142,7 @@ def run(ws, zero, few, pool, rows: list[dict], skip: set[str], out: dict) -> Non
 class Side:
     """A prompt version's prompter (with its calibrator) and its opened base."""
 
-    def __init__(self, ws, ref: str, pool) -> None:  # noqa: ANN001
+    def __init__(self, ws, ref: str, pool) -> None:
         from gitops.core import refs
         from gitops.predict.calibration import Calibrator
         from gitops.predict.prompter import open_prompter, prompt_config

@@ -99,7 +99,7 @@ def test_the_content_free_cache_is_keyed_by_the_examples(toy) -> None:
     ("calibrate: yes\n", "calibrate must be 'content-free'"),
     ("calibrate: [content-free]\n", "calibrate must be 'content-free'"),
 ])
-def test_a_bad_calibrate_value_is_one_sentence_naming_key_and_line(ratings_repo: Path, tmp_path: Path,
+def test_a_bad_calibrate_value_is_one_sentence_naming_key_and_line(ratings_repo: Path, tmp_path: Path,  # noqa: F811
                                                                    text: str, needle: str) -> None:
     cfg = tmp_path / "p.yaml"
     cfg.write_text(f"base: {BASE}@v1\ntemplate: '{{sample}}'\n{text}")
@@ -110,7 +110,7 @@ def test_a_bad_calibrate_value_is_one_sentence_naming_key_and_line(ratings_repo:
     assert git_state(ratings_repo) == before
 
 
-def test_calibrating_a_completion_model_is_refused(ratings_repo: Path, tmp_path: Path) -> None:
+def test_calibrating_a_completion_model_is_refused(ratings_repo: Path, tmp_path: Path) -> None:  # noqa: F811
     cfg = tmp_path / "p.yaml"
     cfg.write_text(f"base: {BASE}@v1\ntemplate: '{{sample}}'\ncalibrate: content-free\n")
     before = git_state(ratings_repo)
@@ -119,13 +119,13 @@ def test_calibrating_a_completion_model_is_refused(ratings_repo: Path, tmp_path:
     assert git_state(ratings_repo) == before
 
 
-def test_a_calibrated_version_predicts_and_serves_alike(toy_ratings_repo: Path, tmp_path: Path) -> None:
+def test_a_calibrated_version_predicts_and_serves_alike(toy_ratings_repo: Path, tmp_path: Path) -> None:  # noqa: F811
     """ratings@v4: few-shot bm25 k=1, calibrated. predict writes calibrated probabilities (summing to
     1, the prediction their argmax, unlike v5, the same prompt uncalibrated); compare names it;
     --constrain none is refused; the server answers each test row as predict did."""
     repo = toy_ratings_repo
-    few = dict(base=f"{BASE}@v2", template=CONFIG["template"], task=CONFIG["task"], example=CONFIG["example"],
-               retrieval={"type": "bm25", "k": 1})
+    few = {"base": f"{BASE}@v2", "template": CONFIG["template"], "task": CONFIG["task"],
+           "example": CONFIG["example"], "retrieval": {"type": "bm25", "k": 1}}
     for args in (("prompt", "add", MODEL, "--config", str(write_prompt(tmp_path / "c.yaml", **few,
                                                                         calibrate="content-free"))),
                  ("prompt", "add", MODEL, "--config", str(write_prompt(

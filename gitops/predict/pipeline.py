@@ -46,7 +46,12 @@ from gitops.predict.head_variant import is_head
 from gitops.predict.head_variant import predictions as head_predictions
 from gitops.predict.inputs import is_unlabeled, read_input
 from gitops.predict.pool import BackendPool
-from gitops.predict.prompter import dataset_normalizer, is_calibrated, open_prompter, prompt_config
+from gitops.predict.prompter import (
+    dataset_normalizer,
+    is_calibrated,
+    open_prompter,
+    prompt_config,
+)
 
 OUT_FORMATS = (".parquet", ".csv", ".jsonl")
 SPLITS_ALL = "all"
