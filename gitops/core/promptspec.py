@@ -11,9 +11,13 @@ A prompt version holds no weights: it is a base model version, a template and a 
     retrieval: {type: bm25, k: 3}  # none | random (seed) | bm25 | semantic (embedder: a path or hub id)
     generation: {max_new_tokens: 4, temperature: 0}   # constrain: labels (optional)
     chat: false                    # true: the rendered prompt is the user's turn of the base's chat template
+    calibrate: content-free        # optional: contextual calibration of the labels' probabilities
 
 ``generation.constrain: labels`` scores every label of the task as the prompt's continuation and
-predicts the likeliest instead of generating (:mod:`gitops.ml.choices`).
+predicts the likeliest instead of generating (:mod:`gitops.ml.choices`). ``calibrate: content-free``
+(contextual calibration, Zhao et al. 2021) divides each row's label probabilities by those the same
+prompt gives content-free inputs ("N/A", "", "[MASK]") and predicts the likeliest after that
+(:mod:`gitops.predict.calibration`); it implies label scoring.
 
 Template slots: ``{sample}`` (the row, rendered by the model's task input template; required),
 ``{task}`` (the instruction) and ``{context}`` (the retrieved examples, required when ``k`` > 0).
@@ -43,12 +47,13 @@ from gitops.errors import GitopsError, IntegrityError, RegistryError, shown
 from gitops.validation import REQUIRED, Check, Field, Key, Problems, Record, validate
 from gitops.yamlio import LineMap
 
-PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation", "chat")
+PROMPT_KEYS = ("base", "dataset", "task", "template", "example", "retrieval", "generation", "chat", "calibrate")
 RETRIEVAL_TYPES = ("none", "random", "bm25", "semantic")
 RETRIEVAL_KEYS = ("type", "k", "embedder", "revision", "seed")
 GENERATION_KEYS = ("max_new_tokens", "temperature", "constrain")
 MIN_TEMPERATURE = 1e-4  # the server's floor too (gitops.serve.protocol)
 CONSTRAIN_VALUES = ("labels",)
+CALIBRATE_VALUES = ("content-free",)
 TEMPLATE_SLOTS = ("sample", "task", "context")
 MAX_K = 64
 MAX_NEW_TOKENS = 512
@@ -69,6 +74,8 @@ PROMPT_REFERENCE = (
     Key("retrieval.revision", "string", "none", "main", "semantic only: the hub id's branch, tag or commit."),
     Key("retrieval.seed", "integer", "0", 0, "The seed of random retrieval."),
     Key("chat", "boolean", "false", True, "Render the prompt through the base's chat template, as the user's turn."),
+    Key("calibrate", "string", "none", "content-free",
+        "`content-free`: divide the labels' probabilities by those of content-free inputs (implies label scoring)."),
     Key("generation", "mapping", "`{max_new_tokens: 8, temperature: 0}`", None, "Decoding (below)."),
     Key("generation.max_new_tokens", "integer", "8", 4, f"Tokens generated per row, 1 to {MAX_NEW_TOKENS}."),
     Key("generation.temperature", "number", "0", 0, "0 (greedy) to 2."),
@@ -105,6 +112,7 @@ class PromptSpec:
     constrain: str | None = None   # "labels": decoding constrained to the task's labels
     base_md5: str | None = None    # a stored config's pinned base (None in a config given to prompt add)
     chat: bool = False             # the prompt goes through the base's chat template, as the user's turn
+    calibrate: str | None = None   # "content-free": contextual calibration of the labels' probabilities
 
     def example_slots(self) -> list[str]:
         return template_slots(self.example) if self.example else []
@@ -175,6 +183,9 @@ def _prompt_spec(stored: bool) -> Record:
         "generation": Field(dataclasses.replace(GENERATION_SPEC, nullable=True)),
         "chat": Field(Check(lambda v: None if isinstance(v, bool) else "chat must be true (render the prompt through "
                             "the base's chat template, as the user's turn) or false", "{why}"), False),
+        "calibrate": Field(Check(lambda v: None if v in CALIBRATE_VALUES else "calibrate must be 'content-free' "
+                                 "(divide the labels' probabilities by those of content-free inputs) or absent, "
+                                 f"not '{shown(v)}'", "{why}", nullable=True)),
     }
     if stored:
         md5 = "base_md5 must be the md5 of the base version's weights (32 hex digits)"
@@ -213,7 +224,8 @@ def parse_prompt(doc: Any, src: str, p: Problems, *, stored: bool = False) -> Pr
                       example=keys.get("example"), retrieval=retrieval,
                       max_new_tokens=generation.get("max_new_tokens", 8),
                       temperature=generation.get("temperature", 0.0), constrain=generation.get("constrain"),
-                      base_md5=keys.get("base_md5"), chat=keys.get("chat", False))
+                      base_md5=keys.get("base_md5"), chat=keys.get("chat", False),
+                      calibrate=keys.get("calibrate"))
 
 
 def _ref_text(value: str, what: str = "model") -> str:

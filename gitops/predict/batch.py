@@ -46,7 +46,12 @@ from gitops.predict.head_variant import is_head
 from gitops.predict.head_variant import predictions as head_predictions
 from gitops.predict.inputs import is_unlabeled, read_input
 from gitops.predict.pool import BackendPool
-from gitops.predict.prompter import dataset_normalizer, open_prompter, prompt_config
+from gitops.predict.prompter import (
+    dataset_normalizer,
+    is_calibrated,
+    open_prompter,
+    prompt_config,
+)
 
 OUT_FORMATS = (".parquet", ".csv", ".jsonl")
 SPLITS_ALL = "all"
@@ -141,6 +146,11 @@ def plan_predict(ws: Workspace, ref: str, dataset: str | None, split: str = "tes
         raise ConfigError(f"{label} has no rows in split '{split}'")
     if why := check_labels(task, [r[task.label] for r in rows if not is_unlabeled(r.get(task.label))], label):
         raise ConfigError(why)
+    if is_calibrated(config):  # calibration corrects the labels' probabilities: it needs them for every row
+        if constrain == "none":
+            raise ConfigError(f"{model.name}@{version.id} is calibrated (calibrate: content-free), which predicts "
+                              "by scoring the labels; --constrain none does not apply to it")
+        constrain = "labels"
     if constrain is None:
         constrain = ((config or {}).get("generation") or {}).get("constrain", "none")
     return Plan(f"{model.name}@{version.id}", model, version, task, label, split, rows, keys, config,
@@ -239,9 +249,10 @@ def run_rows(ws: Workspace, plan: Plan, done: list[dict[str, Any]], partial: Pat
                 prompts = prompter.render_many([plan.rows[i] for i in index])
                 made = _headed(index, [backend.encode(p) for p in prompts], backend)
             else:
-                prompts = prompter.model_prompts([plan.rows[i] for i in index], backend.tokenizer)
+                prompts, examples = prompter.model_prompts_with_examples([plan.rows[i] for i in index],
+                                                                         backend.tokenizer)
                 ids = [tokens.prompt_ids(backend.tokenizer, p, chat=prompter.chat) for p in prompts]
-                made = (_constrained(plan, index, prompts, ids, backend, prompter.chat) if plan.constrained
+                made = (_constrained(plan, index, prompts, ids, backend, prompter, examples) if plan.constrained
                         else _generated(plan, index, prompts, ids, backend, max_new, prompter.chat))
             for m in made:
                 m.update(_row_fields(plan, m["row"], texts[m["row"]]), digest=digests[m["row"]])
@@ -269,19 +280,18 @@ def _generated(plan: Plan, index: list[int], prompts: list[str], ids: list[list[
             for n, (i, x, g) in enumerate(zip(index, ids, gens, strict=True))]
 
 
-def _constrained(plan: Plan, index: list[int], prompts: list[str], ids: list[list[int]],
-                 backend: Any, chat: bool) -> list[dict[str, Any]]:
-    from gitops.ml import choices
+def _constrained(plan: Plan, index: list[int], prompts: list[str], ids: list[list[int]], backend: Any,
+                 prompter: Any, examples: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every label scored as the prompt's continuation (calibrated when the version says so: the
+    same :func:`~gitops.predict.calibration.label_answers` gitops serve answers with)."""
+    from gitops.predict.calibration import label_answers
 
     labels = plan.task.labels
     t0 = time.perf_counter()
-    scores = choices.score_labels(backend, prompts, labels, chat=chat)
+    answers = label_answers(backend, plan.task, prompts, examples, chat=prompter.chat, calibrator=prompter.calibrator)
     share = (time.perf_counter() - t0) / len(index)
-    made = []
-    for i, x, row in zip(index, ids, scores, strict=True):
-        j = choices.best(row)
-        made.append(_prediction(i, labels[j], True, labels[j], len(x), row[j][1], share, _probabilities(plan, row)))
-    return made
+    return [_prediction(i, labels[j], True, labels[j], len(x), n, share, dict(zip(labels, probs, strict=True)))
+            for i, x, (j, probs, n) in zip(index, ids, answers, strict=True)]
 
 
 def _probabilities(plan: Plan, scores: list[tuple[float, int]]) -> dict[str, float]:

@@ -21,6 +21,7 @@ from gitops.core.schema import Model, Version
 from gitops.core.task import ClassificationTask
 from gitops.core.workspace import Workspace
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
+from gitops.predict.calibration import Calibrator
 from gitops.predict.renderer import PromptRenderer
 from gitops.predict.retrieval import Retriever, build_retriever
 
@@ -39,16 +40,32 @@ class Prompter:
     constrained: bool = False    # generation.constrain: labels (score each label, predict the likeliest)
     chat: bool = False           # the prompt is the user's turn of the base's chat template
     normalize: Callable[[str], str] | None = None   # the data set's normalisation, for rows from outside it
+    calibrator: Calibrator | None = None   # calibrate: content-free (implies constrained)
 
     def render_many(self, rows: list[dict[str, Any]]) -> list[str]:
         """The prompt of each row: retrieval queries with the rendered row (one search per batch)."""
+        return self.render_with_examples(rows)[0]
+
+    def render_with_examples(self, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[dict[str, Any]]]]:
+        """:meth:`render_many`, and each row's examples (what a calibrated version's content-free
+        prompts show too)."""
         examples = self.retriever.retrieve_many(rows)
-        return [self.renderer.render(r, ex) for r, ex in zip(rows, examples, strict=True)]
+        return [self.renderer.render(r, ex) for r, ex in zip(rows, examples, strict=True)], examples
 
     def model_prompts(self, rows: list[dict[str, Any]], tokenizer: Any) -> list[str]:
         """The text the model is given for each row: :meth:`render_many`, through the base's chat
         template (as the user's turn, the assistant's to follow) when the config says ``chat: true``."""
-        prompts = self.render_many(rows)
+        return self.model_prompts_with_examples(rows, tokenizer)[0]
+
+    def model_prompts_with_examples(self, rows: list[dict[str, Any]],
+                                    tokenizer: Any) -> tuple[list[str], list[list[dict[str, Any]]]]:
+        """:meth:`model_prompts`, and each row's examples."""
+        prompts, examples = self.render_with_examples(rows)
+        return self.to_model(prompts, tokenizer), examples
+
+    def to_model(self, prompts: list[str], tokenizer: Any) -> list[str]:
+        """Rendered prompts as the model is given them: through the base's chat template (as the
+        user's turn, the assistant's to follow) when the config says ``chat: true``."""
         if not self.chat:
             return prompts
         from gitops.ml.tokens import chat_text
@@ -81,11 +98,21 @@ def open_prompter(ws: Workspace, task: ClassificationTask, config: dict[str, Any
     generation = (config or {}).get("generation") or {}
     retriever = build_retriever(ws, (config or {}).get("dataset"), retrieval_of(config), task.render,
                                 template=task.input)
-    return Prompter(task, PromptRenderer(task, config), retriever,
-                    int(generation.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
-                    float(generation.get("temperature", 0.0)),
-                    constrained=generation.get("constrain") == "labels", chat=bool((config or {}).get("chat")),
-                    normalize=dataset_normalizer(ws, dataset or (config or {}).get("dataset")))
+    renderer = PromptRenderer(task, config)
+    prompter = Prompter(task, renderer, retriever, int(generation.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
+                        float(generation.get("temperature", 0.0)),
+                        constrained=generation.get("constrain") == "labels" or is_calibrated(config),
+                        chat=bool((config or {}).get("chat")),
+                        normalize=dataset_normalizer(ws, dataset or (config or {}).get("dataset")))
+    if is_calibrated(config):
+        prompter.calibrator = Calibrator(task, renderer.render, prompter.to_model, retriever.key_of,
+                                         chat=prompter.chat)
+    return prompter
+
+
+def is_calibrated(config: dict[str, Any] | None) -> bool:
+    """Whether a stored prompt config asks for contextual calibration (``calibrate: content-free``)."""
+    return (config or {}).get("calibrate") == "content-free"
 
 
 def dataset_normalizer(ws: Workspace, dataset: str | None) -> Callable[[str], str] | None:

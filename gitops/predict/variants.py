@@ -168,7 +168,8 @@ def variant_kind(version: Any) -> str:
     if version.format != "prompt":
         return version.format
     r = (version.config or {}).get("retrieval") or {}
-    return "zero-shot" if r.get("type", "none") == "none" else f"few-shot {r['type']} k={r.get('k')}"
+    kind = "zero-shot" if r.get("type", "none") == "none" else f"few-shot {r['type']} k={r.get('k')}"
+    return kind + (", calibrated" if (version.config or {}).get("calibrate") else "")
 
 
 def _default_dataset(ws: Workspace, variant_refs: list[str]) -> str:

@@ -86,6 +86,9 @@ def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) 
     if spec.constrain and model.classification is None:
         raise RegistryError(f"{src}: generation.constrain: labels needs a model with task: classification (its "
                             f"labels); '{model.name}' has task '{model.task}'")
+    if spec.calibrate and model.classification is None:
+        raise RegistryError(f"{src}: calibrate: {spec.calibrate} needs a model with task: classification (it "
+                            f"calibrates the labels' probabilities); '{model.name}' has task '{model.task}'")
     config: dict[str, Any] = {"base": f"{base_model.name}@{base.id}", "base_md5": base.md5, "template": spec.template,
               "task": spec.task, "retrieval": {"type": spec.retrieval.type, "k": spec.retrieval.k,
                                                "seed": spec.retrieval.seed},
@@ -101,6 +104,8 @@ def pin(ws: Workspace, reg: Registry, model: Model, spec: PromptSpec, src: str) 
         config["generation"]["constrain"] = spec.constrain
     if spec.chat:
         config["chat"] = True
+    if spec.calibrate:  # only when set, like constrain and chat
+        config["calibrate"] = spec.calibrate
     for key in ("dataset", "example"):
         if getattr(spec, key) is not None:
             config[key] = getattr(spec, key)

@@ -54,11 +54,12 @@ async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], Com
             return await headed.answer(request, req, model)  # it releases the pins once answered
         if req.chat:
             req = chat.with_prompt(model, req)
+        examples = None
         if model.prompt is not None:  # a prompt version: each text is a row, rendered as predict renders it
-            req = await run_in_threadpool(prompted.render, model, req)
+            req, examples = await run_in_threadpool(prompted.render_rows, model, req)
         constrained = model.prompt is not None and model.prompt.constrained
         if constrained:  # the labels scored as predict scores them; nothing queued, nothing generated
-            ids, answers = await _score(req, model)
+            ids, answers = await _score(req, model, examples)
         else:
             jobs = _admit(request, req, model)
     except BaseException as exc:  # not queued: nothing else will release the pins
@@ -84,15 +85,16 @@ async def _serve(request: Request, parse: Callable[[bytes, protocol.Limits], Com
                                             kind=kind), headers=headers)
 
 
-async def _score(req: CompletionRequest, model: LoadedModel) -> tuple[list[list[int]], list]:
-    """A constrained prompt version's answers (:func:`prompted.score`) and the prompts' ids."""
+async def _score(req: CompletionRequest, model: LoadedModel, examples: list | None) -> tuple[list[list[int]], list]:
+    """A constrained prompt version's answers (:func:`prompted.score`; ``examples``: each prompt's,
+    for calibration) and the prompts' ids."""
     assert model.prompt is not None  # scored only for a prompt version
     ids = [model.backend.encode(p, chat=model.prompt.chat) for p in req.prompts]
     longest = max(len(i) for i in ids)
     if longest >= model.context:
         raise APIError(413, f"This model's maximum context length is {model.context} tokens; the prompt "
                             f"has {longest} tokens.", param="prompt", code="context_length_exceeded")
-    return ids, await run_in_threadpool(prompted.score, model, list(req.prompts))
+    return ids, await run_in_threadpool(prompted.score, model, list(req.prompts), examples)
 
 
 def _constrained(request: Request, req: CompletionRequest, model: LoadedModel, ids: list[list[int]],

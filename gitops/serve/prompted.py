@@ -21,6 +21,9 @@ task's input template fills ``{sample}``, the retriever's examples over the trai
   answer's text, so the served answer equals predict's ``raw_output`` for that row; the extension
   field adds ``probabilities`` (one per label, summing to 1). ``max_tokens``, ``temperature`` and
   ``stop`` do not apply to a constrained version.
+- ``calibrate: content-free``: answered as a constrained version is, with the labels'
+  probabilities divided by those of content-free inputs under the same examples
+  (:mod:`gitops.predict.calibration`, predict's own code and cache key).
 """
 
 from __future__ import annotations
@@ -37,15 +40,21 @@ from gitops.serve.protocol import CompletionRequest, bad
 def render(model: LoadedModel, req: CompletionRequest) -> CompletionRequest:
     """``req`` with each prompt replaced by the prompt version's rendering of it as a row, and the
     version's generation settings where the request left them out. Raises APIError (400)."""
+    return render_rows(model, req)[0]
+
+
+def render_rows(model: LoadedModel, req: CompletionRequest) -> tuple[CompletionRequest, list[list[dict[str, Any]]]]:
+    """:func:`render`, and each prompt's retrieved examples (a calibrated version's content-free
+    prompts show the same ones)."""
     prompter = model.prompt
     assert prompter is not None
     rows = [prompter.clean(row_of(prompter.task, text)) for text in req.prompts]
     with model.render_lock:  # one retrieval at a time per model (an index is not promised thread-safe)
-        prompts = prompter.model_prompts(rows, model.backend.tokenizer)
+        prompts, examples = prompter.model_prompts_with_examples(rows, model.backend.tokenizer)
     max_tokens = req.max_tokens if "max_tokens" in req.given else prompter.max_new_tokens
     sampling = req.sampling if "temperature" in req.given else replace(req.sampling,
                                                                           temperature=prompter.temperature)
-    return replace(req, prompts=tuple(prompts), max_tokens=max_tokens, sampling=sampling)
+    return replace(req, prompts=tuple(prompts), max_tokens=max_tokens, sampling=sampling), examples
 
 
 def row_of(task: ClassificationTask, text: str) -> dict[str, Any]:
@@ -77,18 +86,18 @@ def classification(model: LoadedModel, output: str) -> dict[str, Any]:
     return {"label": label, "matched": matched}
 
 
-def score(model: LoadedModel, prompts: list[str]) -> list[tuple[str, dict[str, float], int]]:
+def score(model: LoadedModel, prompts: list[str],
+          examples: list[list[dict[str, Any]]] | None = None) -> list[tuple[str, dict[str, float], int]]:
     """A constrained version's answers to rendered ``prompts``: per prompt, the likeliest label,
-    every label's probability and the chosen label's token count (what predict computes)."""
-    from gitops.ml import choices
+    every label's probability and the chosen label's token count (what predict computes: the same
+    :func:`~gitops.predict.calibration.label_answers`, calibrated by ``examples``, each prompt's
+    retrieved examples, when the version says ``calibrate: content-free``)."""
+    from gitops.predict.calibration import label_answers
 
     prompter = model.prompt
     assert prompter is not None
     labels = prompter.task.labels
-    with model.score_lock:  # one scoring at a time per model, beside the batcher's generation
-        scores = choices.score_labels(model.backend, prompts, labels, chat=prompter.chat)
-    out = []
-    for row in scores:
-        j = choices.best(row)
-        out.append((labels[j], dict(zip(labels, choices.probabilities(row), strict=True)), row[j][1]))
-    return out
+    with model.score_lock:  # one scoring at a time per model (the calibration cache too), beside generation
+        answers = label_answers(model.backend, prompter.task, prompts, examples, chat=prompter.chat,
+                                calibrator=prompter.calibrator)
+    return [(labels[j], dict(zip(labels, probs, strict=True)), n) for j, probs, n in answers]
