@@ -47,7 +47,7 @@ class Calibrator:
 
     def content_free_rows(self) -> list[dict[str, str]]:
         """Each content-free input as a row: every column the task's input template names holds it."""
-        return [{column: text for column in self.task.slots()} for text in CONTENT_FREE]
+        return [dict.fromkeys(self.task.slots(), text) for text in CONTENT_FREE]
 
     def key(self, examples: list[dict[str, Any]]) -> tuple[str, ...]:
         """What identifies an example set: its examples' ids in prompt order (their rendered text
