@@ -283,6 +283,7 @@ BREAKAGES = {
     "unknown alias key": _alias_key("colour", "red"),
     "splits do not add up": _dataset(lambda ds: _set(ds, ["splits"], {"train": 0.5, "test": 0.4})),
     "text_field not a column": _dataset(lambda ds: _set(ds, ["text_field"], "no_such_column")),
+    "text_field null": _dataset(lambda ds: _set(ds, ["text_field"], None)),
     "key column unknown": _dataset(lambda ds: _set(ds, ["key"], ["no_such_column"])),
     "column type unknown": _dataset(lambda ds: _set(ds, ["columns", next(iter(ds["columns"]))], "text")),
     "data set rows negative": _dataset(lambda ds: _set(ds, ["versions", "v1", "rows"], -1)),

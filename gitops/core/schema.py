@@ -410,7 +410,9 @@ def parse_dataset(doc: Any, src: str, stem: str, p: Problems) -> Dataset | None:
         p.add(src, doc, "name", problem)
     columns = _columns(doc, src, p)
     text_field = keys.get("text_field")
-    if text_field is not None and columns and text_field not in columns:
+    if text_field is None and "text_field" in doc:  # `text_field:` with nothing after it
+        p.add(src, doc, "text_field", "text_field must name one of the columns (the text a model reads), not null")
+    elif text_field is not None and columns and text_field not in columns:
         p.add(src, doc, "text_field", f"text_field '{shown(text_field)}' is not one of the columns")
     key = keys.get("key", [])
     for k in key:
