@@ -53,11 +53,11 @@ def fingerprint() -> str:
     global _FINGERPRINT
     if _FINGERPRINT is None:
         from gitops import __version__, yamlio
-        from gitops.core import refs, schema, task
+        from gitops.core import plain, refs, schema, task
         from gitops.validation import declared, specs
 
         h = hashlib.sha256(__version__.encode())
-        for module in (schema, refs, task, specs, declared, yamlio):  # validation is a package: its modules
+        for module in (schema, plain, refs, task, specs, declared, yamlio):  # validation is a package: its modules
             h.update(Path(str(module.__file__)).read_bytes())
         _FINGERPRINT = h.hexdigest()[:16]
     return _FINGERPRINT

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gitops.adapters.dvc import file_md5
+from gitops.adapters.dvcdir import file_md5
 
 
 def cache_root(cache_dir: Path | None = None) -> Path:

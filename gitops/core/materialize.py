@@ -21,7 +21,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops.adapters.dvc import file_md5, manifest_entries, manifest_md5, read_pointer, tree_md5s
+from gitops.adapters.dvc import read_pointer
+from gitops.adapters.dvcdir import file_md5, manifest_entries, manifest_md5, tree_md5s
 from gitops.core import layout, merged, refs
 from gitops.core.schema import Version
 from gitops.core.workspace import Workspace

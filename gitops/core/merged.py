@@ -18,7 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from gitops.adapters.dvc import file_md5
+from gitops.adapters.dvcdir import file_md5
 from gitops.core.localcache import build_once, cache_root, manifest_matches
 from gitops.errors import ConfigError
 

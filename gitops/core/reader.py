@@ -15,7 +15,7 @@ from typing import Any
 
 from gitops import yamlio
 from gitops.adapters.git import Git
-from gitops.core import refs, schema
+from gitops.core import plain, refs, schema
 from gitops.core.cache import ContentCache, Entry, digest
 from gitops.core.layout import DATASETS, REGISTRY, model_file, versions_last
 from gitops.core.schema import Dataset, Model, Version
@@ -158,14 +158,14 @@ def read_model(rel: str, text: str, dirname: str, p: Problems, cache: ContentCac
                *, current: bool = True) -> Model | None:
     """One ``model.yaml``, validated (or found in the cache by content)."""
     return _cached(rel, text, p, cache, current, lambda doc: schema.parse_model(doc, rel, dirname, p),
-                   schema.model_to_plain, schema.model_from_plain)
+                   plain.model_to_plain, plain.model_from_plain)
 
 
 def read_dataset(rel: str, text: str, stem: str, p: Problems, cache: ContentCache | None = None,
                  *, current: bool = True) -> Dataset | None:
     """One data set file, validated (or found in the cache by content)."""
     return _cached(rel, text, p, cache, current, lambda doc: schema.parse_dataset(doc, rel, stem, p),
-                   schema.dataset_to_plain, schema.dataset_from_plain)
+                   plain.dataset_to_plain, plain.dataset_from_plain)
 
 
 def read_dataset_text(rel: str, text: str, name: str, cache: ContentCache | None = None,

@@ -6,19 +6,18 @@ are described as specs (:mod:`gitops.validation`); checks that span keys (a pare
 exist, a text field that must be a column) follow in code. The loader is on the hot path of
 ``gitops show``: a version record is one spec walk, about 5 us.
 
-The records themselves are in :mod:`gitops.core.records`. ``to_plain``/``from_plain`` give the plain
-data the content cache stores (:mod:`gitops.core.cache`).
+The records themselves are in :mod:`gitops.core.records`; their plain form for the content cache
+(:mod:`gitops.core.cache`) in :mod:`gitops.core.plain`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
 from gitops.core import refs
 from gitops.core.records import DEFAULT_SPLITS, GATE_BOUNDS, Alias, Dataset, DatasetVersion, Gate, Model, Version
-from gitops.core.task import CLASSIFICATION, ClassificationTask, parse_classification
+from gitops.core.task import CLASSIFICATION, parse_classification
 from gitops.errors import shown
 from gitops.validation import (
     REQUIRED,
@@ -474,54 +473,6 @@ def dataset_version(vid: str, fields: dict[str, Any]) -> DatasetVersion:
                           created_at=fields.get("created_at") or "", author=fields.get("author") or "",
                           split_column=fields.get("split_column"), normalize=fields.get("normalize"),
                           sha256=fields.get("sha256"))
-
-
-# --- plain data for the content cache ------------------------------------------------------------
-
-# A version's fields after ``id``, in the dataclass's order: the cache stores each version as this
-# list (half the JSON of a mapping, and rebuilt positionally: a thousand versions in about a ms).
-_VERSION_ORDER = tuple(f.name for f in dataclasses.fields(Version))[1:]
-_DATASET_VERSION_ORDER = tuple(f.name for f in dataclasses.fields(DatasetVersion))[1:]
-
-
-def model_to_plain(model: Model) -> dict[str, Any]:
-    """Plain data of a validated model (aliases excluded: they live in their own files)."""
-    return {"header": {**model.header_dict(), "gates": [g.to_dict() for g in model.gates]},
-            "versions": {vid: version_fields(v) for vid, v in model.versions.items()}}
-
-
-def version_fields(version: Version) -> list[Any]:
-    """A version's fields after ``id``, as plain data (``Version(id, *fields)`` rebuilds it)."""
-    return [getattr(version, k) for k in _VERSION_ORDER]
-
-
-def model_from_plain(data: dict[str, Any]) -> Model:
-    h = data["header"]
-    return Model(name=h["name"], description=h["description"], task=h["task"], owners=list(h["owners"]),
-                 protected={k: list(v) for k, v in h.get("protected", {}).items()},
-                 gates=[Gate(**g) for g in h.get("gates", [])],
-                 classification=ClassificationTask.from_dict(h["classification"]) if h.get("classification")
-                 else None,
-                 versions={vid: Version(vid, *f) for vid, f in data["versions"].items()})
-
-
-def dataset_to_plain(dataset: Dataset) -> dict[str, Any]:
-    return {"header": dataset.header_dict(),
-            "versions": {vid: dataset_version_fields(v) for vid, v in dataset.versions.items()}}
-
-
-def dataset_version_fields(version: DatasetVersion) -> list[Any]:
-    """A data set version's fields after ``id``, as plain data (``DatasetVersion(id, *fields)``)."""
-    return [getattr(version, k) for k in _DATASET_VERSION_ORDER]
-
-
-def dataset_from_plain(data: dict[str, Any]) -> Dataset:
-    h = data["header"]
-    return Dataset(name=h["name"], description=h["description"], columns=dict(h["columns"]),
-                   text_field=h["text_field"], key=list(h["key"]), splits=dict(h["splits"]),
-                   versions={vid: DatasetVersion(vid, *f) for vid, f in data["versions"].items()},
-                   split_column=h.get("split_column"), normalize=list(h.get("normalize", [])))
-
 
 
 MAX_NOTE = 2000  # characters of a version's or an alias's note

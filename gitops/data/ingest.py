@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops import timestamps, yamlio
-from gitops.core import layout, refs, schema
+from gitops.core import layout, plain, refs
 from gitops.core.schema import SPLIT_KEY, Dataset, DatasetVersion
 from gitops.core.workspace import Workspace
 from gitops.data import keys, rows
@@ -219,7 +219,7 @@ def _store_batch(ws: Workspace, ds: Dataset, stamp: str, new: list[_New], files:
                                  total_rows=total, created_at=timestamps.utc_now(), author=ws.git.user(),
                                  split_column=ds.split_column, normalize=list(ds.normalize) or None, sha256=sha)
         ds.versions[vid] = version
-        stamp = layout.append_version(root, ws.cache, ds_rel, version, schema.dataset_version_fields(version),
+        stamp = layout.append_version(root, ws.cache, ds_rel, version, plain.dataset_version_fields(version),
                                       lambda: layout.write_dataset(root, ds), prev=stamp)
         message = (f"data: ingest {ds.name} {vid}: +{len(new)} rows ({split_text}) from {sources}\n\n"
                    f"{result.duplicates} duplicate and {result.invalid} invalid rows dropped; batch {batch}")

@@ -89,7 +89,7 @@ def _verified(target: Path) -> bool:
     """Whether ``target`` holds a finished build whose files are exactly those its marker lists.
     False: nothing usable is there (absent, unfinished, or built before manifests: rebuild it).
     A finished build whose files changed raises :class:`IntegrityError`."""
-    from gitops.adapters.dvc import tree_md5s
+    from gitops.adapters.dvcdir import tree_md5s
 
     try:
         marker = json.loads((target / MARKER).read_text())
@@ -116,7 +116,7 @@ def _build(out_dir: Path, recipe: Recipe, progress: Progress | None) -> None:
     _pretrain(model, tokenizer, texts, recipe, progress)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    from gitops.adapters.dvc import tree_md5s
+    from gitops.adapters.dvcdir import tree_md5s
 
     files = tree_md5s(out_dir)  # the manifest every later use checks (see the module docstring)
     (out_dir / MARKER).write_text(json.dumps({"recipe": asdict(recipe), "key": recipe.key(), "files": files},

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops.adapters.dvc import file_md5
+from gitops.adapters.dvcdir import file_md5
 from gitops.core.localcache import build_once, cache_root, manifest_matches
 
 MARKER = "gitops-embeddings.json"

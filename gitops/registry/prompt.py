@@ -27,7 +27,7 @@ from typing import Any
 
 from gitops import timestamps, yamlio
 from gitops.adapters import hub
-from gitops.core import layout, promptspec, refs, schema, task
+from gitops.core import layout, plain, promptspec, refs, schema, task
 from gitops.core.promptspec import PromptSpec
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
@@ -226,7 +226,7 @@ def _store(ws: Workspace, m: Model, config: dict[str, Any], dataset: str | None,
                           config=config, config_hash=chash, note=note, commit=ws.git.head(), task_md5=m.task_md5(),
                           author=ws.git.user(), created_at=timestamps.utc_now())
         grown = Model(**{**vars(m), "versions": {**m.versions, vid: version}})
-        layout.append_version(ws.root, ws.cache, model_rel, version, schema.version_fields(version),
+        layout.append_version(ws.root, ws.cache, model_rel, version, plain.version_fields(version),
                               lambda: layout.write_model(ws.root, grown))
         ws.commit([model_rel, rel], f"prompt add {m.name} {vid}: {config['base']}, retrieval "
                   f"{config['retrieval']['type']} k={config['retrieval']['k']}")

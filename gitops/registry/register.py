@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops import jsonio, timestamps, yamlio
-from gitops.core import layout, refs, schema
+from gitops.core import layout, plain, refs, schema
 from gitops.core.reader import Registry
 from gitops.core.schema import Model, Version
 from gitops.core.workspace import Workspace
@@ -107,7 +107,7 @@ def _store(ws: Workspace, model: str, src: Path, draft: Version) -> RegisterResu
             version = dataclasses.replace(draft, id=vid, path=rel, md5=md5, commit=ws.git.head(),
                                           author=ws.git.user(), created_at=timestamps.utc_now())
             grown = Model(**{**vars(m), "versions": {**m.versions, vid: version}})
-            layout.append_version(ws.root, ws.cache, model_rel, version, schema.version_fields(version),
+            layout.append_version(ws.root, ws.cache, model_rel, version, plain.version_fields(version),
                                   lambda: layout.write_model(ws.root, grown))
             ws.commit(paths, f"register {model} {vid} ({draft.format})")
     except _AlreadyRegistered as found:

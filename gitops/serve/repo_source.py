@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops.adapters.dvc import dir_md5
+from gitops.adapters.dvcdir import dir_md5
 from gitops.core import refs
 from gitops.core.materialize import Loadable, has_adapter, loadable
 from gitops.core.reader import Registry

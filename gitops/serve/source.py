@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gitops.adapters.dvc import dir_md5
+from gitops.adapters.dvcdir import dir_md5
 from gitops.core.refs import Ref
 from gitops.errors import ConfigError, IntegrityError, NotFoundError
 
