@@ -62,6 +62,13 @@ def test_demo_runs_the_whole_loop_and_keeps_the_repo(tmp_path: Path) -> None:
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert len(worktrees.splitlines()) == 1, worktrees  # the server's private worktree is gone
 
+    # the README's next line: the kept repository as pages (gitops site -C demo-repo --out demo-repo/site)
+    site = run_gitops("site", "-C", str(repo), "--out", str(repo / "site"))
+    assert site.exit_code == 0, site.stderr
+    assert MODEL in (repo / "site" / "index.html").read_text(encoding="utf-8")
+    page = (repo / "site" / "models" / MODEL / "index.html").read_text(encoding="utf-8")
+    assert "Alias timeline (3 moves)" in page and "<svg" in page and "reviews@v2" in page
+
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 README_OUTPUT = re.search(r"What it prints \(.*?\):\n\n```\n(.*?)```", README.read_text(encoding="utf-8"),
